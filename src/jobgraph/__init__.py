@@ -1,0 +1,1 @@
+"""jobgraph: aircraft delay job graphs on AWS serverless, and locally."""

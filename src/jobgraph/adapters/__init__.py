@@ -1,0 +1,1 @@
+"""Adapters implementing the ports: AWS services and their local twins."""

@@ -1,0 +1,64 @@
+"""BlobStore on an S3 bucket (optionally under a prefix). boto3 is imported lazily."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from jobgraph.errors import ObjectNotFoundError, StoreError
+
+
+@cache
+def default_s3_client():
+    import boto3  # honours AWS_ENDPOINT_URL, so the local cloud needs no special code
+
+    return boto3.client("s3")
+
+
+class S3BlobStore:
+    def __init__(self, bucket: str, prefix: str = "", client=None):
+        if not bucket:
+            raise StoreError("S3 bucket name is empty")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = default_s3_client()
+        return self._client
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, ContentType=content_type)
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise ObjectNotFoundError(f"{key} not found in {self.describe()}") from None
+            raise
+        return response["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def list(self, prefix: str) -> list[str]:
+        keys = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            keys.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", ()))
+        return sorted(keys)
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"

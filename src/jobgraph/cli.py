@@ -1,0 +1,147 @@
+"""`jobgraph` command line: generate, validate, solve (and run, once the local cloud is in)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from jobgraph.errors import InvalidSequenceError, JobGraphError
+from jobgraph.models import MAX_SCENARIOS, RUN_ID_PATTERN
+
+EXIT_INVALID_INPUT = 2
+EXIT_FAILED = 1
+
+
+def _run_id(value: str) -> str:
+    import re
+
+    if not re.match(RUN_ID_PATTERN, value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: use 1-64 letters, digits, '.', '_' or '-', not starting with '.', '_' or '-'"
+        )
+    return value
+
+
+def _scenarios(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= MAX_SCENARIOS:
+        raise argparse.ArgumentTypeError(f"{value}: scenarios must be 1..{MAX_SCENARIOS}")
+    return number
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be >= 0")
+    return number
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be >= 1")
+    return number
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `solve` and `run`, so the same graph can be solved both ways."""
+    parser.add_argument("--sequences", type=Path, default=Path("sequences"), help="folder of sequence JSON files")
+    parser.add_argument("--run-id", type=_run_id, default="example", help="name of the run (results folder)")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/ is written")
+    parser.add_argument("--scenarios", type=_scenarios, default=1000, help="Monte-Carlo scenarios per sequence")
+    parser.add_argument("--seed", type=_non_negative, default=42, help="run seed (same seed, same numbers)")
+    parser.add_argument("--test-run-id", default="default", help="cost-tracking tag value (PerfTestRun)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jobgraph", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write generated aircraft daily sequences")
+    generate.add_argument("--count", type=_positive, required=True)
+    generate.add_argument("--seed", type=_non_negative, required=True)
+    generate.add_argument("--out", type=Path, required=True)
+    generate.add_argument("--start-id", type=_non_negative, default=0, help="first sequence_id (to combine sets)")
+    generate.add_argument("--airports", help="comma-separated IATA codes to use instead of the default pool")
+
+    validate = commands.add_parser("validate", help="check sequence files without running anything")
+    validate.add_argument("--sequences", type=Path, default=Path("sequences"))
+    validate.add_argument("--strict-generator", action="store_true", help="also check the generator constraints")
+
+    solve = commands.add_parser("solve", help="solve the graph in-process (reference solver)")
+    add_run_options(solve)
+    return parser
+
+
+def cmd_generate(args) -> int:
+    from jobgraph.generator import generate_sequences, write_sequences
+
+    airports = [c.strip().upper() for c in args.airports.split(",") if c.strip()] if args.airports else None
+    try:
+        sequences = generate_sequences(args.count, args.seed, start_id=args.start_id, airports=airports)
+    except ValueError as exc:
+        raise JobGraphError(str(exc)) from None
+    paths = write_sequences(sequences, args.out)
+    print(f"wrote {len(paths)} sequences to {args.out} (ids {args.start_id}..{args.start_id + args.count - 1})")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from jobgraph.loader import load_sequences
+
+    sequences = load_sequences(args.sequences)
+    if args.strict_generator:
+        from jobgraph.generator import check_constraints
+
+        problems = [f"sequence {s.sequence_id}: {p}" for s in sequences for p in check_constraints(s)]
+        if problems:
+            raise InvalidSequenceError(str(args.sequences), problems)
+    routes = sum(len(s.routes) for s in sequences)
+    print(f"{len(sequences)} sequences, {routes} routes: valid")
+    return 0
+
+
+def progress_bar(total: int, enabled: bool, unit: str = "job"):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, disable=not enabled, dynamic_ncols=True, file=sys.stderr)
+
+
+def cmd_solve(args) -> int:
+    from jobgraph.graph import RunSpec, total_jobs
+    from jobgraph.loader import load_sequences
+    from jobgraph.report import print_solve_report
+    from jobgraph.solver import solve
+
+    sequences = load_sequences(args.sequences)
+    spec = RunSpec(run_id=args.run_id, test_run_id=args.test_run_id, scenarios=args.scenarios, seed=args.seed)
+    with progress_bar(total_jobs(sequences), enabled=not args.no_progress and sys.stderr.isatty()) as bar:
+        report = solve(sequences, spec, args.out, overwrite=args.overwrite, on_job=lambda _job: bar.update())
+    print_solve_report(report)
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "validate": cmd_validate, "solve": cmd_solve}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except InvalidSequenceError as exc:
+        for line in exc.problems:
+            print(f"error: {line}" if exc.source in line else f"error: {exc.source}: {line}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    except JobGraphError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

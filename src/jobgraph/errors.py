@@ -1,0 +1,40 @@
+"""Domain exceptions: one module, so adapters and handlers translate into these and nothing matches on text."""
+
+from __future__ import annotations
+
+
+class JobGraphError(Exception):
+    """Base of every error jobgraph raises on purpose."""
+
+
+class InvalidSequenceError(JobGraphError):
+    """A sequence file or payload violates the contract of GUIDE §2.
+
+    ``source`` names the file (or payload), ``problems`` holds one line per violation, each naming the
+    sequence and the field, so a user can fix every problem in one pass.
+    """
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+class InvalidJobError(JobGraphError):
+    """A queue message does not parse into a job (poison message)."""
+
+
+class MissingStateError(JobGraphError):
+    """A stage needs an output of an earlier stage that is not stored (yet)."""
+
+
+class StoreError(JobGraphError):
+    """A storage backend failed in a way the caller cannot fix by retrying the same request."""
+
+
+class ObjectNotFoundError(StoreError):
+    """The requested object does not exist."""
+
+
+class ConfigurationError(JobGraphError):
+    """Settings (environment variables, CLI options) are missing or invalid."""

@@ -1,0 +1,102 @@
+"""The job graph: which job comes first, and which job a completion unlocks (GUIDE §1).
+
+Per sequence: route 0 … route R-1 (FIRST, INTERMEDIATE…, LAST), then AGGREGATION; per run, one MERGE
+after every sequence's AGGREGATION. Pure functions shared by the solver, StartRun and the Scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobgraph.models import (
+    CompletedJob,
+    ExecType,
+    IncomingJob,
+    Sequence,
+    aggregation_job_id,
+    correlation_id,
+    exec_type_for,
+    merge_job_id,
+    route_job_id,
+)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_id: str
+    test_run_id: str
+    scenarios: int
+    seed: int
+
+
+def route_job(spec: RunSpec, sequence: Sequence, route_index: int) -> IncomingJob:
+    total = len(sequence.routes)
+    return IncomingJob(
+        job_id=route_job_id(spec.run_id, sequence.sequence_id, route_index),
+        run_id=spec.run_id,
+        test_run_id=spec.test_run_id,
+        correlation_id=correlation_id(spec.run_id, sequence.sequence_id),
+        sequence_id=sequence.sequence_id,
+        exec_type=exec_type_for(route_index, total),
+        route_index=route_index,
+        total_routes=total,
+        route=sequence.routes[route_index],
+        scenarios=spec.scenarios,
+        seed=spec.seed,
+    )
+
+
+def aggregation_job(spec: RunSpec, sequence_id: int, total_routes: int) -> IncomingJob:
+    return IncomingJob(
+        job_id=aggregation_job_id(spec.run_id, sequence_id),
+        run_id=spec.run_id,
+        test_run_id=spec.test_run_id,
+        correlation_id=correlation_id(spec.run_id, sequence_id),
+        sequence_id=sequence_id,
+        exec_type=ExecType.AGGREGATION,
+        total_routes=total_routes,
+        scenarios=spec.scenarios,
+        seed=spec.seed,
+    )
+
+
+def merge_job(spec: RunSpec) -> IncomingJob:
+    return IncomingJob(
+        job_id=merge_job_id(spec.run_id),
+        run_id=spec.run_id,
+        test_run_id=spec.test_run_id,
+        # the MERGE has its own message group: it depends on every sequence, not on one
+        correlation_id=f"{spec.run_id}-merge",
+        exec_type=ExecType.MERGE,
+        scenarios=spec.scenarios,
+        seed=spec.seed,
+    )
+
+
+def jobs_per_sequence(sequence: Sequence) -> int:
+    """Route jobs plus the AGGREGATION."""
+    return len(sequence.routes) + 1
+
+
+def total_jobs(sequences: list[Sequence]) -> int:
+    """Every job of a run, MERGE included."""
+    return sum(jobs_per_sequence(s) for s in sequences) + 1
+
+
+def is_last_route(completed: CompletedJob) -> bool:
+    return completed.route_index is not None and completed.route_index == completed.total_routes - 1
+
+
+def next_for_sequence(spec: RunSpec, completed: CompletedJob, sequence: Sequence | None) -> IncomingJob | None:
+    """The job a completed route unlocks: the next route, or AGGREGATION after the last route.
+
+    Returns None for AGGREGATION and MERGE completions (the run-level countdown handles those).
+    ``sequence`` is needed only when a next route exists.
+    """
+    if not completed.exec_type.is_route:
+        return None
+    if is_last_route(completed):
+        return aggregation_job(spec, completed.sequence_id, completed.total_routes)
+    if sequence is None:
+        raise ValueError(f"{completed.job_id}: the sequence is needed to schedule route {completed.route_index + 1}")
+    return route_job(spec, sequence, completed.route_index + 1)

@@ -1,0 +1,246 @@
+"""Data contracts of GUIDE §2 and §6 as pydantic v2 models.
+
+Pure: no I/O beyond the packaged airport table. Validation errors name the field, so loaders can turn
+them into one-line messages ("file: sequence 3: routes[1].estimated_takeoff_time: ...").
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from jobgraph.airports import is_known_iata
+from jobgraph.timeutil import parse_hms
+
+MIN_TURNAROUND_MIN = 45.0  # GUIDE §4
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+MAX_SCENARIOS = 100_000
+
+RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
+IataCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3}$")]
+
+
+class ExecType(StrEnum):
+    FIRST = "FIRST"
+    INTERMEDIATE = "INTERMEDIATE"
+    LAST = "LAST"
+    AGGREGATION = "AGGREGATION"
+    MERGE = "MERGE"
+
+    @property
+    def is_route(self) -> bool:
+        return self in (ExecType.FIRST, ExecType.INTERMEDIATE, ExecType.LAST)
+
+
+class JobStatus(StrEnum):
+    """Status of one job in a completion message (seed 001 wording)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Route(_Strict):
+    origin_iata: IataCode
+    destination_iata: IataCode
+    estimated_gate_open_time: str
+    estimated_takeoff_time: str
+    estimated_arrival_time: str
+
+    @field_validator("estimated_gate_open_time", "estimated_takeoff_time", "estimated_arrival_time")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        parse_hms(value)  # raises ValueError with the offending value
+        return value
+
+    @model_validator(mode="after")
+    def _times_increase(self) -> Self:
+        if self.origin_iata == self.destination_iata:
+            raise ValueError(f"origin_iata and destination_iata are both {self.origin_iata}")
+        if not self.gate_open_min <= self.takeoff_min:
+            raise ValueError(
+                f"estimated_takeoff_time {self.estimated_takeoff_time} is before "
+                f"estimated_gate_open_time {self.estimated_gate_open_time}"
+            )
+        if not self.takeoff_min < self.arrival_min:
+            raise ValueError(
+                f"estimated_arrival_time {self.estimated_arrival_time} is not after "
+                f"estimated_takeoff_time {self.estimated_takeoff_time}"
+            )
+        return self
+
+    @property
+    def gate_open_min(self) -> float:
+        return parse_hms(self.estimated_gate_open_time)
+
+    @property
+    def takeoff_min(self) -> float:
+        return parse_hms(self.estimated_takeoff_time)
+
+    @property
+    def arrival_min(self) -> float:
+        return parse_hms(self.estimated_arrival_time)
+
+    @property
+    def block_min(self) -> float:
+        return self.arrival_min - self.takeoff_min
+
+
+class Sequence(_Strict):
+    """One aircraft's operating day (seed 000 format)."""
+
+    sequence_id: int = Field(ge=0)
+    home_airport_iata: IataCode
+    routes: list[Route] = Field(min_length=1)
+
+    @field_validator("home_airport_iata")
+    @classmethod
+    def _known_home(cls, value: str) -> str:
+        if not is_known_iata(value):
+            raise ValueError(f"unknown IATA airport code {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _routes_chain(self) -> Self:
+        problems: list[str] = []
+        for i, route in enumerate(self.routes):
+            for field in ("origin_iata", "destination_iata"):
+                code = getattr(route, field)
+                if not is_known_iata(code):
+                    problems.append(f"routes[{i}].{field}: unknown IATA airport code {code!r}")
+        for i, (prev, nxt) in enumerate(zip(self.routes, self.routes[1:], strict=False), start=1):
+            if prev.destination_iata != nxt.origin_iata:
+                problems.append(
+                    f"routes[{i}].origin_iata: {nxt.origin_iata} does not continue from "
+                    f"routes[{i - 1}].destination_iata {prev.destination_iata}"
+                )
+            if nxt.gate_open_min < prev.arrival_min:
+                problems.append(
+                    f"routes[{i}].estimated_gate_open_time: {nxt.estimated_gate_open_time} is before "
+                    f"routes[{i - 1}].estimated_arrival_time {prev.estimated_arrival_time}"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def exec_type(self, route_index: int) -> ExecType:
+        return exec_type_for(route_index, len(self.routes))
+
+
+def exec_type_for(route_index: int, total_routes: int) -> ExecType:
+    """FIRST for route 0 (also of a one-route sequence), LAST for the final one, INTERMEDIATE between."""
+    if not 0 <= route_index < total_routes:
+        raise ValueError(f"route_index {route_index} outside 0..{total_routes - 1}")
+    if route_index == 0:
+        return ExecType.FIRST
+    return ExecType.LAST if route_index == total_routes - 1 else ExecType.INTERMEDIATE
+
+
+# --- deterministic identifiers (GUIDE §1) -------------------------------------------------------
+
+
+def correlation_id(run_id: str, sequence_id: int) -> str:
+    return f"{run_id}-s{sequence_id}"
+
+
+def route_job_id(run_id: str, sequence_id: int, route_index: int) -> str:
+    return f"{run_id}-s{sequence_id}-r{route_index}"
+
+
+def aggregation_job_id(run_id: str, sequence_id: int) -> str:
+    return f"{run_id}-s{sequence_id}-agg"
+
+
+def merge_job_id(run_id: str) -> str:
+    return f"{run_id}-merge"
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- messages (GUIDE §6) --------------------------------------------------------------------------
+
+
+class IncomingJob(BaseModel):
+    """Body of an incoming-queue message: one job for the Processor."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    job_id: str = Field(min_length=1, max_length=200)
+    run_id: RunId
+    test_run_id: str = Field(min_length=1, max_length=256)
+    correlation_id: str = Field(min_length=1, max_length=128)
+    sequence_id: int | None = Field(default=None, ge=0)
+    exec_type: ExecType
+    route_index: int | None = Field(default=None, ge=0)
+    total_routes: int | None = Field(default=None, ge=1)
+    route: Route | None = None
+    scenarios: int = Field(ge=1, le=MAX_SCENARIOS)
+    seed: int = Field(ge=0, lt=2**63)
+    submitted_at: str = Field(default_factory=utc_now_iso)
+
+    @model_validator(mode="after")
+    def _shape_matches_exec_type(self) -> Self:
+        if self.exec_type.is_route:
+            missing = [f for f in ("sequence_id", "route_index", "total_routes", "route") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"{self.exec_type} job lacks {', '.join(missing)}")
+            expected = exec_type_for(self.route_index, self.total_routes)
+            if expected != self.exec_type:
+                raise ValueError(
+                    f"exec_type {self.exec_type} does not match route_index {self.route_index} "
+                    f"of {self.total_routes} routes (expected {expected})"
+                )
+        elif self.exec_type is ExecType.AGGREGATION:
+            missing = [f for f in ("sequence_id", "total_routes") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"AGGREGATION job lacks {', '.join(missing)}")
+        return self
+
+
+class CompletedJob(BaseModel):
+    """Body of an outgoing-queue message: the Processor's report on one job."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    job_id: str
+    status: JobStatus
+    output_key: str | None = None
+    processing_time_ms: float = Field(ge=0)
+    completed_at: str = Field(default_factory=utc_now_iso)
+    test_run_id: str
+    run_id: RunId
+    correlation_id: str
+    sequence_id: int | None = None
+    exec_type: ExecType
+    route_index: int | None = None
+    total_routes: int | None = None
+    scenarios: int | None = None
+    seed: int | None = None
+    error_message: str | None = None
+
+
+class RunManifest(_Strict):
+    """What a run is: stored once when it starts, read by MERGE and by result exports."""
+
+    run_id: RunId
+    test_run_id: str = "default"
+    scenarios: int = Field(ge=1, le=MAX_SCENARIOS)
+    seed: int = Field(ge=0, lt=2**63)
+    sequence_ids: list[int] = Field(min_length=1)
+    total_route_jobs: int = Field(ge=1)
+    created_at: str = Field(default_factory=utc_now_iso)
+    implementation: Literal["solver", "lambda", "local"] = "solver"

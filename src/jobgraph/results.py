@@ -1,0 +1,113 @@
+"""The result layout of GUIDE §5 on any BlobStore.
+
+    <root>/<run_id>/delays/<job_id>.parquet          one per route job
+    <root>/<run_id>/percentiles/<sequence_id>.json   one per sequence (AGGREGATION)
+    <root>/<run_id>/merged_percentiles.json          one per run (MERGE)
+
+Working data lives beside it under ``_jobgraph/`` (run ids cannot start with "_"):
+
+    _jobgraph/runs/<run_id>/manifest.json            the run: scenarios, seed, sequence ids
+    _jobgraph/runs/<run_id>/sequences/<id>.json      the run's input sequences
+    _jobgraph/state/<correlation_id>/route_<r>.parquet   state after route r (write-once per r)
+
+Route state is written once per route index and never updated in place, so a redelivered route job
+reads the same input and rewrites identical outputs: retries and duplicates cannot double-apply.
+"""
+
+from __future__ import annotations
+
+import json
+
+from jobgraph.models import RunManifest, Sequence
+from jobgraph.ports import BlobStore
+
+JSON = "application/json"
+PARQUET = "application/vnd.apache.parquet"
+
+
+def delays_key(run_id: str, job_id: str) -> str:
+    return f"{run_id}/delays/{job_id}.parquet"
+
+
+def percentiles_key(run_id: str, sequence_id: int) -> str:
+    return f"{run_id}/percentiles/{sequence_id}.json"
+
+
+def merged_key(run_id: str) -> str:
+    return f"{run_id}/merged_percentiles.json"
+
+
+def manifest_key(run_id: str) -> str:
+    return f"_jobgraph/runs/{run_id}/manifest.json"
+
+
+def sequence_key(run_id: str, sequence_id: int) -> str:
+    return f"_jobgraph/runs/{run_id}/sequences/{sequence_id}.json"
+
+
+def state_key(correlation_id: str, route_index: int) -> str:
+    return f"_jobgraph/state/{correlation_id}/route_{route_index}.parquet"
+
+
+def dump_json(document: dict) -> bytes:
+    return json.dumps(document, indent=2, sort_keys=False).encode()
+
+
+class ResultStore:
+    """Typed access to the layout; encoding of numpy state/delays is delegated to parquet_codec."""
+
+    def __init__(self, blobs: BlobStore):
+        self.blobs = blobs
+
+    # --- results ------------------------------------------------------------------------------
+    def put_delays(self, run_id: str, job_id: str, data: bytes) -> str:
+        key = delays_key(run_id, job_id)
+        self.blobs.put(key, data, PARQUET)
+        return key
+
+    def get_delays(self, run_id: str, job_id: str) -> bytes:
+        return self.blobs.get(delays_key(run_id, job_id))
+
+    def put_percentiles(self, run_id: str, sequence_id: int, document: dict) -> str:
+        key = percentiles_key(run_id, sequence_id)
+        self.blobs.put(key, dump_json(document), JSON)
+        return key
+
+    def get_percentiles(self, run_id: str, sequence_id: int) -> dict:
+        return json.loads(self.blobs.get(percentiles_key(run_id, sequence_id)))
+
+    def put_merged(self, run_id: str, document: dict) -> str:
+        key = merged_key(run_id)
+        self.blobs.put(key, dump_json(document), JSON)
+        return key
+
+    def get_merged(self, run_id: str) -> dict:
+        return json.loads(self.blobs.get(merged_key(run_id)))
+
+    def has_merged(self, run_id: str) -> bool:
+        return self.blobs.exists(merged_key(run_id))
+
+    # --- working data -------------------------------------------------------------------------
+    def put_manifest(self, manifest: RunManifest) -> str:
+        key = manifest_key(manifest.run_id)
+        self.blobs.put(key, manifest.model_dump_json(indent=2).encode(), JSON)
+        return key
+
+    def get_manifest(self, run_id: str) -> RunManifest:
+        return RunManifest.model_validate_json(self.blobs.get(manifest_key(run_id)))
+
+    def put_sequence(self, run_id: str, sequence: Sequence) -> str:
+        key = sequence_key(run_id, sequence.sequence_id)
+        self.blobs.put(key, sequence.model_dump_json().encode(), JSON)
+        return key
+
+    def get_sequence(self, run_id: str, sequence_id: int) -> Sequence:
+        return Sequence.model_validate_json(self.blobs.get(sequence_key(run_id, sequence_id)))
+
+    def put_state(self, correlation_id: str, route_index: int, data: bytes) -> str:
+        key = state_key(correlation_id, route_index)
+        self.blobs.put(key, data, PARQUET)
+        return key
+
+    def get_state(self, correlation_id: str, route_index: int) -> bytes:
+        return self.blobs.get(state_key(correlation_id, route_index))

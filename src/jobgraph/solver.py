@@ -1,0 +1,103 @@
+"""Reference solver: the whole graph in-process, through the same stage functions as the Lambdas.
+
+Results are staged in a hidden folder next to the destination and moved into place only when the MERGE
+has been written, so ``OUT/<run_id>`` either holds a complete run or does not exist.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobgraph import stages
+from jobgraph.adapters.local_disk import LocalDiskBlobStore
+from jobgraph.errors import JobGraphError
+from jobgraph.graph import RunSpec, aggregation_job, merge_job, route_job, total_jobs
+from jobgraph.models import IncomingJob, RunManifest, Sequence
+from jobgraph.results import ResultStore
+
+ProgressHook = Callable[[IncomingJob], None]
+
+
+@dataclass
+class SolveReport:
+    run_id: str
+    out_dir: Path
+    sequences: int
+    jobs: int
+    wall_seconds: float
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    merged: dict = field(default_factory=dict)
+
+    @property
+    def route_jobs(self) -> int:
+        return sum(len(v) for k, v in self.stage_ms.items() if k in ("FIRST", "INTERMEDIATE", "LAST"))
+
+
+def solve_into(store: ResultStore, spec: RunSpec, sequences: list[Sequence], on_job: ProgressHook | None = None):
+    """Run every job of the graph in dependency order against ``store``; returns per-stage timings (ms)."""
+    stage_ms: dict[str, list[float]] = defaultdict(list)
+
+    def execute(job: IncomingJob) -> None:
+        started = time.perf_counter()
+        stages.run_job(job, store)
+        stage_ms[job.exec_type.value].append((time.perf_counter() - started) * 1000)
+        if on_job:
+            on_job(job)
+
+    store.put_manifest(
+        RunManifest(
+            run_id=spec.run_id,
+            test_run_id=spec.test_run_id,
+            scenarios=spec.scenarios,
+            seed=spec.seed,
+            sequence_ids=[s.sequence_id for s in sequences],
+            total_route_jobs=sum(len(s.routes) for s in sequences),
+            implementation="solver",
+        )
+    )
+    for sequence in sequences:
+        for route_index in range(len(sequence.routes)):
+            execute(route_job(spec, sequence, route_index))
+        execute(aggregation_job(spec, sequence.sequence_id, len(sequence.routes)))
+    execute(merge_job(spec))
+    return stage_ms
+
+
+def solve(
+    sequences: list[Sequence],
+    spec: RunSpec,
+    out_dir: Path,
+    *,
+    overwrite: bool = False,
+    on_job: ProgressHook | None = None,
+) -> SolveReport:
+    destination = out_dir / spec.run_id
+    if destination.exists() and not overwrite:
+        raise JobGraphError(f"{destination} already exists; choose another --run-id or pass --overwrite")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / f".{spec.run_id}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    store = ResultStore(LocalDiskBlobStore(staging))
+    started = time.perf_counter()
+    try:
+        stage_ms = solve_into(store, spec, sequences, on_job)
+        merged = store.get_merged(spec.run_id)
+        if destination.exists():
+            shutil.rmtree(destination)
+        (staging / spec.run_id).rename(destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return SolveReport(
+        run_id=spec.run_id,
+        out_dir=destination,
+        sequences=len(sequences),
+        jobs=total_jobs(sequences),
+        wall_seconds=time.perf_counter() - started,
+        stage_ms=stage_ms,
+        merged=merged,
+    )
