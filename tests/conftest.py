@@ -1,0 +1,63 @@
+"""Shared fixtures. Tests never talk to real AWS: fake credentials, loopback endpoints only."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+
+# Set before boto3 is imported anywhere, so no test can reach a real account by accident.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": "eu-west-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "PerfTesting",
+    }
+)
+for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_var, None)
+
+
+def make_route(origin, destination, gate, takeoff, arrival):
+    return {
+        "origin_iata": origin,
+        "destination_iata": destination,
+        "estimated_gate_open_time": gate,
+        "estimated_takeoff_time": takeoff,
+        "estimated_arrival_time": arrival,
+    }
+
+
+@pytest.fixture
+def seed_000_sequence() -> dict:
+    """The example sequence of seed 000."""
+    return {
+        "sequence_id": 0,
+        "home_airport_iata": "DUB",
+        "routes": [
+            make_route("DUB", "OSL", "00:25:00", "02:04:00", "03:41:00"),
+            make_route("OSL", "DME", "03:55:00", "05:28:00", "07:33:00"),
+        ],
+    }
+
+
+THREE_ROUTES = {
+        "sequence_id": 7,
+        "home_airport_iata": "DUB",
+        "routes": [
+            make_route("DUB", "LHR", "01:00:00", "02:30:00", "03:40:00"),
+            make_route("LHR", "CDG", "04:00:00", "04:30:00", "05:40:00"),
+            make_route("CDG", "DUB", "20:30:00", "20:35:00", "22:10:00"),
+        ],
+}
+
+
+@pytest.fixture
+def three_route_sequence() -> dict:
+    """Route 1 has a 5-minute buffer (knock-on bites); route 2 lands 50 min before the curfew."""
+    return copy.deepcopy(THREE_ROUTES)
