@@ -47,13 +47,13 @@ def seed_000_sequence() -> dict:
 
 
 THREE_ROUTES = {
-        "sequence_id": 7,
-        "home_airport_iata": "DUB",
-        "routes": [
-            make_route("DUB", "LHR", "01:00:00", "02:30:00", "03:40:00"),
-            make_route("LHR", "CDG", "04:00:00", "04:30:00", "05:40:00"),
-            make_route("CDG", "DUB", "20:30:00", "20:35:00", "22:10:00"),
-        ],
+    "sequence_id": 7,
+    "home_airport_iata": "DUB",
+    "routes": [
+        make_route("DUB", "LHR", "01:00:00", "02:30:00", "03:40:00"),
+        make_route("LHR", "CDG", "04:00:00", "04:30:00", "05:40:00"),
+        make_route("CDG", "DUB", "20:30:00", "20:35:00", "22:10:00"),
+    ],
 }
 
 

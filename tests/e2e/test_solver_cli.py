@@ -60,14 +60,18 @@ def generated(tmp_path_factory) -> Path:
 
 
 def test_solve_writes_the_layout_and_a_summary(generated, tmp_path):
-    result = jobgraph("solve", "--sequences", str(generated), "--run-id", "r1", "--out", str(tmp_path), "--scenarios", "200")
+    result = jobgraph(
+        "solve", "--sequences", str(generated), "--run-id", "r1", "--out", str(tmp_path), "--scenarios", "200"
+    )
     assert result.returncode == 0, result.stderr
     assert "run r1: 12 sequences" in result.stdout and "routes/s" in result.stdout
     sequences = [json.loads(p.read_text()) for p in generated.glob("*.json")]
     routes = sum(len(s["routes"]) for s in sequences)
     run = tmp_path / "r1"
     assert len(list((run / "delays").glob("*.parquet"))) == routes
-    assert sorted(p.name for p in (run / "percentiles").iterdir()) == sorted(f"{s['sequence_id']}.json" for s in sequences)
+    assert sorted(p.name for p in (run / "percentiles").iterdir()) == sorted(
+        f"{s['sequence_id']}.json" for s in sequences
+    )
     assert (run / "merged_percentiles.json").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["r1"]  # no staging or state left behind
     frame = pd.read_parquet(next((run / "delays").glob("*.parquet")))
@@ -90,14 +94,18 @@ def test_same_input_twice_gives_identical_results(generated, tmp_path):
 
 
 def test_merged_percentiles_match_numpy_over_pooled_samples(generated, tmp_path):
-    assert main(["solve", "--sequences", str(generated), "--run-id", "acc", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert (
+        main(["solve", "--sequences", str(generated), "--run-id", "acc", "--out", str(tmp_path), "--no-progress"]) == 0
+    )
     run = tmp_path / "acc"
     merged = json.loads((run / "merged_percentiles.json").read_text())
     frames = pd.concat([pd.read_parquet(p) for p in (run / "delays").glob("*.parquet")])
     last = frames[frames["route_index"] == frames.groupby("sequence_id")["route_index"].transform("max")]
     pooled = {
         "final_arrival_delay_min": last["arrival_delay_min"].to_numpy(),
-        "total_departure_delay_min": frames.groupby(["sequence_id", "scenario_id"])["departure_delay_min"].sum().to_numpy(),
+        "total_departure_delay_min": frames.groupby(["sequence_id", "scenario_id"])["departure_delay_min"]
+        .sum()
+        .to_numpy(),
     }
     assert merged["sequences"] == 12 and merged["scenarios_per_sequence"] == 1000 and merged["samples"] == 12_000
     for name, samples in pooled.items():
@@ -118,7 +126,10 @@ def test_merged_percentiles_match_numpy_over_pooled_samples(generated, tmp_path)
 def test_one_route_sequence_is_solved(tmp_path, seed_000_sequence):
     seed_000_sequence["routes"] = seed_000_sequence["routes"][:1]
     folder = write_sequences(tmp_path / "in", [seed_000_sequence, {**THREE_ROUTES}])
-    assert main(["solve", "--sequences", str(folder), "--run-id", "one", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert (
+        main(["solve", "--sequences", str(folder), "--run-id", "one", "--out", str(tmp_path / "out"), "--no-progress"])
+        == 0
+    )
     merged = json.loads((tmp_path / "out" / "one" / "merged_percentiles.json").read_text())
     assert merged["sequences"] == 2
     assert len(list((tmp_path / "out" / "one" / "delays").iterdir())) == 4
@@ -133,7 +144,10 @@ def test_bad_sequence_files_fail_cleanly_and_write_nothing(tmp_path, seed_000_se
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line == f"error: {folder / '1.json'}: sequence 1: routes[1].estimated_takeoff_time: '5:28' is not a time of the form HH:MM:SS"
+    assert (
+        line
+        == f"error: {folder / '1.json'}: sequence 1: routes[1].estimated_takeoff_time: '5:28' is not a time of the form HH:MM:SS"
+    )
     assert not (tmp_path / "out").exists()
 
 

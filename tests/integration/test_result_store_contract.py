@@ -53,7 +53,7 @@ def test_overwrite_replaces_whole_object(blobs):
 
 
 def test_missing_object_raises_domain_error(blobs):
-    with pytest.raises(ObjectNotFoundError, match="r9/merged_percentiles.json"):
+    with pytest.raises(ObjectNotFoundError, match=r"r9/merged_percentiles\.json"):
         blobs.get("r9/merged_percentiles.json")
 
 
@@ -62,9 +62,19 @@ def test_result_layout_keys(store, blobs):
     assert store.put_delays("run", "run-s3-r1", data) == "run/delays/run-s3-r1.parquet"
     assert store.put_percentiles("run", 3, {"sequence_id": 3}) == "run/percentiles/3.json"
     assert store.put_merged("run", {"run_id": "run"}) == "run/merged_percentiles.json"
-    assert blobs.list("run/") == ["run/delays/run-s3-r1.parquet", "run/merged_percentiles.json", "run/percentiles/3.json"]
+    assert blobs.list("run/") == [
+        "run/delays/run-s3-r1.parquet",
+        "run/merged_percentiles.json",
+        "run/percentiles/3.json",
+    ]
     frame = parquet_codec.decode_delays(store.get_delays("run", "run-s3-r1"))
-    assert list(frame.columns) == ["sequence_id", "route_index", "scenario_id", "departure_delay_min", "arrival_delay_min"]
+    assert list(frame.columns) == [
+        "sequence_id",
+        "route_index",
+        "scenario_id",
+        "departure_delay_min",
+        "arrival_delay_min",
+    ]
     assert [str(t) for t in frame.dtypes] == ["int64", "int64", "int64", "float64", "float64"]
     assert frame["scenario_id"].tolist() == [0, 1]
     assert store.get_percentiles("run", 3) == {"sequence_id": 3}

@@ -24,7 +24,12 @@ def simulate_sequence(sequence: Sequence, seed: int, scenarios: int):
     results, previous = [], None
     for index, route in enumerate(sequence.routes):
         result = simulate_route(
-            route, route_index=index, sequence_id=sequence.sequence_id, seed=seed, scenarios=scenarios, previous=previous
+            route,
+            route_index=index,
+            sequence_id=sequence.sequence_id,
+            seed=seed,
+            scenarios=scenarios,
+            previous=previous,
         )
         results.append(result)
         previous = result.state
@@ -92,7 +97,9 @@ def test_route_needs_the_previous_state(three_route_sequence):
     sequence = Sequence.model_validate(three_route_sequence)
     with pytest.raises(MissingStateError, match="needs the state of route 0"):
         simulate_route(sequence.routes[1], route_index=1, sequence_id=7, seed=1, scenarios=10, previous=None)
-    wrong = RouteState(route_index=0, scheduled_arrival_min=0.0, arrival_delay=np.zeros(5), total_departure_delay=np.zeros(5))
+    wrong = RouteState(
+        route_index=0, scheduled_arrival_min=0.0, arrival_delay=np.zeros(5), total_departure_delay=np.zeros(5)
+    )
     with pytest.raises(ValueError, match="5 scenarios"):
         simulate_route(sequence.routes[1], route_index=1, sequence_id=7, seed=1, scenarios=10, previous=wrong)
 

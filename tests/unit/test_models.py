@@ -56,7 +56,11 @@ def test_routes_that_do_not_chain(seed_000_sequence):
     [
         (0, {"estimated_takeoff_time": "00:20:00"}, "estimated_takeoff_time 00:20:00 is before estimated_gate_open"),
         (0, {"estimated_arrival_time": "02:04:00"}, "estimated_arrival_time 02:04:00 is not after"),
-        (1, {"estimated_gate_open_time": "03:30:00"}, "routes[1].estimated_gate_open_time: 03:30:00 is before routes[0]"),
+        (
+            1,
+            {"estimated_gate_open_time": "03:30:00"},
+            "routes[1].estimated_gate_open_time: 03:30:00 is before routes[0]",
+        ),
     ],
 )
 def test_times_not_increasing(seed_000_sequence, route_index, changes, expected):
@@ -115,7 +119,7 @@ def test_loader_reports_every_file_and_duplicates(tmp_path, seed_000_sequence):
 
 
 def test_loader_empty_folder(tmp_path):
-    with pytest.raises(InvalidSequenceError, match="no \\*.json sequence files"):
+    with pytest.raises(InvalidSequenceError, match=r"no \*\.json sequence files"):
         load_sequences(tmp_path)
 
 
