@@ -1,0 +1,280 @@
+"""Run and job metadata in one DynamoDB table (single-table design, boto3 imported lazily).
+
+    pk = RUN#<run_id>   sk = RUN              the run: status, counters, timings
+    pk = RUN#<run_id>   sk = JOB#<job_id>     one job: status, attempts, processing time, error
+    pk = RUN#<run_id>   sk = SEQ#<id>         marker: this sequence's AGGREGATION was counted
+    GSI by-status: gsi1pk = RUN#<status> | JOB#<status>, gsi1sk = ISO time  (list runs/jobs by status)
+    TTL attribute expires_at (RECORD_TTL_DAYS).
+
+The countdown to MERGE is exactly-once under duplicates and concurrency: a sequence is counted in one
+transaction with its marker (condition: marker absent), and the MERGE is claimed by one conditional
+update (remaining = 0 and no claim yet) that records which AGGREGATION completion claimed it, so a
+redelivery of that same completion can re-send the MERGE (FIFO-deduplicated) after a crash.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from functools import cache
+
+from jobgraph.errors import JobGraphError
+from jobgraph.models import CompletedJob, RunStatus, utc_now_iso
+
+
+class RunExistsError(JobGraphError):
+    """A run with this run_id was started before."""
+
+
+class RunNotFoundError(JobGraphError):
+    pass
+
+
+@cache
+def default_dynamodb_client():
+    import boto3
+
+    return boto3.client("dynamodb")
+
+
+def _conditional_failed(exc) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _plain(item: dict) -> dict:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+
+def run_key(run_id: str) -> dict:
+    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
+
+
+class JobsTable:
+    def __init__(self, table_name: str, ttl_days: int = 30, client=None):
+        self.table_name = table_name
+        self.ttl_days = ttl_days
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = default_dynamodb_client()
+        return self._client
+
+    def _expires_at(self) -> dict:
+        return {"N": str(int(time.time()) + self.ttl_days * 86400)} if self.ttl_days else {"NULL": True}
+
+    # --- runs -----------------------------------------------------------------------------------
+    def create_run(
+        self, run_id: str, test_run_id: str, sequences: int, jobs_total: int, scenarios: int, seed: int
+    ) -> None:
+        from botocore.exceptions import ClientError
+
+        now = utc_now_iso()
+        item = {
+            **run_key(run_id),
+            "run_id": {"S": run_id},
+            "status": {"S": RunStatus.RUNNING.value},
+            "test_run_id": {"S": test_run_id},
+            "sequences_total": {"N": str(sequences)},
+            "sequences_remaining": {"N": str(sequences)},
+            "jobs_total": {"N": str(jobs_total)},
+            "scenarios": {"N": str(scenarios)},
+            "seed": {"N": str(seed)},
+            "started_at": {"S": now},
+            "started_epoch_ms": {"N": str(int(time.time() * 1000))},
+            "gsi1pk": {"S": f"RUN#{RunStatus.RUNNING.value}"},
+            "gsi1sk": {"S": now},
+            "expires_at": self._expires_at(),
+        }
+        try:
+            self.client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                raise RunExistsError(f"run {run_id!r} already exists in table {self.table_name}") from None
+            raise
+
+    def get_run(self, run_id: str) -> dict:
+        response = self.client.get_item(TableName=self.table_name, Key=run_key(run_id), ConsistentRead=True)
+        if "Item" not in response:
+            raise RunNotFoundError(f"run {run_id!r} not found in table {self.table_name}")
+        return _plain(response["Item"])
+
+    def count_down_sequence(self, run_id: str, sequence_id: int) -> bool:
+        """Count one finished sequence; False if it was counted before (duplicate delivery)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": {
+                                "pk": {"S": f"RUN#{run_id}"},
+                                "sk": {"S": f"SEQ#{sequence_id}"},
+                                "counted_at": {"S": utc_now_iso()},
+                                "expires_at": self._expires_at(),
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": run_key(run_id),
+                            "UpdateExpression": "ADD sequences_remaining :minus_one",
+                            "ConditionExpression": "attribute_exists(pk) AND sequences_remaining > :zero",
+                            "ExpressionAttributeValues": {":minus_one": {"N": "-1"}, ":zero": {"N": "0"}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    return False
+                raise RunNotFoundError(f"run {run_id!r}: cannot count sequence {sequence_id} ({reasons})") from None
+            raise
+        return True
+
+    def claim_merge(self, run_id: str, claimant_job_id: str) -> bool:
+        """True for exactly one claimant once every sequence is counted (and again for that claimant)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=run_key(run_id),
+                UpdateExpression="SET merge_claimed_by = :me, merge_claimed_at = :now",
+                ConditionExpression=(
+                    "sequences_remaining = :zero AND (attribute_not_exists(merge_claimed_by) OR merge_claimed_by = :me)"
+                ),
+                ExpressionAttributeValues={
+                    ":me": {"S": claimant_job_id},
+                    ":now": {"S": utc_now_iso()},
+                    ":zero": {"N": "0"},
+                },
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def complete_run(self, run_id: str, merged_key: str) -> bool:
+        """RUNNING → COMPLETED with timings; False if it was completed before."""
+        from botocore.exceptions import ClientError
+
+        run = self.get_run(run_id)
+        now = datetime.now(UTC)
+        duration_s = (time.time() * 1000 - float(run["started_epoch_ms"])) / 1000
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=run_key(run_id),
+                UpdateExpression=(
+                    "SET #status = :done, completed_at = :now, duration_s = :duration, merged_key = :key, "
+                    "gsi1pk = :gsi, gsi1sk = :now"
+                ),
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":done": {"S": RunStatus.COMPLETED.value},
+                    ":running": {"S": RunStatus.RUNNING.value},
+                    ":now": {"S": now.isoformat(timespec="milliseconds").replace("+00:00", "Z")},
+                    ":duration": {"N": f"{duration_s:.3f}"},
+                    ":key": {"S": merged_key},
+                    ":gsi": {"S": f"RUN#{RunStatus.COMPLETED.value}"},
+                },
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def runs_by_status(self, status: RunStatus, limit: int = 50) -> list[dict]:
+        response = self.client.query(
+            TableName=self.table_name,
+            IndexName="by-status",
+            KeyConditionExpression="gsi1pk = :status",
+            ExpressionAttributeValues={":status": {"S": f"RUN#{status.value}"}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_plain(item) for item in response.get("Items", [])]
+
+    # --- jobs -----------------------------------------------------------------------------------
+    def record_job(self, completed: CompletedJob, attempt: int = 1) -> None:
+        """Upsert a job's latest status; attempts counts every report (retries included)."""
+        status = completed.status.value.upper()
+        names = {"#status": "status"}
+        values = {
+            ":status": {"S": status},
+            ":exec": {"S": completed.exec_type.value},
+            ":at": {"S": completed.completed_at},
+            ":ms": {"N": f"{completed.processing_time_ms:.3f}"},
+            ":attempt": {"N": str(attempt)},
+            ":gsi": {"S": f"JOB#{status}"},
+            ":ttl": self._expires_at(),
+            ":one": {"N": "1"},
+        }
+        sets = [
+            "#status = :status",
+            "exec_type = :exec",
+            "updated_at = :at",
+            "processing_time_ms = :ms",
+            "last_attempt = :attempt",
+            "gsi1pk = :gsi",
+            "gsi1sk = :at",
+            "expires_at = :ttl",
+        ]
+        for field in ("sequence_id", "route_index", "output_key", "error_message", "correlation_id"):
+            value = getattr(completed, field)
+            if value is not None:
+                values[f":{field}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)[:2000]}
+                sets.append(f"{field} = :{field}")
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"RUN#{completed.run_id}"}, "sk": {"S": f"JOB#{completed.job_id}"}},
+            UpdateExpression="SET " + ", ".join(sets) + " ADD reports :one",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def record_poison(self, message_id: str, error: str, body: str) -> None:
+        """A message that is not a job at all: kept for inspection (it also ends in the DLQ)."""
+        now = utc_now_iso()
+        self.client.put_item(
+            TableName=self.table_name,
+            Item={
+                "pk": {"S": "POISON"},
+                "sk": {"S": f"MSG#{message_id}"},
+                "status": {"S": "FAILED"},
+                "error_message": {"S": error[:2000]},
+                "body": {"S": body[:4000]},
+                "updated_at": {"S": now},
+                "gsi1pk": {"S": "JOB#FAILED"},
+                "gsi1sk": {"S": now},
+                "expires_at": self._expires_at(),
+            },
+        )
+
+    def jobs_of_run(self, run_id: str) -> list[dict]:
+        items, kwargs = [], {}
+        while True:
+            response = self.client.query(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
+                ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":job": {"S": "JOB#"}},
+                **kwargs,
+            )
+            items.extend(_plain(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}

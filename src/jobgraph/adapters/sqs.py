@@ -1,0 +1,76 @@
+"""Sending jobs and completions to the FIFO queues (boto3 imported lazily)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from functools import cache
+
+from jobgraph.errors import StoreError
+from jobgraph.models import CompletedJob, IncomingJob
+
+MAX_BATCH = 10  # SQS SendMessageBatch limit
+
+
+@cache
+def default_sqs_client():
+    import boto3
+
+    return boto3.client("sqs")
+
+
+def dedup_id(*parts: str) -> str:
+    """FIFO MessageDeduplicationId from the deterministic job id (≤128 chars, safe alphabet)."""
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()
+
+
+class FifoQueue:
+    def __init__(self, queue_url: str, client=None):
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = default_sqs_client()
+        return self._client
+
+    def _send_batch(self, entries: list[dict]) -> None:
+        """SendMessageBatch with one retry of entries SQS reports as failed (throttling, internal)."""
+        for _attempt in range(3):
+            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            failed = {f["Id"]: f for f in response.get("Failed", [])}
+            if not failed:
+                return
+            sender_faults = [f for f in failed.values() if f.get("SenderFault")]
+            if sender_faults:
+                raise StoreError(f"SQS rejected messages: {sender_faults[:3]}")
+            entries = [e for e in entries if e["Id"] in failed]
+        raise StoreError(f"SQS kept failing {len(entries)} messages: {list(failed.values())[:3]}")
+
+    def send_jobs(self, jobs: Iterable[IncomingJob]) -> int:
+        """Send incoming jobs, 10 per call; message group = correlation_id, dedup = job_id."""
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": job.model_dump_json(exclude_none=True),
+                "MessageGroupId": job.correlation_id,
+                "MessageDeduplicationId": dedup_id(job.job_id),
+            }
+            for i, job in enumerate(jobs)
+        ]
+        for start in range(0, len(entries), MAX_BATCH):
+            self._send_batch(entries[start : start + MAX_BATCH])
+        return len(entries)
+
+    def send_completion(self, completed: CompletedJob, attempt: int = 1) -> None:
+        """A completion is deduplicated per job and status; failures per attempt, so each is reported."""
+        parts = [completed.job_id, completed.status.value]
+        if completed.status.value == "failed":
+            parts.append(str(attempt))
+        self.client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=completed.model_dump_json(exclude_none=True),
+            MessageGroupId=completed.correlation_id,
+            MessageDeduplicationId=dedup_id(*parts),
+        )

@@ -1,0 +1,137 @@
+"""Processor: run one incoming job through its stage, store outputs, record it, report completion."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+
+from jobgraph import stages
+from jobgraph.adapters.dynamodb import JobsTable
+from jobgraph.adapters.s3 import S3BlobStore
+from jobgraph.adapters.sqs import FifoQueue
+from jobgraph.models import CompletedJob, IncomingJob, JobStatus
+from jobgraph.observability import MetricUnit, logger, metrics
+from jobgraph.results import ResultStore
+from jobgraph.services.records import JobRecord, ReportingFifoProcessor, receive_count
+from jobgraph.settings import ProcessorSettings, load_settings
+
+
+@dataclass(frozen=True)
+class ProcessorDeps:
+    results: ResultStore
+    table: JobsTable
+    outgoing: FifoQueue
+
+    @classmethod
+    def from_settings(cls, settings: ProcessorSettings) -> ProcessorDeps:
+        return cls(
+            results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
+            table=JobsTable(settings.table_name, settings.record_ttl_days),
+            outgoing=FifoQueue(settings.outgoing_queue_url),
+        )
+
+
+def _completion(job: IncomingJob, status: JobStatus, elapsed_ms: float, **extra) -> CompletedJob:
+    return CompletedJob(
+        job_id=job.job_id,
+        status=status,
+        processing_time_ms=round(elapsed_ms, 3),
+        test_run_id=job.test_run_id,
+        run_id=job.run_id,
+        correlation_id=job.correlation_id,
+        sequence_id=job.sequence_id,
+        exec_type=job.exec_type,
+        route_index=job.route_index,
+        total_routes=job.total_routes,
+        scenarios=job.scenarios,
+        seed=job.seed,
+        **extra,
+    )
+
+
+def process_job(job: IncomingJob, deps: ProcessorDeps, attempt: int = 1) -> CompletedJob:
+    """Run the job; on failure record and report it, then re-raise so SQS retries (and finally DLQs) it."""
+    logger.append_keys(correlation_id=job.correlation_id, job_id=job.job_id, exec_type=job.exec_type.value)
+    started = time.perf_counter()
+    try:
+        output_key = stages.run_job(job, deps.results)
+    except Exception as exc:
+        failed = _completion(
+            job,
+            JobStatus.FAILED,
+            (time.perf_counter() - started) * 1000,
+            error_message=f"{type(exc).__name__}: {exc}",
+        )
+        logger.exception("job failed", extra={"attempt": attempt})
+        metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
+        try:
+            deps.table.record_job(failed, attempt)
+            deps.outgoing.send_completion(failed, attempt)
+        except Exception:  # reporting must not mask the job's own error
+            logger.exception("could not report the failure")
+        raise
+    completed = _completion(job, JobStatus.COMPLETED, (time.perf_counter() - started) * 1000, output_key=output_key)
+    deps.table.record_job(completed, attempt)
+    deps.outgoing.send_completion(completed)
+    metrics.add_metric(name="ProcessingTimeMs", unit=MetricUnit.Milliseconds, value=completed.processing_time_ms)
+    metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
+    logger.info("job completed", extra={"output_key": output_key, "processing_time_ms": completed.processing_time_ms})
+    return completed
+
+
+@dataclass(frozen=True)
+class ProcessorRuntime:
+    """Everything the handler needs, built once per execution environment (cold start)."""
+
+    settings: ProcessorSettings
+    deps: ProcessorDeps
+    batch: ReportingFifoProcessor
+    idempotency: IdempotencyConfig
+    run_once: Callable[..., CompletedJob]
+
+    def handle_record(self, record: JobRecord) -> dict:
+        completed = self.run_once(job=record.body, attempt=receive_count(record))
+        return completed.model_dump(mode="json")
+
+
+@cache
+def processor_runtime() -> ProcessorRuntime:
+    settings = load_settings(ProcessorSettings)
+    deps = ProcessorDeps.from_settings(settings)
+    # a redelivered or duplicated job whose first run completed returns the stored completion instead of
+    # running (and reporting) again; a failed run leaves no record, so SQS retries really retry
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.table_name,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value="IDEMPOTENCY#processor",
+        expiry_attr="expires_at",
+        boto3_client=deps.table.client,
+    )
+    config = IdempotencyConfig(event_key_jmespath="job_id", expires_after_seconds=6 * 3600)
+
+    def run(job: IncomingJob, attempt: int = 1) -> CompletedJob:
+        return process_job(job, deps, attempt)
+
+    run_once = idempotent_function(
+        data_keyword_argument="job",
+        persistence_store=persistence,
+        config=config,
+        output_serializer=PydanticSerializer(CompletedJob),
+    )(run)
+    return ProcessorRuntime(
+        settings=settings,
+        deps=deps,
+        batch=ReportingFifoProcessor(JobRecord, on_poison=deps.table.record_poison),
+        idempotency=config,
+        run_once=run_once,
+    )

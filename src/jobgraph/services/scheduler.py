@@ -1,0 +1,92 @@
+"""Scheduler: turn a completion into the next job(s). No pandas/pyarrow anywhere on this path.
+
+FIRST/INTERMEDIATE → next route; last route → AGGREGATION; AGGREGATION → count the sequence down and, for
+exactly one completion, emit the MERGE; MERGE → run COMPLETED with timings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from jobgraph.adapters.dynamodb import JobsTable
+from jobgraph.adapters.s3 import S3BlobStore
+from jobgraph.adapters.sqs import FifoQueue
+from jobgraph.graph import RunSpec, is_last_route, merge_job, next_for_sequence
+from jobgraph.models import CompletedJob, ExecType, JobStatus
+from jobgraph.observability import MetricUnit, logger, metrics
+from jobgraph.results import ResultStore
+from jobgraph.services.records import CompletionRecord, ReportingFifoProcessor
+from jobgraph.settings import SchedulerSettings, load_settings
+
+
+@dataclass(frozen=True)
+class SchedulerDeps:
+    results: ResultStore
+    table: JobsTable
+    incoming: FifoQueue
+
+    @classmethod
+    def from_settings(cls, settings: SchedulerSettings) -> SchedulerDeps:
+        return cls(
+            results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
+            table=JobsTable(settings.table_name, settings.record_ttl_days),
+            incoming=FifoQueue(settings.incoming_queue_url),
+        )
+
+
+def spec_of(completed: CompletedJob) -> RunSpec:
+    if completed.scenarios is None or completed.seed is None:
+        raise ValueError(f"{completed.job_id}: completion lacks scenarios/seed")
+    return RunSpec(completed.run_id, completed.test_run_id, completed.scenarios, completed.seed)
+
+
+def schedule(completed: CompletedJob, deps: SchedulerDeps) -> str:
+    """Act on one completion; returns what was done (for logs and tests)."""
+    logger.append_keys(correlation_id=completed.correlation_id, job_id=completed.job_id)
+    if completed.status is JobStatus.FAILED:
+        # the Processor recorded the failure; SQS retries the job itself — nothing to schedule
+        logger.warning("job reported failed", extra={"error_message": completed.error_message})
+        return "failure noted"
+
+    if completed.exec_type.is_route:
+        sequence = (
+            None if is_last_route(completed) else deps.results.get_sequence(completed.run_id, completed.sequence_id)
+        )
+        job = next_for_sequence(spec_of(completed), completed, sequence)
+        deps.incoming.send_jobs([job])
+        return f"sent {job.exec_type} {job.job_id}"
+
+    if completed.exec_type is ExecType.AGGREGATION:
+        counted = deps.table.count_down_sequence(completed.run_id, completed.sequence_id)
+        if deps.table.claim_merge(completed.run_id, completed.job_id):
+            job = merge_job(spec_of(completed))
+            deps.incoming.send_jobs([job])
+            return f"sent MERGE {job.job_id}"
+        return "sequence counted" if counted else "duplicate aggregation ignored"
+
+    if deps.table.complete_run(completed.run_id, completed.output_key or ""):
+        run = deps.table.get_run(completed.run_id)
+        metrics.add_metric(name="RunDurationSeconds", unit=MetricUnit.Seconds, value=float(run["duration_s"]))
+        logger.info("run completed", extra={"run_id": completed.run_id, "duration_s": float(run["duration_s"])})
+        return "run completed"
+    return "run already completed"
+
+
+@dataclass(frozen=True)
+class SchedulerRuntime:
+    settings: SchedulerSettings
+    deps: SchedulerDeps
+    batch: ReportingFifoProcessor
+
+    def handle_record(self, record: CompletionRecord) -> str:
+        return schedule(record.body, self.deps)
+
+
+@cache
+def scheduler_runtime() -> SchedulerRuntime:
+    settings = load_settings(SchedulerSettings)
+    deps = SchedulerDeps.from_settings(settings)
+    return SchedulerRuntime(
+        settings, deps, ReportingFifoProcessor(CompletionRecord, on_poison=deps.table.record_poison)
+    )

@@ -1,0 +1,55 @@
+"""One settings model per function, read from the environment once and validated (fail fast)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobgraph.errors import ConfigurationError
+from jobgraph.models import MAX_SCENARIOS
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    bucket_name: str = Field(min_length=3, validation_alias="BUCKET_NAME")
+    table_name: str = Field(min_length=3, validation_alias="TABLE_NAME")
+    test_run_id: str = Field(default="default", min_length=1, validation_alias="TEST_RUN_ID")
+    results_prefix: str = Field(default="", validation_alias="RESULTS_PREFIX")
+    record_ttl_days: int = Field(default=30, ge=0, validation_alias="RECORD_TTL_DAYS")
+
+
+class ProcessorSettings(CommonSettings):
+    outgoing_queue_url: str = Field(min_length=1, validation_alias="OUTGOING_QUEUE_URL")
+
+
+class SchedulerSettings(CommonSettings):
+    incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
+
+
+class StartRunSettings(CommonSettings):
+    incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
+    default_scenarios: int = Field(default=1000, ge=1, le=MAX_SCENARIOS, validation_alias="DEFAULT_SCENARIOS")
+
+
+S = TypeVar("S", bound=CommonSettings)
+
+
+def load_settings(model: type[S]) -> S:
+    """Validate the environment into ``model``; ConfigurationError names every bad variable."""
+    try:
+        return model()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{name}: {'not set' if error['type'] == 'missing' else error['msg']}")
+        raise ConfigurationError(f"{model.__name__} from environment: " + "; ".join(problems)) from None
+
+
+@cache
+def cached_settings(model: type[S]) -> S:
+    return load_settings(model)

@@ -1,0 +1,108 @@
+"""A moto-backed copy of the stack's data plane (bucket, table, FIFO queues with DLQs) for handler tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.lambda_support import reset_cached_clients
+
+
+@dataclass
+class FakeStack:
+    s3: object
+    sqs: object
+    dynamodb: object
+    bucket: str
+    table: str
+    incoming_url: str
+    outgoing_url: str
+    incoming_dlq_url: str
+    outgoing_dlq_url: str
+
+    def drain(self, queue_url: str) -> list[dict]:
+        """Receive and delete every visible message; return (body, group id) dicts in order."""
+        out = []
+        while True:
+            response = self.sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=0
+            )
+            messages = response.get("Messages", [])
+            if not messages:
+                return out
+            for message in messages:
+                out.append({"body": json.loads(message["Body"]), "group": message["Attributes"]["MessageGroupId"]})
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def item(self, pk: str, sk: str) -> dict | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        response = self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}})
+        if "Item" not in response:
+            return None
+        return {k: TypeDeserializer().deserialize(v) for k, v in response["Item"].items()}
+
+
+def create_table(client, name: str) -> None:
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gsi1pk", "gsi1sk")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-status",
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+
+
+def create_fifo_queue(client, name: str) -> tuple[str, str]:
+    dlq = client.create_queue(QueueName=f"{name}-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = client.create_queue(
+        QueueName=f"{name}.fifo",
+        Attributes={
+            "FifoQueue": "true",
+            "VisibilityTimeout": "360",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}),
+        },
+    )["QueueUrl"]
+    return url, dlq
+
+
+@pytest.fixture
+def fake_stack(monkeypatch):
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        s3.create_bucket(Bucket="jobgraph-results", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        create_table(dynamodb, "jobgraph-jobs")
+        incoming, incoming_dlq = create_fifo_queue(sqs, "test-incoming")
+        outgoing, outgoing_dlq = create_fifo_queue(sqs, "test-outgoing")
+        env = {
+            "BUCKET_NAME": "jobgraph-results",
+            "TABLE_NAME": "jobgraph-jobs",
+            "INCOMING_QUEUE_URL": incoming,
+            "OUTGOING_QUEUE_URL": outgoing,
+            "TEST_RUN_ID": "default",
+            "DEFAULT_SCENARIOS": "1000",
+            "POWERTOOLS_SERVICE_NAME": "test",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        reset_cached_clients()
+        yield FakeStack(
+            s3, sqs, dynamodb, "jobgraph-results", "jobgraph-jobs", incoming, outgoing, incoming_dlq, outgoing_dlq
+        )
+        reset_cached_clients()

@@ -1,0 +1,190 @@
+"""Every events/*.json through its handler, in-process, against moto — with the effect asserted."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from tests.lambda_support import FakeLambdaContext, event, load_handler
+
+RUN = "events-demo"
+
+
+@pytest.fixture
+def handlers(fake_stack):
+    return {name: load_handler(name) for name in ("processor", "scheduler", "start_run")}
+
+
+def invoke(handlers, function: str, event_name: str) -> dict:
+    return handlers[function](event(event_name), FakeLambdaContext(function_name=function))
+
+
+def start(handlers, fake_stack) -> list[dict]:
+    response = invoke(handlers, "start_run", "start-run")
+    assert response["status"] == "RUNNING", response
+    return fake_stack.drain(fake_stack.incoming_url)
+
+
+def run_processor_chain(handlers, fake_stack, until: str) -> None:
+    for stage in ("first", "intermediate", "last", "aggregation", "merge"):
+        assert invoke(handlers, "processor", f"processor-{stage}") == {"batchItemFailures": []}
+        if stage == until:
+            return
+
+
+def test_start_run_stores_inputs_and_seeds_first_jobs(handlers, fake_stack):
+    response = invoke(handlers, "start_run", "start-run")
+    assert response == {
+        "status": "RUNNING", "run_id": RUN, "test_run_id": "default", "sequences": 1, "jobs_total": 5,
+        "first_jobs_sent": 1, "scenarios": 1000, "seed": 42,
+    }  # fmt: skip
+    (message,) = fake_stack.drain(fake_stack.incoming_url)
+    assert message["group"] == f"{RUN}-s0"
+    assert message["body"]["exec_type"] == "FIRST" and message["body"]["job_id"] == f"{RUN}-s0-r0"
+    run = fake_stack.item(f"RUN#{RUN}", "RUN")
+    assert run["status"] == "RUNNING" and run["sequences_remaining"] == 1 and run["gsi1pk"] == "RUN#RUNNING"
+    keys = [o["Key"] for o in fake_stack.s3.list_objects_v2(Bucket=fake_stack.bucket)["Contents"]]
+    assert sorted(keys) == [f"_jobgraph/runs/{RUN}/manifest.json", f"_jobgraph/runs/{RUN}/sequences/0.json"]
+    # the same run_id again is rejected, and nothing more is sent
+    again = invoke(handlers, "start_run", "start-run")
+    assert again["status"] == "REJECTED" and "already exists" in again["errors"][0]
+    assert fake_stack.drain(fake_stack.incoming_url) == []
+
+
+def test_start_run_rejects_bad_sequences_with_named_fields(handlers, fake_stack):
+    bad = event("start-run")
+    bad["sequences"][0]["routes"][1]["origin_iata"] = "ZZZ"
+    response = handlers["start_run"](bad, FakeLambdaContext())
+    assert response["status"] == "REJECTED"
+    assert any(
+        e.startswith("sequences[0]: sequence 0: routes[1].origin_iata: unknown IATA") for e in response["errors"]
+    )
+    assert fake_stack.drain(fake_stack.incoming_url) == []
+    assert fake_stack.item(f"RUN#{RUN}", "RUN") is None
+
+
+@pytest.mark.parametrize("stage", ["first", "intermediate", "last"])
+def test_processor_route_events_write_delays_and_report(handlers, fake_stack, stage):
+    start(handlers, fake_stack)
+    run_processor_chain(handlers, fake_stack, until=stage)
+    index = ["first", "intermediate", "last"].index(stage)
+    job_id = f"{RUN}-s0-r{index}"
+    body = fake_stack.s3.get_object(Bucket=fake_stack.bucket, Key=f"{RUN}/delays/{job_id}.parquet")["Body"].read()
+    frame = pd.read_parquet(pd.io.common.BytesIO(body))
+    assert len(frame) == 1000 and set(frame["route_index"]) == {index} and (frame["departure_delay_min"] >= 0).all()
+    completions = [m["body"] for m in fake_stack.drain(fake_stack.outgoing_url)]
+    assert [c["job_id"] for c in completions] == [f"{RUN}-s0-r{i}" for i in range(index + 1)]
+    assert (
+        completions[-1]["status"] == "completed" and completions[-1]["output_key"] == f"{RUN}/delays/{job_id}.parquet"
+    )
+    record = fake_stack.item(f"RUN#{RUN}", f"JOB#{job_id}")
+    assert record["status"] == "COMPLETED" and record["exec_type"] == stage.upper() and record["processing_time_ms"] > 0
+
+
+def test_processor_aggregation_and_merge_events(handlers, fake_stack):
+    start(handlers, fake_stack)
+    run_processor_chain(handlers, fake_stack, until="merge")
+    get = lambda key: json.loads(fake_stack.s3.get_object(Bucket=fake_stack.bucket, Key=key)["Body"].read())  # noqa: E731
+    per_sequence = get(f"{RUN}/percentiles/0.json")
+    merged = get(f"{RUN}/merged_percentiles.json")
+    assert per_sequence["routes"] == 3 and per_sequence["scenarios"] == 1000
+    assert merged["sequences"] == 1 and merged["samples"] == 1000
+    assert merged["final_arrival_delay_min"]["max"] == per_sequence["final_arrival_delay_min"]["max"]
+    kinds = [m["body"]["exec_type"] for m in fake_stack.drain(fake_stack.outgoing_url)]
+    assert kinds == ["FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE"]
+
+
+def test_duplicate_delivery_is_idempotent(handlers, fake_stack):
+    start(handlers, fake_stack)
+    invoke(handlers, "processor", "processor-first")
+    key = f"{RUN}/delays/{RUN}-s0-r0.parquet"
+    first_bytes = fake_stack.s3.get_object(Bucket=fake_stack.bucket, Key=key)["Body"].read()
+    assert invoke(handlers, "processor", "processor-first") == {"batchItemFailures": []}
+    assert fake_stack.s3.get_object(Bucket=fake_stack.bucket, Key=key)["Body"].read() == first_bytes
+    assert len(fake_stack.drain(fake_stack.outgoing_url)) == 1  # the duplicate did not report again
+    assert fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s0-r0")["reports"] == 1
+
+
+def test_failed_job_is_reported_recorded_and_returned_for_retry(handlers, fake_stack):
+    start(handlers, fake_stack)
+    # route 0's state is missing; a batch whose every record failed makes the invocation fail (Powertools),
+    # so SQS retries the whole batch
+    with pytest.raises(BatchProcessingError, match="MissingStateError"):
+        invoke(handlers, "processor", "processor-intermediate")
+    record = fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s0-r1")
+    assert record["status"] == "FAILED" and "MissingStateError" in record["error_message"]
+    (report,) = fake_stack.drain(fake_stack.outgoing_url)
+    assert report["body"]["status"] == "failed" and "state of route 0" in report["body"]["error_message"]
+    # once the missing input exists, the retry succeeds (no idempotency record was left by the failure)
+    invoke(handlers, "processor", "processor-first")
+    assert invoke(handlers, "processor", "processor-intermediate") == {"batchItemFailures": []}
+    assert fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s0-r1")["status"] == "COMPLETED"
+
+
+def test_poison_message_is_recorded_and_failed(handlers, fake_stack):
+    poison = event("processor-poison")
+    with pytest.raises(BatchProcessingError):
+        handlers["processor"](poison, FakeLambdaContext())
+    message_id = poison["Records"][0]["messageId"]
+    record = fake_stack.item("POISON", f"MSG#{message_id}")
+    assert record["status"] == "FAILED" and "job_id" in record["error_message"]
+
+
+def test_poison_does_not_block_other_groups_in_the_batch(handlers, fake_stack):
+    start(handlers, fake_stack)
+    batch = {"Records": event("processor-poison")["Records"] + event("processor-first")["Records"]}
+    response = handlers["processor"](batch, FakeLambdaContext())
+    assert response["batchItemFailures"] == [{"itemIdentifier": batch["Records"][0]["messageId"]}]
+    assert [m["body"]["job_id"] for m in fake_stack.drain(fake_stack.outgoing_url)] == [f"{RUN}-s0-r0"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "expected"),
+    [("first", ("INTERMEDIATE", f"{RUN}-s0-r1")), ("intermediate", ("LAST", f"{RUN}-s0-r2")),
+     ("last", ("AGGREGATION", f"{RUN}-s0-agg"))],
+)  # fmt: skip
+def test_scheduler_route_events_emit_the_next_job(handlers, fake_stack, stage, expected):
+    start(handlers, fake_stack)
+    assert invoke(handlers, "scheduler", f"scheduler-{stage}") == {"batchItemFailures": []}
+    (message,) = fake_stack.drain(fake_stack.incoming_url)
+    assert (message["body"]["exec_type"], message["body"]["job_id"]) == expected
+    assert message["group"] == f"{RUN}-s0"
+
+
+def test_scheduler_aggregation_emits_exactly_one_merge(handlers, fake_stack):
+    start(handlers, fake_stack)
+    for _ in range(3):  # duplicates of the same completion
+        assert invoke(handlers, "scheduler", "scheduler-aggregation") == {"batchItemFailures": []}
+    merges = [m for m in fake_stack.drain(fake_stack.incoming_url) if m["body"]["exec_type"] == "MERGE"]
+    assert len(merges) == 1 and merges[0]["body"]["job_id"] == f"{RUN}-merge"
+    run = fake_stack.item(f"RUN#{RUN}", "RUN")
+    assert run["sequences_remaining"] == 0 and run["merge_claimed_by"] == f"{RUN}-s0-agg"
+
+
+def test_scheduler_merge_completes_the_run(handlers, fake_stack):
+    start(handlers, fake_stack)
+    invoke(handlers, "scheduler", "scheduler-aggregation")
+    assert invoke(handlers, "scheduler", "scheduler-merge") == {"batchItemFailures": []}
+    run = fake_stack.item(f"RUN#{RUN}", "RUN")
+    assert run["status"] == "COMPLETED" and run["gsi1pk"] == "RUN#COMPLETED" and run["duration_s"] >= 0
+    assert run["merged_key"] == f"{RUN}/merged_percentiles.json"
+    assert invoke(handlers, "scheduler", "scheduler-merge") == {"batchItemFailures": []}  # duplicate: no-op
+
+
+def test_scheduler_failed_completion_schedules_nothing(handlers, fake_stack):
+    start(handlers, fake_stack)
+    assert invoke(handlers, "scheduler", "scheduler-failed") == {"batchItemFailures": []}
+    assert fake_stack.drain(fake_stack.incoming_url) == []
+
+
+def test_every_event_file_is_exercised():
+    from tests.lambda_support import EVENTS
+
+    names = {p.stem for p in EVENTS.glob("*.json")}
+    covered = {f"processor-{s}" for s in ("first", "intermediate", "last", "aggregation", "merge", "poison")}
+    covered |= {f"scheduler-{s}" for s in ("first", "intermediate", "last", "aggregation", "merge", "failed")}
+    covered |= {"start-run"}
+    assert names == covered
