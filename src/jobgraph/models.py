@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -81,19 +82,19 @@ class Route(_Strict):
             )
         return self
 
-    @property
+    @cached_property
     def gate_open_min(self) -> float:
         return parse_hms(self.estimated_gate_open_time)
 
-    @property
+    @cached_property
     def takeoff_min(self) -> float:
         return parse_hms(self.estimated_takeoff_time)
 
-    @property
+    @cached_property
     def arrival_min(self) -> float:
         return parse_hms(self.estimated_arrival_time)
 
-    @property
+    @cached_property
     def block_min(self) -> float:
         return self.arrival_min - self.takeoff_min
 
