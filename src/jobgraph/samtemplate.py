@@ -1,0 +1,127 @@
+"""Load template.yaml and run the SAM transform offline (no AWS, no network, no Docker).
+
+Used by the template tests (IAM, tags, queues) and by the local cloud, which deploys the transformed
+template into moto's CloudFormation. Nothing here imports boto3 at import time.
+
+API (keep stable, other modules rely on it):
+
+``load_template(path) -> dict``
+    Parse a CloudFormation/SAM YAML (or JSON) file, short tags included (``!Ref``, ``!Sub``,
+    ``!GetAtt``, ``!If`` …, expanded to their ``Fn::``/``Ref`` long form), with cfn-lint's parser.
+    Returns plain ``dict``/``list``/``str`` values, so the result can be deep-copied, JSON-dumped
+    and mutated freely.
+
+``transform_template(template, parameters, region) -> (transformed, code_locations)``
+    Apply ``AWS::Serverless-2016-10-31`` to a copy of ``template`` (the input is not modified) and
+    return the plain CloudFormation template. Before transforming, every local ``CodeUri`` of an
+    ``AWS::Serverless::Function`` (its own, or inherited from ``Globals.Function.CodeUri``) and every
+    local ``ContentUri`` of an ``AWS::Serverless::LayerVersion`` is rewritten to
+    ``s3://jobgraph-local-artifacts/<relative path>`` (the transform only accepts S3 locations), where
+    ``<relative path>`` is the URI as written, normalised (``functions/processor/`` →
+    ``functions/processor``; ``.`` → ``root``). ``code_locations`` maps each such resource's logical
+    id to that local path (relative to the template's directory, e.g. ``"functions/processor"``;
+    ``"ProcessorFunction"`` for the built template in ``.aws-sam/build``). URIs that are already
+    ``s3://`` or ``{Bucket, Key}`` are left alone and not listed. In the transformed template those
+    resources become ``AWS::Lambda::Function`` (``Code: {S3Bucket: jobgraph-local-artifacts,
+    S3Key: <relative path>}``) and ``AWS::Lambda::LayerVersion`` (``Content: {S3Bucket, S3Key}``);
+    upload the zipped local directory under that key before creating the stack.
+
+    ``parameters`` are template parameter values (strings, as CloudFormation passes them); omitted
+    ones take the template defaults. ``region`` sets ``AWS::Region``/``AWS::Partition`` for the
+    transform. AWS managed policies named by the template (e.g. ``AWSXrayWriteOnlyAccess``) are
+    resolved from the map bundled with samtranslator; a name missing from it raises ``ValueError``
+    instead of calling IAM.
+
+``ARTIFACT_BUCKET`` is ``"jobgraph-local-artifacts"``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import posixpath
+from pathlib import Path
+from typing import Any
+
+ARTIFACT_BUCKET = "jobgraph-local-artifacts"
+
+_CODE_PROPERTY = {
+    "AWS::Serverless::Function": "CodeUri",
+    "AWS::Serverless::LayerVersion": "ContentUri",
+}
+
+
+def load_template(path: str | Path) -> dict:
+    """Parse a CloudFormation/SAM template file (YAML with short tags, or JSON) into plain Python values."""
+    from cfnlint.decode.cfn_yaml import loads
+
+    path = Path(path)
+    parsed = loads(path.read_text(encoding="utf-8"), str(path))
+    # cfn-lint returns dict/str subclasses carrying line marks; a JSON round trip makes them plain.
+    return json.loads(json.dumps(parsed))
+
+
+def _artifact_key(local_path: str) -> str:
+    normalised = posixpath.normpath(local_path.replace("\\", "/")).lstrip("/")
+    return "root" if normalised in ("", ".") else normalised
+
+
+def _is_local(uri: Any) -> bool:
+    return isinstance(uri, str) and not uri.startswith("s3://")
+
+
+def rewrite_code_uris(template: dict) -> dict[str, str]:
+    """Rewrite local CodeUri/ContentUri values of ``template`` in place; return logical id → local path."""
+    locations: dict[str, str] = {}
+    global_function = (template.get("Globals") or {}).get("Function") or {}
+    global_code_uri = global_function.get("CodeUri")
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        prop = _CODE_PROPERTY.get(resource.get("Type", ""))
+        if prop is None:
+            continue
+        properties = resource.setdefault("Properties", {})
+        if prop == "CodeUri" and "InlineCode" in properties:
+            continue
+        uri = properties.get(prop, global_code_uri if prop == "CodeUri" else None)
+        if not _is_local(uri):
+            continue
+        key = _artifact_key(uri)
+        locations[logical_id] = key if key != "root" else "."
+        properties[prop] = f"s3://{ARTIFACT_BUCKET}/{key}"
+    if _is_local(global_code_uri):
+        global_function["CodeUri"] = f"s3://{ARTIFACT_BUCKET}/{_artifact_key(global_code_uri)}"
+    return locations
+
+
+def transform_template(template: dict, parameters: dict, region: str) -> tuple[dict, dict[str, str]]:
+    """SAM → CloudFormation offline; see the module docstring for the contract."""
+    import boto3
+    from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.arn_generator import ArnGenerator
+    from samtranslator.translator.translator import Translator
+    from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
+
+    sam_template = copy.deepcopy(template)
+    code_locations = rewrite_code_uris(sam_template)
+    parameter_values = {key: value for key, value in parameters.items()}
+    parameter_values.setdefault("AWS::Region", region)
+    partition = ArnGenerator.get_partition_name(region)
+    parameter_values.setdefault("AWS::Partition", partition)
+
+    def managed_policy_map() -> dict[str, str]:
+        # Called only for a policy name the bundled map lacks; the online transform would ask IAM.
+        raise ValueError(
+            "a managed policy in Policies is not in samtranslator's bundled map; "
+            "use its full ARN (offline transform cannot call IAM)"
+        )
+
+    if get_bundled_managed_policy_map(partition) is None:
+        raise ValueError(f"samtranslator bundles no managed policies for partition {partition!r}")
+    # A session only names the region (no credentials or calls needed); Translator reads region_name.
+    session = boto3.session.Session(region_name=region)
+    to_py27_compatible_template(sam_template, parameter_values)
+    transformed = Translator(None, Parser(), boto_session=session).translate(
+        sam_template, parameter_values=parameter_values, get_managed_policy_map=managed_policy_map
+    )
+    return undo_mark_unicode_str_in_template(transformed), code_locations
