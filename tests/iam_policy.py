@@ -1,0 +1,222 @@
+"""A small IAM evaluator for the tests: which actions a boto3 call needs, and whether a role's policies allow them.
+
+Deliberately narrow: identity policies only (inline statements of the role plus the few AWS managed policies
+SAM attaches), `Action`/`Resource` wildcards with fnmatch, explicit Deny wins, and the one condition key the
+template uses (`dynamodb:LeadingKeys`). Anything else it meets raises, so it cannot silently say "allowed".
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+PARTITION = "aws"
+
+# The AWS managed policies SAM attaches to function roles (actions as AWS publishes them; Resource "*").
+MANAGED_POLICY_ACTIONS = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": [
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ],
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": [
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "xray:GetSamplingStatisticSummaries",
+    ],
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ],
+}
+
+# API operation → IAM action where the names differ (the rest are "<service>:<Operation>").
+S3_ACTIONS = {
+    "HeadObject": "s3:GetObject",
+    "ListObjectsV2": "s3:ListBucket",
+    "ListObjects": "s3:ListBucket",
+    "HeadBucket": "s3:ListBucket",
+}
+SQS_ACTIONS = {
+    "SendMessageBatch": "sqs:SendMessage",
+    "DeleteMessageBatch": "sqs:DeleteMessage",
+    "ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+# A DynamoDB transaction is authorised per item, with the single-item actions.
+TRANSACT_ITEM_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+    "Get": "dynamodb:GetItem",
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str  # botocore service name: s3, dynamodb, sqs
+    operation: str  # API operation name, e.g. PutObject
+    params: dict = field(hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Permission:
+    action: str
+    resource: str
+    leading_keys: tuple[str, ...] = ()  # dynamodb:LeadingKeys of an item-level call
+
+
+def _table_arn(region: str, account: str, table: str, index: str | None = None) -> str:
+    arn = f"arn:{PARTITION}:dynamodb:{region}:{account}:table/{table}"
+    return f"{arn}/index/{index}" if index else arn
+
+
+def _leading_keys(key: dict | None) -> tuple[str, ...]:
+    if not key or "pk" not in key:
+        return ()
+    return tuple(str(v) for v in key["pk"].values())
+
+
+def required_permissions(call: Call, region: str, account: str) -> list[Permission]:
+    """The IAM action(s) and resource(s) one API call is authorised against."""
+    p = call.params
+    if call.service == "s3":
+        action = S3_ACTIONS.get(call.operation, f"s3:{call.operation}")
+        bucket_arn = f"arn:{PARTITION}:s3:::{p['Bucket']}"
+        return [Permission(action, f"{bucket_arn}/{p['Key']}" if "Key" in p else bucket_arn)]
+    if call.service == "sqs":
+        path = urlparse(p["QueueUrl"]).path.strip("/").split("/")
+        queue_account, queue_name = path[-2], path[-1]
+        action = SQS_ACTIONS.get(call.operation, f"sqs:{call.operation}")
+        return [Permission(action, f"arn:{PARTITION}:sqs:{region}:{queue_account}:{queue_name}")]
+    if call.service == "dynamodb":
+        if call.operation in ("TransactWriteItems", "TransactGetItems"):
+            out = []
+            for item in p["TransactItems"]:
+                ((kind, body),) = item.items()
+                key = body.get("Key") or body.get("Item")
+                out.append(
+                    Permission(
+                        TRANSACT_ITEM_ACTIONS[kind],
+                        _table_arn(region, account, body["TableName"]),
+                        _leading_keys(key),
+                    )
+                )
+            return out
+        if call.operation in ("BatchWriteItem", "BatchGetItem"):
+            return [
+                Permission(f"dynamodb:{call.operation}", _table_arn(region, account, table))
+                for table in p["RequestItems"]
+            ]
+        key = p.get("Key") or p.get("Item")
+        resource = _table_arn(region, account, p["TableName"], p.get("IndexName"))
+        return [Permission(f"dynamodb:{call.operation}", resource, _leading_keys(key))]
+    raise AssertionError(f"no IAM mapping for {call.service}:{call.operation}; extend tests/iam_policy.py")
+
+
+# ------------------------------------------------------------------------------ policy documents
+@dataclass
+class Bindings:
+    """Physical values for the intrinsics policy resources use (Ref / GetAtt / pseudo parameters)."""
+
+    refs: dict[str, str]
+    attributes: dict[str, str]  # "Logical.Attribute" → value
+
+    def resolve(self, value):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and len(value) == 1:
+            ((fn, arg),) = value.items()
+            if fn == "Ref":
+                return self.refs[arg]
+            if fn == "Fn::GetAtt":
+                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.attributes[f"{logical}.{attribute}"]
+            if fn == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else arg
+                local = {k: self.resolve(v) for k, v in variables.items()}
+
+                def substitute(match: re.Match) -> str:
+                    name = match.group(1)
+                    if name in local:
+                        return local[name]
+                    if "." in name:
+                        return self.attributes[name]
+                    return self.refs[name]
+
+                return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+            if fn == "Fn::Join":
+                separator, parts = arg
+                return separator.join(self.resolve(part) for part in parts)
+        raise AssertionError(f"cannot resolve {value!r} in a policy resource")
+
+
+@dataclass(frozen=True)
+class Statement:
+    effect: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    condition: dict = field(hash=False, compare=False, default_factory=dict)
+
+    def matches(self, permission: Permission) -> bool:
+        action = permission.action.lower()
+        if not any(fnmatch.fnmatchcase(action, pattern.lower()) for pattern in self.actions):
+            return False
+        if not any(fnmatch.fnmatchcase(permission.resource, pattern) for pattern in self.resources):
+            return False
+        return self._condition_holds(permission)
+
+    def _condition_holds(self, permission: Permission) -> bool:
+        for operator, clauses in self.condition.items():
+            for key, expected in clauses.items():
+                expected = [expected] if isinstance(expected, str) else list(expected)
+                if operator == "ForAllValues:StringEquals" and key == "dynamodb:LeadingKeys":
+                    # a request without a partition key in scope (e.g. a Scan) is not "all values allowed"
+                    if not permission.leading_keys or not set(permission.leading_keys) <= set(expected):
+                        return False
+                else:
+                    raise AssertionError(f"condition {operator} {key} is not modelled by tests/iam_policy.py")
+        return True
+
+
+def _listify(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def role_statements(template: dict, function_logical_id: str, bindings: Bindings) -> list[Statement]:
+    """Every identity-policy statement of a transformed function's execution role."""
+    role_ref = template["Resources"][function_logical_id]["Properties"]["Role"]
+    role_id = role_ref["Fn::GetAtt"][0]
+    role = template["Resources"][role_id]["Properties"]
+    statements = []
+    for arn in role.get("ManagedPolicyArns", []):
+        if arn not in MANAGED_POLICY_ACTIONS:
+            raise AssertionError(f"{role_id}: managed policy {arn} is not modelled in tests/iam_policy.py")
+        statements.append(Statement("Allow", tuple(MANAGED_POLICY_ACTIONS[arn]), ("*",)))
+    for policy in role.get("Policies", []):
+        for raw in _listify(policy["PolicyDocument"]["Statement"]):
+            if "NotAction" in raw or "NotResource" in raw:
+                raise AssertionError(f"{role_id}: NotAction/NotResource is not modelled")
+            statements.append(
+                Statement(
+                    raw["Effect"],
+                    tuple(_listify(raw["Action"])),
+                    tuple(bindings.resolve(r) for r in _listify(raw["Resource"])),
+                    raw.get("Condition", {}),
+                )
+            )
+    return statements
+
+
+def is_allowed(statements: list[Statement], permission: Permission) -> bool:
+    if any(s.effect == "Deny" and s.matches(permission) for s in statements):
+        return False
+    return any(s.effect == "Allow" and s.matches(permission) for s in statements)

@@ -1,0 +1,169 @@
+"""Every AWS call a handler makes is allowed by its role in the SAM-transformed template.
+
+Given each handler run over its events (success, duplicate, failure and poison paths) against moto, with
+every boto3 API call it makes recorded; when each call is mapped to the IAM action(s) and resource it is
+authorised against; then the function's execution role in the transformed template.yaml allows it.
+moto does not enforce IAM here, so without this test a missing grant only shows up as AccessDenied on AWS
+(and some of these calls sit in paths that swallow errors: failure reports, poison records).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from contextlib import contextmanager
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from jobgraph.samtemplate import load_template, transform_template
+from tests.iam_policy import Bindings, Call, Permission, is_allowed, required_permissions, role_statements
+from tests.lambda_support import FUNCTIONS, ROOT, FakeLambdaContext, event, load_handler
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's default account
+RUN = "events-demo"
+
+
+@pytest.fixture(scope="module")
+def transformed() -> dict:
+    template, _ = transform_template(load_template(ROOT / "template.yaml"), {}, REGION)
+    return template
+
+
+class CallRecorder:
+    """Records every API call of boto3 clients created from the default session while installed."""
+
+    def __init__(self):
+        self.calls: dict[str, list[Call]] = defaultdict(list)
+        self.function: str | None = None
+
+    def __call__(self, params, model, **_kwargs):
+        if self.function is None:
+            raise AssertionError(f"AWS call {model.name} outside a handler invocation")
+        self.calls[self.function].append(Call(model.service_model.service_name, model.name, dict(params)))
+
+    @contextmanager
+    def invoking(self, function: str):
+        self.function = function
+        try:
+            yield
+        finally:
+            self.function = None
+
+
+@pytest.fixture
+def recorder(fake_stack):
+    """Installed on the default session before the adapters create their (cached, lazily built) clients."""
+    from tests.lambda_support import reset_cached_clients
+
+    recorder = CallRecorder()
+    events = boto3._get_default_session().events
+    events.register("provide-client-params", recorder, unique_id="iam-call-recorder")
+    reset_cached_clients()  # the next getter call builds a client that carries the hook
+    yield recorder
+    events.unregister("provide-client-params", unique_id="iam-call-recorder")
+
+
+def bindings(fake_stack) -> Bindings:
+    def queue(url: str) -> tuple[str, str]:
+        name = url.rstrip("/").rsplit("/", 1)[1]
+        return name, f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+
+    incoming, outgoing = queue(fake_stack.incoming_url), queue(fake_stack.outgoing_url)
+    return Bindings(
+        refs={
+            "ResultsBucket": fake_stack.bucket,
+            "JobsTable": fake_stack.table,
+            "AWS::Partition": "aws",
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+        },
+        attributes={
+            "ResultsBucket.Arn": f"arn:aws:s3:::{fake_stack.bucket}",
+            "JobsTable.Arn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}",
+            "IncomingQueue.QueueName": incoming[0],
+            "IncomingQueue.Arn": incoming[1],
+            "OutgoingQueue.QueueName": outgoing[0],
+            "OutgoingQueue.Arn": outgoing[1],
+        },
+    )
+
+
+def exercise_every_path(recorder: CallRecorder, fake_stack) -> None:
+    """StartRun, the whole Processor chain and the Scheduler over every event, incl. duplicates/failures."""
+    handlers = {name: load_handler(name) for name in FUNCTIONS}
+
+    def invoke(function: str, payload: dict):
+        with recorder.invoking(function):
+            return handlers[function](payload, FakeLambdaContext(function_name=function))
+
+    bad = event("start-run")
+    bad["sequences"][0]["routes"][0]["origin_iata"] = "ZZZ"
+    assert invoke("start_run", bad)["status"] == "REJECTED"
+    assert invoke("start_run", event("start-run"))["status"] == "RUNNING"
+    assert invoke("start_run", event("start-run"))["status"] == "REJECTED"  # run exists
+
+    # Processor: a failure first (route 0's state is missing → failure recorded, idempotency record deleted)
+    with pytest.raises(BatchProcessingError):
+        invoke("processor", event("processor-intermediate"))
+    with pytest.raises(BatchProcessingError):
+        invoke("processor", event("processor-poison"))
+    for stage in ("first", "first", "intermediate", "last", "aggregation", "merge"):  # "first" twice: duplicate
+        assert invoke("processor", event(f"processor-{stage}")) == {"batchItemFailures": []}
+
+    poison = event("processor-poison")  # not a completion either
+    with pytest.raises(BatchProcessingError):
+        invoke("scheduler", poison)
+    for stage in ("failed", "first", "intermediate", "last", "aggregation", "aggregation", "merge", "merge"):
+        assert invoke("scheduler", event(f"scheduler-{stage}")) == {"batchItemFailures": []}
+    assert fake_stack.item(f"RUN#{RUN}", "RUN")["status"] == "COMPLETED"
+
+
+def needed(recorder: CallRecorder, function: str) -> set[Permission]:
+    return {p for call in recorder.calls[function] for p in required_permissions(call, REGION, ACCOUNT)}
+
+
+def test_every_recorded_call_is_allowed_by_the_functions_role(transformed, fake_stack, recorder):
+    exercise_every_path(recorder, fake_stack)
+    denied = {}
+    for function, logical_id in FUNCTIONS.items():
+        statements = role_statements(transformed, logical_id, bindings(fake_stack))
+        missing = sorted(
+            f"{p.action} on {p.resource}" for p in needed(recorder, function) if not is_allowed(statements, p)
+        )
+        if missing:
+            denied[logical_id] = missing
+    assert denied == {}
+
+
+def test_the_recording_covers_the_calls_that_matter(fake_stack, recorder):
+    """Guards the test above against recording nothing (or the wrong clients)."""
+    exercise_every_path(recorder, fake_stack)
+    actions = {function: {p.action for p in needed(recorder, function)} for function in FUNCTIONS}
+    assert {"s3:PutObject", "dynamodb:PutItem", "sqs:SendMessage"} <= actions["start_run"]
+    assert {"s3:GetObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "sqs:SendMessage"} <= actions["scheduler"]
+    assert {"s3:GetObject", "s3:PutObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= (
+        actions["processor"]
+    )
+    assert "sqs:SendMessage" in actions["processor"]
+    # the transaction is authorised per item
+    operations = {c.operation for c in recorder.calls["scheduler"]}
+    assert "TransactWriteItems" in operations
+
+
+def test_idempotency_delete_is_limited_to_idempotency_records(transformed, fake_stack):
+    """The Processor may delete its own idempotency records (failed jobs), never job or run records."""
+    statements = role_statements(transformed, "ProcessorFunction", bindings(fake_stack))
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
+    assert is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
+    assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, (f"RUN#{RUN}",)))
+    assert not is_allowed(statements, Permission("s3:DeleteObject", f"arn:aws:s3:::{fake_stack.bucket}/x"))
+
+
+@pytest.mark.parametrize("function", ["SchedulerFunction", "StartRunFunction"])
+def test_other_functions_cannot_delete(transformed, fake_stack, function):
+    statements = role_statements(transformed, function, bindings(fake_stack))
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
+    assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
+    assert not is_allowed(statements, Permission("s3:DeleteObject", f"arn:aws:s3:::{fake_stack.bucket}/x"))
