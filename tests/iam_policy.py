@@ -159,6 +159,25 @@ class Bindings:
         raise AssertionError(f"cannot resolve {value!r} in a policy resource")
 
 
+def bindings_for(bucket: str, table: str, queues: dict[str, str], region: str, account: str) -> Bindings:
+    """Bindings for this template's resources: the bucket, the table and queues (logical id → queue name)."""
+    attributes = {
+        "ResultsBucket.Arn": f"arn:{PARTITION}:s3:::{bucket}",
+        "JobsTable.Arn": _table_arn(region, account, table),
+    }
+    for logical_id, name in queues.items():
+        attributes[f"{logical_id}.QueueName"] = name
+        attributes[f"{logical_id}.Arn"] = f"arn:{PARTITION}:sqs:{region}:{account}:{name}"
+    refs = {
+        "ResultsBucket": bucket,
+        "JobsTable": table,
+        "AWS::Partition": PARTITION,
+        "AWS::Region": region,
+        "AWS::AccountId": account,
+    }
+    return Bindings(refs=refs, attributes=attributes)
+
+
 @dataclass(frozen=True)
 class Statement:
     effect: str

@@ -17,7 +17,15 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from jobgraph.samtemplate import load_template, transform_template
-from tests.iam_policy import Bindings, Call, Permission, is_allowed, required_permissions, role_statements
+from tests.iam_policy import (
+    Bindings,
+    Call,
+    Permission,
+    bindings_for,
+    is_allowed,
+    required_permissions,
+    role_statements,
+)
 from tests.lambda_support import FUNCTIONS, ROOT, FakeLambdaContext, event, load_handler
 
 REGION = "eu-west-1"
@@ -66,28 +74,11 @@ def recorder(fake_stack):
 
 
 def bindings(fake_stack) -> Bindings:
-    def queue(url: str) -> tuple[str, str]:
-        name = url.rstrip("/").rsplit("/", 1)[1]
-        return name, f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+    def name(url: str) -> str:
+        return url.rstrip("/").rsplit("/", 1)[1]
 
-    incoming, outgoing = queue(fake_stack.incoming_url), queue(fake_stack.outgoing_url)
-    return Bindings(
-        refs={
-            "ResultsBucket": fake_stack.bucket,
-            "JobsTable": fake_stack.table,
-            "AWS::Partition": "aws",
-            "AWS::Region": REGION,
-            "AWS::AccountId": ACCOUNT,
-        },
-        attributes={
-            "ResultsBucket.Arn": f"arn:aws:s3:::{fake_stack.bucket}",
-            "JobsTable.Arn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}",
-            "IncomingQueue.QueueName": incoming[0],
-            "IncomingQueue.Arn": incoming[1],
-            "OutgoingQueue.QueueName": outgoing[0],
-            "OutgoingQueue.Arn": outgoing[1],
-        },
-    )
+    queues = {"IncomingQueue": name(fake_stack.incoming_url), "OutgoingQueue": name(fake_stack.outgoing_url)}
+    return bindings_for(fake_stack.bucket, fake_stack.table, queues, REGION, ACCOUNT)
 
 
 def exercise_every_path(recorder: CallRecorder, fake_stack) -> None:

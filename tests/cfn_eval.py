@@ -1,0 +1,133 @@
+"""Evaluate a (transformed) CloudFormation template for a set of parameter values, as CloudFormation would.
+
+Only what the template tests need: parameter defaults and validation, conditions, and the intrinsics
+Ref / Fn::FindInMap / Fn::If / Fn::Sub / Fn::Join / Fn::GetAtt. References to resources resolve to
+readable placeholders (``<Logical>`` / ``<Logical.Attribute>``); unknown functions raise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+PSEUDO = {
+    "AWS::StackName": "scenario-1-dev",
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+NO_VALUE = object()
+
+
+@dataclass
+class Stack:
+    template: dict
+    overrides: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        declared = self.template.get("Parameters", {})
+        unknown = set(self.overrides) - set(declared)
+        if unknown:
+            raise ValueError(f"unknown parameters {sorted(unknown)}")
+        self.parameters = {}
+        for name, spec in declared.items():
+            value = str(self.overrides.get(name, spec.get("Default")))
+            self._validate(name, spec, value)
+            self.parameters[name] = value
+
+    @staticmethod
+    def _validate(name: str, spec: dict, value: str) -> None:
+        if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+            raise ValueError(f"{name}={value!r} not in {spec['AllowedValues']}")
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+            raise ValueError(f"{name}={value!r} does not match {spec['AllowedPattern']}")
+        if spec.get("Type") == "Number":
+            number = float(value)
+            if not spec.get("MinValue", number) <= number <= spec.get("MaxValue", number):
+                raise ValueError(f"{name}={value} outside {spec.get('MinValue')}..{spec.get('MaxValue')}")
+
+    # --------------------------------------------------------------------------------- conditions
+    def condition(self, name: str) -> bool:
+        return bool(self._evaluate_condition(self.template["Conditions"][name]))
+
+    def _evaluate_condition(self, value):
+        if isinstance(value, dict) and len(value) == 1:
+            ((fn, arg),) = value.items()
+            if fn == "Fn::Equals":
+                left, right = (self.resolve(a) for a in arg)
+                return str(left) == str(right)
+            if fn == "Fn::Not":
+                return not self._evaluate_condition(arg[0])
+            if fn == "Fn::Or":
+                return any(self._evaluate_condition(a) for a in arg)
+            if fn == "Fn::And":
+                return all(self._evaluate_condition(a) for a in arg)
+            if fn == "Condition":
+                return self.condition(arg)
+        return self.resolve(value)
+
+    def active(self, logical_id: str) -> bool:
+        condition = self.template["Resources"][logical_id].get("Condition")
+        return condition is None or self.condition(condition)
+
+    # --------------------------------------------------------------------------------- intrinsics
+    def resolve(self, value):
+        if isinstance(value, list):
+            return [r for r in (self.resolve(v) for v in value) if r is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((fn, arg),) = value.items()
+            if fn == "Ref":
+                return self._ref(arg)
+            if fn == "Fn::GetAtt":
+                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return f"<{logical}.{attribute}>"
+            if fn == "Fn::FindInMap":
+                mapping, top, second = (self.resolve(a) for a in arg)
+                return self.template["Mappings"][mapping][str(top)][str(second)]
+            if fn == "Fn::If":
+                name, if_true, if_false = arg
+                return self.resolve(if_true if self.condition(name) else if_false)
+            if fn == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else arg
+                local = {k: self.resolve(v) for k, v in variables.items()}
+
+                def substitute(match: re.Match) -> str:
+                    name = match.group(1)
+                    if name in local:
+                        return str(local[name])
+                    if "." in name:
+                        return f"<{name}>"
+                    return str(self._ref(name))
+
+                return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+            if fn == "Fn::Join":
+                separator, parts = arg
+                return separator.join(str(p) for p in self.resolve(parts))
+            if fn.startswith("Fn::"):
+                raise AssertionError(f"{fn} is not modelled by tests/cfn_eval.py")
+        out = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not NO_VALUE}
+
+    def _ref(self, name: str):
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in PSEUDO:
+            return PSEUDO[name]
+        if name in self.template["Resources"]:
+            return f"<{name}>"
+        raise AssertionError(f"Ref to unknown {name!r}")
+
+    def properties(self, logical_id: str) -> dict:
+        return self.resolve(self.template["Resources"][logical_id].get("Properties", {}))
+
+    def resources_of_type(self, resource_type: str) -> list[str]:
+        return sorted(
+            logical_id
+            for logical_id, resource in self.template["Resources"].items()
+            if resource["Type"] == resource_type and self.active(logical_id)
+        )

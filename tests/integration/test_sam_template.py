@@ -1,0 +1,287 @@
+"""template.yaml: lint, offline SAM transform, tags, IAM hygiene, queues and layers — no AWS, no Docker."""
+
+from __future__ import annotations
+
+import pytest
+from cfnlint.api import ManualArgs, lint, lint_file
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+from jobgraph.samtemplate import ARTIFACT_BUCKET, load_template, transform_template
+from tests.cfn_eval import Stack
+from tests.iam_policy import (
+    MANAGED_POLICY_ACTIONS,
+    Bindings,
+    Permission,
+    bindings_for,
+    is_allowed,
+    role_statements,
+)
+from tests.lambda_support import ROOT
+
+TEMPLATE = ROOT / "template.yaml"
+REGION = "eu-west-1"
+CUSTOM = {
+    "TestRunId": "memory-1024mb",
+    "Stage": "prod",
+    "ProjectPrefix": "jobgraph-perf",
+    "ProcessorTimeout": "120",
+    "ProcessorMemorySize": "1024",
+    "Architecture": "arm64",
+    "AlarmEmail": "ops@example.com",
+    "ResultsRetentionDays": "7",
+}
+TAG_KEYS = ("PerfTestRun", "Purpose", "Environment", "Project")
+# Resource types CloudFormation cannot tag (checked against cfn-lint's schemas below).
+UNTAGGABLE = {
+    "AWS::Lambda::LayerVersion",
+    "AWS::SNS::Subscription",
+    "AWS::S3::BucketPolicy",
+    "AWS::CloudWatch::Dashboard",  # taggable in some regions' schemas only; see the template comment
+}
+FUNCTIONS = ("ProcessorFunction", "SchedulerFunction", "StartRunFunction")
+
+
+@pytest.fixture(scope="module")
+def sam_template() -> dict:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def transformed(sam_template) -> dict:
+    return transform_template(sam_template, {}, REGION)[0]
+
+
+@pytest.fixture(scope="module", params=["default", "custom"])
+def stack(request, sam_template) -> Stack:
+    """The transformed template evaluated for the default parameters and for a non-default set."""
+    parameters = {} if request.param == "default" else CUSTOM
+    transformed, _ = transform_template(sam_template, parameters, REGION)
+    return Stack(transformed, parameters)
+
+
+# ------------------------------------------------------------------------------------------- lint
+def test_cfn_lint_reports_no_errors_or_warnings():
+    matches = lint_file(TEMPLATE, config=ManualArgs(regions=["us-east-1", REGION]))
+    assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches if m.rule.id[0] in "EW"] == []
+
+
+def test_cfn_lint_gate_does_catch_errors():
+    """The check above is only worth something if the linter really validates this template's resources."""
+    broken = TEMPLATE.read_text().replace("      FifoQueue: true\n", "      FifoQueue: true\n      Fifo: yes\n", 1)
+    matches = lint(broken, regions=[REGION])
+    assert any(m.rule.id == "E3002" and "Fifo" in m.message for m in matches)
+
+
+# -------------------------------------------------------------------------------------- transform
+def test_transform_rewrites_code_locations(sam_template):
+    transformed, locations = transform_template(sam_template, {}, REGION)
+    assert locations == {
+        "CoreLayer": "src",
+        "ScientificLayer": "layers/scientific",
+        "ProcessorFunction": "functions/processor",
+        "SchedulerFunction": "functions/scheduler",
+        "StartRunFunction": "functions/start_run",
+    }
+    for function in FUNCTIONS:
+        assert transformed["Resources"][function]["Properties"]["Code"] == {
+            "S3Bucket": ARTIFACT_BUCKET,
+            "S3Key": locations[function],
+        }
+    layers = {k: v for k, v in transformed["Resources"].items() if v["Type"] == "AWS::Lambda::LayerVersion"}
+    assert sorted(v["Properties"]["Content"]["S3Key"] for v in layers.values()) == ["layers/scientific", "src"]
+    assert "Transform" not in transformed
+    assert not [r for r in transformed["Resources"].values() if r["Type"].startswith("AWS::Serverless::")]
+
+
+def test_transform_with_default_parameters(transformed):
+    stack = Stack(transformed)
+    assert stack.properties("IncomingQueue")["VisibilityTimeout"] == 360
+    for function in FUNCTIONS:
+        properties = stack.properties(function)
+        assert properties["Runtime"] == "python3.11" and properties["Handler"] == "app.lambda_handler"
+        assert properties["Architectures"] == ["x86_64"]
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+    assert stack.properties("ProcessorFunction")["Timeout"] == "60"
+    assert stack.properties("ProcessorFunction")["MemorySize"] == "256"
+    assert not stack.active("AlarmEmailSubscription")
+    assert "LifecycleConfiguration" not in stack.properties("ResultsBucket")
+    assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
+
+
+def test_transform_with_non_default_parameters(sam_template):
+    transformed, _ = transform_template(sam_template, CUSTOM, REGION)
+    stack = Stack(transformed, CUSTOM)
+    assert stack.properties("IncomingQueue")["VisibilityTimeout"] == 720
+    assert stack.properties("ProcessorFunction")["Timeout"] == "120"
+    assert stack.properties("ProcessorFunction")["MemorySize"] == "1024"
+    for function in FUNCTIONS:
+        assert stack.properties(function)["Architectures"] == ["arm64"]
+    for layer in stack.resources_of_type("AWS::Lambda::LayerVersion"):
+        assert stack.properties(layer)["CompatibleArchitectures"] == ["arm64"]
+    assert stack.active("AlarmEmailSubscription")
+    subscription = stack.properties("AlarmEmailSubscription")
+    assert subscription["Protocol"] == "email" and subscription["Endpoint"] == "ops@example.com"
+    assert subscription["TopicArn"] == "<AlarmTopic>"
+    assert stack.properties("ResultsBucket")["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == "7"
+    # prod always gets point-in-time recovery
+    assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_parameter_validation_rejects_bad_values(transformed):
+    """The evaluator used above enforces AllowedValues/patterns, so CUSTOM is a deployable set."""
+    with pytest.raises(ValueError, match="ProcessorTimeout"):
+        Stack(transformed, {"ProcessorTimeout": "90"})
+    with pytest.raises(ValueError, match="AlarmEmail"):
+        Stack(transformed, {"AlarmEmail": "not-an-address"})
+
+
+# ------------------------------------------------------------------------------------------- tags
+def test_every_taggable_resource_carries_the_four_tags(stack):
+    expected = {
+        "PerfTestRun": stack.parameters["TestRunId"],
+        "Purpose": "PerformanceTesting",
+        "Environment": stack.parameters["Stage"],
+        "Project": stack.parameters["ProjectPrefix"],
+    }
+    untagged, checked = {}, set()
+    for logical_id, resource in stack.template["Resources"].items():
+        if resource["Type"] in UNTAGGABLE or not stack.active(logical_id):
+            continue
+        checked.add(resource["Type"])
+        tags = stack.properties(logical_id).get("Tags", [])
+        # Tags are a list of {Key, Value} for every type here (SAM converts the function map form)
+        found = {t["Key"]: t["Value"] for t in tags if t["Key"] in TAG_KEYS}
+        if found != expected:
+            untagged[logical_id] = found
+    assert untagged == {}
+    assert checked >= {
+        "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::SQS::Queue", "AWS::S3::Bucket", "AWS::DynamoDB::Table",
+        "AWS::SNS::Topic", "AWS::Logs::LogGroup", "AWS::CloudWatch::Alarm", "AWS::Lambda::EventSourceMapping",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("resource_type", sorted(UNTAGGABLE))
+def test_exempt_types_really_cannot_be_tagged(resource_type):
+    """cfn-lint validates against us-east-1 (and sam validate too): tags there must not be possible."""
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema
+    assert "Tags" not in schema["properties"]
+
+
+# -------------------------------------------------------------------------------------------- IAM
+def _allow_statements(template: dict):
+    for logical_id, resource in template["Resources"].items():
+        documents = []
+        if resource["Type"] == "AWS::IAM::Role":
+            documents = [p["PolicyDocument"] for p in resource["Properties"].get("Policies", [])]
+        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy"):
+            documents = [resource["Properties"]["PolicyDocument"]]
+        for document in documents:
+            statements = document["Statement"]
+            for statement in statements if isinstance(statements, list) else [statements]:
+                yield logical_id, statement
+
+
+def test_no_allow_statement_grants_a_wildcard_action(transformed):
+    allows = [(logical_id, s) for logical_id, s in _allow_statements(transformed) if s["Effect"] == "Allow"]
+    assert len(allows) >= 10
+    offending = []
+    for logical_id, statement in allows:
+        assert "NotAction" not in statement and "NotResource" not in statement, logical_id
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        offending += [(logical_id, a) for a in actions if a == "*" or a.split(":", 1)[1] == "*"]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        offending += [(logical_id, "Resource *") for r in resources if r == "*"]
+    assert offending == []
+    # the bucket policy's s3:* sits only in the TLS-only Deny
+    denies = [s for _, s in _allow_statements(transformed) if s["Effect"] == "Deny"]
+    assert [s["Sid"] for s in denies] == ["DenyInsecureTransport"]
+
+
+def test_roles_attach_only_known_managed_policies(transformed):
+    for function in FUNCTIONS:
+        role = transformed["Resources"][f"{function}Role"]["Properties"]
+        assert set(role["ManagedPolicyArns"]) <= set(MANAGED_POLICY_ACTIONS), function
+
+
+def _stack_bindings() -> Bindings:
+    queues = {"IncomingQueue": "scenario-1-dev-incoming.fifo", "OutgoingQueue": "scenario-1-dev-outgoing.fifo"}
+    return bindings_for("scenario-1-dev-data-123456789012", "scenario-1-dev-jobs", queues, REGION, "123456789012")
+
+
+@pytest.mark.parametrize(
+    ("mapping", "function", "queue"),
+    [("ProcessorFunctionIncomingJobs", "ProcessorFunction", "IncomingQueue"),
+     ("SchedulerFunctionCompletedJobs", "SchedulerFunction", "OutgoingQueue")],
+)  # fmt: skip
+def test_event_source_mapping_can_poll_only_its_own_queue(transformed, mapping, function, queue):
+    properties = transformed["Resources"][mapping]["Properties"]
+    assert properties["FunctionName"] == {"Ref": function}
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    bindings = _stack_bindings()
+    statements = role_statements(transformed, function, bindings)
+    own = bindings.attributes[f"{queue}.Arn"]
+    other = bindings.attributes[f"{'Outgoing' if queue == 'IncomingQueue' else 'Incoming'}Queue.Arn"]
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"):
+        assert is_allowed(statements, Permission(action, own)), action
+        assert not is_allowed(statements, Permission(action, other)), action
+    # and none of the functions polls anything else: the mappings are the only two
+    mappings = [k for k, v in transformed["Resources"].items() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert sorted(mappings) == ["ProcessorFunctionIncomingJobs", "SchedulerFunctionCompletedJobs"]
+
+
+# ----------------------------------------------------------------------------------------- queues
+@pytest.mark.parametrize("queue", ["IncomingQueue", "OutgoingQueue"])
+def test_each_queue_dead_letters_to_a_fifo_dlq_after_three_receives(stack, queue):
+    properties = stack.properties(queue)
+    assert properties["FifoQueue"] is True and properties["QueueName"].endswith(".fifo")
+    redrive = stack.template["Resources"][queue]["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == 3
+    dlq = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    dlq_properties = stack.properties(dlq)
+    assert dlq_properties["FifoQueue"] is True and dlq_properties["QueueName"].endswith(".fifo")
+    assert dlq != queue and "RedrivePolicy" not in dlq_properties
+
+
+@pytest.mark.parametrize("timeout", ["30", "60", "120", "180", "300", "600", "900"])
+def test_visibility_timeout_is_at_least_six_times_the_consumer_timeout(sam_template, timeout):
+    assert timeout in sam_template["Parameters"]["ProcessorTimeout"]["AllowedValues"]
+    transformed, _ = transform_template(sam_template, {"ProcessorTimeout": timeout}, REGION)
+    stack = Stack(transformed, {"ProcessorTimeout": timeout})
+    for mapping in stack.resources_of_type("AWS::Lambda::EventSourceMapping"):
+        properties = stack.properties(mapping)
+        function = properties["FunctionName"].strip("<>")
+        queue = properties["EventSourceArn"].strip("<>").removesuffix(".Arn")
+        function_timeout = int(stack.properties(function)["Timeout"])
+        visibility = int(stack.properties(queue)["VisibilityTimeout"])
+        assert visibility >= 6 * function_timeout, (mapping, visibility, function_timeout)
+
+
+def test_every_allowed_processor_timeout_has_a_visibility_row(sam_template):
+    allowed = sam_template["Parameters"]["ProcessorTimeout"]["AllowedValues"]
+    assert set(sam_template["Mappings"]["ProcessorTimeoutToVisibility"]) == set(allowed)
+
+
+def test_event_source_batch_sizes_fit_fifo_limits(stack):
+    for mapping in stack.resources_of_type("AWS::Lambda::EventSourceMapping"):
+        properties = stack.properties(mapping)
+        assert 1 <= int(properties["BatchSize"]) <= 10
+        assert "MaximumBatchingWindowInSeconds" not in properties
+        if "ScalingConfig" in properties:
+            assert 2 <= int(properties["ScalingConfig"]["MaximumConcurrency"]) <= 1000
+
+
+# ----------------------------------------------------------------------------------------- layers
+def test_only_the_processor_gets_the_scientific_layer(stack):
+    layers = {
+        resource["Properties"]["LayerName"]["Fn::Sub"].rsplit("-", 1)[1]: logical_id
+        for logical_id, resource in stack.template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::LayerVersion"
+    }
+    assert set(layers) == {"core", "scientific"}
+    used = {f: [ref["Ref"] for ref in stack.template["Resources"][f]["Properties"]["Layers"]] for f in FUNCTIONS}
+    assert used == {
+        "ProcessorFunction": [layers["core"], layers["scientific"]],
+        "SchedulerFunction": [layers["core"]],
+        "StartRunFunction": [layers["core"]],
+    }
