@@ -1,4 +1,4 @@
-"""`jobgraph` command line: generate, validate, solve (and run, once the local cloud is in)."""
+"""`jobgraph` command line: generate, validate, solve, run."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def _positive(value: str) -> int:
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `solve` and `run`, so the same graph can be solved both ways."""
     parser.add_argument("--sequences", type=Path, default=Path("sequences"), help="folder of sequence JSON files")
+    parser.add_argument(
+        "--generate",
+        type=_positive,
+        metavar="N",
+        help="generate N sequences with --seed instead of reading --sequences",
+    )
     parser.add_argument("--run-id", type=_run_id, default="example", help="name of the run (results folder)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/ is written")
     parser.add_argument("--scenarios", type=_scenarios, default=1000, help="Monte-Carlo scenarios per sequence")
@@ -54,6 +60,20 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-run-id", default="default", help="cost-tracking tag value (PerfTestRun)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _rate(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value}: must be between 0 and 1")
+    return number
+
+
+def _key_value(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{value!r}: use KEY=VALUE")
+    return key, val
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +93,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     solve = commands.add_parser("solve", help="solve the graph in-process (reference solver)")
     add_run_options(solve)
+
+    run = commands.add_parser(
+        "run", help="run the graph through the SQS/Lambda loop: embedded local cloud, or a deployed stack (--stack)"
+    )
+    add_run_options(run)
+    run.add_argument("--stack", metavar="NAME", help="run on this deployed AWS stack instead of the local cloud")
+    run.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
+    local = run.add_argument_group("local cloud")
+    local.add_argument("--template", type=Path, default=Path("template.yaml"), help="SAM template to deploy locally")
+    local.add_argument("--stack-name", default="scenario-1-local", help="name of the local stack")
+    local.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_key_value,
+        help="template parameter override, repeatable (e.g. ProcessorBatchSize=5)",
+    )
+    local.add_argument("--max-workers", type=_positive, help="cap on worker processes per event source mapping")
+    local.add_argument("--fail-rate", type=_rate, default=0.0, help="P(an invocation raises before/after its effects)")
+    local.add_argument("--duplicate-rate", type=_rate, default=0.0, help="P(a message is delivered twice)")
+    local.add_argument("--kill-rate", type=_rate, default=0.0, help="P(a worker process dies mid-batch)")
+    local.add_argument(
+        "--poison", type=_non_negative, default=0, help="send N malformed messages to the incoming queue"
+    )
+    local.add_argument("--fault-seed", type=_non_negative, default=0, help="seed of the fault injector")
+    run.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for the run to complete")
+    run.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
     return parser
 
 
@@ -110,21 +158,93 @@ def progress_bar(total: int, enabled: bool, unit: str = "job"):
     return tqdm(total=total, unit=unit, disable=not enabled, dynamic_ncols=True, file=sys.stderr)
 
 
+def run_inputs(args):
+    """Sequences and run spec, shared by `solve` and `run` so both can be fed the same graph."""
+    from jobgraph.graph import RunSpec
+
+    if args.generate:
+        from jobgraph.generator import generate_sequences
+
+        sequences = generate_sequences(args.generate, args.seed)
+    else:
+        from jobgraph.loader import load_sequences
+
+        sequences = load_sequences(args.sequences)
+    spec = RunSpec(run_id=args.run_id, test_run_id=args.test_run_id, scenarios=args.scenarios, seed=args.seed)
+    return sequences, spec
+
+
 def cmd_solve(args) -> int:
-    from jobgraph.graph import RunSpec, total_jobs
-    from jobgraph.loader import load_sequences
+    from jobgraph.graph import total_jobs
     from jobgraph.report import print_solve_report
     from jobgraph.solver import solve
 
-    sequences = load_sequences(args.sequences)
-    spec = RunSpec(run_id=args.run_id, test_run_id=args.test_run_id, scenarios=args.scenarios, seed=args.seed)
+    sequences, spec = run_inputs(args)
     with progress_bar(total_jobs(sequences), enabled=not args.no_progress and sys.stderr.isatty()) as bar:
         report = solve(sequences, spec, args.out, overwrite=args.overwrite, on_job=lambda _job: bar.update())
     print_solve_report(report)
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "validate": cmd_validate, "solve": cmd_solve}
+def cmd_run(args) -> int:
+    from jobgraph.report import print_run_report
+
+    sequences, spec = run_inputs(args)
+    show_progress = not args.no_progress and sys.stderr.isatty()
+    if args.stack:
+        from jobgraph.awsrun import run_on_aws
+
+        local_only = [
+            name
+            for name, given in (
+                ("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
+                ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
+                ("--max-workers", args.max_workers),
+            )
+            if given
+        ]  # fmt: skip
+        if local_only:
+            raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --stack")
+        outcome = run_on_aws(
+            args.stack,
+            sequences,
+            spec,
+            args.out,
+            region=args.region,
+            overwrite=args.overwrite,
+            show_progress=show_progress,
+            timeout_s=args.timeout,
+            stall_s=args.stall_timeout,
+        )
+    else:
+        from jobgraph.localcloud.faults import FaultPlan
+        from jobgraph.localcloud.session import LocalRunOptions, run_local
+
+        try:
+            faults = FaultPlan(
+                fail_rate=args.fail_rate,
+                duplicate_rate=args.duplicate_rate,
+                kill_rate=args.kill_rate,
+                poison=args.poison,
+                seed=args.fault_seed,
+            )
+        except ValueError as exc:
+            raise JobGraphError(str(exc)) from None
+        options = LocalRunOptions(
+            template=args.template,
+            stack_name=args.stack_name,
+            parameters=dict(args.parameter),
+            faults=faults,
+            max_workers=args.max_workers,
+            timeout_s=args.timeout,
+            stall_s=args.stall_timeout,
+        )
+        outcome = run_local(sequences, spec, args.out, options, overwrite=args.overwrite, show_progress=show_progress)
+    print_run_report(outcome)
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "validate": cmd_validate, "solve": cmd_solve, "run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -245,3 +245,16 @@ class RunManifest(_Strict):
     total_route_jobs: int = Field(ge=1)
     created_at: str = Field(default_factory=utc_now_iso)
     implementation: Literal["solver", "lambda", "local"] = "solver"
+
+
+def message_label(body: str) -> str | None:
+    """The job id of a well-formed job or completion (completions: "<job_id> (<status>)"), else None."""
+    from pydantic import ValidationError
+
+    for model in (IncomingJob, CompletedJob):
+        try:
+            message = model.model_validate_json(body)
+        except ValidationError:
+            continue
+        return message.job_id if model is IncomingJob else f"{message.job_id} ({message.status.value})"
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 
@@ -38,4 +40,51 @@ def print_solve_report(report) -> None:
         *merged_lines(report.merged),
         f"results: {report.out_dir}",
     ]
+    print("\n".join(lines))
+
+
+def _percentiles(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return f"p50 {p50:.0f} ms, p90 {p90:.0f} ms, p99 {p99:.0f} ms, max {max(values):.0f} ms"
+
+
+def print_run_report(outcome) -> None:
+    """Report of `jobgraph run`: throughput, per-stage processing time, queue wait, retries, DLQs, alarms."""
+    jobs_per_s = outcome.jobs / outcome.wall_seconds if outcome.wall_seconds else float("inf")
+    retried = {job: n for job, n in outcome.attempts.items() if n > 1}
+    lines = [
+        f"run {outcome.run_id} on {outcome.mode} stack {outcome.stack_name}: {outcome.sequences} sequences, "
+        f"{outcome.jobs} jobs, {outcome.merged['scenarios_per_sequence']} scenarios each",
+        f"  wall time {outcome.wall_seconds:.2f} s (StartRun to run COMPLETED), {jobs_per_s:.1f} jobs/s",
+        "  processing time per stage (Processor, from the job records):",
+        *stage_table(outcome.stage_ms),
+    ]
+    functions = outcome.extra.get("functions", {})
+    for name, figures in functions.items():
+        lines.append(
+            f"  {name}: {figures['workers']} workers, {figures['invocations']} invocations "
+            f"({figures['cold_starts']} cold), {figures['errors']} errors, {figures['worker_deaths']} worker deaths, "
+            f"{figures['redeliveries']} redeliveries, {figures['duplicates']} duplicates injected"
+        )
+        lines.append(f"    queue wait {_percentiles(figures['queue_wait_ms'])}")
+        lines.append(f"    invocation {_percentiles(figures['invocation_ms'])}")
+    if outcome.extra.get("faults"):
+        lines.append("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.extra["faults"].items())))
+    lines.append(f"  jobs retried: {len(retried)} (max attempts {max(outcome.attempts.values(), default=0)})")
+    lines.append("  dead-letter queues: " + ", ".join(f"{name} {count}" for name, count in outcome.dlq.items()))
+    for name, contents in outcome.dlq_contents.items():
+        if contents:
+            counted = Counter(contents)
+            shown = ", ".join(f"{what} x{n}" if n > 1 else what for what, n in sorted(counted.items())[:8])
+            more = f", ... ({len(counted) - 8} more)" if len(counted) > 8 else ""
+            lines.append(f"    {name}: {shown}{more}")
+    if outcome.alarms:
+        lines.append("  alarms:")
+        lines.extend(f"    {state:<17} {name}" for name, state in sorted(outcome.alarms.items()))
+    lines.extend(merged_lines(outcome.merged))
+    lines.append(f"results: {outcome.out_dir}")
+    if outcome.extra.get("log_dir"):
+        lines.append(f"function logs: {outcome.extra['log_dir']}")
     print("\n".join(lines))

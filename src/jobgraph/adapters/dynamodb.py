@@ -278,3 +278,25 @@ class JobsTable:
             if "LastEvaluatedKey" not in response:
                 return items
             kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+
+    def count_jobs(self, run_id: str, status: str = "COMPLETED") -> int:
+        """Jobs of a run whose latest status is ``status`` (a COUNT query; progress of a run on AWS)."""
+        total, kwargs = 0, {}
+        while True:
+            response = self.client.query(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
+                FilterExpression="#status = :status",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":pk": {"S": f"RUN#{run_id}"},
+                    ":job": {"S": "JOB#"},
+                    ":status": {"S": status},
+                },
+                Select="COUNT",
+                **kwargs,
+            )
+            total += response.get("Count", 0)
+            if "LastEvaluatedKey" not in response:
+                return total
+            kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}

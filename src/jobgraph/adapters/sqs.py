@@ -74,3 +74,11 @@ class FifoQueue:
             MessageGroupId=completed.correlation_id,
             MessageDeduplicationId=dedup_id(*parts),
         )
+
+    def depth(self) -> tuple[int, int]:
+        """(visible, in flight) messages, as SQS approximates them."""
+        attributes = self.client.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])

@@ -1,0 +1,175 @@
+"""The local Lambda runtime: the deployed stack's functions, run from the template's code, fed by pollers.
+
+For every ``AWS::Lambda::Function`` of the deployed stack it builds a FunctionSpec from the transformed
+template (Handler, code folder, layer folders) and the deployed configuration (environment as resolved by
+CloudFormation, timeout, memory). For every event source mapping it starts pollers (poller.py) up to the
+mapping's concurrency; each poller owns one worker process (workers.py), started on its first batch, so
+cold starts happen when Lambda's would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobgraph.localcloud.faults import FaultPlan
+from jobgraph.localcloud.poller import MappingSpec, Poller, RuntimeStats
+from jobgraph.localcloud.server import LocalEndpoint
+from jobgraph.localcloud.stack import DeployedStack
+from jobgraph.localcloud.workers import FunctionSpec, Invocation, Worker
+
+# Lambda scales an SQS mapping without ScalingConfig up to 1000 (FIFO: one per message group); a
+# laptop cannot, so such mappings get this many local workers unless --max-workers says otherwise.
+DEFAULT_UNSCALED_CONCURRENCY = 2
+
+
+def _code_folder(stack: DeployedStack, location: dict) -> Path:
+    key = location["S3Key"]
+    return stack.code_paths.get(key) or (stack.root / key).resolve()
+
+
+def _layer_folder(folder: Path) -> Path:
+    """Lambda unpacks a layer to /opt and puts /opt/python on sys.path; a source layer is importable as is."""
+    python = folder / "python"
+    return python if python.is_dir() else folder
+
+
+def function_specs(endpoint: LocalEndpoint, stack: DeployedStack) -> dict[str, FunctionSpec]:
+    lambda_client = endpoint.client("lambda")
+    layers = {
+        logical_id: _layer_folder(_code_folder(stack, resource["Properties"]["Content"]))
+        for logical_id, resource in stack.resources_of_type("AWS::Lambda::LayerVersion").items()
+    }
+    specs = {}
+    for logical_id, resource in stack.resources_of_type("AWS::Lambda::Function").items():
+        properties = resource["Properties"]
+        name = stack.physical_ids[logical_id]
+        config = lambda_client.get_function_configuration(FunctionName=name)
+        layer_refs = [
+            layer["Ref"] for layer in properties.get("Layers", []) if isinstance(layer, dict) and "Ref" in layer
+        ]
+        environment = {
+            **config.get("Environment", {}).get("Variables", {}),
+            **endpoint.environment(),
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config["MemorySize"]),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            # no X-Ray daemon on a laptop: Tracer would fail to emit segments
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        specs[logical_id] = FunctionSpec(
+            logical_id=logical_id,
+            function_name=name,
+            handler=config["Handler"],
+            code_dir=_code_folder(stack, properties["Code"]),
+            layer_dirs=tuple(layers[ref] for ref in layer_refs if ref in layers),
+            environment={k: str(v) for k, v in environment.items()},
+            timeout_s=int(config["Timeout"]),
+            memory_mb=int(config["MemorySize"]),
+            arn=config["FunctionArn"],
+        )
+    return specs
+
+
+def _queue_url(endpoint: LocalEndpoint, queue_arn: str) -> str:
+    name = queue_arn.rsplit(":", 1)[1]
+    return endpoint.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def _max_receive_count(endpoint: LocalEndpoint, queue_url: str) -> int | None:
+    import json
+
+    attributes = endpoint.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+    policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+    return int(json.loads(policy)["maxReceiveCount"]) if policy else None
+
+
+def mapping_specs(
+    endpoint: LocalEndpoint, functions: dict[str, FunctionSpec], max_workers: int | None
+) -> list[MappingSpec]:
+    """The deployed event source mappings; moto's own trigger for each is switched off (GUIDE §7)."""
+    lambda_client = endpoint.client("lambda")
+    by_arn = {spec.arn: spec for spec in functions.values()}
+    by_name = {spec.function_name: spec for spec in functions.values()}
+    mappings = []
+    for esm in lambda_client.list_event_source_mappings()["EventSourceMappings"]:
+        function = by_arn.get(esm["FunctionArn"]) or by_name.get(esm["FunctionArn"].rsplit(":", 1)[-1])
+        if function is None or ":sqs:" not in esm["EventSourceArn"]:
+            continue
+        lambda_client.update_event_source_mapping(UUID=esm["UUID"], Enabled=False)
+        concurrency = esm.get("ScalingConfig", {}).get("MaximumConcurrency") or DEFAULT_UNSCALED_CONCURRENCY
+        if max_workers:
+            concurrency = min(concurrency, max_workers)
+        queue_url = _queue_url(endpoint, esm["EventSourceArn"])
+        mappings.append(
+            MappingSpec(
+                function=function,
+                queue_url=queue_url,
+                queue_arn=esm["EventSourceArn"],
+                batch_size=int(esm.get("BatchSize", 10)),
+                concurrency=max(1, int(concurrency)),
+                report_batch_item_failures="ReportBatchItemFailures" in esm.get("FunctionResponseTypes", []),
+                max_receive_count=_max_receive_count(endpoint, queue_url),
+                region=endpoint.region,
+            )
+        )
+    return mappings
+
+
+@dataclass
+class LocalLambdaRuntime:
+    endpoint: LocalEndpoint
+    stack: DeployedStack
+    log_dir: Path
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    max_workers: int | None = None
+    retry_delay_s: int = 1
+    stats: RuntimeStats = field(default_factory=RuntimeStats)
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    mappings: list[MappingSpec] = field(default_factory=list)
+    _pollers: list[Poller] = field(default_factory=list)
+    _direct: dict[str, Worker] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> LocalLambdaRuntime:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.functions = function_specs(self.endpoint, self.stack)
+        self.mappings = mapping_specs(self.endpoint, self.functions, self.max_workers)
+        sqs = self.endpoint.client("sqs")
+        for mapping in self.mappings:
+            for slot in range(mapping.concurrency):
+                worker = Worker(mapping.function, self.log_dir / f"{mapping.function.logical_id}-{slot}.log")
+                seed = zlib.crc32(f"{self.faults.seed}:{mapping.function.logical_id}:{slot}".encode())
+                poller = Poller(mapping, worker, sqs, self.stats, self._stop, self.faults, seed, self.retry_delay_s)
+                self._pollers.append(poller)
+                poller.start()
+        return self
+
+    def invoke(self, logical_id: str, event: dict) -> Invocation:
+        """A direct (RequestResponse) invocation, as `sam remote invoke` / lambda.invoke would make."""
+        if logical_id not in self.functions:
+            raise KeyError(f"no function {logical_id} in stack {self.stack.name} (has {sorted(self.functions)})")
+        worker = self._direct.get(logical_id)
+        if worker is None:
+            worker = self._direct[logical_id] = Worker(self.functions[logical_id], self.log_dir / f"{logical_id}.log")
+        return worker.invoke(event)
+
+    def failure(self) -> BaseException | None:
+        """The first poller that died of an unexpected error (the runtime is then stopping)."""
+        return next((p.fatal for p in self._pollers if p.fatal is not None), None)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + timeout_s
+        for poller in self._pollers:
+            poller.join(timeout=max(0.1, deadline - time.monotonic()))
+        for poller in self._pollers:
+            poller.worker.stop()  # a poller stuck in an invocation still gets its process killed
+        for worker in self._direct.values():
+            worker.stop()
+        self._pollers.clear()
+        self._direct.clear()

@@ -1,0 +1,98 @@
+"""moto's server, in-process, on a loopback port: the local stand-in for every AWS endpoint.
+
+Only 127.0.0.1 is ever used and credentials are fake, so nothing a local run does can reach AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class LocalEndpoint:
+    """A started moto server plus boto3 clients bound to it (use as a context manager)."""
+
+    region: str = "eu-west-1"
+    port: int = 0  # 0: any free port
+    _server: object = field(default=None, repr=False)
+    _clients: dict = field(default_factory=dict, repr=False)
+
+    def start(self) -> LocalEndpoint:
+        from moto.server import ThreadedMotoServer
+
+        # moto's request log and its "not supported by CloudFormation" warnings would drown the progress bar
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message=".*not supported by moto's CloudFormation.*")
+        logging.getLogger("moto").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
+        self._server.start()
+        self.port = self._server.get_host_and_port()[1]
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self._clients.clear()
+
+    def __enter__(self) -> LocalEndpoint:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @cached_property
+    def _session(self):
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+            region_name=self.region,
+        )
+
+    def client(self, service: str):
+        """A cached boto3 client for ``service`` that can only talk to this server."""
+        if self._server is None:
+            raise RuntimeError("the local endpoint is not started")
+        if service not in self._clients:
+            from botocore.config import Config
+
+            self._clients[service] = self._session.client(
+                service,
+                endpoint_url=self.url,
+                config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50),
+            )
+        return self._clients[service]
+
+    def environment(self) -> dict[str, str]:
+        """What a local Lambda worker needs so that unmodified boto3 code talks to this server."""
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+        }
+
+
+def isolate_from_real_aws() -> None:
+    """Drop profile/endpoint settings a developer's shell may carry, before any client is made."""
+    for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE"):
+        os.environ.pop(variable, None)
+    os.environ.update(FAKE_CREDENTIALS)

@@ -1,0 +1,158 @@
+"""`jobgraph run` on the embedded local cloud: server → deploy → runtime → run → report → clean up.
+
+The server, the pollers and every worker process are stopped on the way out, also after an error or
+Ctrl-C (workers ignore SIGINT; the parent stops them in order).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobgraph.cloudrun import GraphRun, Progress, RunFailed, RunOutcome, describe_stack, execute
+from jobgraph.graph import RunSpec, total_jobs
+from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
+from jobgraph.localcloud.faults import FaultPlan, poison_bodies
+from jobgraph.localcloud.runtime import LocalLambdaRuntime
+from jobgraph.localcloud.server import LocalEndpoint, isolate_from_real_aws
+from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
+from jobgraph.models import Sequence
+
+METRICS_INTERVAL_S = 1.0
+
+
+@dataclass
+class LocalRunOptions:
+    template: Path = Path("template.yaml")
+    stack_name: str = LOCAL_STACK_NAME
+    parameters: dict[str, str] = field(default_factory=dict)
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    max_workers: int | None = None
+    timeout_s: float = 1800.0
+    stall_s: float = 60.0
+    log_dir: Path | None = None
+
+
+def send_poison(endpoint: LocalEndpoint, queue_url: str, count: int, run_id: str) -> None:
+    sqs = endpoint.client("sqs")
+    for index, (group, body) in enumerate(poison_bodies(count, run_id)):
+        sqs.send_message(
+            QueueUrl=queue_url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=f"poison-{index}"
+        )
+
+
+def run_local(
+    sequences: list[Sequence],
+    spec: RunSpec,
+    out_dir: Path,
+    options: LocalRunOptions,
+    *,
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> RunOutcome:
+    isolate_from_real_aws()
+    if (out_dir / spec.run_id).exists() and not overwrite:
+        raise RunFailed(f"{out_dir / spec.run_id} already exists; choose another --run-id or pass --overwrite")
+    log_dir = options.log_dir or out_dir / ".logs" / spec.run_id
+    with LocalEndpoint() as endpoint:
+        stack = deploy(endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters)
+        runtime = LocalLambdaRuntime(endpoint, stack, log_dir, options.faults, options.max_workers)
+        try:
+            runtime.start()
+            outputs = describe_stack(endpoint.client("cloudformation"), options.stack_name)
+            start_run_id = stack.logical_id_of(outputs.start_run_function)
+            processor = next(
+                m for m in runtime.mappings if m.queue_url.endswith(outputs.incoming_queue_url.rsplit("/", 1)[1])
+            )
+
+            def invoke_start_run(payload: dict) -> dict:
+                invocation = runtime.invoke(start_run_id, payload)
+                if not invocation.ok:
+                    raise RunFailed(f"{start_run_id} failed: {invocation.error} (log: {log_dir / start_run_id}.log)")
+                return invocation.result
+
+            run = GraphRun(endpoint, outputs, invoke_start_run)
+            metrics = LocalMetrics(
+                endpoint.client("cloudwatch"),
+                endpoint.client("sqs"),
+                [stack.physical_ids[q] for q in stack.resources_of_type("AWS::SQS::Queue")],
+                runtime.mappings,
+                runtime.stats,
+            )
+            last_sample = [0.0]
+
+            def check() -> None:
+                failure = runtime.failure()
+                if failure is not None:
+                    raise RunFailed(f"local runtime stopped: {failure}")
+                if time.monotonic() - last_sample[0] >= METRICS_INTERVAL_S:
+                    last_sample[0] = time.monotonic()
+                    metrics.sample()
+                    evaluate_alarms(endpoint.client("cloudwatch"), f"{stack.name}-")
+
+            jobs = total_jobs(sequences)
+            stats = runtime.stats
+
+            def progress() -> Progress:
+                with stats.lock:
+                    done = len(stats.done_jobs[processor.function.logical_id])
+                    in_flight = sum(stats.in_flight.values())
+                    retries = sum(stats.redeliveries.values())
+                return Progress(
+                    done=done, total=jobs, in_flight=in_flight, retries=retries, dlq=sum(run.dlq_depths().values())
+                )
+
+            def final_alarms() -> None:
+                metrics.sample()
+                evaluate_alarms(endpoint.client("cloudwatch"), f"{stack.name}-")
+
+            outcome = execute(
+                run,
+                sequences,
+                spec,
+                out_dir,
+                mode="local",
+                progress=progress,
+                overwrite=overwrite,
+                show_progress=show_progress,
+                timeout_s=options.timeout_s,
+                stall_s=options.stall_s,
+                interval_s=0.25,
+                check=check,
+                after_start=lambda: send_poison(
+                    endpoint, outputs.incoming_queue_url, options.faults.poison, spec.run_id
+                ),
+                before_report=final_alarms,
+            )
+            outcome.extra = local_figures(runtime, log_dir)
+            return outcome
+        finally:
+            runtime.stop()
+
+
+def local_figures(runtime: LocalLambdaRuntime, log_dir: Path) -> dict:
+    stats = runtime.stats
+    with stats.lock:
+        return {
+            "functions": {
+                mapping.function.logical_id: {
+                    "workers": mapping.concurrency,
+                    "batch_size": mapping.batch_size,
+                    "invocations": stats.invocations[mapping.function.logical_id],
+                    "cold_starts": stats.cold_starts[mapping.function.logical_id],
+                    "errors": stats.errors[mapping.function.logical_id],
+                    "worker_deaths": stats.deaths[mapping.function.logical_id],
+                    "received": stats.received[mapping.function.logical_id],
+                    "redeliveries": stats.redeliveries[mapping.function.logical_id],
+                    "duplicates": stats.duplicates[mapping.function.logical_id],
+                    "queue_wait_ms": list(stats.queue_wait_ms[mapping.function.logical_id]),
+                    "invocation_ms": list(stats.invocation_ms[mapping.function.logical_id]),
+                }
+                for mapping in runtime.mappings
+            },
+            "faults": dict(stats.faults),
+            "plan": json.loads(json.dumps(runtime.faults.__dict__)),
+            "log_dir": str(log_dir),
+        }
