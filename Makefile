@@ -13,7 +13,23 @@ SCENARIOS ?= 1000
 SEED ?= 42
 OUT ?= results
 
-.PHONY: venv run solve test lint bench clean
+# SAM CLI lives in its own virtualenv: its pins (boto3, cfn-lint, ...) must not touch .venv.
+SAM_CLI_VERSION := 1.170.0
+SAM_VENV ?= .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+# Wheels the layer Makefiles download (x86_64 | arm64); also passed as the Architecture parameter.
+LAYER_ARCH ?= x86_64
+PROJECT_PREFIX ?= jobgraph
+# Extra deploy parameter overrides, e.g. PARAMS="ProcessorMemorySize=1024 AlarmEmail=me@example.com"
+PARAMS ?=
+# `sam build` reruns only when the template or anything it packages changes (or LAYER_ARCH does).
+# The stamp lives inside .aws-sam/build, so deleting the build also forces a rebuild.
+BUILD_STAMP := .aws-sam/build/.jobgraph-built-$(LAYER_ARCH)
+BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -path '*/__pycache__/*' \
+	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
+
+.PHONY: venv run solve test lint bench bench-build sam-cli build validate check-env deploy destroy clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +43,8 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/jobgraph solve --sequences sequences --run-id $(RUN_ID) --out $(OUT) --scenarios $(SCENARIOS) --seed $(SEED)
 
-## make test: lint + the whole test suite
-test: $(STAMP)
+## make test: lint + the whole test suite, including the checks on the `sam build` output
+test: $(STAMP) $(BUILD_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -38,6 +54,49 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_delay_model.py
+
+## make bench-build: function + layer sizes and cold import times of the built handlers
+bench-build: $(STAMP) $(BUILD_STAMP)
+	$(PY) benchmarks/bench_build.py
+	$(PY) benchmarks/bench_import.py
+
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+sam-cli: $(SAM_STAMP)
+
+## make build: sam build (layers via layers/*/Makefile, pip --platform; no Docker) -> .aws-sam/build
+build: $(BUILD_STAMP)
+
+$(BUILD_STAMP): $(SAM_STAMP) $(BUILD_INPUTS)
+	rm -f .aws-sam/build/.jobgraph-built-*
+	LAYER_ARCH=$(LAYER_ARCH) $(SAM) build --parameter-overrides Architecture=$(LAYER_ARCH)
+	touch $@
+
+## make validate: cfn-lint + sam validate --lint (no credentials, no network)
+validate: $(STAMP) $(SAM_STAMP)
+	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint
+
+check-env:
+	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod (samconfig.toml), not '$(ENV)'" >&2; exit 2;; esac
+
+## make deploy ENV=dev TEST_RUN_ID=baseline-256mb [PARAMS="ProcessorMemorySize=1024"]  (needs AWS credentials)
+# --parameter-overrides/--tags replace samconfig.toml's lists, so all of them are passed (docs/deploy.md).
+deploy: check-env $(BUILD_STAMP)
+	$(SAM) deploy --config-env $(ENV) \
+		--parameter-overrides 'Stage=$(ENV)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
+		'Architecture=$(LAYER_ARCH)' $(PARAMS) \
+		--tags 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' \
+		'Project=$(PROJECT_PREFIX)'
+
+## make destroy ENV=dev: empty the results bucket, then delete the stack (needs AWS credentials)
+destroy: check-env $(STAMP) $(SAM_STAMP)
+	$(PY) scripts/empty_results_bucket.py --config-env $(ENV)
+	$(SAM) delete --config-env $(ENV)
 
 clean:
 	rm -rf $(VENV) .aws-sam results .pytest_cache

@@ -1,0 +1,59 @@
+"""Sizes and contents of the built functions and layers (Lambda: 262,144,000 bytes unzipped, code + layers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobgraph.lambdabuild import LAMBDA_UNZIPPED_LIMIT, RUNTIME_PACKAGES
+
+pytestmark = pytest.mark.build
+
+PROCESSOR_TARGET = 160_000_000  # bytes: headroom under the limit for the Processor (function + both layers)
+
+
+def test_every_function_with_its_layers_fits_the_unzipped_limit(built):
+    print()
+    for logical_id, function in sorted(built.items()):
+        sizes, total = function.sizes(), function.total_size()
+        parts = ", ".join(f"{name} {size:,}" for name, size in sizes.items())
+        print(f"{logical_id}: {total:,} B ({total / 2**20:.1f} MiB) = {parts}")
+        assert total < LAMBDA_UNZIPPED_LIMIT, logical_id
+    assert set(built) == {"ProcessorFunction", "SchedulerFunction", "StartRunFunction"}
+
+
+def test_processor_stays_within_its_160_mb_target(built):
+    total = built["ProcessorFunction"].total_size()
+    assert total <= PROCESSOR_TARGET, f"Processor is {total:,} B"
+
+
+def test_layers_per_function(built):
+    assert [name for name, _ in built["ProcessorFunction"].layers] == ["CoreLayer", "ScientificLayer"]
+    assert [name for name, _ in built["SchedulerFunction"].layers] == ["CoreLayer"]
+    assert [name for name, _ in built["StartRunFunction"].layers] == ["CoreLayer"]
+
+
+def test_layers_do_not_shadow_the_runtime_or_each_other(built):
+    """Lambda merges layers into /opt (a later one overwrites) and puts /opt before the runtime's boto3."""
+    layers = dict(built["ProcessorFunction"].layers)
+    names = {
+        layer: {p.name.split("-", 1)[0].removesuffix(".py") for p in (folder / "python").iterdir()}
+        for layer, folder in layers.items()
+    }
+    # jmespath is the exception: Powertools needs it, and botocore accepts any 1.x
+    for layer, top_level in names.items():
+        assert top_level & (set(RUNTIME_PACKAGES) - {"jmespath"}) == set(), layer
+    for folder in layers.values():
+        for dist_info in (folder / "python").glob("jmespath-*.dist-info"):
+            assert dist_info.name.split("-")[1].startswith("1."), dist_info.name
+    shared = names["CoreLayer"] & names["ScientificLayer"]
+    assert shared == set()
+    assert "pandas" not in names["ScientificLayer"]
+    assert {"numpy", "pyarrow"} <= names["ScientificLayer"]
+    assert {"jobgraph", "aws_lambda_powertools", "pydantic"} <= names["CoreLayer"]
+
+
+def test_the_build_ships_no_bytecode_caches(built):
+    """The Makefiles drop __pycache__; running the build (smoke test, benchmarks) must not add any back."""
+    folders = {f.code_dir for f in built.values()} | {folder for f in built.values() for _, folder in f.layers}
+    caches = [p for folder in folders for p in folder.rglob("__pycache__")]
+    assert caches == []

@@ -1,0 +1,91 @@
+"""buildspec.yml (CodeBuild) and the Makefile's deploy targets agree with each other and with samconfig.toml."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+import subprocess
+
+import yaml
+
+from tests.lambda_support import ROOT
+
+TAGS = ("PerfTestRun", "Purpose", "Environment", "Project")
+
+
+def makefile_targets() -> set[str]:
+    return set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", (ROOT / "Makefile").read_text(), re.MULTILINE))
+
+
+def buildspec() -> dict:
+    return yaml.safe_load((ROOT / "buildspec.yml").read_text())
+
+
+def commands(phase: str) -> list[str]:
+    return [" ".join(c.split()) for c in buildspec()["phases"][phase]["commands"]]
+
+
+def dry_run(*args: str) -> str:
+    result = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+def test_buildspec_make_targets_exist():
+    used = {
+        word
+        for phase in buildspec()["phases"]
+        for command in commands(phase)
+        if command.startswith("make ")
+        for word in shlex.split(command)[1:]
+        if "=" not in word
+    }
+    assert used == {"venv", "sam-cli", "validate", "build"}
+    assert used <= makefile_targets()
+
+
+def test_buildspec_builds_before_the_tests_and_reports_junit():
+    build = commands("build")
+    assert build.index("make build") < next(i for i, c in enumerate(build) if "pytest" in c)
+    (pytest_command,) = [c for c in build if "pytest" in c]
+    junit = re.search(r"--junitxml=(\S+)", pytest_command).group(1)
+    report = buildspec()["reports"]["jobgraph-tests"]
+    assert junit.startswith(report["base-directory"] + "/")
+    assert any(fnmatch.fnmatch(junit.split("/", 1)[1], pattern) for pattern in report["files"])
+    assert "make validate" in commands("pre_build")
+
+
+def test_buildspec_deploy_passes_every_parameter_and_tag():
+    (deploy,) = [c for c in commands("post_build") if "sam deploy" in c]
+    for parameter in ("Stage=", "TestRunId=", "ProjectPrefix="):
+        assert parameter in deploy
+    for tag in TAGS:
+        assert f'"{tag}=' in deploy
+
+
+def test_make_deploy_passes_every_parameter_and_tag_for_the_environment():
+    out = dry_run("deploy", "ENV=prod", "TEST_RUN_ID=memory-1024mb", "PARAMS=ProcessorMemorySize=1024")
+    command = " ".join(line.rstrip("\\").strip() for line in out.splitlines() if line.strip())
+    deploy = command[command.index("sam deploy") :]
+    words = shlex.split(deploy)
+    assert words[words.index("--config-env") + 1] == "prod"
+    overrides = words[words.index("--parameter-overrides") + 1 : words.index("--tags")]
+    assert overrides == [
+        "Stage=prod", "TestRunId=memory-1024mb", "ProjectPrefix=jobgraph", "Architecture=x86_64",
+        "ProcessorMemorySize=1024",
+    ]  # fmt: skip
+    assert words[words.index("--tags") + 1 :] == [
+        "PerfTestRun=memory-1024mb", "Purpose=PerformanceTesting", "Environment=prod", "Project=jobgraph",
+    ]  # fmt: skip
+
+
+def test_make_deploy_and_destroy_refuse_an_unknown_environment():
+    for target in ("deploy", "destroy"):
+        result = subprocess.run(["make", target, "ENV=qa"], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode != 0 and "ENV must be dev or prod" in result.stderr
+
+
+def test_make_destroy_empties_the_bucket_before_deleting_the_stack():
+    out = dry_run("destroy", "ENV=dev")
+    empty = out.index("scripts/empty_results_bucket.py --config-env dev")
+    assert empty < out.index("sam delete --config-env dev")
