@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import shlex
 import subprocess
@@ -26,9 +27,16 @@ def commands(phase: str) -> list[str]:
     return [" ".join(c.split()) for c in buildspec()["phases"][phase]["commands"]]
 
 
+def make(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    # a clean make: under `make test` the parent's MAKEFLAGS/MAKELEVEL would leak into this one
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=check
+    )
+
+
 def dry_run(*args: str) -> str:
-    result = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True)
-    return result.stdout
+    return make("-n", *args).stdout
 
 
 def test_buildspec_make_targets_exist():
@@ -81,7 +89,7 @@ def test_make_deploy_passes_every_parameter_and_tag_for_the_environment():
 
 def test_make_deploy_and_destroy_refuse_an_unknown_environment():
     for target in ("deploy", "destroy"):
-        result = subprocess.run(["make", target, "ENV=qa"], cwd=ROOT, capture_output=True, text=True)
+        result = make(target, "ENV=qa", check=False)
         assert result.returncode != 0 and "ENV must be dev or prod" in result.stderr
 
 
