@@ -2,14 +2,14 @@
 
     pk = RUN#<run_id>   sk = RUN              the run: status, counters, timings
     pk = RUN#<run_id>   sk = JOB#<job_id>     one job: status, attempts, processing time, error
-    pk = RUN#<run_id>   sk = SEQ#<id>         marker: this sequence's AGGREGATION was counted
     GSI by-status: gsi1pk = RUN#<status> | JOB#<status>, gsi1sk = ISO time  (list runs/jobs by status)
     TTL attribute expires_at (RECORD_TTL_DAYS).
 
-The countdown to MERGE is exactly-once under duplicates and concurrency: a sequence is counted in one
-transaction with its marker (condition: marker absent), and the MERGE is claimed by one conditional
-update (remaining = 0 and no claim yet) that records which AGGREGATION completion claimed it, so a
-redelivery of that same completion can re-send the MERGE (FIFO-deduplicated) after a crash.
+The countdown to MERGE is exactly-once under duplicates and concurrency: a sequence is counted by one
+conditional update that adds it to the run's set of counted sequences (condition: not in it yet), and the
+MERGE is claimed by one conditional update (remaining = 0 and no claim yet) that records which
+AGGREGATION completion claimed it, so a redelivery of that same completion can re-send the MERGE
+(FIFO-deduplicated) after a crash.
 """
 
 from __future__ import annotations
@@ -104,42 +104,38 @@ class JobsTable:
         return _plain(response["Item"])
 
     def count_down_sequence(self, run_id: str, sequence_id: int) -> bool:
-        """Count one finished sequence; False if it was counted before (duplicate delivery)."""
+        """Count one finished sequence; False if it was counted before (duplicate delivery).
+
+        One conditional update of the run item: the sequence joins the run's set of counted sequences and
+        the countdown drops by one, only if the set does not hold it yet. Atomic, so duplicates and
+        concurrent schedulers count each sequence exactly once, with a single write (a transaction with
+        a marker item would cost four write units). The set bounds a run to what fits in one 400 KB item,
+        far above StartRun's 6 MB payload limit (~4000 sequences).
+        """
         from botocore.exceptions import ClientError
 
         try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table_name,
-                            "Item": {
-                                "pk": {"S": f"RUN#{run_id}"},
-                                "sk": {"S": f"SEQ#{sequence_id}"},
-                                "counted_at": {"S": utc_now_iso()},
-                                "expires_at": self._expires_at(),
-                            },
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": run_key(run_id),
-                            "UpdateExpression": "ADD sequences_remaining :minus_one",
-                            "ConditionExpression": "attribute_exists(pk) AND sequences_remaining > :zero",
-                            "ExpressionAttributeValues": {":minus_one": {"N": "-1"}, ":zero": {"N": "0"}},
-                        }
-                    },
-                ]
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=run_key(run_id),
+                UpdateExpression="ADD counted_sequences :sequence, sequences_remaining :minus_one",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND sequences_remaining > :zero AND NOT contains(counted_sequences, :id)"
+                ),
+                ExpressionAttributeValues={
+                    ":sequence": {"NS": [str(sequence_id)]},
+                    ":id": {"N": str(sequence_id)},
+                    ":minus_one": {"N": "-1"},
+                    ":zero": {"N": "0"},
+                },
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    return False
-                raise RunNotFoundError(f"run {run_id!r}: cannot count sequence {sequence_id} ({reasons})") from None
-            raise
+            if not _conditional_failed(exc):
+                raise
+            run = self.client.get_item(TableName=self.table_name, Key=run_key(run_id), ConsistentRead=True)
+            if "Item" not in run:
+                raise RunNotFoundError(f"run {run_id!r}: cannot count sequence {sequence_id}") from None
+            return False
         return True
 
     def claim_merge(self, run_id: str, claimant_job_id: str) -> bool:

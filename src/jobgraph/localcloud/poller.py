@@ -1,9 +1,16 @@
 """Event source mappings, emulated: poll SQS like Lambda's ESM does and invoke local workers.
 
-Per mapping, ``MaximumConcurrency`` poller threads each own one worker process. A poller receives up to
-``BatchSize`` messages (moto's SQS enforces FIFO group order and visibility), invokes the handler, deletes
-the successes and leaves ``batchItemFailures`` (or the whole batch, when the invocation failed) for
-redelivery, so moto's redrive moves a message to the DLQ after ``maxReceiveCount`` receives.
+Per mapping, one receiver thread takes up to ``BatchSize`` messages whenever one of the mapping's
+``MaximumConcurrency`` invokers is free (moto's SQS enforces FIFO group order and visibility) and hands
+the batch to it; the invoker runs it in its worker process, deletes the successes and leaves
+``batchItemFailures`` (or the whole batch, when the invocation failed) for redelivery, so moto's redrive
+moves a message to the DLQ after ``maxReceiveCount`` receives.
+
+Why a single receiver: moto's ReceiveMessage is not atomic across threads (two concurrent calls can hand
+out the same message, or two messages of one FIFO group), and a long poll decides which groups are busy
+when it starts, delaying a group's next message by up to the wait time. One receiver per queue, polling
+without a wait, has neither problem; when the queue is empty it sleeps until moto signals a new message
+(``wait_for_messages``), so an idle mapping costs the single-threaded server nothing.
 
 One deliberate difference from AWS: a message to retry is made visible again after ``retry_delay_s``
 (default 1 s) rather than after the queue's full visibility timeout (≥ 6 × the function timeout), so a
@@ -13,14 +20,19 @@ local rehearsal with faults takes seconds, not hours.
 from __future__ import annotations
 
 import json
+import queue
 import random
 import threading
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.localcloud.workers import FunctionSpec, Worker
+
+IDLE_MIN_S = 0.005
+IDLE_MAX_S = 0.05
+WAKE_UP_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,6 @@ class RuntimeStats:
     invocations: Counter = field(default_factory=Counter)
     cold_starts: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
-    error_times: dict = field(default_factory=lambda: defaultdict(deque))
     deaths: Counter = field(default_factory=Counter)
     faults: Counter = field(default_factory=Counter)
     received: Counter = field(default_factory=Counter)
@@ -96,106 +107,96 @@ def _job_id(message: dict) -> str | None:
     return body.get("job_id") if isinstance(body, dict) else None
 
 
-class Poller(threading.Thread):
+class MappingPoller:
+    """One event source mapping: a receiver thread and one invoker thread per worker process."""
+
     def __init__(
         self,
         mapping: MappingSpec,
-        worker: Worker,
+        workers: list[Worker],
         sqs,
         stats: RuntimeStats,
         stop: threading.Event,
         faults: FaultPlan,
         rng_seed: int,
         retry_delay_s: int = 1,
+        wait_for_messages=None,
     ):
-        super().__init__(daemon=True, name=f"poller-{mapping.function.logical_id}-{rng_seed}")
-        self.mapping, self.worker, self.sqs, self.stats = mapping, worker, sqs, stats
+        self.mapping, self.workers, self.sqs, self.stats = mapping, workers, sqs, stats
+        self.wait_for_messages = wait_for_messages or stop.wait
         self.stop_event, self.faults, self.retry_delay_s = stop, faults, retry_delay_s
         self.rng = random.Random(rng_seed)
         self.fatal: BaseException | None = None
+        self._free: queue.Queue[int] = queue.Queue()
+        self._inboxes = [queue.Queue(maxsize=1) for _ in workers]
+        name = mapping.function.logical_id
+        self._threads = [threading.Thread(target=self._guard, args=(self._receive,), daemon=True, name=f"{name}-rx")]
+        for slot in range(len(workers)):
+            self._free.put(slot)
+            rng = random.Random(rng_seed * 1000 + slot)
+            thread = threading.Thread(target=self._guard, args=(self._invoke_loop, slot, rng), daemon=True)
+            thread.name = f"{name}-{slot}"
+            self._threads.append(thread)
 
-    def run(self) -> None:
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(timeout=max(0.05, deadline - time.monotonic()))
+
+    def _guard(self, target, *args) -> None:
         try:
-            while not self.stop_event.is_set():
-                self.poll_once(wait_seconds=1)
+            target(*args)
         except BaseException as exc:  # surfaced by the runtime; a poller must not die silently
-            self.fatal = exc
+            self.fatal = self.fatal or exc
             self.stop_event.set()
-        finally:
-            self.worker.stop()
 
-    def poll_once(self, wait_seconds: int = 0) -> int:
-        response = self.sqs.receive_message(
-            QueueUrl=self.mapping.queue_url,
-            MaxNumberOfMessages=self.mapping.batch_size,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-            WaitTimeSeconds=wait_seconds,
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            return 0
+    # --- receiving --------------------------------------------------------------------------------
+    def _receive(self) -> None:
+        idle = IDLE_MIN_S
+        while not self.stop_event.is_set():
+            try:
+                slot = self._free.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            messages = self.sqs.receive_message(
+                QueueUrl=self.mapping.queue_url,
+                MaxNumberOfMessages=self.mapping.batch_size,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not messages:
+                self._free.put(slot)
+                # sleep until a message arrives (or a retry's visibility lapses), then back off a little:
+                # a visible message may still be undeliverable while its FIFO group is in flight
+                self.wait_for_messages(WAKE_UP_S)
+                self.stop_event.wait(idle)
+                idle = min(idle * 2, IDLE_MAX_S)
+                continue
+            idle = IDLE_MIN_S
+            self._note_received(messages)
+            self._inboxes[slot].put(messages)
+
+    def _note_received(self, messages: list[dict]) -> None:
         name = self.mapping.function.logical_id
         now_ms = time.time() * 1000
-        last_attempt = False
         for message in messages:
             count = int(message["Attributes"].get("ApproximateReceiveCount", "1"))
-            if count == 1:
-                wait_ms = now_ms - int(message["Attributes"]["SentTimestamp"])
-                with self.stats.lock:
+            with self.stats.lock:
+                if count == 1:
+                    wait_ms = now_ms - int(message["Attributes"]["SentTimestamp"])
                     self.stats.queue_wait_ms[name].append(wait_ms)
-                    queue = self.mapping.queue_url
-                    self.stats.oldest_age_s[queue] = max(self.stats.oldest_age_s.get(queue, 0.0), wait_ms / 1000)
-            else:
-                self.stats.add(redeliveries=(name, 1))
-            if self.mapping.max_receive_count and count >= self.mapping.max_receive_count:
-                last_attempt = True
+                    url = self.mapping.queue_url
+                    self.stats.oldest_age_s[url] = max(self.stats.oldest_age_s.get(url, 0.0), wait_ms / 1000)
+                else:
+                    self.stats.redeliveries[name] += 1
             if self.faults.duplicate(self.rng, message["Body"]):
                 self._duplicate(message)
         self.stats.add(received=(name, len(messages)), in_flight=(name, len(messages)))
-        fault = self.faults.invocation_fault(self.rng, last_attempt)
-        if fault:
-            self.stats.add(faults=(fault, 1))
-        try:
-            outcome = self.worker.invoke(lambda_event(messages, self.mapping), fault)
-        finally:
-            self.stats.add(in_flight=(name, -len(messages)))
-        with self.stats.lock:
-            self.stats.invocations[name] += 1
-            self.stats.cold_starts[name] += int(outcome.cold_start)
-            self.stats.invocation_ms[name].append(outcome.duration_ms)
-        retry = {m["MessageId"] for m in messages}
-        if outcome.ok:
-            if self.mapping.report_batch_item_failures and isinstance(outcome.result, dict):
-                retry = {f["itemIdentifier"] for f in outcome.result.get("batchItemFailures", [])}
-            else:
-                retry = set()
-        else:
-            with self.stats.lock:
-                self.stats.errors[name] += 1
-                self.stats.error_times[name].append(time.time())
-                self.stats.deaths[name] += int(outcome.died)
-                self.stats.last_error[name] = outcome.error
-        done = [m for m in messages if m["MessageId"] not in retry]
-        for start in range(0, len(done), 10):
-            chunk = done[start : start + 10]
-            self.sqs.delete_message_batch(
-                QueueUrl=self.mapping.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
-            )
-        self.stats.add(deleted=(name, len(done)))
-        finished = {job_id for job_id in map(_job_id, done) if job_id}
-        if finished:
-            with self.stats.lock:
-                self.stats.done_jobs[name].update(finished)
-        for message in messages:
-            if message["MessageId"] in retry:
-                self.sqs.change_message_visibility(
-                    QueueUrl=self.mapping.queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=self.retry_delay_s,
-                )
-        return len(messages)
 
     def _duplicate(self, message: dict) -> None:
         """At-least-once delivery, made visible: the same body again, with a dedup id SQS has not seen."""
@@ -207,3 +208,68 @@ class Poller(threading.Thread):
             MessageDeduplicationId=f"dup-{message['MessageId']}",
         )
         self.stats.add(duplicates=(self.mapping.function.logical_id, 1))
+
+    # --- invoking ---------------------------------------------------------------------------------
+    def _invoke_loop(self, slot: int, rng: random.Random) -> None:
+        worker = self.workers[slot]
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    messages = self._inboxes[slot].get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                try:
+                    self.dispatch(worker, rng, messages)
+                finally:
+                    self._free.put(slot)
+        finally:
+            worker.stop()
+
+    def dispatch(self, worker: Worker, rng: random.Random, messages: list[dict]) -> None:
+        """Invoke the function with one batch and settle every message: delete it or return it for retry."""
+        name = self.mapping.function.logical_id
+        last_attempt = bool(self.mapping.max_receive_count) and any(
+            int(m["Attributes"].get("ApproximateReceiveCount", "1")) >= self.mapping.max_receive_count for m in messages
+        )
+        fault = self.faults.invocation_fault(rng, last_attempt)
+        if fault:
+            self.stats.add(faults=(fault, 1))
+        try:
+            outcome = worker.invoke(lambda_event(messages, self.mapping), fault)
+        finally:
+            self.stats.add(in_flight=(name, -len(messages)))
+        retry = {m["MessageId"] for m in messages}
+        if outcome.ok:
+            if self.mapping.report_batch_item_failures and isinstance(outcome.result, dict):
+                retry = {f["itemIdentifier"] for f in outcome.result.get("batchItemFailures", [])}
+            else:
+                retry = set()
+        with self.stats.lock:
+            self.stats.invocations[name] += 1
+            self.stats.cold_starts[name] += int(outcome.cold_start)
+            self.stats.invocation_ms[name].append(outcome.duration_ms)
+            if not outcome.ok:
+                self.stats.errors[name] += 1
+                self.stats.deaths[name] += int(outcome.died)
+                self.stats.last_error[name] = outcome.error
+        done = [m for m in messages if m["MessageId"] not in retry]
+        for start in range(0, len(done), 10):
+            chunk = done[start : start + 10]
+            response = self.sqs.delete_message_batch(
+                QueueUrl=self.mapping.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
+            if response.get("Failed"):
+                raise RuntimeError(f"{name}: SQS did not delete processed messages: {response['Failed'][:3]}")
+        finished = {job_id for job_id in map(_job_id, done) if job_id}
+        with self.stats.lock:
+            self.stats.deleted[name] += len(done)
+            self.stats.done_jobs[name].update(finished)
+        for message in messages:
+            if message["MessageId"] in retry:
+                # visible again after retry_delay_s, not after the queue's visibility timeout (module docstring)
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.mapping.queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=self.retry_delay_s,
+                )

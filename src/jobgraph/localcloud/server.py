@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
+
+from jobgraph.localcloud import motopatches
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -17,6 +20,43 @@ FAKE_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
 }
 LOOPBACK = "127.0.0.1"
+_ACTIVE = threading.Lock()
+
+
+class _SerialMotoServer:
+    """moto's WSGI app on a threaded werkzeug server, one request at a time.
+
+    moto's backends are not thread-safe: a conditional update can interleave with another between its
+    check and its write, which would let two schedulers both win the MERGE claim, and a DynamoDB
+    transaction deep-copies the table while another request writes it ("dictionary changed size during
+    iteration"). AWS applies each request atomically; serialising requests restores that (the
+    server is bound by the GIL anyway). Clients here never long-poll, which would hold the lock.
+    """
+
+    def __init__(self, port: int):
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        motopatches.apply()
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def serial_app(environ, start_response):
+            with lock:
+                # the body is materialised under the lock too: moto builds some responses lazily
+                return list(app(environ, start_response))
+
+        self._server = make_server(LOOPBACK, port, serial_app, threaded=True, request_handler=MotoRequestHandler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
 
 
 @dataclass
@@ -29,22 +69,41 @@ class LocalEndpoint:
     _clients: dict = field(default_factory=dict, repr=False)
 
     def start(self) -> LocalEndpoint:
-        from moto.server import ThreadedMotoServer
-
         # moto's request log and its "not supported by CloudFormation" warnings would drown the progress bar
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message=".*not supported by moto's CloudFormation.*")
         logging.getLogger("moto").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
-        self._server.start()
-        self.port = self._server.get_host_and_port()[1]
+        # moto keeps its state in module globals, shared by every server in this process: one local
+        # cloud at a time, and each starts from (and leaves behind) an empty account
+        if not _ACTIVE.acquire(blocking=False):
+            raise RuntimeError("a local cloud is already running in this process")
+        try:
+            self._server = _SerialMotoServer(self.port)
+            self._server.start()
+            self.port = self._server.port
+            self._reset()
+        except BaseException:
+            if self._server is None:
+                _ACTIVE.release()
+            else:
+                self.stop()
+            raise
         return self
+
+    def _reset(self) -> None:
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST"), timeout=30)
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
-            self._server = None
-        self._clients.clear()
+            try:
+                self._reset()
+            finally:
+                self._server.stop()
+                self._server = None
+                self._clients.clear()
+                _ACTIVE.release()
 
     def __enter__(self) -> LocalEndpoint:
         return self.start()

@@ -170,8 +170,8 @@ def deploy(
     code_paths: dict[str, Path] = {}
     for bucket, key in _artifact_locations(transformed):
         # samtemplate names each artifact after its folder relative to the template
-        folder = (root / key.removesuffix(".zip")).resolve()
-        if not folder.is_dir() or not folder.is_relative_to(root):
+        folder = root if key == "root" else root / key
+        if not folder.is_dir():
             raise DeployError(f"{template_path}: code folder {folder} of s3://{bucket}/{key} does not exist")
         _ensure_bucket(s3, bucket, endpoint.region)
         s3.put_object(Bucket=bucket, Key=key, Body=_zip_folder(folder))

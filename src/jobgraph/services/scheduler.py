@@ -6,18 +6,21 @@ exactly one completion, emit the MERGE; MERGE → run COMPLETED with timings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
 
 from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.graph import RunSpec, is_last_route, merge_job, next_for_sequence
-from jobgraph.models import CompletedJob, ExecType, JobStatus
+from jobgraph.models import CompletedJob, ExecType, JobStatus, Sequence
 from jobgraph.observability import MetricUnit, logger, metrics
 from jobgraph.results import ResultStore
 from jobgraph.services.records import CompletionRecord, ReportingFifoProcessor
 from jobgraph.settings import SchedulerSettings, load_settings
+
+SEQUENCE_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,12 @@ class SchedulerDeps:
     results: ResultStore
     table: JobsTable
     incoming: FifoQueue
+    sequence: Callable[[str, int], Sequence] = field(init=False)
+
+    def __post_init__(self):
+        # A run's sequences never change once StartRun stored them, so a warm Scheduler reads each once
+        # (one S3 GET less per route job).
+        object.__setattr__(self, "sequence", lru_cache(maxsize=SEQUENCE_CACHE_SIZE)(self.results.get_sequence))
 
     @classmethod
     def from_settings(cls, settings: SchedulerSettings) -> SchedulerDeps:
@@ -50,9 +59,7 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps) -> str:
         return "failure noted"
 
     if completed.exec_type.is_route:
-        sequence = (
-            None if is_last_route(completed) else deps.results.get_sequence(completed.run_id, completed.sequence_id)
-        )
+        sequence = None if is_last_route(completed) else deps.sequence(completed.run_id, completed.sequence_id)
         job = next_for_sequence(spec_of(completed), completed, sequence)
         deps.incoming.send_jobs([job])
         return f"sent {job.exec_type} {job.job_id}"

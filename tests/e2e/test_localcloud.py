@@ -1,0 +1,175 @@
+"""The whole SQS → Lambda loop on the embedded local cloud: same results as the solver, faults, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jobgraph.cli import main
+from jobgraph.generator import generate_sequences
+from jobgraph.graph import RunSpec
+from jobgraph.localcloud.faults import FaultPlan
+from jobgraph.localcloud.session import LocalRunOptions, run_local
+from jobgraph.solver import solve
+from tests.e2e.test_solver_cli import assert_same_run, read_run
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+pytestmark = pytest.mark.e2e
+
+SCENARIOS = 100
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return generate_sequences(6, seed=11)
+
+
+@pytest.fixture(scope="module")
+def reference(graph, tmp_path_factory) -> dict:
+    """The reference solver's result for the graph: what every local run must reproduce exactly."""
+    out = tmp_path_factory.mktemp("solve")
+    solve(graph, RunSpec("same", "default", SCENARIOS, 5), out)
+    return read_run(out / "same")
+
+
+def test_run_cli_matches_the_solver_and_reports(graph, reference, tmp_path, capsys):
+    # Given the graph as sequence files, when `jobgraph run` runs it on the local cloud
+    folder = tmp_path / "sequences"
+    folder.mkdir()
+    for sequence in graph:
+        (folder / f"{sequence.sequence_id}.json").write_text(sequence.model_dump_json())
+    code = main(
+        ["run", "--sequences", str(folder), "--run-id", "same", "--out", str(tmp_path / "out"),
+         "--scenarios", str(SCENARIOS), "--seed", "5", "--template", str(TEMPLATE), "--no-progress"]
+    )  # fmt: skip
+    report = capsys.readouterr().out
+    # then it completes, and its exported results equal the solver's, file for file and value for value
+    assert code == 0, report
+    assert_same_run(read_run(tmp_path / "out" / "same"), reference)
+    # and the report has the figures a performance test needs
+    jobs = sum(len(s.routes) + 1 for s in graph) + 1
+    assert f"6 sequences, {jobs} jobs" in report and "jobs/s" in report
+    for line in ("FIRST", "AGGREGATION", "MERGE", "queue wait p50", "dead-letter queues: incoming DLQ 0, outgoing DLQ 0"):
+        assert line in report, line
+    assert "OK                scenario-1-local-incoming-dlq-messages" in report
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".logs", "same"]
+
+
+def test_faults_still_give_the_clean_result_and_dead_letter_only_the_poison(graph, reference, tmp_path):
+    # Given failures before/after side effects, duplicate deliveries, dying workers and 6 malformed messages
+    faults = FaultPlan(fail_rate=0.1, duplicate_rate=0.1, kill_rate=0.05, poison=6, seed=3)
+    outcome = run_local(
+        graph,
+        RunSpec("same", "default", SCENARIOS, 5),
+        tmp_path,
+        LocalRunOptions(template=TEMPLATE, faults=faults, stall_s=30),
+    )
+    # then every valid sequence completes with exactly the clean result
+    assert_same_run(read_run(outcome.out_dir), reference)
+    assert outcome.run_record["status"] == "COMPLETED" and outcome.run_record["sequences_remaining"] == 0
+    # the faults really happened
+    injected = outcome.extra["faults"]
+    assert injected.get("kill", 0) + injected.get("fail-before", 0) + injected.get("fail-after", 0) > 0
+    assert sum(f["duplicates"] for f in outcome.extra["functions"].values()) > 0
+    assert max(outcome.attempts.values()) > 1  # some job was retried
+    # only the 6 poison messages are dead-lettered, and the DLQ alarm fired (> 5)
+    assert outcome.dlq == {"incoming DLQ": 6, "outgoing DLQ": 0}
+    assert all(item.startswith("malformed") for item in outcome.dlq_contents["incoming DLQ"])
+    assert outcome.alarms["scenario-1-local-incoming-dlq-messages"] == "ALARM"
+    assert outcome.alarms["scenario-1-local-outgoing-dlq-messages"] == "OK"
+
+
+def test_a_run_that_cannot_complete_exits_non_zero_with_the_reason(graph, tmp_path, capsys):
+    # Given a template whose Processor handler does not exist
+    broken = tmp_path / "project"
+    broken.mkdir()
+    (broken / "template.yaml").write_text(
+        TEMPLATE.read_text().replace(
+            "CodeUri: functions/processor/", "CodeUri: functions/processor/\n      Handler: app.no_such_handler", 1
+        )
+    )
+    for folder in ("functions", "src", "layers"):
+        (broken / folder).symlink_to(ROOT / folder)
+    code = main(
+        ["run", "--generate", "2", "--seed", "1", "--run-id", "broken", "--out", str(tmp_path / "out"),
+         "--scenarios", "10", "--template", str(broken / "template.yaml"), "--no-progress", "--timeout", "120"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "error: local runtime stopped: ProcessorFunction: handler app.no_such_handler" in err
+    assert "failed to import" in err
+    assert not (tmp_path / "out" / "broken").exists()  # nothing that looks like a result
+
+
+def test_unknown_template_parameter_is_a_clear_error(tmp_path, capsys):
+    code = main(
+        ["run", "--generate", "1", "--seed", "1", "--out", str(tmp_path), "--template", str(TEMPLATE),
+         "--parameter", "ProcessorMemory=512", "--no-progress"]
+    )  # fmt: skip
+    assert code == 1
+    assert "unknown template parameter(s) ProcessorMemory" in capsys.readouterr().err
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "children").read_text().split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        found.update(int(child) for child in text)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_ctrl_c_stops_server_and_workers(tmp_path):
+    # Given a run in progress (a graph big enough to still be running after its workers have started)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobgraph.cli", "run", "--generate", "40", "--seed", "2", "--out", str(tmp_path),
+         "--scenarios", "50", "--template", str(TEMPLATE), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    workers: set[int] = set()
+    while time.monotonic() < deadline and len(workers) < 3:
+        assert process.poll() is None, process.communicate()
+        workers = _children(process.pid)
+        time.sleep(0.2)
+    assert len(workers) >= 3, "the run never started its worker processes"
+    # When the user presses Ctrl-C (SIGINT to the whole process group, as a terminal does)
+    os.kill(process.pid, signal.SIGINT)
+    for pid in workers:
+        if _alive(pid):
+            os.kill(pid, signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    # then the command exits 130, and no worker process is left behind
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+    time.sleep(0.5)
+    assert [pid for pid in workers if _alive(pid)] == []
+
+
+def test_generated_graph_option_feeds_run_and_solve_alike(tmp_path, capsys):
+    assert main(["solve", "--generate", "3", "--seed", "4", "--out", str(tmp_path / "s"), "--scenarios", "20",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert main(["run", "--generate", "3", "--seed", "4", "--out", str(tmp_path / "r"), "--scenarios", "20",
+                 "--template", str(TEMPLATE), "--no-progress", "--max-workers", "2"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert_same_run(read_run(tmp_path / "r" / "example"), read_run(tmp_path / "s" / "example"))
+    merged = json.loads((tmp_path / "r" / "example" / "merged_percentiles.json").read_text())
+    assert merged["sequences"] == 3
