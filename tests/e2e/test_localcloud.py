@@ -57,7 +57,13 @@ def test_run_cli_matches_the_solver_and_reports(graph, reference, tmp_path, caps
     # and the report has the figures a performance test needs
     jobs = sum(len(s.routes) + 1 for s in graph) + 1
     assert f"6 sequences, {jobs} jobs" in report and "jobs/s" in report
-    for line in ("FIRST", "AGGREGATION", "MERGE", "queue wait p50", "dead-letter queues: incoming DLQ 0, outgoing DLQ 0"):
+    for line in (
+        "FIRST",
+        "AGGREGATION",
+        "MERGE",
+        "queue wait p50",
+        "dead-letter queues: incoming DLQ 0, outgoing DLQ 0",
+    ):
         assert line in report, line
     assert "OK                scenario-1-local-incoming-dlq-messages" in report
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".logs", "same"]
