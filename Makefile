@@ -12,6 +12,7 @@ RUN_ID ?= example
 SCENARIOS ?= 1000
 SEED ?= 42
 OUT ?= results
+SEQUENCES ?= sequences
 
 # SAM CLI lives in its own virtualenv: its pins (boto3, cfn-lint, ...) must not touch .venv.
 SAM_CLI_VERSION := 1.170.0
@@ -29,7 +30,7 @@ BUILD_STAMP := .aws-sam/build/.jobgraph-built-$(LAYER_ARCH)
 BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -path '*/__pycache__/*' \
 	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
 
-.PHONY: venv run solve test lint bench bench-build sam-cli build validate check-env deploy destroy clean
+.PHONY: venv run solve run-aws test lint bench bench-local bench-build sam-cli build validate check-env deploy destroy clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +40,20 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-## make run: the main job (see README)
+RUN_OPTIONS = --sequences $(SEQUENCES) --run-id $(RUN_ID) --out $(OUT) --scenarios $(SCENARIOS) --seed $(SEED) --overwrite
+
+## make run: the main job — the graph through SQS FIFO + Lambda on the embedded local cloud (see README)
+# Extra options in RUN_ARGS, e.g. RUN_ARGS="--fail-rate 0.1 --duplicate-rate 0.1 --kill-rate 0.05 --poison 6"
 run: $(STAMP)
-	$(BIN)/jobgraph solve --sequences sequences --run-id $(RUN_ID) --out $(OUT) --scenarios $(SCENARIOS) --seed $(SEED)
+	$(BIN)/jobgraph run $(RUN_OPTIONS) $(RUN_ARGS)
+
+## make solve: the same graph with the in-process reference solver
+solve: $(STAMP)
+	$(BIN)/jobgraph solve $(RUN_OPTIONS)
+
+## make run-aws ENV=dev: the same run on the deployed stack scenario-1-$(ENV) (needs AWS credentials)
+run-aws: check-env $(STAMP)
+	$(BIN)/jobgraph run --stack scenario-1-$(ENV) --test-run-id $(TEST_RUN_ID) $(RUN_OPTIONS) $(RUN_ARGS)
 
 ## make test: lint + the whole test suite, including the checks on the `sam build` output
 test: $(STAMP) $(BUILD_STAMP)
@@ -54,6 +66,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_delay_model.py
+
+## make bench-local: local cloud time per job at 50/100/200/400 sequences and the ratio to solve (~6 min)
+bench-local: $(STAMP)
+	$(PY) benchmarks/bench_localcloud.py
 
 ## make bench-build: function + layer sizes and cold import times of the built handlers
 bench-build: $(STAMP) $(BUILD_STAMP)

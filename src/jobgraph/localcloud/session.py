@@ -16,7 +16,7 @@ from jobgraph.graph import RunSpec, total_jobs
 from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
-from jobgraph.localcloud.server import LocalEndpoint, isolate_from_real_aws
+from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
 from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
 from jobgraph.models import Sequence
 
@@ -53,6 +53,7 @@ def run_local(
     show_progress: bool = False,
 ) -> RunOutcome:
     isolate_from_real_aws()
+    allow_loopback_only()
     if (out_dir / spec.run_id).exists() and not overwrite:
         raise RunFailed(f"{out_dir / spec.run_id} already exists; choose another --run-id or pass --overwrite")
     log_dir = options.log_dir or out_dir / ".logs" / spec.run_id

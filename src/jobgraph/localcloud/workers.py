@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.errors import JobGraphError
+from jobgraph.localcloud.server import allow_loopback_only
 
 KILL_EXIT_CODE = 137
 TIMEOUT_GRACE_S = 1.0
@@ -76,6 +77,7 @@ class InjectedFault(RuntimeError):
 def _worker_main(spec: FunctionSpec, conn, log_path: str) -> None:
     # Ctrl-C reaches the whole process group; the parent stops workers in order instead
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    allow_loopback_only()
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)

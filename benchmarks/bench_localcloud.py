@@ -1,0 +1,101 @@
+"""Local cloud scaling: time per job for 50/100/200/400 generated sequences, and the ratio to `jobgraph solve`.
+
+    .venv/bin/python benchmarks/bench_localcloud.py                    # 50 100 200 400, ~6 min here
+    .venv/bin/python benchmarks/bench_localcloud.py --sizes 20 50      # quicker
+    .venv/bin/python benchmarks/bench_localcloud.py --json out.json    # also write the figures
+
+For each size the same generated graph is solved in-process (reference solver) and run through the
+embedded local cloud (template deployed to moto, SQS pollers, Lambda worker processes). Time per job is
+the run's wall time from StartRun to run COMPLETED divided by its jobs; the cloud's set-up (server,
+deploy, first worker starts) is printed apart. Targets, reported not asserted: time per job flat within
+±25 % across sizes, and run/solve ≤ 4×. Exit status is non-zero only if a run's merged result differs
+from the solver's (correctness), or a run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jobgraph.generator import generate_sequences
+from jobgraph.graph import RunSpec, total_jobs
+from jobgraph.localcloud.runtime import default_max_workers
+from jobgraph.localcloud.session import LocalRunOptions, run_local
+from jobgraph.solver import solve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def measure(size: int, scenarios: int, seed: int, max_workers: int | None) -> dict:
+    sequences = generate_sequences(size, seed)
+    spec = RunSpec(f"bench-{size}", "bench", scenarios, seed)
+    jobs = total_jobs(sequences)
+    with tempfile.TemporaryDirectory() as tmp:
+        solved = solve(sequences, spec, Path(tmp) / "solve")
+        started = time.monotonic()
+        outcome = run_local(
+            sequences,
+            spec,
+            Path(tmp) / "run",
+            LocalRunOptions(template=ROOT / "template.yaml", max_workers=max_workers),
+        )
+        command_s = time.monotonic() - started
+    workers = {name: figures["workers"] for name, figures in outcome.extra["functions"].items()}
+    return {
+        "sequences": size,
+        "jobs": jobs,
+        "solve_s": solved.wall_seconds,
+        "run_s": outcome.wall_seconds,
+        "command_s": command_s,
+        "setup_and_export_s": command_s - outcome.wall_seconds,
+        "solve_ms_per_job": solved.wall_seconds / jobs * 1000,
+        "run_ms_per_job": outcome.wall_seconds / jobs * 1000,
+        "ratio": outcome.wall_seconds / solved.wall_seconds,
+        "workers": workers,
+        "same_result": outcome.merged == solved.merged,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400])
+    parser.add_argument("--scenarios", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--max-workers", type=int, default=None, help=f"default {default_max_workers()} here")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    rows = []
+    print(f"{'sequences':>9} {'jobs':>6} {'solve s':>8} {'run s':>8} {'set-up s':>9} "
+          f"{'solve ms/job':>13} {'run ms/job':>11} {'run/solve':>10}  workers")  # fmt: skip
+    for size in args.sizes:
+        row = measure(size, args.scenarios, args.seed, args.max_workers)
+        rows.append(row)
+        print(
+            f"{row['sequences']:>9} {row['jobs']:>6} {row['solve_s']:>8.2f} {row['run_s']:>8.2f} "
+            f"{row['setup_and_export_s']:>9.2f} {row['solve_ms_per_job']:>13.2f} {row['run_ms_per_job']:>11.1f} "
+            f"{row['ratio']:>9.1f}x  {row['workers']}",
+            flush=True,
+        )
+    per_job = [row["run_ms_per_job"] for row in rows]
+    mean = sum(per_job) / len(per_job)
+    spread = max(abs(value - mean) / mean for value in per_job)
+    worst = max(row["ratio"] for row in rows)
+    print(f"time per job: mean {mean:.1f} ms, largest deviation from the mean {spread * 100:.0f} % "
+          f"(target ±25 %: {'PASS' if spread <= 0.25 else 'MISS'})")  # fmt: skip
+    print(f"run/solve: worst {worst:.1f}x (target <= 4x: {'PASS' if worst <= 4 else 'MISS'})")
+    failures = [row["sequences"] for row in rows if not row["same_result"]]
+    if failures:
+        print(f"CORRECTNESS: merged results differ from the solver's for sizes {failures}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"rows": rows, "spread": spread, "worst_ratio": worst}, indent=2))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

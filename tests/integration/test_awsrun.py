@@ -1,0 +1,111 @@
+"""`jobgraph run --stack NAME` (AWS mode), exercised against moto only.
+
+The deployed-stack path (stack outputs, StartRun payload, DynamoDB progress, waiting, export, job
+timings, alarms) runs against the template deployed into the local cloud, whose local runtime plays
+AWS Lambda; only lambda.invoke is replaced, because moto cannot run a function's code without Docker.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from jobgraph import awsrun
+from jobgraph.cli import main
+from jobgraph.cloudrun import RunFailed, describe_stack
+from jobgraph.generator import generate_sequences
+from jobgraph.graph import RunSpec
+from jobgraph.localcloud.runtime import LocalLambdaRuntime
+from jobgraph.localcloud.server import LocalEndpoint
+from jobgraph.localcloud.stack import deploy
+from jobgraph.solver import solve
+from tests.e2e.test_solver_cli import assert_same_run, read_run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_aws_mode_drives_a_deployed_stack_through_its_outputs(tmp_path, monkeypatch):
+    sequences = generate_sequences(3, seed=21)
+    spec = RunSpec("aws-mode", "perf-1", 50, 9)
+    solve(sequences, spec, tmp_path / "solve")
+    with LocalEndpoint() as endpoint:
+        stack = deploy(endpoint, ROOT / "template.yaml", stack_name="scenario-1-dev")
+        runtime = LocalLambdaRuntime(endpoint, stack, tmp_path / "logs").start()
+        try:
+            invoked = []
+
+            def invoker(lambda_client, function_name):
+                def invoke(payload):
+                    invoked.append((function_name, payload))
+                    return runtime.invoke(stack.logical_id_of(function_name), payload).result
+
+                return invoke
+
+            monkeypatch.setattr(awsrun, "lambda_invoker", invoker)
+            outputs = describe_stack(endpoint.client("cloudformation"), "scenario-1-dev")
+            outcome = awsrun.run_on_stack(endpoint, outputs, sequences, spec, tmp_path / "out", interval_s=0.5)
+        finally:
+            runtime.stop()
+    # StartRun got the run from the stack's outputs, with the sequences and the cost tag
+    ((function, payload),) = invoked
+    assert function == "scenario-1-dev-start-run"
+    assert payload["run_id"] == "aws-mode" and payload["test_run_id"] == "perf-1"
+    assert [s["sequence_id"] for s in payload["sequences"]] == [s.sequence_id for s in sequences]
+    # progress came from DynamoDB, results from S3: the same as the solver's
+    assert outcome.mode == "AWS" and outcome.run_record["status"] == "COMPLETED"
+    assert_same_run(read_run(outcome.out_dir), read_run(tmp_path / "solve" / "aws-mode"))
+    assert sum(len(v) for v in outcome.stage_ms.values()) == outcome.jobs
+    assert outcome.dlq == {"incoming DLQ": 0, "outgoing DLQ": 0}
+    assert set(outcome.alarms) >= {"scenario-1-dev-incoming-dlq-messages", "scenario-1-dev-processor-errors"}
+
+
+def test_a_stack_without_jobgraph_outputs_is_named():
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
+        cloudformation.create_stack(
+            StackName="other",
+            TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}),
+        )
+        with pytest.raises(RunFailed, match="stack other lacks the output"):
+            describe_stack(cloudformation, "other")
+        with pytest.raises(RunFailed, match="stack missing"):
+            describe_stack(cloudformation, "missing")
+
+
+def _stubbed_lambda():
+    client = boto3.client("lambda", region_name="eu-west-1")
+    return client, Stubber(client)
+
+
+def test_lambda_invoker_returns_the_payload_and_names_function_errors():
+    client, stub = _stubbed_lambda()
+    expected = {"FunctionName": "s-start-run", "InvocationType": "RequestResponse", "Payload": b'{"run_id": "r"}'}
+    stub.add_response(
+        "invoke", {"StatusCode": 200, "Payload": io.BytesIO(b'{"status": "RUNNING"}')}, expected_params=expected
+    )
+    stub.add_response(
+        "invoke",
+        {
+            "StatusCode": 200,
+            "FunctionError": "Unhandled",
+            "Payload": io.BytesIO(b'{"errorType": "ConfigurationError", "errorMessage": "BUCKET_NAME: not set"}'),
+        },
+    )
+    with stub:
+        invoke = awsrun.lambda_invoker(client, "s-start-run")
+        assert invoke({"run_id": "r"}) == {"status": "RUNNING"}
+        with pytest.raises(RunFailed, match=r"s-start-run failed \(Unhandled\): ConfigurationError: BUCKET_NAME"):
+            invoke({"run_id": "r"})
+
+
+def test_fault_options_are_refused_with_a_stack(tmp_path, capsys):
+    code = main(["run", "--stack", "scenario-1-dev", "--generate", "1", "--seed", "1", "--poison", "2",
+                 "--out", str(tmp_path)])  # fmt: skip
+    assert code == 1
+    assert "--poison apply to the local cloud only" in capsys.readouterr().err
