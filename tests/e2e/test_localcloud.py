@@ -172,6 +172,16 @@ def test_ctrl_c_stops_server_and_workers(tmp_path):
     assert [pid for pid in workers if _alive(pid)] == []
 
 
+def test_progress_bar_shows_jobs_in_flight_retries_and_dlq(tmp_path, capsys):
+    sequences = generate_sequences(2, seed=8)
+    outcome = run_local(
+        sequences, RunSpec("bar", "default", 20, 1), tmp_path, LocalRunOptions(template=TEMPLATE), show_progress=True
+    )
+    err = capsys.readouterr().err
+    assert f"{outcome.jobs}/{outcome.jobs}" in err  # the bar ends full
+    assert "in_flight=" in err and "retries=" in err and "dlq=" in err
+
+
 def test_generated_graph_option_feeds_run_and_solve_alike(tmp_path, capsys):
     assert main(["solve", "--generate", "3", "--seed", "4", "--out", str(tmp_path / "s"), "--scenarios", "20",
                  "--no-progress"]) == 0  # fmt: skip

@@ -7,6 +7,7 @@ Ctrl-C (workers ignore SIGINT; the parent stops them in order).
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ def run_local(
     if (out_dir / spec.run_id).exists() and not overwrite:
         raise RunFailed(f"{out_dir / spec.run_id} already exists; choose another --run-id or pass --overwrite")
     log_dir = options.log_dir or out_dir / ".logs" / spec.run_id
+    shutil.rmtree(log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
     with LocalEndpoint() as endpoint:
         stack = deploy(endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters)
         runtime = LocalLambdaRuntime(endpoint, stack, log_dir, options.faults, options.max_workers)
