@@ -57,3 +57,11 @@ def test_the_build_ships_no_bytecode_caches(built):
     folders = {f.code_dir for f in built.values()} | {folder for f in built.values() for _, folder in f.layers}
     caches = [p for folder in folders for p in folder.rglob("__pycache__")]
     assert caches == []
+
+
+def test_the_core_layer_ships_only_the_lambda_facing_package(built):
+    """The CLI, the local cloud and the template/build tooling need moto or samtranslator: not in Lambda."""
+    package = dict(built["SchedulerFunction"].layers)["CoreLayer"] / "python" / "jobgraph"
+    shipped = {p.name for p in package.iterdir()}
+    assert {"services", "adapters", "stages.py", "delay_model.py", "models.py"} <= shipped
+    assert shipped.isdisjoint({"localcloud", "cli.py", "cloudrun.py", "awsrun.py", "samtemplate.py", "lambdabuild.py"})
