@@ -158,33 +158,23 @@ class Worker:
             self._start()
         cold, self._fresh = self._fresh, False
         started = time.perf_counter()
+        error = None
         try:
             self.conn.send((event, fault))
             # Lambda's timeout: the environment is torn down, the batch counts as failed
             if not self.conn.poll(self.spec.timeout_s + TIMEOUT_GRACE_S):
                 self._kill()
-                elapsed = (time.perf_counter() - started) * 1000
-                return Invocation(
-                    ok=False,
-                    error=f"Task timed out after {self.spec.timeout_s} s",
-                    duration_ms=elapsed,
-                    cold_start=cold,
-                )
-            kind, *payload = self.conn.recv()
+                error, died = f"Task timed out after {self.spec.timeout_s} s", False
+            else:
+                kind, *payload = self.conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
             process, self.process = self.process, None
-            code = None
             if process is not None:
                 process.join(timeout=5)
-                code = process.exitcode
+            error, died = f"worker process died (exit code {process and process.exitcode})", True
+        if error:
             elapsed = (time.perf_counter() - started) * 1000
-            return Invocation(
-                ok=False,
-                error=f"worker process died (exit code {code})",
-                duration_ms=elapsed,
-                died=True,
-                cold_start=cold,
-            )
+            return Invocation(ok=False, error=error, duration_ms=elapsed, died=died, cold_start=cold)
         if kind == "ok":
             return Invocation(ok=True, result=payload[0], duration_ms=payload[1], cold_start=cold)
         return Invocation(ok=False, error=payload[0], duration_ms=payload[1], cold_start=cold)
