@@ -1,8 +1,9 @@
 """Evaluate a (transformed) CloudFormation template for a set of parameter values, as CloudFormation would.
 
 Only what the template tests need: parameter defaults and validation, conditions, and the intrinsics
-Ref / Fn::FindInMap / Fn::If / Fn::Sub / Fn::Join / Fn::GetAtt. References to resources resolve to
-readable placeholders (``<Logical>`` / ``<Logical.Attribute>``); unknown functions raise.
+Ref / Fn::FindInMap / Fn::If / Fn::Sub / Fn::Join / Fn::GetAtt. References resolve to the physical values
+given in ``refs`` (logical id / pseudo parameter → value) and ``attributes`` ("Logical.Attribute" → value)
+if any, else to readable placeholders (``<Logical>`` / ``<Logical.Attribute>``); unknown functions raise.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ NO_VALUE = object()
 class Stack:
     template: dict
     overrides: dict = field(default_factory=dict)
+    refs: dict = field(default_factory=dict)
+    attributes: dict = field(default_factory=dict)
 
     def __post_init__(self):
         declared = self.template.get("Parameters", {})
@@ -83,7 +86,7 @@ class Stack:
                 return self._ref(arg)
             if fn == "Fn::GetAtt":
                 logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return f"<{logical}.{attribute}>"
+                return self._attribute(f"{logical}.{attribute}")
             if fn == "Fn::FindInMap":
                 mapping, top, second = (self.resolve(a) for a in arg)
                 return self.template["Mappings"][mapping][str(top)][str(second)]
@@ -99,7 +102,7 @@ class Stack:
                     if name in local:
                         return str(local[name])
                     if "." in name:
-                        return f"<{name}>"
+                        return str(self._attribute(name))
                     return str(self._ref(name))
 
                 return re.sub(r"\$\{([^}!]+)\}", substitute, text)
@@ -114,6 +117,8 @@ class Stack:
     def _ref(self, name: str):
         if name == "AWS::NoValue":
             return NO_VALUE
+        if name in self.refs:
+            return self.refs[name]
         if name in self.parameters:
             return self.parameters[name]
         if name in PSEUDO:
@@ -121,6 +126,9 @@ class Stack:
         if name in self.template["Resources"]:
             return f"<{name}>"
         raise AssertionError(f"Ref to unknown {name!r}")
+
+    def _attribute(self, name: str):
+        return self.attributes.get(name, f"<{name}>")
 
     def properties(self, logical_id: str) -> dict:
         return self.resolve(self.template["Resources"][logical_id].get("Properties", {}))

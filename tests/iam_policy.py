@@ -8,9 +8,10 @@ template uses (`dynamodb:LeadingKeys`). Anything else it meets raises, so it can
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
+
+from tests.cfn_eval import Stack
 
 PARTITION = "aws"
 
@@ -125,38 +126,10 @@ def required_permissions(call: Call, region: str, account: str) -> list[Permissi
 # ------------------------------------------------------------------------------ policy documents
 @dataclass
 class Bindings:
-    """Physical values for the intrinsics policy resources use (Ref / GetAtt / pseudo parameters)."""
+    """Physical values for the intrinsics policy resources use (Ref / GetAtt / pseudo parameters), for `Stack`."""
 
     refs: dict[str, str]
     attributes: dict[str, str]  # "Logical.Attribute" → value
-
-    def resolve(self, value):
-        if isinstance(value, str):
-            return value
-        if isinstance(value, dict) and len(value) == 1:
-            ((fn, arg),) = value.items()
-            if fn == "Ref":
-                return self.refs[arg]
-            if fn == "Fn::GetAtt":
-                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.attributes[f"{logical}.{attribute}"]
-            if fn == "Fn::Sub":
-                text, variables = (arg, {}) if isinstance(arg, str) else arg
-                local = {k: self.resolve(v) for k, v in variables.items()}
-
-                def substitute(match: re.Match) -> str:
-                    name = match.group(1)
-                    if name in local:
-                        return local[name]
-                    if "." in name:
-                        return self.attributes[name]
-                    return self.refs[name]
-
-                return re.sub(r"\$\{([^}!]+)\}", substitute, text)
-            if fn == "Fn::Join":
-                separator, parts = arg
-                return separator.join(self.resolve(part) for part in parts)
-        raise AssertionError(f"cannot resolve {value!r} in a policy resource")
 
 
 def bindings_for(bucket: str, table: str, queues: dict[str, str], region: str, account: str) -> Bindings:
@@ -212,6 +185,7 @@ def _listify(value) -> list:
 
 def role_statements(template: dict, function_logical_id: str, bindings: Bindings) -> list[Statement]:
     """Every identity-policy statement of a transformed function's execution role."""
+    stack = Stack(template, refs=bindings.refs, attributes=bindings.attributes)
     role_ref = template["Resources"][function_logical_id]["Properties"]["Role"]
     role_id = role_ref["Fn::GetAtt"][0]
     role = template["Resources"][role_id]["Properties"]
@@ -224,11 +198,14 @@ def role_statements(template: dict, function_logical_id: str, bindings: Bindings
         for raw in _listify(policy["PolicyDocument"]["Statement"]):
             if "NotAction" in raw or "NotResource" in raw:
                 raise AssertionError(f"{role_id}: NotAction/NotResource is not modelled")
+            resources = stack.resolve(_listify(raw["Resource"]))
+            if unbound := [r for r in resources if not isinstance(r, str) or "<" in r]:  # a placeholder: no binding
+                raise AssertionError(f"{role_id}: cannot resolve policy resources {unbound}")
             statements.append(
                 Statement(
                     raw["Effect"],
                     tuple(_listify(raw["Action"])),
-                    tuple(bindings.resolve(r) for r in _listify(raw["Resource"])),
+                    tuple(resources),
                     raw.get("Condition", {}),
                 )
             )
