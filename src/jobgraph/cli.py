@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from jobgraph.errors import InvalidSequenceError, JobGraphError
@@ -247,8 +249,26 @@ def cmd_run(args) -> int:
 COMMANDS = {"generate": cmd_generate, "validate": cmd_validate, "solve": cmd_solve, "run": cmd_run}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so that the local cloud's workers and server are stopped on the way out."""
+
+
+def _terminated(_signum, _frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
+    try:
+        return _dispatch(args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args) -> int:
     try:
         return COMMANDS[args.command](args)
     except InvalidSequenceError as exc:
@@ -258,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     except JobGraphError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
