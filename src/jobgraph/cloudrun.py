@@ -114,6 +114,7 @@ class RunOutcome:
     dlq_contents: dict[str, list[str]]
     alarms: dict[str, str]
     run_record: dict
+    dashboard_url: str = ""  # AWS mode: the stack's CloudWatch dashboard
     extra: dict = field(default_factory=dict)  # mode-specific figures (local runtime statistics)
 
 
@@ -358,4 +359,5 @@ def execute(
         dlq_contents=run.dlq_contents(),
         alarms=run.alarm_states(),
         run_record=record,
+        dashboard_url=run.outputs.dashboard_url if mode == "AWS" else "",
     )

@@ -68,6 +68,8 @@ def print_run_report(outcome) -> None:
             f"({figures['cold_starts']} cold), {figures['errors']} errors, {figures['worker_deaths']} worker deaths, "
             f"{figures['redeliveries']} redeliveries, {figures['duplicates']} duplicates injected"
         )
+        if figures.get("last_error"):
+            lines.append(f"    last error: {figures['last_error'][:200]}")
         lines.append(f"    queue wait {_percentiles(figures['queue_wait_ms'])}")
         lines.append(f"    invocation {_percentiles(figures['invocation_ms'])}")
     if outcome.extra.get("faults"):
@@ -85,6 +87,8 @@ def print_run_report(outcome) -> None:
         lines.extend(f"    {state:<17} {name}" for name, state in sorted(outcome.alarms.items()))
     lines.extend(merged_lines(outcome.merged))
     lines.append(f"results: {outcome.out_dir}")
+    if outcome.dashboard_url:
+        lines.append(f"dashboard: {outcome.dashboard_url}")
     if outcome.extra.get("log_dir"):
         lines.append(f"function logs: {outcome.extra['log_dir']}")
     print("\n".join(lines))

@@ -93,6 +93,8 @@ def test_faults_still_give_the_clean_result_and_dead_letter_only_the_poison(grap
     assert all(item.startswith("malformed") for item in outcome.dlq_contents["incoming DLQ"])
     assert outcome.alarms["scenario-1-local-incoming-dlq-messages"] == "ALARM"
     assert outcome.alarms["scenario-1-local-outgoing-dlq-messages"] == "OK"
+    # the report names what went wrong
+    assert any(f["last_error"] for f in outcome.extra["functions"].values())
 
 
 def test_a_run_that_cannot_complete_exits_non_zero_with_the_reason(graph, tmp_path, capsys):

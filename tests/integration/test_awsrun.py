@@ -62,6 +62,7 @@ def test_aws_mode_drives_a_deployed_stack_through_its_outputs(tmp_path, monkeypa
     assert_same_run(read_run(outcome.out_dir), read_run(tmp_path / "solve" / "aws-mode"))
     assert sum(len(v) for v in outcome.stage_ms.values()) == outcome.jobs
     assert outcome.dlq == {"incoming DLQ": 0, "outgoing DLQ": 0}
+    assert outcome.dashboard_url.endswith("#dashboards:name=scenario-1-dev-dashboard")
     assert set(outcome.alarms) >= {"scenario-1-dev-incoming-dlq-messages", "scenario-1-dev-processor-errors"}
 
 

@@ -27,10 +27,6 @@ class FaultPlan:
         if self.poison < 0:
             raise ValueError(f"--poison must be >= 0, got {self.poison}")
 
-    @property
-    def active(self) -> bool:
-        return bool(self.fail_rate or self.duplicate_rate or self.kill_rate or self.poison)
-
     def invocation_fault(self, rng: random.Random, last_attempt: bool) -> str | None:
         """The fault for one invocation, or None.
 

@@ -152,6 +152,7 @@ def local_figures(runtime: LocalLambdaRuntime, log_dir: Path) -> dict:
                     "received": stats.received[mapping.function.logical_id],
                     "redeliveries": stats.redeliveries[mapping.function.logical_id],
                     "duplicates": stats.duplicates[mapping.function.logical_id],
+                    "last_error": stats.last_error.get(mapping.function.logical_id),
                     "queue_wait_ms": list(stats.queue_wait_ms[mapping.function.logical_id]),
                     "invocation_ms": list(stats.invocation_ms[mapping.function.logical_id]),
                 }

@@ -130,7 +130,6 @@ class Worker:
     log_path: Path
     process: multiprocessing.Process | None = None
     conn: object = None
-    init_ms: float = 0.0
     starts: int = 0
     _fresh: bool = field(default=False, repr=False)
 
@@ -149,7 +148,6 @@ class Worker:
             raise HandlerImportError(
                 f"{self.spec.logical_id}: handler {self.spec.handler} from {self.spec.code_dir} failed to import:\n{payload}"
             )
-        self.init_ms = payload
         self.starts += 1
         self._fresh = True
 
