@@ -64,6 +64,18 @@ class JobsTable:
             self._client = default_dynamodb_client()
         return self._client
 
+    def _update_if(self, run_id: str, **update) -> bool:
+        """One conditional UpdateItem of the run item; False when its condition does not hold."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.update_item(TableName=self.table_name, Key=run_key(run_id), **update)
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
     def _expires_at(self) -> dict:
         return {"N": str(int(time.time()) + self.ttl_days * 86400)} if self.ttl_days else {"NULL": True}
 
@@ -112,87 +124,62 @@ class JobsTable:
         a marker item would cost four write units). The set bounds a run to what fits in one 400 KB item,
         far above StartRun's 6 MB payload limit (~4000 sequences).
         """
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=run_key(run_id),
-                UpdateExpression="ADD counted_sequences :sequence, sequences_remaining :minus_one",
-                ConditionExpression=(
-                    "attribute_exists(pk) AND sequences_remaining > :zero AND NOT contains(counted_sequences, :id)"
-                ),
-                ExpressionAttributeValues={
-                    ":sequence": {"NS": [str(sequence_id)]},
-                    ":id": {"N": str(sequence_id)},
-                    ":minus_one": {"N": "-1"},
-                    ":zero": {"N": "0"},
-                },
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
+        counted = self._update_if(
+            run_id,
+            UpdateExpression="ADD counted_sequences :sequence, sequences_remaining :minus_one",
+            ConditionExpression=(
+                "attribute_exists(pk) AND sequences_remaining > :zero AND NOT contains(counted_sequences, :id)"
+            ),
+            ExpressionAttributeValues={
+                ":sequence": {"NS": [str(sequence_id)]},
+                ":id": {"N": str(sequence_id)},
+                ":minus_one": {"N": "-1"},
+                ":zero": {"N": "0"},
+            },
+        )
+        if not counted:
             run = self.client.get_item(TableName=self.table_name, Key=run_key(run_id), ConsistentRead=True)
             if "Item" not in run:
-                raise RunNotFoundError(f"run {run_id!r}: cannot count sequence {sequence_id}") from None
-            return False
-        return True
+                raise RunNotFoundError(f"run {run_id!r}: cannot count sequence {sequence_id}")
+        return counted
 
     def claim_merge(self, run_id: str, claimant_job_id: str) -> bool:
         """True for exactly one claimant once every sequence is counted (and again for that claimant)."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=run_key(run_id),
-                UpdateExpression="SET merge_claimed_by = :me, merge_claimed_at = :now",
-                ConditionExpression=(
-                    "sequences_remaining = :zero AND (attribute_not_exists(merge_claimed_by) OR merge_claimed_by = :me)"
-                ),
-                ExpressionAttributeValues={
-                    ":me": {"S": claimant_job_id},
-                    ":now": {"S": utc_now_iso()},
-                    ":zero": {"N": "0"},
-                },
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._update_if(
+            run_id,
+            UpdateExpression="SET merge_claimed_by = :me, merge_claimed_at = :now",
+            ConditionExpression=(
+                "sequences_remaining = :zero AND (attribute_not_exists(merge_claimed_by) OR merge_claimed_by = :me)"
+            ),
+            ExpressionAttributeValues={
+                ":me": {"S": claimant_job_id},
+                ":now": {"S": utc_now_iso()},
+                ":zero": {"N": "0"},
+            },
+        )
 
     def complete_run(self, run_id: str, merged_key: str) -> bool:
         """RUNNING → COMPLETED with timings; False if it was completed before."""
-        from botocore.exceptions import ClientError
-
         run = self.get_run(run_id)
         now = datetime.now(UTC)
         duration_s = (time.time() * 1000 - float(run["started_epoch_ms"])) / 1000
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=run_key(run_id),
-                UpdateExpression=(
-                    "SET #status = :done, completed_at = :now, duration_s = :duration, merged_key = :key, "
-                    "gsi1pk = :gsi, gsi1sk = :now"
-                ),
-                ConditionExpression="#status = :running",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":done": {"S": RunStatus.COMPLETED.value},
-                    ":running": {"S": RunStatus.RUNNING.value},
-                    ":now": {"S": now.isoformat(timespec="milliseconds").replace("+00:00", "Z")},
-                    ":duration": {"N": f"{duration_s:.3f}"},
-                    ":key": {"S": merged_key},
-                    ":gsi": {"S": f"RUN#{RunStatus.COMPLETED.value}"},
-                },
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._update_if(
+            run_id,
+            UpdateExpression=(
+                "SET #status = :done, completed_at = :now, duration_s = :duration, merged_key = :key, "
+                "gsi1pk = :gsi, gsi1sk = :now"
+            ),
+            ConditionExpression="#status = :running",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":done": {"S": RunStatus.COMPLETED.value},
+                ":running": {"S": RunStatus.RUNNING.value},
+                ":now": {"S": now.isoformat(timespec="milliseconds").replace("+00:00", "Z")},
+                ":duration": {"N": f"{duration_s:.3f}"},
+                ":key": {"S": merged_key},
+                ":gsi": {"S": f"RUN#{RunStatus.COMPLETED.value}"},
+            },
+        )
 
     def runs_by_status(self, status: RunStatus, limit: int = 50) -> list[dict]:
         response = self.client.query(
