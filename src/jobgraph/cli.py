@@ -154,12 +154,6 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def progress_bar(total: int, enabled: bool, unit: str = "job"):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit=unit, disable=not enabled, dynamic_ncols=True, file=sys.stderr)
-
-
 def run_inputs(args):
     """Sequences and run spec, shared by `solve` and `run` so both can be fed the same graph."""
     from jobgraph.graph import RunSpec
@@ -178,7 +172,7 @@ def run_inputs(args):
 
 def cmd_solve(args) -> int:
     from jobgraph.graph import total_jobs
-    from jobgraph.report import print_solve_report
+    from jobgraph.report import print_solve_report, progress_bar
     from jobgraph.solver import solve
 
     sequences, spec = run_inputs(args)

@@ -9,7 +9,6 @@ differ (see localcloud/session.py and awsrun.py).
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -18,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.adapters.dynamodb import JobsTable, RunNotFoundError
-from jobgraph.adapters.local_disk import LocalDiskBlobStore
+from jobgraph.adapters.local_disk import check_destination, staged_run
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.errors import JobGraphError
 from jobgraph.graph import RunSpec, total_jobs
 from jobgraph.models import RunStatus, Sequence, message_label
+from jobgraph.report import progress_bar
 from jobgraph.results import merged_key
 
 REQUIRED_OUTPUTS = {
@@ -93,7 +93,6 @@ class Progress:
     in_flight: int = 0
     retries: int = 0
     dlq: int = 0
-    status: str = RunStatus.RUNNING.value
 
 
 @dataclass
@@ -214,7 +213,6 @@ class GraphRun:
             check()
             record = self.run_record(run_id)
             current = progress()
-            current.status = record["status"]
             on_tick(current)
             if record["status"] == RunStatus.COMPLETED.value:
                 return record
@@ -260,25 +258,12 @@ class GraphRun:
 
     def export(self, run_id: str, out_dir: Path, *, overwrite: bool) -> Path:
         """Copy <run_id>/ from the results bucket to ``out_dir/<run_id>`` (GUIDE §5 layout), all or nothing."""
-        destination = out_dir / run_id
-        if destination.exists() and not overwrite:
-            raise RunFailed(f"{destination} already exists; choose another --run-id or pass --overwrite")
         keys = self.results.list(f"{run_id}/")
         if merged_key(run_id) not in keys:
             raise RunFailed(f"{self.results.describe()}{merged_key(run_id)} is missing: the run has no result")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        staging = out_dir / f".{run_id}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        local = LocalDiskBlobStore(staging)
-        try:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(lambda key: local.put(key, self.results.get(key)), keys))
-            if destination.exists():
-                shutil.rmtree(destination)
-            (staging / run_id).rename(destination)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return destination
+        with staged_run(out_dir, run_id, overwrite=overwrite) as local, ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda key: local.put(key, self.results.get(key)), keys))
+        return out_dir / run_id
 
     def job_timings(self, run_id: str) -> tuple[dict[str, list[float]], dict[str, int]]:
         """Per-stage processing times (ms) and attempts per job, from the job records."""
@@ -293,14 +278,6 @@ class GraphRun:
 
     def merged(self, run_id: str) -> dict:
         return json.loads(self.results.get(merged_key(run_id)))
-
-
-def progress_bar(total: int, enabled: bool):
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="job", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
 
 
 def execute(
@@ -322,9 +299,7 @@ def execute(
     settle_s: float = 30.0,
 ) -> RunOutcome:
     """Start the run, follow it to COMPLETED, export its results and gather the report's figures."""
-    destination = out_dir / spec.run_id
-    if destination.exists() and not overwrite:
-        raise RunFailed(f"{destination} already exists; choose another --run-id or pass --overwrite")
+    check_destination(out_dir, spec.run_id, overwrite)  # before the run, not after it
     jobs = total_jobs(sequences)
     started = time.monotonic()
     run.start(sequences, spec)

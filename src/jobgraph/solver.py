@@ -1,12 +1,11 @@
 """Reference solver: the whole graph in-process, through the same stage functions as the Lambdas.
 
-Results are staged in a hidden folder next to the destination and moved into place only when the MERGE
-has been written, so ``OUT/<run_id>`` either holds a complete run or does not exist.
+Results are staged (``local_disk.staged_run``) and moved into place only when the MERGE has been
+written, so ``OUT/<run_id>`` either holds a complete run or does not exist.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -14,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph import stages
-from jobgraph.adapters.local_disk import LocalDiskBlobStore
-from jobgraph.errors import JobGraphError
+from jobgraph.adapters.local_disk import staged_run
 from jobgraph.graph import RunSpec, aggregation_job, merge_job, route_job, total_jobs
 from jobgraph.models import IncomingJob, RunManifest, Sequence
 from jobgraph.results import ResultStore
@@ -76,25 +74,14 @@ def solve(
     overwrite: bool = False,
     on_job: ProgressHook | None = None,
 ) -> SolveReport:
-    destination = out_dir / spec.run_id
-    if destination.exists() and not overwrite:
-        raise JobGraphError(f"{destination} already exists; choose another --run-id or pass --overwrite")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = out_dir / f".{spec.run_id}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    store = ResultStore(LocalDiskBlobStore(staging))
     started = time.perf_counter()
-    try:
+    with staged_run(out_dir, spec.run_id, overwrite=overwrite) as staging:
+        store = ResultStore(staging)
         stage_ms = solve_into(store, spec, sequences, on_job)
         merged = store.get_merged(spec.run_id)
-        if destination.exists():
-            shutil.rmtree(destination)
-        (staging / spec.run_id).rename(destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return SolveReport(
         run_id=spec.run_id,
-        out_dir=destination,
+        out_dir=out_dir / spec.run_id,
         sequences=len(sequences),
         jobs=total_jobs(sequences),
         wall_seconds=time.perf_counter() - started,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from jobgraph.errors import ObjectNotFoundError, StoreError
+from jobgraph.errors import JobGraphError, ObjectNotFoundError, StoreError
 
 
 class LocalDiskBlobStore:
@@ -53,3 +56,28 @@ class LocalDiskBlobStore:
 
     def describe(self) -> str:
         return str(self.root)
+
+
+def check_destination(out_dir: Path, run_id: str, overwrite: bool) -> Path:
+    """``out_dir/run_id``; JobGraphError if it exists and may not be replaced."""
+    destination = Path(out_dir) / run_id
+    if destination.exists() and not overwrite:
+        raise JobGraphError(f"{destination} already exists; choose another --run-id or pass --overwrite")
+    return destination
+
+
+@contextmanager
+def staged_run(out_dir: Path, run_id: str, *, overwrite: bool) -> Iterator[LocalDiskBlobStore]:
+    """A hidden staging store beside ``out_dir/run_id``: its ``<run_id>/`` replaces the destination only when
+    the block succeeds, so a failed or interrupted run never leaves a complete-looking result behind."""
+    destination = check_destination(out_dir, run_id, overwrite)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    staging = Path(out_dir) / f".{run_id}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        yield LocalDiskBlobStore(staging)
+        if destination.exists():
+            shutil.rmtree(destination)
+        (staging / run_id).rename(destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -34,8 +34,7 @@ def default_max_workers() -> int:
 
 
 def _code_folder(stack: DeployedStack, location: dict) -> Path:
-    key = location["S3Key"]
-    return stack.code_paths.get(key) or (stack.root / key).resolve()
+    return stack.code_paths[location["S3Key"]]
 
 
 def _layer_folder(folder: Path) -> Path:

@@ -6,12 +6,12 @@ Ctrl-C (workers ignore SIGINT; the parent stops them in order).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobgraph.adapters.local_disk import check_destination
 from jobgraph.cloudrun import GraphRun, Progress, RunFailed, RunOutcome, describe_stack, execute
 from jobgraph.graph import RunSpec, total_jobs
 from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
@@ -55,8 +55,7 @@ def run_local(
 ) -> RunOutcome:
     isolate_from_real_aws()
     allow_loopback_only()
-    if (out_dir / spec.run_id).exists() and not overwrite:
-        raise RunFailed(f"{out_dir / spec.run_id} already exists; choose another --run-id or pass --overwrite")
+    check_destination(out_dir, spec.run_id, overwrite)  # before the cloud is deployed
     log_dir = options.log_dir or out_dir / ".logs" / spec.run_id
     shutil.rmtree(log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
     with LocalEndpoint() as endpoint:
@@ -159,6 +158,5 @@ def local_figures(runtime: LocalLambdaRuntime, log_dir: Path) -> dict:
                 for mapping in runtime.mappings
             },
             "faults": dict(stats.faults),
-            "plan": json.loads(json.dumps(runtime.faults.__dict__)),
             "log_dir": str(log_dir),
         }
