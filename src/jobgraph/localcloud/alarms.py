@@ -15,6 +15,7 @@ import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.localcloud.poller import MappingSpec, RuntimeStats
 
 _COMPARE = {
@@ -23,10 +24,7 @@ _COMPARE = {
     "LessThanThreshold": operator.lt,
     "LessThanOrEqualToThreshold": operator.le,
 }
-QUEUE_METRICS = {
-    "ApproximateNumberOfMessagesVisible": "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible": "ApproximateNumberOfMessagesNotVisible",
-}
+QUEUE_METRICS = ("ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible")
 
 
 @dataclass
@@ -38,18 +36,18 @@ class LocalMetrics:
     queue_urls: list[str]
     mappings: list[MappingSpec]
     stats: RuntimeStats
+    depths: dict[str, tuple[int, int]] = field(default_factory=dict)  # queue url -> (visible, in flight), last sample
     _reported: dict = field(default_factory=dict)
 
     def sample(self, now: datetime | None = None) -> None:
         now = now or datetime.now(UTC)
         data: list[tuple[str, dict]] = []
         for url in self.queue_urls:
-            name = url.rsplit("/", 1)[1]
-            attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(QUEUE_METRICS.values()))
-            dims = [{"Name": "QueueName", "Value": name}]
-            for metric, attribute in QUEUE_METRICS.items():
-                value = float(attributes["Attributes"].get(attribute, 0))
-                data.append(("AWS/SQS", {"MetricName": metric, "Dimensions": dims, "Value": value, "Timestamp": now}))
+            self.depths[url] = FifoQueue(url, client=self.sqs).depth()
+            dims = [{"Name": "QueueName", "Value": url.rsplit("/", 1)[1]}]
+            for metric, value in zip(QUEUE_METRICS, self.depths[url], strict=True):
+                entry = {"MetricName": metric, "Dimensions": dims, "Value": float(value), "Timestamp": now}
+                data.append(("AWS/SQS", entry))
             age = self.stats.take_oldest_age(url)
             if age is not None:
                 metric = {"MetricName": "ApproximateAgeOfOldestMessage", "Dimensions": dims, "Value": age}

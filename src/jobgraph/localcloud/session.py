@@ -97,16 +97,16 @@ def run_local(
             jobs = total_jobs(sequences)
             stats = runtime.stats
 
-            dlq = {"at": 0.0, "count": 0}
+            dlq_urls = (outputs.incoming_dlq_url, outputs.outgoing_dlq_url)
 
             def progress() -> Progress:
                 with stats.lock:
                     done = len(stats.done_jobs[processor.function.logical_id])
                     in_flight = sum(stats.in_flight.values())
                     retries = sum(stats.redeliveries.values())
-                if time.monotonic() - dlq["at"] >= METRICS_INTERVAL_S:  # each read costs the server O(queue)
-                    dlq.update(at=time.monotonic(), count=sum(run.dlq_depths().values()))
-                return Progress(done=done, total=jobs, in_flight=in_flight, retries=retries, dlq=dlq["count"])
+                # the DLQ depths of the last metrics sample (check() refreshes them every METRICS_INTERVAL_S)
+                dlq = sum(sum(metrics.depths.get(url, (0, 0))) for url in dlq_urls)
+                return Progress(done=done, total=jobs, in_flight=in_flight, retries=retries, dlq=dlq)
 
             def final_alarms() -> None:
                 metrics.sample()
