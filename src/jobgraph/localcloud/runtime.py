@@ -2,9 +2,9 @@
 
 For every ``AWS::Lambda::Function`` of the deployed stack it builds a FunctionSpec from the transformed
 template (Handler, code folder, layer folders) and the deployed configuration (environment as resolved by
-CloudFormation, timeout, memory). For every event source mapping it starts pollers (poller.py) up to the
-mapping's concurrency; each poller owns one worker process (workers.py), started on its first batch, so
-cold starts happen when Lambda's would.
+CloudFormation, timeout, memory). For every event source mapping it starts a MappingPoller (poller.py):
+one receiver and, up to the mapping's concurrency, invokers that each own one worker process
+(workers.py), started on its first batch, so cold starts happen when Lambda's would.
 """
 
 from __future__ import annotations
