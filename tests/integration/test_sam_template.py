@@ -98,7 +98,7 @@ def test_transform_with_default_parameters(transformed):
     assert stack.properties("IncomingQueue")["VisibilityTimeout"] == 360
     for function in FUNCTIONS:
         properties = stack.properties(function)
-        assert properties["Runtime"] == "python3.11" and properties["Handler"] == "app.lambda_handler"
+        assert properties["Runtime"] == "python3.13" and properties["Handler"] == "app.lambda_handler"
         assert properties["Architectures"] == ["x86_64"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
     assert stack.properties("ProcessorFunction")["Timeout"] == "60"

@@ -20,7 +20,7 @@ Parameters:
     Default: dev
 Globals:
   Function:
-    Runtime: python3.11
+    Runtime: python3.13
     Handler: app.handler
     CodeUri: shared/code/
 Resources:
