@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # function code + all its layers, bytes
-# What the python3.11 Lambda runtime ships itself (so the layers leave them out on purpose).
+# What the python3.13 Lambda runtime ships itself (so the layers leave them out on purpose).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 HEAVY_MODULES = ("pandas", "pyarrow", "numpy")
 

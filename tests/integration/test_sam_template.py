@@ -36,7 +36,6 @@ UNTAGGABLE = {
     "AWS::Lambda::LayerVersion",
     "AWS::SNS::Subscription",
     "AWS::S3::BucketPolicy",
-    "AWS::CloudWatch::Dashboard",  # taggable in some regions' schemas only; see the template comment
 }
 FUNCTIONS = ("ProcessorFunction", "SchedulerFunction", "StartRunFunction")
 
