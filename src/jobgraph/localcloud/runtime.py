@@ -77,6 +77,7 @@ def function_specs(endpoint: LocalEndpoint, stack: DeployedStack) -> dict[str, F
             timeout_s=int(config["Timeout"]),
             memory_mb=int(config["MemorySize"]),
             arn=config["FunctionArn"],
+            runtime=config["Runtime"],
         )
     return specs
 

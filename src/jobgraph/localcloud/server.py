@@ -5,16 +5,17 @@ Only 127.0.0.1 is ever used and credentials are fake, so nothing a local run doe
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
-import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from jobgraph.localcloud import motopatches
+from jobgraph.localcloud.sandbox import allow_loopback_only
+
+__all__ = ["FAKE_CREDENTIALS", "LocalEndpoint", "allow_loopback_only", "isolate_from_real_aws"]
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -23,7 +24,6 @@ FAKE_CREDENTIALS = {
 }
 LOOPBACK = "127.0.0.1"
 _ACTIVE = threading.Lock()
-_GUARD = [False]
 
 
 class _SerialMotoServer:
@@ -158,30 +158,3 @@ def isolate_from_real_aws() -> None:
     for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE"):
         os.environ.pop(variable, None)
     os.environ.update(FAKE_CREDENTIALS)
-
-
-def _is_loopback(host: object) -> bool:
-    if not isinstance(host, str):
-        return True  # not an internet address (AF_UNIX path, abstract socket)
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def _refuse_non_loopback(event: str, args: tuple) -> None:
-    if event in ("socket.connect", "socket.sendto"):
-        address = args[1] if event == "socket.connect" else args[-1]
-        if isinstance(address, tuple) and address and not _is_loopback(address[0]):
-            raise ConnectionRefusedError(f"jobgraph local cloud: connection to {address[0]} refused (loopback only)")
-
-
-def allow_loopback_only() -> None:
-    """From now on this process can only connect to 127.0.0.1/::1 (a sys audit hook; cannot be undone).
-
-    Installed by local runs, their worker processes and the test suite, so a mistake (a client without
-    the local endpoint, a real AWS profile) fails loudly instead of reaching AWS.
-    """
-    if not _GUARD[0]:
-        sys.addaudithook(_refuse_non_loopback)
-        _GUARD[0] = True
