@@ -4,7 +4,7 @@
 
 Each run starts a new ``python -I -S -B`` process whose ``sys.path`` holds only the function folder, its
 layers' ``python/`` folders (from ``.aws-sam/build``), a stand-in for the runtime's boto3/botocore and the
-standard library (``jobgraph.lambdabuild.run_isolated``), and times ``import app`` there. Reported: the
+standard library (``jobgraph.sam.build.run_isolated``), and times ``import app`` there. Reported: the
 median (and min/max) of N runs per function, and which of pandas/pyarrow/numpy each import pulled in.
 The Scheduler and StartRun must pull in none of them (they ship without the scientific layer): the exit
 status is 1 if they do.
@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from jobgraph.lambdabuild import HEAVY_MODULES, base_python, built_functions, run_isolated, runtime_packages_dir
+from jobgraph.sam.build import HEAVY_MODULES, base_python, built_functions, run_isolated, runtime_packages_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from jobgraph.cli import main
-from jobgraph.generator import generate_sequences
-from jobgraph.graph import RunSpec
+from jobgraph.cli.main import main
+from jobgraph.core.generator import generate_sequences
+from jobgraph.core.graph import RunSpec
+from jobgraph.core.solver import solve
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.localcloud.session import LocalRunOptions, run_local
-from jobgraph.solver import solve
+from jobgraph.runs.local import LocalRunOptions, run_local
 from tests.e2e.test_solver_cli import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]

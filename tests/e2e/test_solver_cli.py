@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobgraph.cli import main
+from jobgraph.cli.main import main
 from tests.conftest import THREE_ROUTES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sequences"

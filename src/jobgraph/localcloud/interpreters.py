@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jobgraph.errors import JobGraphError
+from jobgraph.core.errors import JobGraphError
 
 
 class RuntimeNotAvailable(JobGraphError):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from jobgraph.errors import JobGraphError
+from jobgraph.core.errors import JobGraphError
 from jobgraph.localcloud import sandbox
 from jobgraph.localcloud.interpreters import interpreter_for
 from jobgraph.localcloud.sandbox import KILL_EXIT_CODE, InjectedFault

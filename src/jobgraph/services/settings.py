@@ -7,8 +7,8 @@ from functools import cache
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobgraph.errors import ConfigurationError
-from jobgraph.models import MAX_SCENARIOS
+from jobgraph.core.errors import ConfigurationError
+from jobgraph.core.models import MAX_SCENARIOS
 
 
 class CommonSettings(BaseSettings):

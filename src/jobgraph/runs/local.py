@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.adapters.local_disk import check_destination
-from jobgraph.cloudrun import GraphRun, Progress, RunFailed, RunOutcome, describe_stack, execute
-from jobgraph.graph import RunSpec, total_jobs
+from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.models import Sequence
 from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
 from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
-from jobgraph.models import Sequence
+from jobgraph.runs.driver import GraphRun, Progress, RunFailed, RunOutcome, describe_stack, execute
 
 METRICS_INTERVAL_S = 2.0
 

@@ -11,9 +11,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from jobgraph.cloudrun import GraphRun, Progress, RunFailed, RunOutcome, StackOutputs, describe_stack, execute
-from jobgraph.graph import RunSpec, total_jobs
-from jobgraph.models import Sequence
+from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.models import Sequence
+from jobgraph.runs.driver import GraphRun, Progress, RunFailed, RunOutcome, StackOutputs, describe_stack, execute
 
 
 def lambda_invoker(lambda_client, function_name: str) -> Callable[[dict], dict]:

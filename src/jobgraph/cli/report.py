@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 
 import numpy as np
-
-
-def progress_bar(total: int, enabled: bool):
-    """A tqdm bar of jobs on stderr (solve and run); a no-op when disabled."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="job", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
 
 
 def _fmt_metric(metric: dict) -> str:

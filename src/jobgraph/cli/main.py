@@ -8,8 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
-from jobgraph.errors import InvalidSequenceError, JobGraphError
-from jobgraph.models import MAX_SCENARIOS, RUN_ID_PATTERN
+from jobgraph.core.errors import InvalidSequenceError, JobGraphError
+from jobgraph.core.models import MAX_SCENARIOS, RUN_ID_PATTERN
 
 EXIT_INVALID_INPUT = 2
 EXIT_FAILED = 1
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_generate(args) -> int:
-    from jobgraph.generator import generate_sequences, write_sequences
+    from jobgraph.core.generator import generate_sequences, write_sequences
 
     airports = [c.strip().upper() for c in args.airports.split(",") if c.strip()] if args.airports else None
     try:
@@ -140,11 +140,11 @@ def cmd_generate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from jobgraph.loader import load_sequences
+    from jobgraph.core.loader import load_sequences
 
     sequences = load_sequences(args.sequences)
     if args.strict_generator:
-        from jobgraph.generator import check_constraints
+        from jobgraph.core.generator import check_constraints
 
         problems = [f"sequence {s.sequence_id}: {p}" for s in sequences for p in check_constraints(s)]
         if problems:
@@ -156,14 +156,14 @@ def cmd_validate(args) -> int:
 
 def run_inputs(args):
     """Sequences and run spec, shared by `solve` and `run` so both can be fed the same graph."""
-    from jobgraph.graph import RunSpec
+    from jobgraph.core.graph import RunSpec
 
     if args.generate:
-        from jobgraph.generator import generate_sequences
+        from jobgraph.core.generator import generate_sequences
 
         sequences = generate_sequences(args.generate, args.seed)
     else:
-        from jobgraph.loader import load_sequences
+        from jobgraph.core.loader import load_sequences
 
         sequences = load_sequences(args.sequences)
     spec = RunSpec(run_id=args.run_id, test_run_id=args.test_run_id, scenarios=args.scenarios, seed=args.seed)
@@ -171,9 +171,10 @@ def run_inputs(args):
 
 
 def cmd_solve(args) -> int:
-    from jobgraph.graph import total_jobs
-    from jobgraph.report import print_solve_report, progress_bar
-    from jobgraph.solver import solve
+    from jobgraph.cli.report import print_solve_report
+    from jobgraph.core.graph import total_jobs
+    from jobgraph.core.solver import solve
+    from jobgraph.runs.progress import progress_bar
 
     sequences, spec = run_inputs(args)
     with progress_bar(total_jobs(sequences), enabled=not args.no_progress and sys.stderr.isatty()) as bar:
@@ -183,12 +184,12 @@ def cmd_solve(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from jobgraph.report import print_run_report
+    from jobgraph.cli.report import print_run_report
 
     sequences, spec = run_inputs(args)
     show_progress = not args.no_progress and sys.stderr.isatty()
     if args.stack:
-        from jobgraph.awsrun import run_on_aws
+        from jobgraph.runs.aws import run_on_aws
 
         local_only = [
             name
@@ -214,7 +215,7 @@ def cmd_run(args) -> int:
         )
     else:
         from jobgraph.localcloud.faults import FaultPlan
-        from jobgraph.localcloud.session import LocalRunOptions, run_local
+        from jobgraph.runs.local import LocalRunOptions, run_local
 
         try:
             faults = FaultPlan(

@@ -66,7 +66,7 @@ class BuiltFunction:
 
 
 def built_functions(build_dir: str | Path) -> dict[str, BuiltFunction]:
-    from jobgraph.samtemplate import load_template
+    from jobgraph.sam.template import load_template
 
     build_dir = Path(build_dir).resolve()
     template_path = build_dir / "template.yaml"

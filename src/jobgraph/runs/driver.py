@@ -20,11 +20,11 @@ from jobgraph.adapters.dynamodb import JobsTable, RunNotFoundError
 from jobgraph.adapters.local_disk import check_destination, staged_run
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.errors import JobGraphError
-from jobgraph.graph import RunSpec, total_jobs
-from jobgraph.models import RunStatus, Sequence, message_label
-from jobgraph.report import progress_bar
-from jobgraph.results import merged_key
+from jobgraph.core.errors import JobGraphError
+from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.models import RunStatus, Sequence, message_label
+from jobgraph.core.results import merged_key
+from jobgraph.runs.progress import progress_bar
 
 REQUIRED_OUTPUTS = {
     "IncomingQueueUrl": "incoming_queue_url",
