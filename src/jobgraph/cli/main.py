@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jobgraph.core.errors import InvalidSequenceError, JobGraphError
 from jobgraph.core.models import MAX_SCENARIOS, RUN_ID_PATTERN
+from jobgraph.runs.scenarios import SCENARIOS, scenario
 
 EXIT_INVALID_INPUT = 2
 EXIT_FAILED = 1
@@ -100,11 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run the graph through the SQS/Lambda loop: embedded local cloud, or a deployed stack (--stack)"
     )
     add_run_options(run)
+    run.add_argument(
+        "--scenario",
+        type=int,
+        choices=sorted(SCENARIOS),
+        default=1,
+        help="implementation: " + "; ".join(f"{n} = {s.name}" for n, s in SCENARIOS.items()),
+    )
     run.add_argument("--stack", metavar="NAME", help="run on this deployed AWS stack instead of the local cloud")
     run.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
     local = run.add_argument_group("local cloud")
-    local.add_argument("--template", type=Path, default=Path("template.yaml"), help="SAM template to deploy locally")
-    local.add_argument("--stack-name", default="scenario-1-local", help="name of the local stack")
+    local.add_argument("--template", type=Path, help="SAM template to deploy locally (default: the scenario's)")
+    local.add_argument("--stack-name", help="name of the local stack (default: scenario-<n>-local)")
     local.add_argument(
         "--parameter",
         action="append",
@@ -196,7 +204,7 @@ def cmd_run(args) -> int:
             for name, given in (
                 ("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
                 ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
-                ("--max-workers", args.max_workers),
+                ("--max-workers", args.max_workers), ("--template", args.template), ("--stack-name", args.stack_name),
             )
             if given
         ]  # fmt: skip
@@ -212,6 +220,7 @@ def cmd_run(args) -> int:
             show_progress=show_progress,
             timeout_s=args.timeout,
             stall_s=args.stall_timeout,
+            scenario=args.scenario,
         )
     else:
         from jobgraph.localcloud.faults import FaultPlan
@@ -227,9 +236,11 @@ def cmd_run(args) -> int:
             )
         except ValueError as exc:
             raise JobGraphError(str(exc)) from None
+        chosen = scenario(args.scenario)
         options = LocalRunOptions(
-            template=args.template,
-            stack_name=args.stack_name,
+            scenario=chosen.number,
+            template=args.template or chosen.template,
+            stack_name=args.stack_name or chosen.local_stack_name,
             parameters=dict(args.parameter),
             faults=faults,
             max_workers=args.max_workers,

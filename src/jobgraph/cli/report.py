@@ -54,8 +54,11 @@ def print_run_report(outcome) -> None:
     """Report of `jobgraph run`: throughput, per-stage processing time, queue wait, retries, DLQs, alarms."""
     jobs_per_s = outcome.jobs / outcome.wall_seconds if outcome.wall_seconds else float("inf")
     retried = {job: n for job, n in outcome.attempts.items() if n > 1}
+    from jobgraph.runs.scenarios import scenario
+
     lines = [
-        f"run {outcome.run_id} on {outcome.mode} stack {outcome.stack_name}: {outcome.sequences} sequences, "
+        f"run {outcome.run_id}, scenario {outcome.scenario} ({scenario(outcome.scenario).name}), "
+        f"on {outcome.mode} stack {outcome.stack_name}: {outcome.sequences} sequences, "
         f"{outcome.jobs} jobs, {outcome.merged['scenarios_per_sequence']} scenarios each",
         f"  wall time {outcome.wall_seconds:.2f} s (StartRun to run COMPLETED), {jobs_per_s:.1f} jobs/s",
         "  processing time per stage (Processor, from the job records):",

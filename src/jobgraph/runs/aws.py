@@ -63,6 +63,7 @@ def run_on_stack(
     timeout_s: float = 3600,
     stall_s: float = 300,
     interval_s: float = 2.0,
+    scenario: int = 1,
 ) -> RunOutcome:
     run = GraphRun(session, outputs, lambda_invoker(session.client("lambda"), outputs.start_run_function))
     return execute(
@@ -78,6 +79,7 @@ def run_on_stack(
         stall_s=stall_s,
         interval_s=interval_s,
         settle_s=0.0,  # alarms on AWS evaluate on CloudWatch's own schedule
+        scenario=scenario,
     )
 
 

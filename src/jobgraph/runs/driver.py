@@ -115,6 +115,7 @@ class RunOutcome:
     run_record: dict
     dashboard_url: str = ""  # AWS mode: the stack's CloudWatch dashboard
     extra: dict = field(default_factory=dict)  # mode-specific figures (local runtime statistics)
+    scenario: int = 1  # runs/scenarios.py
 
 
 def _describe_body(body: str) -> str:
@@ -297,6 +298,7 @@ def execute(
     after_start: Callable[[], None] = lambda: None,
     before_report: Callable[[], None] = lambda: None,
     settle_s: float = 30.0,
+    scenario: int = 1,
 ) -> RunOutcome:
     """Start the run, follow it to COMPLETED, export its results and gather the report's figures."""
     check_destination(out_dir, spec.run_id, overwrite)  # before the run, not after it
@@ -335,4 +337,5 @@ def execute(
         alarms=run.alarm_states(),
         run_record=record,
         dashboard_url=run.outputs.dashboard_url if mode == "AWS" else "",
+        scenario=scenario,
     )

@@ -26,6 +26,7 @@ METRICS_INTERVAL_S = 2.0
 
 @dataclass
 class LocalRunOptions:
+    scenario: int = 1
     template: Path = Path("template.yaml")
     stack_name: str = LOCAL_STACK_NAME
     parameters: dict[str, str] = field(default_factory=dict)
@@ -129,6 +130,7 @@ def run_local(
                     endpoint, outputs.incoming_queue_url, options.faults.poison, spec.run_id
                 ),
                 before_report=final_alarms,
+                scenario=options.scenario,
             )
             outcome.extra = local_figures(runtime, log_dir)
             return outcome
