@@ -82,3 +82,27 @@ class FifoQueue:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:
+    """The SQS event Lambda's event source mapping would pass for ReceiveMessage ``messages``.
+
+    The ECS worker (services/worker.py) hands its batches to the Processor's Powertools batch processor in
+    this shape, and the local Lambda runtime (localcloud/poller.py) builds its invocations with it.
+    """
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": m.get("MessageAttributes", {}),
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+    }

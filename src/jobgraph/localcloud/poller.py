@@ -27,6 +27,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from jobgraph.adapters.sqs import sqs_event
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.localcloud.workers import FunctionSpec, Worker
 
@@ -81,22 +82,7 @@ class RuntimeStats:
 
 def lambda_event(messages: list[dict], mapping: MappingSpec) -> dict:
     """The SQS event Lambda would pass for these messages."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": m.get("MessageAttributes", {}),
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": mapping.queue_arn,
-                "awsRegion": mapping.region,
-            }
-            for m in messages
-        ]
-    }
+    return sqs_event(messages, mapping.queue_arn, mapping.region)
 
 
 def _job_id(message: dict) -> str | None:

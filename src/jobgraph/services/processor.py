@@ -105,7 +105,17 @@ class ProcessorRuntime:
 
 @cache
 def processor_runtime() -> ProcessorRuntime:
-    settings = load_settings(ProcessorSettings)
+    """The Processor Lambda's runtime, from its environment (once per execution environment)."""
+    return build_processor_runtime(load_settings(ProcessorSettings))
+
+
+def build_processor_runtime(settings: ProcessorSettings) -> ProcessorRuntime:
+    """Deps, idempotent job runner and FIFO batch processor for ``settings``.
+
+    Shared by the Processor Lambda and the ECS worker (services/worker.py): both run a job through the same
+    idempotency record (partition key IDEMPOTENCY#processor), so a job one of them completed is never run
+    again by either.
+    """
     deps = ProcessorDeps.from_settings(settings)
     # a redelivered or duplicated job whose first run completed returns the stored completion instead of
     # running (and reporting) again; a failed run leaves no record, so SQS retries really retry
