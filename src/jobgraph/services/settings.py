@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobgraph.core.errors import ConfigurationError
@@ -23,6 +23,30 @@ class CommonSettings(BaseSettings):
 
 class ProcessorSettings(CommonSettings):
     outgoing_queue_url: str = Field(min_length=1, validation_alias="OUTGOING_QUEUE_URL")
+
+
+class WorkerSettings(ProcessorSettings):
+    """The ECS worker (scenario 2): the Processor's settings plus how it polls the incoming queue."""
+
+    incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
+    # SQS long poll: at most 20 s and 10 messages per ReceiveMessage
+    wait_time_s: int = Field(default=20, ge=0, le=20, validation_alias="WAIT_TIME_SECONDS")
+    max_messages: int = Field(default=10, ge=1, le=10, validation_alias="MAX_MESSAGES")
+    # Messages in hand stay invisible this long after each heartbeat; a crashed task's batch comes back
+    # after at most this, and an in-progress idempotency record expires after it too.
+    visibility_timeout_s: int = Field(default=120, ge=10, le=43200, validation_alias="VISIBILITY_TIMEOUT_SECONDS")
+    heartbeat_s: float = Field(default=30, gt=0, validation_alias="HEARTBEAT_SECONDS")
+    # A failed job (and the rest of its message group) is visible again after this long
+    retry_delay_s: int = Field(default=30, ge=0, le=43200, validation_alias="RETRY_DELAY_SECONDS")
+
+    @model_validator(mode="after")
+    def _heartbeat_within_visibility(self) -> WorkerSettings:
+        if self.heartbeat_s * 2 > self.visibility_timeout_s:
+            raise ValueError(
+                f"HEARTBEAT_SECONDS ({self.heartbeat_s:g}) must be at most half of "
+                f"VISIBILITY_TIMEOUT_SECONDS ({self.visibility_timeout_s})"
+            )
+        return self
 
 
 class SchedulerSettings(CommonSettings):

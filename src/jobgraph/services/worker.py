@@ -1,0 +1,292 @@
+"""ECS worker (scenario 2): long-poll the incoming FIFO queue and run each job like the Processor Lambda.
+
+A Fargate task runs ``python3.13 -m jobgraph.services.worker`` (or the ``jobgraph-worker`` script):
+
+- ReceiveMessage long-polls (WaitTimeSeconds 20, up to 10 messages, the task definition's environment).
+- Each batch goes through the Processor's own runtime (services/processor.py): the same idempotent
+  ``process_job``, the same Powertools FIFO batch processor with ``skip_group_on_error``. A failed job holds
+  back only the later messages of its own message group (aircraft); every message that succeeded is deleted,
+  the failed one and the rest of its group stay undeleted and are made visible again after
+  RETRY_DELAY_SECONDS, in order, as SQS FIFO redelivers them. A malformed body is recorded and retried until
+  the queue's redrive policy dead-letters it.
+- While a batch is processed, a heartbeat thread extends the visibility of the messages still in hand
+  (ChangeMessageVisibilityBatch every HEARTBEAT_SECONDS), so a long job is not handed to another task.
+- SIGTERM (ECS stopping the task: scale-down, deployment, spot) sets a flag: the batch in hand is finished,
+  nothing more is received, and the process exits 0 — within the container's stopTimeout (the last long
+  poll returns within 20 s; a batch received after the signal is released at once, not processed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aws_lambda_powertools.utilities.batch import process_partial_response
+
+from jobgraph.adapters.sqs import MAX_BATCH, default_sqs_client, sqs_event
+from jobgraph.core.errors import ConfigurationError
+from jobgraph.services.observability import MetricUnit, logger, metrics
+from jobgraph.services.processor import ProcessorRuntime, build_processor_runtime
+from jobgraph.services.settings import WorkerSettings, load_settings
+
+EXIT_CONFIGURATION = 2
+
+# (messages, process) -> ids of the messages to retry; ``process`` runs messages through the Processor.
+# The seam the local cloud's fault injector wraps (localcloud/ecs_task.py); the default just calls it.
+BatchRunner = Callable[[list[dict], Callable[[list[dict]], set[str]]], set[str]]
+
+
+def run_batch(messages: list[dict], process: Callable[[list[dict]], set[str]]) -> set[str]:
+    return process(messages)
+
+
+@dataclass
+class WorkerContext:
+    """What Powertools idempotency reads from a Lambda context: the time a job may still take.
+
+    An in-progress idempotency record expires after the visibility timeout, the time after which a crashed
+    task's message is delivered again, so the retry runs the job instead of finding it "in progress".
+    """
+
+    visibility_timeout_s: int
+    function_name: str = "jobgraph-worker"
+    aws_request_id: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.visibility_timeout_s * 1000
+
+
+class VisibilityHeartbeat:
+    """Keeps the messages of the batch in hand invisible while it is processed (a daemon thread)."""
+
+    def __init__(self, sqs, queue_url: str, interval_s: float, visibility_timeout_s: int):
+        self.sqs, self.queue_url = sqs, queue_url
+        self.interval_s, self.visibility_timeout_s = interval_s, visibility_timeout_s
+        self._held: dict[str, str] = {}  # message id -> receipt handle
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.beats = 0
+
+    def __enter__(self) -> VisibilityHeartbeat:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="visibility-heartbeat")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._lock:
+            self._held.clear()
+
+    def hold(self, messages: list[dict]) -> None:
+        with self._lock:
+            self._held.update((m["MessageId"], m["ReceiptHandle"]) for m in messages)
+
+    def release(self, message_ids) -> None:
+        with self._lock:
+            for message_id in message_ids:
+                self._held.pop(message_id, None)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with self._lock:
+                held = list(self._held.items())
+            for start in range(0, len(held), MAX_BATCH):
+                chunk = held[start : start + MAX_BATCH]
+                try:
+                    response = self.sqs.change_message_visibility_batch(
+                        QueueUrl=self.queue_url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": self.visibility_timeout_s}
+                            for i, (_message_id, handle) in enumerate(chunk)
+                        ],
+                    )
+                except Exception:  # a missed beat is not fatal: the next one tries again
+                    logger.exception("visibility heartbeat failed")
+                    continue
+                if response.get("Failed"):
+                    logger.warning("visibility not extended", extra={"failed": response["Failed"][:3]})
+            self.beats += 1
+
+
+@dataclass
+class BatchOutcome:
+    received: int
+    deleted: int
+    retried: int
+    duration_ms: float
+    queue_wait_ms: list[float] = field(default_factory=list)  # first receives only
+    redeliveries: int = 0
+
+
+class QueueWorker:
+    """The polling loop of one task: receive, process, delete or retry, until stopped."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        runtime: ProcessorRuntime,
+        *,
+        sqs=None,
+        batch_runner: BatchRunner = run_batch,
+        region: str | None = None,
+    ):
+        self.settings, self.runtime = settings, runtime
+        self.sqs = sqs or default_sqs_client()
+        self.batch_runner = batch_runner
+        self.region = region or self.sqs.meta.region_name
+        self.stopping = threading.Event()
+        self.batches = 0
+        self._queue_arn: str | None = None
+        self.context = WorkerContext(settings.visibility_timeout_s)
+
+    @property
+    def queue_url(self) -> str:
+        return self.settings.incoming_queue_url
+
+    @property
+    def queue_arn(self) -> str:
+        if self._queue_arn is None:
+            attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+            self._queue_arn = attributes["Attributes"]["QueueArn"]
+        return self._queue_arn
+
+    def stop(self, signum: int | None = None, _frame=None) -> None:
+        """Finish the batch in hand, then exit the loop (the SIGTERM handler)."""
+        if not self.stopping.is_set():
+            logger.info("stopping: finishing the batch in hand", extra={"signal": signum})
+        self.stopping.set()
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def run(self, max_batches: int | None = None) -> None:
+        """Poll until stopped (or ``max_batches`` non-empty batches were handled: tests)."""
+        logger.info("worker started", extra={"queue_url": self.queue_url, "wait_time_s": self.settings.wait_time_s})
+        while not self.stopping.is_set():
+            messages = self.receive()
+            if not messages:
+                continue
+            if self.stopping.is_set():
+                # received during the last long poll after SIGTERM: hand it back at once rather than start it
+                self.retry_later(messages, delay_s=0)
+                break
+            self.handle(messages)
+            if max_batches is not None and self.batches >= max_batches:
+                break
+        logger.info("worker stopped", extra={"batches": self.batches})
+
+    def receive(self) -> list[dict]:
+        return self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.settings.max_messages,
+            WaitTimeSeconds=self.settings.wait_time_s,
+            VisibilityTimeout=self.settings.visibility_timeout_s,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+
+    def handle(self, messages: list[dict]) -> BatchOutcome:
+        """Process one batch; delete what succeeded, return the rest for redelivery in order."""
+        started = time.perf_counter()
+        now_ms = time.time() * 1000
+        waits, redeliveries = [], 0
+        for message in messages:
+            if int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) == 1:
+                waits.append(round(now_ms - int(message["Attributes"]["SentTimestamp"]), 1))
+            else:
+                redeliveries += 1
+        heartbeat = VisibilityHeartbeat(
+            self.sqs, self.queue_url, self.settings.heartbeat_s, self.settings.visibility_timeout_s
+        )
+        with heartbeat:
+            heartbeat.hold(messages)
+            try:
+                retry = self.batch_runner(messages, self.process)
+            except Exception:
+                logger.exception("batch failed: every message is retried")
+                retry = {m["MessageId"] for m in messages}
+            done = [m for m in messages if m["MessageId"] not in retry]
+            self.delete(done)
+            heartbeat.release(m["MessageId"] for m in done)
+            self.retry_later([m for m in messages if m["MessageId"] in retry], self.settings.retry_delay_s)
+        self.batches += 1
+        outcome = BatchOutcome(
+            received=len(messages),
+            deleted=len(done),
+            retried=len(messages) - len(done),
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            queue_wait_ms=waits,
+            redeliveries=redeliveries,
+        )
+        metrics.add_metric(name="WorkerBatchMessages", unit=MetricUnit.Count, value=outcome.received)
+        with contextlib.suppress(Exception):  # metrics must not fail a batch that did its work
+            metrics.flush_metrics()
+        # one line per batch: the local cloud's report (and CloudWatch Logs Insights) read these fields
+        logger.info("batch processed", extra={"batch": outcome.__dict__})
+        return outcome
+
+    def process(self, messages: list[dict]) -> set[str]:
+        """Run messages through the Processor's FIFO batch processor; returns the ids to retry."""
+        self.runtime.idempotency.register_lambda_context(self.context)
+        response = process_partial_response(
+            event=sqs_event(messages, self.queue_arn, self.region),
+            record_handler=self.runtime.handle_record,
+            processor=self.runtime.batch,
+            context=self.context,
+        )
+        return {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
+
+    def delete(self, messages: list[dict]) -> None:
+        for start in range(0, len(messages), MAX_BATCH):
+            chunk = messages[start : start + MAX_BATCH]
+            response = self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
+            if response.get("Failed"):
+                # the job is done and recorded; a redelivery is answered by the idempotency record
+                logger.warning("processed messages not deleted", extra={"failed": response["Failed"][:3]})
+
+    def retry_later(self, messages: list[dict], delay_s: int) -> None:
+        """Make messages visible again after ``delay_s`` (SQS redelivers a group's messages in order)."""
+        for start in range(0, len(messages), MAX_BATCH):
+            chunk = messages[start : start + MAX_BATCH]
+            self.sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": delay_s}
+                    for i, m in enumerate(chunk)
+                ],
+            )
+
+
+def main(batch_runner: BatchRunner = run_batch, signals=(signal.SIGTERM, signal.SIGINT)) -> int:
+    """Entry point of the container: settings from the environment, then poll until SIGTERM."""
+    try:
+        settings = load_settings(WorkerSettings)
+    except ConfigurationError as exc:
+        logger.error("invalid configuration", extra={"error": str(exc)})
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    runtime = build_processor_runtime(settings)
+    metrics.set_default_dimensions(TestRunId=settings.test_run_id)
+    worker = QueueWorker(settings, runtime, batch_runner=batch_runner)
+    for signum in signals:
+        signal.signal(signum, worker.stop)
+    worker.run()
+    return 0
+
+
+def cli() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()
