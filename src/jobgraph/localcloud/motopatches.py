@@ -12,17 +12,78 @@ of its time on two things that do not depend on the request:
    send O(queue length), so the local cloud would slow down as a run gets bigger, which real SQS does
    not. ``LazyQueueAttributes`` is the same mapping, computing a value only when it is read.
 
-Both are applied only if moto still has the shape they replace (``apply()`` returns what it applied);
+A third one is about correctness under the serialised server (server.py runs one request at a time):
+
+3. SQS long polls: moto's ReceiveMessage with WaitTimeSeconds > 0 loops in the request until a message is
+   deliverable, calling ``Queue.wait_for_messages`` between scans, which returns at once while the queue
+   holds *any* message (say, one whose FIFO group is in flight). Under the server's lock that would be a
+   hot loop blocking every other request for up to 20 s. ``ServerLock`` lets a request that holds it give it
+   up while it waits: the long poll sleeps a short step with the lock released, then scans again under it,
+   so the ECS worker's real long polls (scenario 2) work while other clients carry on.
+
+All are applied only if moto still has the shape they replace (``apply()`` returns what it applied);
 ``tests/unit/test_motopatches.py`` checks that the lazy mapping equals moto's own property.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 _APPLIED: list[str] = []
+LONG_POLL_STEP_S = 0.02
+
+
+class ServerLock:
+    """The serial server's lock; the thread holding it (a request) can give it up for a while."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def __enter__(self) -> ServerLock:
+        self._lock.acquire()
+        self._local.held = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._local.held = False
+        self._lock.release()
+
+    def held_here(self) -> bool:
+        return getattr(self._local, "held", False)
+
+    @contextlib.contextmanager
+    def released(self):
+        """Let other requests run meanwhile; only call while held by this thread."""
+        self.__exit__()
+        try:
+            yield
+        finally:
+            self.__enter__()
+
+
+SERVER_LOCKS: list[ServerLock] = []  # the running server's (server.py registers it)
+
+
+def _long_poll_wait(original):
+    def wait_for_messages(self, timeout: int) -> None:
+        lock = next((lock for lock in SERVER_LOCKS if lock.held_here()), None)
+        if lock is None:  # not inside a server request (e.g. the local runtime's queue signal)
+            return original(self, timeout)
+        with lock.released():
+            busy = bool(self.messages)  # moto's wait would return at once: sleep a step instead of spinning
+            original(self, min(timeout, LONG_POLL_STEP_S))
+            if busy:
+                time.sleep(LONG_POLL_STEP_S)
+        return None
+
+    wait_for_messages.moto_original = original
+    return wait_for_messages
 
 
 class LazyQueueAttributes(Mapping):
@@ -83,4 +144,7 @@ def apply() -> list[str]:
         queue_class.moto_attributes = queue_class.__dict__["attributes"]  # kept for the equality test
         queue_class.attributes = property(LazyQueueAttributes)
         _APPLIED.append("lazy SQS queue attributes")
+    if callable(queue_class.__dict__.get("wait_for_messages")):
+        queue_class.wait_for_messages = _long_poll_wait(queue_class.__dict__["wait_for_messages"])
+        _APPLIED.append("SQS long polls release the server lock while waiting")
     return list(_APPLIED)

@@ -33,7 +33,7 @@ class _SerialMotoServer:
     check and its write, which would let two schedulers both win the MERGE claim, and a DynamoDB
     transaction deep-copies the table while another request writes it ("dictionary changed size during
     iteration"). AWS applies each request atomically; serialising requests restores that (the
-    server is bound by the GIL anyway). Clients here never long-poll, which would hold the lock.
+    server is bound by the GIL anyway). A long poll gives the lock up while it waits (motopatches).
     """
 
     def __init__(self, port: int):
@@ -42,7 +42,9 @@ class _SerialMotoServer:
 
         motopatches.apply()
         app = DomainDispatcherApplication(create_backend_app)
-        lock = threading.Lock()
+        # a long poll gives the lock up while it waits (motopatches.ServerLock)
+        lock = self._lock = motopatches.ServerLock()
+        motopatches.SERVER_LOCKS.append(lock)
 
         def serial_app(environ, start_response):
             with lock:
@@ -60,6 +62,8 @@ class _SerialMotoServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+        if self._lock in motopatches.SERVER_LOCKS:
+            motopatches.SERVER_LOCKS.remove(self._lock)
 
 
 @dataclass
