@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="template parameter override, repeatable (e.g. ProcessorBatchSize=5)",
     )
     local.add_argument("--max-workers", type=_positive, help="cap on worker processes per event source mapping")
+    local.add_argument("--ecs-workers", type=_positive, help="worker tasks per ECS service (scenario 2; default 2)")
     local.add_argument("--fail-rate", type=_rate, default=0.0, help="P(an invocation raises before/after its effects)")
     local.add_argument("--duplicate-rate", type=_rate, default=0.0, help="P(a message is delivered twice)")
     local.add_argument("--kill-rate", type=_rate, default=0.0, help="P(a worker process dies mid-batch)")
@@ -205,6 +206,7 @@ def cmd_run(args) -> int:
                 ("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
                 ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
                 ("--max-workers", args.max_workers), ("--template", args.template), ("--stack-name", args.stack_name),
+                ("--ecs-workers", args.ecs_workers),
             )
             if given
         ]  # fmt: skip
@@ -244,6 +246,7 @@ def cmd_run(args) -> int:
             parameters=dict(args.parameter),
             faults=faults,
             max_workers=args.max_workers,
+            **({"ecs_workers": args.ecs_workers} if args.ecs_workers else {}),
             timeout_s=args.timeout,
             stall_s=args.stall_timeout,
         )

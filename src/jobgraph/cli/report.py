@@ -61,7 +61,7 @@ def print_run_report(outcome) -> None:
         f"on {outcome.mode} stack {outcome.stack_name}: {outcome.sequences} sequences, "
         f"{outcome.jobs} jobs, {outcome.merged['scenarios_per_sequence']} scenarios each",
         f"  wall time {outcome.wall_seconds:.2f} s (StartRun to run COMPLETED), {jobs_per_s:.1f} jobs/s",
-        "  processing time per stage (Processor, from the job records):",
+        f"  processing time per stage ({'ECS workers' if outcome.extra.get('services') else 'Processor'}, from the job records):",
         *stage_table(outcome.stage_ms),
     ]
     functions = outcome.extra.get("functions", {})
@@ -75,8 +75,19 @@ def print_run_report(outcome) -> None:
             lines.append(f"    last error: {figures['last_error'][:200]}")
         lines.append(f"    queue wait {_percentiles(figures['queue_wait_ms'])}")
         lines.append(f"    invocation {_percentiles(figures['invocation_ms'])}")
-    if outcome.extra.get("faults"):
-        lines.append("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.extra["faults"].items())))
+    for name, figures in outcome.extra.get("services", {}).items():
+        lines.append(
+            f"  ECS service {name}: {figures['tasks']} tasks, {figures['batches']} batches, "
+            f"{figures['received']} messages ({figures['retried']} returned for retry), "
+            f"{figures['restarts']} task restarts, {figures['redeliveries']} redeliveries"
+        )
+        lines.append(f"    queue wait {_percentiles(figures['queue_wait_ms'])}")
+        lines.append(f"    batch {_percentiles(figures['batch_ms'])}")
+    faults = Counter(outcome.extra.get("faults", {}))
+    for figures in outcome.extra.get("services", {}).values():
+        faults.update(figures["faults"])
+    if faults:
+        lines.append("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())))
     lines.append(f"  jobs retried: {len(retried)} (max attempts {max(outcome.attempts.values(), default=0)})")
     lines.append("  dead-letter queues: " + ", ".join(f"{name} {count}" for name, count in outcome.dlq.items()))
     for name, contents in outcome.dlq_contents.items():

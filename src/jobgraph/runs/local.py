@@ -15,6 +15,7 @@ from jobgraph.adapters.local_disk import check_destination
 from jobgraph.core.graph import RunSpec, total_jobs
 from jobgraph.core.models import Sequence
 from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
+from jobgraph.localcloud.ecs import DEFAULT_TASKS, LocalEcs
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
@@ -32,6 +33,7 @@ class LocalRunOptions:
     parameters: dict[str, str] = field(default_factory=dict)
     faults: FaultPlan = field(default_factory=FaultPlan)
     max_workers: int | None = None
+    ecs_workers: int = DEFAULT_TASKS  # local tasks (worker processes) per ECS service: scenario 2
     timeout_s: float = 1800.0
     stall_s: float = 60.0
     log_dir: Path | None = None
@@ -62,12 +64,17 @@ def run_local(
     with LocalEndpoint() as endpoint:
         stack = deploy(endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters)
         runtime = LocalLambdaRuntime(endpoint, stack, log_dir, options.faults, options.max_workers)
+        # the stack's ECS services (scenario 2's polling workers); none in a Lambda-only stack
+        ecs = LocalEcs(endpoint, stack, log_dir, options.faults, options.ecs_workers)
         try:
             runtime.start()
+            ecs.start()
             outputs = describe_stack(endpoint.client("cloudformation"), options.stack_name)
             start_run_id = stack.logical_id_of(outputs.start_run_function)
-            processor = next(
-                m for m in runtime.mappings if m.queue_url.endswith(outputs.incoming_queue_url.rsplit("/", 1)[1])
+            # progress: jobs the function on the incoming queue finished (scenario 1's Processor); where
+            # containers consume it instead, jobs whose completion the Scheduler took from the outgoing queue
+            counted = _mapping_on(runtime, outputs.incoming_queue_url) or _mapping_on(
+                runtime, outputs.outgoing_queue_url
             )
 
             def invoke_start_run(payload: dict) -> dict:
@@ -90,6 +97,8 @@ def run_local(
                 failure = runtime.failure()
                 if failure is not None:
                     raise RunFailed(f"local runtime stopped: {failure}")
+                if ecs.failure() is not None:
+                    raise RunFailed(f"local ECS stopped: {ecs.failure()}")
                 if time.monotonic() - last_sample[0] >= METRICS_INTERVAL_S:
                     last_sample[0] = time.monotonic()
                     metrics.sample()
@@ -102,7 +111,7 @@ def run_local(
 
             def progress() -> Progress:
                 with stats.lock:
-                    done = len(stats.done_jobs[processor.function.logical_id])
+                    done = len(stats.done_jobs[counted.function.logical_id])
                     in_flight = sum(stats.in_flight.values())
                     retries = sum(stats.redeliveries.values())
                 # the DLQ depths of the last metrics sample (check() refreshes them every METRICS_INTERVAL_S)
@@ -132,10 +141,18 @@ def run_local(
                 before_report=final_alarms,
                 scenario=options.scenario,
             )
+            ecs.stop()  # SIGTERM, as ECS stops tasks: their last "batch processed" lines are in the logs
             outcome.extra = local_figures(runtime, log_dir)
+            outcome.extra["services"] = ecs.figures()
             return outcome
         finally:
+            ecs.stop()
             runtime.stop()
+
+
+def _mapping_on(runtime: LocalLambdaRuntime, queue_url: str):
+    name = queue_url.rsplit("/", 1)[1]
+    return next((m for m in runtime.mappings if m.queue_url.rsplit("/", 1)[1] == name), None)
 
 
 def local_figures(runtime: LocalLambdaRuntime, log_dir: Path) -> dict:
