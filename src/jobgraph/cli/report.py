@@ -83,11 +83,10 @@ def print_run_report(outcome) -> None:
         )
         lines.append(f"    queue wait {_percentiles(figures['queue_wait_ms'])}")
         lines.append(f"    batch {_percentiles(figures['batch_ms'])}")
-    faults = Counter(outcome.extra.get("faults", {}))
-    for figures in outcome.extra.get("services", {}).values():
-        faults.update(figures["faults"])
-    if faults:
-        lines.append("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())))
+        if figures["faults"]:
+            lines.append("    faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(figures["faults"].items())))
+    if outcome.extra.get("faults"):
+        lines.append("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.extra["faults"].items())))
     lines.append(f"  jobs retried: {len(retried)} (max attempts {max(outcome.attempts.values(), default=0)})")
     lines.append("  dead-letter queues: " + ", ".join(f"{name} {count}" for name, count in outcome.dlq.items()))
     for name, contents in outcome.dlq_contents.items():

@@ -34,7 +34,7 @@ class WorkerSettings(ProcessorSettings):
     max_messages: int = Field(default=10, ge=1, le=10, validation_alias="MAX_MESSAGES")
     # Messages in hand stay invisible this long after each heartbeat; a crashed task's batch comes back
     # after at most this, and an in-progress idempotency record expires after it too.
-    visibility_timeout_s: int = Field(default=120, ge=10, le=43200, validation_alias="VISIBILITY_TIMEOUT_SECONDS")
+    visibility_timeout_s: int = Field(default=120, ge=2, le=43200, validation_alias="VISIBILITY_TIMEOUT_SECONDS")
     heartbeat_s: float = Field(default=30, gt=0, validation_alias="HEARTBEAT_SECONDS")
     # A failed job (and the rest of its message group) is visible again after this long
     retry_delay_s: int = Field(default=30, ge=0, le=43200, validation_alias="RETRY_DELAY_SECONDS")

@@ -230,6 +230,7 @@ class QueueWorker:
             metrics.flush_metrics()
         # one line per batch: the local cloud's report (and CloudWatch Logs Insights) read these fields
         logger.info("batch processed", extra={"batch": outcome.__dict__})
+        logger.remove_keys(["correlation_id", "job_id", "exec_type"])  # process_job's, of the batch's last job
         return outcome
 
     def process(self, messages: list[dict]) -> set[str]:
