@@ -27,6 +27,7 @@ SCENARIOS ?= 1000
 SEED ?= 42
 OUT ?= results
 SEQUENCES ?= sequences
+SCENARIO ?= 1
 
 # SAM CLI lives in its own virtualenv: its pins (boto3, cfn-lint, ...) must not touch .venv.
 SAM_CLI_VERSION := 1.170.0
@@ -61,8 +62,9 @@ RUN_OPTIONS = --sequences $(SEQUENCES) --run-id $(RUN_ID) --out $(OUT) --scenari
 
 ## make run: the main job — the graph through SQS FIFO + Lambda on the embedded local cloud (see README)
 # Extra options in RUN_ARGS, e.g. RUN_ARGS="--fail-rate 0.1 --duplicate-rate 0.1 --kill-rate 0.05 --poison 6"
+# SCENARIO=2: the same graph through polling ECS workers (templates/scenario-2.yaml), emulated locally.
 run: $(STAMP)
-	$(BIN)/jobgraph run $(RUN_OPTIONS) $(RUN_ARGS)
+	$(BIN)/jobgraph run --scenario $(SCENARIO) $(RUN_OPTIONS) $(RUN_ARGS)
 
 ## make solve: the same graph with the in-process reference solver
 solve: $(STAMP)
@@ -115,7 +117,7 @@ $(BUILD_STAMP): $(SAM_STAMP) $(BUILD_INPUTS)
 
 ## make validate: cfn-lint + sam validate --lint (no credentials, no network)
 validate: $(STAMP) $(SAM_STAMP)
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml $(S2_TEMPLATE)
 	$(SAM) validate --lint
 
 check-env:
@@ -137,3 +139,80 @@ destroy: check-env $(STAMP) $(SAM_STAMP)
 
 clean:
 	rm -rf $(VENV) .aws-sam results .pytest_cache
+
+# ---------------------------------------------------------------- scenario 2: SQS FIFO + ECS Fargate workers
+# Stack scenario-2-<env> from templates/scenario-2.yaml (region of samconfig.toml's environment). Needs AWS
+# credentials and Docker; `make run SCENARIO=2` runs the same stack locally without either.
+S2_TEMPLATE := templates/scenario-2.yaml
+S2_BUILD_DIR := .aws-sam/build-scenario-2
+S2_STACK = scenario-2-$(ENV)
+S2_REGION ?= eu-west-1
+DESIRED_COUNT ?= 2
+# A new tag per commit, so each deploy registers a task definition revision pointing at its own image.
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo latest)
+WORKER_BASE_IMAGE ?= python:3.13-slim
+WORKER_IMAGE ?= jobgraph-worker:$(IMAGE_TAG)
+WORKER_CONTEXT := .aws-sam/worker-image
+WORKER_WHEEL_ARCH := $(if $(filter arm64 aarch64,$(LAYER_ARCH)),aarch64,x86_64)
+ECS_SERVICE = $(PY) scripts/ecs_service.py --stack $(S2_STACK) --region $(S2_REGION)
+
+.PHONY: build-ecs worker-context worker-image deploy-ecs scale-up scale-down ecs-status run-ecs destroy-ecs
+
+## make build-ecs: sam build of templates/scenario-2.yaml (Scheduler, StartRun, core layer) -> .aws-sam/build-scenario-2
+build-ecs: $(SAM_STAMP)
+	PATH="$(dir $(PYTHON)):$$PATH" PYTHON=$(PYTHON) LAYER_ARCH=$(LAYER_ARCH) $(SAM) build -t $(S2_TEMPLATE) \
+		--build-dir $(S2_BUILD_DIR) --parameter-overrides Architecture=$(LAYER_ARCH)
+
+## make worker-context: the worker image's build context (jobgraph + pinned manylinux wheels, no pip in Docker)
+worker-context: $(STAMP)
+	rm -rf $(WORKER_CONTEXT)
+	mkdir -p $(WORKER_CONTEXT)/site-packages
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
+		--implementation cp --python-version $(LAMBDA_PYTHON_VERSION) \
+		$(foreach tag,manylinux2014 manylinux_2_17 manylinux_2_28 manylinux_2_34,--platform $(tag)_$(WORKER_WHEEL_ARCH)) \
+		--target $(WORKER_CONTEXT)/site-packages -r docker/worker-requirements.txt
+	cp -r src/jobgraph $(WORKER_CONTEXT)/site-packages/jobgraph
+	@# what the core layer leaves out too: the CLI, the local cloud, run drivers, template tooling
+	rm -rf $(addprefix $(WORKER_CONTEXT)/site-packages/jobgraph/,localcloud cli runs sam)
+	find $(WORKER_CONTEXT) -name __pycache__ -type d -prune -exec rm -rf {} +
+	cp docker/worker.Dockerfile $(WORKER_CONTEXT)/Dockerfile
+
+## make worker-image [WORKER_BASE_IMAGE=...]: docker build of the worker (docker/worker.Dockerfile)
+worker-image: worker-context
+	docker build --build-arg BASE_IMAGE=$(WORKER_BASE_IMAGE) -t $(WORKER_IMAGE) $(WORKER_CONTEXT)
+
+## make deploy-ecs ENV=dev TEST_RUN_ID=x [PARAMS="WorkerCpu=512 WorkerMemory=1024"]: stack, then image to ECR
+# The service starts at DesiredCount 0 (a deploy also sets it back to 0): `make scale-up` starts workers.
+deploy-ecs: check-env build-ecs worker-image
+	$(SAM) deploy --template-file $(S2_BUILD_DIR)/template.yaml --stack-name $(S2_STACK) --region $(S2_REGION) \
+		--capabilities CAPABILITY_IAM --resolve-s3 --s3-prefix $(S2_STACK) --no-fail-on-empty-changeset \
+		$(if $(filter prod,$(ENV)),--confirm-changeset,--no-confirm-changeset) \
+		--parameter-overrides 'Stage=$(ENV)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
+		'Architecture=$(LAYER_ARCH)' 'ImageTag=$(IMAGE_TAG)' $(PARAMS) \
+		--tags 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' \
+		'Project=$(PROJECT_PREFIX)'
+	$(ECS_SERVICE) push-image $(WORKER_IMAGE) $(IMAGE_TAG)
+
+## make scale-up DESIRED_COUNT=2 ENV=dev: start that many worker tasks (and wait until they run)
+scale-up: check-env $(STAMP)
+	$(ECS_SERVICE) scale $(DESIRED_COUNT) --wait
+
+## make scale-down ENV=dev: stop every worker task (SIGTERM: each finishes its batch)
+scale-down: check-env $(STAMP)
+	$(ECS_SERVICE) scale 0 --wait
+
+## make ecs-status ENV=dev: desired/running tasks, task definition, recent service events
+ecs-status: check-env $(STAMP)
+	$(ECS_SERVICE) status
+
+## make run-ecs ENV=dev TEST_RUN_ID=x: the graph through the deployed scenario-2 stack (workers must be running)
+run-ecs: check-env $(STAMP)
+	$(ECS_SERVICE) status --require-running
+	$(BIN)/jobgraph run --scenario 2 --stack $(S2_STACK) --region $(S2_REGION) --test-run-id $(TEST_RUN_ID) \
+		$(RUN_OPTIONS) $(RUN_ARGS)
+
+## make destroy-ecs ENV=dev: scale to 0, empty the results bucket, delete the stack (ECR images go with it)
+destroy-ecs: check-env $(STAMP) $(SAM_STAMP)
+	$(ECS_SERVICE) scale 0 --wait
+	$(PY) scripts/empty_results_bucket.py --stack $(S2_STACK) --region $(S2_REGION)
+	$(SAM) delete --stack-name $(S2_STACK) --region $(S2_REGION) --no-prompts

@@ -1,8 +1,9 @@
 """Delete every object in a stack's results bucket, so `sam delete` can remove the bucket (`make destroy`).
 
     python scripts/empty_results_bucket.py --config-env dev
+    python scripts/empty_results_bucket.py --stack scenario-2-dev --region eu-west-1   (make destroy-ecs)
 
-Stack name and region come from samconfig.toml (`[<env>.global.parameters]`, falling back to
+Stack name and region come from --stack/--region, else from samconfig.toml (`[<env>.global.parameters]`, falling back to
 `[default.global.parameters]`); the bucket from the stack's `ResultsBucketName` output. A stack that
 does not exist is reported and exits 1. Needs credentials for that account (nothing else in the
 repository does); honours AWS_ENDPOINT_URL like every boto3 client.
@@ -68,8 +69,11 @@ def empty_bucket(bucket: str, region: str, s3=None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-env", default="dev", help="samconfig.toml environment (dev, prod)")
+    parser.add_argument("--stack", help="stack name instead of samconfig.toml's (e.g. scenario-2-dev)")
+    parser.add_argument("--region", help="region of --stack (default: samconfig.toml's)")
     args = parser.parse_args(argv)
     stack_name, region = stack_of(args.config_env)
+    stack_name, region = args.stack or stack_name, args.region or region
     bucket = results_bucket(stack_name, region)
     if bucket is None:
         print(f"stack {stack_name} ({region}) does not exist or has no ResultsBucketName output", file=sys.stderr)
