@@ -119,6 +119,7 @@ $(BUILD_STAMP): $(SAM_STAMP) $(BUILD_INPUTS)
 validate: $(STAMP) $(SAM_STAMP)
 	$(BIN)/cfn-lint template.yaml $(S2_TEMPLATE)
 	$(SAM) validate --lint
+	$(SAM) validate --lint -t $(S2_TEMPLATE) --region $(S2_REGION)
 
 check-env:
 	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod (samconfig.toml), not '$(ENV)'" >&2; exit 2;; esac
