@@ -41,13 +41,13 @@ def reference(graph, tmp_path_factory) -> dict:
     return read_run(out / "same")
 
 
-def test_scenario_2_cli_matches_the_solver_and_reports(graph, reference, tmp_path, capsys):
+def test_scenario_2_cli_matches_the_solver_and_reports(graph, reference, tmp_path, capsys, monkeypatch):
     # Given the graph as sequence files, when `jobgraph run --scenario 2` runs it with 3 local ECS tasks
     folder = tmp_path / "sequences"
     folder.mkdir()
     for sequence in graph:
         (folder / f"{sequence.sequence_id}.json").write_text(sequence.model_dump_json())
-    os.chdir(ROOT)  # the scenario's template path is relative to the project folder
+    monkeypatch.chdir(ROOT)  # the scenario's template path is relative to the project folder
     code = main(
         ["run", "--scenario", "2", "--sequences", str(folder), "--run-id", "same", "--out", str(tmp_path / "out"),
          "--scenarios", str(SCENARIOS), "--seed", "5", "--ecs-workers", "3", "--no-progress"]
