@@ -1,6 +1,7 @@
 """`jobgraph run` on the embedded local cloud: server → deploy → runtime → run → report → clean up.
 
-The server, the pollers and every worker process are stopped on the way out, also after an error or
+The stack's functions run in the local Lambda runtime; its ECS services (scenario 2's polling workers), if
+any, as local worker processes of their task definitions (localcloud/ecs.py). The server, the pollers and every worker process are stopped on the way out, also after an error or
 Ctrl-C (workers ignore SIGINT; the parent stops them in order).
 """
 
