@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from jobgraph.adapters.sqs import MAX_BATCH, default_sqs_client, sqs_event
 from jobgraph.core.errors import ConfigurationError
@@ -236,12 +237,15 @@ class QueueWorker:
     def process(self, messages: list[dict]) -> set[str]:
         """Run messages through the Processor's FIFO batch processor; returns the ids to retry."""
         self.runtime.idempotency.register_lambda_context(self.context)
-        response = process_partial_response(
-            event=sqs_event(messages, self.queue_arn, self.region),
-            record_handler=self.runtime.handle_record,
-            processor=self.runtime.batch,
-            context=self.context,
-        )
+        try:
+            response = process_partial_response(
+                event=sqs_event(messages, self.queue_arn, self.region),
+                record_handler=self.runtime.handle_record,
+                processor=self.runtime.batch,
+                context=self.context,
+            )
+        except BatchProcessingError:  # every record failed (each is logged already): all are retried
+            return {m["MessageId"] for m in messages}
         return {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
 
     def delete(self, messages: list[dict]) -> None:
