@@ -129,9 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--poison", type=_non_negative, default=0, help="send N malformed messages to the incoming queue"
     )
     local.add_argument("--fault-seed", type=_non_negative, default=0, help="seed of the fault injector")
+    add_price_options(run)
     run.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for the run to complete")
     run.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
+    cost = commands.add_parser("cost", help="the cost of recorded runs (OUT/<run_id>/run.json), line by line")
+    cost.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folder(s) written by `jobgraph run`")
+    add_price_options(cost)
     return parser
+
+
+def add_price_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cost")
+    group.add_argument("--price-region", help="price the run with this region's prices (default: the stack's)")
+    group.add_argument("--prices", type=Path, help="a JSON price table of your own (shape: jobgraph/bench/prices.py)")
 
 
 def cmd_generate(args) -> int:
@@ -192,7 +202,11 @@ def cmd_solve(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from jobgraph.bench import prices, record
     from jobgraph.cli.report import print_run_report
+
+    # before the run: a bad price table must not cost a finished run its record
+    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
 
     sequences, spec = run_inputs(args)
     show_progress = not args.no_progress and sys.stderr.isatty()
@@ -248,11 +262,39 @@ def cmd_run(args) -> int:
             stall_s=args.stall_timeout,
         )
         outcome = run_local(sequences, spec, args.out, options, overwrite=args.overwrite, show_progress=show_progress)
-    print_run_report(outcome)
+    run_record = record.build(outcome, table)
+    path = record.write(outcome.out_dir, run_record)
+    print_run_report(outcome, run_record)
+    print(f"run record: {path}")
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "validate": cmd_validate, "solve": cmd_solve, "run": cmd_run}
+def cmd_cost(args) -> int:
+    from jobgraph.bench import prices, record
+    from jobgraph.bench.cost import run_cost
+    from jobgraph.cli.report import cost_lines
+
+    status = 0
+    for run_dir in args.runs:
+        try:
+            run = record.read(run_dir)
+        except record.RunRecordError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = EXIT_INVALID_INPUT
+            continue
+        table = prices.price_table(args.price_region or run["cost"]["price_table"]["region"], path=args.prices)
+        run["cost"] = run_cost(run["usage"], table, run["route_jobs"])
+        print(f"{run['run_id']}: scenario {run['scenario']} ({run['scenario_name']}), {run['route_jobs']} route jobs")
+        for item in run["cost"]["items"]:
+            print(
+                f"    {item['service']:<15}{item['item']:<48}{item['quantity']:>14.4f} {item['unit']:<15}"
+                f" x ${item['unit_price_usd']:.10f} = ${item['usd']:.6f}"
+            )
+        print("\n".join(cost_lines(run)))
+    return status
+
+
+COMMANDS = {"generate": cmd_generate, "validate": cmd_validate, "solve": cmd_solve, "run": cmd_run, "cost": cmd_cost}
 
 
 class Terminated(KeyboardInterrupt):
