@@ -88,6 +88,10 @@ def build(outcome, table: dict) -> dict:
         # None when the run's usage was not measured (AWS mode reads no billing counters yet)
         "cost": run_cost(outcome.usage, table, route_jobs) if outcome.usage else None,
         "merged": {k: outcome.merged[k] for k in ("final_arrival_delay_min", "curfew_breach_probability")},
+        # raw per-job figures, for distributions in `jobgraph compare`
+        "samples": {
+            "stage_ms": {stage: [round(v, 3) for v in outcome.stage_ms.get(stage, [])] for stage in STAGES},
+        },
     }
 
 

@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     cost = commands.add_parser("cost", help="the cost of recorded runs (OUT/<run_id>/run.json), line by line")
     cost.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folder(s) written by `jobgraph run`")
     add_price_options(cost)
+    compare = commands.add_parser("compare", help="compare recorded runs side by side: HTML report + PNG figures")
+    compare.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run folders")
+    compare.add_argument("--out", type=Path, default=Path("comparison"), help="folder for report.html and PNGs")
     return parser
 
 
@@ -294,7 +297,22 @@ def cmd_cost(args) -> int:
     return status
 
 
-COMMANDS = {"generate": cmd_generate, "validate": cmd_validate, "solve": cmd_solve, "run": cmd_run, "cost": cmd_cost}
+def cmd_compare(args) -> int:
+    from jobgraph.bench.compare import compare
+
+    report, figures = compare(args.runs, args.out)
+    print(f"compared {len(args.runs)} runs: {report} ({', '.join(f.path.name for f in figures)})")
+    return 0
+
+
+COMMANDS = {
+    "generate": cmd_generate,
+    "validate": cmd_validate,
+    "solve": cmd_solve,
+    "run": cmd_run,
+    "cost": cmd_cost,
+    "compare": cmd_compare,
+}
 
 
 class Terminated(KeyboardInterrupt):
