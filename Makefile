@@ -60,9 +60,20 @@ venv: $(STAMP)
 RUN_OPTIONS = --sequences $(SEQUENCES) --run-id $(RUN_ID) --out $(OUT) --scenarios $(SCENARIOS) --seed $(SEED) --overwrite
 
 ## make run: the main job — the graph through SQS FIFO + Lambda on the embedded local cloud (see README)
-# Extra options in RUN_ARGS, e.g. RUN_ARGS="--fail-rate 0.1 --duplicate-rate 0.1 --kill-rate 0.05 --poison 6"
+# SCENARIO=1|2|3 picks the implementation. Extra options in RUN_ARGS, e.g.
+# RUN_ARGS="--fail-rate 0.1 --duplicate-rate 0.1 --kill-rate 0.05 --poison 6".
+# MESSAGES=N runs the synthetic load instead (seed 000's perf runner: `make run MESSAGES=1000`),
+# with WORK_MS/DATA_KB per job.
+SCENARIO ?= 1
+WORK_MS ?= 100
+DATA_KB ?= 10
 run: $(STAMP)
-	$(BIN)/jobgraph run $(RUN_OPTIONS) $(RUN_ARGS)
+ifdef MESSAGES
+	$(BIN)/jobgraph load --messages $(MESSAGES) --work-duration-ms $(WORK_MS) --data-size-kb $(DATA_KB) \
+		--scenario $(SCENARIO) --run-id load-$(MESSAGES) --out $(OUT) --overwrite $(RUN_ARGS)
+else
+	$(BIN)/jobgraph run --scenario $(SCENARIO) $(RUN_OPTIONS) $(RUN_ARGS)
+endif
 
 ## make solve: the same graph with the in-process reference solver
 solve: $(STAMP)

@@ -97,3 +97,27 @@ def run_on_aws(
     session = boto3.session.Session(region_name=region)
     outputs = describe_stack(session.client("cloudformation"), stack_name)
     return run_on_stack(session, outputs, sequences, spec, out_dir, **options)
+
+
+def run_load_on_aws(stack_name: str, load, out_dir: Path, *, region: str | None = None, **options) -> RunOutcome:
+    """`jobgraph load --stack NAME`: the synthetic load on a deployed stack (progress from the job records)."""
+    import boto3
+
+    from jobgraph.runs.load import execute_load
+
+    session = boto3.session.Session(region_name=region)
+    outputs = describe_stack(session.client("cloudformation"), stack_name)
+
+    def no_start_run(_payload: dict) -> dict:
+        raise RunFailed("a load run starts no graph")
+
+    run = GraphRun(session, outputs, no_start_run)
+    return execute_load(
+        run,
+        load,
+        out_dir,
+        mode="AWS",
+        progress=dynamodb_progress(run, load.run.run_id, load.messages),
+        interval_s=2.0,
+        **options,
+    )

@@ -58,6 +58,9 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps) -> str:
         logger.warning("job reported failed", extra={"error_message": completed.error_message})
         return "failure noted"
 
+    if completed.exec_type is ExecType.SYNTHETIC:
+        return "synthetic job done"  # the perf runner's load has no follow-up job
+
     if completed.exec_type.is_route:
         sequence = None if is_last_route(completed) else deps.sequence(completed.run_id, completed.sequence_id)
         job = next_for_sequence(spec_of(completed), completed, sequence)
