@@ -65,8 +65,13 @@ def run_on_stack(
     interval_s: float = 2.0,
     scenario: int = 1,
 ) -> RunOutcome:
+    from datetime import UTC, datetime
+
+    from jobgraph.runs.aws_usage import stack_settings, stack_usage
+
     run = GraphRun(session, outputs, lambda_invoker(session.client("lambda"), outputs.start_run_function))
-    return execute(
+    started = datetime.now(UTC)
+    outcome = execute(
         run,
         sequences,
         spec,
@@ -81,6 +86,9 @@ def run_on_stack(
         settle_s=0.0,  # alarms on AWS evaluate on CloudWatch's own schedule
         scenario=scenario,
     )
+    outcome.usage = stack_usage(session, outputs.stack_name, started, datetime.now(UTC))
+    outcome.settings = {"scenarios": spec.scenarios, "seed": spec.seed, **stack_settings(session, outputs.stack_name)}
+    return outcome
 
 
 def run_on_aws(
@@ -111,8 +119,13 @@ def run_load_on_aws(stack_name: str, load, out_dir: Path, *, region: str | None 
     def no_start_run(_payload: dict) -> dict:
         raise RunFailed("a load run starts no graph")
 
+    from datetime import UTC, datetime
+
+    from jobgraph.runs.aws_usage import stack_settings, stack_usage
+
     run = GraphRun(session, outputs, no_start_run)
-    return execute_load(
+    started = datetime.now(UTC)
+    outcome = execute_load(
         run,
         load,
         out_dir,
@@ -121,3 +134,6 @@ def run_load_on_aws(stack_name: str, load, out_dir: Path, *, region: str | None 
         interval_s=2.0,
         **options,
     )
+    outcome.usage = stack_usage(session, stack_name, started, datetime.now(UTC))
+    outcome.settings = stack_settings(session, stack_name)
+    return outcome
