@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -22,7 +21,7 @@ from jobgraph.core import stages
 from jobgraph.core.models import CompletedJob, IncomingJob, JobStatus
 from jobgraph.core.results import ResultStore
 from jobgraph.services.observability import MetricUnit, logger, metrics
-from jobgraph.services.records import JobRecord, ReportingFifoProcessor, receive_count
+from jobgraph.services.records import JobRecord, ReportingFifoProcessor, process_batch_then_send, receive_count
 from jobgraph.services.settings import ProcessorSettings, load_settings
 
 
@@ -115,14 +114,9 @@ class ProcessorRuntime:
 
         If reporting fails the invocation fails, and SQS redelivers the whole batch: its jobs answer from
         their idempotency records and their completions are sent again."""
-        self.pending.clear()
-        response = process_partial_response(
-            event=event, record_handler=self.handle_record, processor=self.batch, context=context
+        return process_batch_then_send(
+            event, context, self.batch, self.handle_record, self.pending, self.deps.outgoing.send_completions
         )
-        if self.pending:
-            self.deps.outgoing.send_completions(self.pending)
-            self.pending.clear()
-        return response
 
 
 @cache

@@ -10,8 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
-
 from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
@@ -19,7 +17,7 @@ from jobgraph.core.graph import RunSpec, is_last_route, merge_job, next_for_sequ
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, Sequence
 from jobgraph.core.results import ResultStore
 from jobgraph.services.observability import MetricUnit, logger, metrics
-from jobgraph.services.records import CompletionRecord, ReportingFifoProcessor
+from jobgraph.services.records import CompletionRecord, ReportingFifoProcessor, process_batch_then_send
 from jobgraph.services.settings import SchedulerSettings, load_settings
 
 SEQUENCE_CACHE_SIZE = 4096
@@ -105,14 +103,9 @@ class SchedulerRuntime:
 
         If sending fails the invocation fails and SQS redelivers the batch; acting on a completion twice
         is harmless (the count-down and the MERGE claim are idempotent, job ids deduplicate)."""
-        self.pending.clear()
-        response = process_partial_response(
-            event=event, record_handler=self.handle_record, processor=self.batch, context=context
+        return process_batch_then_send(
+            event, context, self.batch, self.handle_record, self.pending, self.deps.incoming.send_jobs
         )
-        if self.pending:
-            self.deps.incoming.send_jobs(self.pending)
-            self.pending.clear()
-        return response
 
 
 @cache
