@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+
 import pytest
 from cfnlint.api import ManualArgs, lint, lint_file
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
@@ -227,6 +229,48 @@ def test_event_source_mapping_can_poll_only_its_own_queue(transformed, mapping, 
     # and none of the functions polls anything else: the mappings are the only two
     mappings = [k for k, v in transformed["Resources"].items() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
     assert sorted(mappings) == ["ProcessorFunctionIncomingJobs", "SchedulerFunctionCompletedJobs"]
+
+
+# ----------------------------------------------------------------------------------------- alarms
+def _key_policy(stack: Stack) -> dict[str, dict]:
+    return {s["Sid"]: s for s in stack.properties("AlarmTopicKey")["KeyPolicy"]["Statement"]}
+
+
+def test_alarm_topic_is_encrypted_with_a_key_the_alarms_may_use(stack):
+    """alias/aws/sns would encrypt the topic too, but CloudWatch alarms cannot publish to it."""
+    assert stack.template["Resources"]["AlarmTopicKey"]["Type"] == "AWS::KMS::Key"
+    assert stack.properties("AlarmTopic")["KmsMasterKeyId"] == "<AlarmTopicKey>"
+    assert stack.properties("AlarmTopicKey")["EnableKeyRotation"] is True
+    cloudwatch = _key_policy(stack)["CloudWatchAlarmsPublishToTheTopic"]
+    assert cloudwatch["Effect"] == "Allow" and cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert cloudwatch["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+    source_arn = cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]
+    # An alarm outside the condition could not notify anyone, and nothing would say so.
+    alarms = stack.resources_of_type("AWS::CloudWatch::Alarm")
+    assert len(alarms) == 6
+    for alarm in alarms:
+        properties = stack.properties(alarm)
+        arn = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{properties['AlarmName']}"
+        assert fnmatch.fnmatchcase(arn, source_arn), (arn, source_arn)
+        assert properties["AlarmActions"] == properties["OKActions"] == ["<AlarmTopic>"]
+
+
+def test_alarm_topic_key_policy_lets_the_account_administer_but_not_use_the_key(stack):
+    statements = _key_policy(stack)
+    assert set(statements) == {"AccountAdministersTheKey", "CloudWatchAlarmsPublishToTheTopic"}
+    for statement in statements.values():
+        assert statement["Effect"] == "Allow" and "NotAction" not in statement and "NotPrincipal" not in statement
+        assert not [a for a in statement["Action"] if a == "*" or a.split(":", 1)[1] == "*"]
+        assert statement["Resource"] == "*"  # in a key policy: this key
+    administer = statements["AccountAdministersTheKey"]
+    assert administer["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    # CloudFormation changes and deletes the key with the deployer's credentials: every permission its
+    # AWS::KMS::Key handlers need on an existing key must be delegable, or updates and deletes would fail.
+    handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema(REGION, "AWS::KMS::Key").schema["handlers"]
+    needed = {p for h in ("create", "read", "update", "delete") for p in handlers[h]["permissions"]}
+    assert needed - {"kms:CreateKey"} <= set(administer["Action"])
+    assert not {a for a in administer["Action"] if a.startswith(("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"))}
 
 
 # ----------------------------------------------------------------------------------------- queues
