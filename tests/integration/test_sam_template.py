@@ -31,6 +31,8 @@ CUSTOM = {
     "Architecture": "arm64",
     "AlarmEmail": "ops@example.com",
     "ResultsRetentionDays": "7",
+    "SchedulerReservedConcurrency": "50",
+    "StartRunReservedConcurrency": "2",
 }
 TAG_KEYS = ("PerfTestRun", "Purpose", "Environment", "Project")
 # Resource types CloudFormation cannot tag (checked against cfn-lint's schemas below).
@@ -107,6 +109,9 @@ def test_transform_with_default_parameters(transformed):
     assert not stack.active("AlarmEmailSubscription")
     assert "LifecycleConfiguration" not in stack.properties("ResultsBucket")
     assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
+    assert stack.properties("SchedulerFunction")["ReservedConcurrentExecutions"] == "10"
+    assert stack.properties("SchedulerFunctionCompletedJobs")["ScalingConfig"] == {"MaximumConcurrency": "10"}
+    assert stack.properties("StartRunFunction")["ReservedConcurrentExecutions"] == "1"
 
 
 def test_transform_with_non_default_parameters(sam_template):
@@ -126,6 +131,9 @@ def test_transform_with_non_default_parameters(sam_template):
     assert stack.properties("ResultsBucket")["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == "7"
     # prod always gets point-in-time recovery
     assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert stack.properties("SchedulerFunction")["ReservedConcurrentExecutions"] == "50"
+    assert stack.properties("SchedulerFunctionCompletedJobs")["ScalingConfig"] == {"MaximumConcurrency": "50"}
+    assert stack.properties("StartRunFunction")["ReservedConcurrentExecutions"] == "2"
 
 
 def test_parameter_validation_rejects_bad_values(transformed):
@@ -134,6 +142,11 @@ def test_parameter_validation_rejects_bad_values(transformed):
         Stack(transformed, {"ProcessorTimeout": "90"})
     with pytest.raises(ValueError, match="AlarmEmail"):
         Stack(transformed, {"AlarmEmail": "not-an-address"})
+    # it is also a ScalingConfig.MaximumConcurrency, whose minimum is 2
+    with pytest.raises(ValueError, match="SchedulerReservedConcurrency"):
+        Stack(transformed, {"SchedulerReservedConcurrency": "1"})
+    with pytest.raises(ValueError, match="StartRunReservedConcurrency"):
+        Stack(transformed, {"StartRunReservedConcurrency": "0"})
 
 
 # ------------------------------------------------------------------------------------------- tags
@@ -312,6 +325,22 @@ def test_event_source_batch_sizes_fit_fifo_limits(stack):
         assert "MaximumBatchingWindowInSeconds" not in properties
         if "ScalingConfig" in properties:
             assert 2 <= int(properties["ScalingConfig"]["MaximumConcurrency"]) <= 1000
+
+
+# ------------------------------------------------------------------------------------ concurrency
+def test_no_event_source_polls_more_batches_than_its_function_may_run(stack):
+    """A batch beyond a function's reserved concurrency is throttled and counts as a receive (-> DLQ)."""
+    reserved = {}
+    for function in FUNCTIONS:
+        properties = stack.properties(function)
+        if "ReservedConcurrentExecutions" in properties:
+            reserved[function] = int(properties["ReservedConcurrentExecutions"])
+    assert set(reserved) == {"SchedulerFunction", "StartRunFunction"}  # the Processor: its mapping's cap only
+    for mapping in stack.resources_of_type("AWS::Lambda::EventSourceMapping"):
+        properties = stack.properties(mapping)
+        function = properties["FunctionName"].strip("<>")
+        maximum = int(properties["ScalingConfig"]["MaximumConcurrency"])
+        assert maximum <= reserved.get(function, maximum), mapping
 
 
 # ----------------------------------------------------------------------------------------- layers
