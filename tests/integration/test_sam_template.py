@@ -68,6 +68,34 @@ def test_cfn_lint_reports_no_errors_or_warnings():
     assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches if m.rule.id[0] in "EW"] == []
 
 
+def test_every_stateful_resource_says_what_deletion_does_to_it(sam_template):
+    """cfn-lint's informational I3011 knows which types are stateful; the policies are the reviewed ones."""
+    matches = lint_file(TEMPLATE, config=ManualArgs(regions=[REGION], include_checks=["I"]))
+    assert [f"{m.message} (line {m.linenumber})" for m in matches if m.rule.id == "I3011"] == []
+    policies = {
+        logical_id: (resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy"))
+        for logical_id, resource in sam_template["Resources"].items()
+        if "DeletionPolicy" in resource or "UpdateReplacePolicy" in resource
+    }
+    # Fixed physical names: anything retained on deletion would block the next deploy of the stack.
+    # Results and run records are kept over a replacement (which their fixed names rule out anyway).
+    assert policies == {
+        **{q: ("Delete", "Delete") for q in ("IncomingDlq", "IncomingQueue", "OutgoingDlq", "OutgoingQueue")},
+        **{g: ("Delete", "Delete") for g in ("ProcessorLogGroup", "SchedulerLogGroup", "StartRunLogGroup")},
+        "ResultsBucket": ("Delete", "Retain"),
+        "JobsTable": ("Delete", "Retain"),
+        "AlarmTopicKey": ("Delete", "Delete"),
+    }
+
+
+def test_each_function_has_its_own_log_group_with_bounded_retention(stack):
+    for function in FUNCTIONS:
+        log_group = function.removesuffix("Function") + "LogGroup"
+        properties = stack.properties(log_group)
+        assert properties["LogGroupName"] == f"/aws/lambda/<{function}>"
+        assert properties["RetentionInDays"] == 14
+
+
 def test_cfn_lint_gate_does_catch_errors():
     """The check above is only worth something if the linter really validates this template's resources."""
     broken = TEMPLATE.read_text().replace("      FifoQueue: true\n", "      FifoQueue: true\n      Fifo: yes\n", 1)
