@@ -92,8 +92,8 @@ solve: $(STAMP)
 run-aws: check-env $(STAMP)
 	$(BIN)/jobgraph run --stack scenario-1-$(ENV) --test-run-id $(TEST_RUN_ID) $(RUN_OPTIONS) $(RUN_ARGS)
 
-## make test: lint + the whole test suite, including the checks on the `sam build` output
-test: $(STAMP) $(BUILD_STAMP)
+## make test: lint + the whole test suite, including the checks on the `sam build` output and `make scan`
+test: $(STAMP) $(BUILD_STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
