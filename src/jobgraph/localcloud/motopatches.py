@@ -1,4 +1,4 @@
-"""Two speed-ups for moto's server, applied in-process by the local cloud; behaviour is unchanged.
+"""Two speed-ups and one fix for moto's server, applied in-process by the local cloud.
 
 Profiling `jobgraph run` (py-spy, 100 sequences) showed the single-threaded moto server spending most
 of its time on two things that do not depend on the request:
@@ -12,9 +12,16 @@ of its time on two things that do not depend on the request:
    send O(queue length), so the local cloud would slow down as a run gets bigger, which real SQS does
    not. ``LazyQueueAttributes`` is the same mapping, computing a value only when it is read.
 
-A third one is about correctness under the serialised server (server.py runs one request at a time):
+The speed-ups change no behaviour. The fix:
 
-3. SQS long polls: moto's ReceiveMessage with WaitTimeSeconds > 0 loops in the request until a message is
+3. KMS key tags: moto's CloudFormation model of ``AWS::KMS::Key`` hands the template's ``Tags``
+   (``Key``/``Value``) to its KMS tagger, which reads ``TagKey``/``TagValue`` (the KMS API's shape), so a
+   tagged key fails the whole stack with ``KeyError: 'TagKey'`` (moto 5.2.5). Each tag is passed in both
+   shapes, which stays right if moto starts converting them itself.
+
+And one about correctness under the serialised server (server.py runs one request at a time):
+
+4. SQS long polls: moto's ReceiveMessage with WaitTimeSeconds > 0 loops in the request until a message is
    deliverable, calling ``Queue.wait_for_messages`` between scans, which returns at once while the queue
    holds *any* message (say, one whose FIFO group is in flight). Under the server's lock that would be a
    hot loop blocking every other request for up to 20 s. ``ServerLock`` lets a request that holds it give it
@@ -22,7 +29,8 @@ A third one is about correctness under the serialised server (server.py runs one
    so the ECS worker's real long polls (scenario 2) work while other clients carry on.
 
 All are applied only if moto still has the shape they replace (``apply()`` returns what it applied);
-``tests/unit/test_motopatches.py`` checks that the lazy mapping equals moto's own property.
+``tests/unit/test_motopatches.py`` checks that the lazy mapping equals moto's own property and that a
+tagged key deploys with its tags.
 """
 
 from __future__ import annotations
@@ -126,6 +134,20 @@ class LazyQueueAttributes(Mapping):
         return len(self._names())
 
 
+def _kms_key_with_cloudformation_tags(create):
+    """Wraps moto's ``Key.create_from_cloudformation_json`` (a bound classmethod) to pass tags in both shapes."""
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = cloudformation_json.get("Properties", {})
+        tags = properties.get("Tags")
+        if tags:
+            both = [{**tag, "TagKey": tag["Key"], "TagValue": tag["Value"]} if "Key" in tag else tag for tag in tags]
+            cloudformation_json = {**cloudformation_json, "Properties": {**properties, "Tags": both}}
+        return create(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    return classmethod(create_from_cloudformation_json)
+
+
 def apply() -> list[str]:
     """Install the speed-ups once per process; returns the names of those in effect."""
     if _APPLIED:
@@ -147,4 +169,11 @@ def apply() -> list[str]:
     if callable(queue_class.__dict__.get("wait_for_messages")):
         queue_class.wait_for_messages = _long_poll_wait(queue_class.__dict__["wait_for_messages"])
         _APPLIED.append("SQS long polls release the server lock while waiting")
+    from moto.kms import models as kms_models
+
+    if isinstance(kms_models.Key.__dict__.get("create_from_cloudformation_json"), classmethod):
+        kms_models.Key.create_from_cloudformation_json = _kms_key_with_cloudformation_tags(
+            kms_models.Key.create_from_cloudformation_json
+        )
+        _APPLIED.append("KMS key tags from CloudFormation")
     return list(_APPLIED)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from jobgraph.localcloud import motopatches
+from jobgraph.localcloud.meter import HARNESS_USER_AGENT, RequestMeter
 from jobgraph.localcloud.sandbox import allow_loopback_only
 
 __all__ = ["FAKE_CREDENTIALS", "LocalEndpoint", "allow_loopback_only", "isolate_from_real_aws"]
@@ -36,12 +37,12 @@ class _SerialMotoServer:
     server is bound by the GIL anyway). A long poll gives the lock up while it waits (motopatches).
     """
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, meter: RequestMeter):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         motopatches.apply()
-        app = DomainDispatcherApplication(create_backend_app)
+        app = meter.wrap(DomainDispatcherApplication(create_backend_app))
         # a long poll gives the lock up while it waits (motopatches.ServerLock)
         lock = self._lock = motopatches.ServerLock()
         motopatches.SERVER_LOCKS.append(lock)
@@ -72,6 +73,7 @@ class LocalEndpoint:
 
     region: str = "eu-west-1"
     port: int = 0  # 0: any free port
+    meter: RequestMeter = field(default_factory=RequestMeter)  # every API call, by service and action
     _server: object = field(default=None, repr=False)
     _clients: dict = field(default_factory=dict, repr=False)
 
@@ -85,7 +87,7 @@ class LocalEndpoint:
         if not _ACTIVE.acquire(blocking=False):
             raise RuntimeError("a local cloud is already running in this process")
         try:
-            self._server = _SerialMotoServer(self.port)
+            self._server = _SerialMotoServer(self.port, self.meter)
             self._server.start()
             self.port = self._server.port
             self._reset()
@@ -133,19 +135,29 @@ class LocalEndpoint:
             region_name=self.region,
         )
 
-    def client(self, service: str):
-        """A cached boto3 client for ``service`` that can only talk to this server."""
+    def client(self, service: str, *, billed: bool = False):
+        """A cached boto3 client for ``service`` that can only talk to this server.
+
+        ``billed``: the calls stand for AWS's own work on the account's behalf (a Lambda event source
+        mapping polling SQS is billed as SQS requests), so the meter counts them with the workload's;
+        other clients are the harness's (deploy, progress, export) and are counted apart.
+        """
         if self._server is None:
             raise RuntimeError("the local endpoint is not started")
-        if service not in self._clients:
+        key = (service, billed)
+        if key not in self._clients:
             from botocore.config import Config
 
-            self._clients[service] = self._session.client(
+            self._clients[key] = self._session.client(
                 service,
                 endpoint_url=self.url,
-                config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50),
+                config=Config(
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    max_pool_connections=50,
+                    user_agent_extra=None if billed else HARNESS_USER_AGENT,
+                ),
             )
-        return self._clients[service]
+        return self._clients[key]
 
     def environment(self) -> dict[str, str]:
         """What a local Lambda worker needs so that unmodified boto3 code talks to this server."""

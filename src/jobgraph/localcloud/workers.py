@@ -43,6 +43,7 @@ class FunctionSpec:
     memory_mb: int
     arn: str = ""
     runtime: str = "python3.13"
+    architecture: str = "x86_64"
 
     def for_sandbox(self) -> dict:
         """What sandbox.serve needs, as plain values (the other side may be another Python version)."""
@@ -65,6 +66,7 @@ class Invocation:
     duration_ms: float = 0.0
     died: bool = False
     cold_start: bool = False
+    init_ms: float = 0.0  # the handler's import (Lambda's INIT phase), on a cold start
 
 
 class HandlerImportError(JobGraphError):
@@ -81,6 +83,7 @@ class Worker:
     conn: Connection | None = None
     starts: int = 0
     python_version: str = ""  # of the interpreter running the handler, e.g. "3.13.0"
+    _init_ms: float = field(default=0.0, repr=False)
     _fresh: bool = field(default=False, repr=False)
 
     def _start(self) -> None:
@@ -109,7 +112,7 @@ class Worker:
                 f"{self.spec.logical_id}: handler {self.spec.handler} from {self.spec.code_dir} failed to import "
                 f"under {interpreter}:\n{payload[0]}"
             )
-        self.python_version = payload[1]
+        self._init_ms, self.python_version = payload[0], payload[1]
         self.starts += 1
         self._fresh = True
 
@@ -117,6 +120,7 @@ class Worker:
         if self.process is None or self.process.poll() is not None:
             self._start()
         cold, self._fresh = self._fresh, False
+        init_ms = self._init_ms if cold else 0.0
         started = time.perf_counter()
         error = None
         try:
@@ -135,10 +139,10 @@ class Worker:
             error, died = f"worker process died (exit code {process and process.returncode})", True
         if error:
             elapsed = (time.perf_counter() - started) * 1000
-            return Invocation(ok=False, error=error, duration_ms=elapsed, died=died, cold_start=cold)
+            return Invocation(ok=False, error=error, duration_ms=elapsed, died=died, cold_start=cold, init_ms=init_ms)
         if kind == "ok":
-            return Invocation(ok=True, result=payload[0], duration_ms=payload[1], cold_start=cold)
-        return Invocation(ok=False, error=payload[0], duration_ms=payload[1], cold_start=cold)
+            return Invocation(ok=True, result=payload[0], duration_ms=payload[1], cold_start=cold, init_ms=init_ms)
+        return Invocation(ok=False, error=payload[0], duration_ms=payload[1], cold_start=cold, init_ms=init_ms)
 
     def _kill(self) -> None:
         process, self.process = self.process, None

@@ -116,6 +116,9 @@ class RunOutcome:
     dashboard_url: str = ""  # AWS mode: the stack's CloudWatch dashboard
     extra: dict = field(default_factory=dict)  # mode-specific figures (local runtime statistics)
     scenario: int = 1  # runs/scenarios.py
+    settings: dict = field(default_factory=dict)  # what was run: memory, architecture, batch size, workers...
+    usage: dict = field(default_factory=dict)  # billing counters by service (bench/cost.py)
+    api_requests: dict = field(default_factory=dict)  # AWS API calls by service and action (local cloud)
 
 
 def _describe_body(body: str) -> str:

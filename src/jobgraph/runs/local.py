@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.adapters.local_disk import check_destination
+from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.graph import RunSpec, total_jobs
 from jobgraph.core.models import Sequence
 from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
@@ -22,6 +25,7 @@ from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
 from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
 from jobgraph.runs.driver import GraphRun, Progress, RunFailed, RunOutcome, describe_stack, execute
+from jobgraph.runs.load import LoadSpec, execute_load
 
 METRICS_INTERVAL_S = 2.0
 
@@ -48,6 +52,109 @@ def send_poison(endpoint: LocalEndpoint, queue_url: str, count: int, run_id: str
         )
 
 
+class LocalSession:
+    """The local cloud brought up for one run: the stack deployed, its functions served, its metrics sampled.
+
+    ``check`` (called on every tick of a run) raises if the runtime or an ECS service died and samples queue
+    metrics and alarms every METRICS_INTERVAL_S; ``progress`` counts jobs the Processor finished (where
+    ECS workers consume the incoming queue instead: jobs whose completion the Scheduler took); ``finish`` adds
+    the local runtime's figures, settings, usage and request counts to an outcome.
+    """
+
+    def __init__(self, endpoint: LocalEndpoint, options: LocalRunOptions, log_dir: Path):
+        self.endpoint, self.options, self.log_dir = endpoint, options, log_dir
+        self.stack = deploy(endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters)
+        self.runtime = LocalLambdaRuntime(endpoint, self.stack, log_dir, options.faults, options.max_workers)
+        # the stack's ECS services (scenario 2's polling workers); none in a Lambda-only stack
+        self.ecs = LocalEcs(endpoint, self.stack, log_dir, options.faults, options.ecs_workers)
+
+    def start(self) -> GraphRun:
+        runtime, stack = self.runtime, self.stack
+        runtime.start()
+        self.ecs.start()
+        self.outputs = outputs = describe_stack(self.endpoint.client("cloudformation"), self.options.stack_name)
+        self.processor = _mapping_on(runtime, outputs.incoming_queue_url) or _mapping_on(
+            runtime, outputs.outgoing_queue_url
+        )
+        self.metrics = LocalMetrics(
+            self.endpoint.client("cloudwatch"),
+            self.endpoint.client("sqs"),
+            [stack.physical_ids[q] for q in stack.resources_of_type("AWS::SQS::Queue")],
+            runtime.mappings,
+            runtime.stats,
+        )
+        self._last_sample = 0.0
+        return GraphRun(self.endpoint, outputs, self.invoke_start_run)
+
+    def invoke_start_run(self, payload: dict) -> dict:
+        start_run_id = self.stack.logical_id_of(self.outputs.start_run_function)
+        invocation = self.runtime.invoke(start_run_id, payload)
+        if not invocation.ok:
+            raise RunFailed(f"{start_run_id} failed: {invocation.error} (log: {self.log_dir / start_run_id}.log)")
+        return invocation.result
+
+    def check(self) -> None:
+        failure = self.runtime.failure()
+        if failure is not None:
+            raise RunFailed(f"local runtime stopped: {failure}")
+        if self.ecs.failure() is not None:
+            raise RunFailed(f"local ECS stopped: {self.ecs.failure()}")
+        if time.monotonic() - self._last_sample >= METRICS_INTERVAL_S:
+            self._last_sample = time.monotonic()
+            self.sample_alarms()
+
+    def sample_alarms(self) -> None:
+        self.metrics.sample()
+        evaluate_alarms(self.endpoint.client("cloudwatch"), f"{self.stack.name}-")
+
+    def progress(self, total: int) -> Callable[[], Progress]:
+        stats, processor = self.runtime.stats, self.processor
+        dlq_urls = (self.outputs.incoming_dlq_url, self.outputs.outgoing_dlq_url)
+
+        def progress() -> Progress:
+            with stats.lock:
+                done = len(stats.done_jobs[processor.function.logical_id])
+                in_flight = sum(stats.in_flight.values())
+                retries = sum(stats.redeliveries.values())
+            # the DLQ depths of the last metrics sample (check() refreshes them every METRICS_INTERVAL_S)
+            dlq = sum(sum(self.metrics.depths.get(url, (0, 0))) for url in dlq_urls)
+            return Progress(done=done, total=total, in_flight=in_flight, retries=retries, dlq=dlq)
+
+        return progress
+
+    def finish(self, outcome: RunOutcome, spec: RunSpec) -> RunOutcome:
+        self.ecs.stop()  # SIGTERM, as ECS stops tasks: their last "batch processed" lines are in the logs
+        outcome.extra = {**outcome.extra, **local_figures(self.runtime, self.log_dir)}
+        if self.ecs.services:
+            outcome.extra["services"] = self.ecs.figures()
+        outcome.settings = local_settings(self.runtime, self.options, spec)
+        outcome.api_requests = self.endpoint.meter.snapshot()
+        outcome.usage = local_usage(self.runtime, outcome.api_requests)
+        return outcome
+
+
+@contextmanager
+def local_session(options: LocalRunOptions, out_dir: Path, run_id: str, overwrite: bool):
+    """Server up, stack deployed, runtime started; everything stopped on the way out (errors, Ctrl-C too)."""
+    isolate_from_real_aws()
+    allow_loopback_only()
+    check_destination(out_dir, run_id, overwrite)  # before the cloud is deployed
+    log_dir = options.log_dir or out_dir / ".logs" / run_id
+    shutil.rmtree(log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
+    with LocalEndpoint() as endpoint:
+        session = LocalSession(endpoint, options, log_dir)
+        try:
+            yield session, session.start()
+        finally:
+            session.ecs.stop()
+            session.runtime.stop()
+
+
+def _mapping_on(runtime: LocalLambdaRuntime, queue_url: str):
+    name = queue_url.rsplit("/", 1)[1]
+    return next((m for m in runtime.mappings if m.queue_url.rsplit("/", 1)[1] == name), None)
+
+
 def run_local(
     sequences: list[Sequence],
     spec: RunSpec,
@@ -57,103 +164,52 @@ def run_local(
     overwrite: bool = False,
     show_progress: bool = False,
 ) -> RunOutcome:
-    isolate_from_real_aws()
-    allow_loopback_only()
-    check_destination(out_dir, spec.run_id, overwrite)  # before the cloud is deployed
-    log_dir = options.log_dir or out_dir / ".logs" / spec.run_id
-    shutil.rmtree(log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
-    with LocalEndpoint() as endpoint:
-        stack = deploy(endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters)
-        runtime = LocalLambdaRuntime(endpoint, stack, log_dir, options.faults, options.max_workers)
-        # the stack's ECS services (scenario 2's polling workers); none in a Lambda-only stack
-        ecs = LocalEcs(endpoint, stack, log_dir, options.faults, options.ecs_workers)
-        try:
-            runtime.start()
-            ecs.start()
-            outputs = describe_stack(endpoint.client("cloudformation"), options.stack_name)
-            start_run_id = stack.logical_id_of(outputs.start_run_function)
-            # progress: jobs the function on the incoming queue finished (scenario 1's Processor); where
-            # containers consume it instead, jobs whose completion the Scheduler took from the outgoing queue
-            counted = _mapping_on(runtime, outputs.incoming_queue_url) or _mapping_on(
-                runtime, outputs.outgoing_queue_url
-            )
-
-            def invoke_start_run(payload: dict) -> dict:
-                invocation = runtime.invoke(start_run_id, payload)
-                if not invocation.ok:
-                    raise RunFailed(f"{start_run_id} failed: {invocation.error} (log: {log_dir / start_run_id}.log)")
-                return invocation.result
-
-            run = GraphRun(endpoint, outputs, invoke_start_run)
-            metrics = LocalMetrics(
-                endpoint.client("cloudwatch"),
-                endpoint.client("sqs"),
-                [stack.physical_ids[q] for q in stack.resources_of_type("AWS::SQS::Queue")],
-                runtime.mappings,
-                runtime.stats,
-            )
-            last_sample = [0.0]
-
-            def check() -> None:
-                failure = runtime.failure()
-                if failure is not None:
-                    raise RunFailed(f"local runtime stopped: {failure}")
-                if ecs.failure() is not None:
-                    raise RunFailed(f"local ECS stopped: {ecs.failure()}")
-                if time.monotonic() - last_sample[0] >= METRICS_INTERVAL_S:
-                    last_sample[0] = time.monotonic()
-                    metrics.sample()
-                    evaluate_alarms(endpoint.client("cloudwatch"), f"{stack.name}-")
-
-            jobs = total_jobs(sequences)
-            stats = runtime.stats
-
-            dlq_urls = (outputs.incoming_dlq_url, outputs.outgoing_dlq_url)
-
-            def progress() -> Progress:
-                with stats.lock:
-                    done = len(stats.done_jobs[counted.function.logical_id])
-                    in_flight = sum(stats.in_flight.values())
-                    retries = sum(stats.redeliveries.values())
-                # the DLQ depths of the last metrics sample (check() refreshes them every METRICS_INTERVAL_S)
-                dlq = sum(sum(metrics.depths.get(url, (0, 0))) for url in dlq_urls)
-                return Progress(done=done, total=jobs, in_flight=in_flight, retries=retries, dlq=dlq)
-
-            def final_alarms() -> None:
-                metrics.sample()
-                evaluate_alarms(endpoint.client("cloudwatch"), f"{stack.name}-")
-
-            outcome = execute(
-                run,
-                sequences,
-                spec,
-                out_dir,
-                mode="local",
-                progress=progress,
-                overwrite=overwrite,
-                show_progress=show_progress,
-                timeout_s=options.timeout_s,
-                stall_s=options.stall_s,
-                interval_s=0.5,
-                check=check,
-                after_start=lambda: send_poison(
-                    endpoint, outputs.incoming_queue_url, options.faults.poison, spec.run_id
-                ),
-                before_report=final_alarms,
-                scenario=options.scenario,
-            )
-            ecs.stop()  # SIGTERM, as ECS stops tasks: their last "batch processed" lines are in the logs
-            outcome.extra = local_figures(runtime, log_dir)
-            outcome.extra["services"] = ecs.figures()
-            return outcome
-        finally:
-            ecs.stop()
-            runtime.stop()
+    with local_session(options, out_dir, spec.run_id, overwrite) as (session, run):
+        outcome = execute(
+            run,
+            sequences,
+            spec,
+            out_dir,
+            mode="local",
+            progress=session.progress(total_jobs(sequences)),
+            overwrite=overwrite,
+            show_progress=show_progress,
+            timeout_s=options.timeout_s,
+            stall_s=options.stall_s,
+            interval_s=0.5,
+            check=session.check,
+            after_start=lambda: send_poison(
+                session.endpoint, session.outputs.incoming_queue_url, options.faults.poison, spec.run_id
+            ),
+            before_report=session.sample_alarms,
+            scenario=options.scenario,
+        )
+        return session.finish(outcome, spec)
 
 
-def _mapping_on(runtime: LocalLambdaRuntime, queue_url: str):
-    name = queue_url.rsplit("/", 1)[1]
-    return next((m for m in runtime.mappings if m.queue_url.rsplit("/", 1)[1] == name), None)
+def run_local_load(
+    load: LoadSpec, out_dir: Path, options: LocalRunOptions, *, overwrite: bool = False, show_progress: bool = False
+) -> RunOutcome:
+    """`jobgraph load` on the embedded local cloud."""
+    with local_session(options, out_dir, load.run.run_id, overwrite) as (session, run):
+        outcome = execute_load(
+            run,
+            load,
+            out_dir,
+            mode="local",
+            progress=session.progress(load.messages),
+            overwrite=overwrite,
+            show_progress=show_progress,
+            timeout_s=options.timeout_s,
+            stall_s=options.stall_s,
+            interval_s=0.5,
+            check=session.check,
+            scenario=options.scenario,
+            # the load's sends are part of what it costs (on AWS the sender pays for them too)
+            sender=FifoQueue(session.outputs.incoming_queue_url, client=session.endpoint.client("sqs", billed=True)),
+        )
+        session.sample_alarms()
+        return session.finish(outcome, load.run)
 
 
 def local_figures(runtime: LocalLambdaRuntime, log_dir: Path) -> dict:
@@ -180,3 +236,33 @@ def local_figures(runtime: LocalLambdaRuntime, log_dir: Path) -> dict:
             "faults": dict(stats.faults),
             "log_dir": str(log_dir),
         }
+
+
+def local_settings(runtime: LocalLambdaRuntime, options: LocalRunOptions, spec: RunSpec) -> dict:
+    """The settings a comparison tells runs apart by: per function memory/architecture, per mapping batch
+    size and workers, the template parameters given, and the run's own scenarios/seed."""
+    return {
+        "scenarios": spec.scenarios,
+        "seed": spec.seed,
+        "template": str(options.template),
+        "parameters": dict(options.parameters),
+        "functions": {
+            logical_id: {"memory_mb": f.memory_mb, "architecture": f.architecture, "timeout_s": f.timeout_s}
+            for logical_id, f in runtime.functions.items()
+        },
+        "mappings": {
+            m.function.logical_id: {"batch_size": m.batch_size, "workers": m.concurrency} for m in runtime.mappings
+        },
+        "ecs_workers": options.ecs_workers,
+    }
+
+
+def local_usage(runtime: LocalLambdaRuntime, api_requests: dict) -> dict:
+    """Billing counters from the local runtime (Lambda) and the request meter (SQS, DynamoDB, S3)."""
+    units = api_requests["units"]
+    return {
+        "lambda": runtime.lambda_usage(),
+        "sqs": {"requests_64kb": units.get("sqs_requests_64kb", 0)},
+        "dynamodb": {"wru": units.get("dynamodb_wru", 0), "rru": units.get("dynamodb_rru", 0)},
+        "s3": {"put": units.get("s3_put", 0), "get": units.get("s3_get", 0)},
+    }

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from jobgraph.adapters.sqs import MAX_BATCH, default_sqs_client, sqs_event
@@ -235,15 +234,12 @@ class QueueWorker:
         return outcome
 
     def process(self, messages: list[dict]) -> set[str]:
-        """Run messages through the Processor's FIFO batch processor; returns the ids to retry."""
+        """Run messages through the Processor's batch path (ProcessorRuntime.run_batch); returns the ids to retry."""
         self.runtime.idempotency.register_lambda_context(self.context)
         try:
-            response = process_partial_response(
-                event=sqs_event(messages, self.queue_arn, self.region),
-                record_handler=self.runtime.handle_record,
-                processor=self.runtime.batch,
-                context=self.context,
-            )
+            # the Processor Lambda's own batch path: FIFO partial failures, then the successes' completions
+            # sent 10 per call
+            response = self.runtime.run_batch(sqs_event(messages, self.queue_arn, self.region), self.context)
         except BatchProcessingError:  # every record failed (each is logged already): all are retried
             return {m["MessageId"] for m in messages}
         return {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
