@@ -73,12 +73,25 @@ def print_run_report(outcome) -> None:
         )
         if figures.get("last_error"):
             lines.append(f"    last error: {figures['last_error'][:200]}")
-        lines.append(f"    queue wait {_percentiles(figures['queue_wait_ms'])}")
+        if figures["queue_wait_ms"]:
+            lines.append(f"    queue wait {_percentiles(figures['queue_wait_ms'])}")
         lines.append(f"    invocation {_percentiles(figures['invocation_ms'])}")
     if outcome.extra.get("faults"):
         lines.append("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.extra["faults"].items())))
     lines.append(f"  jobs retried: {len(retried)} (max attempts {max(outcome.attempts.values(), default=0)})")
-    lines.append("  dead-letter queues: " + ", ".join(f"{name} {count}" for name, count in outcome.dlq.items()))
+    machine = outcome.extra.get("state_machine")
+    if machine:
+        children = (
+            f" + {machine['child_histories_read']} of {machine['child_executions']} child executions"
+            if machine["child_executions"]
+            else ""
+        )
+        lines.append(
+            f"  state machine (history of the execution{children}): {machine['states_entered']} states entered, "
+            f"{machine['tasks_scheduled']} Lambda tasks scheduled, {machine['tasks_failed']} failed and retried"
+        )
+    if outcome.dlq:
+        lines.append("  dead-letter queues: " + ", ".join(f"{name} {count}" for name, count in outcome.dlq.items()))
     for name, contents in outcome.dlq_contents.items():
         if contents:
             counted = Counter(contents)
