@@ -52,6 +52,7 @@ FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 # get_execution_history is throttled on AWS (GetExecutionHistory refills 5 tokens/s): the report reads the
 # histories of at most this many child executions of the Distributed Map and says so.
 MAX_CHILD_HISTORIES = 200
+PROGRESS_INTERVAL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -250,8 +251,14 @@ def execute_state_machine(
     started = time.monotonic()
     run.start(sequences, spec)
 
+    last = {"at": float("-inf"), "progress": Progress(done=0, total=jobs)}
+
     def progress() -> Progress:
-        return Progress(done=run.table.count_jobs(spec.run_id), total=jobs)
+        # counting the job records is a query over the whole run: every PROGRESS_INTERVAL_S, not every tick
+        if time.monotonic() - last["at"] >= PROGRESS_INTERVAL_S:
+            last["at"] = time.monotonic()
+            last["progress"] = Progress(done=run.table.count_jobs(spec.run_id), total=jobs)
+        return last["progress"]
 
     with progress_bar(jobs, show_progress) as bar:
 
