@@ -83,7 +83,7 @@ def test_the_definition_uses_only_substitutions_the_template_provides(sam_templa
     assert states["Sequences"]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     routes = states["Sequences"]["ItemProcessor"]["States"]["Routes"]
     assert routes["MaxConcurrency"] == 1 and routes["ItemsPath"] == "$.routes"  # one route at a time, in order
-    for name in ("Sequences", "Merge"):
+    for name in ("PrepareRun", "Sequences", "Merge"):
         assert states[name]["Catch"][0]["Next"] == "RecordFailure"
 
 
