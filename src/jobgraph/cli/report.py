@@ -81,11 +81,12 @@ def print_run_report(outcome) -> None:
     lines.append(f"  jobs retried: {len(retried)} (max attempts {max(outcome.attempts.values(), default=0)})")
     machine = outcome.extra.get("state_machine")
     if machine:
-        children = (
-            f" + {machine['child_histories_read']} of {machine['child_executions']} child executions"
-            if machine["child_executions"]
-            else ""
-        )
+        if machine["child_executions"]:
+            children = f" + {machine['child_histories_read']} of {machine['child_executions']} child executions"
+        elif outcome.mode == "local":
+            children = "; Map iterations run inside moto's engine, their retries are the errors above"
+        else:
+            children = ""
         lines.append(
             f"  state machine (history of the execution{children}): {machine['states_entered']} states entered, "
             f"{machine['tasks_scheduled']} Lambda tasks scheduled, {machine['tasks_failed']} failed and retried"
