@@ -142,3 +142,12 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(recorded, fake_sta
     assert {"s3:GetObject", "s3:PutObject", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem"} <= (
         actions["step_task"]
     )
+
+
+def test_the_step_task_events_run_the_demo_run(recorded, fake_stack):
+    """events/step-task-*.json (also for `sam local invoke StepTaskFunction -e …`) after PrepareRun(start-run)."""
+    invoke, _calls = recorded
+    assert invoke("prepare_run", event("start-run"))["status"] == "RUNNING"
+    for stage in ("first", "intermediate", "last", "aggregation", "merge"):
+        assert invoke("step_task", event(f"step-task-{stage}"))["status"] == "completed", stage
+    assert fake_stack.item(f"RUN#{RUN}", "RUN")["status"] == "COMPLETED"
