@@ -88,3 +88,12 @@ def test_history_counts_states_tasks_and_failures():
 def test_outputs_of_another_kind_of_stack_are_refused():
     with pytest.raises(RunFailed, match=r"lacks the output.*StateMachineArn.*scenario 3"):
         StateMachineOutputs.from_outputs("scenario-1-dev", {"ResultsBucketName": "b", "JobsTableName": "t"})
+
+
+def test_poison_is_refused_for_scenario_3_before_anything_starts(tmp_path, capsys):
+    from jobgraph.cli.main import main
+
+    out = tmp_path / "out"
+    code = main(["run", "--scenario", "3", "--generate", "1", "--poison", "2", "--out", str(out), "--no-progress"])
+    assert code == 1 and "scenario 3 has none" in capsys.readouterr().err
+    assert not out.exists()
