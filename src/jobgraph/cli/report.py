@@ -56,12 +56,14 @@ def print_run_report(outcome) -> None:
     retried = {job: n for job, n in outcome.attempts.items() if n > 1}
     from jobgraph.runs.scenarios import scenario
 
+    # scenario 3 starts a Step Functions execution and runs jobs in StepTask; the others use StartRun/Processor
+    starter, runner = ("StartExecution", "StepTask") if outcome.scenario == 3 else ("StartRun", "Processor")
     lines = [
         f"run {outcome.run_id}, scenario {outcome.scenario} ({scenario(outcome.scenario).name}), "
         f"on {outcome.mode} stack {outcome.stack_name}: {outcome.sequences} sequences, "
         f"{outcome.jobs} jobs, {outcome.merged['scenarios_per_sequence']} scenarios each",
-        f"  wall time {outcome.wall_seconds:.2f} s (StartRun to run COMPLETED), {jobs_per_s:.1f} jobs/s",
-        "  processing time per stage (Processor, from the job records):",
+        f"  wall time {outcome.wall_seconds:.2f} s ({starter} to run COMPLETED), {jobs_per_s:.1f} jobs/s",
+        f"  processing time per stage ({runner}, from the job records):",
         *stage_table(outcome.stage_ms),
     ]
     functions = outcome.extra.get("functions", {})
