@@ -97,3 +97,24 @@ def test_poison_is_refused_for_scenario_3_before_anything_starts(tmp_path, capsy
     code = main(["run", "--scenario", "3", "--generate", "1", "--poison", "2", "--out", str(out), "--no-progress"])
     assert code == 1 and "scenario 3 has none" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_run_scenario_3_with_a_stack_goes_to_the_state_machine_driver(tmp_path, monkeypatch, capsys):
+    from jobgraph.cli.main import main
+    from jobgraph.runs import stepfunctions
+
+    seen = {}
+
+    def fake(stack_name, sequences, spec, out_dir, **options):
+        seen.update(stack=stack_name, sequences=len(sequences), run_id=spec.run_id, **options)
+        raise RunFailed("stop here")
+
+    monkeypatch.setattr(stepfunctions, "run_state_machine_on_aws", fake)
+    argv = ["run", "--scenario", "3", "--stack", "scenario-3-dev", "--region", "eu-west-1", "--generate", "2",
+            "--run-id", "r9", "--out", str(tmp_path), "--no-progress"]  # fmt: skip
+    assert main(argv) == 1 and "stop here" in capsys.readouterr().err
+    assert seen["stack"] == "scenario-3-dev" and seen["sequences"] == 2 and seen["run_id"] == "r9"
+    assert seen["region"] == "eu-west-1"
+    # options that only the local cloud has are refused with a stack
+    assert main([*argv, "--fail-rate", "0.1"]) == 1
+    assert "--fail-rate apply to the local cloud only" in capsys.readouterr().err
