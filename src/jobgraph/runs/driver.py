@@ -193,9 +193,7 @@ class GraphRun:
         return sum(sum(queue.depth()) for queue in self.queues.values())
 
     def alarm_states(self) -> dict[str, str]:
-        cloudwatch = self.clients.client("cloudwatch")
-        alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"{self.outputs.stack_name}-").get("MetricAlarms", [])
-        return {alarm["AlarmName"]: alarm["StateValue"] for alarm in alarms}
+        return alarm_states(self.clients.client("cloudwatch"), self.outputs.stack_name)
 
     def wait(
         self,
@@ -270,6 +268,12 @@ class GraphRun:
 
     def merged(self, run_id: str) -> dict:
         return json.loads(self.results.get(merged_key(run_id)))
+
+
+def alarm_states(cloudwatch, stack_name: str) -> dict[str, str]:
+    """State of every alarm of the stack (alarm names start with the stack name)."""
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"{stack_name}-").get("MetricAlarms", [])
+    return {alarm["AlarmName"]: alarm["StateValue"] for alarm in alarms}
 
 
 def export_results(results: S3BlobStore, run_id: str, out_dir: Path, *, overwrite: bool) -> Path:

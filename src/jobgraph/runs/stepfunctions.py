@@ -30,12 +30,13 @@ from jobgraph.adapters.local_disk import check_destination
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.core.graph import RunSpec, total_jobs
 from jobgraph.core.models import RunStatus, Sequence
-from jobgraph.core.results import ResultStore, request_key
+from jobgraph.core.results import ResultStore, merged_key, request_key
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.runs.driver import (
     Progress,
     RunFailed,
     RunOutcome,
+    alarm_states,
     export_results,
     job_timings,
     stack_outputs,
@@ -226,9 +227,7 @@ class StateMachineRun:
         }
 
     def alarm_states(self) -> dict[str, str]:
-        cloudwatch = self.clients.client("cloudwatch")
-        alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"{self.outputs.stack_name}-").get("MetricAlarms", [])
-        return {alarm["AlarmName"]: alarm["StateValue"] for alarm in alarms}
+        return alarm_states(self.clients.client("cloudwatch"), self.outputs.stack_name)
 
 
 def execute_state_machine(
@@ -279,7 +278,7 @@ def execute_state_machine(
         sequences=len(sequences),
         jobs=jobs,
         wall_seconds=wall,
-        merged=json.loads(run.results.get(f"{spec.run_id}/merged_percentiles.json")),
+        merged=json.loads(run.results.get(merged_key(spec.run_id))),
         stage_ms=stage_ms,
         attempts=attempts,
         dlq={},
