@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_localcloud.py --sizes 20 50      # quicker
     .venv/bin/python benchmarks/bench_localcloud.py --json out.json    # also write the figures
     .venv/bin/python benchmarks/bench_localcloud.py --scenario 2 --sizes 100   # ECS workers (templates/scenario-2.yaml)
+    .venv/bin/python benchmarks/bench_localcloud.py --scenario 3 --sizes 100   # Step Functions (scenario 3)
 
 For each size the same generated graph is solved in-process (reference solver) and run through the
 embedded local cloud (template deployed to moto, SQS pollers, Lambda worker processes). Time per job is
@@ -29,6 +30,7 @@ from jobgraph.core.solver import solve
 from jobgraph.localcloud.runtime import default_max_workers
 from jobgraph.runs.local import LocalRunOptions, run_local
 from jobgraph.runs.scenarios import scenario as scenario_of
+from jobgraph.runs.stepfunctions import run_state_machine_local
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,18 +44,17 @@ def measure(
     with tempfile.TemporaryDirectory() as tmp:
         solved = solve(sequences, spec, Path(tmp) / "solve")
         started = time.monotonic()
-        outcome = run_local(
-            sequences,
-            spec,
-            Path(tmp) / "run",
-            LocalRunOptions(
-                scenario=scenario,
-                template=ROOT / scenario_of(scenario).template,
-                stack_name=scenario_of(scenario).local_stack_name,
-                max_workers=max_workers,
-                ecs_workers=ecs_workers,
-            ),
+        chosen = scenario_of(scenario)
+        options = LocalRunOptions(
+            scenario=scenario,
+            template=ROOT / chosen.template,
+            stack_name=chosen.local_stack_name,
+            max_workers=max_workers,
+            ecs_workers=ecs_workers,
         )
+        # scenario 3 runs the state machine in moto's ASL engine; 1 the SQS pollers
+        run = run_state_machine_local if scenario == 3 else run_local
+        outcome = run(sequences, spec, Path(tmp) / "run", options)
         command_s = time.monotonic() - started
     workers = {name: figures["workers"] for name, figures in outcome.extra["functions"].items()}
     workers.update({name: figures["tasks"] for name, figures in outcome.extra.get("services", {}).items()})
@@ -64,6 +65,7 @@ def measure(
         "requests_per_job": requests["total_requests"] / jobs,
         "requests_per_route_job": requests["total_requests"] / route_jobs,
         "requests_by_action": requests["requests"],
+        "scenario": scenario,
         "sequences": size,
         "jobs": jobs,
         "solve_s": solved.wall_seconds,
@@ -84,7 +86,9 @@ def main() -> int:
     parser.add_argument("--scenarios", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-workers", type=int, default=None, help=f"default {default_max_workers()} here")
-    parser.add_argument("--scenario", type=int, choices=[1, 2], default=1, help="1: Lambda, 2: ECS workers")
+    parser.add_argument(
+        "--scenario", type=int, choices=(1, 2, 3), default=1, help="1: SQS + Lambda, 2: ECS workers, 3: Step Functions"
+    )
     parser.add_argument("--ecs-workers", type=int, default=2, help="worker tasks (scenario 2)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

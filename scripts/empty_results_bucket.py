@@ -1,7 +1,7 @@
 """Delete every object in a stack's results bucket, so `sam delete` can remove the bucket (`make destroy`).
 
     python scripts/empty_results_bucket.py --config-env dev
-    python scripts/empty_results_bucket.py --stack scenario-2-dev --region eu-west-1   (make destroy-ecs)
+    python scripts/empty_results_bucket.py --stack-name scenario-2-dev --region eu-west-1   (make destroy-ecs)
 
 Stack name and region come from --stack/--region, else from samconfig.toml (`[<env>.global.parameters]`, falling back to
 `[default.global.parameters]`); the bucket from the stack's `ResultsBucketName` output. A stack that
@@ -69,11 +69,11 @@ def empty_bucket(bucket: str, region: str, s3=None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-env", default="dev", help="samconfig.toml environment (dev, prod)")
-    parser.add_argument("--stack", help="stack name instead of samconfig.toml's (e.g. scenario-2-dev)")
-    parser.add_argument("--region", help="region of --stack (default: samconfig.toml's)")
+    parser.add_argument("--stack-name", help="another stack than the environment's (e.g. scenario-3-dev)")
+    parser.add_argument("--region", help="region of --stack-name (default: the environment's)")
     args = parser.parse_args(argv)
     stack_name, region = stack_of(args.config_env)
-    stack_name, region = args.stack or stack_name, args.region or region
+    stack_name, region = args.stack_name or stack_name, args.region or region
     bucket = results_bucket(stack_name, region)
     if bucket is None:
         print(f"stack {stack_name} ({region}) does not exist or has no ResultsBucketName output", file=sys.stderr)

@@ -76,7 +76,7 @@ def test_run_ecs_checks_for_running_workers_then_runs_scenario_2_on_the_stack():
 def test_destroy_ecs_scales_down_empties_the_bucket_then_deletes_the_stack():
     out = commands(dry_run("destroy-ecs", "ENV=dev"))
     scale = next(i for i, c in enumerate(out) if c.endswith("scale 0 --wait"))
-    empty = next(i for i, c in enumerate(out) if "empty_results_bucket.py --stack scenario-2-dev" in c)
+    empty = next(i for i, c in enumerate(out) if "empty_results_bucket.py --stack-name scenario-2-dev" in c)
     delete = next(i for i, c in enumerate(out) if "sam delete --stack-name scenario-2-dev" in c)
     assert scale < empty < delete
 
