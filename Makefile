@@ -125,7 +125,7 @@ EVENT ?=
 FUNCTION ?=
 LOCAL_INVOKE = $(PY) scripts/local_invoke.py --image $(LAMBDA_IMAGE)
 
-.PHONY: docker-up lambda-image local-invoke local-invoke-all
+.PHONY: docker-up lambda-image local-invoke local-invoke-all test-docker
 
 ## make docker-up: a Docker daemon that answers (installs Debian's docker.io and starts dockerd if needed; root)
 docker-up: $(STAMP)
@@ -144,3 +144,6 @@ local-invoke: $(STAMP) $(BUILD_STAMP)
 local-invoke-all: $(STAMP) $(BUILD_STAMP)
 	$(LOCAL_INVOKE) --all
 
+## make test-docker: only the tests marked docker (what local-invoke-all does, as pytest)
+test-docker: $(STAMP) $(BUILD_STAMP)
+	JOBGRAPH_DOCKER_TESTS=1 $(BIN)/pytest -m docker $(PYTEST_ARGS)
