@@ -1,10 +1,24 @@
 # jobgraph — every target creates/uses the local virtualenv itself, so a fresh machine
-# needs nothing but python3.11 (see README).
-PYTHON ?= python3.11
+# needs nothing but Python 3.13, the Lambda runtime's version (see README).
+#
+# PYTHON: a python3.13 on PATH, else pyenv's (~/.pyenv or $PYENV_ROOT); override with PYTHON=/path/to/python3.13.
+LAMBDA_PYTHON_VERSION := 3.13
+PYENV_ROOT ?= $(HOME)/.pyenv
+comma := ,
+# true when the interpreter given as $(1) is Python $(LAMBDA_PYTHON_VERSION)
+IS_LAMBDA_PYTHON = $(1) -c 'import sys; sys.exit(sys.version_info[:2] != ($(subst .,$(comma),$(LAMBDA_PYTHON_VERSION))))'
+ifndef PYTHON
+PYTHON := $(shell for p in $$(which -a python$(LAMBDA_PYTHON_VERSION) 2>/dev/null) \
+	$$(ls -d $(PYENV_ROOT)/versions/$(LAMBDA_PYTHON_VERSION).*/bin/python$(LAMBDA_PYTHON_VERSION) 2>/dev/null | sort -rV); do \
+	$(call IS_LAMBDA_PYTHON,$$p) 2>/dev/null && { echo $$p; break; }; done)
+endif
+PYTHON_CHECK = $(if $(PYTHON),$(if $(shell $(call IS_LAMBDA_PYTHON,$(PYTHON)) 2>/dev/null && echo ok),,\
+	$(error PYTHON=$(PYTHON) is not Python $(LAMBDA_PYTHON_VERSION))),\
+	$(error No python$(LAMBDA_PYTHON_VERSION) found (PATH, $(PYENV_ROOT)/versions). Install Python $(LAMBDA_PYTHON_VERSION) — the Lambda runtime's version — e.g. `pyenv install $(LAMBDA_PYTHON_VERSION)` or your distribution's python$(LAMBDA_PYTHON_VERSION) + python$(LAMBDA_PYTHON_VERSION)-venv packages — or pass PYTHON=/path/to/python$(LAMBDA_PYTHON_VERSION)))
 VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON_VERSION)
 
 ENV ?= dev
 TEST_RUN_ID ?= default
@@ -17,7 +31,7 @@ SEQUENCES ?= sequences
 # SAM CLI lives in its own virtualenv: its pins (boto3, cfn-lint, ...) must not touch .venv.
 SAM_CLI_VERSION := 1.170.0
 SAM_VENV ?= .venv-sam
-SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)-py$(LAMBDA_PYTHON_VERSION)
 SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 # Wheels the layer Makefiles download (x86_64 | arm64); also passed as the Architecture parameter.
 LAYER_ARCH ?= x86_64
@@ -33,6 +47,9 @@ BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -pa
 .PHONY: venv run solve run-aws test lint bench bench-local bench-build sam-cli build validate check-env deploy destroy clean
 
 $(STAMP): pyproject.toml constraints.txt
+	$(PYTHON_CHECK)
+	@# a virtualenv left from another Python version (e.g. 3.11 before the runtime move) is rebuilt
+	@if [ -x $(PY) ] && ! $(call IS_LAMBDA_PYTHON,$(PY)); then echo "$(VENV): not Python $(LAMBDA_PYTHON_VERSION), recreating"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
@@ -77,6 +94,8 @@ bench-build: $(STAMP) $(BUILD_STAMP)
 	$(PY) benchmarks/bench_import.py
 
 $(SAM_STAMP):
+	$(PYTHON_CHECK)
+	rm -rf $(SAM_VENV)
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
@@ -89,7 +108,9 @@ build: $(BUILD_STAMP)
 
 $(BUILD_STAMP): $(SAM_STAMP) $(BUILD_INPUTS)
 	rm -f .aws-sam/build/.jobgraph-built-*
-	LAYER_ARCH=$(LAYER_ARCH) $(SAM) build --parameter-overrides Architecture=$(LAYER_ARCH)
+	@# PYTHON: the layer Makefiles compile bytecode with it; on PATH first: SAM checks that the
+	@# functions' runtime (python3.13) has an interpreter.
+	PATH="$(dir $(PYTHON)):$$PATH" PYTHON=$(PYTHON) LAYER_ARCH=$(LAYER_ARCH) $(SAM) build --parameter-overrides Architecture=$(LAYER_ARCH)
 	touch $@
 
 ## make validate: cfn-lint + sam validate --lint (no credentials, no network)

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from jobgraph.lambdabuild import LAMBDA_UNZIPPED_LIMIT, built_functions, tree_size
+from jobgraph.sam.build import LAMBDA_UNZIPPED_LIMIT, built_functions, tree_size
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESSOR_TARGET = 160_000_000

@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/bench_delay_model.py [--quick] [--json PATH]
 
 1. One route (knock-on path, route_index 1) at S = 1000 and S = 10000: the vectorised
-   ``jobgraph.delay_model.simulate_route`` against a naive per-scenario Python loop of the same model.
+   ``jobgraph.core.delay_model.simulate_route`` against a naive per-scenario Python loop of the same model.
    The loop uses the same generator and draw order, so its numbers must be bit-identical; any
    difference is a correctness failure (exit status 1). Target: vectorised ≥ 50× faster (PASS/MISS).
 2. Where a route job's time goes: simulate vs Parquet encode/decode (one route, S = 1000).
-3. Solve throughput: 100 in-memory sequences through ``jobgraph.solver.solve_into`` on a local-disk store.
+3. Solve throughput: 100 in-memory sequences through ``jobgraph.core.solver.solve_into`` on a local-disk store.
 
 Targets are reported as PASS/MISS lines, never asserted; only a correctness mismatch fails the run.
 """
@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from jobgraph import delay_model, parquet_codec
 from jobgraph.adapters.local_disk import LocalDiskBlobStore
-from jobgraph.delay_model import RouteState, route_rng, simulate_route
-from jobgraph.graph import RunSpec, total_jobs
-from jobgraph.models import MIN_TURNAROUND_MIN, Route, Sequence
-from jobgraph.results import ResultStore
-from jobgraph.solver import solve_into
+from jobgraph.core import delay_model, parquet_codec
+from jobgraph.core.delay_model import RouteState, route_rng, simulate_route
+from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.models import MIN_TURNAROUND_MIN, Route, Sequence
+from jobgraph.core.results import ResultStore
+from jobgraph.core.solver import solve_into
 
 SEED = 20240601
 SEQUENCE_ID = 7
@@ -238,7 +238,7 @@ def bench_route_job_parts(quick: bool) -> dict:
 
 
 def fallback_sequences(count: int) -> list[Sequence]:
-    """Valid chained days built from hand-written legs (used only if jobgraph.generator is unavailable)."""
+    """Valid chained days built from hand-written legs (used only if jobgraph.core.generator is unavailable)."""
     legs = [("DUB", "LHR", 80), ("LHR", "AMS", 70), ("AMS", "CDG", 75), ("CDG", "MAD", 120), ("MAD", "DUB", 150)]
 
     def hms(minutes: int) -> str:
@@ -271,10 +271,10 @@ def fallback_sequences(count: int) -> list[Sequence]:
 def bench_solve() -> dict:
     print(f"\n== 3. solve throughput: {SOLVE_SEQUENCES} sequences, S={SOLVE_SCENARIOS}, local-disk store ==")
     try:
-        from jobgraph.generator import generate_sequences
+        from jobgraph.core.generator import generate_sequences
 
         sequences = generate_sequences(SOLVE_SEQUENCES, SEED)
-        source = "jobgraph.generator.generate_sequences"
+        source = "jobgraph.core.generator.generate_sequences"
     except Exception as exc:  # the generator is optional here: any failure means "use the fallback"
         sequences = fallback_sequences(SOLVE_SEQUENCES)
         source = f"fallback hand-written sequences (generator unavailable: {type(exc).__name__})"

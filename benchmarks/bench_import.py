@@ -4,15 +4,15 @@
 
 Each run starts a new ``python -I -S -B`` process whose ``sys.path`` holds only the function folder, its
 layers' ``python/`` folders (from ``.aws-sam/build``), a stand-in for the runtime's boto3/botocore and the
-standard library (``jobgraph.lambdabuild.run_isolated``), and times ``import app`` there. Reported: the
+standard library (``jobgraph.sam.build.run_isolated``), and times ``import app`` there. Reported: the
 median (and min/max) of N runs per function, and which of pandas/pyarrow/numpy each import pulled in.
 The Scheduler and StartRun must pull in none of them (they ship without the scientific layer): the exit
 status is 1 if they do.
 
-The layers ship no ``.pyc`` files (the Makefiles delete them, and /opt is read-only on Lambda, so Python
-cannot cache what it compiles): every cold start compiles the sources it imports. The second table
-measures the same imports from a copy of the build precompiled with ``compileall``, to show what
-shipping bytecode would save. Run ``make build`` first (``make bench-build`` does).
+The layers ship ``.pyc`` files compiled by the layer Makefiles (unchecked-hash: /opt is read-only on
+Lambda, so Python cannot cache what it compiles). The second table measures the same imports from a copy
+of the build with every ``.pyc`` removed — what a cold start costs when it must compile the sources it
+imports, as before the layers shipped bytecode. Run ``make build`` first (``make bench-build`` does).
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from jobgraph.lambdabuild import HEAVY_MODULES, base_python, built_functions, run_isolated, runtime_packages_dir
+from jobgraph.sam.build import HEAVY_MODULES, base_python, built_functions, run_isolated, runtime_packages_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {
@@ -72,10 +71,9 @@ def print_table(title: str, figures: dict) -> None:
         print(f"{logical_id:<20}{f['median_ms']:>11.0f}{f['min_ms']:>9.0f}{f['max_ms']:>9.0f}   {pulled}")
 
 
-def precompiled_copy(build_dir: Path, dest: Path) -> Path:
+def sources_only_copy(build_dir: Path, dest: Path) -> Path:
     copy = dest / "build"
-    shutil.copytree(build_dir, copy, symlinks=True)
-    subprocess.run([base_python(), "-m", "compileall", "-q", "-j", "0", str(copy)], check=True)
+    shutil.copytree(build_dir, copy, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return copy
 
 
@@ -83,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build")
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--no-pyc-comparison", action="store_true", help="skip the precompiled-copy table")
+    parser.add_argument("--no-pyc-comparison", action="store_true", help="skip the sources-only table")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -91,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         runtime_dir = runtime_packages_dir(Path(tmp, "runtime"))
         report = {"as_built": measure(built_functions(args.build_dir), runtime_dir, args.runs)}
         print(f"interpreter: {base_python()} -I -S -B; {args.runs} fresh processes per function")
-        print_table("cold `import app` from .aws-sam/build (no .pyc, as deployed):", report["as_built"])
+        print_table("cold `import app` from .aws-sam/build (with the layers' .pyc, as deployed):", report["as_built"])
         if not args.no_pyc_comparison:
-            copy = precompiled_copy(args.build_dir, Path(tmp))
-            report["precompiled"] = measure(built_functions(copy), runtime_dir, args.runs)
-            print_table("same, from a copy precompiled with compileall (not what is deployed):", report["precompiled"])
+            copy = sources_only_copy(args.build_dir, Path(tmp))
+            report["sources_only"] = measure(built_functions(copy), runtime_dir, args.runs)
+            print_table("same, from a copy without any .pyc (every import compiles):", report["sources_only"])
 
     scheduler = report["as_built"]["SchedulerFunction"]
     print(f"\nScheduler cold import: {scheduler['median_ms']:.0f} ms median")

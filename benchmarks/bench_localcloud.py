@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from jobgraph.generator import generate_sequences
-from jobgraph.graph import RunSpec, total_jobs
+from jobgraph.core.generator import generate_sequences
+from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.solver import solve
 from jobgraph.localcloud.runtime import default_max_workers
-from jobgraph.localcloud.session import LocalRunOptions, run_local
-from jobgraph.solver import solve
+from jobgraph.runs.local import LocalRunOptions, run_local
 
 ROOT = Path(__file__).resolve().parents[1]
 

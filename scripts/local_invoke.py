@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from jobgraph.errors import JobGraphError
+from jobgraph.core.errors import JobGraphError
 from jobgraph.localcloud import containers
 from jobgraph.localcloud.saminvoke import CASES, SamLocalInvoker, case_for, format_table, function_of
 from jobgraph.localcloud.server import allow_loopback_only

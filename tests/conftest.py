@@ -66,3 +66,15 @@ THREE_ROUTES = {
 def three_route_sequence() -> dict:
     """Route 1 has a 5-minute buffer (knock-on bites); route 2 lands 50 min before the curfew."""
     return copy.deepcopy(THREE_ROUTES)
+
+
+def pytest_itemcollected(item):
+    from tests.collection_guard import record
+
+    record(item)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    from tests.collection_guard import summary
+
+    terminalreporter.write_line(summary(config))

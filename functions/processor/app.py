@@ -3,7 +3,7 @@
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobgraph.observability import logger, metrics, tracer
+from jobgraph.services.observability import logger, metrics, tracer
 from jobgraph.services.processor import processor_runtime
 
 

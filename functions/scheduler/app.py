@@ -6,7 +6,7 @@ Imports no pandas/pyarrow (it deploys without the scientific layer).
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobgraph.observability import logger, metrics, tracer
+from jobgraph.services.observability import logger, metrics, tracer
 from jobgraph.services.scheduler import scheduler_runtime
 
 

@@ -5,7 +5,7 @@ sam remote invoke StartRunFunction --event-file events/start-run.json
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobgraph.observability import logger, tracer
+from jobgraph.services.observability import logger, tracer
 from jobgraph.services.start_run import start_run, start_run_deps
 
 

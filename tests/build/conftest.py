@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobgraph.lambdabuild import BuiltFunction, built_functions, runtime_packages_dir
+from jobgraph.sam.build import BuiltFunction, built_functions, runtime_packages_dir
 from tests.lambda_support import ROOT
 
 BUILD_DIR = ROOT / ".aws-sam" / "build"

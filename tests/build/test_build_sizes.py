@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobgraph.lambdabuild import LAMBDA_UNZIPPED_LIMIT, RUNTIME_PACKAGES
+from jobgraph.sam.build import LAMBDA_UNZIPPED_LIMIT, RUNTIME_PACKAGES
 
 pytestmark = pytest.mark.build
 
@@ -52,16 +52,30 @@ def test_layers_do_not_shadow_the_runtime_or_each_other(built):
     assert {"jobgraph", "aws_lambda_powertools", "pydantic"} <= names["CoreLayer"]
 
 
-def test_the_build_ships_no_bytecode_caches(built):
-    """The Makefiles drop __pycache__; running the build (smoke test, benchmarks) must not add any back."""
-    folders = {f.code_dir for f in built.values()} | {folder for f in built.values() for _, folder in f.layers}
-    caches = [p for folder in folders for p in folder.rglob("__pycache__")]
-    assert caches == []
+def test_the_layers_ship_unchecked_bytecode_for_every_module_and_the_functions_none(built):
+    """Lambda's /opt is read-only: a layer without .pyc compiles every import on each cold start.
+
+    Each layer .py has a cpython-313 .pyc with the unchecked-hash flag (PEP 552: flags == 0b01), so the
+    runtime never compares it with source mtimes; running the build (smoke test, benchmarks) adds none.
+    """
+    layers = {folder for f in built.values() for _, folder in f.layers}
+    for layer in layers:
+        sources = [p for p in (layer / "python").rglob("*.py")]
+        assert sources, layer
+        for source in sources:
+            pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+            assert pyc.is_file(), f"no bytecode for {source}"
+            assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01, f"{pyc} is not unchecked-hash"
+        extra = [p for p in (layer / "python").rglob("*.pyc") if not p.name.endswith(".cpython-313.pyc")]
+        assert extra == []
+    functions = [p for f in built.values() for p in f.code_dir.rglob("__pycache__")]
+    assert functions == []
 
 
 def test_the_core_layer_ships_only_the_lambda_facing_package(built):
     """The CLI, the local cloud and the template/build tooling need moto or samtranslator: not in Lambda."""
     package = dict(built["SchedulerFunction"].layers)["CoreLayer"] / "python" / "jobgraph"
     shipped = {p.name for p in package.iterdir()}
-    assert {"services", "adapters", "stages.py", "delay_model.py", "models.py"} <= shipped
-    assert shipped.isdisjoint({"localcloud", "cli.py", "cloudrun.py", "awsrun.py", "samtemplate.py", "lambdabuild.py"})
+    assert {"core", "services", "adapters"} <= shipped
+    assert {"stages.py", "delay_model.py", "models.py"} <= {p.name for p in (package / "core").iterdir()}
+    assert shipped.isdisjoint({"localcloud", "cli", "runs", "sam"})

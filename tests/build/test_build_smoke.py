@@ -18,7 +18,7 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from jobgraph.lambdabuild import HEAVY_MODULES, run_isolated
+from jobgraph.sam.build import HEAVY_MODULES, run_isolated
 from tests.integration.conftest import FakeStack, create_fifo_queue, create_table
 from tests.lambda_support import EVENTS, ROOT
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from jobgraph.cli import main
-from jobgraph.generator import generate_sequences
-from jobgraph.graph import RunSpec
+from jobgraph.cli.main import main
+from jobgraph.core.generator import generate_sequences
+from jobgraph.core.graph import RunSpec
+from jobgraph.core.solver import solve
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.localcloud.session import LocalRunOptions, run_local
-from jobgraph.solver import solve
+from jobgraph.runs.local import LocalRunOptions, run_local
 from tests.e2e.test_solver_cli import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +67,26 @@ def test_run_cli_matches_the_solver_and_reports(graph, reference, tmp_path, caps
         assert line in report, line
     assert "OK                scenario-1-local-incoming-dlq-messages" in report
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".logs", "same"]
+    # and the run is recorded: settings, timings, usage per service, requests per job, and its cost
+    record = json.loads((tmp_path / "out" / "same" / "run.json").read_text())
+    route_jobs = sum(len(s.routes) for s in graph)
+    assert record["scenario"] == 1 and record["jobs"] == jobs and record["route_jobs"] == route_jobs
+    assert record["settings"]["functions"]["ProcessorFunction"]["memory_mb"] == 256
+    assert record["stage_ms"]["FIRST"]["count"] == len(graph)
+    lambda_usage = record["usage"]["lambda"]
+    assert lambda_usage["StartRunFunction"]["requests"] == 1
+    assert lambda_usage["ProcessorFunction"]["requests"] >= 1 and lambda_usage["ProcessorFunction"]["duration_ms"] > 0
+    requests = record["api_requests"]["requests"]
+    # every route job wrote its delays and state, and its completion went through SQS
+    assert requests["s3"]["PutObject"] >= 2 * route_jobs and requests["sqs"]["ReceiveMessage"] >= 1
+    assert record["api_requests"]["per_job"] == pytest.approx(record["api_requests"]["total_requests"] / jobs)
+    assert record["cost"]["usd"] > 0 and set(record["cost"]["by_service_usd"]) == {"Lambda", "SQS", "DynamoDB", "S3"}
+    assert "per 1,000 route jobs" in report and "AWS requests" in report and "run record:" in report
+    # `jobgraph cost` re-prices the record line by line, here with us-east-1 prices
+    capsys.readouterr()
+    assert main(["cost", str(tmp_path / "out" / "same"), "--price-region", "us-east-1"]) == 0
+    priced = capsys.readouterr().out
+    assert "prices 2026-11-01, us-east-1" in priced and "SQS            FIFO requests" in priced
 
 
 def test_faults_still_give_the_clean_result_and_dead_letter_only_the_poison(graph, reference, tmp_path):

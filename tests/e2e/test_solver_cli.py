@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobgraph.cli import main
+from jobgraph.cli.main import main
 from tests.conftest import THREE_ROUTES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sequences"
@@ -31,9 +31,12 @@ def write_sequences(folder: Path, sequences: list[dict]) -> Path:
 
 
 def read_run(root: Path) -> dict[str, object]:
-    """Every file of a run's result layout: parquet as DataFrames, JSON as dicts."""
+    """Every file of a run's result layout: parquet as DataFrames, JSON as dicts (not run.json: that is
+    the record of how the run went, which differs between any two runs, not a result)."""
     out: dict[str, object] = {}
     for path in sorted(root.rglob("*")):
+        if path.relative_to(root).as_posix() == "run.json":
+            continue
         if path.suffix == ".parquet":
             out[path.relative_to(root).as_posix()] = pd.read_parquet(path)
         elif path.suffix == ".json":

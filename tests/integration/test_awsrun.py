@@ -16,15 +16,15 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from jobgraph import awsrun
-from jobgraph.cli import main
-from jobgraph.cloudrun import RunFailed, describe_stack
-from jobgraph.generator import generate_sequences
-from jobgraph.graph import RunSpec
+from jobgraph.cli.main import main
+from jobgraph.core.generator import generate_sequences
+from jobgraph.core.graph import RunSpec
+from jobgraph.core.solver import solve
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint
 from jobgraph.localcloud.stack import deploy
-from jobgraph.solver import solve
+from jobgraph.runs import aws as awsrun
+from jobgraph.runs.driver import RunFailed, describe_stack
 from tests.e2e.test_solver_cli import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]

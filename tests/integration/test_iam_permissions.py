@@ -16,7 +16,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from jobgraph.samtemplate import load_template, transform_template
+from jobgraph.sam.template import load_template, transform_template
 from tests.iam_policy import (
     Bindings,
     Call,

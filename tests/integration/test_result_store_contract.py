@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from jobgraph import parquet_codec
 from jobgraph.adapters.local_disk import LocalDiskBlobStore
 from jobgraph.adapters.s3 import S3BlobStore
-from jobgraph.delay_model import RouteState
-from jobgraph.errors import ObjectNotFoundError, StoreError
-from jobgraph.models import RunManifest, Sequence
-from jobgraph.results import ResultStore
+from jobgraph.core import parquet_codec
+from jobgraph.core.delay_model import RouteState
+from jobgraph.core.errors import ObjectNotFoundError, StoreError
+from jobgraph.core.models import RunManifest, Sequence
+from jobgraph.core.results import ResultStore
 
 
 @pytest.fixture(params=["s3", "s3-prefixed", "local"])

@@ -6,7 +6,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint, lint_file
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-from jobgraph.samtemplate import ARTIFACT_BUCKET, load_template, transform_template
+from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template
 from tests.cfn_eval import Stack
 from tests.iam_policy import (
     MANAGED_POLICY_ACTIONS,
@@ -36,7 +36,6 @@ UNTAGGABLE = {
     "AWS::Lambda::LayerVersion",
     "AWS::SNS::Subscription",
     "AWS::S3::BucketPolicy",
-    "AWS::CloudWatch::Dashboard",  # taggable in some regions' schemas only; see the template comment
 }
 FUNCTIONS = ("ProcessorFunction", "SchedulerFunction", "StartRunFunction")
 

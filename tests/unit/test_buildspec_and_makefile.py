@@ -6,6 +6,7 @@ import fnmatch
 import os
 import re
 import shlex
+import shutil
 import subprocess
 
 import yaml
@@ -97,3 +98,28 @@ def test_make_destroy_empties_the_bucket_before_deleting_the_stack():
     out = dry_run("destroy", "ENV=dev")
     empty = out.index("scripts/empty_results_bucket.py --config-env dev")
     assert empty < out.index("sam delete --config-env dev")
+
+
+def test_make_finds_a_python313_itself_and_refuses_another_version():
+    """The Lambda runtime is python3.13: the virtualenvs and the layers' bytecode are made with it."""
+    venv = dry_run("venv", "VENV=/nonexistent-venv")
+    (command,) = [line for line in venv.splitlines() if line.endswith("-m venv /nonexistent-venv")]
+    found = command.split()[0]
+    version = subprocess.run([found, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True)
+    assert version.stdout.split() == ["3", "13"]
+    refused = make("-n", "venv", "VENV=/nonexistent-venv", "PYTHON=python3", check=False)
+    if "3.13" not in subprocess.run(["python3", "--version"], capture_output=True, text=True).stdout:
+        assert refused.returncode != 0 and "PYTHON=python3 is not Python 3.13" in refused.stderr
+
+
+def test_make_says_what_to_install_when_no_python313_is_found(tmp_path):
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pyenv")}
+    result = subprocess.run(
+        [shutil.which("make"), "--no-print-directory", "-n", "venv", "VENV=/nonexistent-venv"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "No python3.13 found" in result.stderr and "pyenv install 3.13" in result.stderr

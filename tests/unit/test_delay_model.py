@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobgraph.delay_model import (
+from jobgraph.core.delay_model import (
     CURFEW_MIN,
     PRIMARY_DELAY_PROBABILITY,
     RouteState,
@@ -15,8 +15,8 @@ from jobgraph.delay_model import (
     simulate_route,
     turnaround_buffer,
 )
-from jobgraph.errors import MissingStateError
-from jobgraph.models import Sequence
+from jobgraph.core.errors import MissingStateError
+from jobgraph.core.models import Sequence
 from tests.conftest import THREE_ROUTES
 
 

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobgraph import generator, models
-from jobgraph.airports import DEFAULT_AIRPORT_POOL
+from jobgraph.core import generator, models
+from jobgraph.core.airports import DEFAULT_AIRPORT_POOL
 
 AIRPORTS = airportsdata.load("IATA")
 # Generated block times are rounded to the minute (≤ 30 s off); a few hundredths cover the Earth-radius

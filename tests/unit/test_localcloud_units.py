@@ -7,9 +7,9 @@ import random
 
 import pytest
 
+from jobgraph.core.models import message_label
 from jobgraph.localcloud.alarms import alarm_state
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
-from jobgraph.models import message_label
 
 DLQ_ALARM = {
     "ComparisonOperator": "GreaterThanThreshold",

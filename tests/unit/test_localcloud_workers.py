@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from jobgraph.localcloud.interpreters import RuntimeNotAvailable, interpreter_for
 from jobgraph.localcloud.workers import FunctionSpec, HandlerImportError, Worker
 
 HANDLER = """
-import os, time
+import os, platform, time
 
 def lambda_handler(event, context):
     if event.get("sleep"):
@@ -17,7 +18,7 @@ def lambda_handler(event, context):
     if event.get("raise"):
         raise ValueError("bad payload")
     return {"pid": os.getpid(), "remaining_ms": context.get_remaining_time_in_millis(),
-            "stage": os.environ["STAGE"]}
+            "stage": os.environ["STAGE"], "python": platform.python_version()}
 """
 
 
@@ -63,3 +64,45 @@ def test_a_handler_that_cannot_be_imported_names_itself(tmp_path):
     (tmp_path / "app.py").write_text("x = 1\n")
     with pytest.raises(HandlerImportError, match=r"Broken: handler app\.missing .* failed to import"):
         Worker(spec, tmp_path / "b.log").invoke({})
+
+
+def make_worker(tmp_path, runtime: str) -> Worker:
+    code = tmp_path / runtime
+    code.mkdir()
+    (code / "app.py").write_text(HANDLER)
+    spec = FunctionSpec("Fn", "local-fn", "app.lambda_handler", code, (), {"STAGE": "t"}, 5, 128, runtime=runtime)
+    return Worker(spec, tmp_path / f"{runtime}.log")
+
+
+@pytest.mark.parametrize("runtime", ["python3.13", "python3.12"])
+def test_the_handler_runs_under_the_python_its_runtime_names_not_the_clis(tmp_path, runtime):
+    """Given a function declared with `runtime`, when invoked, then its handler reports that Python version."""
+    try:
+        interpreter_for(runtime)
+    except RuntimeNotAvailable as missing:  # python3.12 is only an extra witness; 3.13 must be there
+        if runtime == "python3.13":
+            raise
+        pytest.skip(f"a second Python version shows the choice is the runtime's: {missing}")
+    worker = make_worker(tmp_path, runtime)
+    try:
+        result = worker.invoke({})
+    finally:
+        worker.stop()
+    assert result.ok, result.error
+    assert result.result["python"].rsplit(".", 1)[0] == runtime.removeprefix("python")
+    assert worker.python_version == result.result["python"]
+
+
+def test_an_unknown_runtime_version_is_a_clear_error(tmp_path):
+    with pytest.raises(
+        RuntimeNotAvailable, match=r"Fn: Runtime python3\.99 .* JOBGRAPH_PYTHON3_99=/path/to/python3\.99"
+    ):
+        make_worker(tmp_path, "python3.99").invoke({})
+
+
+def test_an_override_of_the_wrong_version_is_refused(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setenv("JOBGRAPH_PYTHON3_12", sys.executable)  # the test runs on 3.13
+    with pytest.raises(RuntimeNotAvailable, match=r"JOBGRAPH_PYTHON3_12=.* is not a Python 3\.12 interpreter"):
+        interpreter_for("python3.12")

@@ -8,9 +8,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from jobgraph.errors import InvalidSequenceError
-from jobgraph.loader import load_sequences, parse_sequence
-from jobgraph.models import CompletedJob, ExecType, IncomingJob, Sequence, exec_type_for
+from jobgraph.core.errors import InvalidSequenceError
+from jobgraph.core.loader import load_sequences, parse_sequence
+from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, Sequence, exec_type_for
 
 
 def problems_of(document: dict) -> list[str]:

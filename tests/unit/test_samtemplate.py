@@ -1,4 +1,4 @@
-"""jobgraph.samtemplate: YAML with short tags, and the offline transform's CodeUri/ContentUri contract."""
+"""jobgraph.sam.template: YAML with short tags, and the offline transform's CodeUri/ContentUri contract."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from jobgraph.samtemplate import ARTIFACT_BUCKET, load_template, transform_template
+from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template
 
 MINIMAL = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -107,6 +107,6 @@ def test_an_unbundled_managed_policy_name_fails_instead_of_calling_iam(minimal):
 
 
 def test_importing_the_module_does_not_import_boto3():
-    code = "import sys, jobgraph.samtemplate; print('boto3' in sys.modules, 'samtranslator' in sys.modules)"
+    code = "import sys, jobgraph.sam.template; print('boto3' in sys.modules, 'samtranslator' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]

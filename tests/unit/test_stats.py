@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobgraph import stats
+from jobgraph.core import stats
 
 
 def tolerance(exact: float) -> float:

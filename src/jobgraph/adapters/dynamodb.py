@@ -18,8 +18,8 @@ import time
 from datetime import UTC, datetime
 from functools import cache
 
-from jobgraph.errors import JobGraphError
-from jobgraph.models import CompletedJob, RunStatus, utc_now_iso
+from jobgraph.core.errors import JobGraphError
+from jobgraph.core.models import CompletedJob, RunStatus, utc_now_iso
 
 
 class RunExistsError(JobGraphError):

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from jobgraph.errors import JobGraphError, ObjectNotFoundError, StoreError
+from jobgraph.core.errors import JobGraphError, ObjectNotFoundError, StoreError
 
 
 class LocalDiskBlobStore:

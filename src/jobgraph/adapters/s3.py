@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from jobgraph.errors import ObjectNotFoundError, StoreError
+from jobgraph.core.errors import ObjectNotFoundError, StoreError
 
 
 @cache

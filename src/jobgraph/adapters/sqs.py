@@ -6,8 +6,8 @@ import hashlib
 from collections.abc import Iterable
 from functools import cache
 
-from jobgraph.errors import StoreError
-from jobgraph.models import CompletedJob, IncomingJob
+from jobgraph.core.errors import StoreError
+from jobgraph.core.models import CompletedJob, IncomingJob
 
 MAX_BATCH = 10  # SQS SendMessageBatch limit
 

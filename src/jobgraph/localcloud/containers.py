@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobgraph.errors import JobGraphError
+from jobgraph.core.errors import JobGraphError
 
 NETWORK = "jobgraph-local-invoke"
 STANDIN_IMAGE = "jobgraph/lambda-python3.13:local"

@@ -6,7 +6,7 @@ import json
 import random
 from dataclasses import dataclass
 
-from jobgraph.models import message_label
+from jobgraph.core.models import message_label
 
 
 @dataclass(frozen=True)

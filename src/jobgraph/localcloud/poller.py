@@ -63,6 +63,7 @@ class RuntimeStats:
     duplicates: Counter = field(default_factory=Counter)
     queue_wait_ms: dict = field(default_factory=lambda: defaultdict(list))
     invocation_ms: dict = field(default_factory=lambda: defaultdict(list))
+    init_ms: dict = field(default_factory=lambda: defaultdict(list))  # one per cold start
     in_flight: Counter = field(default_factory=Counter)
     last_error: dict = field(default_factory=dict)
     done_jobs: dict = field(default_factory=lambda: defaultdict(set))  # function -> job ids it finished
@@ -72,6 +73,14 @@ class RuntimeStats:
         """Largest queue wait of a first receive since the previous call (ApproximateAgeOfOldestMessage)."""
         with self.lock:
             return self.oldest_age_s.pop(queue_url, None)
+
+    def record_invocation(self, name: str, outcome) -> None:
+        """One invocation's billing figures (the caller holds the lock)."""
+        self.invocations[name] += 1
+        self.cold_starts[name] += int(outcome.cold_start)
+        self.invocation_ms[name].append(outcome.duration_ms)
+        if outcome.cold_start:
+            self.init_ms[name].append(outcome.init_ms)
 
     def add(self, **counters) -> None:
         with self.lock:
@@ -245,9 +254,7 @@ class MappingPoller:
             else:
                 retry = set()
         with self.stats.lock:
-            self.stats.invocations[name] += 1
-            self.stats.cold_starts[name] += int(outcome.cold_start)
-            self.stats.invocation_ms[name].append(outcome.duration_ms)
+            self.stats.record_invocation(name, outcome)
             if not outcome.ok:
                 self.stats.errors[name] += 1
                 self.stats.deaths[name] += int(outcome.died)

@@ -9,6 +9,7 @@ one receiver and, up to the mapping's concurrency, invokers that each own one wo
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -77,6 +78,8 @@ def function_specs(endpoint: LocalEndpoint, stack: DeployedStack) -> dict[str, F
             timeout_s=int(config["Timeout"]),
             memory_mb=int(config["MemorySize"]),
             arn=config["FunctionArn"],
+            runtime=config["Runtime"],
+            architecture=(config.get("Architectures") or ["x86_64"])[0],
         )
     return specs
 
@@ -153,7 +156,7 @@ class LocalLambdaRuntime:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.functions = function_specs(self.endpoint, self.stack)
         self.mappings = mapping_specs(self.endpoint, self.functions, self.max_workers)
-        sqs = self.endpoint.client("sqs")
+        sqs = self.endpoint.client("sqs", billed=True)  # Lambda's pollers: SQS bills their requests
         for mapping in self.mappings:
             name = mapping.function.logical_id
             workers = [
@@ -182,7 +185,27 @@ class LocalLambdaRuntime:
         worker = self._direct.get(logical_id)
         if worker is None:
             worker = self._direct[logical_id] = Worker(self.functions[logical_id], self.log_dir / f"{logical_id}.log")
-        return worker.invoke(event)
+        outcome = worker.invoke(event)
+        with self.stats.lock:
+            self.stats.record_invocation(logical_id, outcome)
+        return outcome
+
+    def lambda_usage(self) -> dict:
+        """What Lambda would bill, per function that ran: requests, invocation and INIT milliseconds."""
+        with self.stats.lock:
+            return {
+                logical_id: {
+                    "requests": self.stats.invocations[logical_id],
+                    "duration_ms": sum(math.ceil(ms) for ms in self.stats.invocation_ms[logical_id]),
+                    "init_ms": sum(math.ceil(ms) for ms in self.stats.init_ms[logical_id]),
+                    "cold_starts": self.stats.cold_starts[logical_id],
+                    "init_durations_ms": list(self.stats.init_ms[logical_id]),
+                    "memory_mb": spec.memory_mb,
+                    "architecture": spec.architecture,
+                }
+                for logical_id, spec in self.functions.items()
+                if self.stats.invocations[logical_id]
+            }
 
     def failure(self) -> BaseException | None:
         """The first poller that died of an unexpected error (the runtime is then stopping)."""

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobgraph.errors import JobGraphError
+from jobgraph.core.errors import JobGraphError
 from jobgraph.localcloud.containers import ImageChoice
 from jobgraph.localcloud.server import FAKE_CREDENTIALS, LocalEndpoint, isolate_from_real_aws
 
@@ -319,8 +319,8 @@ class SamLocalInvoker:
         return self.root / ".aws-sam" / "build"
 
     def __enter__(self) -> SamLocalInvoker:
-        from jobgraph.cloudrun import describe_stack
         from jobgraph.localcloud.stack import deploy
+        from jobgraph.runs.driver import describe_stack
 
         template = self.build_dir / "template.yaml"
         if not template.is_file():

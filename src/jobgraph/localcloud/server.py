@@ -8,16 +8,18 @@ the gateway address of a local, internal Docker network, for `sam local invoke` 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
-import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from jobgraph.localcloud import motopatches
+from jobgraph.localcloud.meter import HARNESS_USER_AGENT, RequestMeter
+from jobgraph.localcloud.sandbox import allow_loopback_only
+
+__all__ = ["FAKE_CREDENTIALS", "LocalEndpoint", "allow_loopback_only", "isolate_from_real_aws"]
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -26,7 +28,6 @@ FAKE_CREDENTIALS = {
 }
 LOOPBACK = "127.0.0.1"
 _ACTIVE = threading.Lock()
-_GUARD = [False]
 
 
 class _SerialMotoServer:
@@ -39,12 +40,12 @@ class _SerialMotoServer:
     server is bound by the GIL anyway). Clients here never long-poll, which would hold the lock.
     """
 
-    def __init__(self, port: int, container_hosts: tuple[str, ...] = ()):
+    def __init__(self, port: int, meter: RequestMeter, container_hosts: tuple[str, ...] = ()):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         motopatches.apply()
-        app = DomainDispatcherApplication(create_backend_app)
+        app = meter.wrap(DomainDispatcherApplication(create_backend_app))
         lock = threading.Lock()
 
         def serial_app(environ, start_response):
@@ -97,6 +98,7 @@ class LocalEndpoint:
 
     region: str = "eu-west-1"
     port: int = 0  # 0: any free port
+    meter: RequestMeter = field(default_factory=RequestMeter)  # every API call, by service and action
     # Extra addresses to serve on (a free port each), for containers only: each must be the gateway of a
     # local internal Docker network (containers.local_invoke_network checks that); never a public one.
     container_hosts: tuple[str, ...] = ()
@@ -113,7 +115,7 @@ class LocalEndpoint:
         if not _ACTIVE.acquire(blocking=False):
             raise RuntimeError("a local cloud is already running in this process")
         try:
-            self._server = _SerialMotoServer(self.port, self.container_hosts)
+            self._server = _SerialMotoServer(self.port, self.meter, self.container_hosts)
             self._server.start()
             self.port = self._server.port
             self._reset()
@@ -167,19 +169,29 @@ class LocalEndpoint:
             region_name=self.region,
         )
 
-    def client(self, service: str):
-        """A cached boto3 client for ``service`` that can only talk to this server."""
+    def client(self, service: str, *, billed: bool = False):
+        """A cached boto3 client for ``service`` that can only talk to this server.
+
+        ``billed``: the calls stand for AWS's own work on the account's behalf (a Lambda event source
+        mapping polling SQS is billed as SQS requests), so the meter counts them with the workload's;
+        other clients are the harness's (deploy, progress, export) and are counted apart.
+        """
         if self._server is None:
             raise RuntimeError("the local endpoint is not started")
-        if service not in self._clients:
+        key = (service, billed)
+        if key not in self._clients:
             from botocore.config import Config
 
-            self._clients[service] = self._session.client(
+            self._clients[key] = self._session.client(
                 service,
                 endpoint_url=self.url,
-                config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50),
+                config=Config(
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    max_pool_connections=50,
+                    user_agent_extra=None if billed else HARNESS_USER_AGENT,
+                ),
             )
-        return self._clients[service]
+        return self._clients[key]
 
     def environment(self) -> dict[str, str]:
         """What a local Lambda worker needs so that unmodified boto3 code talks to this server."""
@@ -196,30 +208,3 @@ def isolate_from_real_aws() -> None:
     for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE"):
         os.environ.pop(variable, None)
     os.environ.update(FAKE_CREDENTIALS)
-
-
-def _is_loopback(host: object) -> bool:
-    if not isinstance(host, str):
-        return True  # not an internet address (AF_UNIX path, abstract socket)
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def _refuse_non_loopback(event: str, args: tuple) -> None:
-    if event in ("socket.connect", "socket.sendto"):
-        address = args[1] if event == "socket.connect" else args[-1]
-        if isinstance(address, tuple) and address and not _is_loopback(address[0]):
-            raise ConnectionRefusedError(f"jobgraph local cloud: connection to {address[0]} refused (loopback only)")
-
-
-def allow_loopback_only() -> None:
-    """From now on this process can only connect to 127.0.0.1/::1 (a sys audit hook; cannot be undone).
-
-    Installed by local runs, their worker processes and the test suite, so a mistake (a client without
-    the local endpoint, a real AWS profile) fails loudly instead of reaching AWS.
-    """
-    if not _GUARD[0]:
-        sys.addaudithook(_refuse_non_loopback)
-        _GUARD[0] = True

@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobgraph.errors import JobGraphError
+from jobgraph.core.errors import JobGraphError
 from jobgraph.localcloud.server import LocalEndpoint
 
 LOCAL_STACK_NAME = "scenario-1-local"
@@ -150,7 +150,7 @@ def deploy(
     parameters: dict[str, str] | None = None,
 ) -> DeployedStack:
     """Transform and deploy ``template_path`` into the local cloud; returns the stack's outputs and layout."""
-    from jobgraph.samtemplate import load_template, transform_template
+    from jobgraph.sam.template import load_template, transform_template
 
     template_path = Path(template_path).resolve()
     if not template_path.is_file():

@@ -14,15 +14,15 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 
-from jobgraph import stages
 from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.models import CompletedJob, IncomingJob, JobStatus
-from jobgraph.observability import MetricUnit, logger, metrics
-from jobgraph.results import ResultStore
+from jobgraph.core import stages
+from jobgraph.core.models import CompletedJob, IncomingJob, JobStatus
+from jobgraph.core.results import ResultStore
+from jobgraph.services.observability import MetricUnit, logger, metrics
 from jobgraph.services.records import JobRecord, ReportingFifoProcessor, receive_count
-from jobgraph.settings import ProcessorSettings, load_settings
+from jobgraph.services.settings import ProcessorSettings, load_settings
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
 from pydantic import ValidationError
 
-from jobgraph.models import CompletedJob, IncomingJob
-from jobgraph.observability import MetricUnit, logger, metrics
+from jobgraph.core.models import CompletedJob, IncomingJob
+from jobgraph.services.observability import MetricUnit, logger, metrics
 
 
 class JobRecord(SqsRecordModel):

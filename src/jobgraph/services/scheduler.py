@@ -13,12 +13,12 @@ from functools import cache, lru_cache
 from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.graph import RunSpec, is_last_route, merge_job, next_for_sequence
-from jobgraph.models import CompletedJob, ExecType, JobStatus, Sequence
-from jobgraph.observability import MetricUnit, logger, metrics
-from jobgraph.results import ResultStore
+from jobgraph.core.graph import RunSpec, is_last_route, merge_job, next_for_sequence
+from jobgraph.core.models import CompletedJob, ExecType, JobStatus, Sequence
+from jobgraph.core.results import ResultStore
+from jobgraph.services.observability import MetricUnit, logger, metrics
 from jobgraph.services.records import CompletionRecord, ReportingFifoProcessor
-from jobgraph.settings import SchedulerSettings, load_settings
+from jobgraph.services.settings import SchedulerSettings, load_settings
 
 SEQUENCE_CACHE_SIZE = 4096
 

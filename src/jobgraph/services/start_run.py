@@ -10,13 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from jobgraph.adapters.dynamodb import JobsTable, RunExistsError
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.errors import InvalidSequenceError
-from jobgraph.graph import RunSpec, route_job, total_jobs
-from jobgraph.loader import check_unique, format_validation_error, parse_sequence
-from jobgraph.models import MAX_SCENARIOS, RunId, RunManifest, Sequence
-from jobgraph.observability import logger
-from jobgraph.results import ResultStore
-from jobgraph.settings import StartRunSettings, load_settings
+from jobgraph.core.errors import InvalidSequenceError
+from jobgraph.core.graph import RunSpec, route_job, total_jobs
+from jobgraph.core.loader import check_unique, format_validation_error, parse_sequence
+from jobgraph.core.models import MAX_SCENARIOS, RunId, RunManifest, Sequence
+from jobgraph.core.results import ResultStore
+from jobgraph.services.observability import logger
+from jobgraph.services.settings import StartRunSettings, load_settings
 
 
 class StartRunRequest(BaseModel):

@@ -6,11 +6,11 @@ Stages are deterministic and write-once per key, so running one twice yields the
 
 from __future__ import annotations
 
-from jobgraph import parquet_codec, stats
-from jobgraph.delay_model import curfew_breaches, simulate_route
-from jobgraph.errors import MissingStateError, ObjectNotFoundError
-from jobgraph.models import ExecType, IncomingJob
-from jobgraph.results import ResultStore
+from jobgraph.core import parquet_codec, stats
+from jobgraph.core.delay_model import curfew_breaches, simulate_route
+from jobgraph.core.errors import MissingStateError, ObjectNotFoundError
+from jobgraph.core.models import ExecType, IncomingJob
+from jobgraph.core.results import ResultStore
 
 METRICS = ("final_arrival_delay_min", "total_departure_delay_min")
 

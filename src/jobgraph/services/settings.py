@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobgraph.errors import ConfigurationError
-from jobgraph.models import MAX_SCENARIOS
+from jobgraph.core.errors import ConfigurationError
+from jobgraph.core.models import MAX_SCENARIOS
 
 
 class CommonSettings(BaseSettings):
@@ -35,10 +34,7 @@ class StartRunSettings(CommonSettings):
     default_scenarios: int = Field(default=1000, ge=1, le=MAX_SCENARIOS, validation_alias="DEFAULT_SCENARIOS")
 
 
-S = TypeVar("S", bound=CommonSettings)
-
-
-def load_settings(model: type[S]) -> S:
+def load_settings[S: CommonSettings](model: type[S]) -> S:
     """Validate the environment into ``model``; ConfigurationError names every bad variable."""
     try:
         return model()
@@ -51,5 +47,5 @@ def load_settings(model: type[S]) -> S:
 
 
 @cache
-def cached_settings(model: type[S]) -> S:
+def cached_settings[S: CommonSettings](model: type[S]) -> S:
     return load_settings(model)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobgraph.models import (
+from jobgraph.core.models import (
     CompletedJob,
     ExecType,
     IncomingJob,

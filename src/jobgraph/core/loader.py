@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from jobgraph.errors import InvalidSequenceError
-from jobgraph.models import Sequence
+from jobgraph.core.errors import InvalidSequenceError
+from jobgraph.core.models import Sequence
 
 
 def _location(loc: Iterable) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jobgraph.delay_model import RouteState
+from jobgraph.core.delay_model import RouteState
 
 DELAYS_SCHEMA = pa.schema(
     [

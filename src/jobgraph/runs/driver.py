@@ -20,11 +20,11 @@ from jobgraph.adapters.dynamodb import JobsTable, RunNotFoundError
 from jobgraph.adapters.local_disk import check_destination, staged_run
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.errors import JobGraphError
-from jobgraph.graph import RunSpec, total_jobs
-from jobgraph.models import RunStatus, Sequence, message_label
-from jobgraph.report import progress_bar
-from jobgraph.results import merged_key
+from jobgraph.core.errors import JobGraphError
+from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.models import RunStatus, Sequence, message_label
+from jobgraph.core.results import merged_key
+from jobgraph.runs.progress import progress_bar
 
 REQUIRED_OUTPUTS = {
     "IncomingQueueUrl": "incoming_queue_url",
@@ -115,6 +115,10 @@ class RunOutcome:
     run_record: dict
     dashboard_url: str = ""  # AWS mode: the stack's CloudWatch dashboard
     extra: dict = field(default_factory=dict)  # mode-specific figures (local runtime statistics)
+    scenario: int = 1  # runs/scenarios.py
+    settings: dict = field(default_factory=dict)  # what was run: memory, architecture, batch size, workers...
+    usage: dict = field(default_factory=dict)  # billing counters by service (bench/cost.py)
+    api_requests: dict = field(default_factory=dict)  # AWS API calls by service and action (local cloud)
 
 
 def _describe_body(body: str) -> str:
@@ -297,6 +301,7 @@ def execute(
     after_start: Callable[[], None] = lambda: None,
     before_report: Callable[[], None] = lambda: None,
     settle_s: float = 30.0,
+    scenario: int = 1,
 ) -> RunOutcome:
     """Start the run, follow it to COMPLETED, export its results and gather the report's figures."""
     check_destination(out_dir, spec.run_id, overwrite)  # before the run, not after it
@@ -335,4 +340,5 @@ def execute(
         alarms=run.alarm_states(),
         run_record=record,
         dashboard_url=run.outputs.dashboard_url if mode == "AWS" else "",
+        scenario=scenario,
     )

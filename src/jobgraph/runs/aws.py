@@ -11,9 +11,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from jobgraph.cloudrun import GraphRun, Progress, RunFailed, RunOutcome, StackOutputs, describe_stack, execute
-from jobgraph.graph import RunSpec, total_jobs
-from jobgraph.models import Sequence
+from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.models import Sequence
+from jobgraph.runs.driver import GraphRun, Progress, RunFailed, RunOutcome, StackOutputs, describe_stack, execute
 
 
 def lambda_invoker(lambda_client, function_name: str) -> Callable[[dict], dict]:
@@ -63,6 +63,7 @@ def run_on_stack(
     timeout_s: float = 3600,
     stall_s: float = 300,
     interval_s: float = 2.0,
+    scenario: int = 1,
 ) -> RunOutcome:
     run = GraphRun(session, outputs, lambda_invoker(session.client("lambda"), outputs.start_run_function))
     return execute(
@@ -78,6 +79,7 @@ def run_on_stack(
         stall_s=stall_s,
         interval_s=interval_s,
         settle_s=0.0,  # alarms on AWS evaluate on CloudWatch's own schedule
+        scenario=scenario,
     )
 
 

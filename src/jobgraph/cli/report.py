@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 
 import numpy as np
-
-
-def progress_bar(total: int, enabled: bool):
-    """A tqdm bar of jobs on stderr (solve and run); a no-op when disabled."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="job", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
 
 
 def _fmt_metric(metric: dict) -> str:
@@ -58,12 +50,39 @@ def _percentiles(values: list[float]) -> str:
     return f"p50 {p50:.0f} ms, p90 {p90:.0f} ms, p99 {p99:.0f} ms, max {max(values):.0f} ms"
 
 
-def print_run_report(outcome) -> None:
+def cost_lines(record: dict) -> list[str]:
+    """The cost headline and its split by service, from a run record (bench/record.py)."""
+    cost = record["cost"]
+    if cost is None:
+        return ["  cost: not measured (no usage counters for this mode; see docs/benchmarks.md)"]
+    table = cost["price_table"]
+    per_1000 = cost["per_1000_route_jobs_usd"]
+    headline = f"  cost ${cost['usd']:.6f} (prices {table['version']}, {table['region']})"
+    if per_1000 is not None:
+        headline += f" = ${per_1000:.4f} per 1,000 route jobs"
+    split = ", ".join(f"{service} ${usd:.6f}" for service, usd in sorted(cost["by_service_usd"].items()))
+    return [headline, f"    {split}"] if split else [headline]
+
+
+def request_lines(record: dict) -> list[str]:
+    requests = record["api_requests"]
+    if not requests.get("total_requests"):
+        return []
+    by_service = ", ".join(
+        f"{service} {sum(actions.values())}" for service, actions in sorted(requests["requests"].items())
+    )
+    return [f"  AWS requests {requests['total_requests']} ({requests['per_job']:.1f} per job): {by_service}"]
+
+
+def print_run_report(outcome, record: dict | None = None) -> None:
     """Report of `jobgraph run`: throughput, per-stage processing time, queue wait, retries, DLQs, alarms."""
     jobs_per_s = outcome.jobs / outcome.wall_seconds if outcome.wall_seconds else float("inf")
     retried = {job: n for job, n in outcome.attempts.items() if n > 1}
+    from jobgraph.runs.scenarios import scenario
+
     lines = [
-        f"run {outcome.run_id} on {outcome.mode} stack {outcome.stack_name}: {outcome.sequences} sequences, "
+        f"run {outcome.run_id}, scenario {outcome.scenario} ({scenario(outcome.scenario).name}), "
+        f"on {outcome.mode} stack {outcome.stack_name}: {outcome.sequences} sequences, "
         f"{outcome.jobs} jobs, {outcome.merged['scenarios_per_sequence']} scenarios each",
         f"  wall time {outcome.wall_seconds:.2f} s (StartRun to run COMPLETED), {jobs_per_s:.1f} jobs/s",
         "  processing time per stage (Processor, from the job records):",
@@ -94,6 +113,9 @@ def print_run_report(outcome) -> None:
         lines.append("  alarms:")
         lines.extend(f"    {state:<17} {name}" for name, state in sorted(outcome.alarms.items()))
     lines.extend(merged_lines(outcome.merged))
+    if record is not None:
+        lines.extend(request_lines(record))
+        lines.extend(cost_lines(record))
     lines.append(f"results: {outcome.out_dir}")
     if outcome.dashboard_url:
         lines.append(f"dashboard: {outcome.dashboard_url}")

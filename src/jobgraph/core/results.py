@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 
-from jobgraph.models import RunManifest, Sequence
-from jobgraph.ports import BlobStore
+from jobgraph.core.models import RunManifest, Sequence
+from jobgraph.core.ports import BlobStore
 
 JSON = "application/json"
 PARQUET = "application/vnd.apache.parquet"

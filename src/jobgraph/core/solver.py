@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobgraph import stages
 from jobgraph.adapters.local_disk import staged_run
-from jobgraph.graph import RunSpec, aggregation_job, merge_job, route_job, total_jobs
-from jobgraph.models import IncomingJob, RunManifest, Sequence
-from jobgraph.results import ResultStore
+from jobgraph.core import stages
+from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job, total_jobs
+from jobgraph.core.models import IncomingJob, RunManifest, Sequence
+from jobgraph.core.results import ResultStore
 
 ProgressHook = Callable[[IncomingJob], None]
 

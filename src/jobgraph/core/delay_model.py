@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jobgraph.errors import MissingStateError
-from jobgraph.models import MIN_TURNAROUND_MIN, Route
+from jobgraph.core.errors import MissingStateError
+from jobgraph.core.models import MIN_TURNAROUND_MIN, Route
 
 PRIMARY_DELAY_PROBABILITY = 0.35
 PRIMARY_DELAY_MEAN_MIN = 18.0

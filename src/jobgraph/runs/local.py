@@ -12,20 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.adapters.local_disk import check_destination
-from jobgraph.cloudrun import GraphRun, Progress, RunFailed, RunOutcome, describe_stack, execute
-from jobgraph.graph import RunSpec, total_jobs
+from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.models import Sequence
 from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
 from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
-from jobgraph.models import Sequence
+from jobgraph.runs.driver import GraphRun, Progress, RunFailed, RunOutcome, describe_stack, execute
 
 METRICS_INTERVAL_S = 2.0
 
 
 @dataclass
 class LocalRunOptions:
+    scenario: int = 1
     template: Path = Path("template.yaml")
     stack_name: str = LOCAL_STACK_NAME
     parameters: dict[str, str] = field(default_factory=dict)
@@ -129,8 +130,12 @@ def run_local(
                     endpoint, outputs.incoming_queue_url, options.faults.poison, spec.run_id
                 ),
                 before_report=final_alarms,
+                scenario=options.scenario,
             )
             outcome.extra = local_figures(runtime, log_dir)
+            outcome.settings = local_settings(runtime, options, spec)
+            outcome.api_requests = endpoint.meter.snapshot()
+            outcome.usage = local_usage(runtime, outcome.api_requests)
             return outcome
         finally:
             runtime.stop()
@@ -160,3 +165,32 @@ def local_figures(runtime: LocalLambdaRuntime, log_dir: Path) -> dict:
             "faults": dict(stats.faults),
             "log_dir": str(log_dir),
         }
+
+
+def local_settings(runtime: LocalLambdaRuntime, options: LocalRunOptions, spec: RunSpec) -> dict:
+    """The settings a comparison tells runs apart by: per function memory/architecture, per mapping batch
+    size and workers, the template parameters given, and the run's own scenarios/seed."""
+    return {
+        "scenarios": spec.scenarios,
+        "seed": spec.seed,
+        "template": str(options.template),
+        "parameters": dict(options.parameters),
+        "functions": {
+            logical_id: {"memory_mb": f.memory_mb, "architecture": f.architecture, "timeout_s": f.timeout_s}
+            for logical_id, f in runtime.functions.items()
+        },
+        "mappings": {
+            m.function.logical_id: {"batch_size": m.batch_size, "workers": m.concurrency} for m in runtime.mappings
+        },
+    }
+
+
+def local_usage(runtime: LocalLambdaRuntime, api_requests: dict) -> dict:
+    """Billing counters from the local runtime (Lambda) and the request meter (SQS, DynamoDB, S3)."""
+    units = api_requests["units"]
+    return {
+        "lambda": runtime.lambda_usage(),
+        "sqs": {"requests_64kb": units.get("sqs_requests_64kb", 0)},
+        "dynamodb": {"wru": units.get("dynamodb_wru", 0), "rru": units.get("dynamodb_rru", 0)},
+        "s3": {"put": units.get("s3_put", 0), "get": units.get("s3_get", 0)},
+    }

@@ -8,8 +8,9 @@ import sys
 import threading
 from pathlib import Path
 
-from jobgraph.errors import InvalidSequenceError, JobGraphError
-from jobgraph.models import MAX_SCENARIOS, RUN_ID_PATTERN
+from jobgraph.core.errors import InvalidSequenceError, JobGraphError
+from jobgraph.core.models import MAX_SCENARIOS, RUN_ID_PATTERN
+from jobgraph.runs.scenarios import SCENARIOS, scenario
 
 EXIT_INVALID_INPUT = 2
 EXIT_FAILED = 1
@@ -100,11 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run the graph through the SQS/Lambda loop: embedded local cloud, or a deployed stack (--stack)"
     )
     add_run_options(run)
+    run.add_argument(
+        "--scenario",
+        type=int,
+        choices=sorted(SCENARIOS),
+        default=1,
+        help="implementation: " + "; ".join(f"{n} = {s.name}" for n, s in SCENARIOS.items()),
+    )
     run.add_argument("--stack", metavar="NAME", help="run on this deployed AWS stack instead of the local cloud")
     run.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
     local = run.add_argument_group("local cloud")
-    local.add_argument("--template", type=Path, default=Path("template.yaml"), help="SAM template to deploy locally")
-    local.add_argument("--stack-name", default="scenario-1-local", help="name of the local stack")
+    local.add_argument("--template", type=Path, help="SAM template to deploy locally (default: the scenario's)")
+    local.add_argument("--stack-name", help="name of the local stack (default: scenario-<n>-local)")
     local.add_argument(
         "--parameter",
         action="append",
@@ -121,13 +129,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--poison", type=_non_negative, default=0, help="send N malformed messages to the incoming queue"
     )
     local.add_argument("--fault-seed", type=_non_negative, default=0, help="seed of the fault injector")
+    add_price_options(run)
     run.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for the run to complete")
     run.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
+    cost = commands.add_parser("cost", help="the cost of recorded runs (OUT/<run_id>/run.json), line by line")
+    cost.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folder(s) written by `jobgraph run`")
+    add_price_options(cost)
     return parser
 
 
+def add_price_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cost")
+    group.add_argument("--price-region", help="price the run with this region's prices (default: the stack's)")
+    group.add_argument("--prices", type=Path, help="a JSON price table of your own (shape: jobgraph/bench/prices.py)")
+
+
 def cmd_generate(args) -> int:
-    from jobgraph.generator import generate_sequences, write_sequences
+    from jobgraph.core.generator import generate_sequences, write_sequences
 
     airports = [c.strip().upper() for c in args.airports.split(",") if c.strip()] if args.airports else None
     try:
@@ -140,11 +158,11 @@ def cmd_generate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from jobgraph.loader import load_sequences
+    from jobgraph.core.loader import load_sequences
 
     sequences = load_sequences(args.sequences)
     if args.strict_generator:
-        from jobgraph.generator import check_constraints
+        from jobgraph.core.generator import check_constraints
 
         problems = [f"sequence {s.sequence_id}: {p}" for s in sequences for p in check_constraints(s)]
         if problems:
@@ -156,14 +174,14 @@ def cmd_validate(args) -> int:
 
 def run_inputs(args):
     """Sequences and run spec, shared by `solve` and `run` so both can be fed the same graph."""
-    from jobgraph.graph import RunSpec
+    from jobgraph.core.graph import RunSpec
 
     if args.generate:
-        from jobgraph.generator import generate_sequences
+        from jobgraph.core.generator import generate_sequences
 
         sequences = generate_sequences(args.generate, args.seed)
     else:
-        from jobgraph.loader import load_sequences
+        from jobgraph.core.loader import load_sequences
 
         sequences = load_sequences(args.sequences)
     spec = RunSpec(run_id=args.run_id, test_run_id=args.test_run_id, scenarios=args.scenarios, seed=args.seed)
@@ -171,9 +189,10 @@ def run_inputs(args):
 
 
 def cmd_solve(args) -> int:
-    from jobgraph.graph import total_jobs
-    from jobgraph.report import print_solve_report, progress_bar
-    from jobgraph.solver import solve
+    from jobgraph.cli.report import print_solve_report
+    from jobgraph.core.graph import total_jobs
+    from jobgraph.core.solver import solve
+    from jobgraph.runs.progress import progress_bar
 
     sequences, spec = run_inputs(args)
     with progress_bar(total_jobs(sequences), enabled=not args.no_progress and sys.stderr.isatty()) as bar:
@@ -183,19 +202,23 @@ def cmd_solve(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from jobgraph.report import print_run_report
+    from jobgraph.bench import prices, record
+    from jobgraph.cli.report import print_run_report
+
+    # before the run: a bad price table must not cost a finished run its record
+    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
 
     sequences, spec = run_inputs(args)
     show_progress = not args.no_progress and sys.stderr.isatty()
     if args.stack:
-        from jobgraph.awsrun import run_on_aws
+        from jobgraph.runs.aws import run_on_aws
 
         local_only = [
             name
             for name, given in (
                 ("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
                 ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
-                ("--max-workers", args.max_workers),
+                ("--max-workers", args.max_workers), ("--template", args.template), ("--stack-name", args.stack_name),
             )
             if given
         ]  # fmt: skip
@@ -211,10 +234,11 @@ def cmd_run(args) -> int:
             show_progress=show_progress,
             timeout_s=args.timeout,
             stall_s=args.stall_timeout,
+            scenario=args.scenario,
         )
     else:
         from jobgraph.localcloud.faults import FaultPlan
-        from jobgraph.localcloud.session import LocalRunOptions, run_local
+        from jobgraph.runs.local import LocalRunOptions, run_local
 
         try:
             faults = FaultPlan(
@@ -226,9 +250,11 @@ def cmd_run(args) -> int:
             )
         except ValueError as exc:
             raise JobGraphError(str(exc)) from None
+        chosen = scenario(args.scenario)
         options = LocalRunOptions(
-            template=args.template,
-            stack_name=args.stack_name,
+            scenario=chosen.number,
+            template=args.template or chosen.template,
+            stack_name=args.stack_name or chosen.local_stack_name,
             parameters=dict(args.parameter),
             faults=faults,
             max_workers=args.max_workers,
@@ -236,11 +262,39 @@ def cmd_run(args) -> int:
             stall_s=args.stall_timeout,
         )
         outcome = run_local(sequences, spec, args.out, options, overwrite=args.overwrite, show_progress=show_progress)
-    print_run_report(outcome)
+    run_record = record.build(outcome, table)
+    path = record.write(outcome.out_dir, run_record)
+    print_run_report(outcome, run_record)
+    print(f"run record: {path}")
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "validate": cmd_validate, "solve": cmd_solve, "run": cmd_run}
+def cmd_cost(args) -> int:
+    from jobgraph.bench import prices, record
+    from jobgraph.bench.cost import run_cost
+    from jobgraph.cli.report import cost_lines
+
+    status = 0
+    for run_dir in args.runs:
+        try:
+            run = record.read(run_dir)
+        except record.RunRecordError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = EXIT_INVALID_INPUT
+            continue
+        table = prices.price_table(args.price_region or run["cost"]["price_table"]["region"], path=args.prices)
+        run["cost"] = run_cost(run["usage"], table, run["route_jobs"])
+        print(f"{run['run_id']}: scenario {run['scenario']} ({run['scenario_name']}), {run['route_jobs']} route jobs")
+        for item in run["cost"]["items"]:
+            print(
+                f"    {item['service']:<15}{item['item']:<48}{item['quantity']:>14.4f} {item['unit']:<15}"
+                f" x ${item['unit_price_usd']:.10f} = ${item['usd']:.6f}"
+            )
+        print("\n".join(cost_lines(run)))
+    return status
+
+
+COMMANDS = {"generate": cmd_generate, "validate": cmd_validate, "solve": cmd_solve, "run": cmd_run, "cost": cmd_cost}
 
 
 class Terminated(KeyboardInterrupt):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # function code + all its layers, bytes
-# What the python3.11 Lambda runtime ships itself (so the layers leave them out on purpose).
+# What the python3.13 Lambda runtime ships itself (so the layers leave them out on purpose).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 HEAVY_MODULES = ("pandas", "pyarrow", "numpy")
 
@@ -66,7 +66,7 @@ class BuiltFunction:
 
 
 def built_functions(build_dir: str | Path) -> dict[str, BuiltFunction]:
-    from jobgraph.samtemplate import load_template
+    from jobgraph.sam.template import load_template
 
     build_dir = Path(build_dir).resolve()
     template_path = build_dir / "template.yaml"

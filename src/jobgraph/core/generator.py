@@ -53,9 +53,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jobgraph import airports as iata
-from jobgraph import models
-from jobgraph.timeutil import format_hms
+from jobgraph.core import airports as iata
+from jobgraph.core import models
+from jobgraph.core.timeutil import format_hms
 
 # GUIDE §3 bounds, in minutes after midnight / minutes.
 FIRST_GATE_OPEN_MIN = (5, 120)  # 00:05-02:00, inclusive

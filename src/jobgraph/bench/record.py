@@ -1,0 +1,111 @@
+"""run.json: one run as a first-class record — what ran, how long it took, what it used and cost.
+
+Written by every `jobgraph run` to ``OUT/<run_id>/run.json`` (beside the result layout; it is a record of
+the run, not a result, so result comparisons leave it out). ``jobgraph cost`` and ``jobgraph compare``
+read it back. The shape is versioned by ``schema``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from jobgraph.bench.cost import run_cost
+from jobgraph.core.errors import JobGraphError
+
+SCHEMA = "jobgraph.run/1"
+RECORD_NAME = "run.json"
+STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE")
+ROUTE_STAGES = ("FIRST", "INTERMEDIATE", "LAST")
+
+
+class RunRecordError(JobGraphError):
+    """A run folder has no readable run.json."""
+
+
+def distribution(values: list[float]) -> dict:
+    if not values:
+        return {"count": 0}
+    p50, p90, p95, p99 = np.percentile(values, [50, 90, 95, 99])
+    return {
+        "count": len(values),
+        "p50": float(p50),
+        "p90": float(p90),
+        "p95": float(p95),
+        "p99": float(p99),
+        "mean": float(np.mean(values)),
+        "max": float(max(values)),
+    }
+
+
+def build(outcome, table: dict) -> dict:
+    """The record of a finished run (a runs.driver.RunOutcome) priced with ``table`` (bench/prices.py)."""
+    from jobgraph.runs.scenarios import scenario
+
+    route_jobs = sum(len(outcome.stage_ms.get(stage, [])) for stage in ROUTE_STAGES)
+    functions = outcome.extra.get("functions", {})
+    requests = outcome.api_requests.get("total_requests")
+    return {
+        "schema": SCHEMA,
+        "run_id": outcome.run_id,
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "scenario": outcome.scenario,
+        "scenario_name": scenario(outcome.scenario).name,
+        "mode": outcome.mode,
+        "stack": outcome.stack_name,
+        "settings": outcome.settings,
+        "sequences": outcome.sequences,
+        "jobs": outcome.jobs,
+        "route_jobs": route_jobs,
+        "wall_seconds": outcome.wall_seconds,
+        "seconds_per_job": outcome.wall_seconds / outcome.jobs if outcome.jobs else None,
+        "stage_ms": {stage: distribution(outcome.stage_ms.get(stage, [])) for stage in STAGES},
+        "functions": {
+            name: {
+                "invocations": f["invocations"],
+                "cold_starts": f["cold_starts"],
+                "errors": f["errors"],
+                "worker_deaths": f["worker_deaths"],
+                "queue_wait_ms": distribution(f["queue_wait_ms"]),
+                "invocation_ms": distribution(f["invocation_ms"]),
+            }
+            for name, f in functions.items()
+        },
+        "init_ms": {
+            name: distribution(u.get("init_durations_ms", [])) for name, u in outcome.usage.get("lambda", {}).items()
+        },
+        "retried_jobs": sum(1 for n in outcome.attempts.values() if n > 1),
+        "max_attempts": max(outcome.attempts.values(), default=0),
+        "dlq": outcome.dlq,
+        "usage": outcome.usage,
+        "api_requests": {
+            **outcome.api_requests,
+            "per_job": requests / outcome.jobs if requests is not None and outcome.jobs else None,
+        },
+        # None when the run's usage was not measured (AWS mode reads no billing counters yet)
+        "cost": run_cost(outcome.usage, table, route_jobs) if outcome.usage else None,
+        "merged": {k: outcome.merged[k] for k in ("final_arrival_delay_min", "curfew_breach_probability")},
+    }
+
+
+def write(run_dir: Path, record: dict) -> Path:
+    path = run_dir / RECORD_NAME
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read(run_dir: Path) -> dict:
+    """The record of ``run_dir`` (a run folder, or its run.json itself)."""
+    path = run_dir if run_dir.name == RECORD_NAME else run_dir / RECORD_NAME
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunRecordError(f"{path}: no run record (is {run_dir} a folder written by `jobgraph run`?)") from None
+    except ValueError as exc:
+        raise RunRecordError(f"{path}: not valid JSON ({exc})") from None
+    if record.get("schema") != SCHEMA:
+        raise RunRecordError(f"{path}: schema {record.get('schema')!r}, expected {SCHEMA!r}")
+    return record

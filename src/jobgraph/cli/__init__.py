@@ -1,0 +1,1 @@
+"""The `jobgraph` command line and its report."""

@@ -1,0 +1,5 @@
+import sys
+
+from jobgraph.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,152 @@
+"""Every AWS API call the local cloud answers, counted by service and action (the local usage counters).
+
+The moto server's WSGI app is wrapped by ``RequestMeter.wrap``: each request is classified from what
+every AWS SDK sends anyway — the SigV4 credential scope names the service; the action comes from
+``X-Amz-Target`` (JSON protocols: SQS, DynamoDB, Step Functions), the Smithy RPC path
+(``/service/…/operation/<Action>``: CloudWatch), the ``Action`` form field (query protocol:
+CloudFormation, SNS, IAM) or the REST method and path (S3, Lambda). Requests made by the run harness
+itself (its clients carry ``HARNESS_USER_AGENT``: progress polling, export) are kept apart from the
+workload's, so figures per job describe the job graph, not the tool watching it.
+
+Billing units are derived per request as AWS defines them: SQS bills each 64 KB chunk of a request's
+payload as one request; DynamoDB on-demand bills a write request unit per 1 KB written (2 in a
+transaction) and a read request unit per 4 KB read (strongly consistent; 2 in a transaction). Payload
+sizes are the HTTP bodies, which is what the SDK sends and gets back (an estimate of item sizes close
+to, but not exactly, DynamoDB's own accounting).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
+
+HARNESS_USER_AGENT = "jobgraph-harness"
+SQS_CHUNK = 64 * 1024
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_SMITHY = re.compile(r"^/service/[^/]+/operation/([^/?]+)")
+_DYNAMO_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+_DYNAMO_READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
+
+
+def _s3_action(method: str, path: str, query: str) -> str:
+    has_key = "/" in path.strip("/")
+    if method == "PUT":
+        return "PutObject" if has_key else "CreateBucket"
+    if method == "GET":
+        return "GetObject" if has_key else ("ListObjectsV2" if "list-type=2" in query else "ListObjects")
+    if method == "HEAD":
+        return "HeadObject" if has_key else "HeadBucket"
+    if method == "DELETE":
+        return "DeleteObject" if has_key else "DeleteBucket"
+    if method == "POST" and "delete" in query:
+        return "DeleteObjects"
+    return f"{method} {'object' if has_key else 'bucket'}"
+
+
+def _lambda_action(method: str, path: str) -> str:
+    if path.endswith("/invocations"):
+        return "Invoke"
+    parts = [p for p in path.split("/") if p and not p[:4].isdigit()]
+    return f"{method} /{'/'.join(parts[:1])}"
+
+
+def classify(environ: dict, body: bytes) -> tuple[str, str]:
+    """(service, action) of one request, e.g. ("sqs", "SendMessageBatch")."""
+    scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = scope.group(1) if scope else "unsigned"
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    path, method, query = (
+        environ.get("PATH_INFO", "/"),
+        environ.get("REQUEST_METHOD", "GET"),
+        environ.get("QUERY_STRING", ""),
+    )
+    if target:
+        return service, target.rsplit(".", 1)[-1]
+    smithy = _SMITHY.match(path)
+    if smithy:
+        return service, smithy.group(1)
+    if service == "s3":
+        return service, _s3_action(method, path, query)
+    if service == "lambda":
+        return service, _lambda_action(method, path)
+    fields = parse_qs(query)
+    if not fields.get("Action") and body and "form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+        fields = parse_qs(body.decode("utf-8", "replace"))
+    action = (fields.get("Action") or [f"{method} {path.split('?')[0][:40]}"])[0]
+    return service, action
+
+
+def _items(body: bytes, action: str) -> int:
+    """Items a multi-item write touches (each is billed at least one unit); 1 for single-item writes."""
+    if action not in ("TransactWriteItems", "BatchWriteItem"):
+        return 1
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return 1
+    if action == "TransactWriteItems":
+        return len(request.get("TransactItems", [])) or 1
+    return sum(len(items) for items in request.get("RequestItems", {}).values()) or 1
+
+
+@dataclass
+class RequestMeter:
+    """Thread-safe counters; ``snapshot()`` returns plain dicts for reports and run records."""
+
+    requests: Counter = field(default_factory=Counter)  # (origin, service, action) -> requests
+    units: Counter = field(default_factory=Counter)  # (origin, unit) -> billing units
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, environ: dict, request_body: bytes, response_bytes: int) -> None:
+        service, action = classify(environ, request_body)
+        origin = "harness" if HARNESS_USER_AGENT in environ.get("HTTP_USER_AGENT", "") else "workload"
+        units: dict[str, float] = {}
+        if service == "sqs":
+            units["sqs_requests_64kb"] = max(1, math.ceil(max(len(request_body), response_bytes) / SQS_CHUNK))
+        elif service == "dynamodb" and action in _DYNAMO_WRITES:
+            written = max(_items(request_body, action), math.ceil(len(request_body) / 1024))
+            units["dynamodb_wru"] = written * (2 if action.startswith("Transact") else 1)
+        elif service == "dynamodb" and action in _DYNAMO_READS:
+            read = max(1, math.ceil(response_bytes / 4096))
+            units["dynamodb_rru"] = read * (2 if action.startswith("Transact") else 1)
+        elif service == "s3":
+            kind = "s3_get" if action in ("GetObject", "HeadObject") else "s3_put"
+            units[kind] = 1
+        with self.lock:
+            self.requests[(origin, service, action)] += 1
+            for unit, value in units.items():
+                self.units[(origin, unit)] += value
+
+    def wrap(self, app):
+        """WSGI middleware: count the request, then pass it (with its body intact) to ``app``."""
+
+        def metered(environ, start_response):
+            if environ.get("PATH_INFO", "").startswith("/moto-api"):  # the local cloud's own control calls
+                return app(environ, start_response)
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            chunks = list(app(environ, start_response))
+            self.record(environ, body, sum(len(c) for c in chunks))
+            return chunks
+
+        return metered
+
+    def snapshot(self, origin: str = "workload") -> dict:
+        with self.lock:
+            by_service: dict[str, dict[str, int]] = {}
+            for (who, service, action), count in sorted(self.requests.items()):
+                if who == origin:
+                    by_service.setdefault(service, {})[action] = count
+            units = {unit: value for (who, unit), value in sorted(self.units.items()) if who == origin}
+        return {
+            "requests": by_service,
+            "units": units,
+            "total_requests": sum(sum(a.values()) for a in by_service.values()),
+        }
