@@ -257,11 +257,13 @@ def _build_rootfs(recipe_dir: Path, rootfs: Path, arch: str, mirror: str, log: L
         apt_install(["debootstrap"], log)
     debian_arch = {"x86_64": "amd64", "arm64": "arm64"}[arch]
     log(f"debootstrap {DEBIAN_SUITE} (minbase + python{RUNTIME_PYTHON}) from {mirror}")
+    started = time.monotonic()
     _run(
         ["debootstrap", "--variant=minbase", f"--arch={debian_arch}", f"--include=python{RUNTIME_PYTHON}",
          DEBIAN_SUITE, str(rootfs), mirror],
         timeout=1800,
     )  # fmt: skip
+    log(f"debootstrap done in {time.monotonic() - started:.0f} s")
     for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for path in (rootfs / cache).glob("*"):
             if path.is_file():
