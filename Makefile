@@ -33,6 +33,14 @@ SAM_CLI_VERSION := 1.170.0
 SAM_VENV ?= .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)-py$(LAMBDA_PYTHON_VERSION)
 SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+# checkov lives in its own virtualenv too: it pins boto3==1.35.49, packaging<24, networkx<2.7, ...,
+# which clash with .venv's pins. cfn-lint-serverless stays in .venv (pinned in constraints.txt): it
+# is a cfn-lint rule plugin, so it must be importable by the cfn-lint that runs it (the one the tests
+# use), and it depends on nothing but cfn-lint.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)-py$(LAMBDA_PYTHON_VERSION)
+SCAN_TEMPLATE ?= template.yaml
 # Wheels the layer Makefiles download (x86_64 | arm64); also passed as the Architecture parameter.
 LAYER_ARCH ?= x86_64
 PROJECT_PREFIX ?= jobgraph
@@ -44,7 +52,8 @@ BUILD_STAMP := .aws-sam/build/.jobgraph-built-$(LAYER_ARCH)
 BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -path '*/__pycache__/*' \
 	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
 
-.PHONY: venv run solve run-aws test lint bench bench-local bench-build sam-cli build validate check-env deploy destroy clean
+.PHONY: venv run solve run-aws test lint bench bench-local bench-build sam-cli build validate scan check-env deploy \
+	destroy clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON_CHECK)
@@ -60,9 +69,20 @@ venv: $(STAMP)
 RUN_OPTIONS = --sequences $(SEQUENCES) --run-id $(RUN_ID) --out $(OUT) --scenarios $(SCENARIOS) --seed $(SEED) --overwrite
 
 ## make run: the main job — the graph through SQS FIFO + Lambda on the embedded local cloud (see README)
-# Extra options in RUN_ARGS, e.g. RUN_ARGS="--fail-rate 0.1 --duplicate-rate 0.1 --kill-rate 0.05 --poison 6"
+# SCENARIO=1|2|3 picks the implementation. Extra options in RUN_ARGS, e.g.
+# RUN_ARGS="--fail-rate 0.1 --duplicate-rate 0.1 --kill-rate 0.05 --poison 6".
+# MESSAGES=N runs the synthetic load instead (seed 000's perf runner: `make run MESSAGES=1000`),
+# with WORK_MS/DATA_KB per job.
+SCENARIO ?= 1
+WORK_MS ?= 100
+DATA_KB ?= 10
 run: $(STAMP)
-	$(BIN)/jobgraph run $(RUN_OPTIONS) $(RUN_ARGS)
+ifdef MESSAGES
+	$(BIN)/jobgraph load --messages $(MESSAGES) --work-duration-ms $(WORK_MS) --data-size-kb $(DATA_KB) \
+		--scenario $(SCENARIO) --run-id load-$(MESSAGES) --out $(OUT) --overwrite $(RUN_ARGS)
+else
+	$(BIN)/jobgraph run --scenario $(SCENARIO) $(RUN_OPTIONS) $(RUN_ARGS)
+endif
 
 ## make solve: the same graph with the in-process reference solver
 solve: $(STAMP)
@@ -72,8 +92,8 @@ solve: $(STAMP)
 run-aws: check-env $(STAMP)
 	$(BIN)/jobgraph run --stack scenario-1-$(ENV) --test-run-id $(TEST_RUN_ID) $(RUN_OPTIONS) $(RUN_ARGS)
 
-## make test: lint + the whole test suite, including the checks on the `sam build` output
-test: $(STAMP) $(BUILD_STAMP)
+## make test: lint + the whole test suite, including the checks on the `sam build` output and `make scan`
+test: $(STAMP) $(BUILD_STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -117,6 +137,28 @@ $(BUILD_STAMP): $(SAM_STAMP) $(BUILD_INPUTS)
 validate: $(STAMP) $(SAM_STAMP)
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint
+
+$(CHECKOV_STAMP):
+	$(PYTHON_CHECK)
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+## make scan: cfn-lint with the serverless rules, then checkov (no credentials; PyPI on first use)
+# Fails on any cfn-lint error or warning and on any failed checkov check. Accepted findings are
+# skipped per resource in template.yaml (Metadata: checkov / cfn-lint), each with its reason.
+# --skip-download: checkov fetches nothing from Prisma Cloud (only guideline links are lost).
+# Both scanners always run, so one pass shows every finding; the target fails if either one did.
+CFN_LINT_SCAN = $(BIN)/cfn-lint --regions us-east-1 eu-west-1 --append-rules cfn_lint_serverless.rules -- $(SCAN_TEMPLATE)
+CHECKOV_SCAN = $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+	--file $(SCAN_TEMPLATE)
+scan: $(STAMP) $(CHECKOV_STAMP)
+	@status=0; \
+	echo '$(CFN_LINT_SCAN)'; $(CFN_LINT_SCAN) || status=1; \
+	echo '$(CHECKOV_SCAN)'; $(CHECKOV_SCAN) || status=1; \
+	exit $$status
 
 check-env:
 	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod (samconfig.toml), not '$(ENV)'" >&2; exit 2;; esac

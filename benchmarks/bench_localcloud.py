@@ -9,7 +9,8 @@ embedded local cloud (template deployed to moto, SQS pollers, Lambda worker proc
 the run's wall time from StartRun to run COMPLETED divided by its jobs; the cloud's set-up (server,
 deploy, first worker starts) is printed apart. Targets, reported not asserted: time per job flat within
 ±25 % across sizes, and run/solve ≤ 4×. Exit status is non-zero only if a run's merged result differs
-from the solver's (correctness), or a run fails.
+from the solver's (correctness), or a run fails. Also printed: the AWS requests the run made per job
+(the local cloud's request meter, by service and action; the harness's own calls left out).
 """
 
 from __future__ import annotations
@@ -45,7 +46,13 @@ def measure(size: int, scenarios: int, seed: int, max_workers: int | None) -> di
         )
         command_s = time.monotonic() - started
     workers = {name: figures["workers"] for name, figures in outcome.extra["functions"].items()}
+    requests = outcome.api_requests
+    route_jobs = sum(len(s.routes) for s in sequences)
     return {
+        "requests": requests["total_requests"],
+        "requests_per_job": requests["total_requests"] / jobs,
+        "requests_per_route_job": requests["total_requests"] / route_jobs,
+        "requests_by_action": requests["requests"],
         "sequences": size,
         "jobs": jobs,
         "solve_s": solved.wall_seconds,
@@ -88,6 +95,16 @@ def main() -> int:
     print(f"time per job: mean {mean:.1f} ms, largest deviation from the mean {spread * 100:.0f} % "
           f"(target ±25 %: {'PASS' if spread <= 0.25 else 'MISS'})")  # fmt: skip
     print(f"run/solve: worst {worst:.1f}x (target <= 4x: {'PASS' if worst <= 4 else 'MISS'})")
+    for row in rows:
+        actions = ", ".join(
+            f"{service}:{action} {count / row['jobs']:.2f}"
+            for service, by_action in sorted(row["requests_by_action"].items())
+            for action, count in sorted(by_action.items())
+        )
+        print(
+            f"{row['sequences']} sequences: AWS requests {row['requests']} = {row['requests_per_job']:.2f} per job, "
+            f"{row['requests_per_route_job']:.2f} per route job; per job: {actions}"
+        )
     failures = [row["sequences"] for row in rows if not row["same_result"]]
     if failures:
         print(f"CORRECTNESS: merged results differ from the solver's for sizes {failures}")

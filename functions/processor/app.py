@@ -1,6 +1,5 @@
 """Processor Lambda: incoming FIFO queue → one stage per job → S3, DynamoDB, outgoing FIFO queue."""
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobgraph.services.observability import logger, metrics, tracer
@@ -14,6 +13,4 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     runtime = processor_runtime()
     runtime.idempotency.register_lambda_context(context)
     metrics.add_dimension(name="TestRunId", value=runtime.settings.test_run_id)
-    return process_partial_response(
-        event=event, record_handler=runtime.handle_record, processor=runtime.batch, context=context
-    )
+    return runtime.run_batch(event, context)

@@ -3,7 +3,6 @@
 Imports no pandas/pyarrow (it deploys without the scientific layer).
 """
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobgraph.services.observability import logger, metrics, tracer
@@ -16,6 +15,4 @@ from jobgraph.services.scheduler import scheduler_runtime
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     runtime = scheduler_runtime()
     metrics.add_dimension(name="TestRunId", value=runtime.settings.test_run_id)
-    return process_partial_response(
-        event=event, record_handler=runtime.handle_record, processor=runtime.batch, context=context
-    )
+    return runtime.run_batch(event, context)

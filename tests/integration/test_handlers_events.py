@@ -104,7 +104,9 @@ def test_duplicate_delivery_is_idempotent(handlers, fake_stack):
     first_bytes = fake_stack.s3.get_object(Bucket=fake_stack.bucket, Key=key)["Body"].read()
     assert invoke(handlers, "processor", "processor-first") == {"batchItemFailures": []}
     assert fake_stack.s3.get_object(Bucket=fake_stack.bucket, Key=key)["Body"].read() == first_bytes
-    assert len(fake_stack.drain(fake_stack.outgoing_url)) == 1  # the duplicate did not report again
+    # the redelivery reports again (its first attempt could have stopped before reporting); the FIFO
+    # queue's deduplication keeps one copy
+    assert len(fake_stack.drain(fake_stack.outgoing_url)) == 1
     assert fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s0-r0")["reports"] == 1
 
 
@@ -188,3 +190,64 @@ def test_every_event_file_is_exercised():
     covered |= {f"scheduler-{s}" for s in ("first", "intermediate", "last", "aggregation", "merge", "failed")}
     covered |= {"start-run"}
     assert names == covered
+
+
+def sqs_event(messages: list[dict], template: str) -> dict:
+    """An SQS event of ``messages`` (drained bodies and groups), shaped like the events/ file ``template``."""
+    record = event(template)["Records"][0]
+    records = []
+    for index, message in enumerate(messages):
+        attributes = {**record["attributes"], "MessageGroupId": message["group"], "SequenceNumber": str(index + 1)}
+        records.append(
+            {**record, "messageId": f"m-{index}", "body": json.dumps(message["body"]), "attributes": attributes}
+        )
+    return {"Records": records}
+
+
+def test_a_batch_reports_its_completions_and_next_jobs_in_one_call_each(handlers, fake_stack, monkeypatch):
+    from jobgraph.adapters.sqs import FifoQueue
+
+    three = event("start-run")
+    three["sequences"] = [{**three["sequences"][0], "sequence_id": i} for i in range(3)]
+    assert handlers["start_run"](three, FakeLambdaContext())["status"] == "RUNNING"
+    firsts = fake_stack.drain(fake_stack.incoming_url)
+    calls = []
+    original = FifoQueue._send_batch
+    monkeypatch.setattr(FifoQueue, "_send_batch", lambda q, entries: calls.append(len(entries)) or original(q, entries))
+    # when the Processor runs three FIRST jobs in one invocation
+    processor_event = sqs_event(firsts, "processor-first")
+    assert handlers["processor"](processor_event, FakeLambdaContext()) == {"batchItemFailures": []}
+    # then their three completions go out in one SendMessageBatch
+    assert calls == [3]
+    completions = fake_stack.drain(fake_stack.outgoing_url)
+    assert sorted(c["body"]["job_id"] for c in completions) == [f"{RUN}-s{i}-r0" for i in range(3)]
+    # and when the Scheduler gets the three completions, the three next routes go out in one call too
+    calls.clear()
+    assert handlers["scheduler"](sqs_event(completions, "scheduler-first"), FakeLambdaContext()) == {
+        "batchItemFailures": []
+    }
+    assert calls == [3]
+    nexts = fake_stack.drain(fake_stack.incoming_url)
+    assert sorted(n["body"]["job_id"] for n in nexts) == [f"{RUN}-s{i}-r1" for i in range(3)]
+
+
+def test_when_reporting_fails_the_batch_fails_and_its_retry_reports(handlers, fake_stack, monkeypatch):
+    from jobgraph.adapters.sqs import FifoQueue
+    from jobgraph.core.errors import StoreError
+
+    start(handlers, fake_stack)
+    original = FifoQueue.send_completions
+
+    def down(queue, completions, attempt=1):
+        raise StoreError("SQS unavailable")
+
+    monkeypatch.setattr(FifoQueue, "send_completions", down)
+    with pytest.raises(StoreError):
+        invoke(handlers, "processor", "processor-first")  # SQS redelivers the whole batch
+    assert fake_stack.drain(fake_stack.outgoing_url) == []
+    monkeypatch.setattr(FifoQueue, "send_completions", original)
+    # the redelivery answers from the idempotency record (the job ran once) and reports it
+    assert invoke(handlers, "processor", "processor-first") == {"batchItemFailures": []}
+    (report,) = fake_stack.drain(fake_stack.outgoing_url)
+    assert report["body"]["job_id"] == f"{RUN}-s0-r0" and report["body"]["status"] == "completed"
+    assert fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s0-r0")["reports"] == 1

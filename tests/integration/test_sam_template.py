@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+
 import pytest
 from cfnlint.api import ManualArgs, lint, lint_file
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
@@ -29,6 +31,8 @@ CUSTOM = {
     "Architecture": "arm64",
     "AlarmEmail": "ops@example.com",
     "ResultsRetentionDays": "7",
+    "SchedulerReservedConcurrency": "50",
+    "StartRunReservedConcurrency": "2",
 }
 TAG_KEYS = ("PerfTestRun", "Purpose", "Environment", "Project")
 # Resource types CloudFormation cannot tag (checked against cfn-lint's schemas below).
@@ -62,6 +66,34 @@ def stack(request, sam_template) -> Stack:
 def test_cfn_lint_reports_no_errors_or_warnings():
     matches = lint_file(TEMPLATE, config=ManualArgs(regions=["us-east-1", REGION]))
     assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches if m.rule.id[0] in "EW"] == []
+
+
+def test_every_stateful_resource_says_what_deletion_does_to_it(sam_template):
+    """cfn-lint's informational I3011 knows which types are stateful; the policies are the reviewed ones."""
+    matches = lint_file(TEMPLATE, config=ManualArgs(regions=[REGION], include_checks=["I"]))
+    assert [f"{m.message} (line {m.linenumber})" for m in matches if m.rule.id == "I3011"] == []
+    policies = {
+        logical_id: (resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy"))
+        for logical_id, resource in sam_template["Resources"].items()
+        if "DeletionPolicy" in resource or "UpdateReplacePolicy" in resource
+    }
+    # Fixed physical names: anything retained on deletion would block the next deploy of the stack.
+    # Results and run records are kept over a replacement (which their fixed names rule out anyway).
+    assert policies == {
+        **{q: ("Delete", "Delete") for q in ("IncomingDlq", "IncomingQueue", "OutgoingDlq", "OutgoingQueue")},
+        **{g: ("Delete", "Delete") for g in ("ProcessorLogGroup", "SchedulerLogGroup", "StartRunLogGroup")},
+        "ResultsBucket": ("Delete", "Retain"),
+        "JobsTable": ("Delete", "Retain"),
+        "AlarmTopicKey": ("Delete", "Delete"),
+    }
+
+
+def test_each_function_has_its_own_log_group_with_bounded_retention(stack):
+    for function in FUNCTIONS:
+        log_group = function.removesuffix("Function") + "LogGroup"
+        properties = stack.properties(log_group)
+        assert properties["LogGroupName"] == f"/aws/lambda/<{function}>"
+        assert properties["RetentionInDays"] == 14
 
 
 def test_cfn_lint_gate_does_catch_errors():
@@ -105,6 +137,9 @@ def test_transform_with_default_parameters(transformed):
     assert not stack.active("AlarmEmailSubscription")
     assert "LifecycleConfiguration" not in stack.properties("ResultsBucket")
     assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
+    assert stack.properties("SchedulerFunction")["ReservedConcurrentExecutions"] == "10"
+    assert stack.properties("SchedulerFunctionCompletedJobs")["ScalingConfig"] == {"MaximumConcurrency": "10"}
+    assert stack.properties("StartRunFunction")["ReservedConcurrentExecutions"] == "1"
 
 
 def test_transform_with_non_default_parameters(sam_template):
@@ -124,6 +159,9 @@ def test_transform_with_non_default_parameters(sam_template):
     assert stack.properties("ResultsBucket")["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == "7"
     # prod always gets point-in-time recovery
     assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert stack.properties("SchedulerFunction")["ReservedConcurrentExecutions"] == "50"
+    assert stack.properties("SchedulerFunctionCompletedJobs")["ScalingConfig"] == {"MaximumConcurrency": "50"}
+    assert stack.properties("StartRunFunction")["ReservedConcurrentExecutions"] == "2"
 
 
 def test_parameter_validation_rejects_bad_values(transformed):
@@ -132,6 +170,11 @@ def test_parameter_validation_rejects_bad_values(transformed):
         Stack(transformed, {"ProcessorTimeout": "90"})
     with pytest.raises(ValueError, match="AlarmEmail"):
         Stack(transformed, {"AlarmEmail": "not-an-address"})
+    # it is also a ScalingConfig.MaximumConcurrency, whose minimum is 2
+    with pytest.raises(ValueError, match="SchedulerReservedConcurrency"):
+        Stack(transformed, {"SchedulerReservedConcurrency": "1"})
+    with pytest.raises(ValueError, match="StartRunReservedConcurrency"):
+        Stack(transformed, {"StartRunReservedConcurrency": "0"})
 
 
 # ------------------------------------------------------------------------------------------- tags
@@ -229,6 +272,48 @@ def test_event_source_mapping_can_poll_only_its_own_queue(transformed, mapping, 
     assert sorted(mappings) == ["ProcessorFunctionIncomingJobs", "SchedulerFunctionCompletedJobs"]
 
 
+# ----------------------------------------------------------------------------------------- alarms
+def _key_policy(stack: Stack) -> dict[str, dict]:
+    return {s["Sid"]: s for s in stack.properties("AlarmTopicKey")["KeyPolicy"]["Statement"]}
+
+
+def test_alarm_topic_is_encrypted_with_a_key_the_alarms_may_use(stack):
+    """alias/aws/sns would encrypt the topic too, but CloudWatch alarms cannot publish to it."""
+    assert stack.template["Resources"]["AlarmTopicKey"]["Type"] == "AWS::KMS::Key"
+    assert stack.properties("AlarmTopic")["KmsMasterKeyId"] == "<AlarmTopicKey>"
+    assert stack.properties("AlarmTopicKey")["EnableKeyRotation"] is True
+    cloudwatch = _key_policy(stack)["CloudWatchAlarmsPublishToTheTopic"]
+    assert cloudwatch["Effect"] == "Allow" and cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert cloudwatch["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+    source_arn = cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]
+    # An alarm outside the condition could not notify anyone, and nothing would say so.
+    alarms = stack.resources_of_type("AWS::CloudWatch::Alarm")
+    assert len(alarms) == 6
+    for alarm in alarms:
+        properties = stack.properties(alarm)
+        arn = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{properties['AlarmName']}"
+        assert fnmatch.fnmatchcase(arn, source_arn), (arn, source_arn)
+        assert properties["AlarmActions"] == properties["OKActions"] == ["<AlarmTopic>"]
+
+
+def test_alarm_topic_key_policy_lets_the_account_administer_but_not_use_the_key(stack):
+    statements = _key_policy(stack)
+    assert set(statements) == {"AccountAdministersTheKey", "CloudWatchAlarmsPublishToTheTopic"}
+    for statement in statements.values():
+        assert statement["Effect"] == "Allow" and "NotAction" not in statement and "NotPrincipal" not in statement
+        assert not [a for a in statement["Action"] if a == "*" or a.split(":", 1)[1] == "*"]
+        assert statement["Resource"] == "*"  # in a key policy: this key
+    administer = statements["AccountAdministersTheKey"]
+    assert administer["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    # CloudFormation changes and deletes the key with the deployer's credentials: every permission its
+    # AWS::KMS::Key handlers need on an existing key must be delegable, or updates and deletes would fail.
+    handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema(REGION, "AWS::KMS::Key").schema["handlers"]
+    needed = {p for h in ("create", "read", "update", "delete") for p in handlers[h]["permissions"]}
+    assert needed - {"kms:CreateKey"} <= set(administer["Action"])
+    assert not {a for a in administer["Action"] if a.startswith(("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"))}
+
+
 # ----------------------------------------------------------------------------------------- queues
 @pytest.mark.parametrize("queue", ["IncomingQueue", "OutgoingQueue"])
 def test_each_queue_dead_letters_to_a_fifo_dlq_after_three_receives(stack, queue):
@@ -268,6 +353,22 @@ def test_event_source_batch_sizes_fit_fifo_limits(stack):
         assert "MaximumBatchingWindowInSeconds" not in properties
         if "ScalingConfig" in properties:
             assert 2 <= int(properties["ScalingConfig"]["MaximumConcurrency"]) <= 1000
+
+
+# ------------------------------------------------------------------------------------ concurrency
+def test_no_event_source_polls_more_batches_than_its_function_may_run(stack):
+    """A batch beyond a function's reserved concurrency is throttled and counts as a receive (-> DLQ)."""
+    reserved = {}
+    for function in FUNCTIONS:
+        properties = stack.properties(function)
+        if "ReservedConcurrentExecutions" in properties:
+            reserved[function] = int(properties["ReservedConcurrentExecutions"])
+    assert set(reserved) == {"SchedulerFunction", "StartRunFunction"}  # the Processor: its mapping's cap only
+    for mapping in stack.resources_of_type("AWS::Lambda::EventSourceMapping"):
+        properties = stack.properties(mapping)
+        function = properties["FunctionName"].strip("<>")
+        maximum = int(properties["ScalingConfig"]["MaximumConcurrency"])
+        assert maximum <= reserved.get(function, maximum), mapping
 
 
 # ----------------------------------------------------------------------------------------- layers

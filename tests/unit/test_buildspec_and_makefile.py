@@ -123,3 +123,10 @@ def test_make_says_what_to_install_when_no_python313_is_found(tmp_path):
     )
     assert result.returncode != 0
     assert "No python3.13 found" in result.stderr and "pyenv install 3.13" in result.stderr
+
+
+def test_make_run_messages_is_the_synthetic_load_and_scenario_picks_the_implementation():
+    load = " ".join(dry_run("run", "MESSAGES=1000").replace("\\\n", " ").split())
+    assert "jobgraph load --messages 1000 --work-duration-ms 100 --data-size-kb 10 --scenario 1" in load
+    graph = dry_run("run", "SCENARIO=2")
+    assert "jobgraph run --scenario 2 --sequences sequences" in graph

@@ -1,4 +1,4 @@
-"""The local cloud's moto speed-ups change nothing but speed."""
+"""The local cloud's moto speed-ups change nothing but speed; its one fix makes tagged KMS keys deploy."""
 
 from __future__ import annotations
 
@@ -45,3 +45,26 @@ def test_lazy_queue_attributes_equal_motos_own():
         assert (
             sqs.get_queue_attributes(QueueUrl=plain, AttributeNames=["All"])["Attributes"]["VisibilityTimeout"] == "30"
         )
+
+
+def test_a_tagged_kms_key_deploys_through_cloudformation_with_its_tags():
+    assert "KMS key tags from CloudFormation" in motopatches.apply()
+    template = {
+        "Resources": {
+            "Key": {
+                "Type": "AWS::KMS::Key",
+                "Properties": {
+                    "KeyPolicy": {"Version": "2012-10-17", "Statement": []},
+                    "Tags": [{"Key": "Purpose", "Value": "PerformanceTesting"}, {"Key": "Project", "Value": "jg"}],
+                },
+            }
+        }
+    }
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
+        cloudformation.create_stack(StackName="kms", TemplateBody=json.dumps(template))
+        status = cloudformation.describe_stacks(StackName="kms")["Stacks"][0]["StackStatus"]
+        assert status == "CREATE_COMPLETE"
+        (resource,) = cloudformation.list_stack_resources(StackName="kms")["StackResourceSummaries"]
+        tags = boto3.client("kms", region_name="eu-west-1").list_resource_tags(KeyId=resource["PhysicalResourceId"])
+        assert {t["TagKey"]: t["TagValue"] for t in tags["Tags"]} == {"Purpose": "PerformanceTesting", "Project": "jg"}

@@ -64,16 +64,27 @@ class FifoQueue:
         return len(entries)
 
     def send_completion(self, completed: CompletedJob, attempt: int = 1) -> None:
-        """A completion is deduplicated per job and status; failures per attempt, so each is reported."""
-        parts = [completed.job_id, completed.status.value]
-        if completed.status.value == "failed":
-            parts.append(str(attempt))
-        self.client.send_message(
-            QueueUrl=self.queue_url,
-            MessageBody=completed.model_dump_json(exclude_none=True),
-            MessageGroupId=completed.correlation_id,
-            MessageDeduplicationId=dedup_id(*parts),
-        )
+        """One completion (a failure report, sent as it happens)."""
+        self.send_completions([completed], attempt)
+
+    def send_completions(self, completions: Iterable[CompletedJob], attempt: int = 1) -> int:
+        """Completions, 10 per call. Deduplicated per job and status; failures per attempt, so each is reported."""
+        entries = []
+        for i, completed in enumerate(completions):
+            parts = [completed.job_id, completed.status.value]
+            if completed.status.value == "failed":
+                parts.append(str(attempt))
+            entries.append(
+                {
+                    "Id": str(i),
+                    "MessageBody": completed.model_dump_json(exclude_none=True),
+                    "MessageGroupId": completed.correlation_id,
+                    "MessageDeduplicationId": dedup_id(*parts),
+                }
+            )
+        for start in range(0, len(entries), MAX_BATCH):
+            self._send_batch(entries[start : start + MAX_BATCH])
+        return len(entries)
 
     def depth(self) -> tuple[int, int]:
         """(visible, in flight) messages, as SQS approximates them."""

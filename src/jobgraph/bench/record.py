@@ -18,8 +18,9 @@ from jobgraph.core.errors import JobGraphError
 
 SCHEMA = "jobgraph.run/1"
 RECORD_NAME = "run.json"
-STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE")
-ROUTE_STAGES = ("FIRST", "INTERMEDIATE", "LAST")
+STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE", "SYNTHETIC")
+# the jobs that do the work, for the cost headline: route jobs of a graph, or a load's synthetic jobs
+WORK_STAGES = ("FIRST", "INTERMEDIATE", "LAST", "SYNTHETIC")
 
 
 class RunRecordError(JobGraphError):
@@ -45,12 +46,14 @@ def build(outcome, table: dict) -> dict:
     """The record of a finished run (a runs.driver.RunOutcome) priced with ``table`` (bench/prices.py)."""
     from jobgraph.runs.scenarios import scenario
 
-    route_jobs = sum(len(outcome.stage_ms.get(stage, [])) for stage in ROUTE_STAGES)
+    route_jobs = sum(len(outcome.stage_ms.get(stage, [])) for stage in WORK_STAGES)
     functions = outcome.extra.get("functions", {})
     requests = outcome.api_requests.get("total_requests")
     return {
         "schema": SCHEMA,
         "run_id": outcome.run_id,
+        "kind": "load" if "load" in outcome.extra else "graph",
+        "load": outcome.extra.get("load"),
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "scenario": outcome.scenario,
         "scenario_name": scenario(outcome.scenario).name,
@@ -87,7 +90,15 @@ def build(outcome, table: dict) -> dict:
         },
         # None when the run's usage was not measured (AWS mode reads no billing counters yet)
         "cost": run_cost(outcome.usage, table, route_jobs) if outcome.usage else None,
-        "merged": {k: outcome.merged[k] for k in ("final_arrival_delay_min", "curfew_breach_probability")},
+        "merged": {
+            k: outcome.merged[k]
+            for k in ("final_arrival_delay_min", "curfew_breach_probability")
+            if k in outcome.merged
+        },
+        # raw per-job figures, for distributions in `jobgraph compare`
+        "samples": {
+            "stage_ms": {stage: [round(v, 3) for v in outcome.stage_ms.get(stage, [])] for stage in STAGES},
+        },
     }
 
 

@@ -135,6 +135,33 @@ def build_parser() -> argparse.ArgumentParser:
     cost = commands.add_parser("cost", help="the cost of recorded runs (OUT/<run_id>/run.json), line by line")
     cost.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folder(s) written by `jobgraph run`")
     add_price_options(cost)
+    load = commands.add_parser(
+        "load", help="synthetic load (seed 000's perf runner): N independent jobs through the Processor"
+    )
+    load.add_argument("--messages", type=_positive, required=True, help="jobs to send")
+    load.add_argument("--work-duration-ms", type=_non_negative, default=100, help="work per job (ms)")
+    load.add_argument("--data-size-kb", type=_non_negative, default=10, help="output written per job (KiB)")
+    load.add_argument("--concurrency", type=_positive, default=4, help="concurrent senders (10 messages per call)")
+    load.add_argument("--groups", type=_positive, default=100, help="FIFO message groups the jobs are spread over")
+    load.add_argument("--run-id", type=_run_id, default="load", help="name of the load run (record folder)")
+    load.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/run.json is written")
+    load.add_argument("--test-run-id", default="default", help="cost-tracking tag value (PerfTestRun)")
+    load.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
+    load.add_argument("--no-progress", action="store_true", help="no progress bar")
+    load.add_argument("--scenario", type=int, choices=[1, 2], default=1, help="1 = Lambda, 2 = ECS workers")
+    load.add_argument("--stack", metavar="NAME", help="send the load to this deployed AWS stack")
+    load.add_argument("--region", help="AWS region of --stack")
+    load.add_argument(
+        "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+        help="local template parameter override, repeatable (e.g. ProcessorMemorySize=1024)",
+    )  # fmt: skip
+    load.add_argument("--max-workers", type=_positive, help="cap on local worker processes per event source mapping")
+    load.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for every job")
+    load.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
+    add_price_options(load)
+    compare = commands.add_parser("compare", help="compare recorded runs side by side: HTML report + PNG figures")
+    compare.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run folders")
+    compare.add_argument("--out", type=Path, default=Path("comparison"), help="folder for report.html and PNGs")
     return parser
 
 
@@ -294,7 +321,76 @@ def cmd_cost(args) -> int:
     return status
 
 
-COMMANDS = {"generate": cmd_generate, "validate": cmd_validate, "solve": cmd_solve, "run": cmd_run, "cost": cmd_cost}
+def cmd_load(args) -> int:
+    from jobgraph.bench import prices, record
+    from jobgraph.cli.report import print_load_report
+    from jobgraph.core.graph import RunSpec
+    from jobgraph.core.models import MAX_SYNTHETIC_DATA_KB, MAX_SYNTHETIC_WORK_MS
+    from jobgraph.runs.load import LoadSpec
+
+    if args.work_duration_ms > MAX_SYNTHETIC_WORK_MS or args.data_size_kb > MAX_SYNTHETIC_DATA_KB:
+        raise JobGraphError(
+            f"--work-duration-ms is at most {MAX_SYNTHETIC_WORK_MS}, --data-size-kb at most {MAX_SYNTHETIC_DATA_KB}"
+        )
+    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+    load = LoadSpec(
+        RunSpec(args.run_id, args.test_run_id, 1, 0),
+        args.messages,
+        args.work_duration_ms,
+        args.data_size_kb,
+        args.concurrency,
+        args.groups,
+    )
+    show_progress = not args.no_progress and sys.stderr.isatty()
+    common = {"overwrite": args.overwrite, "show_progress": show_progress}
+    if args.stack:
+        from jobgraph.runs.aws import run_load_on_aws
+
+        if args.parameter or args.max_workers:
+            raise JobGraphError("--parameter and --max-workers apply to the local cloud only, not to --stack")
+        outcome = run_load_on_aws(
+            args.stack, load, args.out, region=args.region, timeout_s=args.timeout, stall_s=args.stall_timeout,
+            scenario=args.scenario, **common,
+        )  # fmt: skip
+    else:
+        from jobgraph.runs.local import LocalRunOptions, run_local_load
+        from jobgraph.runs.scenarios import scenario
+
+        chosen = scenario(args.scenario)
+        options = LocalRunOptions(
+            scenario=chosen.number,
+            template=chosen.template,
+            stack_name=chosen.local_stack_name,
+            parameters=dict(args.parameter),
+            max_workers=args.max_workers,
+            timeout_s=args.timeout,
+            stall_s=args.stall_timeout,
+        )
+        outcome = run_local_load(load, args.out, options, **common)
+    run_record = record.build(outcome, table)
+    path = record.write(outcome.out_dir, run_record)
+    print_load_report(outcome, run_record)
+    print(f"run record: {path}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from jobgraph.bench.compare import compare
+
+    report, figures = compare(args.runs, args.out)
+    print(f"compared {len(args.runs)} runs: {report} ({', '.join(f.path.name for f in figures)})")
+    return 0
+
+
+COMMANDS = {
+    "generate": cmd_generate,
+    "validate": cmd_validate,
+    "solve": cmd_solve,
+    "run": cmd_run,
+    "cost": cmd_cost,
+    "load": cmd_load,
+    "compare": cmd_compare,
+}
 
 
 class Terminated(KeyboardInterrupt):

@@ -13,7 +13,7 @@ def _fmt_metric(metric: dict) -> str:
 
 def stage_table(stage_ms: dict[str, list[float]]) -> list[str]:
     lines = [f"  {'stage':<13}{'jobs':>6}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}"]
-    for stage in ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE"):
+    for stage in ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE", "SYNTHETIC"):
         values = stage_ms.get(stage)
         if not values:
             continue
@@ -59,7 +59,7 @@ def cost_lines(record: dict) -> list[str]:
     per_1000 = cost["per_1000_route_jobs_usd"]
     headline = f"  cost ${cost['usd']:.6f} (prices {table['version']}, {table['region']})"
     if per_1000 is not None:
-        headline += f" = ${per_1000:.4f} per 1,000 route jobs"
+        headline += f" = ${per_1000:.4f} per 1,000 {'route ' if record['kind'] == 'graph' else ''}jobs"
     split = ", ".join(f"{service} ${usd:.6f}" for service, usd in sorted(cost["by_service_usd"].items()))
     return [headline, f"    {split}"] if split else [headline]
 
@@ -121,4 +121,27 @@ def print_run_report(outcome, record: dict | None = None) -> None:
         lines.append(f"dashboard: {outcome.dashboard_url}")
     if outcome.extra.get("log_dir"):
         lines.append(f"function logs: {outcome.extra['log_dir']}")
+    print("\n".join(lines))
+
+
+def print_load_report(outcome, record: dict) -> None:
+    """Report of `jobgraph load`: throughput, processing time, queue waits, requests and cost."""
+    load = outcome.extra["load"]
+    lines = [
+        f"load {outcome.run_id}, scenario {outcome.scenario}, on {outcome.mode} stack {outcome.stack_name}: "
+        f"{load['messages']} jobs of {load['work_duration_ms']} ms / {load['data_size_kb']} KiB, "
+        f"{load['concurrency']} senders, {load['groups']} message groups",
+        f"  sent in {load['send_seconds']:.2f} s; all completed in {outcome.wall_seconds:.2f} s: "
+        f"{load['jobs_per_second']:.1f} jobs/s",
+        *stage_table(outcome.stage_ms),
+    ]
+    for name, figures in outcome.extra.get("functions", {}).items():
+        lines.append(
+            f"  {name}: {figures['workers']} workers, {figures['invocations']} invocations "
+            f"({figures['cold_starts']} cold), {figures['errors']} errors"
+        )
+        lines.append(f"    queue wait {_percentiles(figures['queue_wait_ms'])}")
+    lines.append("  dead-letter queues: " + ", ".join(f"{name} {count}" for name, count in outcome.dlq.items()))
+    lines.extend(request_lines(record))
+    lines.extend(cost_lines(record))
     print("\n".join(lines))

@@ -73,6 +73,27 @@ def merge_job(spec: RunSpec) -> IncomingJob:
     )
 
 
+def synthetic_jobs(
+    spec: RunSpec, count: int, work_duration_ms: int, data_size_kb: int, groups: int
+) -> list[IncomingJob]:
+    """The perf runner's load: ``count`` independent jobs spread over ``groups`` FIFO message groups
+    (FIFO delivers one group in order, so the groups bound how many run at once)."""
+    return [
+        IncomingJob(
+            job_id=f"{spec.run_id}-syn-{index:07d}",
+            run_id=spec.run_id,
+            test_run_id=spec.test_run_id,
+            correlation_id=f"{spec.run_id}-g{index % groups}",
+            exec_type=ExecType.SYNTHETIC,
+            scenarios=spec.scenarios,
+            seed=spec.seed,
+            work_duration_ms=work_duration_ms,
+            data_size_kb=data_size_kb,
+        )
+        for index in range(count)
+    ]
+
+
 def jobs_per_sequence(sequence: Sequence) -> int:
     """Route jobs plus the AGGREGATION."""
     return len(sequence.routes) + 1

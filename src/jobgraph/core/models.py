@@ -19,6 +19,8 @@ from jobgraph.core.timeutil import parse_hms
 MIN_TURNAROUND_MIN = 45.0  # GUIDE §4
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MAX_SCENARIOS = 100_000
+MAX_SYNTHETIC_WORK_MS = 900_000  # a Lambda's longest timeout
+MAX_SYNTHETIC_DATA_KB = 10_240
 
 RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
 IataCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3}$")]
@@ -30,6 +32,8 @@ class ExecType(StrEnum):
     LAST = "LAST"
     AGGREGATION = "AGGREGATION"
     MERGE = "MERGE"
+    # the perf runner's job (seed 000/001 `--work-duration-ms/--data-size-kb`): no graph, no follow-up
+    SYNTHETIC = "SYNTHETIC"
 
     @property
     def is_route(self) -> bool:
@@ -192,6 +196,9 @@ class IncomingJob(BaseModel):
     scenarios: int = Field(ge=1, le=MAX_SCENARIOS)
     seed: int = Field(ge=0, lt=2**63)
     submitted_at: str = Field(default_factory=utc_now_iso)
+    # SYNTHETIC jobs only: how long the job works and how much output it writes
+    work_duration_ms: int | None = Field(default=None, ge=0, le=MAX_SYNTHETIC_WORK_MS)
+    data_size_kb: int | None = Field(default=None, ge=0, le=MAX_SYNTHETIC_DATA_KB)
 
     @model_validator(mode="after")
     def _shape_matches_exec_type(self) -> Self:
@@ -209,6 +216,10 @@ class IncomingJob(BaseModel):
             missing = [f for f in ("sequence_id", "total_routes") if getattr(self, f) is None]
             if missing:
                 raise ValueError(f"AGGREGATION job lacks {', '.join(missing)}")
+        elif self.exec_type is ExecType.SYNTHETIC:
+            missing = [f for f in ("work_duration_ms", "data_size_kb") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"SYNTHETIC job lacks {', '.join(missing)}")
         return self
 
 

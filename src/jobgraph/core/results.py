@@ -29,6 +29,10 @@ def delays_key(run_id: str, job_id: str) -> str:
     return f"{run_id}/delays/{job_id}.parquet"
 
 
+def synthetic_key(run_id: str, job_id: str) -> str:
+    return f"{run_id}/synthetic/{job_id}.bin"
+
+
 def percentiles_key(run_id: str, sequence_id: int) -> str:
     return f"{run_id}/percentiles/{sequence_id}.json"
 
@@ -67,6 +71,11 @@ class ResultStore:
 
     def get_delays(self, run_id: str, job_id: str) -> bytes:
         return self.blobs.get(delays_key(run_id, job_id))
+
+    def put_synthetic(self, run_id: str, job_id: str, data: bytes) -> str:
+        key = synthetic_key(run_id, job_id)
+        self.blobs.put(key, data)
+        return key
 
     def put_percentiles(self, run_id: str, sequence_id: int, document: dict) -> str:
         key = percentiles_key(run_id, sequence_id)

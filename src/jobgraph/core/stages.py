@@ -6,6 +6,9 @@ Stages are deterministic and write-once per key, so running one twice yields the
 
 from __future__ import annotations
 
+import hashlib
+import time
+
 from jobgraph.core import parquet_codec, stats
 from jobgraph.core.delay_model import curfew_breaches, simulate_route
 from jobgraph.core.errors import MissingStateError, ObjectNotFoundError
@@ -100,10 +103,25 @@ def run_merge(job: IncomingJob, store: ResultStore) -> str:
     return store.put_merged(job.run_id, merge_documents(job.run_id, documents))
 
 
+def synthetic_payload(job_id: str, size_kb: int) -> bytes:
+    """``size_kb`` KiB derived from the job id: the same job always writes the same bytes."""
+    block = hashlib.sha256(job_id.encode()).digest()
+    return (block * (size_kb * 1024 // len(block) + 1))[: size_kb * 1024]
+
+
+def run_synthetic(job: IncomingJob, store: ResultStore) -> str:
+    """The perf runner's job: work for ``work_duration_ms`` (sleep: the wait a real job spends on I/O),
+    then write ``data_size_kb`` of output."""
+    time.sleep(job.work_duration_ms / 1000)
+    return store.put_synthetic(job.run_id, job.job_id, synthetic_payload(job.job_id, job.data_size_kb))
+
+
 def run_job(job: IncomingJob, store: ResultStore) -> str:
     """Dispatch on exec type; returns the key of the job's main output."""
     if job.exec_type.is_route:
         return run_route(job, store)
     if job.exec_type is ExecType.AGGREGATION:
         return run_aggregation(job, store)
+    if job.exec_type is ExecType.SYNTHETIC:
+        return run_synthetic(job, store)
     return run_merge(job, store)

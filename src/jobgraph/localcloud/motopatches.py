@@ -1,4 +1,4 @@
-"""Two speed-ups for moto's server, applied in-process by the local cloud; behaviour is unchanged.
+"""Two speed-ups and one fix for moto's server, applied in-process by the local cloud.
 
 Profiling `jobgraph run` (py-spy, 100 sequences) showed the single-threaded moto server spending most
 of its time on two things that do not depend on the request:
@@ -12,8 +12,16 @@ of its time on two things that do not depend on the request:
    send O(queue length), so the local cloud would slow down as a run gets bigger, which real SQS does
    not. ``LazyQueueAttributes`` is the same mapping, computing a value only when it is read.
 
-Both are applied only if moto still has the shape they replace (``apply()`` returns what it applied);
-``tests/unit/test_motopatches.py`` checks that the lazy mapping equals moto's own property.
+The speed-ups change no behaviour. The fix:
+
+3. KMS key tags: moto's CloudFormation model of ``AWS::KMS::Key`` hands the template's ``Tags``
+   (``Key``/``Value``) to its KMS tagger, which reads ``TagKey``/``TagValue`` (the KMS API's shape), so a
+   tagged key fails the whole stack with ``KeyError: 'TagKey'`` (moto 5.2.5). Each tag is passed in both
+   shapes, which stays right if moto starts converting them itself.
+
+All are applied only if moto still has the shape they replace (``apply()`` returns what it applied);
+``tests/unit/test_motopatches.py`` checks that the lazy mapping equals moto's own property and that a
+tagged key deploys with its tags.
 """
 
 from __future__ import annotations
@@ -65,6 +73,20 @@ class LazyQueueAttributes(Mapping):
         return len(self._names())
 
 
+def _kms_key_with_cloudformation_tags(create):
+    """Wraps moto's ``Key.create_from_cloudformation_json`` (a bound classmethod) to pass tags in both shapes."""
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = cloudformation_json.get("Properties", {})
+        tags = properties.get("Tags")
+        if tags:
+            both = [{**tag, "TagKey": tag["Key"], "TagValue": tag["Value"]} if "Key" in tag else tag for tag in tags]
+            cloudformation_json = {**cloudformation_json, "Properties": {**properties, "Tags": both}}
+        return create(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    return classmethod(create_from_cloudformation_json)
+
+
 def apply() -> list[str]:
     """Install the speed-ups once per process; returns the names of those in effect."""
     if _APPLIED:
@@ -83,4 +105,11 @@ def apply() -> list[str]:
         queue_class.moto_attributes = queue_class.__dict__["attributes"]  # kept for the equality test
         queue_class.attributes = property(LazyQueueAttributes)
         _APPLIED.append("lazy SQS queue attributes")
+    from moto.kms import models as kms_models
+
+    if isinstance(kms_models.Key.__dict__.get("create_from_cloudformation_json"), classmethod):
+        kms_models.Key.create_from_cloudformation_json = _kms_key_with_cloudformation_tags(
+            kms_models.Key.create_from_cloudformation_json
+        )
+        _APPLIED.append("KMS key tags from CloudFormation")
     return list(_APPLIED)

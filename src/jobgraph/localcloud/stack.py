@@ -4,7 +4,7 @@
 2. each code folder is zipped and uploaded to a local artifacts bucket under that URI, so moto's
    Lambda sees real code packages;
 3. moto's CloudFormation creates the stack (queues, DLQs, bucket, table, functions, layers, event
-   source mappings, roles, topic, log groups, dashboard);
+   source mappings, roles, topic and its KMS key, log groups, dashboard);
 4. what moto's CloudFormation skips is created through the APIs: the CloudWatch alarms (properties
    resolved by moto's own intrinsic-function resolver against the stack), so their state can be read;
 5. moto's own SQS→Lambda trigger is switched off (it ignores FIFO groups and ReportBatchItemFailures,

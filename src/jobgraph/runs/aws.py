@@ -65,8 +65,13 @@ def run_on_stack(
     interval_s: float = 2.0,
     scenario: int = 1,
 ) -> RunOutcome:
+    from datetime import UTC, datetime
+
+    from jobgraph.runs.aws_usage import stack_settings, stack_usage
+
     run = GraphRun(session, outputs, lambda_invoker(session.client("lambda"), outputs.start_run_function))
-    return execute(
+    started = datetime.now(UTC)
+    outcome = execute(
         run,
         sequences,
         spec,
@@ -81,6 +86,9 @@ def run_on_stack(
         settle_s=0.0,  # alarms on AWS evaluate on CloudWatch's own schedule
         scenario=scenario,
     )
+    outcome.usage = stack_usage(session, outputs.stack_name, started, datetime.now(UTC))
+    outcome.settings = {"scenarios": spec.scenarios, "seed": spec.seed, **stack_settings(session, outputs.stack_name)}
+    return outcome
 
 
 def run_on_aws(
@@ -97,3 +105,35 @@ def run_on_aws(
     session = boto3.session.Session(region_name=region)
     outputs = describe_stack(session.client("cloudformation"), stack_name)
     return run_on_stack(session, outputs, sequences, spec, out_dir, **options)
+
+
+def run_load_on_aws(stack_name: str, load, out_dir: Path, *, region: str | None = None, **options) -> RunOutcome:
+    """`jobgraph load --stack NAME`: the synthetic load on a deployed stack (progress from the job records)."""
+    import boto3
+
+    from jobgraph.runs.load import execute_load
+
+    session = boto3.session.Session(region_name=region)
+    outputs = describe_stack(session.client("cloudformation"), stack_name)
+
+    def no_start_run(_payload: dict) -> dict:
+        raise RunFailed("a load run starts no graph")
+
+    from datetime import UTC, datetime
+
+    from jobgraph.runs.aws_usage import stack_settings, stack_usage
+
+    run = GraphRun(session, outputs, no_start_run)
+    started = datetime.now(UTC)
+    outcome = execute_load(
+        run,
+        load,
+        out_dir,
+        mode="AWS",
+        progress=dynamodb_progress(run, load.run.run_id, load.messages),
+        interval_s=2.0,
+        **options,
+    )
+    outcome.usage = stack_usage(session, stack_name, started, datetime.now(UTC))
+    outcome.settings = stack_settings(session, stack_name)
+    return outcome

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.adapters.local_disk import check_destination
+from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.graph import RunSpec, total_jobs
 from jobgraph.core.models import Sequence
 from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
@@ -20,6 +23,7 @@ from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
 from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
 from jobgraph.runs.driver import GraphRun, Progress, RunFailed, RunOutcome, describe_stack, execute
+from jobgraph.runs.load import LoadSpec, execute_load
 
 METRICS_INTERVAL_S = 2.0
 
@@ -45,6 +49,94 @@ def send_poison(endpoint: LocalEndpoint, queue_url: str, count: int, run_id: str
         )
 
 
+class LocalSession:
+    """The local cloud brought up for one run: the stack deployed, its functions served, its metrics sampled.
+
+    ``check`` (called on every tick of a run) raises if the runtime died and samples queue metrics and
+    alarms every METRICS_INTERVAL_S; ``progress`` counts jobs the Processor finished; ``finish`` adds
+    the local runtime's figures, settings, usage and request counts to an outcome.
+    """
+
+    def __init__(self, endpoint: LocalEndpoint, options: LocalRunOptions, log_dir: Path):
+        self.endpoint, self.options, self.log_dir = endpoint, options, log_dir
+        self.stack = deploy(endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters)
+        self.runtime = LocalLambdaRuntime(endpoint, self.stack, log_dir, options.faults, options.max_workers)
+
+    def start(self) -> GraphRun:
+        runtime, stack = self.runtime, self.stack
+        runtime.start()
+        self.outputs = outputs = describe_stack(self.endpoint.client("cloudformation"), self.options.stack_name)
+        self.processor = next(
+            m for m in runtime.mappings if m.queue_url.endswith(outputs.incoming_queue_url.rsplit("/", 1)[1])
+        )
+        self.metrics = LocalMetrics(
+            self.endpoint.client("cloudwatch"),
+            self.endpoint.client("sqs"),
+            [stack.physical_ids[q] for q in stack.resources_of_type("AWS::SQS::Queue")],
+            runtime.mappings,
+            runtime.stats,
+        )
+        self._last_sample = 0.0
+        return GraphRun(self.endpoint, outputs, self.invoke_start_run)
+
+    def invoke_start_run(self, payload: dict) -> dict:
+        start_run_id = self.stack.logical_id_of(self.outputs.start_run_function)
+        invocation = self.runtime.invoke(start_run_id, payload)
+        if not invocation.ok:
+            raise RunFailed(f"{start_run_id} failed: {invocation.error} (log: {self.log_dir / start_run_id}.log)")
+        return invocation.result
+
+    def check(self) -> None:
+        failure = self.runtime.failure()
+        if failure is not None:
+            raise RunFailed(f"local runtime stopped: {failure}")
+        if time.monotonic() - self._last_sample >= METRICS_INTERVAL_S:
+            self._last_sample = time.monotonic()
+            self.sample_alarms()
+
+    def sample_alarms(self) -> None:
+        self.metrics.sample()
+        evaluate_alarms(self.endpoint.client("cloudwatch"), f"{self.stack.name}-")
+
+    def progress(self, total: int) -> Callable[[], Progress]:
+        stats, processor = self.runtime.stats, self.processor
+        dlq_urls = (self.outputs.incoming_dlq_url, self.outputs.outgoing_dlq_url)
+
+        def progress() -> Progress:
+            with stats.lock:
+                done = len(stats.done_jobs[processor.function.logical_id])
+                in_flight = sum(stats.in_flight.values())
+                retries = sum(stats.redeliveries.values())
+            # the DLQ depths of the last metrics sample (check() refreshes them every METRICS_INTERVAL_S)
+            dlq = sum(sum(self.metrics.depths.get(url, (0, 0))) for url in dlq_urls)
+            return Progress(done=done, total=total, in_flight=in_flight, retries=retries, dlq=dlq)
+
+        return progress
+
+    def finish(self, outcome: RunOutcome, spec: RunSpec) -> RunOutcome:
+        outcome.extra = {**outcome.extra, **local_figures(self.runtime, self.log_dir)}
+        outcome.settings = local_settings(self.runtime, self.options, spec)
+        outcome.api_requests = self.endpoint.meter.snapshot()
+        outcome.usage = local_usage(self.runtime, outcome.api_requests)
+        return outcome
+
+
+@contextmanager
+def local_session(options: LocalRunOptions, out_dir: Path, run_id: str, overwrite: bool):
+    """Server up, stack deployed, runtime started; everything stopped on the way out (errors, Ctrl-C too)."""
+    isolate_from_real_aws()
+    allow_loopback_only()
+    check_destination(out_dir, run_id, overwrite)  # before the cloud is deployed
+    log_dir = options.log_dir or out_dir / ".logs" / run_id
+    shutil.rmtree(log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
+    with LocalEndpoint() as endpoint:
+        session = LocalSession(endpoint, options, log_dir)
+        try:
+            yield session, session.start()
+        finally:
+            session.runtime.stop()
+
+
 def run_local(
     sequences: list[Sequence],
     spec: RunSpec,
@@ -54,91 +146,52 @@ def run_local(
     overwrite: bool = False,
     show_progress: bool = False,
 ) -> RunOutcome:
-    isolate_from_real_aws()
-    allow_loopback_only()
-    check_destination(out_dir, spec.run_id, overwrite)  # before the cloud is deployed
-    log_dir = options.log_dir or out_dir / ".logs" / spec.run_id
-    shutil.rmtree(log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
-    with LocalEndpoint() as endpoint:
-        stack = deploy(endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters)
-        runtime = LocalLambdaRuntime(endpoint, stack, log_dir, options.faults, options.max_workers)
-        try:
-            runtime.start()
-            outputs = describe_stack(endpoint.client("cloudformation"), options.stack_name)
-            start_run_id = stack.logical_id_of(outputs.start_run_function)
-            processor = next(
-                m for m in runtime.mappings if m.queue_url.endswith(outputs.incoming_queue_url.rsplit("/", 1)[1])
-            )
+    with local_session(options, out_dir, spec.run_id, overwrite) as (session, run):
+        outcome = execute(
+            run,
+            sequences,
+            spec,
+            out_dir,
+            mode="local",
+            progress=session.progress(total_jobs(sequences)),
+            overwrite=overwrite,
+            show_progress=show_progress,
+            timeout_s=options.timeout_s,
+            stall_s=options.stall_s,
+            interval_s=0.5,
+            check=session.check,
+            after_start=lambda: send_poison(
+                session.endpoint, session.outputs.incoming_queue_url, options.faults.poison, spec.run_id
+            ),
+            before_report=session.sample_alarms,
+            scenario=options.scenario,
+        )
+        return session.finish(outcome, spec)
 
-            def invoke_start_run(payload: dict) -> dict:
-                invocation = runtime.invoke(start_run_id, payload)
-                if not invocation.ok:
-                    raise RunFailed(f"{start_run_id} failed: {invocation.error} (log: {log_dir / start_run_id}.log)")
-                return invocation.result
 
-            run = GraphRun(endpoint, outputs, invoke_start_run)
-            metrics = LocalMetrics(
-                endpoint.client("cloudwatch"),
-                endpoint.client("sqs"),
-                [stack.physical_ids[q] for q in stack.resources_of_type("AWS::SQS::Queue")],
-                runtime.mappings,
-                runtime.stats,
-            )
-            last_sample = [0.0]
-
-            def check() -> None:
-                failure = runtime.failure()
-                if failure is not None:
-                    raise RunFailed(f"local runtime stopped: {failure}")
-                if time.monotonic() - last_sample[0] >= METRICS_INTERVAL_S:
-                    last_sample[0] = time.monotonic()
-                    metrics.sample()
-                    evaluate_alarms(endpoint.client("cloudwatch"), f"{stack.name}-")
-
-            jobs = total_jobs(sequences)
-            stats = runtime.stats
-
-            dlq_urls = (outputs.incoming_dlq_url, outputs.outgoing_dlq_url)
-
-            def progress() -> Progress:
-                with stats.lock:
-                    done = len(stats.done_jobs[processor.function.logical_id])
-                    in_flight = sum(stats.in_flight.values())
-                    retries = sum(stats.redeliveries.values())
-                # the DLQ depths of the last metrics sample (check() refreshes them every METRICS_INTERVAL_S)
-                dlq = sum(sum(metrics.depths.get(url, (0, 0))) for url in dlq_urls)
-                return Progress(done=done, total=jobs, in_flight=in_flight, retries=retries, dlq=dlq)
-
-            def final_alarms() -> None:
-                metrics.sample()
-                evaluate_alarms(endpoint.client("cloudwatch"), f"{stack.name}-")
-
-            outcome = execute(
-                run,
-                sequences,
-                spec,
-                out_dir,
-                mode="local",
-                progress=progress,
-                overwrite=overwrite,
-                show_progress=show_progress,
-                timeout_s=options.timeout_s,
-                stall_s=options.stall_s,
-                interval_s=0.5,
-                check=check,
-                after_start=lambda: send_poison(
-                    endpoint, outputs.incoming_queue_url, options.faults.poison, spec.run_id
-                ),
-                before_report=final_alarms,
-                scenario=options.scenario,
-            )
-            outcome.extra = local_figures(runtime, log_dir)
-            outcome.settings = local_settings(runtime, options, spec)
-            outcome.api_requests = endpoint.meter.snapshot()
-            outcome.usage = local_usage(runtime, outcome.api_requests)
-            return outcome
-        finally:
-            runtime.stop()
+def run_local_load(
+    load: LoadSpec, out_dir: Path, options: LocalRunOptions, *, overwrite: bool = False, show_progress: bool = False
+) -> RunOutcome:
+    """`jobgraph load` on the embedded local cloud."""
+    with local_session(options, out_dir, load.run.run_id, overwrite) as (session, run):
+        outcome = execute_load(
+            run,
+            load,
+            out_dir,
+            mode="local",
+            progress=session.progress(load.messages),
+            overwrite=overwrite,
+            show_progress=show_progress,
+            timeout_s=options.timeout_s,
+            stall_s=options.stall_s,
+            interval_s=0.5,
+            check=session.check,
+            scenario=options.scenario,
+            # the load's sends are part of what it costs (on AWS the sender pays for them too)
+            sender=FifoQueue(session.outputs.incoming_queue_url, client=session.endpoint.client("sqs", billed=True)),
+        )
+        session.sample_alarms()
+        return session.finish(outcome, load.run)
 
 
 def local_figures(runtime: LocalLambdaRuntime, log_dir: Path) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -21,7 +21,7 @@ from jobgraph.core import stages
 from jobgraph.core.models import CompletedJob, IncomingJob, JobStatus
 from jobgraph.core.results import ResultStore
 from jobgraph.services.observability import MetricUnit, logger, metrics
-from jobgraph.services.records import JobRecord, ReportingFifoProcessor, receive_count
+from jobgraph.services.records import JobRecord, ReportingFifoProcessor, process_batch_then_send, receive_count
 from jobgraph.services.settings import ProcessorSettings, load_settings
 
 
@@ -59,7 +59,8 @@ def _completion(job: IncomingJob, status: JobStatus, elapsed_ms: float, **extra)
 
 
 def process_job(job: IncomingJob, deps: ProcessorDeps, attempt: int = 1) -> CompletedJob:
-    """Run the job; on failure record and report it, then re-raise so SQS retries (and finally DLQs) it."""
+    """Run the job and record it; on failure record and report it, then re-raise so SQS retries (and finally
+    DLQs) it. A success is reported by the caller, batched with the others of its invocation."""
     logger.append_keys(correlation_id=job.correlation_id, job_id=job.job_id, exec_type=job.exec_type.value)
     started = time.perf_counter()
     try:
@@ -81,7 +82,7 @@ def process_job(job: IncomingJob, deps: ProcessorDeps, attempt: int = 1) -> Comp
         raise
     completed = _completion(job, JobStatus.COMPLETED, (time.perf_counter() - started) * 1000, output_key=output_key)
     deps.table.record_job(completed, attempt)
-    deps.outgoing.send_completion(completed)
+    # the completion is sent with the rest of the batch's (ProcessorRuntime.run_batch), one call per 10
     metrics.add_metric(name="ProcessingTimeMs", unit=MetricUnit.Milliseconds, value=completed.processing_time_ms)
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
     logger.info("job completed", extra={"output_key": output_key, "processing_time_ms": completed.processing_time_ms})
@@ -98,9 +99,24 @@ class ProcessorRuntime:
     idempotency: IdempotencyConfig
     run_once: Callable[..., CompletedJob]
 
+    pending: list[CompletedJob] = field(default_factory=list)  # this invocation's completions, not yet sent
+
     def handle_record(self, record: JobRecord) -> dict:
         completed = self.run_once(job=record.body, attempt=receive_count(record))
+        # also when the idempotency record answered (a redelivery): the first attempt may have stopped
+        # before its completion went out; the outgoing queue's deduplication and the Scheduler's
+        # idempotence make a second copy harmless
+        self.pending.append(completed)
         return completed.model_dump(mode="json")
+
+    def run_batch(self, event: dict, context) -> dict:
+        """Process an SQS batch (FIFO partial failures), then report its successes: up to 10 per call.
+
+        If reporting fails the invocation fails, and SQS redelivers the whole batch: its jobs answer from
+        their idempotency records and their completions are sent again."""
+        return process_batch_then_send(
+            event, context, self.batch, self.handle_record, self.pending, self.deps.outgoing.send_completions
+        )
 
 
 @cache

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
+from collections.abc import Callable
+
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
 from pydantic import ValidationError
@@ -48,3 +50,23 @@ class ReportingFifoProcessor(SqsFifoPartialProcessor):
                 except Exception:
                     logger.exception("could not record the poison message")
         return super().failure_handler(record, exception)
+
+
+def process_batch_then_send(
+    event: dict,
+    context,
+    processor: SqsFifoPartialProcessor,
+    record_handler,
+    pending: list,
+    send: Callable[[list], object],
+) -> dict:
+    """Process an SQS batch (FIFO partial failures) whose record handler appends to ``pending``, then
+    ``send`` what was appended in one go. A failed send fails the invocation, so SQS redelivers the batch."""
+    pending.clear()
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    if pending:
+        send(list(pending))
+        pending.clear()
+    return response

@@ -14,10 +14,10 @@ from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.graph import RunSpec, is_last_route, merge_job, next_for_sequence
-from jobgraph.core.models import CompletedJob, ExecType, JobStatus, Sequence
+from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, Sequence
 from jobgraph.core.results import ResultStore
 from jobgraph.services.observability import MetricUnit, logger, metrics
-from jobgraph.services.records import CompletionRecord, ReportingFifoProcessor
+from jobgraph.services.records import CompletionRecord, ReportingFifoProcessor, process_batch_then_send
 from jobgraph.services.settings import SchedulerSettings, load_settings
 
 SEQUENCE_CACHE_SIZE = 4096
@@ -50,25 +50,32 @@ def spec_of(completed: CompletedJob) -> RunSpec:
     return RunSpec(completed.run_id, completed.test_run_id, completed.scenarios, completed.seed)
 
 
-def schedule(completed: CompletedJob, deps: SchedulerDeps) -> str:
-    """Act on one completion; returns what was done (for logs and tests)."""
+def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[IncomingJob], None] | None = None) -> str:
+    """Act on one completion; returns what was done (for logs and tests).
+
+    ``send`` takes the next job; by default it is sent at once. The Scheduler Lambda collects them and
+    sends one batch per invocation (SchedulerRuntime.run_batch)."""
+    send = send or (lambda job: deps.incoming.send_jobs([job]))
     logger.append_keys(correlation_id=completed.correlation_id, job_id=completed.job_id)
     if completed.status is JobStatus.FAILED:
         # the Processor recorded the failure; SQS retries the job itself — nothing to schedule
         logger.warning("job reported failed", extra={"error_message": completed.error_message})
         return "failure noted"
 
+    if completed.exec_type is ExecType.SYNTHETIC:
+        return "synthetic job done"  # the perf runner's load has no follow-up job
+
     if completed.exec_type.is_route:
         sequence = None if is_last_route(completed) else deps.sequence(completed.run_id, completed.sequence_id)
         job = next_for_sequence(spec_of(completed), completed, sequence)
-        deps.incoming.send_jobs([job])
+        send(job)
         return f"sent {job.exec_type} {job.job_id}"
 
     if completed.exec_type is ExecType.AGGREGATION:
         counted = deps.table.count_down_sequence(completed.run_id, completed.sequence_id)
         if deps.table.claim_merge(completed.run_id, completed.job_id):
             job = merge_job(spec_of(completed))
-            deps.incoming.send_jobs([job])
+            send(job)
             return f"sent MERGE {job.job_id}"
         return "sequence counted" if counted else "duplicate aggregation ignored"
 
@@ -86,8 +93,19 @@ class SchedulerRuntime:
     deps: SchedulerDeps
     batch: ReportingFifoProcessor
 
+    pending: list[IncomingJob] = field(default_factory=list)  # this invocation's next jobs, not yet sent
+
     def handle_record(self, record: CompletionRecord) -> str:
-        return schedule(record.body, self.deps)
+        return schedule(record.body, self.deps, self.pending.append)
+
+    def run_batch(self, event: dict, context) -> dict:
+        """Act on a batch of completions (FIFO partial failures), then send the next jobs: 10 per call.
+
+        If sending fails the invocation fails and SQS redelivers the batch; acting on a completion twice
+        is harmless (the count-down and the MERGE claim are idempotent, job ids deduplicate)."""
+        return process_batch_then_send(
+            event, context, self.batch, self.handle_record, self.pending, self.deps.incoming.send_jobs
+        )
 
 
 @cache

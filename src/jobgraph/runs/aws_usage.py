@@ -1,0 +1,133 @@
+"""Usage counters of a run on a deployed stack, read from what AWS itself reports — not estimated.
+
+- Lambda: every ``REPORT`` line its functions logged during the run (CloudWatch Logs): requests, billed
+  duration (which includes INIT for on-demand functions since 2025-08-01), memory; INIT durations kept
+  apart for the record. Architecture from the function's configuration.
+- DynamoDB: the table's ``ConsumedWriteCapacityUnits``/``ConsumedReadCapacityUnits`` (Sum).
+- SQS: per queue ``NumberOfMessagesSent + NumberOfMessagesReceived + NumberOfMessagesDeleted +
+  NumberOfEmptyReceives`` (Sum). That counts messages, so it is an upper bound on billed requests when
+  batch calls carry several messages; it is labelled as such in the record.
+- S3: not measured (request metrics need a metrics configuration on the bucket, which costs extra).
+CloudWatch metrics arrive a few minutes late: the report reads them at the end of the run, so a
+`jobgraph cost` of the record after that can be lower than the truth for the last minutes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+REPORT_LINE = re.compile(
+    r"REPORT RequestId: \S+\s+Duration: (?P<duration>[\d.]+) ms\s+Billed Duration: (?P<billed>\d+) ms\s+"
+    r"Memory Size: (?P<memory>\d+) MB\s+Max Memory Used: \d+ MB(?:\s+Init Duration: (?P<init>[\d.]+) ms)?"
+)
+SQS_MESSAGE_METRICS = (
+    "NumberOfMessagesSent",
+    "NumberOfMessagesReceived",
+    "NumberOfMessagesDeleted",
+    "NumberOfEmptyReceives",
+)
+
+
+def lambda_reports(logs, function_name: str, start: datetime, end: datetime) -> dict:
+    """Sums over the function's REPORT lines between ``start`` and ``end``."""
+    usage = {"requests": 0, "duration_ms": 0, "init_ms": 0, "init_durations_ms": [], "memory_mb": None}
+    kwargs = {
+        "logGroupName": f"/aws/lambda/{function_name}",
+        "filterPattern": '"REPORT RequestId"',
+        "startTime": int(start.timestamp() * 1000),
+        "endTime": int(end.timestamp() * 1000),
+    }
+    while True:
+        try:
+            page = logs.filter_log_events(**kwargs)
+        except logs.exceptions.ResourceNotFoundException:
+            return usage  # never invoked: no log group yet
+        for event in page.get("events", []):
+            match = REPORT_LINE.search(event["message"])
+            if not match:
+                continue
+            usage["requests"] += 1
+            usage["duration_ms"] += int(match["billed"])  # billed duration already holds INIT
+            usage["memory_mb"] = int(match["memory"])
+            if match["init"]:
+                usage["init_durations_ms"].append(float(match["init"]))
+        if not page.get("nextToken"):
+            return usage
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def metric_sum(cloudwatch, namespace: str, metric: str, dimension: tuple[str, str], start, end) -> float:
+    response = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=[{"Name": dimension[0], "Value": dimension[1]}],
+        StartTime=start,
+        EndTime=end,
+        Period=60,
+        Statistics=["Sum"],
+    )
+    return sum(point["Sum"] for point in response.get("Datapoints", []))
+
+
+def stack_usage(session, stack_name: str, start: datetime, end: datetime) -> dict:
+    """The usage section of run.json for a run on ``stack_name`` between ``start`` and ``end``."""
+    cloudformation, logs = session.client("cloudformation"), session.client("logs")
+    cloudwatch, lambda_client = session.client("cloudwatch"), session.client("lambda")
+    resources = []
+    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+        resources.extend(page["StackResourceSummaries"])
+    by_type: dict[str, list[tuple[str, str]]] = {}
+    for r in resources:
+        by_type.setdefault(r["ResourceType"], []).append((r["LogicalResourceId"], r["PhysicalResourceId"]))
+    # metrics are per minute: widen the window to whole minutes
+    start, end = start.replace(second=0, microsecond=0), end + timedelta(minutes=1)
+    functions = {}
+    for logical_id, name in by_type.get("AWS::Lambda::Function", []):
+        reports = lambda_reports(logs, name, start, end)
+        if not reports["requests"]:
+            continue
+        config = lambda_client.get_function_configuration(FunctionName=name)
+        reports["memory_mb"] = reports["memory_mb"] or config["MemorySize"]
+        reports["architecture"] = (config.get("Architectures") or ["x86_64"])[0]
+        reports["init_ms"] = 0  # already inside the billed durations
+        reports["cold_starts"] = len(reports["init_durations_ms"])
+        functions[logical_id] = reports
+    sqs_messages = 0.0
+    for _logical_id, url in by_type.get("AWS::SQS::Queue", []):
+        queue = url.rsplit("/", 1)[-1]
+        for metric in SQS_MESSAGE_METRICS:
+            sqs_messages += metric_sum(cloudwatch, "AWS/SQS", metric, ("QueueName", queue), start, end)
+    wru = rru = 0.0
+    for _logical_id, table in by_type.get("AWS::DynamoDB::Table", []):
+        dimension = ("TableName", table)
+        wru += metric_sum(cloudwatch, "AWS/DynamoDB", "ConsumedWriteCapacityUnits", dimension, start, end)
+        rru += metric_sum(cloudwatch, "AWS/DynamoDB", "ConsumedReadCapacityUnits", dimension, start, end)
+    return {
+        "lambda": functions,
+        "sqs": {"requests_64kb": sqs_messages, "source": "CloudWatch message counts (upper bound on requests)"},
+        "dynamodb": {"wru": wru, "rru": rru, "source": "CloudWatch consumed capacity"},
+        "s3": {"put": 0, "get": 0, "source": "not measured (needs S3 request metrics)"},
+    }
+
+
+def stack_settings(session, stack_name: str) -> dict:
+    """Per function memory/architecture/timeout and per event source batch size/concurrency, as deployed."""
+    cloudformation, lambda_client = session.client("cloudformation"), session.client("lambda")
+    functions, mappings = {}, {}
+    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+        for r in page["StackResourceSummaries"]:
+            if r["ResourceType"] == "AWS::Lambda::Function":
+                config = lambda_client.get_function_configuration(FunctionName=r["PhysicalResourceId"])
+                functions[r["LogicalResourceId"]] = {
+                    "memory_mb": config["MemorySize"],
+                    "architecture": (config.get("Architectures") or ["x86_64"])[0],
+                    "timeout_s": config["Timeout"],
+                }
+            elif r["ResourceType"] == "AWS::Lambda::EventSourceMapping":
+                esm = lambda_client.get_event_source_mapping(UUID=r["PhysicalResourceId"])
+                mappings[r["LogicalResourceId"]] = {
+                    "batch_size": esm.get("BatchSize"),
+                    "workers": esm.get("ScalingConfig", {}).get("MaximumConcurrency"),
+                }
+    return {"functions": functions, "mappings": mappings}
