@@ -27,6 +27,8 @@ SCENARIOS ?= 1000
 SEED ?= 42
 OUT ?= results
 SEQUENCES ?= sequences
+# jobgraph run's implementation (runs/scenarios.py): 1 = SQS FIFO + Lambda, 2 = ECS Fargate, 3 = Step Functions
+SCENARIO ?= 1
 
 # SAM CLI lives in its own virtualenv: its pins (boto3, cfn-lint, ...) must not touch .venv.
 SAM_CLI_VERSION := 1.170.0
@@ -53,7 +55,7 @@ BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -pa
 	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
 
 .PHONY: venv run solve run-aws test lint bench bench-local bench-build sam-cli build validate scan check-env deploy \
-	destroy clean
+	destroy clean build-sfn validate-sfn deploy-sfn destroy-sfn
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON_CHECK)
@@ -73,7 +75,6 @@ RUN_OPTIONS = --sequences $(SEQUENCES) --run-id $(RUN_ID) --out $(OUT) --scenari
 # RUN_ARGS="--fail-rate 0.1 --duplicate-rate 0.1 --kill-rate 0.05 --poison 6".
 # MESSAGES=N runs the synthetic load instead (seed 000's perf runner: `make run MESSAGES=1000`),
 # with WORK_MS/DATA_KB per job.
-SCENARIO ?= 1
 WORK_MS ?= 100
 DATA_KB ?= 10
 run: $(STAMP)
@@ -88,9 +89,9 @@ endif
 solve: $(STAMP)
 	$(BIN)/jobgraph solve $(RUN_OPTIONS)
 
-## make run-aws ENV=dev: the same run on the deployed stack scenario-1-$(ENV) (needs AWS credentials)
+## make run-aws ENV=dev [SCENARIO=3]: the same run on the deployed stack scenario-$(SCENARIO)-$(ENV) (needs AWS credentials)
 run-aws: check-env $(STAMP)
-	$(BIN)/jobgraph run --stack scenario-1-$(ENV) --test-run-id $(TEST_RUN_ID) $(RUN_OPTIONS) $(RUN_ARGS)
+	$(BIN)/jobgraph run --scenario $(SCENARIO) --stack scenario-$(SCENARIO)-$(ENV) --test-run-id $(TEST_RUN_ID) $(RUN_OPTIONS) $(RUN_ARGS)
 
 ## make test: lint + the whole test suite, including the checks on the `sam build` output and `make scan`
 test: $(STAMP) $(BUILD_STAMP) $(CHECKOV_STAMP)
@@ -176,6 +177,40 @@ deploy: check-env $(BUILD_STAMP)
 destroy: check-env $(STAMP) $(SAM_STAMP)
 	$(PY) scripts/empty_results_bucket.py --config-env $(ENV)
 	$(SAM) delete --config-env $(ENV)
+
+# ------------------------------------------------------------------ scenario 3: Step Functions
+SFN_TEMPLATE := templates/scenario-3.yaml
+SFN_BUILD_DIR := .aws-sam/build-scenario-3
+SFN_STACK = scenario-3-$(ENV)
+SFN_BUILD_STAMP := $(SFN_BUILD_DIR)/.jobgraph-built-$(LAYER_ARCH)
+SFN_BUILD_INPUTS := $(SFN_TEMPLATE) $(wildcard statemachine/*.json) $(filter-out template.yaml,$(BUILD_INPUTS))
+
+## make build-sfn: sam build of templates/scenario-3.yaml -> .aws-sam/build-scenario-3 (no Docker)
+build-sfn: $(SFN_BUILD_STAMP)
+
+$(SFN_BUILD_STAMP): $(SAM_STAMP) $(SFN_BUILD_INPUTS)
+	rm -f $(SFN_BUILD_DIR)/.jobgraph-built-*
+	PATH="$(dir $(PYTHON)):$$PATH" PYTHON=$(PYTHON) LAYER_ARCH=$(LAYER_ARCH) $(SAM) build -t $(SFN_TEMPLATE) \
+		--build-dir $(SFN_BUILD_DIR) --parameter-overrides Architecture=$(LAYER_ARCH)
+	touch $@
+
+## make validate-sfn: cfn-lint + sam validate --lint of the scenario 3 template
+validate-sfn: $(STAMP) $(SAM_STAMP)
+	$(BIN)/cfn-lint $(SFN_TEMPLATE)
+	$(SAM) validate --lint -t $(SFN_TEMPLATE)
+
+## make deploy-sfn ENV=dev TEST_RUN_ID=sfn-256mb [PARAMS="StepTaskMemorySize=512"]: stack scenario-3-$(ENV) (needs AWS credentials)
+deploy-sfn: check-env $(SFN_BUILD_STAMP)
+	$(SAM) deploy -t $(SFN_BUILD_DIR)/template.yaml --config-env $(ENV) --stack-name $(SFN_STACK) --s3-prefix $(SFN_STACK) \
+		--parameter-overrides 'Stage=$(ENV)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
+		'Architecture=$(LAYER_ARCH)' $(PARAMS) \
+		--tags 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' \
+		'Project=$(PROJECT_PREFIX)'
+
+## make destroy-sfn ENV=dev: empty scenario-3-$(ENV)'s results bucket, then delete the stack (needs AWS credentials)
+destroy-sfn: check-env $(STAMP) $(SAM_STAMP)
+	$(PY) scripts/empty_results_bucket.py --config-env $(ENV) --stack-name $(SFN_STACK)
+	$(SAM) delete --config-env $(ENV) --stack-name $(SFN_STACK)
 
 clean:
 	rm -rf $(VENV) .aws-sam results .pytest_cache

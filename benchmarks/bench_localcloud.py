@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_localcloud.py                    # 50 100 200 400, ~6 min here
     .venv/bin/python benchmarks/bench_localcloud.py --sizes 20 50      # quicker
     .venv/bin/python benchmarks/bench_localcloud.py --json out.json    # also write the figures
+    .venv/bin/python benchmarks/bench_localcloud.py --scenario 3 --sizes 100   # Step Functions (scenario 3)
 
 For each size the same generated graph is solved in-process (reference solver) and run through the
 embedded local cloud (template deployed to moto, SQS pollers, Lambda worker processes). Time per job is
@@ -27,23 +28,29 @@ from jobgraph.core.graph import RunSpec, total_jobs
 from jobgraph.core.solver import solve
 from jobgraph.localcloud.runtime import default_max_workers
 from jobgraph.runs.local import LocalRunOptions, run_local
+from jobgraph.runs.scenarios import scenario as scenario_of
+from jobgraph.runs.stepfunctions import run_state_machine_local
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(size: int, scenarios: int, seed: int, max_workers: int | None) -> dict:
+def measure(size: int, scenarios: int, seed: int, max_workers: int | None, scenario: int = 1) -> dict:
     sequences = generate_sequences(size, seed)
     spec = RunSpec(f"bench-{size}", "bench", scenarios, seed)
     jobs = total_jobs(sequences)
     with tempfile.TemporaryDirectory() as tmp:
         solved = solve(sequences, spec, Path(tmp) / "solve")
         started = time.monotonic()
-        outcome = run_local(
-            sequences,
-            spec,
-            Path(tmp) / "run",
-            LocalRunOptions(template=ROOT / "template.yaml", max_workers=max_workers),
+        chosen = scenario_of(scenario)
+        options = LocalRunOptions(
+            scenario=scenario,
+            template=ROOT / chosen.template,
+            stack_name=chosen.local_stack_name,
+            max_workers=max_workers,
         )
+        # scenario 3 runs the state machine in moto's ASL engine; 1 the SQS pollers
+        run = run_state_machine_local if scenario == 3 else run_local
+        outcome = run(sequences, spec, Path(tmp) / "run", options)
         command_s = time.monotonic() - started
     workers = {name: figures["workers"] for name, figures in outcome.extra["functions"].items()}
     requests = outcome.api_requests
@@ -53,6 +60,7 @@ def measure(size: int, scenarios: int, seed: int, max_workers: int | None) -> di
         "requests_per_job": requests["total_requests"] / jobs,
         "requests_per_route_job": requests["total_requests"] / route_jobs,
         "requests_by_action": requests["requests"],
+        "scenario": scenario,
         "sequences": size,
         "jobs": jobs,
         "solve_s": solved.wall_seconds,
@@ -73,6 +81,7 @@ def main() -> int:
     parser.add_argument("--scenarios", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-workers", type=int, default=None, help=f"default {default_max_workers()} here")
+    parser.add_argument("--scenario", type=int, choices=(1, 3), default=1, help="1: SQS + Lambda, 3: Step Functions")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -80,7 +89,7 @@ def main() -> int:
     print(f"{'sequences':>9} {'jobs':>6} {'solve s':>8} {'run s':>8} {'set-up s':>9} "
           f"{'solve ms/job':>13} {'run ms/job':>11} {'run/solve':>10}  workers")  # fmt: skip
     for size in args.sizes:
-        row = measure(size, args.scenarios, args.seed, args.max_workers)
+        row = measure(size, args.scenarios, args.seed, args.max_workers, args.scenario)
         rows.append(row)
         print(
             f"{row['sequences']:>9} {row['jobs']:>6} {row['solve_s']:>8.2f} {row['run_s']:>8.2f} "

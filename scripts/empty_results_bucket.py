@@ -68,8 +68,10 @@ def empty_bucket(bucket: str, region: str, s3=None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-env", default="dev", help="samconfig.toml environment (dev, prod)")
+    parser.add_argument("--stack-name", help="another stack than the environment's (e.g. scenario-3-dev)")
     args = parser.parse_args(argv)
     stack_name, region = stack_of(args.config_env)
+    stack_name = args.stack_name or stack_name
     bucket = results_bucket(stack_name, region)
     if bucket is None:
         print(f"stack {stack_name} ({region}) does not exist or has no ResultsBucketName output", file=sys.stderr)

@@ -46,7 +46,7 @@ def event(name: str) -> dict:
 def reset_cached_clients() -> None:
     """Runtimes and boto3 clients are cached per process (as in Lambda); tests start each stack fresh."""
     from jobgraph.adapters import dynamodb, s3, sqs
-    from jobgraph.services import processor, scheduler, start_run
+    from jobgraph.services import processor, scheduler, start_run, step_tasks
 
     for cached in (
         s3.default_s3_client,
@@ -55,5 +55,7 @@ def reset_cached_clients() -> None:
         processor.processor_runtime,
         scheduler.scheduler_runtime,
         start_run.start_run_deps,
+        step_tasks.prepare_run_deps,
+        step_tasks.step_task_runtime,
     ):
         cached.cache_clear()

@@ -189,6 +189,7 @@ def test_every_event_file_is_exercised():
     covered = {f"processor-{s}" for s in ("first", "intermediate", "last", "aggregation", "merge", "poison")}
     covered |= {f"scheduler-{s}" for s in ("first", "intermediate", "last", "aggregation", "merge", "failed")}
     covered |= {"start-run"}
+    covered |= {f"step-task-{s}" for s in ("first", "intermediate", "last", "aggregation", "merge")}  # test_step_tasks
     assert names == covered
 
 

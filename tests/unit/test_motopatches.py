@@ -68,3 +68,61 @@ def test_a_tagged_kms_key_deploys_through_cloudformation_with_its_tags():
         (resource,) = cloudformation.list_stack_resources(StackName="kms")["StackResourceSummaries"]
         tags = boto3.client("kms", region_name="eu-west-1").list_resource_tags(KeyId=resource["PhysicalResourceId"])
         assert {t["TagKey"]: t["TagValue"] for t in tags["Tags"]} == {"Purpose": "PerformanceTesting", "Project": "jg"}
+
+
+def test_step_functions_patches_are_applied():
+    applied = motopatches.apply()
+    assert "CloudFormation state machines in the executing backend, with DefinitionSubstitutions" in applied
+    assert "Step Functions Lambda tasks on the local runtime" in applied
+    assert "Step Functions engine clients on the local server's port" in applied
+
+
+def test_definition_substitutions_replace_only_the_names_given():
+    definition = '{"A": "${Fn}", "B": "${Other}", "C": "$.path", "D": "${Fn}-x"}'
+    assert motopatches._substitute(definition, {"Fn": "arn:1"}) == (
+        '{"A": "arn:1", "B": "${Other}", "C": "$.path", "D": "arn:1-x"}'
+    )
+
+
+def test_a_cloudformation_state_machine_is_created_where_executions_run():
+    """moto's CloudFormation would create it in the plain backend, where StartExecution never looks."""
+    motopatches.apply()
+    definition = {"StartAt": "S", "States": {"S": {"Type": "Pass", "Result": "${Value}", "End": True}}}
+    template = {
+        "Resources": {
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "StateMachineName": "m",
+                    "DefinitionString": json.dumps(definition),
+                    "DefinitionSubstitutions": {"Value": "substituted"},
+                    "RoleArn": "arn:aws:iam::123456789012:role/r",
+                    "StateMachineType": "STANDARD",
+                },
+            }
+        },
+        "Outputs": {"Arn": {"Value": {"Ref": "Machine"}}},
+    }
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
+        cloudformation.create_stack(StackName="s", TemplateBody=json.dumps(template))
+        arn = cloudformation.describe_stacks(StackName="s")["Stacks"][0]["Outputs"][0]["OutputValue"]
+        sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+        described = sfn.describe_state_machine(stateMachineArn=arn)
+        assert json.loads(described["definition"])["States"]["S"]["Result"] == "substituted"
+
+
+def test_lambda_tasks_are_answered_by_the_invoker_set():
+    seen = []
+
+    def invoker(function, payload):
+        seen.append((function, payload))
+        return (payload["n"] > 0), {"errorType": "Boom", "errorMessage": "no"} if payload["n"] <= 0 else {"ok": 1}
+
+    client = motopatches.LocalLambdaClient(invoker)
+    ok = client.invoke(FunctionName="arn:aws:lambda:eu-west-1:1:function:f", Payload=b'{"n": 1}')
+    assert json.loads(ok["Payload"].read()) == {"ok": 1} and "FunctionError" not in ok
+    failed = client.invoke(FunctionName="f", Payload=b'{"n": 0}')
+    assert failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read()) == {"errorType": "Boom", "errorMessage": "no"}
+    assert seen == [("arn:aws:lambda:eu-west-1:1:function:f", {"n": 1}), ("f", {"n": 0})]

@@ -237,7 +237,9 @@ def cmd_run(args) -> int:
 
     sequences, spec = run_inputs(args)
     show_progress = not args.no_progress and sys.stderr.isatty()
-    if args.stack:
+    if args.scenario == 3:
+        outcome = _run_scenario_3(args, sequences, spec, show_progress)
+    elif args.stack:
         from jobgraph.runs.aws import run_on_aws
 
         local_only = [
@@ -380,6 +382,41 @@ def cmd_compare(args) -> int:
     report, figures = compare(args.runs, args.out)
     print(f"compared {len(args.runs)} runs: {report} ({', '.join(f.path.name for f in figures)})")
     return 0
+
+
+def _run_scenario_3(args, sequences, spec, show_progress: bool):
+    """Step Functions: the state machine of templates/scenario-3.yaml, locally or on a deployed stack."""
+    from jobgraph.runs import stepfunctions
+
+    if args.stack:
+        local_only = [name for name, given in (("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
+                      ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
+                      ("--max-workers", args.max_workers), ("--template", args.template),
+                      ("--stack-name", args.stack_name)) if given]  # fmt: skip
+        if local_only:
+            raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --stack")
+        outcome = stepfunctions.run_state_machine_on_aws(
+            args.stack, sequences, spec, args.out, region=args.region, overwrite=args.overwrite,
+            show_progress=show_progress, timeout_s=args.timeout,
+        )  # fmt: skip
+    else:
+        from jobgraph.localcloud.faults import FaultPlan
+        from jobgraph.runs.local import LocalRunOptions
+
+        try:
+            faults = FaultPlan(fail_rate=args.fail_rate, duplicate_rate=args.duplicate_rate,
+                               kill_rate=args.kill_rate, poison=args.poison, seed=args.fault_seed)  # fmt: skip
+        except ValueError as exc:
+            raise JobGraphError(str(exc)) from None
+        chosen = scenario(3)
+        options = LocalRunOptions(
+            scenario=3, template=args.template or chosen.template, stack_name=args.stack_name or chosen.local_stack_name,
+            parameters=dict(args.parameter), faults=faults, max_workers=args.max_workers, timeout_s=args.timeout,
+        )  # fmt: skip
+        outcome = stepfunctions.run_state_machine_local(
+            sequences, spec, args.out, options, overwrite=args.overwrite, show_progress=show_progress
+        )
+    return outcome
 
 
 COMMANDS = {

@@ -80,12 +80,14 @@ def print_run_report(outcome, record: dict | None = None) -> None:
     retried = {job: n for job, n in outcome.attempts.items() if n > 1}
     from jobgraph.runs.scenarios import scenario
 
+    # scenario 3 starts a Step Functions execution and runs jobs in StepTask; the others use StartRun/Processor
+    starter, runner = ("StartExecution", "StepTask") if outcome.scenario == 3 else ("StartRun", "Processor")
     lines = [
         f"run {outcome.run_id}, scenario {outcome.scenario} ({scenario(outcome.scenario).name}), "
         f"on {outcome.mode} stack {outcome.stack_name}: {outcome.sequences} sequences, "
         f"{outcome.jobs} jobs, {outcome.merged['scenarios_per_sequence']} scenarios each",
-        f"  wall time {outcome.wall_seconds:.2f} s (StartRun to run COMPLETED), {jobs_per_s:.1f} jobs/s",
-        "  processing time per stage (Processor, from the job records):",
+        f"  wall time {outcome.wall_seconds:.2f} s ({starter} to run COMPLETED), {jobs_per_s:.1f} jobs/s",
+        f"  processing time per stage ({runner}, from the job records):",
         *stage_table(outcome.stage_ms),
     ]
     functions = outcome.extra.get("functions", {})
@@ -97,12 +99,26 @@ def print_run_report(outcome, record: dict | None = None) -> None:
         )
         if figures.get("last_error"):
             lines.append(f"    last error: {figures['last_error'][:200]}")
-        lines.append(f"    queue wait {_percentiles(figures['queue_wait_ms'])}")
+        if figures["queue_wait_ms"]:
+            lines.append(f"    queue wait {_percentiles(figures['queue_wait_ms'])}")
         lines.append(f"    invocation {_percentiles(figures['invocation_ms'])}")
     if outcome.extra.get("faults"):
         lines.append("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.extra["faults"].items())))
     lines.append(f"  jobs retried: {len(retried)} (max attempts {max(outcome.attempts.values(), default=0)})")
-    lines.append("  dead-letter queues: " + ", ".join(f"{name} {count}" for name, count in outcome.dlq.items()))
+    machine = outcome.extra.get("state_machine")
+    if machine:
+        if machine["child_executions"]:
+            children = f" + {machine['child_histories_read']} of {machine['child_executions']} child executions"
+        elif outcome.mode == "local":
+            children = "; Map iterations run inside moto's engine, their retries are the errors above"
+        else:
+            children = ""
+        lines.append(
+            f"  state machine (history of the execution{children}): {machine['states_entered']} states entered, "
+            f"{machine['tasks_scheduled']} Lambda tasks scheduled, {machine['tasks_failed']} failed and retried"
+        )
+    if outcome.dlq:
+        lines.append("  dead-letter queues: " + ", ".join(f"{name} {count}" for name, count in outcome.dlq.items()))
     for name, contents in outcome.dlq_contents.items():
         if contents:
             counted = Counter(contents)

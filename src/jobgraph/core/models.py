@@ -255,7 +255,7 @@ class RunManifest(_Strict):
     sequence_ids: list[int] = Field(min_length=1)
     total_route_jobs: int = Field(ge=1)
     created_at: str = Field(default_factory=utc_now_iso)
-    implementation: Literal["solver", "lambda", "local"] = "solver"
+    implementation: Literal["solver", "lambda", "local", "stepfunctions"] = "solver"
 
 
 def message_label(body: str) -> str | None:

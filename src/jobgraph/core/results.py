@@ -9,6 +9,8 @@ Working data lives beside it under ``_jobgraph/`` (run ids cannot start with "_"
     _jobgraph/runs/<run_id>/manifest.json            the run: scenarios, seed, sequence ids
     _jobgraph/runs/<run_id>/sequences/<id>.json      the run's input sequences
     _jobgraph/state/<correlation_id>/route_<r>.parquet   state after route r (write-once per r)
+    _jobgraph/requests/<run_id>.json                 scenario 3: a run request too large for an execution input
+    _jobgraph/runs/<run_id>/plan.json                scenario 3: the jobs of each sequence (the Map's ItemReader)
 
 Route state is written once per route index and never updated in place, so a redelivered route job
 reads the same input and rewrites identical outputs: retries and duplicates cannot double-apply.
@@ -47,6 +49,14 @@ def manifest_key(run_id: str) -> str:
 
 def sequence_key(run_id: str, sequence_id: int) -> str:
     return f"_jobgraph/runs/{run_id}/sequences/{sequence_id}.json"
+
+
+def request_key(run_id: str) -> str:
+    return f"_jobgraph/requests/{run_id}.json"
+
+
+def plan_key(run_id: str) -> str:
+    return f"_jobgraph/runs/{run_id}/plan.json"
 
 
 def state_key(correlation_id: str, route_index: int) -> str:
@@ -112,6 +122,19 @@ class ResultStore:
 
     def get_sequence(self, run_id: str, sequence_id: int) -> Sequence:
         return Sequence.model_validate_json(self.blobs.get(sequence_key(run_id, sequence_id)))
+
+    def put_request(self, run_id: str, request: dict) -> str:
+        key = request_key(run_id)
+        self.blobs.put(key, json.dumps(request).encode(), JSON)
+        return key
+
+    def get_request(self, run_id: str) -> dict:
+        return json.loads(self.blobs.get(request_key(run_id)))
+
+    def put_plan(self, run_id: str, items: list[dict]) -> str:
+        key = plan_key(run_id)
+        self.blobs.put(key, json.dumps(items, separators=(",", ":")).encode(), JSON)
+        return key
 
     def put_state(self, correlation_id: str, route_index: int, data: bytes) -> str:
         key = state_key(correlation_id, route_index)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import threading
 import time
 import zlib
@@ -138,6 +139,40 @@ def _moto_queue_signal(endpoint: LocalEndpoint, queue_arn: str):
 
 
 @dataclass
+class DirectPool:
+    """Execution environments for direct (RequestResponse) invocations of one function.
+
+    Concurrent callers (a state machine's parallel Map iterations) each get a worker of their own, up to
+    ``size`` processes; more callers wait for a free one, as Lambda would throttle at a concurrency limit.
+    The most recently used worker is reused first, so warm environments stay warm.
+    """
+
+    spec: FunctionSpec
+    log_dir: Path
+    size: int
+    workers: list[Worker] = field(default_factory=list)
+    _idle: queue.LifoQueue = field(default_factory=queue.LifoQueue)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def acquire(self) -> Worker:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if len(self.workers) < self.size:
+                slot = len(self.workers)
+                name = self.spec.logical_id if slot == 0 else f"{self.spec.logical_id}-{slot}"
+                worker = Worker(self.spec, self.log_dir / f"{name}.log")
+                self.workers.append(worker)
+                return worker
+        return self._idle.get()
+
+    def release(self, worker: Worker) -> None:
+        self._idle.put(worker)
+
+
+@dataclass
 class LocalLambdaRuntime:
     endpoint: LocalEndpoint
     stack: DeployedStack
@@ -149,7 +184,7 @@ class LocalLambdaRuntime:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     mappings: list[MappingSpec] = field(default_factory=list)
     _pollers: list[MappingPoller] = field(default_factory=list)
-    _direct: dict[str, Worker] = field(default_factory=dict)
+    _direct: dict[str, DirectPool] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> LocalLambdaRuntime:
@@ -178,17 +213,35 @@ class LocalLambdaRuntime:
             poller.start()
         return self
 
-    def invoke(self, logical_id: str, event: dict) -> Invocation:
-        """A direct (RequestResponse) invocation, as `sam remote invoke` / lambda.invoke would make."""
+    def invoke(self, logical_id: str, event: dict, fault: str | None = None) -> Invocation:
+        """A direct (RequestResponse) invocation, as `sam remote invoke` / lambda.invoke would make.
+
+        Safe to call from many threads: each concurrent call runs in its own worker (DirectPool), up to
+        ``max_workers`` per function. ``fault`` is injected as the pollers inject it (FaultPlan).
+        """
         if logical_id not in self.functions:
             raise KeyError(f"no function {logical_id} in stack {self.stack.name} (has {sorted(self.functions)})")
-        worker = self._direct.get(logical_id)
-        if worker is None:
-            worker = self._direct[logical_id] = Worker(self.functions[logical_id], self.log_dir / f"{logical_id}.log")
-        outcome = worker.invoke(event)
+        if self._stop.is_set():
+            return Invocation(ok=False, error="the local runtime is stopped")
         with self.stats.lock:
-            self.stats.record_invocation(logical_id, outcome)
-        return outcome
+            pool = self._direct.get(logical_id)
+            if pool is None:
+                size = self.max_workers or default_max_workers()
+                pool = self._direct[logical_id] = DirectPool(self.functions[logical_id], self.log_dir, size)
+        worker = pool.acquire()
+        try:
+            invocation = worker.invoke(event, fault)
+        finally:
+            pool.release(worker)
+        with self.stats.lock:
+            self.stats.record_invocation(logical_id, invocation)
+            if fault:
+                self.stats.faults[fault] += 1
+            if not invocation.ok:
+                self.stats.errors[logical_id] += 1
+                self.stats.deaths[logical_id] += invocation.died
+                self.stats.last_error[logical_id] = invocation.error
+        return invocation
 
     def lambda_usage(self) -> dict:
         """What Lambda would bill, per function that ran: requests, invocation and INIT milliseconds."""
@@ -207,6 +260,11 @@ class LocalLambdaRuntime:
                 if self.stats.invocations[logical_id]
             }
 
+    def direct_workers(self, logical_id: str) -> int:
+        """Worker processes started for direct invocations of a function."""
+        pool = self._direct.get(logical_id)
+        return len(pool.workers) if pool else 0
+
     def failure(self) -> BaseException | None:
         """The first poller that died of an unexpected error (the runtime is then stopping)."""
         return next((p.fatal for p in self._pollers if p.fatal is not None), None)
@@ -219,7 +277,8 @@ class LocalLambdaRuntime:
         for poller in self._pollers:
             for worker in poller.workers:
                 worker.stop()  # an invoker stuck in an invocation still gets its process killed
-        for worker in self._direct.values():
-            worker.stop()
+        for pool in self._direct.values():
+            for worker in pool.workers:
+                worker.stop()
         self._pollers.clear()
         self._direct.clear()

@@ -96,9 +96,13 @@ def serve(conn) -> None:
             if fault == "fail-before":
                 raise InjectedFault("injected failure before side effects")
             if fault == "kill":
-                # die mid-batch: the first half of the records has had its side effects
-                records = event.get("Records", [])
-                handler({**event, "Records": records[: max(1, len(records) // 2)]}, context)
+                # die mid-batch: the first half of the records has had its side effects (an event that
+                # is not a batch, e.g. a Step Functions task, has had all of them)
+                if isinstance(event, dict) and "Records" in event:
+                    records = event["Records"]
+                    handler({**event, "Records": records[: max(1, len(records) // 2)]}, context)
+                else:
+                    handler(event, context)
                 log.flush()
                 os._exit(KILL_EXIT_CODE)
             result = handler(event, context)

@@ -119,6 +119,8 @@ class LocalEndpoint:
             self._server.start()
             self.port = self._server.port
             self._reset()
+            # state machines run in moto's ASL engine, whose own calls come back to this server
+            motopatches.enable_step_functions(self.port)
         except BaseException:
             if self._server is None:
                 _ACTIVE.release()
@@ -137,6 +139,7 @@ class LocalEndpoint:
             try:
                 self._reset()
             finally:
+                motopatches.disable_step_functions()
                 self._server.stop()
                 self._server = None
                 self._clients.clear()

@@ -161,7 +161,7 @@ def deploy(
         raise DeployError(f"{template_path}: cannot read the template: {exc}") from None
     values = _parameter_values(template, parameters or {})
     try:
-        transformed, _code_locations = transform_template(template, values, endpoint.region)
+        transformed, _code_locations = transform_template(template, values, endpoint.region, template_path.parent)
     except Exception as exc:
         raise DeployError(f"{template_path}: SAM transform failed: {exc}") from None
 

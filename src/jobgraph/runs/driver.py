@@ -63,6 +63,11 @@ class StackOutputs:
 
 
 def describe_stack(cloudformation, stack_name: str) -> StackOutputs:
+    return StackOutputs.from_outputs(stack_name, stack_outputs(cloudformation, stack_name))
+
+
+def stack_outputs(cloudformation, stack_name: str) -> dict[str, str]:
+    """The outputs of a deployed stack; RunFailed if it does not exist or is not deployed."""
     from botocore.exceptions import ClientError
 
     try:
@@ -72,7 +77,7 @@ def describe_stack(cloudformation, stack_name: str) -> StackOutputs:
     stack = stacks[0]
     if stack["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"):
         raise RunFailed(f"stack {stack_name} is {stack['StackStatus']}, not deployed")
-    return StackOutputs.from_outputs(stack_name, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
 def start_run_payload(sequences: list[Sequence], spec: RunSpec) -> dict:
@@ -191,9 +196,7 @@ class GraphRun:
         return sum(sum(queue.depth()) for queue in self.queues.values())
 
     def alarm_states(self) -> dict[str, str]:
-        cloudwatch = self.clients.client("cloudwatch")
-        alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"{self.outputs.stack_name}-").get("MetricAlarms", [])
-        return {alarm["AlarmName"]: alarm["StateValue"] for alarm in alarms}
+        return alarm_states(self.clients.client("cloudwatch"), self.outputs.stack_name)
 
     def wait(
         self,
@@ -261,27 +264,41 @@ class GraphRun:
         return False
 
     def export(self, run_id: str, out_dir: Path, *, overwrite: bool) -> Path:
-        """Copy <run_id>/ from the results bucket to ``out_dir/<run_id>`` (GUIDE §5 layout), all or nothing."""
-        keys = self.results.list(f"{run_id}/")
-        if merged_key(run_id) not in keys:
-            raise RunFailed(f"{self.results.describe()}{merged_key(run_id)} is missing: the run has no result")
-        with staged_run(out_dir, run_id, overwrite=overwrite) as local, ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda key: local.put(key, self.results.get(key)), keys))
-        return out_dir / run_id
+        return export_results(self.results, run_id, out_dir, overwrite=overwrite)
 
     def job_timings(self, run_id: str) -> tuple[dict[str, list[float]], dict[str, int]]:
-        """Per-stage processing times (ms) and attempts per job, from the job records."""
-        stage_ms: dict[str, list[float]] = defaultdict(list)
-        attempts: dict[str, int] = {}
-        for record in self.table.jobs_of_run(run_id):
-            job_id = record["sk"].removeprefix("JOB#")
-            attempts[job_id] = int(record.get("last_attempt", 1))
-            if record.get("status") == "COMPLETED":
-                stage_ms[record["exec_type"]].append(float(record["processing_time_ms"]))
-        return stage_ms, attempts
+        return job_timings(self.table, run_id)
 
     def merged(self, run_id: str) -> dict:
         return json.loads(self.results.get(merged_key(run_id)))
+
+
+def alarm_states(cloudwatch, stack_name: str) -> dict[str, str]:
+    """State of every alarm of the stack (alarm names start with the stack name)."""
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"{stack_name}-").get("MetricAlarms", [])
+    return {alarm["AlarmName"]: alarm["StateValue"] for alarm in alarms}
+
+
+def export_results(results: S3BlobStore, run_id: str, out_dir: Path, *, overwrite: bool) -> Path:
+    """Copy <run_id>/ from the results bucket to ``out_dir/<run_id>`` (GUIDE §5 layout), all or nothing."""
+    keys = results.list(f"{run_id}/")
+    if merged_key(run_id) not in keys:
+        raise RunFailed(f"{results.describe()}{merged_key(run_id)} is missing: the run has no result")
+    with staged_run(out_dir, run_id, overwrite=overwrite) as local, ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda key: local.put(key, results.get(key)), keys))
+    return out_dir / run_id
+
+
+def job_timings(table: JobsTable, run_id: str) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Per-stage processing times (ms) and attempts per job, from the job records."""
+    stage_ms: dict[str, list[float]] = defaultdict(list)
+    attempts: dict[str, int] = {}
+    for record in table.jobs_of_run(run_id):
+        job_id = record["sk"].removeprefix("JOB#")
+        attempts[job_id] = int(record.get("last_attempt", 1))
+        if record.get("status") == "COMPLETED":
+            stage_ms[record["exec_type"]].append(float(record["processing_time_ms"]))
+    return stage_ms, attempts
 
 
 def execute(

@@ -32,6 +32,14 @@ API (keep stable, other modules rely on it):
     resolved from the map bundled with samtranslator; a name missing from it raises ``ValueError``
     instead of calling IAM.
 
+    With ``root`` (the template's folder), each ``AWS::Serverless::StateMachine`` whose
+    ``DefinitionUri`` is a local file gets that file inlined as ``Definition`` first (``sam package``
+    would upload it to S3; moto's CloudFormation understands only ``DefinitionString``), so the transformed
+    state machine has ``DefinitionString`` plus ``DefinitionSubstitutions``, as on AWS.
+
+``inline_definitions(template, root) -> dict[str, str]``
+    That inlining on its own (in place); returns logical id → the definition file's path relative to ``root``.
+
 ``ARTIFACT_BUCKET`` is ``"jobgraph-local-artifacts"``.
 """
 
@@ -93,7 +101,27 @@ def rewrite_code_uris(template: dict) -> dict[str, str]:
     return locations
 
 
-def transform_template(template: dict, parameters: dict, region: str) -> tuple[dict, dict[str, str]]:
+def inline_definitions(template: dict, root: str | Path) -> dict[str, str]:
+    """Replace local ``DefinitionUri`` files of state machines by their content (``Definition``), in place."""
+    inlined: dict[str, str] = {}
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::Serverless::StateMachine":
+            continue
+        properties = resource.get("Properties") or {}
+        uri = properties.get("DefinitionUri")
+        if not _is_local(uri):
+            continue
+        path = Path(root) / uri
+        text = path.read_text(encoding="utf-8")
+        properties["Definition"] = json.loads(text) if path.suffix == ".json" else load_template(path)
+        del properties["DefinitionUri"]
+        inlined[logical_id] = posixpath.normpath(uri)
+    return inlined
+
+
+def transform_template(
+    template: dict, parameters: dict, region: str, root: str | Path | None = None
+) -> tuple[dict, dict[str, str]]:
     """SAM → CloudFormation offline; see the module docstring for the contract."""
     import boto3
     from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
@@ -103,6 +131,8 @@ def transform_template(template: dict, parameters: dict, region: str) -> tuple[d
     from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
 
     sam_template = copy.deepcopy(template)
+    if root is not None:
+        inline_definitions(sam_template, root)
     code_locations = rewrite_code_uris(sam_template)
     parameter_values = {key: value for key, value in parameters.items()}
     parameter_values.setdefault("AWS::Region", region)

@@ -58,13 +58,22 @@ def _completion(job: IncomingJob, status: JobStatus, elapsed_ms: float, **extra)
     )
 
 
-def process_job(job: IncomingJob, deps: ProcessorDeps, attempt: int = 1) -> CompletedJob:
-    """Run the job and record it; on failure record and report it, then re-raise so SQS retries (and finally
-    DLQs) it. A success is reported by the caller, batched with the others of its invocation."""
+def run_recorded(
+    job: IncomingJob,
+    results: ResultStore,
+    table: JobsTable,
+    attempt: int = 1,
+    report: Callable[..., None] | None = None,
+) -> CompletedJob:
+    """Run the job's stage and record it in the jobs table (and ``report`` it, if given).
+
+    On failure the failure is recorded and reported, then re-raised so the caller's retry mechanism (SQS
+    redelivery in scenario 1, a Step Functions Retry in scenario 3) runs the job again.
+    """
     logger.append_keys(correlation_id=job.correlation_id, job_id=job.job_id, exec_type=job.exec_type.value)
     started = time.perf_counter()
     try:
-        output_key = stages.run_job(job, deps.results)
+        output_key = stages.run_job(job, results)
     except Exception as exc:
         failed = _completion(
             job,
@@ -75,18 +84,59 @@ def process_job(job: IncomingJob, deps: ProcessorDeps, attempt: int = 1) -> Comp
         logger.exception("job failed", extra={"attempt": attempt})
         metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
         try:
-            deps.table.record_job(failed, attempt)
-            deps.outgoing.send_completion(failed, attempt)
+            table.record_job(failed, attempt)
+            if report is not None:
+                report(failed, attempt)
         except Exception:  # reporting must not mask the job's own error
             logger.exception("could not report the failure")
         raise
     completed = _completion(job, JobStatus.COMPLETED, (time.perf_counter() - started) * 1000, output_key=output_key)
-    deps.table.record_job(completed, attempt)
-    # the completion is sent with the rest of the batch's (ProcessorRuntime.run_batch), one call per 10
+    table.record_job(completed, attempt)
+    if report is not None:
+        report(completed)
     metrics.add_metric(name="ProcessingTimeMs", unit=MetricUnit.Milliseconds, value=completed.processing_time_ms)
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
     logger.info("job completed", extra={"output_key": output_key, "processing_time_ms": completed.processing_time_ms})
     return completed
+
+
+def process_job(job: IncomingJob, deps: ProcessorDeps, attempt: int = 1) -> CompletedJob:
+    """Run the job; a failure is recorded and reported at once, then re-raised so SQS retries (and finally
+    DLQs) it. A success is reported by the caller, batched with the rest of its invocation
+    (ProcessorRuntime.run_batch: one call per 10)."""
+
+    def report_failure(completed: CompletedJob, attempt: int = 1) -> None:
+        if completed.status is JobStatus.FAILED:
+            deps.outgoing.send_completion(completed, attempt)
+
+    return run_recorded(job, deps.results, deps.table, attempt, report=report_failure)
+
+
+def once_per_job(
+    run: Callable[..., CompletedJob], table: JobsTable, static_pk: str
+) -> tuple[IdempotencyConfig, Callable[..., CompletedJob]]:
+    """``run(job=..., attempt=...)`` made idempotent on the job id (Powertools, records in the jobs table).
+
+    A repeated job whose first run completed returns the stored completion instead of running (and
+    recording) again; a failed run leaves no record, so a retry really retries. ``static_pk`` is the
+    partition key of the records (the functions' roles may delete only their own).
+    """
+    persistence = DynamoDBPersistenceLayer(
+        table_name=table.table_name,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value=static_pk,
+        expiry_attr="expires_at",
+        boto3_client=table.client,
+    )
+    config = IdempotencyConfig(event_key_jmespath="job_id", expires_after_seconds=6 * 3600)
+    run_once = idempotent_function(
+        data_keyword_argument="job",
+        persistence_store=persistence,
+        config=config,
+        output_serializer=PydanticSerializer(CompletedJob),
+    )(run)
+    return config, run_once
 
 
 @dataclass(frozen=True)
@@ -123,27 +173,13 @@ class ProcessorRuntime:
 def processor_runtime() -> ProcessorRuntime:
     settings = load_settings(ProcessorSettings)
     deps = ProcessorDeps.from_settings(settings)
-    # a redelivered or duplicated job whose first run completed returns the stored completion instead of
-    # running (and reporting) again; a failed run leaves no record, so SQS retries really retry
-    persistence = DynamoDBPersistenceLayer(
-        table_name=settings.table_name,
-        key_attr="pk",
-        sort_key_attr="sk",
-        static_pk_value="IDEMPOTENCY#processor",
-        expiry_attr="expires_at",
-        boto3_client=deps.table.client,
-    )
-    config = IdempotencyConfig(event_key_jmespath="job_id", expires_after_seconds=6 * 3600)
 
     def run(job: IncomingJob, attempt: int = 1) -> CompletedJob:
         return process_job(job, deps, attempt)
 
-    run_once = idempotent_function(
-        data_keyword_argument="job",
-        persistence_store=persistence,
-        config=config,
-        output_serializer=PydanticSerializer(CompletedJob),
-    )(run)
+    # a redelivered or duplicated job whose first run completed returns the stored completion instead of
+    # running (and reporting) again; a failed run leaves no record, so SQS retries really retry
+    config, run_once = once_per_job(run, deps.table, "IDEMPOTENCY#processor")
     return ProcessorRuntime(
         settings=settings,
         deps=deps,

@@ -29,9 +29,22 @@ class SchedulerSettings(CommonSettings):
     incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
 
 
-class StartRunSettings(CommonSettings):
-    incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
+class RunSettings(CommonSettings):
+    """Functions that register a run (StartRun in scenario 1, PrepareRun in scenario 3)."""
+
     default_scenarios: int = Field(default=1000, ge=1, le=MAX_SCENARIOS, validation_alias="DEFAULT_SCENARIOS")
+
+
+class StartRunSettings(RunSettings):
+    incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
+
+
+class PrepareRunSettings(RunSettings):
+    pass
+
+
+class StepTaskSettings(CommonSettings):
+    pass
 
 
 def load_settings[S: CommonSettings](model: type[S]) -> S:

@@ -16,7 +16,7 @@ from jobgraph.core.loader import check_unique, format_validation_error, parse_se
 from jobgraph.core.models import MAX_SCENARIOS, RunId, RunManifest, Sequence
 from jobgraph.core.results import ResultStore
 from jobgraph.services.observability import logger
-from jobgraph.services.settings import StartRunSettings, load_settings
+from jobgraph.services.settings import RunSettings, StartRunSettings, load_settings
 
 
 class StartRunRequest(BaseModel):
@@ -69,8 +69,21 @@ def parse_request(event: dict) -> tuple[StartRunRequest, list[Sequence]]:
     return request, [s for _, s in parsed]
 
 
-def start_run(event: dict, deps: StartRunDeps) -> dict:
-    """Returns {"status": "RUNNING", ...} or {"status": "REJECTED", "errors": [...]}; never half-starts."""
+@dataclass(frozen=True)
+class RegisteredRun:
+    spec: RunSpec
+    sequences: list[Sequence]
+    jobs_total: int
+
+
+def register_run(
+    event: dict, results: ResultStore, table: JobsTable, settings: RunSettings, implementation: str
+) -> RegisteredRun | dict:
+    """Validate a run request, create its run record, store its sequences and manifest.
+
+    Shared by StartRun (scenario 1) and PrepareRun (scenario 3). Returns the registered run, or
+    ``rejected(errors)`` for an invalid request or a run id used before; nothing is written then.
+    """
     try:
         request, sequences = parse_request(event)
     except InvalidSequenceError as exc:
@@ -78,19 +91,19 @@ def start_run(event: dict, deps: StartRunDeps) -> dict:
         return rejected(exc.problems)
     spec = RunSpec(
         run_id=request.run_id,
-        test_run_id=request.test_run_id or deps.settings.test_run_id,
-        scenarios=request.scenarios or deps.settings.default_scenarios,
+        test_run_id=request.test_run_id or settings.test_run_id,
+        scenarios=request.scenarios or settings.default_scenarios,
         seed=request.seed,
     )
     jobs = total_jobs(sequences)
     # the run record is the uniqueness gate: a repeated run_id is rejected before anything is written or sent
     try:
-        deps.table.create_run(spec.run_id, spec.test_run_id, len(sequences), jobs, spec.scenarios, spec.seed)
+        table.create_run(spec.run_id, spec.test_run_id, len(sequences), jobs, spec.scenarios, spec.seed)
     except RunExistsError as exc:
         return rejected([str(exc)])
     for sequence in sequences:
-        deps.results.put_sequence(spec.run_id, sequence)
-    deps.results.put_manifest(
+        results.put_sequence(spec.run_id, sequence)
+    results.put_manifest(
         RunManifest(
             run_id=spec.run_id,
             test_run_id=spec.test_run_id,
@@ -98,21 +111,37 @@ def start_run(event: dict, deps: StartRunDeps) -> dict:
             seed=spec.seed,
             sequence_ids=[s.sequence_id for s in sequences],
             total_route_jobs=sum(len(s.routes) for s in sequences),
-            implementation="lambda",
+            implementation=implementation,
         )
     )
-    sent = deps.incoming.send_jobs(route_job(spec, s, 0) for s in sequences)
-    logger.info("run started", extra={"run_id": spec.run_id, "sequences": len(sequences), "jobs_total": jobs})
+    return RegisteredRun(spec, sequences, jobs)
+
+
+def run_started(registered: RegisteredRun, **extra) -> dict:
+    spec = registered.spec
+    logger.info(
+        "run started",
+        extra={"run_id": spec.run_id, "sequences": len(registered.sequences), "jobs_total": registered.jobs_total},
+    )
     return {
         "status": "RUNNING",
         "run_id": spec.run_id,
         "test_run_id": spec.test_run_id,
-        "sequences": len(sequences),
-        "jobs_total": jobs,
-        "first_jobs_sent": sent,
+        "sequences": len(registered.sequences),
+        "jobs_total": registered.jobs_total,
+        **extra,
         "scenarios": spec.scenarios,
         "seed": spec.seed,
     }
+
+
+def start_run(event: dict, deps: StartRunDeps) -> dict:
+    """Returns {"status": "RUNNING", ...} or {"status": "REJECTED", "errors": [...]}; never half-starts."""
+    registered = register_run(event, deps.results, deps.table, deps.settings, implementation="lambda")
+    if isinstance(registered, dict):
+        return registered
+    sent = deps.incoming.send_jobs(route_job(registered.spec, s, 0) for s in registered.sequences)
+    return run_started(registered, first_jobs_sent=sent)
 
 
 @cache

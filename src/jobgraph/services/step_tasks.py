@@ -1,0 +1,164 @@
+"""Scenario 3: the tasks of the Step Functions state machine (statemachine/jobgraph.asl.json).
+
+PrepareRun registers a run exactly as StartRun does (start_run.register_run: validation, run record,
+sequences, manifest) and writes the run's plan — each sequence's route jobs and AGGREGATION, built by
+core/graph as the Scheduler would build them — for the Distributed Map's ItemReader.
+
+StepTask runs one job through the Processor's code (processor.run_recorded: same stage functions, same
+S3 keys, same job records), idempotent on the job id: when Step Functions retries a task whose job had
+completed (the invocation failed afterwards), the stored completion is returned, so results stay
+identical and the job is recorded once. The MERGE task also completes the run record, as the Scheduler
+does in scenario 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobgraph.adapters.dynamodb import JobsTable
+from jobgraph.adapters.s3 import S3BlobStore
+from jobgraph.core.errors import ObjectNotFoundError
+from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job
+from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, Sequence
+from jobgraph.core.results import ResultStore, request_key
+from jobgraph.services.observability import logger
+from jobgraph.services.processor import once_per_job, run_recorded
+from jobgraph.services.settings import PrepareRunSettings, StepTaskSettings, load_settings
+from jobgraph.services.start_run import register_run, rejected, run_started
+
+IMPLEMENTATION = "stepfunctions"
+
+
+# ------------------------------------------------------------------------------------- PrepareRun
+@dataclass(frozen=True)
+class PrepareRunDeps:
+    results: ResultStore
+    table: JobsTable
+    settings: PrepareRunSettings
+
+    @classmethod
+    def from_settings(cls, settings: PrepareRunSettings) -> PrepareRunDeps:
+        return cls(
+            results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
+            table=JobsTable(settings.table_name, settings.record_ttl_days),
+            settings=settings,
+        )
+
+
+def plan_item(spec: RunSpec, sequence: Sequence) -> dict:
+    """One Map item: a sequence's route jobs in order, then its AGGREGATION (the same jobs as scenario 1)."""
+    return {
+        "sequence_id": sequence.sequence_id,
+        "routes": [route_job(spec, sequence, r).model_dump(mode="json") for r in range(len(sequence.routes))],
+        "aggregation": aggregation_job(spec, sequence.sequence_id, len(sequence.routes)).model_dump(mode="json"),
+    }
+
+
+def load_request(event: dict, results: ResultStore) -> dict:
+    """The run request: the execution input itself, or the one it points to in the results bucket.
+
+    ``{"run_id": R, "request_key": "_jobgraph/requests/R.json"}`` reads a request stored by the run driver
+    (an execution input is limited to 256 KB); the key must be the run's own request key.
+    """
+    if "request_key" not in event:
+        return event
+    run_id = event.get("run_id")
+    if (
+        not isinstance(run_id, str)
+        or set(event) != {"run_id", "request_key"}
+        or event["request_key"] != request_key(run_id)
+    ):
+        raise ValueError(f"a stored request is given as {{'run_id': R, 'request_key': '{request_key('R')}'}}")
+    try:
+        stored = results.get_request(run_id)
+    except ObjectNotFoundError as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(stored, dict) or stored.get("run_id") != run_id:
+        raise ValueError(f"{request_key(run_id)} is not a request of run {run_id}")
+    return stored
+
+
+def prepare_run(event: dict, deps: PrepareRunDeps) -> dict:
+    """{"status": "RUNNING", ..., "bucket", "plan_key", "merge"} or {"status": "REJECTED", "errors", "cause"}."""
+    try:
+        request = load_request(event, deps.results)
+    except ValueError as exc:
+        registered = rejected([str(exc)])
+    else:
+        registered = register_run(request, deps.results, deps.table, deps.settings, IMPLEMENTATION)
+    if isinstance(registered, dict):
+        # the state machine's RunRejected Fail state shows "cause" (CausePath)
+        return {**registered, "cause": "\n".join(registered["errors"])[:30000]}
+    spec = registered.spec
+    key = deps.results.put_plan(spec.run_id, [plan_item(spec, s) for s in registered.sequences])
+    return run_started(
+        registered,
+        bucket=deps.settings.bucket_name,
+        plan_key=deps.results.blobs.prefix + key,
+        merge=merge_job(spec).model_dump(mode="json"),
+    )
+
+
+@cache
+def prepare_run_deps() -> PrepareRunDeps:
+    return PrepareRunDeps.from_settings(load_settings(PrepareRunSettings))
+
+
+# --------------------------------------------------------------------------------------- StepTask
+class StepTaskEvent(BaseModel):
+    """The task's payload: ``{"job.$": <a job of the plan>, "retry_count.$": "$$.State.RetryCount"}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: IncomingJob
+    retry_count: int = Field(default=0, ge=0)
+
+
+@dataclass(frozen=True)
+class StepTaskDeps:
+    results: ResultStore
+    table: JobsTable
+
+    @classmethod
+    def from_settings(cls, settings: StepTaskSettings) -> StepTaskDeps:
+        return cls(
+            results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
+            table=JobsTable(settings.table_name, settings.record_ttl_days),
+        )
+
+
+def run_step_job(job: IncomingJob, deps: StepTaskDeps, attempt: int = 1) -> CompletedJob:
+    """Run and record one job; the MERGE also completes the run (once: complete_run is conditional)."""
+    completed = run_recorded(job, deps.results, deps.table, attempt)
+    if job.exec_type is ExecType.MERGE and deps.table.complete_run(job.run_id, completed.output_key or ""):
+        logger.info("run completed", extra={"run_id": job.run_id})
+    return completed
+
+
+@dataclass(frozen=True)
+class StepTaskRuntime:
+    settings: StepTaskSettings
+    deps: StepTaskDeps
+    idempotency: IdempotencyConfig
+    run_once: Callable[..., CompletedJob]
+
+    def handle(self, event: StepTaskEvent) -> dict:
+        completed = self.run_once(job=event.job, attempt=event.retry_count + 1)
+        return completed.model_dump(mode="json", exclude_none=True)
+
+
+@cache
+def step_task_runtime() -> StepTaskRuntime:
+    settings = load_settings(StepTaskSettings)
+    deps = StepTaskDeps.from_settings(settings)
+
+    def run(job: IncomingJob, attempt: int = 1) -> CompletedJob:
+        return run_step_job(job, deps, attempt)
+
+    config, run_once = once_per_job(run, deps.table, "IDEMPOTENCY#step-task")
+    return StepTaskRuntime(settings, deps, config, run_once)

@@ -1,0 +1,92 @@
+"""Scenario 3 on the embedded local cloud: the state machine of templates/scenario-3.yaml, executed by moto's
+ASL engine with its Lambda tasks in the local runtime, gives the solver's results byte for byte."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import pytest
+
+from jobgraph.cli.main import main
+from jobgraph.core.generator import generate_sequences
+from jobgraph.core.graph import RunSpec
+from jobgraph.core.solver import solve
+from jobgraph.localcloud.faults import FaultPlan
+from jobgraph.runs.local import LocalRunOptions
+from jobgraph.runs.stepfunctions import run_state_machine_local
+from tests.e2e.test_solver_cli import assert_same_run, read_run
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "templates" / "scenario-3.yaml"
+pytestmark = pytest.mark.e2e
+
+SCENARIOS = 100
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return generate_sequences(4, seed=13)
+
+
+@pytest.fixture(scope="module")
+def solved(graph, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("solve")
+    solve(graph, RunSpec("sfn", "default", SCENARIOS, 5), out)
+    return out / "sfn"
+
+
+def assert_identical_files(a: Path, b: Path) -> None:
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    _match, mismatch, errors = filecmp.cmpfiles(a, b, [f.as_posix() for f in files], shallow=False)
+    assert (mismatch, errors) == ([], [])
+
+
+def test_run_scenario_3_matches_the_solver_file_for_file(graph, solved, tmp_path, capsys):
+    # Given the graph as sequence files, when `jobgraph run --scenario 3` runs it on the local cloud
+    folder = tmp_path / "sequences"
+    folder.mkdir()
+    for sequence in graph:
+        (folder / f"{sequence.sequence_id}.json").write_text(sequence.model_dump_json())
+    code = main(
+        ["run", "--scenario", "3", "--sequences", str(folder), "--run-id", "sfn", "--out", str(tmp_path / "out"),
+         "--scenarios", str(SCENARIOS), "--seed", "5", "--no-progress"]
+    )  # fmt: skip
+    report = capsys.readouterr().out
+    # then the execution completes and its results are the solver's, byte for byte
+    assert code == 0, report
+    assert_identical_files(tmp_path / "out" / "sfn", solved)
+    assert_same_run(read_run(tmp_path / "out" / "sfn"), read_run(solved))
+    # and the report names the scenario, per-stage times, the state machine and its functions
+    jobs = sum(len(s.routes) + 1 for s in graph) + 1
+    assert f"scenario 3 (Step Functions), on local stack scenario-3-local: 4 sequences, {jobs} jobs" in report
+    for line in ("FIRST", "AGGREGATION", "MERGE", "states entered", "StepTaskFunction", "PrepareRunFunction"):
+        assert line in report, line
+    assert "OK                scenario-3-local-executions-failed" in report
+    assert "dead-letter queues" not in report
+
+
+def test_failed_invocations_are_retried_by_the_state_machine(graph, solved, tmp_path):
+    # Given a third of the task invocations failing, before or after their side effects, and duplicates
+    options = LocalRunOptions(
+        scenario=3,
+        template=TEMPLATE,
+        stack_name="scenario-3-local",
+        faults=FaultPlan(fail_rate=0.3, duplicate_rate=0.2, seed=3),
+    )
+    # when the run goes through the state machine
+    outcome = run_state_machine_local(graph, RunSpec("sfn", "default", SCENARIOS, 5), tmp_path / "out", options)
+    # then its Retry recovers every job: the results still equal the solver's
+    assert outcome.run_record["status"] == "COMPLETED"
+    assert_identical_files(outcome.out_dir, solved)
+    step_task = outcome.extra["functions"]["StepTaskFunction"]
+    faults = outcome.extra["faults"]
+    assert step_task["errors"] == faults.get("fail-before", 0) + faults.get("fail-after", 0) > 0
+    assert step_task["invocations"] >= outcome.jobs + step_task["errors"]
+    # and every job is recorded once, completed; a job that failed before running shows its second attempt
+    assert sum(len(v) for v in outcome.stage_ms.values()) == outcome.jobs == len(outcome.attempts)
+    if faults.get("fail-before"):
+        assert max(outcome.attempts.values()) >= 2
+    assert outcome.alarms["scenario-3-local-step-task-errors"] == "ALARM"
+    assert outcome.alarms["scenario-3-local-executions-failed"] == "OK"

@@ -1,0 +1,144 @@
+"""templates/scenario-3.yaml: lint, offline SAM transform, the state machine definition, tags and IAM
+hygiene — the checks test_sam_template.py makes of scenario 1's template, for the Step Functions stack."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cfnlint.api import ManualArgs, lint_file
+
+from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template
+from tests.cfn_eval import Stack
+from tests.iam_policy import Permission, bindings_for, is_allowed, role_statements
+from tests.integration.test_sam_template import TAG_KEYS, UNTAGGABLE, _allow_statements
+from tests.lambda_support import ROOT
+
+TEMPLATE = ROOT / "templates" / "scenario-3.yaml"
+REGION = "eu-west-1"
+CUSTOM = {"TestRunId": "sfn-512mb", "Stage": "prod", "ProjectPrefix": "jobgraph-perf", "StepTaskMemorySize": "512",
+          "Architecture": "arm64", "AlarmEmail": "ops@example.com", "SequenceConcurrency": "100"}  # fmt: skip
+FUNCTIONS = ("PrepareRunFunction", "StepTaskFunction")
+# CloudWatch Logs' log-delivery actions have no resource-level permissions: AWS documents Resource "*".
+RESOURCE_STAR_ACTIONS = {
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sam_template() -> dict:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def transformed(sam_template) -> dict:
+    return transform_template(sam_template, {}, REGION, TEMPLATE.parent)[0]
+
+
+@pytest.fixture(scope="module", params=["default", "custom"])
+def stack(request, sam_template) -> Stack:
+    parameters = {} if request.param == "default" else CUSTOM
+    return Stack(transform_template(sam_template, parameters, REGION, TEMPLATE.parent)[0], parameters)
+
+
+def test_cfn_lint_reports_no_errors_or_warnings():
+    matches = lint_file(TEMPLATE, config=ManualArgs(regions=["us-east-1", REGION]))
+    assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches if m.rule.id[0] in "EW"] == []
+
+
+def test_transform_inlines_the_definition_and_rewrites_code_locations(sam_template):
+    transformed, locations = transform_template(sam_template, {}, REGION, TEMPLATE.parent)
+    assert locations == {
+        "CoreLayer": "../src",
+        "ScientificLayer": "../layers/scientific",
+        "PrepareRunFunction": "../functions/prepare_run",
+        "StepTaskFunction": "../functions/step_task",
+    }
+    for function in FUNCTIONS:
+        code = transformed["Resources"][function]["Properties"]["Code"]
+        assert code == {"S3Bucket": ARTIFACT_BUCKET, "S3Key": locations[function]}
+        assert (TEMPLATE.parent / locations[function] / "app.py").is_file()
+    machine = transformed["Resources"]["JobGraphStateMachine"]
+    assert machine["Type"] == "AWS::StepFunctions::StateMachine"
+    assert "DefinitionString" in machine["Properties"] and "DefinitionS3Location" not in machine["Properties"]
+    assert sorted(machine["Properties"]["DefinitionSubstitutions"]) == [
+        "JobsTableName", "PrepareRunFunctionArn", "SequenceConcurrency", "StepTaskFunctionArn",
+    ]  # fmt: skip
+    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+    assert not [r for r in transformed["Resources"].values() if r["Type"].startswith("AWS::Serverless::")]
+
+
+def test_the_definition_uses_only_substitutions_the_template_provides(sam_template):
+    import re
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    text = (ROOT / "statemachine" / "jobgraph.asl.json").read_text()
+    provided = sam_template["Resources"]["JobGraphStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert set(re.findall(r"\$\{(\w+)\}", text)) == set(provided)
+    substituted = re.sub(r"\$\{(\w+)\}", lambda m: "7" if m.group(1) == "SequenceConcurrency" else "x", text)
+    AmazonStateLanguageParser.parse(substituted)  # the engine that runs it locally accepts it
+    states = json.loads(text)["States"]
+    assert states["Sequences"]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    routes = states["Sequences"]["ItemProcessor"]["States"]["Routes"]
+    assert routes["MaxConcurrency"] == 1 and routes["ItemsPath"] == "$.routes"  # one route at a time, in order
+    for name in ("PrepareRun", "Sequences", "Merge"):
+        assert states[name]["Catch"][0]["Next"] == "RecordFailure"
+
+
+def test_every_taggable_resource_carries_the_four_tags(stack):
+    expected = {
+        "PerfTestRun": stack.parameters["TestRunId"],
+        "Purpose": "PerformanceTesting",
+        "Environment": stack.parameters["Stage"],
+        "Project": stack.parameters["ProjectPrefix"],
+    }
+    untagged, checked = {}, set()
+    for logical_id, resource in stack.template["Resources"].items():
+        if resource["Type"] in UNTAGGABLE or not stack.active(logical_id):
+            continue
+        checked.add(resource["Type"])
+        found = {t["Key"]: t["Value"] for t in stack.properties(logical_id).get("Tags", []) if t["Key"] in TAG_KEYS}
+        if found != expected:
+            untagged[logical_id] = found
+    assert untagged == {}
+    assert checked >= {
+        "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::SNS::Topic",
+        "AWS::Logs::LogGroup", "AWS::CloudWatch::Alarm", "AWS::StepFunctions::StateMachine",
+    }  # fmt: skip
+
+
+def test_no_allow_statement_grants_a_wildcard_action(transformed):
+    allows = [(logical_id, s) for logical_id, s in _allow_statements(transformed) if s["Effect"] == "Allow"]
+    assert len(allows) >= 10
+    offending = []
+    for logical_id, statement in allows:
+        assert "NotAction" not in statement and "NotResource" not in statement, logical_id
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        offending += [(logical_id, a) for a in actions if a == "*" or a.split(":", 1)[1] == "*"]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if "*" in resources:
+            offending += [(logical_id, f"Resource * for {a}") for a in actions if a not in RESOURCE_STAR_ACTIONS]
+    assert offending == []
+
+
+def test_state_machine_role_invokes_exactly_its_two_functions(transformed):
+    role = transformed["Resources"]["JobGraphStateMachineRole"]["Properties"]
+    invoked = [
+        s["Resource"]["Fn::Sub"][1]["functionName"]["Ref"]
+        for policy in role["Policies"]
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Action"] == ["lambda:InvokeFunction"]
+    ]
+    assert sorted(invoked) == ["PrepareRunFunction", "StepTaskFunction"]
+    assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"]
+
+
+def test_step_task_may_delete_only_its_own_idempotency_records(transformed):
+    bindings = bindings_for("scenario-3-dev-data-123456789012", "scenario-3-dev-jobs", {}, REGION, "123456789012")
+    statements = role_statements(transformed, "StepTaskFunction", bindings)
+    table = bindings.attributes["JobsTable.Arn"]
+    assert is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#step-task",)))
+    assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
+    assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("RUN#r1",)))

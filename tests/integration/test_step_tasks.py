@@ -1,0 +1,153 @@
+"""Scenario 3's handlers (PrepareRun, StepTask) in-process against moto: the plan, the jobs, idempotency under
+Step Functions retries, and every AWS call they make allowed by their roles in templates/scenario-3.yaml."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import boto3
+import pytest
+
+from jobgraph.core.results import request_key
+from jobgraph.sam.template import load_template, transform_template
+from tests.iam_policy import Call, bindings_for, is_allowed, required_permissions, role_statements
+from tests.lambda_support import ROOT, FakeLambdaContext, event, load_handler, reset_cached_clients
+
+RUN = "events-demo"
+REGION, ACCOUNT = "eu-west-1", "123456789012"
+FUNCTIONS = {"prepare_run": "PrepareRunFunction", "step_task": "StepTaskFunction"}
+
+
+@pytest.fixture
+def recorded(fake_stack):
+    """The two handlers, with every boto3 call they make recorded per function."""
+    calls: dict[str, list[Call]] = defaultdict(list)
+    current = {"function": None}
+
+    def record(params, model, **_kwargs):
+        if current["function"] is not None:
+            calls[current["function"]].append(Call(model.service_model.service_name, model.name, dict(params)))
+
+    events = boto3._get_default_session().events
+    events.register("provide-client-params", record, unique_id="sfn-call-recorder")
+    reset_cached_clients()
+    handlers = {name: load_handler(name) for name in FUNCTIONS}
+
+    def invoke(function: str, payload: dict):
+        current["function"] = function
+        try:
+            return handlers[function](payload, FakeLambdaContext(function_name=function))
+        finally:
+            current["function"] = None
+
+    yield invoke, calls
+    events.unregister("provide-client-params", unique_id="sfn-call-recorder")
+
+
+def plan(fake_stack, key: str) -> list[dict]:
+    return json.loads(fake_stack.s3.get_object(Bucket=fake_stack.bucket, Key=key)["Body"].read())
+
+
+def task(job: dict, retry_count: int = 0) -> dict:
+    return {"job": job, "retry_count": retry_count}
+
+
+def test_prepare_run_registers_the_run_and_writes_its_plan(recorded, fake_stack):
+    invoke, _calls = recorded
+    prepared = invoke("prepare_run", event("start-run"))
+    assert prepared["status"] == "RUNNING" and prepared["jobs_total"] == 5
+    assert prepared["bucket"] == fake_stack.bucket and prepared["merge"]["job_id"] == f"{RUN}-merge"
+    (item,) = plan(fake_stack, prepared["plan_key"])
+    assert [j["job_id"] for j in item["routes"]] == [f"{RUN}-s0-r{r}" for r in range(3)]
+    assert [j["exec_type"] for j in item["routes"]] == ["FIRST", "INTERMEDIATE", "LAST"]
+    assert item["aggregation"]["job_id"] == f"{RUN}-s0-agg"
+    assert fake_stack.item(f"RUN#{RUN}", "RUN")["status"] == "RUNNING"
+    # the same run again, and a bad request, are rejected with a cause for the Fail state
+    again = invoke("prepare_run", event("start-run"))
+    assert again["status"] == "REJECTED" and "already exists" in again["cause"]
+
+
+def test_prepare_run_reads_a_stored_request_only_under_the_runs_own_key(recorded, fake_stack):
+    invoke, _calls = recorded
+    request = {**event("start-run"), "run_id": "stored"}
+    fake_stack.s3.put_object(Bucket=fake_stack.bucket, Key=request_key("stored"), Body=json.dumps(request))
+    prepared = invoke("prepare_run", {"run_id": "stored", "request_key": request_key("stored")})
+    assert prepared["status"] == "RUNNING" and prepared["run_id"] == "stored"
+    other = invoke("prepare_run", {"run_id": "x", "request_key": request_key("stored")})
+    assert other["status"] == "REJECTED" and "_jobgraph/requests/R.json" in other["cause"]
+    missing = invoke("prepare_run", {"run_id": "nothing", "request_key": request_key("nothing")})
+    assert missing["status"] == "REJECTED" and "not found" in missing["cause"]
+
+
+def test_step_task_runs_the_plan_and_a_retry_of_a_completed_job_is_recorded_once(recorded, fake_stack):
+    invoke, _calls = recorded
+    prepared = invoke("prepare_run", event("start-run"))
+    (item,) = plan(fake_stack, prepared["plan_key"])
+    first, second, third = item["routes"]
+    # a route whose previous state is missing fails, is recorded FAILED, and leaves no idempotency record
+    with pytest.raises(Exception, match="state of route 0"):
+        invoke("step_task", task(second))
+    assert fake_stack.item(f"RUN#{RUN}", f"JOB#{second['job_id']}")["status"] == "FAILED"
+    done = invoke("step_task", task(first))
+    assert done["status"] == "completed" and done["output_key"] == f"{RUN}/delays/{first['job_id']}.parquet"
+    # Step Functions retries a task whose invocation failed after the job completed: same answer, one record
+    assert invoke("step_task", task(first, retry_count=1)) == done
+    assert fake_stack.item(f"RUN#{RUN}", f"JOB#{first['job_id']}")["reports"] == 1
+    # the failed route's retry now runs, and records its attempt
+    assert invoke("step_task", task(second, retry_count=1))["status"] == "completed"
+    assert fake_stack.item(f"RUN#{RUN}", f"JOB#{second['job_id']}")["last_attempt"] == 2
+    invoke("step_task", task(third))
+    invoke("step_task", task(item["aggregation"]))
+    merged = invoke("step_task", task(prepared["merge"]))
+    assert merged["output_key"] == f"{RUN}/merged_percentiles.json"
+    run = fake_stack.item(f"RUN#{RUN}", "RUN")
+    assert run["status"] == "COMPLETED" and run["merged_key"] == merged["output_key"]
+
+
+def test_a_task_payload_that_is_not_a_job_is_refused(recorded, fake_stack):
+    invoke, _calls = recorded
+    with pytest.raises(Exception, match="validation error"):
+        invoke("step_task", {"job": {"job_id": "x"}, "retry_count": 0})
+
+
+def test_every_recorded_call_is_allowed_by_the_functions_role(recorded, fake_stack):
+    invoke, calls = recorded
+    prepared = invoke("prepare_run", event("start-run"))
+    invoke("prepare_run", event("start-run"))  # rejected: run exists
+    fake_stack.s3.put_object(
+        Bucket=fake_stack.bucket, Key=request_key("r2"), Body=json.dumps({**event("start-run"), "run_id": "r2"})
+    )
+    invoke("prepare_run", {"run_id": "r2", "request_key": request_key("r2")})
+    (item,) = plan(fake_stack, prepared["plan_key"])
+    with pytest.raises(Exception, match="state of route 0"):
+        invoke("step_task", task(item["routes"][1]))
+    for job in [*item["routes"], item["routes"][0], item["aggregation"], prepared["merge"]]:
+        invoke("step_task", task(job))
+    transformed, _ = transform_template(
+        load_template(ROOT / "templates" / "scenario-3.yaml"), {}, REGION, ROOT / "templates"
+    )
+    bindings = bindings_for(fake_stack.bucket, fake_stack.table, {}, REGION, ACCOUNT)
+    denied, actions = {}, {}
+    for function, logical_id in FUNCTIONS.items():
+        needed = {p for call in calls[function] for p in required_permissions(call, REGION, ACCOUNT)}
+        actions[function] = {p.action for p in needed}
+        statements = role_statements(transformed, logical_id, bindings)
+        missing = sorted(f"{p.action} on {p.resource}" for p in needed if not is_allowed(statements, p))
+        if missing:
+            denied[logical_id] = missing
+    assert denied == {}
+    # and the recording saw the calls that matter
+    assert {"s3:GetObject", "s3:PutObject", "dynamodb:PutItem"} <= actions["prepare_run"]
+    assert {"s3:GetObject", "s3:PutObject", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem"} <= (
+        actions["step_task"]
+    )
+
+
+def test_the_step_task_events_run_the_demo_run(recorded, fake_stack):
+    """events/step-task-*.json (also for `sam local invoke StepTaskFunction -e …`) after PrepareRun(start-run)."""
+    invoke, _calls = recorded
+    assert invoke("prepare_run", event("start-run"))["status"] == "RUNNING"
+    for stage in ("first", "intermediate", "last", "aggregation", "merge"):
+        assert invoke("step_task", event(f"step-task-{stage}"))["status"] == "completed", stage
+    assert fake_stack.item(f"RUN#{RUN}", "RUN")["status"] == "COMPLETED"

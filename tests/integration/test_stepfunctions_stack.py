@@ -1,0 +1,99 @@
+"""`jobgraph run --scenario 3 --stack NAME` (AWS mode), exercised against moto only: templates/scenario-3.yaml
+deployed into the local cloud plays the AWS stack, moto's ASL engine plays Step Functions and the local
+runtime plays Lambda. Also the state machine's own failure paths: a rejected request and a job out of retries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobgraph.core.generator import generate_sequences
+from jobgraph.core.graph import RunSpec
+from jobgraph.core.solver import solve
+from jobgraph.localcloud import motopatches
+from jobgraph.localcloud.faults import FaultPlan
+from jobgraph.localcloud.runtime import LocalLambdaRuntime
+from jobgraph.localcloud.server import LocalEndpoint
+from jobgraph.localcloud.stack import deploy
+from jobgraph.runs.driver import RunFailed
+from jobgraph.runs.stepfunctions import TaskInvoker, retries_allowed, run_state_machine_on_aws
+from jobgraph.sam.template import load_template
+from tests.e2e.test_solver_cli import assert_same_run, read_run
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "templates" / "scenario-3.yaml"
+STACK = "scenario-3-dev"
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """The stack, with the state machine's Lambda tasks answered by the local runtime (``invoker`` swappable)."""
+    with LocalEndpoint() as endpoint:
+        stack = deploy(endpoint, TEMPLATE, stack_name=STACK)
+        runtime = LocalLambdaRuntime(endpoint, stack, tmp_path_factory.mktemp("logs")).start()
+        tasks = TaskInvoker(runtime, FaultPlan(), clean_from_retry=3)
+        current = {"invoker": tasks}
+        motopatches.set_lambda_invoker(lambda function, payload: current["invoker"](function, payload))
+        try:
+            yield endpoint, tasks, current
+        finally:
+            motopatches.set_lambda_invoker(None)
+            runtime.stop()
+
+
+def test_aws_mode_drives_the_state_machine_through_the_stack_outputs(deployed, tmp_path):
+    endpoint, _tasks, _current = deployed
+    sequences = generate_sequences(3, seed=21)
+    spec = RunSpec("sfn-aws", "perf-1", 50, 9)
+    solve(sequences, spec, tmp_path / "solve")
+    outcome = run_state_machine_on_aws(STACK, sequences, spec, tmp_path / "out", session=endpoint, interval_s=0.3)
+    assert outcome.mode == "AWS" and outcome.scenario == 3 and outcome.run_record["status"] == "COMPLETED"
+    assert_same_run(read_run(outcome.out_dir), read_run(tmp_path / "solve" / "sfn-aws"))
+    assert sum(len(v) for v in outcome.stage_ms.values()) == outcome.jobs
+    assert outcome.run_record["test_run_id"] == "perf-1"
+    assert outcome.extra["state_machine"]["states_entered"] >= 5
+    assert "/states/home" in outcome.dashboard_url
+    assert set(outcome.alarms) == {f"{STACK}-executions-failed", f"{STACK}-step-task-errors"}
+    # a run id names one execution: it cannot be started twice
+    with pytest.raises(RunFailed, match=f"run sfn-aws was started on {STACK} before"):
+        run_state_machine_on_aws(STACK, sequences, spec, tmp_path / "again", session=endpoint)
+
+
+def test_an_invalid_request_fails_the_execution_as_rejected(deployed, tmp_path):
+    endpoint, _tasks, _current = deployed
+    sequence = generate_sequences(1, seed=2)[0]
+    with pytest.raises(RunFailed, match=r"run twice rejected:\n  sequences\[1\].*duplicate"):
+        run_state_machine_on_aws(STACK, [sequence, sequence], RunSpec("twice", "t", 10, 1), tmp_path, session=endpoint)
+
+
+def test_a_job_out_of_retries_records_the_run_failed(deployed, tmp_path):
+    endpoint, tasks, current = deployed
+    calls = []
+
+    def merge_fails(function, payload):
+        if isinstance(payload, dict) and payload.get("job", {}).get("exec_type") == "MERGE":
+            calls.append(payload["retry_count"])
+            return False, {"errorType": "MissingStateError", "errorMessage": "no percentiles yet"}
+        return tasks(function, payload)
+
+    current["invoker"] = merge_fails
+    try:
+        with pytest.raises(RunFailed, match="execution FAILED: MissingStateError"):
+            run_state_machine_on_aws(
+                STACK, generate_sequences(1, seed=4), RunSpec("doomed", "t", 10, 1), tmp_path, session=endpoint
+            )
+    finally:
+        current["invoker"] = tasks
+    # retried as the definition says (States.TaskFailed: MaxAttempts 3), then caught and recorded
+    assert calls == [0, 1, 2, 3]
+    record = endpoint.client("dynamodb").get_item(
+        TableName=f"{STACK}-jobs", Key={"pk": {"S": "RUN#doomed"}, "sk": {"S": "RUN"}}
+    )["Item"]
+    assert record["status"]["S"] == "FAILED" and record["gsi1pk"]["S"] == "RUN#FAILED"
+    assert record["error_message"]["S"].startswith("MissingStateError: ")
+
+
+def test_faults_spare_the_last_try_the_definition_allows():
+    definition = load_template(ROOT / "statemachine" / "jobgraph.asl.json")
+    assert retries_allowed(definition) == 3
