@@ -221,7 +221,9 @@ clean:
 LAMBDA_IMAGE ?= auto
 EVENT ?=
 FUNCTION ?=
-LOCAL_INVOKE = $(PY) scripts/local_invoke.py --image $(LAMBDA_IMAGE)
+# e.g. INVOKE_ARGS="--scenario 3": start-run.json for scenario 3's PrepareRun, or --all of one app only
+INVOKE_ARGS ?=
+LOCAL_INVOKE = $(PY) scripts/local_invoke.py --image $(LAMBDA_IMAGE) $(INVOKE_ARGS)
 
 .PHONY: docker-up lambda-image local-invoke local-invoke-all test-docker
 
@@ -234,14 +236,14 @@ lambda-image: $(STAMP)
 	$(PY) scripts/local_invoke.py image
 
 ## make local-invoke EVENT=events/processor-first.json [FUNCTION=ProcessorFunction]: one event, effects checked
-local-invoke: $(STAMP) $(BUILD_STAMP)
+local-invoke: $(STAMP) $(BUILD_STAMP) $(SFN_BUILD_STAMP)
 	@test -n "$(EVENT)" || { echo "usage: make local-invoke EVENT=events/<function>-<case>.json [FUNCTION=<LogicalId>]" >&2; exit 2; }
 	$(LOCAL_INVOKE) --event $(EVENT) $(if $(FUNCTION),--function $(FUNCTION))
 
-## make local-invoke-all: every events/*.json through sam local invoke, effects checked, one table
-local-invoke-all: $(STAMP) $(BUILD_STAMP)
+## make local-invoke-all: every events/*.json (scenarios 1 and 3) through sam local invoke, effects checked, one table
+local-invoke-all: $(STAMP) $(BUILD_STAMP) $(SFN_BUILD_STAMP)
 	$(LOCAL_INVOKE) --all
 
 ## make test-docker: only the tests marked docker (what local-invoke-all does, as pytest)
-test-docker: $(STAMP) $(BUILD_STAMP)
+test-docker: $(STAMP) $(BUILD_STAMP) $(SFN_BUILD_STAMP)
 	JOBGRAPH_DOCKER_TESTS=1 $(BIN)/pytest -m docker $(PYTEST_ARGS)

@@ -1,13 +1,15 @@
 """`sam local invoke` of the built functions with events/*.json, offline: Docker, image, local cloud, table.
 
-    python scripts/local_invoke.py --all                                    # every events/*.json
+    python scripts/local_invoke.py --all                                    # every events/*.json, every app
+    python scripts/local_invoke.py --all --scenario 3                       # scenario 3's only
     python scripts/local_invoke.py --event events/processor-first.json      # one (its prerequisites seeded)
     python scripts/local_invoke.py --event events/scheduler-merge.json --function SchedulerFunction
+    python scripts/local_invoke.py --event events/start-run.json --scenario 3   # PrepareRun, not StartRun
     python scripts/local_invoke.py docker-up                                # only start (install) dockerd
     python scripts/local_invoke.py image                                    # only build the stand-in image
 
 The Makefile's `local-invoke`, `local-invoke-all`, `docker-up` and `lambda-image` targets call this
-(after `make build`). `--image auto|official|local` (LAMBDA_IMAGE in make) picks the Lambda base image:
+(after `make build` and `make build-sfn`). `--image auto|official|local` (LAMBDA_IMAGE in make) picks the Lambda base image:
 auto uses public.ecr.aws/lambda/python:3.13 when it is on this machine or its registry resolves, else
 the stand-in built here from Debian (docker/lambda-python3.13/). Exit code 1 if any event FAILED.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from jobgraph.core.errors import JobGraphError
 from jobgraph.localcloud import containers
-from jobgraph.localcloud.saminvoke import CASES, SamLocalInvoker, case_for, format_table, function_of
+from jobgraph.localcloud.saminvoke import APPS, SamLocalInvoker, case_for, format_table
 from jobgraph.localcloud.server import allow_loopback_only
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="every events/*.json, in dependency order")
     parser.add_argument("--event", type=Path, help="one events file")
     parser.add_argument("--function", help="logical id; must match the event's file name if given")
+    parser.add_argument("--scenario", type=int, choices=sorted(APPS), help="the app (template) to invoke")
     parser.add_argument("--image", default="auto", choices=("auto", "official", "local"), help="Lambda base image")
     args = parser.parse_args(argv)
     try:
@@ -62,28 +65,34 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.all == bool(args.event):
             parser.error("give --all or --event")
-        cases = list(CASES.values()) if args.all else [case_for(args.event)]
         if args.all:
             files = {p.stem for p in (ROOT / "events").glob("*.json")}
-            unknown = sorted(files - set(CASES))
+            unknown = sorted(files - {event for app in APPS.values() for event in app.cases})
             if unknown:
-                parser.error(f"events without an entry in saminvoke.CASES: {', '.join(unknown)}")
-            cases = [case for case in cases if case.event in files]
-        elif args.function and args.function != function_of(args.event):
-            parser.error(f"{args.event.name} is an event for {function_of(args.event)}, not {args.function}")
+                parser.error(f"events without an entry in saminvoke.APPS: {', '.join(unknown)}")
+            apps = [APPS[args.scenario]] if args.scenario else list(APPS.values())
+            plan = [(app, [case for case in app.cases.values() if case.event in files]) for app in apps]
+        else:
+            app, case = case_for(args.event, args.scenario)
+            if args.function and args.function != case.function:
+                parser.error(f"{args.event.name} is an event for {case.function}, not {args.function}")
+            plan = [(app, [case])]
         choice = prepare(args.image)
         gateway = containers.local_invoke_network()
         allow_loopback_only()  # this process talks to the local cloud on loopback only; containers use the gateway
         started = time.monotonic()
-        with SamLocalInvoker(ROOT, choice, containers.NETWORK, gateway, LOGS, log=say) as invoker:
-            say(
-                f"local cloud on 127.0.0.1 and {gateway} (docker network {containers.NETWORK}); env: {invoker.env_file}"
-            )
-            results = []
-            for case in cases:
-                result = invoker.invoke(case)
-                say(f"{case.file}: {result.outcome} ({result.wall_s:.1f} s)")
-                results.append(result)
+        results = []
+        for app, cases in plan:
+            log_dir = LOGS / f"scenario-{app.scenario}"
+            with SamLocalInvoker(ROOT, choice, containers.NETWORK, gateway, log_dir, app=app, log=say) as invoker:
+                say(
+                    f"{app.template} deployed as {app.stack_name}; local cloud on 127.0.0.1 and {gateway} "
+                    f"(docker network {containers.NETWORK}); env: {invoker.env_file.relative_to(ROOT)}"
+                )
+                for case in cases:
+                    result = invoker.invoke(case)
+                    say(f"{case.function} {case.file}: {result.outcome} ({result.wall_s:.1f} s)")
+                    results.append(result)
     except (JobGraphError, containers.DockerUnavailable) as exc:
         say(f"error: {exc}")
         return 2

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from jobgraph.localcloud.saminvoke import (
-    CASES,
+    APPS,
     EventCase,
     InvokeError,
     InvokeResult,
@@ -16,17 +16,19 @@ from jobgraph.localcloud.saminvoke import (
     function_of,
     parse_sam_output,
 )
-from tests.lambda_support import EVENTS, FUNCTIONS
+from jobgraph.sam.template import load_template
+from tests.lambda_support import EVENTS, ROOT
 
 
 def test_every_event_file_has_a_case_and_every_case_a_file():
-    assert {p.stem for p in EVENTS.glob("*.json")} == set(CASES)
+    covered = {event for app in APPS.values() for event in app.cases}
+    assert {p.stem for p in EVENTS.glob("*.json")} == covered
 
 
 @pytest.mark.parametrize(
     ("name", "function"),
     [("start-run.json", "StartRunFunction"), ("start-run-big.json", "StartRunFunction"),
-     ("processor-first.json", "ProcessorFunction"), ("events/scheduler-merge.json", "SchedulerFunction")],
+     ("processor-first.json", "ProcessorFunction"), ("events/scheduler-merge.json", "SchedulerFunction"), ("step-task-first.json", "StepTaskFunction")],
 )  # fmt: skip
 def test_function_comes_from_the_file_name(name, function):
     assert function_of(name) == function
@@ -37,15 +39,32 @@ def test_a_file_name_naming_no_function_is_refused():
         function_of("processorfirst.json")
     with pytest.raises(InvokeError, match="no entry"):
         case_for("events/processor-unknown.json")
+    with pytest.raises(InvokeError, match="scenario 3's"):
+        case_for("events/processor-first.json", scenario=3)
 
 
-def test_cases_name_template_functions_and_list_prerequisites_before_themselves():
-    order = list(CASES)
-    for position, case in enumerate(CASES.values()):
-        assert case.function in FUNCTIONS.values()
+def test_start_run_is_startrun_in_scenario_1_and_preparerun_in_scenario_3():
+    assert [(a.scenario, c.function) for a, c in (case_for("start-run.json"), case_for("start-run.json", 3))] == [
+        (1, "StartRunFunction"),
+        (3, "PrepareRunFunction"),
+    ]
+    assert case_for("events/step-task-merge.json")[0].scenario == 3
+
+
+@pytest.mark.parametrize("scenario", sorted(APPS))
+def test_cases_name_template_functions_and_list_prerequisites_before_themselves(scenario):
+    app = APPS[scenario]
+    functions = {
+        name
+        for name, resource in load_template(ROOT / app.template)["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    order = list(app.cases)
+    for position, case in enumerate(app.cases.values()):
+        assert case.function in functions, (scenario, case.event)
         for need in case.needs:
-            assert need in CASES and order.index(need) < position, (case.event, need)
-    expected_failures = {c.event for c in CASES.values() if c.expected_failure}
+            assert need in app.cases and order.index(need) < position, (case.event, need)
+    expected_failures = {c.event for a in APPS.values() for c in a.cases.values() if c.expected_failure}
     assert expected_failures == {"processor-poison"}
 
 

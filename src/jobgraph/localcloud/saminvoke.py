@@ -1,18 +1,20 @@
 """`sam local invoke` of the built functions with every events/*.json, against the local cloud, effects checked.
 
-The events form one run (``events-demo``, one three-route sequence): StartRun stores it and sends the
-FIRST job; each Processor event is one job of it (a route reads the previous route's state); each
-Scheduler event is one completion. ``CASES`` maps every file (``<function>-<case>.json``) to its function,
-the events that must have run before it (``needs``), what it must do (``check``), and, for a payload
-that must fail, why (``expected_failure``).
+The events form one run (``events-demo``, one three-route sequence). Scenario 1 (template.yaml): StartRun
+stores it and sends the FIRST job; each Processor event is one job of it (a route reads the previous
+route's state); each Scheduler event is one completion. Scenario 3 (templates/scenario-3.yaml):
+PrepareRun takes the same start-run.json and writes the plan; each StepTask event is one job of it.
+``APPS`` holds, per template, its build folder and its cases: every file (``<function>-<case>.json``)
+with its function, the events that must have run before it (``needs``), what it must do (``check``),
+and, for a payload that must fail, why (``expected_failure``).
 
 ``SamLocalInvoker`` starts the local cloud's moto server on loopback *and* on the gateway of an internal
-Docker network (containers.local_invoke_network), deploys template.yaml into it (localcloud.stack), and
-writes the ``--env-vars`` file: each function's environment as deployed there (bucket, table and queue
-names) with ``AWS_ENDPOINT_URL`` set to the server as containers see it. ``invoke(case)`` seeds the
+Docker network (containers.local_invoke_network), deploys the app's template into it (localcloud.stack),
+and writes the ``--env-vars`` file: each function's environment as deployed there (bucket, table and
+queue names) with ``AWS_ENDPOINT_URL`` set to the server as containers see it. ``invoke(case)`` seeds the
 case's ``needs`` in-process (the local cloud's workers, from source) unless they already ran, drains
-both queues, runs ``sam local invoke <Function> -e <event> --docker-network <internal network> ...`` on
-``.aws-sam/build``, reads the handler's response from SAM's output and checks the effects in moto.
+the queues, runs ``sam local invoke <Function> -e <event> --docker-network <internal network> ...`` on the
+app's build folder, reads the handler's response from SAM's output and checks the effects in moto.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from jobgraph.localcloud.server import FAKE_CREDENTIALS, LocalEndpoint, isolate_
 
 RUN = "events-demo"
 # `<function>-<case>.json` -> logical id; "start-run" is a function name with a dash in it
-FUNCTIONS = {"start-run": "StartRunFunction", "processor": "ProcessorFunction", "scheduler": "SchedulerFunction"}
+FUNCTIONS = {
+    "start-run": "StartRunFunction",
+    "processor": "ProcessorFunction",
+    "scheduler": "SchedulerFunction",
+    "step-task": "StepTaskFunction",
+}
 LOCAL_RUNTIME = "python3.13"
 SAM_TIMEOUT_MARGIN_S = 180  # image build (layers copied into SAM's image) + container start
 
@@ -196,16 +203,46 @@ def check_run_completed(observed: Observed) -> str:
     return "run COMPLETED"
 
 
+def check_prepare_run(observed: Observed) -> str:
+    _succeeded(observed)
+    response = observed.response or {}
+    expect(response.get("status") == "RUNNING" and response.get("jobs_total") == 5, f"response {response!r}")
+    expect(observed.state.exists(response["plan_key"]), f"plan {response['plan_key']} not stored")
+    run = observed.state.item(f"RUN#{RUN}", "RUN")
+    expect(run is not None and run["status"] == "RUNNING", f"run record {run}")
+    return "run RUNNING, plan stored (5 jobs)"
+
+
+def check_step_task(job_id: str, output_key: str, completes_run: bool = False) -> Check:
+    def check(observed: Observed) -> str:
+        _succeeded(observed)
+        response = observed.response or {}
+        expect(response.get("status") == "completed", f"response {response!r}")
+        expect(response.get("output_key") == output_key, f"output_key {response.get('output_key')}")
+        expect(observed.state.exists(output_key), f"{output_key} not written")
+        record = observed.state.item(f"RUN#{RUN}", f"JOB#{job_id}")
+        expect(record is not None and record["status"] == "COMPLETED", f"job record {record}")
+        done = f"{output_key.removeprefix(RUN + '/')}, job COMPLETED"
+        if completes_run:
+            run = observed.state.item(f"RUN#{RUN}", "RUN")
+            expect(run is not None and run["status"] == "COMPLETED", f"run record {run}")
+            done += ", run COMPLETED"
+        return done
+
+    return check
+
+
 @dataclass(frozen=True)
 class EventCase:
     event: str  # file stem in events/
     check: Check
     needs: tuple[str, ...] = ()  # events that must have run before, in order
     expected_failure: str = ""  # why this payload must make the invocation fail
+    function_id: str = ""  # logical id, when the file name does not say it (start-run.json for PrepareRun)
 
     @property
     def function(self) -> str:
-        return function_of(self.event)
+        return self.function_id or function_of(self.event)
 
     @property
     def file(self) -> str:
@@ -239,11 +276,63 @@ CASES: dict[str, EventCase] = {
 }
 
 
-def case_for(event: str | Path) -> EventCase:
+_STEPS = ("step-task-first", "step-task-intermediate", "step-task-last", "step-task-aggregation")
+STEP_FUNCTIONS_CASES: dict[str, EventCase] = {
+    case.event: case
+    for case in (
+        EventCase("start-run", check_prepare_run, function_id="PrepareRunFunction"),
+        *(
+            EventCase(
+                f"step-task-{stage}",
+                check_step_task(f"{RUN}-s0-r{index}", f"{RUN}/delays/{RUN}-s0-r{index}.parquet"),
+                ("start-run", *_STEPS[:index]),
+            )
+            for index, stage in enumerate(("first", "intermediate", "last"))
+        ),
+        EventCase(
+            "step-task-aggregation",
+            check_step_task(f"{RUN}-s0-agg", f"{RUN}/percentiles/0.json"),
+            ("start-run", *_STEPS[:3]),
+        ),
+        EventCase(
+            "step-task-merge",
+            check_step_task(f"{RUN}-merge", f"{RUN}/merged_percentiles.json", completes_run=True),
+            ("start-run", *_STEPS),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SamApp:
+    """One SAM template whose functions the events exercise: its build folder and its cases."""
+
+    scenario: int
+    template: str  # relative to the project folder
+    build_dir: str  # what `build_command` writes
+    build_command: str
+    cases: dict[str, EventCase]
+
+    @property
+    def stack_name(self) -> str:
+        return f"scenario-{self.scenario}-local"
+
+
+APPS: dict[int, SamApp] = {
+    1: SamApp(1, "template.yaml", ".aws-sam/build", "make build", CASES),
+    3: SamApp(3, "templates/scenario-3.yaml", ".aws-sam/build-scenario-3", "make build-sfn", STEP_FUNCTIONS_CASES),
+}
+
+
+def case_for(event: str | Path, scenario: int | None = None) -> tuple[SamApp, EventCase]:
+    """The app and case of an events file: the given scenario's, else the first app that has one."""
     stem = Path(event).stem
-    if stem not in CASES:
-        raise InvokeError(f"{Path(event).name}: no entry in jobgraph.localcloud.saminvoke.CASES (what should it do?)")
-    return CASES[stem]
+    apps = [APPS[scenario]] if scenario is not None else list(APPS.values())
+    for app in apps:
+        if stem in app.cases:
+            return app, app.cases[stem]
+    where = f"scenario {scenario}'s" if scenario is not None else "any"
+    raise InvokeError(f"{Path(event).name}: no entry in {where} cases (saminvoke.APPS): what should it do?")
 
 
 # ---------------------------------------------------------------------------------------------- invoking
@@ -305,6 +394,7 @@ class SamLocalInvoker:
     network: str
     gateway: str
     log_dir: Path
+    app: SamApp = APPS[1]
     region: str = "eu-west-1"
     sam: Path | None = None
     log: Callable[[str], None] = print
@@ -316,28 +406,26 @@ class SamLocalInvoker:
 
     @property
     def build_dir(self) -> Path:
-        return self.root / ".aws-sam" / "build"
+        return self.root / self.app.build_dir
 
     def __enter__(self) -> SamLocalInvoker:
         from jobgraph.localcloud.stack import deploy
-        from jobgraph.runs.driver import describe_stack
 
         template = self.build_dir / "template.yaml"
         if not template.is_file():
-            raise InvokeError(f"{template} missing: run `make build` first")
+            raise InvokeError(f"{template} missing: run `{self.app.build_command}` first")
         tag = built_runtime(self.build_dir)
         if tag != "cp" + LOCAL_RUNTIME.removeprefix("python").replace(".", ""):
             raise InvokeError(
                 f"the layers in {self.build_dir} hold {tag} modules; the {LOCAL_RUNTIME} runtime cannot load them "
-                "(layers/*/Makefile must download wheels for the template's runtime; then `make build`)"
+                f"(layers/*/Makefile must download wheels for the template's runtime; then `{self.app.build_command}`)"
             )
         isolate_from_real_aws()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.endpoint = LocalEndpoint(region=self.region, container_hosts=(self.gateway,)).start()
         try:
-            self.stack = deploy(self.endpoint, self.root / "template.yaml")
+            self.stack = deploy(self.endpoint, self.root / self.app.template, stack_name=self.app.stack_name)
             self.disable_moto_triggers()
-            self.outputs = describe_stack(self.endpoint.client("cloudformation"), self.stack.name)
             self.env_file = self.log_dir / "env-vars.json"
             self.env_file.write_text(json.dumps(self.env_vars(), indent=2, sort_keys=True) + "\n")
         except BaseException:
@@ -380,9 +468,16 @@ class SamLocalInvoker:
 
     @property
     def state(self) -> StackState:
+        outputs = self.stack.outputs
         return StackState(
-            self.endpoint.client("s3"), self.endpoint.client("dynamodb"), self.outputs.bucket, self.outputs.table
-        )
+            self.endpoint.client("s3"), self.endpoint.client("dynamodb"), outputs["ResultsBucketName"],
+            outputs["JobsTableName"],
+        )  # fmt: skip
+
+    def _queue(self, output: str) -> list[dict]:
+        """Drain the stack's queue of that output (none in a Step Functions stack)."""
+        url = self.stack.outputs.get(output)
+        return self.drain(url) if url else []
 
     def drain(self, queue_url: str) -> list[dict]:
         sqs = self.endpoint.client("sqs")
@@ -408,7 +503,7 @@ class SamLocalInvoker:
         self.log(f"seeding {', '.join(missing)} (local workers, from source)")
         specs = None
         for need in missing:
-            function = function_of(need)
+            function = self.app.cases[need].function
             if function not in self._workers:
                 specs = specs or function_specs(self.endpoint, self.stack)
                 self._workers[function] = Worker(specs[function], self.log_dir / f"seed-{function}.log")
@@ -449,8 +544,8 @@ class SamLocalInvoker:
 
     def invoke(self, case: EventCase) -> InvokeResult:
         self.seed(case)
-        self.drain(self.outputs.incoming_queue_url)
-        self.drain(self.outputs.outgoing_queue_url)
+        self._queue("IncomingQueueUrl")
+        self._queue("OutgoingQueueUrl")
         log_path = self.log_dir / f"{case.event}.log"
         timeout = self._timeout_s(case.function) + SAM_TIMEOUT_MARGIN_S
         started = time.monotonic()
@@ -477,8 +572,8 @@ class SamLocalInvoker:
         observed = Observed(
             response,
             error,
-            self.drain(self.outputs.incoming_queue_url),
-            self.drain(self.outputs.outgoing_queue_url),
+            self._queue("IncomingQueueUrl"),
+            self._queue("OutgoingQueueUrl"),
             self.state,
         )
         try:
