@@ -385,3 +385,23 @@ def test_only_the_processor_gets_the_scientific_layer(stack):
         "SchedulerFunction": [layers["core"]],
         "StartRunFunction": [layers["core"]],
     }
+
+
+# ------------------------------------------------------------------------------ local endpoint variable
+
+
+def test_every_function_declares_an_empty_aws_endpoint_url(transformed):
+    """`sam local invoke --env-vars` sets only declared variables; empty keeps deployed functions on AWS."""
+    for name in FUNCTIONS:
+        variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert variables["AWS_ENDPOINT_URL"] == "", name
+
+
+def test_boto3_ignores_an_empty_aws_endpoint_url(monkeypatch):
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "")
+    client = boto3.client("s3", region_name=REGION)  # making a client sends no request
+    assert client.meta.endpoint_url == f"https://s3.{REGION}.amazonaws.com"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    assert boto3.client("s3", region_name=REGION).meta.endpoint_url == "http://127.0.0.1:9"

@@ -142,3 +142,9 @@ def test_step_task_may_delete_only_its_own_idempotency_records(transformed):
     assert is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#step-task",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("RUN#r1",)))
+
+
+def test_every_function_declares_an_empty_aws_endpoint_url(transformed):
+    """As in template.yaml: `sam local invoke --env-vars` may set it; empty keeps deployed functions on AWS."""
+    for name in FUNCTIONS:
+        assert transformed["Resources"][name]["Properties"]["Environment"]["Variables"]["AWS_ENDPOINT_URL"] == ""

@@ -1,6 +1,9 @@
 """moto's server, in-process, on a loopback port: the local stand-in for every AWS endpoint.
 
 Only 127.0.0.1 is ever used and credentials are fake, so nothing a local run does can reach AWS.
+The one exception is opt-in: ``LocalEndpoint(container_hosts=...)`` also serves the same backends on
+the gateway address of a local, internal Docker network, for `sam local invoke` containers
+(``jobgraph.localcloud.saminvoke``); this process and its workers keep using loopback.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class _SerialMotoServer:
     server is bound by the GIL anyway). A long poll gives the lock up while it waits (motopatches).
     """
 
-    def __init__(self, port: int, meter: RequestMeter):
+    def __init__(self, port: int, meter: RequestMeter, container_hosts: tuple[str, ...] = ()):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
@@ -52,17 +55,43 @@ class _SerialMotoServer:
                 # the body is materialised under the lock too: moto builds some responses lazily
                 return list(app(environ, start_response))
 
-        self._server = make_server(LOOPBACK, port, serial_app, threaded=True, request_handler=MotoRequestHandler)
+        def listen(host: str, port: int):
+            try:
+                return make_server(host, port, serial_app, threaded=True, request_handler=MotoRequestHandler)
+            except SystemExit:  # werkzeug reports a failed bind by printing it and exiting
+                raise OSError(
+                    f"moto server: cannot listen on {host}:{port} (not an address of this machine?)"
+                ) from None
+
+        self._server = listen(LOOPBACK, port)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")
+        # one app and one lock behind every listener: the same backends, still one request at a time
+        self._servers = [self._server]
+        self.container_ports: dict[str, int] = {}
+        try:
+            for host in container_hosts:
+                server = listen(host, 0)
+                self._servers.append(server)
+                self.container_ports[host] = server.server_address[1]
+        except BaseException:
+            for server in self._servers:
+                server.server_close()
+            raise
+        self._threads = [
+            threading.Thread(target=server.serve_forever, daemon=True, name=f"moto-server-{index}")
+            for index, server in enumerate(self._servers)
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=10)
         if self._lock in motopatches.SERVER_LOCKS:
             motopatches.SERVER_LOCKS.remove(self._lock)
 
@@ -74,6 +103,9 @@ class LocalEndpoint:
     region: str = "eu-west-1"
     port: int = 0  # 0: any free port
     meter: RequestMeter = field(default_factory=RequestMeter)  # every API call, by service and action
+    # Extra addresses to serve on (a free port each), for containers only: each must be the gateway of a
+    # local internal Docker network (containers.local_invoke_network checks that); never a public one.
+    container_hosts: tuple[str, ...] = ()
     _server: object = field(default=None, repr=False)
     _clients: dict = field(default_factory=dict, repr=False)
 
@@ -87,7 +119,7 @@ class LocalEndpoint:
         if not _ACTIVE.acquire(blocking=False):
             raise RuntimeError("a local cloud is already running in this process")
         try:
-            self._server = _SerialMotoServer(self.port, self.meter)
+            self._server = _SerialMotoServer(self.port, self.meter, self.container_hosts)
             self._server.start()
             self.port = self._server.port
             self._reset()
@@ -126,6 +158,12 @@ class LocalEndpoint:
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
+
+    def container_url(self, host: str) -> str:
+        """The URL a container reaches this server at, through ``host`` (one of ``container_hosts``)."""
+        if self._server is None:
+            raise RuntimeError("the local endpoint is not started")
+        return f"http://{host}:{self._server.container_ports[host]}"
 
     @cached_property
     def _session(self):

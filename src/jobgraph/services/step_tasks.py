@@ -27,7 +27,6 @@ from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, Sequence
 from jobgraph.core.results import ResultStore, request_key
 from jobgraph.services.observability import logger
-from jobgraph.services.processor import once_per_job, run_recorded
 from jobgraph.services.settings import PrepareRunSettings, StepTaskSettings, load_settings
 from jobgraph.services.start_run import register_run, rejected, run_started
 
@@ -134,6 +133,10 @@ class StepTaskDeps:
 
 def run_step_job(job: IncomingJob, deps: StepTaskDeps, attempt: int = 1) -> CompletedJob:
     """Run and record one job; the MERGE also completes the run (once: complete_run is conditional)."""
+    # Imported here, not at the top: processor needs numpy/pyarrow (core.stages), which StepTask's
+    # function has (ScientificLayer) but PrepareRun's, which imports this module too, does not.
+    from jobgraph.services.processor import run_recorded
+
     completed = run_recorded(job, deps.results, deps.table, attempt)
     if job.exec_type is ExecType.MERGE and deps.table.complete_run(job.run_id, completed.output_key or ""):
         logger.info("run completed", extra={"run_id": job.run_id})
@@ -159,6 +162,8 @@ def step_task_runtime() -> StepTaskRuntime:
 
     def run(job: IncomingJob, attempt: int = 1) -> CompletedJob:
         return run_step_job(job, deps, attempt)
+
+    from jobgraph.services.processor import once_per_job  # see run_step_job
 
     config, run_once = once_per_job(run, deps.table, "IDEMPOTENCY#step-task")
     return StepTaskRuntime(settings, deps, config, run_once)
