@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -52,13 +52,10 @@ def rejected(errors: list[str]) -> dict:
     return {"status": "REJECTED", "errors": errors}
 
 
-def parse_request(event: dict) -> tuple[StartRunRequest, list[Sequence]]:
-    try:
-        request = StartRunRequest.model_validate(event)
-    except ValidationError as exc:
-        raise InvalidSequenceError("request", format_validation_error(exc)) from None
+def parse_sequences(documents: list[dict]) -> list[Sequence]:
+    """Every document validated (GUIDE §2) and sequence ids unique; InvalidSequenceError lists every problem."""
     parsed, problems = [], []
-    for index, document in enumerate(request.sequences):
+    for index, document in enumerate(documents):
         try:
             parsed.append((f"sequences[{index}]", parse_sequence(document, f"sequences[{index}]")))
         except InvalidSequenceError as exc:
@@ -66,28 +63,51 @@ def parse_request(event: dict) -> tuple[StartRunRequest, list[Sequence]]:
     problems.extend(check_unique(parsed))
     if problems:
         raise InvalidSequenceError("request", problems)
-    return request, [s for _, s in parsed]
+    return [s for _, s in parsed]
 
 
-def start_run(event: dict, deps: StartRunDeps) -> dict:
-    """Returns {"status": "RUNNING", ...} or {"status": "REJECTED", "errors": [...]}; never half-starts."""
+def parse_request(event: dict) -> tuple[StartRunRequest, list[Sequence]]:
     try:
-        request, sequences = parse_request(event)
-    except InvalidSequenceError as exc:
-        logger.warning("run rejected", extra={"errors": exc.problems[:20]})
-        return rejected(exc.problems)
+        request = StartRunRequest.model_validate(event)
+    except ValidationError as exc:
+        raise InvalidSequenceError("request", format_validation_error(exc)) from None
+    return request, parse_sequences(request.sequences)
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: str
+    test_run_id: str
+    sequences: int
+    jobs_total: int
+    first_jobs_sent: int
+    scenarios: int
+    seed: int
+
+
+def launch_run(
+    run_id: str,
+    sequences: list[Sequence],
+    deps: StartRunDeps,
+    *,
+    scenarios: int | None = None,
+    seed: int = 42,
+    test_run_id: str | None = None,
+) -> StartedRun:
+    """Start a run of validated sequences: run record, stored sequences + manifest, every FIRST job sent.
+
+    Shared by the StartRun Lambda and the status API (POST /runs). The run record is the uniqueness gate:
+    a repeated run_id raises RunExistsError before anything is written or sent, so a run never half-starts
+    twice.
+    """
     spec = RunSpec(
-        run_id=request.run_id,
-        test_run_id=request.test_run_id or deps.settings.test_run_id,
-        scenarios=request.scenarios or deps.settings.default_scenarios,
-        seed=request.seed,
+        run_id=run_id,
+        test_run_id=test_run_id or deps.settings.test_run_id,
+        scenarios=scenarios or deps.settings.default_scenarios,
+        seed=seed,
     )
     jobs = total_jobs(sequences)
-    # the run record is the uniqueness gate: a repeated run_id is rejected before anything is written or sent
-    try:
-        deps.table.create_run(spec.run_id, spec.test_run_id, len(sequences), jobs, spec.scenarios, spec.seed)
-    except RunExistsError as exc:
-        return rejected([str(exc)])
+    deps.table.create_run(spec.run_id, spec.test_run_id, len(sequences), jobs, spec.scenarios, spec.seed)
     for sequence in sequences:
         deps.results.put_sequence(spec.run_id, sequence)
     deps.results.put_manifest(
@@ -103,16 +123,28 @@ def start_run(event: dict, deps: StartRunDeps) -> dict:
     )
     sent = deps.incoming.send_jobs(route_job(spec, s, 0) for s in sequences)
     logger.info("run started", extra={"run_id": spec.run_id, "sequences": len(sequences), "jobs_total": jobs})
-    return {
-        "status": "RUNNING",
-        "run_id": spec.run_id,
-        "test_run_id": spec.test_run_id,
-        "sequences": len(sequences),
-        "jobs_total": jobs,
-        "first_jobs_sent": sent,
-        "scenarios": spec.scenarios,
-        "seed": spec.seed,
-    }
+    return StartedRun(spec.run_id, spec.test_run_id, len(sequences), jobs, sent, spec.scenarios, spec.seed)
+
+
+def start_run(event: dict, deps: StartRunDeps) -> dict:
+    """Returns {"status": "RUNNING", ...} or {"status": "REJECTED", "errors": [...]}; never half-starts."""
+    try:
+        request, sequences = parse_request(event)
+    except InvalidSequenceError as exc:
+        logger.warning("run rejected", extra={"errors": exc.problems[:20]})
+        return rejected(exc.problems)
+    try:
+        started = launch_run(
+            request.run_id,
+            sequences,
+            deps,
+            scenarios=request.scenarios,
+            seed=request.seed,
+            test_run_id=request.test_run_id,
+        )
+    except RunExistsError as exc:
+        return rejected([str(exc)])
+    return {"status": "RUNNING", **asdict(started)}
 
 
 @cache
