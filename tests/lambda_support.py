@@ -11,7 +11,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
-FUNCTIONS = {"processor": "ProcessorFunction", "scheduler": "SchedulerFunction", "start_run": "StartRunFunction"}
+FUNCTIONS = {
+    "processor": "ProcessorFunction",
+    "scheduler": "SchedulerFunction",
+    "start_run": "StartRunFunction",
+    "api": "ApiFunction",
+}
 
 
 @dataclass
@@ -46,7 +51,7 @@ def event(name: str) -> dict:
 def reset_cached_clients() -> None:
     """Runtimes and boto3 clients are cached per process (as in Lambda); tests start each stack fresh."""
     from jobgraph.adapters import dynamodb, s3, sqs
-    from jobgraph.services import processor, scheduler, start_run
+    from jobgraph.services import processor, scheduler, start_run, status
 
     for cached in (
         s3.default_s3_client,
@@ -55,5 +60,6 @@ def reset_cached_clients() -> None:
         processor.processor_runtime,
         scheduler.scheduler_runtime,
         start_run.start_run_deps,
+        status.api_deps,
     ):
         cached.cache_clear()

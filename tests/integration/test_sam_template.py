@@ -36,6 +36,7 @@ UNTAGGABLE = {
     "AWS::Lambda::LayerVersion",
     "AWS::SNS::Subscription",
     "AWS::S3::BucketPolicy",
+    "AWS::Lambda::Permission",
 }
 FUNCTIONS = ("ProcessorFunction", "SchedulerFunction", "StartRunFunction")
 
@@ -80,6 +81,7 @@ def test_transform_rewrites_code_locations(sam_template):
         "ProcessorFunction": "functions/processor",
         "SchedulerFunction": "functions/scheduler",
         "StartRunFunction": "functions/start_run",
+        "ApiFunction": "functions/api",
     }
     for function in FUNCTIONS:
         assert transformed["Resources"][function]["Properties"]["Code"] == {
@@ -147,15 +149,21 @@ def test_every_taggable_resource_carries_the_four_tags(stack):
         if resource["Type"] in UNTAGGABLE or not stack.active(logical_id):
             continue
         checked.add(resource["Type"])
-        tags = stack.properties(logical_id).get("Tags", [])
-        # Tags are a list of {Key, Value} for every type here (SAM converts the function map form)
-        found = {t["Key"]: t["Value"] for t in tags if t["Key"] in TAG_KEYS}
+        properties = stack.properties(logical_id)
+        tags = properties.get("Tags", [])
+        if resource["Type"] == "AWS::ApiGatewayV2::Api" and "Body" in properties:
+            # SAM writes an HTTP API's tags into its OpenAPI body, which API Gateway applies on import
+            tags = {t["name"]: t["x-amazon-apigateway-tag-value"] for t in properties["Body"].get("tags", [])}
+        # Tags are a list of {Key, Value} (SAM converts the function map form), except API Gateway V2's map
+        pairs = tags.items() if isinstance(tags, dict) else ((t["Key"], t["Value"]) for t in tags)
+        found = {key: value for key, value in pairs if key in TAG_KEYS}
         if found != expected:
             untagged[logical_id] = found
     assert untagged == {}
     assert checked >= {
         "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::SQS::Queue", "AWS::S3::Bucket", "AWS::DynamoDB::Table",
         "AWS::SNS::Topic", "AWS::Logs::LogGroup", "AWS::CloudWatch::Alarm", "AWS::Lambda::EventSourceMapping",
+        "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage",
     }  # fmt: skip
 
 

@@ -283,3 +283,80 @@ class JobsTable:
             if "LastEvaluatedKey" not in response:
                 return total
             kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+
+    def job_page(
+        self, run_id: str, status: str | None, limit: int, start_key: dict | None = None, max_pages: int = 20
+    ) -> tuple[list[dict], dict | None]:
+        """One page of a run's job records, optionally only those whose latest status is ``status``.
+
+        With a status the query goes through the by-status GSI (gsi1pk = JOB#<STATUS>) filtered to the
+        run; DynamoDB applies ``Limit`` before the filter, so up to ``max_pages`` queries are made to fill
+        the page. Returns (items, the key to continue from or None at the end).
+        """
+        items: list[dict] = []
+        key = start_key
+        for _ in range(max_pages):
+            kwargs = {"ExclusiveStartKey": key} if key else {}
+            if status is None:
+                response = self.client.query(
+                    TableName=self.table_name,
+                    KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
+                    ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":job": {"S": "JOB#"}},
+                    Limit=limit - len(items),
+                    **kwargs,
+                )
+            else:
+                response = self.client.query(
+                    TableName=self.table_name,
+                    IndexName="by-status",
+                    KeyConditionExpression="gsi1pk = :status",
+                    FilterExpression="pk = :pk",
+                    ExpressionAttributeValues={":status": {"S": f"JOB#{status}"}, ":pk": {"S": f"RUN#{run_id}"}},
+                    Limit=limit - len(items),
+                    **kwargs,
+                )
+            items.extend(_plain(i) for i in response.get("Items", []))
+            key = response.get("LastEvaluatedKey")
+            if key is None or len(items) >= limit:
+                break
+        return items, key
+
+    # --- API tasks (POST /tasks, seed 004) ---------------------------------------------------------
+    def claim_task(self, client_key: str, task_id: str, fingerprint: str) -> dict | None:
+        """Record a task under its client key; None when new, else the task recorded before under that key."""
+        from botocore.exceptions import ClientError
+
+        now = utc_now_iso()
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": {"S": f"TASK#{client_key}"},
+                    "sk": {"S": "TASK"},
+                    "task_id": {"S": task_id},
+                    "fingerprint": {"S": fingerprint},
+                    "status": {"S": "ACCEPTED"},
+                    "created_at": {"S": now},
+                    "expires_at": self._expires_at(),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"TASK#{client_key}"}, "sk": {"S": "TASK"}},
+                ConsistentRead=True,
+            )
+            return _plain(response["Item"])
+        return None
+
+    def mark_task_queued(self, client_key: str) -> None:
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"TASK#{client_key}"}, "sk": {"S": "TASK"}},
+            UpdateExpression="SET #status = :queued, queued_at = :now",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":queued": {"S": "QUEUED"}, ":now": {"S": utc_now_iso()}},
+        )

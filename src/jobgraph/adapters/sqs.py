@@ -82,3 +82,13 @@ class FifoQueue:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def send_job(self, job: IncomingJob, deduplication_id: str) -> str:
+        """One job with an explicit deduplication id (API tasks: the client's key); returns the MessageId."""
+        response = self.client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=job.model_dump_json(exclude_none=True),
+            MessageGroupId=job.correlation_id,
+            MessageDeduplicationId=dedup_id(deduplication_id),
+        )
+        return response["MessageId"]

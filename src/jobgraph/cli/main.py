@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--poison", type=_non_negative, default=0, help="send N malformed messages to the incoming queue"
     )
     local.add_argument("--fault-seed", type=_non_negative, default=0, help="seed of the fault injector")
+    local.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the status API during the run and keep the local cloud up after it until Ctrl-C",
+    )
+    local.add_argument("--api-port", type=_non_negative, default=0, help="port of --serve's API (default: a free one)")
     add_price_options(run)
     run.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for the run to complete")
     run.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
@@ -159,6 +165,20 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for every job")
     load.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
     add_price_options(load)
+    serve = commands.add_parser(
+        "serve", help="the status API (uvicorn, loopback) against a freshly deployed local cloud, until Ctrl-C"
+    )
+    serve.add_argument("--port", type=_non_negative, default=8000, help="port on 127.0.0.1 (0: a free one)")
+    serve.add_argument("--template", type=Path, default=Path("template.yaml"), help="SAM template to deploy locally")
+    serve.add_argument("--stack-name", default="scenario-1-local", help="name of the local stack")
+    serve.add_argument(
+        "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+        help="template parameter override, repeatable",
+    )  # fmt: skip
+    serve.add_argument("--max-workers", type=_positive, help="cap on worker processes per event source mapping")
+    serve.add_argument("--out", type=Path, default=Path("results"), help="function logs go to <out>/.logs/serve")
+    openapi = commands.add_parser("openapi", help="print the status API's OpenAPI document (docs/openapi.json)")
+    openapi.add_argument("--out", type=Path, help="write it to this file instead of stdout")
     compare = commands.add_parser("compare", help="compare recorded runs side by side: HTML report + PNG figures")
     compare.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run folders")
     compare.add_argument("--out", type=Path, default=Path("comparison"), help="folder for report.html and PNGs")
@@ -229,8 +249,7 @@ def cmd_solve(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from jobgraph.bench import prices, record
-    from jobgraph.cli.report import print_run_report
+    from jobgraph.bench import prices
 
     # before the run: a bad price table must not cost a finished run its record
     table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
@@ -246,6 +265,7 @@ def cmd_run(args) -> int:
                 ("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
                 ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
                 ("--max-workers", args.max_workers), ("--template", args.template), ("--stack-name", args.stack_name),
+                ("--serve", args.serve),
             )
             if given
         ]  # fmt: skip
@@ -288,11 +308,65 @@ def cmd_run(args) -> int:
             timeout_s=args.timeout,
             stall_s=args.stall_timeout,
         )
+        if args.serve:
+            run_local(
+                sequences,
+                spec,
+                args.out,
+                options,
+                overwrite=args.overwrite,
+                show_progress=show_progress,
+                serve_port=args.api_port,
+                after=lambda outcome: report(outcome, table),
+            )
+            return 0
         outcome = run_local(sequences, spec, args.out, options, overwrite=args.overwrite, show_progress=show_progress)
+    report(outcome, table)
+    return 0
+
+
+def report(outcome, table) -> None:
+    from jobgraph.bench import record
+    from jobgraph.cli.report import print_run_report
+
     run_record = record.build(outcome, table)
     path = record.write(outcome.out_dir, run_record)
     print_run_report(outcome, run_record)
-    print(f"run record: {path}")
+    print(f"run record: {path}", flush=True)
+
+
+def cmd_serve(args) -> int:
+    from jobgraph.runs.local import LocalRunOptions, local_session
+    from jobgraph.runs.serve import ApiServer, wait_until_interrupted
+
+    options = LocalRunOptions(
+        template=args.template,
+        stack_name=args.stack_name,
+        parameters=dict(args.parameter),
+        max_workers=args.max_workers,
+        log_dir=args.out / ".logs" / "serve",
+    )
+    with local_session(options, args.out, "serve", overwrite=True) as (session, _run):
+        server = ApiServer(session, port=args.port).start()
+        try:
+            print(f"status API: {server.url} (docs: {server.url}/docs) on stack {session.stack.name}", flush=True)
+            print("Ctrl-C to stop", flush=True)
+            wait_until_interrupted(session)
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
+        finally:
+            server.stop()
+    return 0
+
+
+def cmd_openapi(args) -> int:
+    from jobgraph.api.app import openapi_document
+
+    if args.out:
+        args.out.write_text(openapi_document())
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(openapi_document())
     return 0
 
 
@@ -390,6 +464,8 @@ COMMANDS = {
     "cost": cmd_cost,
     "load": cmd_load,
     "compare": cmd_compare,
+    "serve": cmd_serve,
+    "openapi": cmd_openapi,
 }
 
 

@@ -7,6 +7,7 @@ Ctrl-C (workers ignore SIGINT; the parent stops them in order).
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -145,28 +146,53 @@ def run_local(
     *,
     overwrite: bool = False,
     show_progress: bool = False,
+    serve_port: int | None = None,
+    after: Callable[[RunOutcome], None] | None = None,
 ) -> RunOutcome:
+    """``serve_port`` (0 = any free port): the status API runs beside the run and, once ``after`` (the
+    report) is done, keeps the local cloud up until Ctrl-C (`jobgraph run --serve`)."""
     with local_session(options, out_dir, spec.run_id, overwrite) as (session, run):
-        outcome = execute(
-            run,
-            sequences,
-            spec,
-            out_dir,
-            mode="local",
-            progress=session.progress(total_jobs(sequences)),
-            overwrite=overwrite,
-            show_progress=show_progress,
-            timeout_s=options.timeout_s,
-            stall_s=options.stall_s,
-            interval_s=0.5,
-            check=session.check,
-            after_start=lambda: send_poison(
-                session.endpoint, session.outputs.incoming_queue_url, options.faults.poison, spec.run_id
-            ),
-            before_report=session.sample_alarms,
-            scenario=options.scenario,
-        )
-        return session.finish(outcome, spec)
+        server = None
+        if serve_port is not None:
+            from jobgraph.runs.serve import ApiServer
+
+            server = ApiServer(session, port=serve_port).start()
+            print(f"status API: {server.url} (docs: {server.url}/docs)", file=sys.stderr, flush=True)
+        try:
+            outcome = execute(
+                run,
+                sequences,
+                spec,
+                out_dir,
+                mode="local",
+                progress=session.progress(total_jobs(sequences)),
+                overwrite=overwrite,
+                show_progress=show_progress,
+                timeout_s=options.timeout_s,
+                stall_s=options.stall_s,
+                interval_s=0.5,
+                check=session.check,
+                after_start=lambda: send_poison(
+                    session.endpoint, session.outputs.incoming_queue_url, options.faults.poison, spec.run_id
+                ),
+                before_report=session.sample_alarms,
+                scenario=options.scenario,
+            )
+            outcome = session.finish(outcome, spec)
+            if after is not None:
+                after(outcome)
+            if server is not None:
+                from jobgraph.runs.serve import wait_until_interrupted
+
+                print(f"run done; the local cloud stays up: status API at {server.url} — Ctrl-C to stop", flush=True)
+                try:
+                    wait_until_interrupted(session)
+                except KeyboardInterrupt:
+                    print("stopped", file=sys.stderr)
+            return outcome
+        finally:
+            if server is not None:
+                server.stop()
 
 
 def run_local_load(

@@ -34,6 +34,20 @@ class StartRunSettings(CommonSettings):
     default_scenarios: int = Field(default=1000, ge=1, le=MAX_SCENARIOS, validation_alias="DEFAULT_SCENARIOS")
 
 
+class ApiSettings(StartRunSettings):
+    """The status API starts runs (POST /runs) and enqueues tasks (POST /tasks) like StartRun does."""
+
+    url_expiry_s: int = Field(default=3600, ge=60, le=7 * 86400, validation_alias="RESULT_URL_EXPIRY_SECONDS")
+    task_group_id: str = Field(default="api-tasks", min_length=1, max_length=128, validation_alias="TASK_GROUP_ID")
+
+
+class TriggerSettings(CommonSettings):
+    """The downstream-trigger function: the validated config comes as JSON in TRIGGER_CONFIG."""
+
+    trigger_config: str = Field(default="{}", validation_alias="TRIGGER_CONFIG")
+    stack_scenario: str = Field(default="1", validation_alias="SCENARIO")
+
+
 def load_settings[S: CommonSettings](model: type[S]) -> S:
     """Validate the environment into ``model``; ConfigurationError names every bad variable."""
     try:
