@@ -174,6 +174,11 @@ class Statement:
                     # a request without a partition key in scope (e.g. a Scan) is not "all values allowed"
                     if not permission.leading_keys or not set(permission.leading_keys) <= set(expected):
                         return False
+                elif operator == "ForAllValues:StringLike" and key == "dynamodb:LeadingKeys":
+                    if not permission.leading_keys or not all(
+                        any(fnmatch.fnmatchcase(k, pattern) for pattern in expected) for k in permission.leading_keys
+                    ):
+                        return False
                 else:
                     raise AssertionError(f"condition {operator} {key} is not modelled by tests/iam_policy.py")
         return True

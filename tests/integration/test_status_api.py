@@ -71,6 +71,7 @@ def test_post_runs_twice_is_a_conflict(api, seed_000_sequence):
         ({"sequences": []}, "body.sequences"),
         ({}, "body"),
         ({"generate": {"count": 0, "seed": 1}}, "body.generate.count"),
+        ({"generate": {"count": 101, "seed": 1}}, "body.generate.count"),  # must finish within 29 s
         ({"generate": {"count": 1, "seed": 1}, "scenarios": 0}, "body.scenarios"),
         ({"generate": {"count": 1, "seed": 1}, "run_id": "-bad"}, "body.run_id"),
         ({"generate": {"count": 1, "seed": 1}, "colour": "red"}, "body.colour"),

@@ -8,8 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from jobgraph.core.models import MAX_SCENARIOS, MAX_SYNTHETIC_DATA_KB, MAX_SYNTHETIC_WORK_MS, RunId, Sequence
 
-MAX_API_SEQUENCES = 2000  # an HTTP API payload is at most 10 MB; Lambda's is 6 MB
-MAX_GENERATED = 1000
+# API Gateway gives an integration 29 s: a run started through the API must be stored and seeded well
+# within that (each sequence is one S3 PUT). Bigger runs: the StartRun function or `jobgraph run --stack`.
+MAX_API_SEQUENCES = 500
+MAX_GENERATED = 100
 
 JobStatusName = Literal["COMPLETED", "FAILED"]
 ClientKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{8,128}$")]
