@@ -50,8 +50,8 @@ def event(name: str) -> dict:
 
 def reset_cached_clients() -> None:
     """Runtimes and boto3 clients are cached per process (as in Lambda); tests start each stack fresh."""
-    from jobgraph.adapters import dynamodb, s3, sqs
-    from jobgraph.services import processor, scheduler, start_run, status
+    from jobgraph.adapters import dynamodb, events, s3, sqs, targets
+    from jobgraph.services import processor, scheduler, start_run, status, triggers
 
     for cached in (
         s3.default_s3_client,
@@ -61,5 +61,8 @@ def reset_cached_clients() -> None:
         scheduler.scheduler_runtime,
         start_run.start_run_deps,
         status.api_deps,
+        triggers.trigger_runtime,
+        events.default_events_client,
+        targets.default_client,
     ):
         cached.cache_clear()

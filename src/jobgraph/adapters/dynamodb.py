@@ -360,3 +360,72 @@ class JobsTable:
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":queued": {"S": "QUEUED"}, ":now": {"S": utc_now_iso()}},
         )
+
+    def mark_run_announced(self, run_id: str, event_id: str) -> bool:
+        """Remember that the run's end was published (once; False if it was before)."""
+        return self._update_if(
+            run_id,
+            UpdateExpression="SET announced_event_id = :id, announced_at = :now",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(announced_event_id)",
+            ExpressionAttributeValues={":id": {"S": event_id}, ":now": {"S": utc_now_iso()}},
+        )
+
+    # --- downstream triggers ------------------------------------------------------------------------
+    def _trigger_key(self, run_id: str, trigger: str) -> dict:
+        return {"pk": {"S": f"TRIGGER#{run_id}"}, "sk": {"S": f"FIRED#{trigger}"}}
+
+    def claim_trigger(self, run_id: str, trigger: str, target_type: str) -> bool:
+        """True for the one caller that may fire this run's trigger now (none while fired or in progress).
+
+        A claim in progress older than ``stale_s`` is taken over: its holder died between claim and release.
+        """
+        from botocore.exceptions import ClientError
+
+        now = time.time()
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    **self._trigger_key(run_id, trigger),
+                    "run_id": {"S": run_id},
+                    "trigger": {"S": trigger},
+                    "target_type": {"S": target_type},
+                    "status": {"S": "IN_PROGRESS"},
+                    "claimed_epoch": {"N": f"{now:.3f}"},
+                    "expires_at": self._expires_at(),
+                },
+                ConditionExpression="attribute_not_exists(pk) OR (#status = :progress AND claimed_epoch < :stale)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":progress": {"S": "IN_PROGRESS"}, ":stale": {"N": f"{now - 900:.3f}"}},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def release_trigger(self, run_id: str, trigger: str) -> None:
+        """The target refused: drop the claim so the retry fires again."""
+        self.client.delete_item(TableName=self.table_name, Key=self._trigger_key(run_id, trigger))
+
+    def trigger_fired(self, run_id: str, trigger: str, receipt: str) -> None:
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=self._trigger_key(run_id, trigger),
+            UpdateExpression="SET #status = :fired, receipt = :receipt, fired_at = :now",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":fired": {"S": "FIRED"},
+                ":receipt": {"S": receipt[:1000]},
+                ":now": {"S": utc_now_iso()},
+            },
+        )
+
+    def triggers_of_run(self, run_id: str) -> list[dict]:
+        response = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"TRIGGER#{run_id}"}},
+            ConsistentRead=True,
+        )
+        return [_plain(item) for item in response.get("Items", [])]

@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the status API during the run and keep the local cloud up after it until Ctrl-C",
     )
     local.add_argument("--api-port", type=_non_negative, default=0, help="port of --serve's API (default: a free one)")
+    local.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
     add_price_options(run)
     run.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for the run to complete")
     run.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
@@ -177,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--max-workers", type=_positive, help="cap on worker processes per event source mapping")
     serve.add_argument("--out", type=Path, default=Path("results"), help="function logs go to <out>/.logs/serve")
+    serve.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
+    triggers = commands.add_parser(
+        "triggers", help="validate a downstream trigger config and print the template parameters it needs"
+    )
+    triggers.add_argument("config", type=Path, metavar="CONFIG", help="YAML trigger config (docs/triggers.md)")
+    triggers.add_argument("--region", default="eu-west-1", help="region of the stack (ARNs of Glue jobs, MWAA)")
+    triggers.add_argument("--account", default="123456789012", help="account of the stack (ARNs of Glue jobs, MWAA)")
     openapi = commands.add_parser("openapi", help="print the status API's OpenAPI document (docs/openapi.json)")
     openapi.add_argument("--out", type=Path, help="write it to this file instead of stdout")
     compare = commands.add_parser("compare", help="compare recorded runs side by side: HTML report + PNG figures")
@@ -265,7 +273,7 @@ def cmd_run(args) -> int:
                 ("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
                 ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
                 ("--max-workers", args.max_workers), ("--template", args.template), ("--stack-name", args.stack_name),
-                ("--serve", args.serve),
+                ("--serve", args.serve), ("--triggers", args.triggers),
             )
             if given
         ]  # fmt: skip
@@ -302,7 +310,7 @@ def cmd_run(args) -> int:
             scenario=chosen.number,
             template=args.template or chosen.template,
             stack_name=args.stack_name or chosen.local_stack_name,
-            parameters=dict(args.parameter),
+            parameters={**trigger_parameters(args.triggers), **dict(args.parameter)},
             faults=faults,
             max_workers=args.max_workers,
             timeout_s=args.timeout,
@@ -342,7 +350,7 @@ def cmd_serve(args) -> int:
     options = LocalRunOptions(
         template=args.template,
         stack_name=args.stack_name,
-        parameters=dict(args.parameter),
+        parameters={**trigger_parameters(args.triggers), **dict(args.parameter)},
         max_workers=args.max_workers,
         log_dir=args.out / ".logs" / "serve",
     )
@@ -356,6 +364,35 @@ def cmd_serve(args) -> int:
             print("stopped", file=sys.stderr)
         finally:
             server.stop()
+    return 0
+
+
+def trigger_parameters(path: Path | None) -> dict[str, str]:
+    """Template parameters of a trigger config for the local cloud (moto's account, eu-west-1)."""
+    if path is None:
+        return {}
+    from jobgraph.localcloud.server import LocalEndpoint
+    from jobgraph.sam.triggers import LOCAL_ACCOUNT, load_trigger_config, template_parameters
+
+    return template_parameters(load_trigger_config(path), LocalEndpoint.region, LOCAL_ACCOUNT)
+
+
+def cmd_triggers(args) -> int:
+    import shlex
+
+    from jobgraph.sam.triggers import load_trigger_config, template_parameters
+
+    config = load_trigger_config(args.config)
+    for trigger in config.triggers:
+        where = (
+            f" where {trigger.filter.model_dump(exclude_none=True)}"
+            if trigger.filter.model_dump(exclude_none=True)
+            else ""
+        )
+        print(f"{trigger.name}: on {'/'.join(trigger.outcomes)}{where} -> {trigger.target.type}")
+    parameters = template_parameters(config, args.region, args.account)
+    print("template parameters (make deploy PARAMS=...):")
+    print(" ".join(shlex.quote(f"{k}={v}") for k, v in parameters.items() if v))
     return 0
 
 
@@ -466,6 +503,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "serve": cmd_serve,
     "openapi": cmd_openapi,
+    "triggers": cmd_triggers,
 }
 
 

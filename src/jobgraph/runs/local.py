@@ -114,6 +114,43 @@ class LocalSession:
 
         return progress
 
+    def triggers(self, run_id: str, timeout_s: float = 30.0) -> dict | None:
+        """What the downstream triggers did for this run, once its end was announced and the trigger queue
+        is empty (fired, or retried into the trigger DLQ); None when no trigger is configured."""
+        from jobgraph.adapters.dynamodb import JobsTable
+        from jobgraph.core.triggers import config_from_json
+
+        queue_url = self.stack.physical_ids.get("TriggerQueue")
+        dlq_url = self.stack.physical_ids.get("TriggerDlq")
+        config = config_from_json(self.options.parameters.get("TriggerConfig", "{}"))
+        if queue_url is None or not config.triggers:
+            return None
+        table = JobsTable(self.outputs.table, client=self.endpoint.client("dynamodb"))
+        queue = FifoQueue(queue_url, client=self.endpoint.client("sqs"))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check()
+            announced = "announced_event_id" in table.get_run(run_id)
+            if announced and queue.depth() == (0, 0):
+                break
+            time.sleep(0.25)
+        fired = {r["trigger"]: r for r in table.triggers_of_run(run_id)}
+        run = table.get_run(run_id)
+        matching = config.for_run({**run, "outcome": run["status"], "scenario": self.options.scenario})
+        dlq_depth = sum(FifoQueue(dlq_url, client=self.endpoint.client("sqs")).depth()) if dlq_url else 0
+        return {
+            "triggers": [
+                {
+                    "name": t.name,
+                    "type": t.target.type,
+                    "status": fired.get(t.name, {}).get("status", "NOT FIRED"),
+                    "receipt": fired.get(t.name, {}).get("receipt"),
+                }
+                for t in matching
+            ],
+            "dlq": dlq_depth,
+        }
+
     def finish(self, outcome: RunOutcome, spec: RunSpec) -> RunOutcome:
         outcome.extra = {**outcome.extra, **local_figures(self.runtime, self.log_dir)}
         outcome.settings = local_settings(self.runtime, self.options, spec)
@@ -179,6 +216,9 @@ def run_local(
                 scenario=options.scenario,
             )
             outcome = session.finish(outcome, spec)
+            triggered = session.triggers(spec.run_id)
+            if triggered is not None:
+                outcome.extra["downstream_triggers"] = triggered
             if after is not None:
                 after(outcome)
             if server is not None:

@@ -27,6 +27,10 @@ class ProcessorSettings(CommonSettings):
 
 class SchedulerSettings(CommonSettings):
     incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
+    # where a run's end is announced for the downstream triggers; empty: not announced
+    event_bus_name: str = Field(default="", validation_alias="RUN_EVENTS_BUS_NAME")
+    scenario: int = Field(default=1, ge=1, validation_alias="SCENARIO")
+    stack_name: str = Field(default="", validation_alias="STACK_NAME")
 
 
 class StartRunSettings(CommonSettings):
@@ -45,7 +49,6 @@ class TriggerSettings(CommonSettings):
     """The downstream-trigger function: the validated config comes as JSON in TRIGGER_CONFIG."""
 
     trigger_config: str = Field(default="{}", validation_alias="TRIGGER_CONFIG")
-    stack_scenario: str = Field(default="1", validation_alias="SCENARIO")
 
 
 def load_settings[S: CommonSettings](model: type[S]) -> S:
