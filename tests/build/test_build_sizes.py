@@ -18,7 +18,9 @@ def test_every_function_with_its_layers_fits_the_unzipped_limit(built):
         parts = ", ".join(f"{name} {size:,}" for name, size in sizes.items())
         print(f"{logical_id}: {total:,} B ({total / 2**20:.1f} MiB) = {parts}")
         assert total < LAMBDA_UNZIPPED_LIMIT, logical_id
-    assert set(built) == {"ProcessorFunction", "SchedulerFunction", "StartRunFunction"}
+    assert set(built) == {
+        "ProcessorFunction", "SchedulerFunction", "StartRunFunction", "ApiFunction", "TriggerFunction",
+    }  # fmt: skip
 
 
 def test_processor_stays_within_its_160_mb_target(built):
@@ -30,6 +32,9 @@ def test_layers_per_function(built):
     assert [name for name, _ in built["ProcessorFunction"].layers] == ["CoreLayer", "ScientificLayer"]
     assert [name for name, _ in built["SchedulerFunction"].layers] == ["CoreLayer"]
     assert [name for name, _ in built["StartRunFunction"].layers] == ["CoreLayer"]
+    assert [name for name, _ in built["TriggerFunction"].layers] == ["CoreLayer"]
+    # numpy for POST /runs {"generate": ...}; FastAPI/Mangum are the function's own (functions/api/requirements.txt)
+    assert [name for name, _ in built["ApiFunction"].layers] == ["CoreLayer", "ScientificLayer"]
 
 
 def test_layers_do_not_shadow_the_runtime_or_each_other(built):

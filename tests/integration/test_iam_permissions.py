@@ -61,9 +61,13 @@ class CallRecorder:
 
 
 @pytest.fixture
-def recorder(fake_stack):
+def recorder(fake_stack, monkeypatch):
     """Installed on the default session before the adapters create their (cached, lazily built) clients."""
     from tests.lambda_support import reset_cached_clients
+
+    # the Scheduler announces the run's end on the stack's bus (as deployed: RUN_EVENTS_BUS_NAME)
+    boto3.client("events", region_name=REGION).create_event_bus(Name="runs")
+    monkeypatch.setenv("RUN_EVENTS_BUS_NAME", "runs")
 
     recorder = CallRecorder()
     events = boto3._get_default_session().events
@@ -149,6 +153,7 @@ def test_the_recording_covers_the_calls_that_matter(fake_stack, recorder):
     actions = {function: {p.action for p in needed(recorder, function)} for function in FUNCTIONS}
     assert {"s3:PutObject", "dynamodb:PutItem", "sqs:SendMessage"} <= actions["start_run"]
     assert {"s3:GetObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "sqs:SendMessage"} <= actions["scheduler"]
+    assert "events:PutEvents" in actions["scheduler"]  # the run's end, announced for the downstream triggers
     assert {"s3:GetObject", "s3:PutObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= (
         actions["processor"]
     )

@@ -37,6 +37,7 @@ UNTAGGABLE = {
     "AWS::SNS::Subscription",
     "AWS::S3::BucketPolicy",
     "AWS::Lambda::Permission",
+    "AWS::SQS::QueuePolicy",
 }
 FUNCTIONS = ("ProcessorFunction", "SchedulerFunction", "StartRunFunction")
 
@@ -82,6 +83,7 @@ def test_transform_rewrites_code_locations(sam_template):
         "SchedulerFunction": "functions/scheduler",
         "StartRunFunction": "functions/start_run",
         "ApiFunction": "functions/api",
+        "TriggerFunction": "functions/triggers",
     }
     for function in FUNCTIONS:
         assert transformed["Resources"][function]["Properties"]["Code"] == {
@@ -185,7 +187,11 @@ def _allow_statements(template: dict):
         for document in documents:
             statements = document["Statement"]
             for statement in statements if isinstance(statements, list) else [statements]:
-                yield logical_id, statement
+                # a conditional statement (TriggerFunction: one per configured target type): both branches
+                branches = statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+                for branch in branches:
+                    if "Effect" in branch:
+                        yield logical_id, branch
 
 
 def test_no_allow_statement_grants_a_wildcard_action(transformed):
@@ -211,14 +217,20 @@ def test_roles_attach_only_known_managed_policies(transformed):
 
 
 def _stack_bindings() -> Bindings:
-    queues = {"IncomingQueue": "scenario-1-dev-incoming.fifo", "OutgoingQueue": "scenario-1-dev-outgoing.fifo"}
+    queues = {
+        "IncomingQueue": "scenario-1-dev-incoming.fifo",
+        "OutgoingQueue": "scenario-1-dev-outgoing.fifo",
+        "TriggerQueue": "scenario-1-dev-trigger",
+        "TriggerDlq": "scenario-1-dev-trigger-dlq",
+    }
     return bindings_for("scenario-1-dev-data-123456789012", "scenario-1-dev-jobs", queues, REGION, "123456789012")
 
 
 @pytest.mark.parametrize(
     ("mapping", "function", "queue"),
     [("ProcessorFunctionIncomingJobs", "ProcessorFunction", "IncomingQueue"),
-     ("SchedulerFunctionCompletedJobs", "SchedulerFunction", "OutgoingQueue")],
+     ("SchedulerFunctionCompletedJobs", "SchedulerFunction", "OutgoingQueue"),
+     ("TriggerFunctionRunEnds", "TriggerFunction", "TriggerQueue")],
 )  # fmt: skip
 def test_event_source_mapping_can_poll_only_its_own_queue(transformed, mapping, function, queue):
     properties = transformed["Resources"][mapping]["Properties"]
@@ -232,9 +244,13 @@ def test_event_source_mapping_can_poll_only_its_own_queue(transformed, mapping, 
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"):
         assert is_allowed(statements, Permission(action, own)), action
         assert not is_allowed(statements, Permission(action, other)), action
-    # and none of the functions polls anything else: the mappings are the only two
+    # and none of the functions polls anything else: the mappings are the only three
     mappings = [k for k, v in transformed["Resources"].items() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
-    assert sorted(mappings) == ["ProcessorFunctionIncomingJobs", "SchedulerFunctionCompletedJobs"]
+    assert sorted(mappings) == [
+        "ProcessorFunctionIncomingJobs",
+        "SchedulerFunctionCompletedJobs",
+        "TriggerFunctionRunEnds",
+    ]
 
 
 # ----------------------------------------------------------------------------------------- queues

@@ -237,3 +237,44 @@ def test_the_scheduler_announces_a_run_end_once_and_again_only_if_unmarked(fake_
         body["detail"]["run_id"] == "r9"
         and body["detail"]["merged_percentiles_uri"] == "s3://b/r9/merged_percentiles.json"
     )
+
+
+def test_a_job_failing_its_last_attempt_fails_the_run_and_announces_it(fake_stack):
+    from jobgraph.adapters.s3 import S3BlobStore
+    from jobgraph.adapters.sqs import FifoQueue
+    from jobgraph.core.models import CompletedJob, ExecType, JobStatus
+    from jobgraph.core.results import ResultStore
+    from jobgraph.services.scheduler import SchedulerDeps, schedule
+
+    events = boto3.client("events", region_name=REGION)
+    events.create_event_bus(Name="runs")
+    seen_url = fake_stack.sqs.create_queue(QueueName="run-ends")["QueueUrl"]
+    seen_arn = fake_stack.sqs.get_queue_attributes(QueueUrl=seen_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(Name="ends", EventBusName="runs", EventPattern=json.dumps({"source": ["jobgraph"]}))
+    events.put_targets(Rule="ends", EventBusName="runs", Targets=[{"Id": "q", "Arn": seen_arn}])
+    table = JobsTable(fake_stack.table, client=fake_stack.dynamodb)
+    table.create_run("rf", "default", 1, 4, 10, 42)
+    deps = SchedulerDeps(
+        results=ResultStore(S3BlobStore(fake_stack.bucket, client=fake_stack.s3)),
+        table=table,
+        incoming=FifoQueue(fake_stack.incoming_url, client=fake_stack.sqs),
+        events=RunEvents("runs", client=events),
+        event_context={"scenario": 1, "stack": "s", "bucket": fake_stack.bucket, "prefix": ""},
+        job_max_attempts=3,
+    )
+    failed = CompletedJob(
+        job_id="rf-s0-r1", status=JobStatus.FAILED, processing_time_ms=1.0, test_run_id="default", run_id="rf",
+        correlation_id="rf-s0", exec_type=ExecType.INTERMEDIATE, sequence_id=0, route_index=1, error_message="boom",
+    )  # fmt: skip
+    for attempt, expected in ((1, "failure noted"), (2, "failure noted"), (3, "run failed"), (3, "run already ended")):
+        table.record_job(failed, attempt)
+        assert schedule(failed, deps) == expected
+    run = table.get_run("rf")
+    assert run["status"] == "FAILED" and "boom" in run["error"]
+    messages = fake_stack.sqs.receive_message(QueueUrl=seen_url, MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 1
+    body = json.loads(messages[0]["Body"])
+    assert body["detail-type"] == "Run Failed" and body["detail"]["outcome"] == "FAILED"
+    assert body["detail"]["error"] == "rf-s0-r1: boom" and body["detail"]["merged_percentiles_uri"] is None

@@ -429,3 +429,36 @@ class JobsTable:
             ConsistentRead=True,
         )
         return [_plain(item) for item in response.get("Items", [])]
+
+    def fail_run(self, run_id: str, error: str) -> bool:
+        """RUNNING → FAILED (a job used up its attempts); False if the run had ended before."""
+        run = self.get_run(run_id)
+        now = utc_now_iso()
+        duration_s = (time.time() * 1000 - float(run["started_epoch_ms"])) / 1000
+        return self._update_if(
+            run_id,
+            UpdateExpression=(
+                "SET #status = :failed, completed_at = :now, duration_s = :duration, #error = :error, "
+                "gsi1pk = :gsi, gsi1sk = :now"
+            ),
+            ConditionExpression="#status = :running",
+            ExpressionAttributeNames={"#status": "status", "#error": "error"},
+            ExpressionAttributeValues={
+                ":failed": {"S": RunStatus.FAILED.value},
+                ":running": {"S": RunStatus.RUNNING.value},
+                ":now": {"S": now},
+                ":duration": {"N": f"{duration_s:.3f}"},
+                ":error": {"S": error[:2000]},
+                ":gsi": {"S": f"RUN#{RunStatus.FAILED.value}"},
+            },
+        )
+
+    def job_attempts(self, run_id: str, job_id: str) -> int:
+        """The attempt of the job's latest report (0 if it has no record)."""
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}},
+            ProjectionExpression="last_attempt",
+            ConsistentRead=True,
+        )
+        return int(response.get("Item", {}).get("last_attempt", {}).get("N", "0"))

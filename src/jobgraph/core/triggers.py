@@ -193,4 +193,5 @@ def config_from_json(text: str) -> TriggerConfig:
 
 
 def compact_json(config: TriggerConfig) -> str:
-    return json.dumps(config.model_dump(mode="json", exclude_defaults=False), separators=(",", ":"))
+    """The config as the TriggerFunction gets it (defaults left out: loading puts them back)."""
+    return json.dumps(config.model_dump(mode="json", exclude_defaults=True), separators=(",", ":"))

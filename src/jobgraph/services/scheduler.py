@@ -33,6 +33,7 @@ class SchedulerDeps:
     # the run's end goes to this bus for the downstream triggers (None: no bus in this stack)
     events: RunEvents | None = None
     event_context: dict = field(default_factory=dict)
+    job_max_attempts: int = 0  # 0: a failed job never fails its run (SQS retries it; the DLQ keeps it)
     sequence: Callable[[str, int], Sequence] = field(init=False)
 
     def __post_init__(self):
@@ -53,6 +54,7 @@ class SchedulerDeps:
                 "bucket": settings.bucket_name,
                 "prefix": settings.results_prefix,
             },
+            job_max_attempts=settings.job_max_attempts,
         )
 
 
@@ -66,8 +68,16 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps) -> str:
     """Act on one completion; returns what was done (for logs and tests)."""
     logger.append_keys(correlation_id=completed.correlation_id, job_id=completed.job_id)
     if completed.status is JobStatus.FAILED:
-        # the Processor recorded the failure; SQS retries the job itself — nothing to schedule
+        # the Processor recorded the failure; SQS retries the job itself — nothing to schedule, unless this
+        # was its last attempt: then the job goes to the DLQ and its run can never complete
         logger.warning("job reported failed", extra={"error_message": completed.error_message})
+        if (
+            deps.job_max_attempts
+            and deps.table.job_attempts(completed.run_id, completed.job_id) >= deps.job_max_attempts
+        ):
+            failed_now = deps.table.fail_run(completed.run_id, f"{completed.job_id}: {completed.error_message}")
+            announce(completed.run_id, deps)
+            return "run failed" if failed_now else "run already ended"
         return "failure noted"
 
     if completed.exec_type is ExecType.SYNTHETIC:
@@ -93,11 +103,17 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps) -> str:
         metrics.add_metric(name="RunDurationSeconds", unit=MetricUnit.Seconds, value=float(run["duration_s"]))
         logger.info("run completed", extra={"run_id": completed.run_id, "duration_s": float(run["duration_s"])})
     # also on a redelivery: the first delivery may have died between completing and announcing
-    if deps.events is not None:
-        event_id = announce_run_end(deps.table, deps.events, completed.run_id, **deps.event_context)
-        if event_id:
-            logger.info("run end announced", extra={"run_id": completed.run_id, "event_id": event_id})
+    announce(completed.run_id, deps)
     return "run completed" if completed_now else "run already completed"
+
+
+def announce(run_id: str, deps: SchedulerDeps) -> None:
+    """The run's end on the stack's bus for the downstream triggers (no-op without a bus or if done before)."""
+    if deps.events is None:
+        return
+    event_id = announce_run_end(deps.table, deps.events, run_id, **deps.event_context)
+    if event_id:
+        logger.info("run end announced", extra={"run_id": run_id, "event_id": event_id})
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ class SchedulerSettings(CommonSettings):
     event_bus_name: str = Field(default="", validation_alias="RUN_EVENTS_BUS_NAME")
     scenario: int = Field(default=1, ge=1, validation_alias="SCENARIO")
     stack_name: str = Field(default="", validation_alias="STACK_NAME")
+    # the incoming queue's maxReceiveCount: a job failed that often is dead-lettered, so its run FAILED; 0: never
+    job_max_attempts: int = Field(default=0, ge=0, validation_alias="JOB_MAX_ATTEMPTS")
 
 
 class StartRunSettings(CommonSettings):
