@@ -119,3 +119,26 @@ def test_a_config_too_big_for_the_lambda_environment_is_refused():
     )
     with pytest.raises(ConfigurationError, match="environment"):
         template_parameters(many, "eu-west-1", "123456789012")
+
+
+def test_the_triggers_command_lists_triggers_and_prints_parameters_for_sam_and_make(capsys):
+    from jobgraph.cli.main import main
+    from tests.lambda_support import ROOT
+
+    assert main(["triggers", str(ROOT / "docs" / "triggers.example.yaml")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "load-warehouse: on COMPLETED where {'scenario': [1], 'test_run_id_prefix': 'nightly-'} -> glue" in lines
+    sam_line, make_line = lines[-3], lines[-1]
+    assert "TriggerGlueJobArns=arn:aws:glue:eu-west-1:123456789012:job/load-delay-percentiles" in sam_line
+    assert "${run_id}" in sam_line and "$${run_id}" in make_line and make_line.replace("$$", "$") == sam_line
+
+
+def test_the_triggers_command_names_a_bad_field(tmp_path, capsys):
+    from jobgraph.cli.main import main
+
+    bad = tmp_path / "t.yaml"
+    bad.write_text(
+        "triggers:\n  - {name: x, outcomes: [COMPLETED], target: {type: glue, job_name: j}, payload: {a: b}}\n"
+    )
+    assert main(["triggers", str(bad)]) == 1
+    assert "'--name' keys" in capsys.readouterr().err

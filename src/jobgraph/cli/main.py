@@ -391,8 +391,12 @@ def cmd_triggers(args) -> int:
         )
         print(f"{trigger.name}: on {'/'.join(trigger.outcomes)}{where} -> {trigger.target.type}")
     parameters = template_parameters(config, args.region, args.account)
-    print("template parameters (make deploy PARAMS=...):")
-    print(" ".join(shlex.quote(f"{k}={v}") for k, v in parameters.items() if v))
+    line = " ".join(shlex.quote(f"{k}={v}") for k, v in parameters.items() if v)
+    print("template parameters (sam deploy --parameter-overrides ...):")
+    print(line)
+    # make expands $ in variables: the payloads' ${field} placeholders must reach sam as they are
+    print('the same for make deploy PARAMS="...":')
+    print(line.replace("$", "$$"))
     return 0
 
 
