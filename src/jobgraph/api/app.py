@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import FastAPI, Header, Path, Query, Request
@@ -134,10 +135,7 @@ def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps) -> FastAPI:
             seed=body.seed,
             test_run_id=body.test_run_id,
         )
-        return RunStarted(
-            **{k: v for k, v in vars(started).items()},
-            status_url=str(request.url_for("get_run", run_id=started.run_id)),
-        )
+        return RunStarted(**asdict(started), status_url=str(request.url_for("get_run", run_id=started.run_id)))
 
     @app.get("/runs/{run_id}", response_model=RunStatusBody, responses=ERRORS, summary="Status, progress, timings")
     def get_run(run_id: RunIdPath) -> dict:

@@ -25,12 +25,11 @@ from jobgraph.services.settings import TriggerSettings, load_settings
 
 
 class RunEndEvent(BaseModel):
-    """The EventBridge event as the rule delivers it to the trigger queue."""
+    """The EventBridge event as the rule delivers it to the trigger queue (only its detail is used)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore")
 
     source: str
-    detail_type: str | None = None
     detail: dict
 
 
