@@ -76,6 +76,7 @@ def test_run_serve_with_triggers(tmp_path):
         assert any(line.split()[:2] == ["FIRED", "announce"] for line in lines), output
         assert any(line.split()[:3] == ["NOT", "FIRED", "missing-queue"] for line in lines), output
         assert "only-on-failure" not in output
+        assert any(line.split() == ["ALARM", "scenario-1-local-trigger-dlq-messages"] for line in lines), output
         # and the API still answers after the run, on the same local cloud
         base = f"http://127.0.0.1:{port}"
         run = httpx.get(f"{base}/runs/served", timeout=10).json()

@@ -219,6 +219,9 @@ def run_local(
             triggered = session.triggers(spec.run_id)
             if triggered is not None:
                 outcome.extra["downstream_triggers"] = triggered
+                # the triggers ran after the report's alarm sample: the trigger DLQ alarm must see them
+                session.sample_alarms()
+                outcome.alarms = run.alarm_states()
             if after is not None:
                 after(outcome)
             if server is not None:
