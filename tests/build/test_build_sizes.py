@@ -84,3 +84,14 @@ def test_the_core_layer_ships_only_the_lambda_facing_package(built):
     assert {"core", "services", "adapters"} <= shipped
     assert {"stages.py", "delay_model.py", "models.py"} <= {p.name for p in (package / "core").iterdir()}
     assert shipped.isdisjoint({"localcloud", "cli", "runs", "sam"})
+
+
+def test_the_api_function_ships_the_layers_pydantic(built):
+    """FastAPI brings pydantic into the ApiFunction, which shadows the core layer's: it must be the same one."""
+    import re
+
+    from tests.lambda_support import ROOT
+
+    pinned = re.search(r"^pydantic==(\S+)$", (ROOT / "layers/core/requirements.txt").read_text(), re.M).group(1)
+    shipped = sorted(p.name for p in built["ApiFunction"].code_dir.glob("pydantic-*.dist-info"))
+    assert shipped == [f"pydantic-{pinned}.dist-info"]
