@@ -120,6 +120,8 @@ class Stack:
         if name in self.refs:
             return self.refs[name]
         if name in self.parameters:
+            if self.template["Parameters"][name].get("Type") == "CommaDelimitedList":
+                return self.parameters[name].split(",")
             return self.parameters[name]
         if name in PSEUDO:
             return PSEUDO[name]

@@ -120,6 +120,15 @@ def required_permissions(call: Call, region: str, account: str) -> list[Permissi
         key = p.get("Key") or p.get("Item")
         resource = _table_arn(region, account, p["TableName"], p.get("IndexName"))
         return [Permission(f"dynamodb:{call.operation}", resource, _leading_keys(key))]
+    if call.service == "events" and call.operation == "PutEvents":
+        return [
+            Permission(
+                "events:PutEvents",
+                bus if (bus := entry.get("EventBusName", "default")).startswith("arn:")
+                else f"arn:{PARTITION}:events:{region}:{account}:event-bus/{bus}",
+            )
+            for entry in p["Entries"]
+        ]  # fmt: skip
     raise AssertionError(f"no IAM mapping for {call.service}:{call.operation}; extend tests/iam_policy.py")
 
 
@@ -132,11 +141,15 @@ class Bindings:
     attributes: dict[str, str]  # "Logical.Attribute" → value
 
 
-def bindings_for(bucket: str, table: str, queues: dict[str, str], region: str, account: str) -> Bindings:
-    """Bindings for this template's resources: the bucket, the table and queues (logical id → queue name)."""
+def bindings_for(
+    bucket: str, table: str, queues: dict[str, str], region: str, account: str, event_bus: str = "runs"
+) -> Bindings:
+    """Bindings for this template's resources: the bucket, the table, queues (logical id → queue name), the bus."""
     attributes = {
         "ResultsBucket.Arn": f"arn:{PARTITION}:s3:::{bucket}",
         "JobsTable.Arn": _table_arn(region, account, table),
+        "RunEventsBus.Arn": f"arn:{PARTITION}:events:{region}:{account}:event-bus/{event_bus}",
+        "RunEventsBus.Name": event_bus,
     }
     for logical_id, name in queues.items():
         attributes[f"{logical_id}.QueueName"] = name
@@ -174,6 +187,11 @@ class Statement:
                     # a request without a partition key in scope (e.g. a Scan) is not "all values allowed"
                     if not permission.leading_keys or not set(permission.leading_keys) <= set(expected):
                         return False
+                elif operator == "ForAllValues:StringLike" and key == "dynamodb:LeadingKeys":
+                    if not permission.leading_keys or not all(
+                        any(fnmatch.fnmatchcase(k, pattern) for pattern in expected) for k in permission.leading_keys
+                    ):
+                        return False
                 else:
                     raise AssertionError(f"condition {operator} {key} is not modelled by tests/iam_policy.py")
         return True
@@ -195,10 +213,16 @@ def role_statements(template: dict, function_logical_id: str, bindings: Bindings
             raise AssertionError(f"{role_id}: managed policy {arn} is not modelled in tests/iam_policy.py")
         statements.append(Statement("Allow", tuple(MANAGED_POLICY_ACTIONS[arn]), ("*",)))
     for policy in role.get("Policies", []):
-        for raw in _listify(policy["PolicyDocument"]["Statement"]):
+        # resolved first: a statement may be an Fn::If (TriggerFunction: one per configured target type)
+        for raw in stack.resolve(_listify(policy["PolicyDocument"]["Statement"])):
             if "NotAction" in raw or "NotResource" in raw:
                 raise AssertionError(f"{role_id}: NotAction/NotResource is not modelled")
-            resources = stack.resolve(_listify(raw["Resource"]))
+            # a CommaDelimitedList parameter resolves to a list
+            resources = [
+                r
+                for value in stack.resolve(_listify(raw["Resource"]))
+                for r in (value if isinstance(value, list) else [value])
+            ]
             if unbound := [r for r in resources if not isinstance(r, str) or "<" in r]:  # a placeholder: no binding
                 raise AssertionError(f"{role_id}: cannot resolve policy resources {unbound}")
             statements.append(

@@ -11,7 +11,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
-FUNCTIONS = {"processor": "ProcessorFunction", "scheduler": "SchedulerFunction", "start_run": "StartRunFunction"}
+FUNCTIONS = {
+    "processor": "ProcessorFunction",
+    "scheduler": "SchedulerFunction",
+    "start_run": "StartRunFunction",
+    "api": "ApiFunction",
+}
 
 
 @dataclass
@@ -45,8 +50,8 @@ def event(name: str) -> dict:
 
 def reset_cached_clients() -> None:
     """Runtimes and boto3 clients are cached per process (as in Lambda); tests start each stack fresh."""
-    from jobgraph.adapters import dynamodb, s3, sqs
-    from jobgraph.services import processor, scheduler, start_run, step_tasks
+    from jobgraph.adapters import dynamodb, events, s3, sqs, targets
+    from jobgraph.services import processor, scheduler, start_run, status, step_tasks, triggers
 
     for cached in (
         s3.default_s3_client,
@@ -57,5 +62,9 @@ def reset_cached_clients() -> None:
         start_run.start_run_deps,
         step_tasks.prepare_run_deps,
         step_tasks.step_task_runtime,
+        status.api_deps,
+        triggers.trigger_runtime,
+        events.default_events_client,
+        targets.default_client,
     ):
         cached.cache_clear()

@@ -18,7 +18,9 @@ def test_every_function_with_its_layers_fits_the_unzipped_limit(built):
         parts = ", ".join(f"{name} {size:,}" for name, size in sizes.items())
         print(f"{logical_id}: {total:,} B ({total / 2**20:.1f} MiB) = {parts}")
         assert total < LAMBDA_UNZIPPED_LIMIT, logical_id
-    assert set(built) == {"ProcessorFunction", "SchedulerFunction", "StartRunFunction"}
+    assert set(built) == {
+        "ProcessorFunction", "SchedulerFunction", "StartRunFunction", "ApiFunction", "TriggerFunction",
+    }  # fmt: skip
 
 
 def test_processor_stays_within_its_160_mb_target(built):
@@ -30,6 +32,9 @@ def test_layers_per_function(built):
     assert [name for name, _ in built["ProcessorFunction"].layers] == ["CoreLayer", "ScientificLayer"]
     assert [name for name, _ in built["SchedulerFunction"].layers] == ["CoreLayer"]
     assert [name for name, _ in built["StartRunFunction"].layers] == ["CoreLayer"]
+    assert [name for name, _ in built["TriggerFunction"].layers] == ["CoreLayer"]
+    # numpy for POST /runs {"generate": ...}; FastAPI/Mangum are the function's own (functions/api/requirements.txt)
+    assert [name for name, _ in built["ApiFunction"].layers] == ["CoreLayer", "ScientificLayer"]
 
 
 def test_layers_do_not_shadow_the_runtime_or_each_other(built):
@@ -79,3 +84,14 @@ def test_the_core_layer_ships_only_the_lambda_facing_package(built):
     assert {"core", "services", "adapters"} <= shipped
     assert {"stages.py", "delay_model.py", "models.py"} <= {p.name for p in (package / "core").iterdir()}
     assert shipped.isdisjoint({"localcloud", "cli", "runs", "sam"})
+
+
+def test_the_api_function_ships_the_layers_pydantic(built):
+    """FastAPI brings pydantic into the ApiFunction, which shadows the core layer's: it must be the same one."""
+    import re
+
+    from tests.lambda_support import ROOT
+
+    pinned = re.search(r"^pydantic==(\S+)$", (ROOT / "layers/core/requirements.txt").read_text(), re.M).group(1)
+    shipped = sorted(p.name for p in built["ApiFunction"].code_dir.glob("pydantic-*.dist-info"))
+    assert shipped == [f"pydantic-{pinned}.dist-info"]

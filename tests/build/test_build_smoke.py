@@ -128,9 +128,13 @@ def smoke(runnable, runtime_dir, stack, moto_endpoint):
     completions = stack.drain(stack.outgoing_url)
     scheduler = run(*args, "SchedulerFunction", "scheduler", ["scheduler-first"])
     next_jobs = stack.drain(stack.incoming_url)
+    # the status API (FastAPI + Mangum from the function's own requirements) and the trigger function
+    api = run(*args, "ApiFunction", "api", ["api-get-run", "api-list-jobs", "api-post-task"])
+    tasks = stack.drain(stack.incoming_url)
+    triggers = run(*args, "TriggerFunction", "triggers", ["triggers-run-completed"])
     return {
         "start": start, "first_jobs": first_jobs, "processor": processor, "completions": completions,
-        "scheduler": scheduler, "next_jobs": next_jobs,
+        "scheduler": scheduler, "next_jobs": next_jobs, "api": api, "tasks": tasks, "triggers": triggers,
     }  # fmt: skip
 
 
@@ -169,6 +173,15 @@ def test_handlers_ran_only_on_the_built_artifacts_and_the_runtime_boto3(smoke, r
     assert Path(smoke["processor"].files["jobgraph"]).is_relative_to(build_dir / "CoreLayer")
     for name in ("start", "processor", "scheduler"):  # tracing is active: the X-Ray SDK came from the layer
         assert Path(smoke[name].files["aws_xray_sdk"]).is_relative_to(build_dir / "CoreLayer"), name
+
+
+def test_the_api_and_trigger_functions_from_the_build_answer(smoke, built):
+    assert [r["response"]["statusCode"] for r in smoke["api"].results] == [200, 200, 202]
+    run_status = json.loads(smoke["api"].results[0]["response"]["body"])
+    assert run_status["run_id"] == RUN and run_status["progress"]["jobs_by_status"]["COMPLETED"] == 2
+    assert [m["body"]["exec_type"] for m in smoke["tasks"]] == ["SYNTHETIC"]
+    assert [r["response"] for r in smoke["triggers"].results] == [{"batchItemFailures": []}]  # no trigger configured
+    assert smoke["api"].top_level_modules() & set(HEAVY_MODULES) == set()  # numpy only for POST /runs generate
 
 
 def test_scheduler_and_start_run_never_import_the_scientific_stack(smoke):

@@ -190,6 +190,9 @@ def test_every_event_file_is_exercised():
     covered |= {f"scheduler-{s}" for s in ("first", "intermediate", "last", "aggregation", "merge", "failed")}
     covered |= {"start-run"}
     covered |= {f"step-task-{s}" for s in ("first", "intermediate", "last", "aggregation", "merge")}  # test_step_tasks
+    # the status API's events run through its handler in test_iam_permissions.py; the trigger's in test_triggers.py
+    covered |= {f"api-{s}" for s in ("post-runs", "get-run", "list-jobs", "get-results", "post-task")}
+    covered |= {"triggers-run-completed"}
     assert names == covered
 
 

@@ -61,9 +61,13 @@ class CallRecorder:
 
 
 @pytest.fixture
-def recorder(fake_stack):
+def recorder(fake_stack, monkeypatch):
     """Installed on the default session before the adapters create their (cached, lazily built) clients."""
     from tests.lambda_support import reset_cached_clients
+
+    # the Scheduler announces the run's end on the stack's bus (as deployed: RUN_EVENTS_BUS_NAME)
+    boto3.client("events", region_name=REGION).create_event_bus(Name="runs")
+    monkeypatch.setenv("RUN_EVENTS_BUS_NAME", "runs")
 
     recorder = CallRecorder()
     events = boto3._get_default_session().events
@@ -110,6 +114,21 @@ def exercise_every_path(recorder: CallRecorder, fake_stack) -> None:
         assert invoke("scheduler", event(f"scheduler-{stage}")) == {"batchItemFailures": []}
     assert fake_stack.item(f"RUN#{RUN}", "RUN")["status"] == "COMPLETED"
 
+    # the status API over the finished run, a new run, a task (twice: the replay path) and a 404
+    for name, code in (
+        ("api-get-run", 200),
+        ("api-list-jobs", 200),
+        ("api-get-results", 200),
+        ("api-post-runs", 202),
+        ("api-post-task", 202),
+        ("api-post-task", 200),
+    ):
+        response = invoke("api", event(name))
+        assert response["statusCode"] == code, (name, response)
+    unknown = event("api-get-run")
+    unknown["rawPath"] = unknown["requestContext"]["http"]["path"] = "/runs/nope"
+    assert invoke("api", unknown)["statusCode"] == 404
+
 
 def needed(recorder: CallRecorder, function: str) -> set[Permission]:
     return {p for call in recorder.calls[function] for p in required_permissions(call, REGION, ACCOUNT)}
@@ -134,10 +153,13 @@ def test_the_recording_covers_the_calls_that_matter(fake_stack, recorder):
     actions = {function: {p.action for p in needed(recorder, function)} for function in FUNCTIONS}
     assert {"s3:PutObject", "dynamodb:PutItem", "sqs:SendMessage"} <= actions["start_run"]
     assert {"s3:GetObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "sqs:SendMessage"} <= actions["scheduler"]
+    assert "events:PutEvents" in actions["scheduler"]  # the run's end, announced for the downstream triggers
     assert {"s3:GetObject", "s3:PutObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= (
         actions["processor"]
     )
     assert "sqs:SendMessage" in actions["processor"]
+    assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"} <= actions["api"]
+    assert {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "sqs:SendMessage"} <= actions["api"]
     # the countdown to MERGE is a conditional update; a duplicate's failed condition is checked with a read
     operations = {c.operation for c in recorder.calls["scheduler"]}
     assert {"UpdateItem", "GetItem"} <= operations
@@ -152,7 +174,16 @@ def test_idempotency_delete_is_limited_to_idempotency_records(transformed, fake_
     assert not is_allowed(statements, Permission("s3:DeleteObject", f"arn:aws:s3:::{fake_stack.bucket}/x"))
 
 
-@pytest.mark.parametrize("function", ["SchedulerFunction", "StartRunFunction"])
+def test_the_api_writes_only_run_and_task_records(transformed, fake_stack):
+    statements = role_statements(transformed, "ApiFunction", bindings(fake_stack))
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
+    assert is_allowed(statements, Permission("dynamodb:PutItem", table, (f"RUN#{RUN}",)))
+    assert is_allowed(statements, Permission("dynamodb:PutItem", table, ("TASK#key-1",)))
+    assert not is_allowed(statements, Permission("dynamodb:PutItem", table, ("IDEMPOTENCY#processor",)))
+    assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, (f"RUN#{RUN}",)))
+
+
+@pytest.mark.parametrize("function", ["SchedulerFunction", "StartRunFunction", "ApiFunction"])
 def test_other_functions_cannot_delete(transformed, fake_stack, function):
     statements = role_statements(transformed, function, bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"

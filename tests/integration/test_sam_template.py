@@ -40,6 +40,8 @@ UNTAGGABLE = {
     "AWS::Lambda::LayerVersion",
     "AWS::SNS::Subscription",
     "AWS::S3::BucketPolicy",
+    "AWS::Lambda::Permission",
+    "AWS::SQS::QueuePolicy",
 }
 FUNCTIONS = ("ProcessorFunction", "SchedulerFunction", "StartRunFunction")
 
@@ -112,6 +114,8 @@ def test_transform_rewrites_code_locations(sam_template):
         "ProcessorFunction": "functions/processor",
         "SchedulerFunction": "functions/scheduler",
         "StartRunFunction": "functions/start_run",
+        "ApiFunction": "functions/api",
+        "TriggerFunction": "functions/triggers",
     }
     for function in FUNCTIONS:
         assert transformed["Resources"][function]["Properties"]["Code"] == {
@@ -190,15 +194,21 @@ def test_every_taggable_resource_carries_the_four_tags(stack):
         if resource["Type"] in UNTAGGABLE or not stack.active(logical_id):
             continue
         checked.add(resource["Type"])
-        tags = stack.properties(logical_id).get("Tags", [])
-        # Tags are a list of {Key, Value} for every type here (SAM converts the function map form)
-        found = {t["Key"]: t["Value"] for t in tags if t["Key"] in TAG_KEYS}
+        properties = stack.properties(logical_id)
+        tags = properties.get("Tags", [])
+        if resource["Type"] == "AWS::ApiGatewayV2::Api" and "Body" in properties:
+            # SAM writes an HTTP API's tags into its OpenAPI body, which API Gateway applies on import
+            tags = {t["name"]: t["x-amazon-apigateway-tag-value"] for t in properties["Body"].get("tags", [])}
+        # Tags are a list of {Key, Value} (SAM converts the function map form), except API Gateway V2's map
+        pairs = tags.items() if isinstance(tags, dict) else ((t["Key"], t["Value"]) for t in tags)
+        found = {key: value for key, value in pairs if key in TAG_KEYS}
         if found != expected:
             untagged[logical_id] = found
     assert untagged == {}
     assert checked >= {
         "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::SQS::Queue", "AWS::S3::Bucket", "AWS::DynamoDB::Table",
         "AWS::SNS::Topic", "AWS::Logs::LogGroup", "AWS::CloudWatch::Alarm", "AWS::Lambda::EventSourceMapping",
+        "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage",
     }  # fmt: skip
 
 
@@ -220,7 +230,11 @@ def _allow_statements(template: dict):
         for document in documents:
             statements = document["Statement"]
             for statement in statements if isinstance(statements, list) else [statements]:
-                yield logical_id, statement
+                # a conditional statement (TriggerFunction: one per configured target type): both branches
+                branches = statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+                for branch in branches:
+                    if "Effect" in branch:
+                        yield logical_id, branch
 
 
 def test_no_allow_statement_grants_a_wildcard_action(transformed):
@@ -246,14 +260,20 @@ def test_roles_attach_only_known_managed_policies(transformed):
 
 
 def _stack_bindings() -> Bindings:
-    queues = {"IncomingQueue": "scenario-1-dev-incoming.fifo", "OutgoingQueue": "scenario-1-dev-outgoing.fifo"}
+    queues = {
+        "IncomingQueue": "scenario-1-dev-incoming.fifo",
+        "OutgoingQueue": "scenario-1-dev-outgoing.fifo",
+        "TriggerQueue": "scenario-1-dev-trigger",
+        "TriggerDlq": "scenario-1-dev-trigger-dlq",
+    }
     return bindings_for("scenario-1-dev-data-123456789012", "scenario-1-dev-jobs", queues, REGION, "123456789012")
 
 
 @pytest.mark.parametrize(
     ("mapping", "function", "queue"),
     [("ProcessorFunctionIncomingJobs", "ProcessorFunction", "IncomingQueue"),
-     ("SchedulerFunctionCompletedJobs", "SchedulerFunction", "OutgoingQueue")],
+     ("SchedulerFunctionCompletedJobs", "SchedulerFunction", "OutgoingQueue"),
+     ("TriggerFunctionRunEnds", "TriggerFunction", "TriggerQueue")],
 )  # fmt: skip
 def test_event_source_mapping_can_poll_only_its_own_queue(transformed, mapping, function, queue):
     properties = transformed["Resources"][mapping]["Properties"]
@@ -267,9 +287,13 @@ def test_event_source_mapping_can_poll_only_its_own_queue(transformed, mapping, 
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"):
         assert is_allowed(statements, Permission(action, own)), action
         assert not is_allowed(statements, Permission(action, other)), action
-    # and none of the functions polls anything else: the mappings are the only two
+    # and none of the functions polls anything else: the mappings are the only three
     mappings = [k for k, v in transformed["Resources"].items() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
-    assert sorted(mappings) == ["ProcessorFunctionIncomingJobs", "SchedulerFunctionCompletedJobs"]
+    assert sorted(mappings) == [
+        "ProcessorFunctionIncomingJobs",
+        "SchedulerFunctionCompletedJobs",
+        "TriggerFunctionRunEnds",
+    ]
 
 
 # ----------------------------------------------------------------------------------------- alarms

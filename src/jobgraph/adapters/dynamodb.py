@@ -283,3 +283,182 @@ class JobsTable:
             if "LastEvaluatedKey" not in response:
                 return total
             kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+
+    def job_page(
+        self, run_id: str, status: str | None, limit: int, start_key: dict | None = None, max_pages: int = 20
+    ) -> tuple[list[dict], dict | None]:
+        """One page of a run's job records, optionally only those whose latest status is ``status``.
+
+        With a status the query goes through the by-status GSI (gsi1pk = JOB#<STATUS>) filtered to the
+        run; DynamoDB applies ``Limit`` before the filter, so up to ``max_pages`` queries are made to fill
+        the page. Returns (items, the key to continue from or None at the end).
+        """
+        items: list[dict] = []
+        key = start_key
+        for _ in range(max_pages):
+            kwargs = {"ExclusiveStartKey": key} if key else {}
+            if status is None:
+                response = self.client.query(
+                    TableName=self.table_name,
+                    KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
+                    ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":job": {"S": "JOB#"}},
+                    Limit=limit - len(items),
+                    **kwargs,
+                )
+            else:
+                response = self.client.query(
+                    TableName=self.table_name,
+                    IndexName="by-status",
+                    KeyConditionExpression="gsi1pk = :status",
+                    FilterExpression="pk = :pk",
+                    ExpressionAttributeValues={":status": {"S": f"JOB#{status}"}, ":pk": {"S": f"RUN#{run_id}"}},
+                    Limit=limit - len(items),
+                    **kwargs,
+                )
+            items.extend(_plain(i) for i in response.get("Items", []))
+            key = response.get("LastEvaluatedKey")
+            if key is None or len(items) >= limit:
+                break
+        return items, key
+
+    # --- API tasks (POST /tasks, seed 004) ---------------------------------------------------------
+    def claim_task(self, client_key: str, task_id: str, fingerprint: str) -> dict | None:
+        """Record a task under its client key; None when new, else the task recorded before under that key."""
+        from botocore.exceptions import ClientError
+
+        now = utc_now_iso()
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": {"S": f"TASK#{client_key}"},
+                    "sk": {"S": "TASK"},
+                    "task_id": {"S": task_id},
+                    "fingerprint": {"S": fingerprint},
+                    "status": {"S": "ACCEPTED"},
+                    "created_at": {"S": now},
+                    "expires_at": self._expires_at(),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"TASK#{client_key}"}, "sk": {"S": "TASK"}},
+                ConsistentRead=True,
+            )
+            return _plain(response["Item"])
+        return None
+
+    def mark_task_queued(self, client_key: str) -> None:
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"TASK#{client_key}"}, "sk": {"S": "TASK"}},
+            UpdateExpression="SET #status = :queued, queued_at = :now",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":queued": {"S": "QUEUED"}, ":now": {"S": utc_now_iso()}},
+        )
+
+    def mark_run_announced(self, run_id: str, event_id: str) -> bool:
+        """Remember that the run's end was published (once; False if it was before)."""
+        return self._update_if(
+            run_id,
+            UpdateExpression="SET announced_event_id = :id, announced_at = :now",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(announced_event_id)",
+            ExpressionAttributeValues={":id": {"S": event_id}, ":now": {"S": utc_now_iso()}},
+        )
+
+    # --- downstream triggers ------------------------------------------------------------------------
+    def _trigger_key(self, run_id: str, trigger: str) -> dict:
+        return {"pk": {"S": f"TRIGGER#{run_id}"}, "sk": {"S": f"FIRED#{trigger}"}}
+
+    def claim_trigger(self, run_id: str, trigger: str, target_type: str) -> bool:
+        """True for the one caller that may fire this run's trigger now (none while fired or in progress).
+
+        A claim in progress older than ``stale_s`` is taken over: its holder died between claim and release.
+        """
+        from botocore.exceptions import ClientError
+
+        now = time.time()
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    **self._trigger_key(run_id, trigger),
+                    "run_id": {"S": run_id},
+                    "trigger": {"S": trigger},
+                    "target_type": {"S": target_type},
+                    "status": {"S": "IN_PROGRESS"},
+                    "claimed_epoch": {"N": f"{now:.3f}"},
+                    "expires_at": self._expires_at(),
+                },
+                ConditionExpression="attribute_not_exists(pk) OR (#status = :progress AND claimed_epoch < :stale)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":progress": {"S": "IN_PROGRESS"}, ":stale": {"N": f"{now - 900:.3f}"}},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def release_trigger(self, run_id: str, trigger: str) -> None:
+        """The target refused: drop the claim so the retry fires again."""
+        self.client.delete_item(TableName=self.table_name, Key=self._trigger_key(run_id, trigger))
+
+    def trigger_fired(self, run_id: str, trigger: str, receipt: str) -> None:
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=self._trigger_key(run_id, trigger),
+            UpdateExpression="SET #status = :fired, receipt = :receipt, fired_at = :now",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":fired": {"S": "FIRED"},
+                ":receipt": {"S": receipt[:1000]},
+                ":now": {"S": utc_now_iso()},
+            },
+        )
+
+    def triggers_of_run(self, run_id: str) -> list[dict]:
+        response = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"TRIGGER#{run_id}"}},
+            ConsistentRead=True,
+        )
+        return [_plain(item) for item in response.get("Items", [])]
+
+    def fail_run(self, run_id: str, error: str) -> bool:
+        """RUNNING → FAILED (a job used up its attempts); False if the run had ended before."""
+        run = self.get_run(run_id)
+        now = utc_now_iso()
+        duration_s = (time.time() * 1000 - float(run["started_epoch_ms"])) / 1000
+        return self._update_if(
+            run_id,
+            UpdateExpression=(
+                "SET #status = :failed, completed_at = :now, duration_s = :duration, #error = :error, "
+                "gsi1pk = :gsi, gsi1sk = :now"
+            ),
+            ConditionExpression="#status = :running",
+            ExpressionAttributeNames={"#status": "status", "#error": "error"},
+            ExpressionAttributeValues={
+                ":failed": {"S": RunStatus.FAILED.value},
+                ":running": {"S": RunStatus.RUNNING.value},
+                ":now": {"S": now},
+                ":duration": {"N": f"{duration_s:.3f}"},
+                ":error": {"S": error[:2000]},
+                ":gsi": {"S": f"RUN#{RunStatus.FAILED.value}"},
+            },
+        )
+
+    def job_attempts(self, run_id: str, job_id: str) -> int:
+        """The attempt of the job's latest report (0 if it has no record)."""
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}},
+            ProjectionExpression="last_attempt",
+            ConsistentRead=True,
+        )
+        return int(response.get("Item", {}).get("last_attempt", {}).get("N", "0"))

@@ -62,3 +62,9 @@ class S3BlobStore:
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
+
+    def presigned_url(self, key: str, expires_s: int) -> str:
+        """A GET URL for one object, signed with the caller's credentials (no request is made)."""
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self.prefix + key}, ExpiresIn=expires_s
+        )

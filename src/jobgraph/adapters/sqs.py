@@ -94,6 +94,16 @@ class FifoQueue:
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
+    def send_job(self, job: IncomingJob, deduplication_id: str) -> str:
+        """One job with an explicit deduplication id (API tasks: the client's key); returns the MessageId."""
+        response = self.client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=job.model_dump_json(exclude_none=True),
+            MessageGroupId=job.correlation_id,
+            MessageDeduplicationId=dedup_id(deduplication_id),
+        )
+        return response["MessageId"]
+
 
 def sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:
     """The SQS event Lambda's event source mapping would pass for ReceiveMessage ``messages``.

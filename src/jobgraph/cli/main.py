@@ -130,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--poison", type=_non_negative, default=0, help="send N malformed messages to the incoming queue"
     )
     local.add_argument("--fault-seed", type=_non_negative, default=0, help="seed of the fault injector")
+    local.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the status API during the run and keep the local cloud up after it until Ctrl-C",
+    )
+    local.add_argument("--api-port", type=_non_negative, default=0, help="port of --serve's API (default: a free one)")
+    local.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
     add_price_options(run)
     run.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for the run to complete")
     run.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
@@ -160,6 +167,27 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for every job")
     load.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
     add_price_options(load)
+    serve = commands.add_parser(
+        "serve", help="the status API (uvicorn, loopback) against a freshly deployed local cloud, until Ctrl-C"
+    )
+    serve.add_argument("--port", type=_non_negative, default=8000, help="port on 127.0.0.1 (0: a free one)")
+    serve.add_argument("--template", type=Path, default=Path("template.yaml"), help="SAM template to deploy locally")
+    serve.add_argument("--stack-name", default="scenario-1-local", help="name of the local stack")
+    serve.add_argument(
+        "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+        help="template parameter override, repeatable",
+    )  # fmt: skip
+    serve.add_argument("--max-workers", type=_positive, help="cap on worker processes per event source mapping")
+    serve.add_argument("--out", type=Path, default=Path("results"), help="function logs go to <out>/.logs/serve")
+    serve.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
+    triggers = commands.add_parser(
+        "triggers", help="validate a downstream trigger config and print the template parameters it needs"
+    )
+    triggers.add_argument("config", type=Path, metavar="CONFIG", help="YAML trigger config (docs/triggers.md)")
+    triggers.add_argument("--region", default="eu-west-1", help="region of the stack (ARNs of Glue jobs, MWAA)")
+    triggers.add_argument("--account", default="123456789012", help="account of the stack (ARNs of Glue jobs, MWAA)")
+    openapi = commands.add_parser("openapi", help="print the status API's OpenAPI document (docs/openapi.json)")
+    openapi.add_argument("--out", type=Path, help="write it to this file instead of stdout")
     compare = commands.add_parser("compare", help="compare recorded runs side by side: HTML report + PNG figures")
     compare.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run folders")
     compare.add_argument("--out", type=Path, default=Path("comparison"), help="folder for report.html and PNGs")
@@ -230,8 +258,7 @@ def cmd_solve(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from jobgraph.bench import prices, record
-    from jobgraph.cli.report import print_run_report
+    from jobgraph.bench import prices
 
     # before the run: a bad price table must not cost a finished run its record
     table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
@@ -249,7 +276,7 @@ def cmd_run(args) -> int:
                 ("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
                 ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
                 ("--max-workers", args.max_workers), ("--template", args.template), ("--stack-name", args.stack_name),
-                ("--ecs-workers", args.ecs_workers),
+                ("--ecs-workers", args.ecs_workers), ("--serve", args.serve), ("--triggers", args.triggers),
             )
             if given
         ]  # fmt: skip
@@ -286,18 +313,105 @@ def cmd_run(args) -> int:
             scenario=chosen.number,
             template=args.template or chosen.template,
             stack_name=args.stack_name or chosen.local_stack_name,
-            parameters=dict(args.parameter),
+            parameters={**trigger_parameters(args.triggers), **dict(args.parameter)},
             faults=faults,
             max_workers=args.max_workers,
             **({"ecs_workers": args.ecs_workers} if args.ecs_workers else {}),
             timeout_s=args.timeout,
             stall_s=args.stall_timeout,
         )
+        if args.serve:
+            run_local(
+                sequences,
+                spec,
+                args.out,
+                options,
+                overwrite=args.overwrite,
+                show_progress=show_progress,
+                serve_port=args.api_port,
+                after=lambda outcome: report(outcome, table),
+            )
+            return 0
         outcome = run_local(sequences, spec, args.out, options, overwrite=args.overwrite, show_progress=show_progress)
+    report(outcome, table)
+    return 0
+
+
+def report(outcome, table) -> None:
+    from jobgraph.bench import record
+    from jobgraph.cli.report import print_run_report
+
     run_record = record.build(outcome, table)
     path = record.write(outcome.out_dir, run_record)
     print_run_report(outcome, run_record)
-    print(f"run record: {path}")
+    print(f"run record: {path}", flush=True)
+
+
+def cmd_serve(args) -> int:
+    from jobgraph.runs.local import LocalRunOptions, local_session
+    from jobgraph.runs.serve import ApiServer, wait_until_interrupted
+
+    options = LocalRunOptions(
+        template=args.template,
+        stack_name=args.stack_name,
+        parameters={**trigger_parameters(args.triggers), **dict(args.parameter)},
+        max_workers=args.max_workers,
+        log_dir=args.out / ".logs" / "serve",
+    )
+    with local_session(options, args.out, "serve", overwrite=True) as (session, _run):
+        server = ApiServer(session, port=args.port).start()
+        try:
+            print(f"status API: {server.url} (docs: {server.url}/docs) on stack {session.stack.name}", flush=True)
+            print("Ctrl-C to stop", flush=True)
+            wait_until_interrupted(session)
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
+        finally:
+            server.stop()
+    return 0
+
+
+def trigger_parameters(path: Path | None) -> dict[str, str]:
+    """Template parameters of a trigger config for the local cloud (moto's account, eu-west-1)."""
+    if path is None:
+        return {}
+    from jobgraph.localcloud.server import LocalEndpoint
+    from jobgraph.sam.triggers import LOCAL_ACCOUNT, load_trigger_config, template_parameters
+
+    return template_parameters(load_trigger_config(path), LocalEndpoint.region, LOCAL_ACCOUNT)
+
+
+def cmd_triggers(args) -> int:
+    import shlex
+
+    from jobgraph.sam.triggers import load_trigger_config, template_parameters
+
+    config = load_trigger_config(args.config)
+    for trigger in config.triggers:
+        where = (
+            f" where {trigger.filter.model_dump(exclude_none=True)}"
+            if trigger.filter.model_dump(exclude_none=True)
+            else ""
+        )
+        print(f"{trigger.name}: on {'/'.join(trigger.outcomes)}{where} -> {trigger.target.type}")
+    parameters = template_parameters(config, args.region, args.account)
+    line = " ".join(shlex.quote(f"{k}={v}") for k, v in parameters.items() if v)
+    print("template parameters (sam deploy --parameter-overrides ...):")
+    print(line)
+    # make expands $ in variables: the payloads' ${field} placeholders must reach sam as they are
+    print('the same for make deploy PARAMS="...":')
+    print(line.replace("$", "$$"))
+    return 0
+
+
+def cmd_openapi(args) -> int:
+    from jobgraph.api.app import openapi_document
+
+    if args.out:
+        args.out.write_text(openapi_document())
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(openapi_document())
     return 0
 
 
@@ -430,6 +544,9 @@ COMMANDS = {
     "cost": cmd_cost,
     "load": cmd_load,
     "compare": cmd_compare,
+    "serve": cmd_serve,
+    "openapi": cmd_openapi,
+    "triggers": cmd_triggers,
 }
 
 

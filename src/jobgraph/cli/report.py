@@ -131,6 +131,12 @@ def print_run_report(outcome, record: dict | None = None) -> None:
         )
     if outcome.dlq:
         lines.append("  dead-letter queues: " + ", ".join(f"{name} {count}" for name, count in outcome.dlq.items()))
+    triggered = outcome.extra.get("downstream_triggers")
+    if triggered is not None:
+        lines.append(f"  downstream triggers (trigger DLQ {triggered['dlq']}):")
+        for trigger in triggered["triggers"]:
+            receipt = f" ({trigger['receipt']})" if trigger.get("receipt") else ""
+            lines.append(f"    {trigger['status']:<17} {trigger['name']} -> {trigger['type']}{receipt}")
     for name, contents in outcome.dlq_contents.items():
         if contents:
             counted = Counter(contents)

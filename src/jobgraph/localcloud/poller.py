@@ -196,12 +196,12 @@ class MappingPoller:
     def _duplicate(self, message: dict) -> None:
         """At-least-once delivery, made visible: the same body again, with a dedup id SQS has not seen."""
         attributes = message["Attributes"]
-        self.sqs.send_message(
-            QueueUrl=self.mapping.queue_url,
-            MessageBody=message["Body"],
-            MessageGroupId=attributes["MessageGroupId"],
-            MessageDeduplicationId=f"dup-{message['MessageId']}",
+        fifo = (
+            {"MessageGroupId": attributes["MessageGroupId"], "MessageDeduplicationId": f"dup-{message['MessageId']}"}
+            if "MessageGroupId" in attributes
+            else {}  # a standard queue (the trigger queue): no group, no deduplication
         )
+        self.sqs.send_message(QueueUrl=self.mapping.queue_url, MessageBody=message["Body"], **fifo)
         self.stats.add(duplicates=(self.mapping.function.logical_id, 1))
 
     # --- invoking ---------------------------------------------------------------------------------

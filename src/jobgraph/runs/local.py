@@ -8,6 +8,7 @@ Ctrl-C (workers ignore SIGINT; the parent stops them in order).
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -122,6 +123,43 @@ class LocalSession:
 
         return progress
 
+    def triggers(self, run_id: str, timeout_s: float = 30.0) -> dict | None:
+        """What the downstream triggers did for this run, once its end was announced and the trigger queue
+        is empty (fired, or retried into the trigger DLQ); None when no trigger is configured."""
+        from jobgraph.adapters.dynamodb import JobsTable
+        from jobgraph.core.triggers import config_from_json
+
+        queue_url = self.stack.physical_ids.get("TriggerQueue")
+        dlq_url = self.stack.physical_ids.get("TriggerDlq")
+        config = config_from_json(self.options.parameters.get("TriggerConfig", "{}"))
+        if queue_url is None or not config.triggers:
+            return None
+        table = JobsTable(self.outputs.table, client=self.endpoint.client("dynamodb"))
+        queue = FifoQueue(queue_url, client=self.endpoint.client("sqs"))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check()
+            announced = "announced_event_id" in table.get_run(run_id)
+            if announced and queue.depth() == (0, 0):
+                break
+            time.sleep(0.25)
+        fired = {r["trigger"]: r for r in table.triggers_of_run(run_id)}
+        run = table.get_run(run_id)
+        matching = config.for_run({**run, "outcome": run["status"], "scenario": self.options.scenario})
+        dlq_depth = sum(FifoQueue(dlq_url, client=self.endpoint.client("sqs")).depth()) if dlq_url else 0
+        return {
+            "triggers": [
+                {
+                    "name": t.name,
+                    "type": t.target.type,
+                    "status": fired.get(t.name, {}).get("status", "NOT FIRED"),
+                    "receipt": fired.get(t.name, {}).get("receipt"),
+                }
+                for t in matching
+            ],
+            "dlq": dlq_depth,
+        }
+
     def finish(self, outcome: RunOutcome, spec: RunSpec) -> RunOutcome:
         self.ecs.stop()  # SIGTERM, as ECS stops tasks: their last "batch processed" lines are in the logs
         outcome.extra = {**outcome.extra, **local_figures(self.runtime, self.log_dir)}
@@ -163,28 +201,59 @@ def run_local(
     *,
     overwrite: bool = False,
     show_progress: bool = False,
+    serve_port: int | None = None,
+    after: Callable[[RunOutcome], None] | None = None,
 ) -> RunOutcome:
+    """``serve_port`` (0 = any free port): the status API runs beside the run and, once ``after`` (the
+    report) is done, keeps the local cloud up until Ctrl-C (`jobgraph run --serve`)."""
     with local_session(options, out_dir, spec.run_id, overwrite) as (session, run):
-        outcome = execute(
-            run,
-            sequences,
-            spec,
-            out_dir,
-            mode="local",
-            progress=session.progress(total_jobs(sequences)),
-            overwrite=overwrite,
-            show_progress=show_progress,
-            timeout_s=options.timeout_s,
-            stall_s=options.stall_s,
-            interval_s=0.5,
-            check=session.check,
-            after_start=lambda: send_poison(
-                session.endpoint, session.outputs.incoming_queue_url, options.faults.poison, spec.run_id
-            ),
-            before_report=session.sample_alarms,
-            scenario=options.scenario,
-        )
-        return session.finish(outcome, spec)
+        server = None
+        if serve_port is not None:
+            from jobgraph.runs.serve import ApiServer
+
+            server = ApiServer(session, port=serve_port).start()
+            print(f"status API: {server.url} (docs: {server.url}/docs)", file=sys.stderr, flush=True)
+        try:
+            outcome = execute(
+                run,
+                sequences,
+                spec,
+                out_dir,
+                mode="local",
+                progress=session.progress(total_jobs(sequences)),
+                overwrite=overwrite,
+                show_progress=show_progress,
+                timeout_s=options.timeout_s,
+                stall_s=options.stall_s,
+                interval_s=0.5,
+                check=session.check,
+                after_start=lambda: send_poison(
+                    session.endpoint, session.outputs.incoming_queue_url, options.faults.poison, spec.run_id
+                ),
+                before_report=session.sample_alarms,
+                scenario=options.scenario,
+            )
+            outcome = session.finish(outcome, spec)
+            triggered = session.triggers(spec.run_id)
+            if triggered is not None:
+                outcome.extra["downstream_triggers"] = triggered
+                # the triggers ran after the report's alarm sample: the trigger DLQ alarm must see them
+                session.sample_alarms()
+                outcome.alarms = run.alarm_states()
+            if after is not None:
+                after(outcome)
+            if server is not None:
+                from jobgraph.runs.serve import wait_until_interrupted
+
+                print(f"run done; the local cloud stays up: status API at {server.url} — Ctrl-C to stop", flush=True)
+                try:
+                    wait_until_interrupted(session)
+                except KeyboardInterrupt:
+                    print("stopped", file=sys.stderr)
+            return outcome
+        finally:
+            if server is not None:
+                server.stop()
 
 
 def run_local_load(

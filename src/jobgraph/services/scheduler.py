@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
 from jobgraph.adapters.dynamodb import JobsTable
+from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.graph import RunSpec, is_last_route, merge_job, next_for_sequence
@@ -18,6 +19,7 @@ from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus,
 from jobgraph.core.results import ResultStore
 from jobgraph.services.observability import MetricUnit, logger, metrics
 from jobgraph.services.records import CompletionRecord, ReportingFifoProcessor, process_batch_then_send
+from jobgraph.services.run_events import announce_run_end
 from jobgraph.services.settings import SchedulerSettings, load_settings
 
 SEQUENCE_CACHE_SIZE = 4096
@@ -28,6 +30,10 @@ class SchedulerDeps:
     results: ResultStore
     table: JobsTable
     incoming: FifoQueue
+    # the run's end goes to this bus for the downstream triggers (None: no bus in this stack)
+    events: RunEvents | None = None
+    event_context: dict = field(default_factory=dict)
+    job_max_attempts: int = 0  # 0: a failed job never fails its run (SQS retries it; the DLQ keeps it)
     sequence: Callable[[str, int], Sequence] = field(init=False)
 
     def __post_init__(self):
@@ -41,6 +47,14 @@ class SchedulerDeps:
             results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
             table=JobsTable(settings.table_name, settings.record_ttl_days),
             incoming=FifoQueue(settings.incoming_queue_url),
+            events=RunEvents(settings.event_bus_name) if settings.event_bus_name else None,
+            event_context={
+                "scenario": settings.scenario,
+                "stack": settings.stack_name,
+                "bucket": settings.bucket_name,
+                "prefix": settings.results_prefix,
+            },
+            job_max_attempts=settings.job_max_attempts,
         )
 
 
@@ -58,8 +72,16 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
     send = send or (lambda job: deps.incoming.send_jobs([job]))
     logger.append_keys(correlation_id=completed.correlation_id, job_id=completed.job_id)
     if completed.status is JobStatus.FAILED:
-        # the Processor recorded the failure; SQS retries the job itself — nothing to schedule
+        # the Processor recorded the failure; SQS retries the job itself — nothing to schedule, unless this
+        # was its last attempt: then the job goes to the DLQ and its run can never complete
         logger.warning("job reported failed", extra={"error_message": completed.error_message})
+        if (
+            deps.job_max_attempts
+            and deps.table.job_attempts(completed.run_id, completed.job_id) >= deps.job_max_attempts
+        ):
+            failed_now = deps.table.fail_run(completed.run_id, f"{completed.job_id}: {completed.error_message}")
+            announce(completed.run_id, deps)
+            return "run failed" if failed_now else "run already ended"
         return "failure noted"
 
     if completed.exec_type is ExecType.SYNTHETIC:
@@ -79,12 +101,23 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
             return f"sent MERGE {job.job_id}"
         return "sequence counted" if counted else "duplicate aggregation ignored"
 
-    if deps.table.complete_run(completed.run_id, completed.output_key or ""):
+    completed_now = deps.table.complete_run(completed.run_id, completed.output_key or "")
+    if completed_now:
         run = deps.table.get_run(completed.run_id)
         metrics.add_metric(name="RunDurationSeconds", unit=MetricUnit.Seconds, value=float(run["duration_s"]))
         logger.info("run completed", extra={"run_id": completed.run_id, "duration_s": float(run["duration_s"])})
-        return "run completed"
-    return "run already completed"
+    # also on a redelivery: the first delivery may have died between completing and announcing
+    announce(completed.run_id, deps)
+    return "run completed" if completed_now else "run already completed"
+
+
+def announce(run_id: str, deps: SchedulerDeps) -> None:
+    """The run's end on the stack's bus for the downstream triggers (no-op without a bus or if done before)."""
+    if deps.events is None:
+        return
+    event_id = announce_run_end(deps.table, deps.events, run_id, **deps.event_context)
+    if event_id:
+        logger.info("run end announced", extra={"run_id": run_id, "event_id": event_id})
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,12 @@ class WorkerSettings(ProcessorSettings):
 
 class SchedulerSettings(CommonSettings):
     incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
+    # where a run's end is announced for the downstream triggers; empty: not announced
+    event_bus_name: str = Field(default="", validation_alias="RUN_EVENTS_BUS_NAME")
+    scenario: int = Field(default=1, ge=1, validation_alias="SCENARIO")
+    stack_name: str = Field(default="", validation_alias="STACK_NAME")
+    # the incoming queue's maxReceiveCount: a job failed that often is dead-lettered, so its run FAILED; 0: never
+    job_max_attempts: int = Field(default=0, ge=0, validation_alias="JOB_MAX_ATTEMPTS")
 
 
 class RunSettings(CommonSettings):
@@ -69,6 +75,19 @@ class PrepareRunSettings(RunSettings):
 
 class StepTaskSettings(CommonSettings):
     pass
+
+
+class ApiSettings(StartRunSettings):
+    """The status API starts runs (POST /runs) and enqueues tasks (POST /tasks) like StartRun does."""
+
+    url_expiry_s: int = Field(default=3600, ge=60, le=7 * 86400, validation_alias="RESULT_URL_EXPIRY_SECONDS")
+    task_group_id: str = Field(default="api-tasks", min_length=1, max_length=128, validation_alias="TASK_GROUP_ID")
+
+
+class TriggerSettings(CommonSettings):
+    """The downstream-trigger function: the validated config comes as JSON in TRIGGER_CONFIG."""
+
+    trigger_config: str = Field(default="{}", validation_alias="TRIGGER_CONFIG")
 
 
 def load_settings[S: CommonSettings](model: type[S]) -> S:

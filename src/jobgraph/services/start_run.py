@@ -52,13 +52,10 @@ def rejected(errors: list[str]) -> dict:
     return {"status": "REJECTED", "errors": errors}
 
 
-def parse_request(event: dict) -> tuple[StartRunRequest, list[Sequence]]:
-    try:
-        request = StartRunRequest.model_validate(event)
-    except ValidationError as exc:
-        raise InvalidSequenceError("request", format_validation_error(exc)) from None
+def parse_sequences(documents: list[dict]) -> list[Sequence]:
+    """Every document validated (GUIDE §2) and sequence ids unique; InvalidSequenceError lists every problem."""
     parsed, problems = [], []
-    for index, document in enumerate(request.sequences):
+    for index, document in enumerate(documents):
         try:
             parsed.append((f"sequences[{index}]", parse_sequence(document, f"sequences[{index}]")))
         except InvalidSequenceError as exc:
@@ -66,7 +63,15 @@ def parse_request(event: dict) -> tuple[StartRunRequest, list[Sequence]]:
     problems.extend(check_unique(parsed))
     if problems:
         raise InvalidSequenceError("request", problems)
-    return request, [s for _, s in parsed]
+    return [s for _, s in parsed]
+
+
+def parse_request(event: dict) -> tuple[StartRunRequest, list[Sequence]]:
+    try:
+        request = StartRunRequest.model_validate(event)
+    except ValidationError as exc:
+        raise InvalidSequenceError("request", format_validation_error(exc)) from None
+    return request, parse_sequences(request.sequences)
 
 
 @dataclass(frozen=True)
@@ -76,31 +81,22 @@ class RegisteredRun:
     jobs_total: int
 
 
-def register_run(
-    event: dict, results: ResultStore, table: JobsTable, settings: RunSettings, implementation: str
-) -> RegisteredRun | dict:
-    """Validate a run request, create its run record, store its sequences and manifest.
-
-    Shared by StartRun (scenario 1) and PrepareRun (scenario 3). Returns the registered run, or
-    ``rejected(errors)`` for an invalid request or a run id used before; nothing is written then.
-    """
-    try:
-        request, sequences = parse_request(event)
-    except InvalidSequenceError as exc:
-        logger.warning("run rejected", extra={"errors": exc.problems[:20]})
-        return rejected(exc.problems)
-    spec = RunSpec(
-        run_id=request.run_id,
-        test_run_id=request.test_run_id or settings.test_run_id,
-        scenarios=request.scenarios or settings.default_scenarios,
-        seed=request.seed,
+def run_spec(settings: RunSettings, run_id: str, scenarios: int | None, seed: int, test_run_id: str | None) -> RunSpec:
+    return RunSpec(
+        run_id=run_id,
+        test_run_id=test_run_id or settings.test_run_id,
+        scenarios=scenarios or settings.default_scenarios,
+        seed=seed,
     )
+
+
+def register(
+    spec: RunSpec, sequences: list[Sequence], results: ResultStore, table: JobsTable, implementation: str
+) -> RegisteredRun:
+    """Run record, stored sequences and manifest. The run record is the uniqueness gate: a repeated run_id
+    raises RunExistsError before anything is written or sent, so a run never half-starts twice."""
     jobs = total_jobs(sequences)
-    # the run record is the uniqueness gate: a repeated run_id is rejected before anything is written or sent
-    try:
-        table.create_run(spec.run_id, spec.test_run_id, len(sequences), jobs, spec.scenarios, spec.seed)
-    except RunExistsError as exc:
-        return rejected([str(exc)])
+    table.create_run(spec.run_id, spec.test_run_id, len(sequences), jobs, spec.scenarios, spec.seed)
     for sequence in sequences:
         results.put_sequence(spec.run_id, sequence)
     results.put_manifest(
@@ -115,6 +111,26 @@ def register_run(
         )
     )
     return RegisteredRun(spec, sequences, jobs)
+
+
+def register_run(
+    event: dict, results: ResultStore, table: JobsTable, settings: RunSettings, implementation: str
+) -> RegisteredRun | dict:
+    """Validate a run request and register it (``register``).
+
+    Shared by StartRun (scenario 1) and PrepareRun (scenario 3). Returns the registered run, or
+    ``rejected(errors)`` for an invalid request or a run id used before; nothing is written then.
+    """
+    try:
+        request, sequences = parse_request(event)
+    except InvalidSequenceError as exc:
+        logger.warning("run rejected", extra={"errors": exc.problems[:20]})
+        return rejected(exc.problems)
+    spec = run_spec(settings, request.run_id, request.scenarios, request.seed, request.test_run_id)
+    try:
+        return register(spec, sequences, results, table, implementation)
+    except RunExistsError as exc:
+        return rejected([str(exc)])
 
 
 def run_started(registered: RegisteredRun, **extra) -> dict:
@@ -133,6 +149,37 @@ def run_started(registered: RegisteredRun, **extra) -> dict:
         "scenarios": spec.scenarios,
         "seed": spec.seed,
     }
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: str
+    test_run_id: str
+    sequences: int
+    jobs_total: int
+    first_jobs_sent: int
+    scenarios: int
+    seed: int
+
+
+def launch_run(
+    run_id: str,
+    sequences: list[Sequence],
+    deps: StartRunDeps,
+    *,
+    scenarios: int | None = None,
+    seed: int = 42,
+    test_run_id: str | None = None,
+) -> StartedRun:
+    """Start a run of validated sequences: registered (``register``: RunExistsError for a used run id), then
+    every FIRST job sent. The status API's POST /runs; the StartRun Lambda goes through ``start_run``."""
+    spec = run_spec(deps.settings, run_id, scenarios, seed, test_run_id)
+    register(spec, sequences, deps.results, deps.table, implementation="lambda")
+    sent = deps.incoming.send_jobs(route_job(spec, s, 0) for s in sequences)
+    logger.info("run started", extra={"run_id": spec.run_id, "sequences": len(sequences)})
+    return StartedRun(
+        spec.run_id, spec.test_run_id, len(sequences), total_jobs(sequences), sent, spec.scenarios, spec.seed
+    )
 
 
 def start_run(event: dict, deps: StartRunDeps) -> dict:

@@ -1,0 +1,45 @@
+"""Run lifecycle events on the stack's EventBridge bus (source "jobgraph", detail-type "Run Completed"|"Run Failed")."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from jobgraph.core.errors import StoreError
+
+SOURCE = "jobgraph"
+DETAIL_TYPES = {"COMPLETED": "Run Completed", "FAILED": "Run Failed"}
+
+
+@cache
+def default_events_client():
+    import boto3
+
+    return boto3.client("events")
+
+
+class RunEvents:
+    def __init__(self, bus_name: str, client=None):
+        self.bus_name = bus_name
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = default_events_client()
+        return self._client
+
+    def publish(self, detail: dict) -> str:
+        response = self.client.put_events(
+            Entries=[
+                {
+                    "EventBusName": self.bus_name,
+                    "Source": SOURCE,
+                    "DetailType": DETAIL_TYPES[detail["outcome"]],
+                    "Detail": json.dumps(detail),
+                }
+            ]
+        )
+        if response.get("FailedEntryCount"):
+            raise StoreError(f"PutEvents to {self.bus_name} failed: {response['Entries'][0]}")
+        return response["Entries"][0]["EventId"]

@@ -1,0 +1,45 @@
+"""Announcing a run's end on the stack's EventBridge bus — the event the downstream triggers act on.
+
+At least once: the Scheduler publishes after the run record says COMPLETED and then marks the record
+announced; a redelivered MERGE completion publishes again only if that mark is missing (the publisher
+died in between). The trigger function fires each trigger once per run whatever arrives twice.
+"""
+
+from __future__ import annotations
+
+from jobgraph.adapters.dynamodb import JobsTable
+from jobgraph.adapters.events import RunEvents
+from jobgraph.core.results import merged_key
+
+
+def run_detail(run: dict, *, scenario: int, stack: str, bucket: str, prefix: str) -> dict:
+    root = f"s3://{bucket}/{prefix.strip('/') + '/' if prefix.strip('/') else ''}"
+    run_id = str(run["run_id"])
+    outcome = str(run["status"])
+    return {
+        "run_id": run_id,
+        "outcome": outcome,
+        "test_run_id": run.get("test_run_id"),
+        "scenario": scenario,
+        "stack": stack,
+        "sequences_total": int(run.get("sequences_total", 0)),
+        "jobs_total": int(run.get("jobs_total", 0)),
+        "scenarios": int(run.get("scenarios", 0)),
+        "seed": int(run.get("seed", 0)),
+        "started_at": run.get("started_at"),
+        "completed_at": run.get("completed_at"),
+        "duration_s": float(run["duration_s"]) if "duration_s" in run else None,
+        "results_uri": f"{root}{run_id}/",
+        "merged_percentiles_uri": f"{root}{merged_key(run_id)}" if outcome == "COMPLETED" else None,
+        "error": run.get("error"),
+    }
+
+
+def announce_run_end(table: JobsTable, events: RunEvents, run_id: str, **context) -> str | None:
+    """Publish the run's end unless it was announced before; returns the event id or None."""
+    run = table.get_run(run_id)
+    if "announced_event_id" in run or run.get("status") not in ("COMPLETED", "FAILED"):
+        return None
+    event_id = events.publish(run_detail(run, **context))
+    table.mark_run_announced(run_id, event_id)
+    return event_id

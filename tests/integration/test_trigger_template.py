@@ -1,0 +1,70 @@
+"""The TriggerFunction's role grants one action per configured target type, on exactly the configured
+resources (the Trigger*Arns parameters `jobgraph triggers` derives from the config), and nothing without them."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobgraph.sam.template import load_template, transform_template
+from jobgraph.sam.triggers import load_trigger_config, template_parameters
+from tests.iam_policy import Permission, bindings_for, is_allowed, role_statements
+from tests.lambda_support import ROOT
+
+REGION, ACCOUNT = "eu-west-1", "123456789012"
+TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/jobs"
+CONFIGURED = [
+    Permission("events:PutEvents", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/analytics"),
+    Permission("glue:StartJobRun", f"arn:aws:glue:{REGION}:{ACCOUNT}:job/load-delay-percentiles"),
+    Permission("airflow:InvokeRestApi", f"arn:aws:airflow:{REGION}:{ACCOUNT}:role/analytics/User"),
+    Permission("states:StartExecution", f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:after-run"),
+    Permission("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:run-results.fifo"),
+    Permission("sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:oncall"),
+]
+OTHERS = [
+    Permission("events:PutEvents", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"),
+    Permission("glue:StartJobRun", f"arn:aws:glue:{REGION}:{ACCOUNT}:job/other"),
+    Permission("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:other"),
+    Permission("sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:other"),
+    Permission("dynamodb:PutItem", TABLE, ("RUN#r1",)),
+    Permission("dynamodb:DeleteItem", TABLE, ("RUN#r1",)),
+]
+
+
+def statements(parameters: dict) -> list:
+    template, _ = transform_template(load_template(ROOT / "template.yaml"), parameters, REGION)
+    bindings = bindings_for("bucket", "jobs", {"TriggerQueue": "trigger", "TriggerDlq": "trigger-dlq"}, REGION, ACCOUNT)
+    from tests.cfn_eval import Stack
+
+    original = Stack.__post_init__
+
+    def with_overrides(self):
+        self.overrides = {**parameters, **self.overrides}
+        original(self)
+
+    Stack.__post_init__ = with_overrides
+    try:
+        return role_statements(template, "TriggerFunction", bindings)
+    finally:
+        Stack.__post_init__ = original
+
+
+def test_without_triggers_the_function_can_reach_no_target():
+    granted = statements({})
+    for permission in CONFIGURED + OTHERS:
+        assert not is_allowed(granted, permission), permission
+    assert is_allowed(granted, Permission("dynamodb:PutItem", TABLE, ("TRIGGER#r1",)))
+
+
+def test_the_example_config_grants_exactly_its_targets():
+    config = load_trigger_config(ROOT / "docs" / "triggers.example.yaml")
+    granted = statements(template_parameters(config, REGION, ACCOUNT))
+    for permission in CONFIGURED:
+        assert is_allowed(granted, permission), permission
+    for permission in OTHERS:
+        assert not is_allowed(granted, permission), permission
+
+
+@pytest.mark.parametrize("kind", ["HasTriggerEventBuses", "HasTriggerMwaaRoles"])
+def test_each_target_type_has_its_own_condition(kind):
+    template = load_template(ROOT / "template.yaml")
+    assert kind in template["Conditions"]
