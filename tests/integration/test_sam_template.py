@@ -84,6 +84,8 @@ def test_every_stateful_resource_says_what_deletion_does_to_it(sam_template):
     assert policies == {
         **{q: ("Delete", "Delete") for q in ("IncomingDlq", "IncomingQueue", "OutgoingDlq", "OutgoingQueue")},
         **{g: ("Delete", "Delete") for g in ("ProcessorLogGroup", "SchedulerLogGroup", "StartRunLogGroup")},
+        **{q: ("Delete", "Delete") for q in ("TriggerDlq", "TriggerQueue")},
+        **{g: ("Delete", "Delete") for g in ("StatusApiAccessLogGroup", "ApiLogGroup", "TriggerLogGroup")},
         "ResultsBucket": ("Delete", "Retain"),
         "JobsTable": ("Delete", "Retain"),
         "AlarmTopicKey": ("Delete", "Delete"),
@@ -313,7 +315,7 @@ def test_alarm_topic_is_encrypted_with_a_key_the_alarms_may_use(stack):
     source_arn = cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]
     # An alarm outside the condition could not notify anyone, and nothing would say so.
     alarms = stack.resources_of_type("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 6
+    assert len(alarms) == 8  # 6 of the job loop, the status API's errors, the trigger DLQ
     for alarm in alarms:
         properties = stack.properties(alarm)
         arn = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{properties['AlarmName']}"

@@ -36,7 +36,7 @@ def test_reserved_concurrency_parameters_reach_the_deployed_functions(deployed):
         mapping["FunctionArn"].rsplit(":", 1)[-1]: mapping["ScalingConfig"]["MaximumConcurrency"]
         for mapping in lambda_client.list_event_source_mappings()["EventSourceMappings"]
     }
-    assert scaling == {"scenario-1-moto-scheduler": 20, "scenario-1-moto-processor": 10}
+    assert scaling == {"scenario-1-moto-scheduler": 20, "scenario-1-moto-processor": 10, "scenario-1-moto-triggers": 2}
 
 
 def test_each_function_logs_to_the_stacks_log_group_of_its_name(deployed):
@@ -44,5 +44,5 @@ def test_each_function_logs_to_the_stacks_log_group_of_its_name(deployed):
     groups = endpoint.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/scenario-1-moto-")["logGroups"]
     assert {g["logGroupName"]: g["retentionInDays"] for g in groups} == {
         f"/aws/lambda/{_function_name(stack, f)}": 14
-        for f in ("ProcessorFunction", "SchedulerFunction", "StartRunFunction")
+        for f in ("ProcessorFunction", "SchedulerFunction", "StartRunFunction", "ApiFunction", "TriggerFunction")
     }
