@@ -94,3 +94,17 @@ def test_the_report_renders_in_headless_chromium(two_runs, tmp_path):
     drawn = (pixels.mean(axis=2) < 0.9).mean()
     assert drawn > 0.03, f"only {drawn:.1%} of the screenshot is drawn"
     assert len({tuple(p) for p in (pixels[::40, ::40] * 255).astype(int).reshape(-1, 3)}) > 10
+
+
+def test_a_local_sweep_records_each_setting_and_draws_the_sweep(tmp_path, capsys):
+    code = main(
+        ["sweep", "--memory", "512,2048", "--generate", "3", "--seed", "4", "--scenarios", "40", "--run-id", "sw",
+         "--out", str(tmp_path), "--no-progress"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "swept 2 settings" in out and "sweep.png" in out
+    memories = [read(tmp_path / f"sw-{m}mb-x8664")["settings"]["functions"]["ProcessorFunction"]["memory_mb"]
+                for m in (512, 2048)]  # fmt: skip
+    assert memories == [512, 2048]
+    assert (tmp_path / "sw-sweep" / "report.html").is_file()

@@ -188,6 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     triggers.add_argument("--account", default="123456789012", help="account of the stack (ARNs of Glue jobs, MWAA)")
     openapi = commands.add_parser("openapi", help="print the status API's OpenAPI document (docs/openapi.json)")
     openapi.add_argument("--out", type=Path, help="write it to this file instead of stdout")
+    sweep = commands.add_parser(
+        "sweep", help="the same graph at several Processor memory sizes/architectures, recorded and compared"
+    )
+    add_run_options(sweep)
+    sweep.add_argument("--memory", default="256,512,1024,2048", help="Processor memory sizes, MB, comma-separated")
+    sweep.add_argument("--architecture", default="x86_64", help="x86_64 and/or arm64, comma-separated")
+    sweep.add_argument("--stack", metavar="NAME", help="on AWS: redeploy this stack (make deploy) for each setting")
+    sweep.add_argument("--env", default="dev", help="--stack's samconfig environment (make deploy ENV=…)")
+    sweep.add_argument("--region", help="AWS region of --stack")
+    sweep.add_argument("--compare-out", type=Path, help="report folder (default: <out>/<run-id>-sweep)")
+    add_price_options(sweep)
     compare = commands.add_parser("compare", help="compare recorded runs side by side: HTML report + PNG figures")
     compare.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run folders")
     compare.add_argument("--out", type=Path, default=Path("comparison"), help="folder for report.html and PNGs")
@@ -493,6 +504,49 @@ def cmd_load(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from jobgraph.bench import prices, sweep
+    from jobgraph.bench.compare import compare
+    from jobgraph.core.graph import RunSpec
+
+    points = sweep.sweep_points(args.memory, args.architecture)
+    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+    sequences, base = run_inputs(args)
+    show_progress = not args.no_progress and sys.stderr.isatty()
+
+    def run_one(point, run_id: str) -> Path:
+        spec = RunSpec(run_id, base.test_run_id, base.scenarios, base.seed)
+        if args.stack:
+            from jobgraph.runs.aws import run_on_aws
+
+            outcome = run_on_aws(
+                args.stack, sequences, spec, args.out, region=args.region, overwrite=args.overwrite,
+                show_progress=show_progress,
+            )  # fmt: skip
+        else:
+            from jobgraph.runs.local import LocalRunOptions, run_local
+
+            options = LocalRunOptions(parameters=point.parameters())
+            outcome = run_local(
+                sequences, spec, args.out, options, overwrite=args.overwrite, show_progress=show_progress
+            )
+        report(outcome, table)
+        return outcome.out_dir
+
+    def before_each(point, run_id: str) -> None:
+        if args.stack:
+            sweep.redeploy(args.env, point, run_id)
+
+    folders = sweep.sweep(points, args.run_id, run_one, before_each)
+    out = args.compare_out or args.out / f"{args.run_id}-sweep"
+    if len(folders) < 2:
+        print(f"one setting only: nothing to compare ({folders[0]})")
+        return 0
+    html, figures = compare(folders, out)
+    print(f"swept {len(folders)} settings: {html} ({', '.join(f.path.name for f in figures)})")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from jobgraph.bench.compare import compare
 
@@ -547,6 +601,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "openapi": cmd_openapi,
     "triggers": cmd_triggers,
+    "sweep": cmd_sweep,
 }
 
 
