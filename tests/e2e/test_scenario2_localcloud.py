@@ -4,6 +4,7 @@ in the local Lambda runtime — and the same results as the reference solver, wi
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -56,6 +57,13 @@ def test_scenario_2_cli_matches_the_solver_and_reports(graph, reference, tmp_pat
     # then its exported results equal the solver's, file for file
     assert code == 0, report
     assert_same_run(read_run(tmp_path / "out" / "same"), reference)
+    # and the record prices the 3 tasks' Fargate time: at least a minute each at 256 CPU units / 512 MB
+    record = json.loads((tmp_path / "out" / "same" / "run.json").read_text())
+    fargate = record["usage"]["fargate"]
+    assert fargate["vcpu_hours"] >= 3 * 60 / 3600 * 0.25 and fargate["gb_hours"] == pytest.approx(
+        2 * fargate["vcpu_hours"]
+    )
+    assert record["cost"]["by_service_usd"]["Fargate"] > 0
     jobs = sum(len(s.routes) + 1 for s in graph) + 1
     assert f"scenario 2 (SQS FIFO + ECS Fargate), on local stack scenario-2-local: 6 sequences, {jobs} jobs" in report
     for line in (

@@ -69,6 +69,9 @@ class TaskSpec:
     environment: dict[str, str]
     stop_timeout_s: int
     queue_url: str  # INCOMING_QUEUE_URL of the container, for the fault injector's redrive limit
+    cpu_units: int = 256  # the task definition's, for Fargate's vCPU-hours (1024 units = 1 vCPU)
+    memory_mb: int = 512
+    architecture: str = "x86_64"
 
 
 def _max_receive_count(endpoint: LocalEndpoint, queue_url: str) -> int | None:
@@ -104,6 +107,11 @@ def task_specs(endpoint: LocalEndpoint, stack: DeployedStack) -> list[TaskSpec]:
                 environment=environment,
                 stop_timeout_s=int(container.get("stopTimeout") or 30),
                 queue_url=environment.get("INCOMING_QUEUE_URL", ""),
+                cpu_units=int(definition.get("cpu") or 256),
+                memory_mb=int(definition.get("memory") or 512),
+                architecture=(
+                    "arm64" if definition.get("runtimePlatform", {}).get("cpuArchitecture") == "ARM64" else "x86_64"
+                ),
             )
         )
     return specs
@@ -148,8 +156,11 @@ class LocalEcsService:
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _monitor: threading.Thread | None = None
+    _started_at: float = 0.0
+    _stopped_at: float = 0.0
 
     def start(self) -> LocalEcsService:
+        self._started_at = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._command = local_command(self.spec)
         package_root = str(Path(jobgraph.__file__).resolve().parents[1])
@@ -215,8 +226,15 @@ class LocalEcsService:
                     self.restarts += 1
                     self._launch(task)
 
+    def task_seconds(self) -> float:
+        """Seconds the service's tasks ran, as Fargate bills them: per second, at least a minute per task."""
+        end = self._stopped_at or time.monotonic()
+        return self.tasks * max(60.0, end - self._started_at) if self._started_at else 0.0
+
     def stop(self) -> None:
         """SIGTERM every task, wait its stopTimeout, then SIGKILL what is left (safe to call twice)."""
+        if self._started_at and not self._stopped_at:
+            self._stopped_at = time.monotonic()
         with self._lock:
             self._stop.set()
             running = [t.process for t in self._tasks if t.process is not None and t.process.poll() is None]
@@ -300,3 +318,13 @@ class LocalEcs:
 
     def figures(self) -> dict[str, dict]:
         return {service.spec.service_name: service.figures() for service in self.services}
+
+    def usage(self) -> dict:
+        """Fargate's billing counters for the run: vCPU-hours and GB-hours of every task that ran."""
+        hours = [(s, s.task_seconds() / 3600) for s in self.services]
+        return {
+            "vcpu_hours": sum(h * s.spec.cpu_units / 1024 for s, h in hours),
+            "gb_hours": sum(h * s.spec.memory_mb / 1024 for s, h in hours),
+            "architecture": self.services[0].spec.architecture if self.services else "x86_64",
+            "source": "local tasks' run time at the task definition's CPU and memory (1 minute minimum)",
+        }

@@ -168,6 +168,8 @@ class LocalSession:
         outcome.settings = local_settings(self.runtime, self.options, spec)
         outcome.api_requests = self.endpoint.meter.snapshot()
         outcome.usage = local_usage(self.runtime, outcome.api_requests)
+        if self.ecs.services:
+            outcome.usage["fargate"] = self.ecs.usage()
         return outcome
 
 
