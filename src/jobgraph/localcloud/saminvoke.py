@@ -39,6 +39,8 @@ FUNCTIONS = {
     "processor": "ProcessorFunction",
     "scheduler": "SchedulerFunction",
     "step-task": "StepTaskFunction",
+    "api": "ApiFunction",
+    "triggers": "TriggerFunction",
 }
 LOCAL_RUNTIME = "python3.13"
 SAM_TIMEOUT_MARGIN_S = 180  # image build (layers copied into SAM's image) + container start
@@ -232,6 +234,55 @@ def check_step_task(job_id: str, output_key: str, completes_run: bool = False) -
     return check
 
 
+def check_api(status_code: int, what: Callable[[dict, Observed], str]) -> Check:
+    """An HTTP API (payload 2.0) response: its status code, then ``what`` on its JSON body."""
+
+    def check(observed: Observed) -> str:
+        _succeeded(observed)
+        response = observed.response if isinstance(observed.response, dict) else {}
+        expect(response.get("statusCode") == status_code, f"response {str(observed.response)[:300]}")
+        return f"{status_code}: " + what(json.loads(response.get("body") or "{}"), observed)
+
+    return check
+
+
+def _run_started(body: dict, observed: Observed) -> str:
+    run = observed.state.item(f"RUN#{body.get('run_id')}", "RUN")
+    expect(run is not None and run["status"] == "RUNNING", f"run record {run}")
+    first = ("FIRST", f"{body['run_id']}-s0-r0")
+    expect(observed.jobs_sent() == [first], f"sent {observed.jobs_sent()}")
+    return f"run {body['run_id']} RUNNING, FIRST job sent"
+
+
+def _run_status(body: dict, _observed: Observed) -> str:
+    # RUNNING when only its needs ran; COMPLETED when --all ran the whole chain before it
+    expect(body.get("run_id") == RUN and body.get("status") in ("RUNNING", "COMPLETED"), f"body {body}")
+    return f"run {RUN} {body['status']}"
+
+
+def _jobs_page(body: dict, _observed: Observed) -> str:
+    jobs = [job.get("job_id") for job in body.get("jobs", [])]
+    expect(0 < len(jobs) <= 2 and all(job.startswith(f"{RUN}-") for job in jobs), f"jobs {jobs}")
+    return f"COMPLETED jobs, page of {len(jobs)} (limit 2)"
+
+
+def _results(body: dict, _observed: Observed) -> str:
+    text = json.dumps(body)
+    expect("merged_percentiles.json" in text and "Signature" in text, f"body {text[:300]}")
+    return "presigned URLs for merged_percentiles.json and the sequence files"
+
+
+def _task_queued(body: dict, observed: Observed) -> str:
+    expect(len(observed.incoming) == 1 and observed.incoming[0].get("exec_type") == "SYNTHETIC",
+           f"sent {observed.jobs_sent()}")  # fmt: skip
+    return f"task {body.get('task_id', '?')} queued"
+
+
+def check_trigger_event(observed: Observed) -> str:
+    _no_batch_failures(observed)
+    return "run end handled (no trigger configured in the default template)"
+
+
 @dataclass(frozen=True)
 class EventCase:
     event: str  # file stem in events/
@@ -272,6 +323,17 @@ CASES: dict[str, EventCase] = {
         EventCase("scheduler-failed", check_failed_completion, ("start-run",)),
         EventCase("scheduler-aggregation", check_merge_claim, ("start-run",)),
         EventCase("scheduler-merge", check_run_completed, ("start-run", "scheduler-aggregation")),
+        # the status API (HTTP API payload 2.0 events) and the downstream-trigger function
+        EventCase("api-post-runs", check_api(202, _run_started)),
+        EventCase("api-get-run", check_api(200, _run_status), ("start-run",)),
+        EventCase("api-list-jobs", check_api(200, _jobs_page), ("start-run", "processor-first")),
+        EventCase(
+            "api-get-results",
+            check_api(200, _results),
+            ("start-run", *_ROUTES, "processor-aggregation", "processor-merge"),
+        ),
+        EventCase("api-post-task", check_api(202, _task_queued)),
+        EventCase("triggers-run-completed", check_trigger_event),
     )
 }
 
