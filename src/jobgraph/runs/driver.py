@@ -55,11 +55,16 @@ class StackOutputs:
 
     @classmethod
     def from_outputs(cls, stack_name: str, outputs: dict[str, str]) -> StackOutputs:
-        missing = sorted(set(REQUIRED_OUTPUTS) - set(outputs))
-        if missing:
-            raise RunFailed(f"stack {stack_name} lacks the output(s) {', '.join(missing)}: is it a jobgraph stack?")
-        values = {attribute: outputs[key] for key, attribute in REQUIRED_OUTPUTS.items()}
+        values = required_outputs(stack_name, outputs, REQUIRED_OUTPUTS, "a jobgraph stack")
         return cls(stack_name=stack_name, dashboard_url=outputs.get("DashboardUrl", ""), **values)
+
+
+def required_outputs(stack_name: str, outputs: dict[str, str], required: dict[str, str], kind: str) -> dict:
+    """``required`` (output key -> attribute) read from a stack's outputs; RunFailed names what is missing."""
+    missing = sorted(set(required) - set(outputs))
+    if missing:
+        raise RunFailed(f"stack {stack_name} lacks the output(s) {', '.join(missing)}: is it {kind}?")
+    return {attribute: outputs[key] for key, attribute in required.items()}
 
 
 def describe_stack(cloudformation, stack_name: str) -> StackOutputs:

@@ -39,6 +39,7 @@ from jobgraph.runs.driver import (
     alarm_states,
     export_results,
     job_timings,
+    required_outputs,
     stack_outputs,
     start_run_payload,
 )
@@ -66,12 +67,7 @@ class StateMachineOutputs:
 
     @classmethod
     def from_outputs(cls, stack_name: str, outputs: dict[str, str]) -> StateMachineOutputs:
-        missing = sorted(set(REQUIRED_OUTPUTS) - set(outputs))
-        if missing:
-            raise RunFailed(
-                f"stack {stack_name} lacks the output(s) {', '.join(missing)}: is it a scenario 3 (Step Functions) stack?"
-            )
-        values = {attribute: outputs[key] for key, attribute in REQUIRED_OUTPUTS.items()}
+        values = required_outputs(stack_name, outputs, REQUIRED_OUTPUTS, "a scenario 3 (Step Functions) stack")
         return cls(stack_name=stack_name, console_url=outputs.get("ConsoleUrl", ""), **values)
 
 
