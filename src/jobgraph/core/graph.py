@@ -12,6 +12,7 @@ from jobgraph.core.models import (
     CompletedJob,
     ExecType,
     IncomingJob,
+    RunManifest,
     Sequence,
     aggregation_job_id,
     correlation_id,
@@ -73,25 +74,45 @@ def merge_job(spec: RunSpec) -> IncomingJob:
     )
 
 
+def synthetic_job(spec: RunSpec, job_id: str, group: str, work_duration_ms: int, data_size_kb: int) -> IncomingJob:
+    """One perf-runner job (no graph, no follow-up): ``jobgraph load`` and the status API's POST /tasks."""
+    return IncomingJob(
+        job_id=job_id,
+        run_id=spec.run_id,
+        test_run_id=spec.test_run_id,
+        correlation_id=group,
+        exec_type=ExecType.SYNTHETIC,
+        scenarios=spec.scenarios,
+        seed=spec.seed,
+        work_duration_ms=work_duration_ms,
+        data_size_kb=data_size_kb,
+    )
+
+
 def synthetic_jobs(
     spec: RunSpec, count: int, work_duration_ms: int, data_size_kb: int, groups: int
 ) -> list[IncomingJob]:
     """The perf runner's load: ``count`` independent jobs spread over ``groups`` FIFO message groups
     (FIFO delivers one group in order, so the groups bound how many run at once)."""
     return [
-        IncomingJob(
-            job_id=f"{spec.run_id}-syn-{index:07d}",
-            run_id=spec.run_id,
-            test_run_id=spec.test_run_id,
-            correlation_id=f"{spec.run_id}-g{index % groups}",
-            exec_type=ExecType.SYNTHETIC,
-            scenarios=spec.scenarios,
-            seed=spec.seed,
-            work_duration_ms=work_duration_ms,
-            data_size_kb=data_size_kb,
+        synthetic_job(
+            spec, f"{spec.run_id}-syn-{index:07d}", f"{spec.run_id}-g{index % groups}", work_duration_ms, data_size_kb
         )
         for index in range(count)
     ]
+
+
+def run_manifest(spec: RunSpec, sequences: list[Sequence], implementation: str) -> RunManifest:
+    """What a run was asked to do, stored beside its results by every implementation."""
+    return RunManifest(
+        run_id=spec.run_id,
+        test_run_id=spec.test_run_id,
+        scenarios=spec.scenarios,
+        seed=spec.seed,
+        sequence_ids=[s.sequence_id for s in sequences],
+        total_route_jobs=sum(len(s.routes) for s in sequences),
+        implementation=implementation,
+    )
 
 
 def jobs_per_sequence(sequence: Sequence) -> int:

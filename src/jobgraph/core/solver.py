@@ -14,8 +14,8 @@ from pathlib import Path
 
 from jobgraph.adapters.local_disk import staged_run
 from jobgraph.core import stages
-from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job, total_jobs
-from jobgraph.core.models import IncomingJob, RunManifest, Sequence
+from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job, run_manifest, total_jobs
+from jobgraph.core.models import IncomingJob, Sequence
 from jobgraph.core.results import ResultStore
 
 ProgressHook = Callable[[IncomingJob], None]
@@ -47,17 +47,7 @@ def solve_into(store: ResultStore, spec: RunSpec, sequences: list[Sequence], on_
         if on_job:
             on_job(job)
 
-    store.put_manifest(
-        RunManifest(
-            run_id=spec.run_id,
-            test_run_id=spec.test_run_id,
-            scenarios=spec.scenarios,
-            seed=spec.seed,
-            sequence_ids=[s.sequence_id for s in sequences],
-            total_route_jobs=sum(len(s.routes) for s in sequences),
-            implementation="solver",
-        )
-    )
+    store.put_manifest(run_manifest(spec, sequences, "solver"))
     for sequence in sequences:
         for route_index in range(len(sequence.routes)):
             execute(route_job(spec, sequence, route_index))

@@ -11,9 +11,9 @@ from jobgraph.adapters.dynamodb import JobsTable, RunExistsError
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.errors import InvalidSequenceError
-from jobgraph.core.graph import RunSpec, route_job, total_jobs
+from jobgraph.core.graph import RunSpec, route_job, run_manifest, total_jobs
 from jobgraph.core.loader import check_unique, format_validation_error, parse_sequence
-from jobgraph.core.models import MAX_SCENARIOS, RunId, RunManifest, Sequence
+from jobgraph.core.models import MAX_SCENARIOS, RunId, Sequence
 from jobgraph.core.results import ResultStore
 from jobgraph.services.observability import logger
 from jobgraph.services.settings import RunSettings, StartRunSettings, load_settings
@@ -99,17 +99,7 @@ def register(
     table.create_run(spec.run_id, spec.test_run_id, len(sequences), jobs, spec.scenarios, spec.seed)
     for sequence in sequences:
         results.put_sequence(spec.run_id, sequence)
-    results.put_manifest(
-        RunManifest(
-            run_id=spec.run_id,
-            test_run_id=spec.test_run_id,
-            scenarios=spec.scenarios,
-            seed=spec.seed,
-            sequence_ids=[s.sequence_id for s in sequences],
-            total_route_jobs=sum(len(s.routes) for s in sequences),
-            implementation=implementation,
-        )
-    )
+    results.put_manifest(run_manifest(spec, sequences, implementation))
     return RegisteredRun(spec, sequences, jobs)
 
 

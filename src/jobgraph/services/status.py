@@ -19,8 +19,8 @@ from functools import cache
 from jobgraph.adapters.dynamodb import RunNotFoundError
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.core.errors import JobGraphError
-from jobgraph.core.graph import RunSpec
-from jobgraph.core.models import ExecType, IncomingJob, utc_now_iso
+from jobgraph.core.graph import RunSpec, synthetic_job
+from jobgraph.core.models import ExecType, utc_now_iso
 from jobgraph.core.results import merged_key
 from jobgraph.services.settings import ApiSettings, load_settings
 from jobgraph.services.start_run import StartRunDeps
@@ -204,17 +204,7 @@ def submit_task(
         if earlier.get("status") == "QUEUED":
             return _task(task_id, run_id, group, client_key, "QUEUED"), False
     spec = RunSpec(run_id, deps.settings.test_run_id, 1, 0)
-    job = IncomingJob(
-        job_id=task_id,
-        run_id=spec.run_id,
-        test_run_id=spec.test_run_id,
-        correlation_id=group,
-        exec_type=ExecType.SYNTHETIC,
-        scenarios=spec.scenarios,
-        seed=spec.seed,
-        work_duration_ms=work_duration_ms,
-        data_size_kb=data_size_kb,
-    )
+    job = synthetic_job(spec, task_id, group, work_duration_ms, data_size_kb)
     deps.run.incoming.send_job(job, deduplication_id=f"task:{client_key}")
     deps.run.table.mark_task_queued(client_key)
     return _task(task_id, run_id, group, client_key, "QUEUED"), earlier is None
