@@ -274,6 +274,17 @@ class GraphRun:
     def job_timings(self, run_id: str) -> tuple[dict[str, list[float]], dict[str, int]]:
         return job_timings(self.table, run_id)
 
+    def observations(self, run_id: str) -> dict:
+        """The RunOutcome fields read after a run, whatever drove it: job timings, DLQs, alarms."""
+        stage_ms, attempts = self.job_timings(run_id)
+        return {
+            "stage_ms": stage_ms,
+            "attempts": attempts,
+            "dlq": self.dlq_depths(),
+            "dlq_contents": self.dlq_contents(),
+            "alarms": self.alarm_states(),
+        }
+
     def merged(self, run_id: str) -> dict:
         return json.loads(self.results.get(merged_key(run_id)))
 
@@ -345,7 +356,6 @@ def execute(
     run.settle(settle_s, check=check)
     before_report()
     out = run.export(spec.run_id, out_dir, overwrite=overwrite)
-    stage_ms, attempts = run.job_timings(spec.run_id)
     return RunOutcome(
         run_id=spec.run_id,
         stack_name=run.outputs.stack_name,
@@ -355,12 +365,8 @@ def execute(
         jobs=jobs,
         wall_seconds=wall,
         merged=run.merged(spec.run_id),
-        stage_ms=stage_ms,
-        attempts=attempts,
-        dlq=run.dlq_depths(),
-        dlq_contents=run.dlq_contents(),
-        alarms=run.alarm_states(),
         run_record=record,
         dashboard_url=run.outputs.dashboard_url if mode == "AWS" else "",
         scenario=scenario,
+        **run.observations(spec.run_id),
     )

@@ -11,6 +11,7 @@ so the run record, cost and comparison work the same.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -110,11 +111,8 @@ def execute_load(
         show_progress=show_progress,
     )  # fmt: skip
     wall = time.monotonic() - started
-    stage_ms, attempts = run.job_timings(load.run.run_id)
-    run_dir = out_dir / load.run.run_id
+    run_dir = out_dir / load.run.run_id  # the load's record only: no results to export
     if run_dir.exists() and overwrite:
-        import shutil
-
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     return RunOutcome(
@@ -126,13 +124,9 @@ def execute_load(
         jobs=load.messages,
         wall_seconds=wall,
         merged={},
-        stage_ms=stage_ms,
-        attempts=attempts,
-        dlq=run.dlq_depths(),
-        dlq_contents=run.dlq_contents(),
-        alarms=run.alarm_states(),
         run_record={},
         scenario=scenario,
+        **run.observations(load.run.run_id),
         extra={
             "load": {
                 "messages": load.messages,
