@@ -281,18 +281,7 @@ def cmd_run(args) -> int:
     elif args.stack:
         from jobgraph.runs.aws import run_on_aws
 
-        local_only = [
-            name
-            for name, given in (
-                ("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
-                ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
-                ("--max-workers", args.max_workers), ("--template", args.template), ("--stack-name", args.stack_name),
-                ("--ecs-workers", args.ecs_workers), ("--serve", args.serve), ("--triggers", args.triggers),
-            )
-            if given
-        ]  # fmt: skip
-        if local_only:
-            raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --stack")
+        refuse_local_only_options(args)
         outcome = run_on_aws(
             args.stack,
             sequences,
@@ -306,31 +295,9 @@ def cmd_run(args) -> int:
             scenario=args.scenario,
         )
     else:
-        from jobgraph.localcloud.faults import FaultPlan
-        from jobgraph.runs.local import LocalRunOptions, run_local
+        from jobgraph.runs.local import run_local
 
-        try:
-            faults = FaultPlan(
-                fail_rate=args.fail_rate,
-                duplicate_rate=args.duplicate_rate,
-                kill_rate=args.kill_rate,
-                poison=args.poison,
-                seed=args.fault_seed,
-            )
-        except ValueError as exc:
-            raise JobGraphError(str(exc)) from None
-        chosen = scenario(args.scenario)
-        options = LocalRunOptions(
-            scenario=chosen.number,
-            template=args.template or chosen.template,
-            stack_name=args.stack_name or chosen.local_stack_name,
-            parameters={**trigger_parameters(args.triggers), **dict(args.parameter)},
-            faults=faults,
-            max_workers=args.max_workers,
-            **({"ecs_workers": args.ecs_workers} if args.ecs_workers else {}),
-            timeout_s=args.timeout,
-            stall_s=args.stall_timeout,
-        )
+        options = local_run_options(args)
         if args.serve:
             run_local(
                 sequences,
@@ -555,35 +522,63 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def refuse_local_only_options(args) -> None:
+    """--stack runs on AWS: the local cloud's options would be silently ignored there, so they are refused."""
+    local_only = [
+        name
+        for name, given in (
+            ("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
+            ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
+            ("--max-workers", args.max_workers), ("--template", args.template), ("--stack-name", args.stack_name),
+            ("--ecs-workers", args.ecs_workers), ("--serve", args.serve), ("--triggers", args.triggers),
+        )
+        if given
+    ]  # fmt: skip
+    if local_only:
+        raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --stack")
+
+
+def local_run_options(args):
+    """`jobgraph run`'s local-cloud options for the chosen scenario: template, stack, parameters, faults."""
+    from jobgraph.localcloud.faults import FaultPlan
+    from jobgraph.runs.local import LocalRunOptions
+
+    try:
+        faults = FaultPlan(
+            fail_rate=args.fail_rate,
+            duplicate_rate=args.duplicate_rate,
+            kill_rate=args.kill_rate,
+            poison=args.poison,
+            seed=args.fault_seed,
+        )
+    except ValueError as exc:
+        raise JobGraphError(str(exc)) from None
+    chosen = scenario(args.scenario)
+    return LocalRunOptions(
+        scenario=chosen.number,
+        template=args.template or chosen.template,
+        stack_name=args.stack_name or chosen.local_stack_name,
+        parameters={**trigger_parameters(args.triggers), **dict(args.parameter)},
+        faults=faults,
+        max_workers=args.max_workers,
+        **({"ecs_workers": args.ecs_workers} if args.ecs_workers else {}),
+        timeout_s=args.timeout,
+        stall_s=args.stall_timeout,
+    )
+
+
 def _run_scenario_3(args, sequences, spec, show_progress: bool):
     """Step Functions: the state machine of templates/scenario-3.yaml, locally or on a deployed stack."""
     from jobgraph.runs import stepfunctions
 
     if args.stack:
-        local_only = [name for name, given in (("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
-                      ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
-                      ("--max-workers", args.max_workers), ("--template", args.template),
-                      ("--stack-name", args.stack_name)) if given]  # fmt: skip
-        if local_only:
-            raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --stack")
+        refuse_local_only_options(args)
         outcome = stepfunctions.run_state_machine_on_aws(
             args.stack, sequences, spec, args.out, region=args.region, overwrite=args.overwrite,
             show_progress=show_progress, timeout_s=args.timeout,
         )  # fmt: skip
     else:
-        from jobgraph.localcloud.faults import FaultPlan
-        from jobgraph.runs.local import LocalRunOptions
-
-        try:
-            faults = FaultPlan(fail_rate=args.fail_rate, duplicate_rate=args.duplicate_rate,
-                               kill_rate=args.kill_rate, poison=args.poison, seed=args.fault_seed)  # fmt: skip
-        except ValueError as exc:
-            raise JobGraphError(str(exc)) from None
-        chosen = scenario(3)
-        options = LocalRunOptions(
-            scenario=3, template=args.template or chosen.template, stack_name=args.stack_name or chosen.local_stack_name,
-            parameters=dict(args.parameter), faults=faults, max_workers=args.max_workers, timeout_s=args.timeout,
-        )  # fmt: skip
+        options = local_run_options(args)
         outcome = stepfunctions.run_state_machine_local(
             sequences, spec, args.out, options, overwrite=args.overwrite, show_progress=show_progress
         )
