@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from jobgraph.bench.record import RECORD_NAME
 from jobgraph.cli.main import main
 from tests.conftest import THREE_ROUTES
 
@@ -35,7 +36,7 @@ def read_run(root: Path) -> dict[str, object]:
     the record of how the run went, which differs between any two runs, not a result)."""
     out: dict[str, object] = {}
     for path in sorted(root.rglob("*")):
-        if path.relative_to(root).as_posix() == "run.json":
+        if path.relative_to(root).as_posix() == RECORD_NAME:
             continue
         if path.suffix == ".parquet":
             out[path.relative_to(root).as_posix()] = pd.read_parquet(path)

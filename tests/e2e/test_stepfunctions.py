@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from jobgraph.bench.record import RECORD_NAME
 from jobgraph.cli.main import main
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec
@@ -39,7 +40,7 @@ def solved(graph, tmp_path_factory) -> Path:
 
 def assert_identical_files(a: Path, b: Path) -> None:
     """Every result file byte for byte (``a``'s run.json is the record of the run, not a result)."""
-    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.relative_to(a).as_posix() != "run.json")
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.relative_to(a).as_posix() != RECORD_NAME)
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     _match, mismatch, errors = filecmp.cmpfiles(a, b, [f.as_posix() for f in files], shallow=False)
     assert (mismatch, errors) == ([], [])
