@@ -199,10 +199,49 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--region", help="AWS region of --stack")
     sweep.add_argument("--compare-out", type=Path, help="report folder (default: <out>/<run-id>-sweep)")
     add_price_options(sweep)
+    add_cloud_parser(commands)
     compare = commands.add_parser("compare", help="compare recorded runs side by side: HTML report + PNG figures")
     compare.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run folders")
     compare.add_argument("--out", type=Path, default=Path("comparison"), help="folder for report.html and PNGs")
     return parser
+
+
+def add_cloud_parser(commands) -> None:
+    cloud = commands.add_parser(
+        "cloud", help="a long-lived local AWS endpoint that `sam deploy` and every AWS target use (up|status|env|down)"
+    )
+    cloud.add_argument("action", choices=("up", "status", "env", "down"))
+    cloud.add_argument("--port", type=_non_negative, default=0, help="port on 127.0.0.1 (default: a free one)")
+    cloud.add_argument("--region", default="eu-west-1", help="the endpoint's default region")
+    cloud.add_argument("--dir", type=Path, help="state folder (default: $JOBGRAPH_CLOUD_DIR or .jobgraph)")
+    cloud.add_argument("--quiet", action="store_true", help="status: no output, only the exit code")
+
+
+def cmd_cloud(args) -> int:
+    """`jobgraph cloud up|status|env|down` (localcloud/daemon.py)."""
+    from jobgraph.localcloud import daemon
+
+    directory = daemon.cloud_dir(args.dir)
+    if args.action == "down":
+        print(daemon.down(directory))
+        return 0
+    if args.action == "up":
+        state = daemon.up(directory, port=args.port, region=args.region)
+        print(f"local cloud up: {state.url} (pid {state.pid}); log {state.log}; `jobgraph cloud down` stops it")
+        print("point AWS tools at it (make does for ENV=local):")
+        print("".join(f"export {key}={value}\n" for key, value in state.exports().items()), end="")
+        return 0
+    found = daemon.running(directory)
+    if found is None:
+        if not args.quiet:
+            print(f"the local cloud is not running (no endpoint answers for {directory}); start it: jobgraph cloud up")
+        return 1
+    state, answer = found
+    if args.action == "env":
+        print("".join(f"export {key}={value}\n" for key, value in state.exports().items()), end="")
+    elif not args.quiet:
+        print("\n".join(daemon.status_lines(state, answer)))
+    return 0
 
 
 def add_price_options(parser: argparse.ArgumentParser) -> None:
@@ -597,6 +636,7 @@ COMMANDS = {
     "openapi": cmd_openapi,
     "triggers": cmd_triggers,
     "sweep": cmd_sweep,
+    "cloud": cmd_cloud,
 }
 
 

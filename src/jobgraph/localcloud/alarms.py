@@ -134,11 +134,14 @@ def alarm_state(alarm: dict, values: list[float | None]) -> tuple[str, str]:
     return state, reason
 
 
-def evaluate_alarms(cloudwatch, prefix: str, now: datetime | None = None) -> dict[str, str]:
-    """Evaluate every alarm whose name starts with ``prefix``; returns name -> state."""
+def evaluate_alarms(cloudwatch, prefix: str = "", now: datetime | None = None) -> dict[str, str]:
+    """Evaluate every alarm whose name starts with ``prefix`` (every alarm: ""); returns name -> state."""
     now = now or datetime.now(UTC)
     states = {}
-    for alarm in cloudwatch.describe_alarms(AlarmNamePrefix=prefix).get("MetricAlarms", []):
+    alarms = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(**({"AlarmNamePrefix": prefix} if prefix else {})):
+        alarms.extend(page.get("MetricAlarms", []))
+    for alarm in alarms:
         state, reason = alarm_state(alarm, _period_values(cloudwatch, alarm, now))
         if state != alarm.get("StateValue"):
             cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason)

@@ -136,6 +136,14 @@ class LocalTask:
     started_at: float = 0.0
     starts: int = 0
     failed_starts: int = 0  # consecutive exits other than an injected kill
+    first_started_at: float = 0.0
+    stopped_at: float = 0.0
+
+    def billed_seconds(self, now: float) -> float:
+        """Fargate bills a task per second from its start, at least a minute."""
+        if not self.first_started_at:
+            return 0.0
+        return max(60.0, (self.stopped_at or now) - self.first_started_at)
 
 
 @dataclass
@@ -153,14 +161,13 @@ class LocalEcsService:
     _tasks: list[LocalTask] = field(default_factory=list)
     _command: list[str] = field(default_factory=list)
     _environment: dict[str, str] = field(default_factory=dict)
+    _retired: list[LocalTask] = field(default_factory=list)  # stopped by a scale-down, still billed
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _monitor: threading.Thread | None = None
-    _started_at: float = 0.0
-    _stopped_at: float = 0.0
+    _next_slot: int = 0
 
     def start(self) -> LocalEcsService:
-        self._started_at = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._command = local_command(self.spec)
         package_root = str(Path(jobgraph.__file__).resolve().parents[1])
@@ -173,14 +180,40 @@ class LocalEcsService:
             "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
         }
         self._max_receive_count = _max_receive_count(self.endpoint, self.spec.queue_url)
-        self._tasks = [
-            LocalTask(slot, self.log_dir / f"{self.spec.service_name}-{slot}.log") for slot in range(self.tasks)
-        ]
-        for task in self._tasks:
-            self._launch(task)
+        with self._lock:
+            self._tasks = [self._new_task() for _ in range(self.tasks)]
+            for task in self._tasks:
+                self._launch(task)
         self._monitor = threading.Thread(target=self._watch, daemon=True, name=f"{self.spec.service_name}-monitor")
         self._monitor.start()
         return self
+
+    def _new_task(self) -> LocalTask:
+        slot, self._next_slot = self._next_slot, self._next_slot + 1
+        return LocalTask(slot, self.log_dir / f"{self.spec.service_name}-{slot}.log")
+
+    def scale(self, desired: int) -> None:
+        """Follow a new desired count (UpdateService): start tasks up to it, stop those above it as ECS does
+        (SIGTERM, the container's stopTimeout, then SIGKILL), the newest first, in the background."""
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self.tasks = desired
+            while len(self._tasks) < desired:
+                task = self._new_task()
+                self._tasks.append(task)
+                self._launch(task)
+            extra, self._tasks = self._tasks[desired:], self._tasks[:desired]
+            self._retired.extend(extra)
+        if extra:
+            threading.Thread(
+                target=self._stop_tasks, args=(extra,), daemon=True, name=f"{self.spec.service_name}-stop"
+            ).start()
+
+    def running(self) -> int:
+        """Tasks whose process is alive (ECS's runningCount)."""
+        with self._lock:
+            return sum(1 for t in self._tasks if t.process is not None and t.process.poll() is None)
 
     def _launch(self, task: LocalTask) -> None:
         seed = self.faults.seed * 1_000_003 + task.slot * 1009 + task.starts
@@ -203,14 +236,17 @@ class LocalEcsService:
                 env={**self._environment, FAULT_PLAN_VARIABLE: json.dumps(plan)},
             )
         task.started_at = time.monotonic()
+        task.first_started_at = task.first_started_at or task.started_at
         task.starts += 1
 
     def _watch(self) -> None:
         while not self._stop.wait(MONITOR_INTERVAL_S):
-            for task in self._tasks:
+            with self._lock:
+                tasks = list(self._tasks)
+            for task in tasks:
                 with self._lock:
-                    if self._stop.is_set() or task.process is None:
-                        continue
+                    if self._stop.is_set() or task.process is None or task not in self._tasks:
+                        continue  # stopped, or retired by a scale-down meanwhile: not replaced
                     code = task.process.poll()
                     if code is None:
                         continue
@@ -228,30 +264,42 @@ class LocalEcsService:
 
     def task_seconds(self) -> float:
         """Seconds the service's tasks ran, as Fargate bills them: per second, at least a minute per task."""
-        end = self._stopped_at or time.monotonic()
-        return self.tasks * max(60.0, end - self._started_at) if self._started_at else 0.0
-
-    def stop(self) -> None:
-        """SIGTERM every task, wait its stopTimeout, then SIGKILL what is left (safe to call twice)."""
-        if self._started_at and not self._stopped_at:
-            self._stopped_at = time.monotonic()
+        now = time.monotonic()
         with self._lock:
-            self._stop.set()
-            running = [t.process for t in self._tasks if t.process is not None and t.process.poll() is None]
-            for process in running:
-                process.send_signal(signal.SIGTERM)
+            return sum(task.billed_seconds(now) for task in self._tasks + self._retired)
+
+    def _stop_tasks(self, tasks: list[LocalTask]) -> None:
+        """SIGTERM each task, wait its stopTimeout, then SIGKILL what is left."""
+        running = []
+        with self._lock:
+            for task in tasks:
+                process = task.process
+                if process is not None and process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+                    running.append((task, process))
+                elif not task.stopped_at:
+                    task.stopped_at = time.monotonic()
         deadline = time.monotonic() + self.spec.stop_timeout_s
-        for process in running:
+        for task, process in running:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+            task.stopped_at = task.stopped_at or time.monotonic()
+
+    def stop(self) -> None:
+        """SIGTERM every task, wait its stopTimeout, then SIGKILL what is left (safe to call twice)."""
+        with self._lock:
+            self._stop.set()
+            tasks = list(self._tasks)
+        self._stop_tasks(tasks)
         if self._monitor is not None:
             self._monitor.join(timeout=5)
 
     def pids(self) -> list[int]:
-        return [t.process.pid for t in self._tasks if t.process is not None]
+        with self._lock:
+            return [t.process.pid for t in self._tasks + self._retired if t.process is not None]
 
     def figures(self) -> dict:
         """The report's figures: tasks, restarts, and what the tasks' "batch processed" log lines say."""

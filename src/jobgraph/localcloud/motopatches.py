@@ -1,5 +1,5 @@
 """Patches to moto's server, applied in-process by the local cloud: two speed-ups that leave behaviour
-unchanged, a fix for tagged KMS keys from CloudFormation, and what its Step Functions engine needs to run a deployed stack's state machine (below).
+unchanged, fixes for tagged KMS keys and function layers from CloudFormation, and what its Step Functions engine needs to run a deployed stack's state machine (below).
 
 Profiling `jobgraph run` (py-spy, 100 sequences) showed the single-threaded moto server spending most
 of its time on two things that do not depend on the request:
@@ -48,32 +48,44 @@ LONG_POLL_STEP_S = 0.02
 
 
 class ServerLock:
-    """The serial server's lock; the thread holding it (a request) can give it up for a while."""
+    """The serial server's lock; the thread holding it (a request) can give it up for a while.
+
+    Re-entrant: a request that calls back into the local cloud (a Lambda invoke resolving its function) may
+    take it again. ``released()`` gives it up entirely, whatever the depth, and takes it back as deep.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._local = threading.local()
 
+    def _depth(self) -> int:
+        return getattr(self._local, "depth", 0)
+
     def __enter__(self) -> ServerLock:
-        self._lock.acquire()
-        self._local.held = True
+        if self._depth() == 0:
+            self._lock.acquire()
+        self._local.depth = self._depth() + 1
         return self
 
     def __exit__(self, *exc) -> None:
-        self._local.held = False
-        self._lock.release()
+        self._local.depth = self._depth() - 1
+        if self._local.depth == 0:
+            self._lock.release()
 
     def held_here(self) -> bool:
-        return getattr(self._local, "held", False)
+        return self._depth() > 0
 
     @contextlib.contextmanager
     def released(self):
         """Let other requests run meanwhile; only call while held by this thread."""
-        self.__exit__()
+        depth = self._depth()
+        self._local.depth = 0
+        self._lock.release()
         try:
             yield
         finally:
-            self.__enter__()
+            self._lock.acquire()
+            self._local.depth = depth
 
 
 SERVER_LOCKS: list[ServerLock] = []  # the running server's (server.py registers it)
@@ -177,8 +189,23 @@ def apply() -> list[str]:
             kms_models.Key.create_from_cloudformation_json
         )
         _APPLIED.append("KMS key tags from CloudFormation")
+    from moto.awslambda import models as lambda_models
+
+    if callable(lambda_models.LambdaFunction.__dict__.get("_get_layers_data")):
+        lambda_models.LambdaFunction._get_layers_data = _layers_by_arn(lambda_models.LambdaFunction._get_layers_data)
+        _APPLIED.append("function layers updated by CloudFormation")
     _APPLIED.extend(_apply_step_functions())
     return list(_APPLIED)
+
+
+def _layers_by_arn(original):
+    """moto resolves a function's ``Layers: [!Ref Layer]`` to the LayerVersion object on a stack update (its
+    ARN on create) and then fails on ``.replace``; the update of any function with a layer failed. ARNs it is."""
+
+    def _get_layers_data(self, layers_versions_arns):
+        return original(self, [getattr(layer, "arn", layer) for layer in layers_versions_arns])
+
+    return _get_layers_data
 
 
 # --- Step Functions ---------------------------------------------------------------------------------
@@ -240,7 +267,9 @@ def create_state_machine_from_cloudformation(cls, resource_name, cloudformation_
     from moto.stepfunctions.utils import cfn_to_api_tags
 
     properties = cloudformation_json["Properties"]
-    definition = properties.get("DefinitionString", "")
+    definition = properties.get("DefinitionString") or properties.get("Definition") or ""
+    if "DefinitionS3Location" in properties:  # `sam package` uploaded the definition file
+        definition = _s3_definition(properties["DefinitionS3Location"], account_id, region_name)
     if not isinstance(definition, str):
         definition = json.dumps(definition)
     backend = get_backend(account_id, region_name)
@@ -253,6 +282,22 @@ def create_state_machine_from_cloudformation(cls, resource_name, cloudformation_
         tracingConfiguration=properties.get("TracingConfiguration"),
         sm_type=properties.get("StateMachineType"),
     )
+
+
+def _s3_definition(location: dict, account_id: str, region_name: str) -> str:
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    found = s3_backends[account_id][get_partition(region_name)].get_object(
+        location["Bucket"], location["Key"], version_id=location.get("Version")
+    )
+    text = found.value.decode("utf-8")
+    try:
+        return json.dumps(json.loads(text))
+    except ValueError:  # a YAML definition
+        from jobgraph.localcloud.cfn import parse_template
+
+        return json.dumps(parse_template(text))
 
 
 def enable_step_functions(port: int) -> None:

@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,36 @@ def _layer_folder(folder: Path) -> Path:
     return python if python.is_dir() else folder
 
 
+def function_spec(
+    logical_id: str, config: dict, code_dir: Path, layer_dirs: tuple[Path, ...], endpoint_environment: dict[str, str]
+) -> FunctionSpec:
+    """What a worker needs to run a function, from its configuration (GetFunctionConfiguration's shape)."""
+    name = config["FunctionName"]
+    environment = {
+        **(config.get("Environment") or {}).get("Variables", {}),
+        **endpoint_environment,
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config["MemorySize"]),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+        # no X-Ray daemon on a laptop: Tracer would fail to emit segments
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    return FunctionSpec(
+        logical_id=logical_id,
+        function_name=name,
+        handler=config["Handler"],
+        code_dir=code_dir,
+        layer_dirs=layer_dirs,
+        environment={k: str(v) for k, v in environment.items()},
+        timeout_s=int(config["Timeout"]),
+        memory_mb=int(config["MemorySize"]),
+        arn=config["FunctionArn"],
+        runtime=config["Runtime"],
+        architecture=(config.get("Architectures") or ["x86_64"])[0],
+    )
+
+
 def function_specs(endpoint: LocalEndpoint, stack: DeployedStack) -> dict[str, FunctionSpec]:
     lambda_client = endpoint.client("lambda")
     layers = {
@@ -54,33 +85,16 @@ def function_specs(endpoint: LocalEndpoint, stack: DeployedStack) -> dict[str, F
     specs = {}
     for logical_id, resource in stack.resources_of_type("AWS::Lambda::Function").items():
         properties = resource["Properties"]
-        name = stack.physical_ids[logical_id]
-        config = lambda_client.get_function_configuration(FunctionName=name)
+        config = lambda_client.get_function_configuration(FunctionName=stack.physical_ids[logical_id])
         layer_refs = [
             layer["Ref"] for layer in properties.get("Layers", []) if isinstance(layer, dict) and "Ref" in layer
         ]
-        environment = {
-            **config.get("Environment", {}).get("Variables", {}),
-            **endpoint.environment(),
-            "AWS_LAMBDA_FUNCTION_NAME": name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config["MemorySize"]),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-            # no X-Ray daemon on a laptop: Tracer would fail to emit segments
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        }
-        specs[logical_id] = FunctionSpec(
-            logical_id=logical_id,
-            function_name=name,
-            handler=config["Handler"],
-            code_dir=_code_folder(stack, properties["Code"]),
-            layer_dirs=tuple(layers[ref] for ref in layer_refs if ref in layers),
-            environment={k: str(v) for k, v in environment.items()},
-            timeout_s=int(config["Timeout"]),
-            memory_mb=int(config["MemorySize"]),
-            arn=config["FunctionArn"],
-            runtime=config["Runtime"],
-            architecture=(config.get("Architectures") or ["x86_64"])[0],
+        specs[logical_id] = function_spec(
+            logical_id,
+            config,
+            _code_folder(stack, properties["Code"]),
+            tuple(layers[ref] for ref in layer_refs if ref in layers),
+            endpoint.environment(),
         )
     return specs
 
@@ -151,6 +165,7 @@ class DirectPool:
     log_dir: Path
     size: int
     workers: list[Worker] = field(default_factory=list)
+    make_worker: Callable[[FunctionSpec, Path], Worker] = Worker
     _idle: queue.LifoQueue = field(default_factory=queue.LifoQueue)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -163,10 +178,14 @@ class DirectPool:
             if len(self.workers) < self.size:
                 slot = len(self.workers)
                 name = self.spec.logical_id if slot == 0 else f"{self.spec.logical_id}-{slot}"
-                worker = Worker(self.spec, self.log_dir / f"{name}.log")
+                worker = self.make_worker(self.spec, self.log_dir / f"{name}.log")
                 self.workers.append(worker)
                 return worker
         return self._idle.get()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
 
     def release(self, worker: Worker) -> None:
         self._idle.put(worker)

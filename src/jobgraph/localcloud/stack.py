@@ -118,24 +118,37 @@ def _moto_stack(endpoint: LocalEndpoint, name: str):
     return cloudformation_backends[DEFAULT_ACCOUNT_ID][endpoint.region].get_stack(name)
 
 
-def create_alarms(endpoint: LocalEndpoint, stack: DeployedStack) -> list[str]:
-    """Create the template's AWS::CloudWatch::Alarm resources through the CloudWatch API."""
+def alarm_definitions(moto_stack) -> list[tuple[str, dict]]:
+    """(logical id, PutMetricAlarm arguments) of each AWS::CloudWatch::Alarm of a stack moto deployed, its
+    properties resolved by moto's own intrinsic-function resolver (moto's CloudFormation skips alarms).
+
+    Call it holding the server's lock: it reads moto's model of the stack."""
     from moto.cloudformation.parsing import clean_json
 
-    resource_map = _moto_stack(endpoint, stack.name).resource_map
-    cloudwatch = endpoint.client("cloudwatch")
-    names = []
-    for logical_id, resource in stack.resources_of_type("AWS::CloudWatch::Alarm").items():
+    resource_map = moto_stack.resource_map
+    found = []
+    for logical_id, resource in (moto_stack.template_dict.get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
         condition = resource.get("Condition")
         if condition and not resource_map.lazy_condition_map[condition]:
             continue
         properties = clean_json(resource["Properties"], resource_map)
         properties = {k: v for k, v in properties.items() if v is not None}
-        properties.setdefault("AlarmName", f"{stack.name}-{logical_id}")
+        properties.setdefault("AlarmName", f"{moto_stack.name}-{logical_id}")
         for numeric in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
             if numeric in properties:
                 properties[numeric] = int(properties[numeric])
         properties["Threshold"] = float(properties["Threshold"])
+        found.append((logical_id, properties))
+    return found
+
+
+def create_alarms(endpoint: LocalEndpoint, stack: DeployedStack) -> list[str]:
+    """Create the template's AWS::CloudWatch::Alarm resources through the CloudWatch API."""
+    cloudwatch = endpoint.client("cloudwatch")
+    names = []
+    for logical_id, properties in alarm_definitions(_moto_stack(endpoint, stack.name)):
         cloudwatch.put_metric_alarm(**properties)
         stack.physical_ids[logical_id] = properties["AlarmName"]
         names.append(properties["AlarmName"])

@@ -1,0 +1,845 @@
+"""The local cloud's controller: whatever is deployed into the endpoint runs, as AWS would run it.
+
+Level-triggered, like a cloud's control plane: every RECONCILE_INTERVAL_S, and at once after a stack operation
+or an UpdateService, it reads what moto holds and makes the local processes match it:
+
+- every Lambda function runs in the local runtime at its current code and configuration (an updated function
+  gets new workers, a deleted one loses them): invocations through the endpoint (lambda:Invoke, RequestResponse
+  and Event: servicehooks.py), a state machine's Lambda tasks (motopatches), and
+- every enabled SQS event source mapping, polled by a MappingPoller (poller.py) as Lambda's pollers do;
+- every active ECS service runs its desired count of local tasks of its task definition's command (ecs.py),
+  following UpdateService (desired count, task definition); ECS's runningCount says how many really run;
+- the CloudWatch alarms a stack declares (moto's CloudFormation skips them) are created with the stack and
+  deleted with it; every SAMPLE_INTERVAL_S the service metrics are written (cloudwatch.py) and every alarm
+  evaluated (alarms.py).
+
+Stack operations wait for it (cfn.py): a stack is CREATE/UPDATE_COMPLETE once its functions' packages are
+unpacked, its pollers and tasks started and its alarms made; a deleted stack's pollers, workers and tasks are
+stopped before its resources go. Every function invocation writes START/END/REPORT and its output into
+CloudWatch Logs /aws/lambda/<function> and counts in AWS/Lambda metrics, wherever it came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobgraph.localcloud import cfn
+from jobgraph.localcloud.alarms import evaluate_alarms
+from jobgraph.localcloud.cloudwatch import MotoCloudWatch, ServiceMetrics
+from jobgraph.localcloud.code import CodeStore, layer_path
+from jobgraph.localcloud.ecs import LocalEcsService, TaskSpec, TaskStartError
+from jobgraph.localcloud.faults import FaultPlan
+from jobgraph.localcloud.interpreters import RuntimeNotAvailable, interpreter_for
+from jobgraph.localcloud.poller import MappingPoller, MappingSpec, RuntimeStats
+from jobgraph.localcloud.runtime import DEFAULT_UNSCALED_CONCURRENCY, DirectPool, default_max_workers, function_spec
+from jobgraph.localcloud.server import LocalEndpoint
+from jobgraph.localcloud.workers import FunctionSpec, HandlerImportError, Invocation, Worker
+
+log = logging.getLogger(__name__)
+
+RECONCILE_INTERVAL_S = 1.0
+SAMPLE_INTERVAL_S = 2.0
+EVENT_RETRIES = 2  # Lambda retries a failed asynchronous (Event) invocation twice
+EVENT_RETRY_DELAY_S = 1.0  # local time scale: AWS waits about 1 and 2 minutes
+_REVISION_KEYS = ("Handler", "Runtime", "MemorySize", "Timeout", "Environment", "Architectures", "CodeSha256")
+
+
+# --- what moto holds ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FunctionRevision:
+    """A function as deployed: configuration and packages. A new revision gets new workers."""
+
+    arn: str
+    name: str
+    region: str
+    config: dict = field(hash=False, compare=False)
+    package: tuple[str, bytes] = field(hash=False, compare=False, repr=False)  # (CodeSha256, zip)
+    layers: tuple[tuple[str, bytes], ...] = field(hash=False, compare=False, repr=False)
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class MappingState:
+    uuid: str
+    function_arn: str
+    queue_arn: str
+    queue_url: str
+    region: str
+    enabled: bool
+    batch_size: int
+    max_concurrency: int | None
+    report_batch_item_failures: bool
+    max_receive_count: int | None
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    arn: str
+    region: str
+    desired: int
+    task_definition: str
+    spec: TaskSpec | None
+    log_group: str = ""
+    log_prefix: str = ""
+    problem: str = ""
+
+
+def _account_backends(backends) -> list[tuple[str, str, object]]:
+    """(account, region, backend) of every region moto has instantiated."""
+    return [
+        (account, region, backend)
+        for account, regional in list(backends.items())
+        for region, backend in list(regional.items())
+    ]
+
+
+def read_functions() -> dict[str, FunctionRevision]:
+    from moto.awslambda.models import lambda_backends
+
+    found = {}
+    for _account, region, backend in _account_backends(lambda_backends):
+        for function in backend.list_functions():
+            config = function.get_configuration()
+            if config.get("PackageType") == "Image":
+                continue  # container-image functions: not run locally (docs)
+            layers = []
+            for layer in function.layers or []:
+                version = backend.layers_versions_by_arn(layer["Arn"])
+                if version is not None:
+                    layers.append((version.code_sha_256, version.code_bytes))
+            key = json.dumps(
+                [{k: config.get(k) for k in _REVISION_KEYS}, [sha for sha, _ in layers]], sort_keys=True, default=str
+            )
+            found[config["FunctionArn"]] = FunctionRevision(
+                arn=config["FunctionArn"],
+                name=config["FunctionName"],
+                region=region,
+                config=config,
+                package=(function.code_sha_256, function.code_bytes),
+                layers=tuple(layers),
+                key=key,
+            )
+    return found
+
+
+def _queue(account: str, region: str, queue_arn: str):
+    from moto.sqs.models import sqs_backends
+
+    try:
+        return sqs_backends[account][region].get_queue(queue_arn.rsplit(":", 1)[1])
+    except Exception:  # moto's QueueDoesNotExist: the mapping's queue is gone (a stack being deleted)
+        return None
+
+
+def read_mappings() -> dict[str, MappingState]:
+    from moto.awslambda.models import lambda_backends
+
+    found = {}
+    for account, region, backend in _account_backends(lambda_backends):
+        for esm in list(backend._event_source_mappings.values()):
+            config = esm.get_configuration()
+            source = config.get("EventSourceArn", "")
+            if ":sqs:" not in source:
+                continue
+            found_queue = _queue(account, region, source)
+            if found_queue is None:
+                continue
+            name = source.rsplit(":", 1)[1]
+            policy = found_queue.redrive_policy or {}
+            found[config["UUID"]] = MappingState(
+                uuid=config["UUID"],
+                function_arn=config["FunctionArn"],
+                queue_arn=source,
+                queue_url=f"https://sqs.{region}.amazonaws.com/{account}/{name}",
+                region=region,
+                enabled=config.get("State") == "Enabled",
+                batch_size=int(config.get("BatchSize") or 10),
+                max_concurrency=(config.get("ScalingConfig") or {}).get("MaximumConcurrency"),
+                report_batch_item_failures="ReportBatchItemFailures" in (config.get("FunctionResponseTypes") or []),
+                max_receive_count=int(policy["maxReceiveCount"]) if "maxReceiveCount" in policy else None,
+            )
+    return found
+
+
+def _task_spec(service, definition) -> tuple[TaskSpec | None, str, str, str]:
+    """(TaskSpec, awslogs group, awslogs stream prefix, problem) of a service's task definition."""
+    essential = [c for c in definition.container_definitions if c.get("essential", True)]
+    if len(essential) != 1:
+        return None, "", "", f"{service.name}: the local cloud runs one essential container per task"
+    (container,) = essential
+    environment = {e["name"]: str(e["value"]) for e in container.get("environment", [])}
+    options = (container.get("logConfiguration") or {}).get("options") or {}
+    platform = definition.runtime_platform or {}
+    spec = TaskSpec(
+        service_name=service.name,
+        cluster=service.cluster_name,
+        task_definition_arn=definition.arn,
+        container=container["name"],
+        command=tuple(container.get("command") or ()),
+        environment=environment,
+        stop_timeout_s=int(container.get("stopTimeout") or 30),
+        queue_url=environment.get("INCOMING_QUEUE_URL", ""),
+        cpu_units=int(definition.cpu or 256),
+        memory_mb=int(definition.memory or 512),
+        architecture="arm64" if platform.get("cpuArchitecture") == "ARM64" else "x86_64",
+    )
+    return spec, options.get("awslogs-group", ""), options.get("awslogs-stream-prefix", ""), ""
+
+
+def read_services() -> dict[str, ServiceState]:
+    from moto.ecs.models import ecs_backends
+
+    found = {}
+    for _account, region, backend in _account_backends(ecs_backends):
+        for service in list(backend.services.values()):
+            if service.status != "ACTIVE" or not service.task_definition:
+                continue
+            try:
+                definition = backend.describe_task_definition(service.task_definition)
+            except Exception as exc:  # moto's TaskDefinitionNotFoundException
+                found[service.arn] = ServiceState(
+                    service.arn, region, 0, service.task_definition, None, problem=str(exc)
+                )
+                continue
+            spec, group, prefix, problem = _task_spec(service, definition)
+            found[service.arn] = ServiceState(
+                service.arn, region, int(service.desired_count or 0), definition.arn, spec, group, prefix, problem
+            )
+    return found
+
+
+def stack_resources(operation: cfn.StackOperation) -> dict[str, list[str]]:
+    """Physical ids of a stack's functions, mappings and ECS services, by resource type (holding the lock)."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    backend = cloudformation_backends[operation.account_id][operation.region]
+    stack = backend.stacks.get(operation.stack_id) or backend.deleted_stacks.get(operation.stack_id)
+    found: dict[str, list[str]] = {}
+    if stack is None:
+        return found
+    for resource in list(stack.stack_resources):
+        kind = getattr(resource, "cf_resource_type", "")
+        if kind in ("AWS::Lambda::Function", "AWS::Lambda::EventSourceMapping", "AWS::ECS::Service"):
+            physical = getattr(resource, "uuid", None) or getattr(resource, "arn", None)
+            found.setdefault(kind, []).append(physical or resource.physical_resource_id)
+    return found
+
+
+# --- what runs locally ----------------------------------------------------------------------------------------
+@dataclass
+class LocalFunction:
+    revision: FunctionRevision
+    spec: FunctionSpec
+    pool: DirectPool
+    retired: bool = False
+
+
+@dataclass
+class LocalMapping:
+    state: MappingState
+    function_key: str
+    poller: MappingPoller
+    stop: threading.Event
+
+
+@dataclass
+class LocalService:
+    state: ServiceState
+    service: LocalEcsService
+    shipped: dict[Path, int] = field(default_factory=dict)  # task log file -> bytes already sent to CloudWatch
+
+
+class Controller:
+    """Runs what is deployed into ``endpoint``; ``start()`` attaches it, ``stop()`` stops every process it started."""
+
+    def __init__(
+        self,
+        endpoint: LocalEndpoint,
+        work_dir: Path,
+        *,
+        faults: FaultPlan | None = None,
+        max_workers: int | None = None,
+        retry_delay_s: int = 1,
+    ):
+        self.endpoint = endpoint
+        self.work_dir = Path(work_dir)
+        self.log_dir = self.work_dir / "logs"
+        self.faults = faults or FaultPlan()
+        self.max_workers = max_workers
+        self.retry_delay_s = retry_delay_s
+        self.code = CodeStore(self.work_dir / "code")
+        self.stats = RuntimeStats()
+        self.cloudwatch = MotoCloudWatch(endpoint.lock, endpoint.region)
+        self.functions: dict[str, LocalFunction] = {}  # by function ARN
+        self.mappings: dict[str, LocalMapping] = {}  # by mapping UUID
+        self.services: dict[str, LocalService] = {}  # by service ARN
+        self.failures: dict[str, str] = {}  # what cannot run, by function/service name: shown by `cloud status`
+        self.alarms: dict[str, list[str]] = {}  # stack id -> alarm names it made
+        self._operations: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state_lock = threading.RLock()  # functions/mappings/services: the controller thread and requests
+        self._events = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lambda-event")
+        self._seen_executions: dict[str, str] = {}
+        self._service_metrics = ServiceMetrics(self.cloudwatch.buffer)
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> Controller:
+        from jobgraph.localcloud import servicehooks
+
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.endpoint.meter.observers.append(self._service_metrics.observe)
+        self.endpoint.meter.before.append(self._before_request)
+        servicehooks.attach(self)
+        cfn.set_listener(self._operations.put)
+        self._thread = threading.Thread(target=self._run, name="localcloud-controller", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop every poller, worker and task (ECS tasks get their stopTimeout); safe to call twice."""
+        from jobgraph.localcloud import servicehooks
+
+        self._stop.set()
+        cfn.set_listener(None)
+        servicehooks.detach(self)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._events.shutdown(wait=False, cancel_futures=True)
+        with self._state_lock:
+            mappings, self.mappings = list(self.mappings.values()), {}
+            services, self.services = list(self.services.values()), {}
+            functions, self.functions = list(self.functions.values()), {}
+        for mapping in mappings:
+            mapping.stop.set()
+        threads = [threading.Thread(target=s.service.stop, daemon=True) for s in services]
+        for thread in threads:
+            thread.start()
+        for mapping in mappings:
+            mapping.poller.join(timeout=5)
+            for worker in mapping.poller.workers:
+                worker.stop()
+        for function in functions:
+            function.pool.stop()
+        for thread in threads:
+            thread.join(timeout=150)
+        with contextlib.suppress(ValueError):
+            self.endpoint.meter.observers.remove(self._service_metrics.observe)
+        with contextlib.suppress(ValueError):
+            self.endpoint.meter.before.remove(self._before_request)
+
+    def poke(self) -> None:
+        """Reconcile now (an UpdateService, a new function): the controller thread picks it up."""
+        self._operations.put(None)
+
+    def _run(self) -> None:
+        next_sample = time.monotonic() + SAMPLE_INTERVAL_S
+        while not self._stop.is_set():
+            try:
+                operation = self._operations.get(timeout=RECONCILE_INTERVAL_S)
+            except queue.Empty:
+                operation = None
+            try:
+                if isinstance(operation, cfn.StackOperation):
+                    self._stack_operation(operation)
+                else:
+                    self.reconcile()
+                if time.monotonic() >= next_sample:
+                    next_sample = time.monotonic() + SAMPLE_INTERVAL_S
+                    self.sample()
+            except Exception as exc:  # the control loop must go on; what failed is shown by `cloud status`
+                log.exception("local cloud controller")
+                self.failures["controller"] = f"{type(exc).__name__}: {exc}"
+
+    # --- stacks ----------------------------------------------------------------------------------------------
+    def _stack_operation(self, operation: cfn.StackOperation) -> None:
+        if operation.kind == "DELETE":
+            with self.endpoint.lock:
+                resources = stack_resources(operation)
+            self._release(resources)
+            self._delete_alarms(operation.stack_id)
+            with self.endpoint.lock:
+                cfn.finish_delete(operation)
+            self.reconcile()
+            return
+        failure = None
+        try:
+            self.reconcile(strict=True)
+            with self.endpoint.lock:
+                resources = stack_resources(operation)
+            failure = self._problems_of(resources)
+            if failure is None:
+                self._make_alarms(operation)
+        except Exception as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+        with self.endpoint.lock:
+            cfn.complete(operation, failure)
+
+    def _problems_of(self, resources: dict[str, list[str]]) -> str | None:
+        names = [arn.rsplit(":", 1)[-1] for arn in resources.get("AWS::Lambda::Function", [])]
+        names += [arn.rsplit("/", 1)[-1] for arn in resources.get("AWS::ECS::Service", [])]
+        problems = [f"{name}: {self.failures[name]}" for name in names if name in self.failures]
+        return "; ".join(problems) or None
+
+    def _release(self, resources: dict[str, list[str]]) -> None:
+        """Stop what runs a stack's mappings, services and functions (before moto deletes them)."""
+        with self._state_lock:
+            mappings = [
+                self.mappings.pop(u) for u in resources.get("AWS::Lambda::EventSourceMapping", []) if u in self.mappings
+            ]
+            services = [self.services.pop(a) for a in resources.get("AWS::ECS::Service", []) if a in self.services]
+            names = set(resources.get("AWS::Lambda::Function", []))
+            functions = [
+                self.functions.pop(arn)
+                for arn, f in list(self.functions.items())
+                if f.revision.name in names or arn in names
+            ]
+        for mapping in mappings:
+            self._stop_mapping(mapping)
+        for service in services:
+            service.service.stop()
+        for function in functions:
+            function.retired = True
+            function.pool.stop()
+
+    def _make_alarms(self, operation: cfn.StackOperation) -> None:
+        from moto.cloudformation.models import cloudformation_backends
+
+        from jobgraph.localcloud.stack import alarm_definitions
+
+        with self.endpoint.lock:
+            stack = cloudformation_backends[operation.account_id][operation.region].stacks[operation.stack_id]
+            definitions = alarm_definitions(stack)
+        cloudwatch = self.endpoint.client("cloudwatch", region=operation.region)
+        names = [properties["AlarmName"] for _logical_id, properties in definitions]
+        stale = sorted(set(self.alarms.get(operation.stack_id, [])) - set(names))
+        if stale:
+            cloudwatch.delete_alarms(AlarmNames=stale)
+        for _logical_id, properties in definitions:
+            cloudwatch.put_metric_alarm(**properties)
+        self.alarms[operation.stack_id] = names
+
+    def _delete_alarms(self, stack_id: str) -> None:
+        names = self.alarms.pop(stack_id, [])
+        region = stack_id.split(":")[3] if stack_id.count(":") >= 3 else self.endpoint.region
+        if names:
+            self.endpoint.client("cloudwatch", region=region).delete_alarms(AlarmNames=names)
+
+    # --- reconciliation ------------------------------------------------------------------------------------
+    def reconcile(self, strict: bool = False) -> None:
+        """Make the local processes match what moto holds (``strict``: a function that cannot be prepared is
+        recorded in ``failures`` and named by the stack operation that waits for this)."""
+        with self.endpoint.lock:
+            functions, mappings, services = read_functions(), read_mappings(), read_services()
+        self._reconcile_functions(functions)
+        self._reconcile_mappings(mappings)
+        self._reconcile_services(services)
+
+    def _reconcile_functions(self, functions: dict[str, FunctionRevision]) -> None:
+        for arn, revision in functions.items():
+            current = self.functions.get(arn)
+            if current is None or current.revision.key != revision.key:
+                self._install(revision)
+        with self._state_lock:
+            gone = [self.functions.pop(arn) for arn in list(self.functions) if arn not in functions]
+        for function in gone:
+            function.retired = True
+            function.pool.stop()
+
+    def _install(self, revision: FunctionRevision) -> LocalFunction | None:
+        """Prepare a function revision (packages unpacked) and make it the one invocations use."""
+        try:
+            code_dir = self.code.folder(*revision.package)
+            layer_dirs = tuple(layer_path(self.code.folder(sha, package)) for sha, package in revision.layers)
+            interpreter_for(revision.config.get("Runtime", ""), revision.name)  # fails now, not at invocation
+        except (RuntimeNotAvailable, OSError, ValueError) as exc:
+            self.failures[revision.name] = str(exc)
+            return None
+        self.failures.pop(revision.name, None)
+        spec = function_spec(
+            revision.name, revision.config, code_dir, layer_dirs, self.endpoint.environment(region=revision.region)
+        )
+        size = self.max_workers or default_max_workers()
+        pool = DirectPool(spec, self.log_dir / revision.name, size, make_worker=self._make_worker)
+        function = LocalFunction(revision, spec, pool)
+        with self._state_lock:
+            previous, self.functions[revision.arn] = self.functions.get(revision.arn), function
+        if previous is not None:
+            previous.retired = True
+            for worker in previous.pool.workers:
+                if not worker.busy:
+                    worker.stop()
+        return function
+
+    def _make_worker(self, spec: FunctionSpec, log_path: Path) -> Worker:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        return _EndpointWorker(spec, log_path, observer=self._observe, controller=self)
+
+    def _reconcile_mappings(self, mappings: dict[str, MappingState]) -> None:
+        for uuid, state in mappings.items():
+            function = self.functions.get(state.function_arn) or self._function_named(state.function_arn)
+            current = self.mappings.get(uuid)
+            wanted = state.enabled and function is not None
+            key = function.revision.key if function is not None else ""
+            if current is not None and (not wanted or current.state != state or current.function_key != key):
+                with self._state_lock:
+                    self.mappings.pop(uuid, None)
+                self._stop_mapping(current)
+                current = None
+            if wanted and current is None:
+                self._start_mapping(state, function)
+        with self._state_lock:
+            gone = [self.mappings.pop(uuid) for uuid in list(self.mappings) if uuid not in mappings]
+        for mapping in gone:
+            self._stop_mapping(mapping)
+
+    def _start_mapping(self, state: MappingState, function: LocalFunction) -> None:
+        concurrency = state.max_concurrency or DEFAULT_UNSCALED_CONCURRENCY
+        concurrency = max(1, min(int(concurrency), self.max_workers or default_max_workers()))
+        spec = MappingSpec(
+            function=function.spec,
+            queue_url=state.queue_url,
+            queue_arn=state.queue_arn,
+            batch_size=state.batch_size,
+            concurrency=concurrency,
+            report_batch_item_failures=state.report_batch_item_failures,
+            max_receive_count=state.max_receive_count,
+            region=state.region,
+        )
+        name = function.revision.name
+        workers = [
+            self._make_worker(function.spec, self.log_dir / name / f"esm-{slot}.log") for slot in range(concurrency)
+        ]
+        stop = threading.Event()
+        poller = MappingPoller(
+            spec,
+            workers,
+            self.endpoint.client("sqs", billed=True, region=state.region),  # Lambda's pollers: SQS bills them
+            self.stats,
+            stop,
+            self.faults,
+            zlib.crc32(f"{self.faults.seed}:{name}".encode()),
+            self.retry_delay_s,
+            wait_for_messages=self._queue_signal(state),
+        )
+        with self._state_lock:
+            self.mappings[state.uuid] = LocalMapping(state, function.revision.key, poller, stop)
+        poller.start()
+
+    def _queue_signal(self, state: MappingState):
+        found = _queue(state.queue_arn.split(":")[4], state.region, state.queue_arn)
+        return found.wait_for_messages if found is not None else None
+
+    def _stop_mapping(self, mapping: LocalMapping) -> None:
+        mapping.stop.set()
+        mapping.poller.join(timeout=10)
+        for worker in mapping.poller.workers:
+            worker.stop()  # an invoker stuck in an invocation still gets its process killed
+
+    def _reconcile_services(self, services: dict[str, ServiceState]) -> None:
+        for arn, state in services.items():
+            current = self.services.get(arn)
+            if state.problem or state.spec is None:
+                self.failures[arn.rsplit("/", 1)[-1]] = state.problem
+                continue
+            if current is not None and current.state.task_definition != state.task_definition:
+                with self._state_lock:
+                    self.services.pop(arn, None)
+                threading.Thread(target=current.service.stop, daemon=True).start()  # a new deployment
+                current = None
+            if current is None:
+                try:
+                    service = LocalEcsService(
+                        state.spec,
+                        self.endpoint,
+                        self.log_dir / "ecs",
+                        tasks=state.desired,
+                        faults=self.faults,
+                    ).start()
+                except (TaskStartError, RuntimeNotAvailable) as exc:
+                    self.failures[state.spec.service_name] = str(exc)
+                    continue
+                self.failures.pop(state.spec.service_name, None)
+                with self._state_lock:
+                    self.services[arn] = LocalService(state, service)
+            elif current.service.tasks != state.desired:
+                current.service.scale(state.desired)
+                current.state = state
+        with self._state_lock:
+            gone = [self.services.pop(arn) for arn in list(self.services) if arn not in services]
+        for service in gone:
+            threading.Thread(target=service.service.stop, daemon=True).start()
+        self._report_running(services)
+
+    def _report_running(self, services: dict[str, ServiceState]) -> None:
+        """ECS's runningCount/pendingCount and service events, from the local tasks (servicehooks)."""
+        from jobgraph.localcloud import servicehooks
+
+        with self._state_lock:
+            running = {arn: local.service.running() for arn, local in self.services.items()}
+        with self.endpoint.lock:
+            servicehooks.report_running(running)
+        for local in list(self.services.values()):
+            if local.service.fatal:
+                self.failures[local.state.spec.service_name] = local.service.fatal
+
+    def _function_named(self, name_or_arn: str) -> LocalFunction | None:
+        name = name_or_arn.split(":function:", 1)[1].split(":", 1)[0] if ":function:" in name_or_arn else name_or_arn
+        return next((f for f in self.functions.values() if f.revision.name == name), None)
+
+    # --- invocations -------------------------------------------------------------------------------------
+    def function(self, name_or_arn: str) -> LocalFunction | None:
+        """The current revision of a deployed function (prepared now if the controller has not seen it yet)."""
+        found = self.functions.get(name_or_arn) or self._function_named(name_or_arn)
+        if found is not None:
+            return found
+        with self.endpoint.lock:
+            revisions = read_functions()
+        revision = revisions.get(name_or_arn) or next(
+            (r for r in revisions.values() if r.name == name_or_arn.split(":function:")[-1].split(":")[0]), None
+        )
+        return self._install(revision) if revision is not None else None
+
+    def invoke(self, function: LocalFunction, event, fault: str | None = None) -> Invocation:
+        """A direct invocation (RequestResponse, a Step Functions task): a worker of the function's pool."""
+        worker = function.pool.acquire()
+        try:
+            invocation = worker.invoke(event, fault)
+        finally:
+            if function.retired:
+                worker.stop()  # the function was updated meanwhile: this environment is not reused
+            else:
+                function.pool.release(worker)
+        name = function.revision.name
+        with self.stats.lock:
+            self.stats.record_invocation(name, invocation)
+            if fault:
+                self.stats.faults[fault] += 1
+            if not invocation.ok:
+                self.stats.errors[name] += 1
+                self.stats.deaths[name] += invocation.died
+                self.stats.last_error[name] = invocation.error
+        return invocation
+
+    def invoke_event(self, function: LocalFunction, event) -> None:
+        """An asynchronous (Event) invocation: queued, retried twice on error as Lambda does."""
+
+        def run() -> None:
+            for attempt in range(EVENT_RETRIES + 1):
+                if self._stop.is_set() or self.invoke(function, event).ok:
+                    return
+                if attempt < EVENT_RETRIES:
+                    self._stop.wait(EVENT_RETRY_DELAY_S * (attempt + 1))
+
+        self._events.submit(run)
+
+    def sfn_invoker(self) -> Callable[[str, object], tuple[bool, object]]:
+        """What moto's Step Functions engine calls for a Lambda task (motopatches.set_lambda_invoker)."""
+
+        def invoke(function_name: str, payload) -> tuple[bool, object]:
+            function = self.function(function_name)
+            if function is None:
+                return False, {"errorType": "ResourceNotFoundException", "errorMessage": f"{function_name} not found"}
+            invocation = self.invoke(function, payload)
+            return invocation.ok, invocation.result if invocation.ok else error_document(invocation)
+
+        return invoke
+
+    def _observe(self, worker: Worker, invocation: Invocation) -> None:
+        """Every invocation: its log lines into CloudWatch Logs, its figures into AWS/Lambda metrics."""
+        name = worker.spec.function_name
+        self.cloudwatch.lambda_sink(name, worker.stream, invocation.log)
+        dimensions = (("FunctionName", name),)
+        buffer = self.cloudwatch.buffer
+        buffer.add("AWS/Lambda", "Invocations", dimensions, 1, "Count")
+        buffer.add("AWS/Lambda", "Errors", dimensions, 0 if invocation.ok else 1, "Count")
+        buffer.add("AWS/Lambda", "Duration", dimensions, invocation.duration_ms, "Milliseconds")
+
+    # --- metrics and alarms --------------------------------------------------------------------------------
+    def _before_request(self, service: str, _action: str) -> None:
+        """Inside the server's lock, before a request: a CloudWatch reader sees every metric so far."""
+        if service == "monitoring":
+            self.cloudwatch.flush(locked=True)
+
+    def sample(self) -> None:
+        """The periodic figures: queue depths, concurrency, executions, ECS task logs; then alarms."""
+        buffer = self.cloudwatch.buffer
+        with self._state_lock:
+            busy = {f.revision.name: sum(w.busy for w in f.pool.workers) for f in self.functions.values()}
+            for mapping in self.mappings.values():
+                name = mapping.poller.mapping.function.function_name
+                busy[name] = busy.get(name, 0) + sum(w.busy for w in mapping.poller.workers)
+        for name, count in busy.items():
+            buffer.add("AWS/Lambda", "ConcurrentExecutions", (("FunctionName", name),), count, "Count")
+        with self.endpoint.lock:
+            for namespace, metric, dimensions, value in _queue_metrics() + self._execution_metrics():
+                buffer.add(namespace, metric, dimensions, value, "Seconds" if "Age" in metric else "Count")
+        self._ship_task_logs()
+        self.cloudwatch.flush()
+        for region in self._regions():
+            evaluate_alarms(self.endpoint.client("cloudwatch", region=region), "")
+
+    def _regions(self) -> list[str]:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        return sorted({region for _a, region, backend in _account_backends(cloudwatch_backends) if backend.alarms})
+
+    def _execution_metrics(self) -> list[tuple[str, str, tuple, float]]:
+        """AWS/States Executions{Started,Succeeded,Failed,TimedOut,Aborted} per state machine (holding the lock)."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        found = []
+        for _account, _region, backend in _account_backends(stepfunctions_parser_backends):
+            for machine in list(backend.state_machines):
+                dimensions = (("StateMachineArn", machine.arn),)
+                for execution in list(machine.executions):
+                    status, seen = execution.status, self._seen_executions.get(execution.execution_arn)
+                    if seen is None:
+                        found.append(("AWS/States", "ExecutionsStarted", dimensions, 1.0))
+                    if status != seen and status != "RUNNING":
+                        metric = {"SUCCEEDED": "Succeeded", "FAILED": "Failed", "TIMED_OUT": "TimedOut"}.get(
+                            status, "Aborted"
+                        )
+                        found.append(("AWS/States", f"Executions{metric}", dimensions, 1.0))
+                    self._seen_executions[execution.execution_arn] = status
+        return found
+
+    def _ship_task_logs(self) -> None:
+        """What ECS tasks printed since the last sample, into their awslogs group (as the awslogs driver)."""
+        for local in list(self.services.values()):
+            if not local.state.log_group:
+                continue
+            for path in sorted(local.service.log_dir.glob(f"{local.state.spec.service_name}-*.log")):
+                offset = local.shipped.get(path, 0)
+                try:
+                    with open(path, "rb") as handle:
+                        handle.seek(offset)
+                        chunk = handle.read()
+                except OSError:
+                    continue
+                complete = chunk[: chunk.rfind(b"\n") + 1]
+                if not complete:
+                    continue
+                local.shipped[path] = offset + len(complete)
+                slot = path.stem.rsplit("-", 1)[-1]
+                stream = f"{local.state.log_prefix or 'ecs'}/{local.state.spec.container}/local-{slot}"
+                now = int(time.time() * 1000)
+                lines = [(now, line) for line in complete.decode("utf-8", "replace").splitlines() if line.strip()]
+                self.cloudwatch.put_logs(local.state.log_group, stream, lines)
+
+    # --- status -----------------------------------------------------------------------------------------------
+    def status(self) -> dict:
+        """What runs, for `jobgraph cloud status`."""
+        with self._state_lock, self.stats.lock:
+            return {
+                "functions": {
+                    f.revision.name: {
+                        "invocations": self.stats.invocations[f.revision.name],
+                        "errors": self.stats.errors[f.revision.name],
+                        "cold_starts": self.stats.cold_starts[f.revision.name],
+                        "workers": sum(1 for w in f.pool.workers if w.process is not None),
+                    }
+                    for f in self.functions.values()
+                },
+                "mappings": {
+                    m.state.uuid: {
+                        "function": m.poller.mapping.function.function_name,
+                        "queue": m.state.queue_arn.rsplit(":", 1)[-1],
+                        "workers": m.poller.mapping.concurrency,
+                        "received": self.stats.received[m.poller.mapping.function.function_name],
+                    }
+                    for m in self.mappings.values()
+                },
+                "services": {
+                    s.state.spec.service_name: {"desired": s.service.tasks, "running": s.service.running()}
+                    for s in self.services.values()
+                },
+                "pids": self.pids(),
+                "failures": dict(self.failures),
+            }
+
+    def pids(self) -> list[int]:
+        """Every process the controller started that is still alive."""
+        with self._state_lock:
+            workers = [w for f in self.functions.values() for w in f.pool.workers]
+            workers += [w for m in self.mappings.values() for w in m.poller.workers]
+            pids = [w.process.pid for w in workers if w.process is not None and w.process.poll() is None]
+            for local in self.services.values():
+                pids += local.service.pids()
+        return sorted(pids)
+
+
+class _EndpointWorker(Worker):
+    """A worker whose handler import errors are invocation errors, as Lambda's (Runtime.ImportModuleError),
+    logged to the function's log group, instead of stopping whoever invoked it."""
+
+    def __init__(self, spec: FunctionSpec, log_path: Path, *, observer, controller: Controller):
+        super().__init__(spec, log_path, observer=observer)
+        self._controller = controller
+
+    def invoke(self, event: dict, fault: str | None = None) -> Invocation:
+        try:
+            return super().invoke(event, fault)
+        except HandlerImportError as exc:
+            self._controller.failures[self.spec.function_name] = str(exc).splitlines()[0]
+            now = int(time.time() * 1000)
+            message = f"[ERROR] Runtime.ImportModuleError: {exc}"
+            invocation = Invocation(ok=False, error=f"Runtime.ImportModuleError: {str(exc).splitlines()[0]}")
+            invocation.log = [(now, line) for line in message.splitlines()]
+            if self.observer is not None:
+                self.stream = self.stream or f"init-error/{self.spec.function_name}"
+                self.observer(self, invocation)
+            return invocation
+
+
+def error_document(invocation: Invocation) -> dict:
+    """The payload Lambda returns for a function error: {"errorType", "errorMessage"}."""
+    error = invocation.error or "Unknown"
+    if invocation.died:
+        return {"errorType": "Runtime.ExitError", "errorMessage": error}
+    if invocation.timed_out:
+        return {"errorType": "Sandbox.Timedout", "errorMessage": error}
+    error_type, _, message = error.partition(": ")
+    return {"errorType": error_type, "errorMessage": message}
+
+
+def _queue_metrics() -> list[tuple[str, str, tuple, float]]:
+    """AWS/SQS depth and age of the oldest message of every queue (holding the lock)."""
+    from moto.sqs.models import sqs_backends
+
+    now_ms = time.time() * 1000
+    found = []
+    for _account, _region, backend in _account_backends(sqs_backends):
+        for name, found_queue in list(backend.queues.items()):
+            dimensions = (("QueueName", name),)
+            messages = list(found_queue._messages)
+            found.append(
+                (
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    dimensions,
+                    float(found_queue.approximate_number_of_messages),
+                )
+            )
+            found.append(
+                (
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    dimensions,
+                    float(found_queue.approximate_number_of_messages_not_visible),
+                )
+            )
+            oldest = min((m.sent_timestamp for m in messages if m.sent_timestamp), default=None)
+            age = (now_ms - oldest) / 1000 if oldest else 0.0
+            found.append(("AWS/SQS", "ApproximateAgeOfOldestMessage", dimensions, age))
+    return found
