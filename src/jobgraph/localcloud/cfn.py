@@ -218,11 +218,25 @@ def finish_delete(operation: StackOperation) -> None:
     stack = backend.stacks.get(operation.stack_id)
     if stack is None:
         return
+    services = [r for r in list(stack.stack_resources) if getattr(r, "cf_resource_type", "") == "AWS::ECS::Service"]
     try:
         _ORIGINAL["delete_stack"](backend, operation.stack_id)
     except Exception as exc:  # a resource moto cannot delete: DELETE_FAILED, as CloudFormation reports it
         stack.status = "DELETE_FAILED"
         stack._add_stack_event("DELETE_FAILED", resource_status_reason=f"{type(exc).__name__}: {exc}")
+        return
+    _delete_services(services, operation)
+
+
+def _delete_services(services, operation: StackOperation) -> None:
+    """moto's CloudFormation leaves a stack's ECS services ACTIVE when it deletes the stack; CloudFormation
+    deletes them (the local cloud would otherwise keep running their tasks)."""
+    from moto.ecs.models import ecs_backends
+
+    ecs = ecs_backends[operation.account_id][operation.region]
+    for service in services:
+        with contextlib.suppress(Exception):  # already gone
+            ecs.delete_service(service.cluster_name, service.name, force=True)
 
 
 def _roll_back_creation(stack, reason: str) -> None:

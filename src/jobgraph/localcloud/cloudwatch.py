@@ -57,7 +57,8 @@ class MetricBuffer:
         """The buffered values as put_metric_data entries per namespace (statistic sets), emptied."""
         with self._lock:
             stats, self._stats = self._stats, defaultdict(_Stat)
-        now = datetime.now(UTC).replace(tzinfo=None)  # moto keeps naive UTC timestamps (its own utcnow())
+        # moto keeps naive UTC timestamps (its own utcnow()) and compares them with whole-second query bounds
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         data: dict[str, list[dict]] = defaultdict(list)
         for (namespace, metric, dimensions, unit), stat in stats.items():
             data[namespace].append(

@@ -27,6 +27,7 @@ import logging
 import queue
 import threading
 import time
+import zipfile
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ from jobgraph.localcloud import cfn
 from jobgraph.localcloud.alarms import evaluate_alarms
 from jobgraph.localcloud.cloudwatch import MotoCloudWatch, ServiceMetrics
 from jobgraph.localcloud.code import CodeStore, layer_path
-from jobgraph.localcloud.ecs import LocalEcsService, TaskSpec, TaskStartError
+from jobgraph.localcloud.ecs import LocalEcsService, TaskSpec
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.localcloud.interpreters import RuntimeNotAvailable, interpreter_for
 from jobgraph.localcloud.poller import MappingPoller, MappingSpec, RuntimeStats
@@ -225,13 +226,16 @@ def stack_resources(operation: cfn.StackOperation) -> dict[str, list[str]]:
     backend = cloudformation_backends[operation.account_id][operation.region]
     stack = backend.stacks.get(operation.stack_id) or backend.deleted_stacks.get(operation.stack_id)
     found: dict[str, list[str]] = {}
-    if stack is None:
-        return found
-    for resource in list(stack.stack_resources):
-        kind = getattr(resource, "cf_resource_type", "")
-        if kind in ("AWS::Lambda::Function", "AWS::Lambda::EventSourceMapping", "AWS::ECS::Service"):
-            physical = getattr(resource, "uuid", None) or getattr(resource, "arn", None)
-            found.setdefault(kind, []).append(physical or resource.physical_resource_id)
+    stacks = [stack] if stack is not None else []
+    while stacks:  # a nested stack's (AWS::CloudFormation::Stack) resources belong to its parent too
+        for resource in list(stacks.pop().stack_resources):
+            kind = getattr(resource, "cf_resource_type", "")
+            if kind == "AWS::CloudFormation::Stack" and hasattr(resource, "stack_resources"):
+                stacks.append(resource)
+                found.setdefault(kind, []).append(resource.stack_id)
+            elif kind in ("AWS::Lambda::Function", "AWS::Lambda::EventSourceMapping", "AWS::ECS::Service"):
+                physical = getattr(resource, "uuid", None) or getattr(resource, "arn", None)
+                found.setdefault(kind, []).append(physical or resource.physical_resource_id)
     return found
 
 
@@ -289,6 +293,8 @@ class Controller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._state_lock = threading.RLock()  # functions/mappings/services: the controller thread and requests
+        self._reconcile_lock = threading.RLock()
+        self._operating = threading.local()  # this thread is applying a stack operation
         self._events = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lambda-event")
         self._seen_executions: dict[str, str] = {}
         self._service_metrics = ServiceMetrics(self.cloudwatch.buffer)
@@ -301,7 +307,7 @@ class Controller:
         self.endpoint.meter.observers.append(self._service_metrics.observe)
         self.endpoint.meter.before.append(self._before_request)
         servicehooks.attach(self)
-        cfn.set_listener(self._operations.put)
+        cfn.set_listener(self._on_operation)
         self._thread = threading.Thread(target=self._run, name="localcloud-controller", daemon=True)
         self._thread.start()
         return self
@@ -338,6 +344,23 @@ class Controller:
         with contextlib.suppress(ValueError):
             self.endpoint.meter.before.remove(self._before_request)
 
+    def _on_operation(self, operation: cfn.StackOperation) -> None:
+        """A stack operation, handed over inside its request. Creates and updates are stabilised by the control
+        loop (unpacking packages takes a while); a delete is done at once, the server's lock given up meanwhile,
+        so the stack is gone when DeleteStack returns and `sam delete`'s first look finds it so."""
+        if operation.kind != "DELETE":
+            self._operations.put(operation)
+            return
+        if getattr(self._operating, "active", False):
+            # a nested stack deleted by its parent's delete (moto deletes it inside finish_delete, holding the
+            # lock): what ran its resources was stopped with the parent's (stack_resources recurses)
+            self._delete_alarms(operation.stack_id)
+            cfn.finish_delete(operation)
+            return
+        lock = self.endpoint.lock
+        with lock.released() if lock.held_here() else contextlib.nullcontext():
+            self._stack_operation(operation)
+
     def poke(self) -> None:
         """Reconcile now (an UpdateService, a new function): the controller thread picks it up."""
         self._operations.put(None)
@@ -357,12 +380,21 @@ class Controller:
                 if time.monotonic() >= next_sample:
                     next_sample = time.monotonic() + SAMPLE_INTERVAL_S
                     self.sample()
+                self.failures.pop("controller", None)
             except Exception as exc:  # the control loop must go on; what failed is shown by `cloud status`
                 log.exception("local cloud controller")
                 self.failures["controller"] = f"{type(exc).__name__}: {exc}"
 
     # --- stacks ----------------------------------------------------------------------------------------------
     def _stack_operation(self, operation: cfn.StackOperation) -> None:
+        with self._reconcile_lock:  # one stack operation or reconciliation at a time
+            self._operating.active = True
+            try:
+                self._apply_operation(operation)
+            finally:
+                self._operating.active = False
+
+    def _apply_operation(self, operation: cfn.StackOperation) -> None:
         if operation.kind == "DELETE":
             with self.endpoint.lock:
                 resources = stack_resources(operation)
@@ -430,20 +462,25 @@ class Controller:
         self.alarms[operation.stack_id] = names
 
     def _delete_alarms(self, stack_id: str) -> None:
+        """The stack's alarms, deleted in moto's CloudWatch directly: this may run holding the lock."""
+        from moto.cloudwatch.models import cloudwatch_backends
+
         names = self.alarms.pop(stack_id, [])
-        region = stack_id.split(":")[3] if stack_id.count(":") >= 3 else self.endpoint.region
         if names:
-            self.endpoint.client("cloudwatch", region=region).delete_alarms(AlarmNames=names)
+            _arn, _partition, _service, region, account, *_rest = [*stack_id.split(":"), "", "", "", "", ""]
+            with self.endpoint.lock:
+                cloudwatch_backends[account or "123456789012"][region or self.endpoint.region].delete_alarms(names)
 
     # --- reconciliation ------------------------------------------------------------------------------------
     def reconcile(self, strict: bool = False) -> None:
         """Make the local processes match what moto holds (``strict``: a function that cannot be prepared is
         recorded in ``failures`` and named by the stack operation that waits for this)."""
-        with self.endpoint.lock:
-            functions, mappings, services = read_functions(), read_mappings(), read_services()
-        self._reconcile_functions(functions)
-        self._reconcile_mappings(mappings)
-        self._reconcile_services(services)
+        with self._reconcile_lock:
+            with self.endpoint.lock:
+                functions, mappings, services = read_functions(), read_mappings(), read_services()
+            self._reconcile_functions(functions)
+            self._reconcile_mappings(mappings)
+            self._reconcile_services(services)
 
     def _reconcile_functions(self, functions: dict[str, FunctionRevision]) -> None:
         for arn, revision in functions.items():
@@ -462,8 +499,8 @@ class Controller:
             code_dir = self.code.folder(*revision.package)
             layer_dirs = tuple(layer_path(self.code.folder(sha, package)) for sha, package in revision.layers)
             interpreter_for(revision.config.get("Runtime", ""), revision.name)  # fails now, not at invocation
-        except (RuntimeNotAvailable, OSError, ValueError) as exc:
-            self.failures[revision.name] = str(exc)
+        except (RuntimeNotAvailable, OSError, ValueError, zipfile.BadZipFile) as exc:
+            self.failures[revision.name] = f"{type(exc).__name__}: {exc}"
             return None
         self.failures.pop(revision.name, None)
         spec = function_spec(
@@ -566,8 +603,8 @@ class Controller:
                         tasks=state.desired,
                         faults=self.faults,
                     ).start()
-                except (TaskStartError, RuntimeNotAvailable) as exc:
-                    self.failures[state.spec.service_name] = str(exc)
+                except Exception as exc:  # its command cannot run here, its queue is gone, ...
+                    self.failures[state.spec.service_name] = f"{type(exc).__name__}: {exc}"
                     continue
                 self.failures.pop(state.spec.service_name, None)
                 with self._state_lock:

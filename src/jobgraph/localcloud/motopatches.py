@@ -191,11 +191,36 @@ def apply() -> list[str]:
         _APPLIED.append("KMS key tags from CloudFormation")
     from moto.awslambda import models as lambda_models
 
-    if callable(lambda_models.LambdaFunction.__dict__.get("_get_layers_data")):
-        lambda_models.LambdaFunction._get_layers_data = _layers_by_arn(lambda_models.LambdaFunction._get_layers_data)
+    function_class = lambda_models.LambdaFunction
+    if callable(function_class.__dict__.get("_get_layers_data")):
+        function_class._get_layers_data = _layers_by_arn(function_class._get_layers_data)
         _APPLIED.append("function layers updated by CloudFormation")
+    if isinstance(function_class.__dict__.get("update_from_cloudformation_json"), classmethod) and hasattr(
+        function_class, "_create_zipfile_from_plaintext_code"
+    ):
+        function_class.update_from_cloudformation_json = _inline_code_zipped(
+            function_class.update_from_cloudformation_json
+        )
+        _APPLIED.append("inline function code updated by CloudFormation")
     _APPLIED.extend(_apply_step_functions())
     return list(_APPLIED)
+
+
+def _inline_code_zipped(update):
+    """moto zips a function's ``Code: {ZipFile: <source>}`` (SAM's InlineCode) when CloudFormation creates it, but
+    stores the bare source when a stack update changes it; zipped as on create, as Lambda does."""
+
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, *args, **kw):
+        import base64
+
+        code = cloudformation_json.get("Properties", {}).get("Code", {})
+        if isinstance(code.get("ZipFile"), str):
+            zipped = base64.b64encode(cls._create_zipfile_from_plaintext_code(code["ZipFile"])).decode()
+            properties = {**cloudformation_json["Properties"], "Code": {**code, "ZipFile": zipped}}
+            cloudformation_json = {**cloudformation_json, "Properties": properties}
+        return update(original_resource, new_resource_name, cloudformation_json, *args, **kw)
+
+    return classmethod(update_from_cloudformation_json)
 
 
 def _layers_by_arn(original):
