@@ -87,6 +87,11 @@ cloud-status: $(STAMP)
 cloud-down: $(STAMP)
 	$(BIN)/jobgraph cloud down
 
+## make codebuild-local [CODEBUILD_ARGS="--env PYTEST_ARGS=tests/unit"]: buildspec.yml run as CodeBuild runs it
+## (phases, CODEBUILD_* variables, artifacts, reports) against ENV=local: ends in a deployed stack and a run
+codebuild-local: $(STAMP)
+	$(PY) scripts/codebuild_local.py $(CODEBUILD_ARGS)
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON_CHECK)
 	@# a virtualenv left from another Python version (e.g. 3.11 before the runtime move) is rebuilt
