@@ -115,14 +115,9 @@ class LocalTarget(AwsTarget):
     def _watch(self) -> None:
         """The metrics the stack's alarms need, and the mapping whose finished jobs count as progress: the
         Processor's (where ECS workers consume the incoming queue instead: the Scheduler's)."""
-        stack, runtime = self.stack, self.runtime
-        self.processor = next(
-            (
-                m
-                for key in ("IncomingQueueUrl", "OutgoingQueueUrl")
-                if (m := _mapping_on(runtime, self.outputs.get(key)))
-            ),
-            None,
+        stack, runtime, outputs = self.stack, self.runtime, self.outputs
+        self.processor = _mapping_on(runtime, outputs.get("IncomingQueueUrl")) or _mapping_on(
+            runtime, outputs.get("OutgoingQueueUrl")
         )
         queues = [stack.physical_ids[q] for q in stack.resources_of_type("AWS::SQS::Queue")]
         self.metrics = LocalMetrics(
