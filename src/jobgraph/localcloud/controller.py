@@ -774,6 +774,14 @@ class Controller:
                 lines = [(now, line) for line in complete.decode("utf-8", "replace").splitlines() if line.strip()]
                 self.cloudwatch.put_logs(local.state.log_group, stream, lines)
 
+    def failure(self, names: set[str] | None = None) -> str | None:
+        """What keeps a function or service (of ``names``, default any) from running, if anything does."""
+        return next(
+            (f"{name}: {problem}" for name, problem in list(self.failures.items())
+             if name != "controller" and (names is None or name in names)),
+            None,
+        )  # fmt: skip
+
     # --- status -----------------------------------------------------------------------------------------------
     def status(self) -> dict:
         """What runs, for `jobgraph cloud status`."""

@@ -1,20 +1,23 @@
-"""ECS, locally: each ECS service of the deployed stack runs as local processes of its task definition.
+"""ECS, locally: an ECS service runs as local processes of its task definition's command.
 
-moto's ECS keeps clusters, services and task definitions but runs nothing. For every ``AWS::ECS::Service``
-of the stack, ``LocalEcsService`` reads the service and its task definition back from moto (the container's
-command and environment, its stopTimeout) and runs ``tasks`` copies of the command: each a process of the
-local Python the command names (``python3.13`` → interpreters.py, as functions' Runtime), with the container's
-environment plus the local endpoint (AWS_ENDPOINT_URL, fake credentials), so the worker's boto3 code talks to
-moto unchanged. The command goes through ecs_task.py (loopback guard, fault injector).
+moto's ECS keeps clusters, services and task definitions but runs nothing. For every active service the local
+cloud's controller (controller.py) reads the service and its task definition back from moto (the container's
+command and environment, its stopTimeout) and runs desired-count copies of the command in a
+``LocalEcsService``: each a process of the local Python the command names (``python3.13`` → interpreters.py, as
+functions' Runtime), with the container's environment plus the local endpoint (AWS_ENDPOINT_URL, fake
+credentials), so the worker's boto3 code talks to moto unchanged. The command goes through ecs_task.py (loopback
+guard, fault injector). No container image is needed: the command runs from the installed source.
 
 Like ECS, a task that exits (killed by ``--kill-rate``, crashed) is replaced and the restart counted; a task
-that keeps failing at start (exit code other than the injected kill's, 3 times in a row) stops the run with
-its log's tail. ``stop()`` sends SIGTERM, waits the container's stopTimeout, then kills, as ECS does.
+that keeps failing at start (exit code other than the injected kill's, 3 times in a row) marks the service
+failed with its log's tail. ``scale()`` follows UpdateService's desired count; ``stop()`` and a scale-down send
+SIGTERM, wait the container's stopTimeout, then kill, as ECS does.
 
 Local differences (the same spirit as the Lambda runtime's 1 s retry delay): the long poll is 2 s instead
 of 20 s, a failed job is retried after 1 s instead of RETRY_DELAY_SECONDS, and a killed task's messages are
-visible again after 4 s instead of VISIBILITY_TIMEOUT_SECONDS, so runs, retries and shutdown take seconds. The task's own output (Powertools JSON logs) is ``<log_dir>/<service>-<n>.log``; the report reads
-its "batch processed" lines for queue waits and batch times.
+visible again after 4 s instead of VISIBILITY_TIMEOUT_SECONDS, so runs, retries and shutdown take seconds.
+The task's own output (Powertools JSON logs) is ``<log_dir>/<service>-<n>.log`` (and its awslogs group in
+CloudWatch Logs); the report reads its "batch processed" lines for queue waits and batch times.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.localcloud.interpreters import interpreter_for
 from jobgraph.localcloud.sandbox import KILL_EXIT_CODE
 from jobgraph.localcloud.server import LocalEndpoint
-from jobgraph.localcloud.stack import DeployedStack
 
 DEFAULT_TASKS = 2
 # Local time scale (module docstring): short long polls, quick retries, and a killed task's batch visible again
@@ -80,41 +82,6 @@ def _max_receive_count(endpoint: LocalEndpoint, queue_url: str) -> int | None:
     attributes = endpoint.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
     policy = attributes.get("Attributes", {}).get("RedrivePolicy")
     return int(json.loads(policy)["maxReceiveCount"]) if policy else None
-
-
-def task_specs(endpoint: LocalEndpoint, stack: DeployedStack) -> list[TaskSpec]:
-    """The stack's ECS services, read back from the deployed service and task definition in moto."""
-    ecs = endpoint.client("ecs")
-    specs = []
-    for logical_id in stack.resources_of_type("AWS::ECS::Service"):
-        service_arn = stack.physical_ids[logical_id]
-        cluster = stack.transformed["Resources"][logical_id]["Properties"]["Cluster"]
-        cluster_name = stack.physical_ids[cluster["Ref"]] if isinstance(cluster, dict) else cluster
-        (service,) = ecs.describe_services(cluster=cluster_name, services=[service_arn])["services"]
-        definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
-        essential = [c for c in definition["containerDefinitions"] if c.get("essential", True)]
-        if len(essential) != 1:
-            raise TaskStartError(f"{service['serviceName']}: the local cloud runs one essential container per task")
-        (container,) = essential
-        environment = {e["name"]: str(e["value"]) for e in container.get("environment", [])}
-        specs.append(
-            TaskSpec(
-                service_name=service["serviceName"],
-                cluster=cluster_name,
-                task_definition_arn=definition["taskDefinitionArn"],
-                container=container["name"],
-                command=tuple(container.get("command") or ()),
-                environment=environment,
-                stop_timeout_s=int(container.get("stopTimeout") or 30),
-                queue_url=environment.get("INCOMING_QUEUE_URL", ""),
-                cpu_units=int(definition.get("cpu") or 256),
-                memory_mb=int(definition.get("memory") or 512),
-                architecture=(
-                    "arm64" if definition.get("runtimePlatform", {}).get("cpuArchitecture") == "ARM64" else "x86_64"
-                ),
-            )
-        )
-    return specs
 
 
 def local_command(spec: TaskSpec) -> list[str]:
@@ -339,40 +306,12 @@ def _tail(path: Path, lines: int = 8) -> str:
         return f"(no log at {path})"
 
 
-@dataclass
-class LocalEcs:
-    """Every ECS service of the stack, run locally."""
-
-    endpoint: LocalEndpoint
-    stack: DeployedStack
-    log_dir: Path
-    faults: FaultPlan = field(default_factory=FaultPlan)
-    tasks: int = DEFAULT_TASKS
-    services: list[LocalEcsService] = field(default_factory=list)
-
-    def start(self) -> LocalEcs:
-        for spec in task_specs(self.endpoint, self.stack):
-            service = LocalEcsService(spec, self.endpoint, self.log_dir, self.tasks, self.faults)
-            self.services.append(service)
-            service.start()
-        return self
-
-    def failure(self) -> str | None:
-        return next((s.fatal for s in self.services if s.fatal), None)
-
-    def stop(self) -> None:
-        for service in self.services:
-            service.stop()
-
-    def figures(self) -> dict[str, dict]:
-        return {service.spec.service_name: service.figures() for service in self.services}
-
-    def usage(self) -> dict:
-        """Fargate's billing counters for the run: vCPU-hours and GB-hours of every task that ran."""
-        hours = [(s, s.task_seconds() / 3600) for s in self.services]
-        return {
-            "vcpu_hours": sum(h * s.spec.cpu_units / 1024 for s, h in hours),
-            "gb_hours": sum(h * s.spec.memory_mb / 1024 for s, h in hours),
-            "architecture": self.services[0].spec.architecture if self.services else "x86_64",
-            "source": "local tasks' run time at the task definition's CPU and memory (1 minute minimum)",
-        }
+def fargate_usage(services: list[LocalEcsService]) -> dict:
+    """Fargate's billing counters for a run: vCPU-hours and GB-hours of every task that ran."""
+    hours = [(s, s.task_seconds() / 3600) for s in services]
+    return {
+        "vcpu_hours": sum(h * s.spec.cpu_units / 1024 for s, h in hours),
+        "gb_hours": sum(h * s.spec.memory_mb / 1024 for s, h in hours),
+        "architecture": services[0].spec.architecture if services else "x86_64",
+        "source": "local tasks' run time at the task definition's CPU and memory (1 minute minimum)",
+    }

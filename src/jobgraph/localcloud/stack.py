@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.core.errors import JobGraphError
+from jobgraph.localcloud.code import register_source
 from jobgraph.localcloud.server import LocalEndpoint
 
 LOCAL_STACK_NAME = "scenario-1-local"
@@ -187,7 +188,9 @@ def deploy(
         if not folder.is_dir():
             raise DeployError(f"{template_path}: code folder {folder} of s3://{bucket}/{key} does not exist")
         _ensure_bucket(s3, bucket, endpoint.region)
-        s3.put_object(Bucket=bucket, Key=key, Body=_zip_folder(folder))
+        package = _zip_folder(folder)
+        register_source(package, folder)  # the local runtime runs this package from the folder itself
+        s3.put_object(Bucket=bucket, Key=key, Body=package)
         code_paths[key] = folder
 
     cloudformation = endpoint.client("cloudformation")
