@@ -274,10 +274,12 @@ class Controller:
         faults: FaultPlan | None = None,
         max_workers: int | None = None,
         retry_delay_s: int = 1,
+        log_dir: Path | None = None,
     ):
         self.endpoint = endpoint
         self.work_dir = Path(work_dir)
-        self.log_dir = self.work_dir / "logs"
+        # functions' logs in <log_dir>/<function>/, ECS tasks' as <log_dir>/<service>-<n>.log
+        self.log_dir = Path(log_dir) if log_dir is not None else self.work_dir / "logs"
         self.faults = faults or FaultPlan()
         self.max_workers = max_workers
         self.retry_delay_s = retry_delay_s
@@ -599,7 +601,7 @@ class Controller:
                     service = LocalEcsService(
                         state.spec,
                         self.endpoint,
-                        self.log_dir / "ecs",
+                        self.log_dir,
                         tasks=state.desired,
                         faults=self.faults,
                     ).start()
@@ -836,7 +838,7 @@ class _EndpointWorker(Worker):
         try:
             return super().invoke(event, fault)
         except HandlerImportError as exc:
-            self._controller.failures[self.spec.function_name] = str(exc).splitlines()[0]
+            self._controller.failures[self.spec.function_name] = str(exc).removeprefix(f"{self.spec.logical_id}: ")
             now = int(time.time() * 1000)
             message = f"[ERROR] Runtime.ImportModuleError: {exc}"
             invocation = Invocation(ok=False, error=f"Runtime.ImportModuleError: {str(exc).splitlines()[0]}")

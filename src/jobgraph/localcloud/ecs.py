@@ -123,6 +123,7 @@ class LocalEcsService:
     tasks: int = DEFAULT_TASKS
     faults: FaultPlan = field(default_factory=FaultPlan)
     restarts: int = 0
+    peak_tasks: int = 0
     exit_codes: Counter = field(default_factory=Counter)
     fatal: str | None = None
     _tasks: list[LocalTask] = field(default_factory=list)
@@ -148,6 +149,7 @@ class LocalEcsService:
         }
         self._max_receive_count = _max_receive_count(self.endpoint, self.spec.queue_url)
         with self._lock:
+            self.peak_tasks = max(self.peak_tasks, self.tasks)
             self._tasks = [self._new_task() for _ in range(self.tasks)]
             for task in self._tasks:
                 self._launch(task)
@@ -166,6 +168,7 @@ class LocalEcsService:
             if self._stop.is_set():
                 return
             self.tasks = desired
+            self.peak_tasks = max(self.peak_tasks, desired)
             while len(self._tasks) < desired:
                 task = self._new_task()
                 self._tasks.append(task)
@@ -284,7 +287,7 @@ class LocalEcsService:
                 elif entry.get("message") == "injected fault":
                     faults[entry["fault"]] += 1
         return {
-            "tasks": self.tasks,
+            "tasks": self.peak_tasks,  # the most that ran at once (a scale-down at the end leaves 0)
             "task_definition": self.spec.task_definition_arn,
             "restarts": self.restarts,
             "exit_codes": dict(self.exit_codes),

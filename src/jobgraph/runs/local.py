@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from jobgraph.adapters.sqs import FifoQueue
@@ -90,7 +90,7 @@ class LocalTarget(AwsTarget):
         with LocalEndpoint() as endpoint:
             self.clients = endpoint
             self.controller = Controller(
-                endpoint, self.log_dir, faults=options.faults, max_workers=options.max_workers
+                endpoint, self.log_dir, faults=options.faults, max_workers=options.max_workers, log_dir=self.log_dir
             ).start()
             try:
                 self.stack = deploy(
@@ -193,22 +193,26 @@ class LocalTarget(AwsTarget):
     def progress(self, run) -> Callable[[], Progress]:
         """The AWS target's progress (job records, queue depths), read at most every ``progress_interval_s``:
         every request the harness makes waits its turn with the workload's on the local server."""
-        read = super().progress(run)
+        read, names = super().progress(run), set(self._functions())
 
         def progress() -> Progress:
             at, last = self._counted
             if last is None or time.monotonic() - at >= self.progress_interval_s:
-                self._counted = (time.monotonic(), read())
+                current = read()
+                with self.controller.stats.lock:  # what only the local runtime can tell: redeliveries so far
+                    retries = sum(self.controller.stats.redeliveries[name] for name in names)
+                self._counted = (time.monotonic(), replace(current, retries=retries))
             return self._counted[1]
 
         return progress
 
     def check(self) -> None:
         """Raises if a function or service of the stack cannot run; metrics and alarms every METRICS_INTERVAL_S."""
-        names = set(self._functions()) | {s.spec.service_name for s in self._services()}
-        failure = self.controller.failure(names)
-        if failure is not None:
-            raise RunFailed(f"the local cloud cannot run the stack: {failure}")
+        names = {**self._functions(), **{s.spec.service_name: s.spec.service_name for s in self._services()}}
+        for name, logical_id in names.items():
+            problem = self.controller.failures.get(name)
+            if problem is not None:
+                raise RunFailed(f"local runtime stopped: {logical_id}: {problem}")
         for service in self._services():
             if service.fatal:
                 raise RunFailed(f"local ECS stopped: {service.fatal}")
@@ -254,6 +258,12 @@ class LocalTarget(AwsTarget):
             ecs_workers=self.options.ecs_workers,
         )  # fmt: skip
         outcome.api_requests = self.clients.meter.snapshot()
+        if not outcome.usage.get("s3", {}).get("put"):  # AWS reports S3 requests only with request metrics
+            units = outcome.api_requests["units"]
+            outcome.usage["s3"] = {
+                "put": units.get("s3_put", 0), "get": units.get("s3_get", 0),
+                "source": "the local cloud's request meter (AWS reports S3 requests only with request metrics)",
+            }  # fmt: skip
         triggered = self.triggers(outcome)
         if triggered is not None:
             outcome.extra["downstream_triggers"] = triggered
