@@ -103,6 +103,10 @@ def test_sam_deploy_run_cost_and_delete_on_the_endpoint(cloud, scenario, tmp_pat
     for logical, name in names.items():
         assert reported.get(logical, {}).get("requests", 0) == invocations[name]["invocations"], logical
     assert record["usage"]["dynamodb"]["wru"] > 0 and record["usage"]["sqs"]["requests_64kb"] >= 0
+    if scenario == 2:  # the tasks' time as ECS reports it (DescribeTasks), a minute at least each
+        assert record["usage"]["fargate"]["tasks"] >= 2 and record["usage"]["fargate"]["vcpu_hours"] >= 2 / 60 * 0.25
+    if scenario == 3:
+        assert record["usage"]["stepfunctions"]["transitions"] >= 5
     cost = jobgraph(env, "cost", str(out / "e2e")).stdout
     assert "Lambda" in cost and "$" in cost
 

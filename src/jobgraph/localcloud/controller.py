@@ -626,8 +626,10 @@ class Controller:
 
         with self._state_lock:
             running = {arn: local.service.running() for arn, local in self.services.items()}
+            tasks = [(arn, local.state.spec, list(local.service.runs)) for arn, local in self.services.items()]
         with self.endpoint.lock:
             servicehooks.report_running(running)
+            servicehooks.report_tasks(tasks)
         for local in list(self.services.values()):
             if local.service.fatal:
                 self.failures[local.state.spec.service_name] = local.service.fatal

@@ -29,8 +29,10 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jobgraph
@@ -96,6 +98,21 @@ def local_command(spec: TaskSpec) -> list[str]:
 
 
 @dataclass
+class TaskRun:
+    """One ECS task as ECS reports it (DescribeTasks): each start of a slot is a task of its own, as a replaced
+    task is a new one on ECS, billed by Fargate per second from its start, at least a minute."""
+
+    task_id: str
+    started_at: datetime
+    stopped_at: datetime | None = None
+    exit_code: int | None = None
+    stopped_reason: str = ""
+
+    def billed_seconds(self, now: datetime) -> float:
+        return max(60.0, ((self.stopped_at or now) - self.started_at).total_seconds())
+
+
+@dataclass
 class LocalTask:
     slot: int
     log_path: Path
@@ -103,14 +120,12 @@ class LocalTask:
     started_at: float = 0.0
     starts: int = 0
     failed_starts: int = 0  # consecutive exits other than an injected kill
-    first_started_at: float = 0.0
-    stopped_at: float = 0.0
+    run: TaskRun | None = None  # the ECS task its process is
 
-    def billed_seconds(self, now: float) -> float:
-        """Fargate bills a task per second from its start, at least a minute."""
-        if not self.first_started_at:
-            return 0.0
-        return max(60.0, (self.stopped_at or now) - self.first_started_at)
+
+def _end_run(task: LocalTask, exit_code: int | None, reason: str) -> None:
+    if task.run is not None and task.run.stopped_at is None:
+        task.run.stopped_at, task.run.exit_code, task.run.stopped_reason = datetime.now(UTC), exit_code, reason
 
 
 @dataclass
@@ -129,7 +144,8 @@ class LocalEcsService:
     _tasks: list[LocalTask] = field(default_factory=list)
     _command: list[str] = field(default_factory=list)
     _environment: dict[str, str] = field(default_factory=dict)
-    _retired: list[LocalTask] = field(default_factory=list)  # stopped by a scale-down, still billed
+    _retired: list[LocalTask] = field(default_factory=list)  # stopped by a scale-down
+    runs: list[TaskRun] = field(default_factory=list)  # every task started, running or stopped
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _monitor: threading.Thread | None = None
@@ -206,8 +222,9 @@ class LocalEcsService:
                 env={**self._environment, FAULT_PLAN_VARIABLE: json.dumps(plan)},
             )
         task.started_at = time.monotonic()
-        task.first_started_at = task.first_started_at or task.started_at
         task.starts += 1
+        task.run = TaskRun(uuid.uuid4().hex, datetime.now(UTC))
+        self.runs.append(task.run)
 
     def _watch(self) -> None:
         while not self._stop.wait(MONITOR_INTERVAL_S):
@@ -221,6 +238,7 @@ class LocalEcsService:
                     if code is None:
                         continue
                     self.exit_codes[code] += 1
+                    _end_run(task, code, f"Essential container in task exited (exit code {code})")
                     task.failed_starts = 0 if code in (KILL_EXIT_CODE, -signal.SIGKILL) else task.failed_starts + 1
                     if task.failed_starts >= CRASH_LOOP:
                         self.fatal = (
@@ -232,12 +250,6 @@ class LocalEcsService:
                     self.restarts += 1
                     self._launch(task)
 
-    def task_seconds(self) -> float:
-        """Seconds the service's tasks ran, as Fargate bills them: per second, at least a minute per task."""
-        now = time.monotonic()
-        with self._lock:
-            return sum(task.billed_seconds(now) for task in self._tasks + self._retired)
-
     def _stop_tasks(self, tasks: list[LocalTask]) -> None:
         """SIGTERM each task, wait its stopTimeout, then SIGKILL what is left."""
         running = []
@@ -247,8 +259,8 @@ class LocalEcsService:
                 if process is not None and process.poll() is None:
                     process.send_signal(signal.SIGTERM)
                     running.append((task, process))
-                elif not task.stopped_at:
-                    task.stopped_at = time.monotonic()
+                else:
+                    _end_run(task, process.returncode if process is not None else None, "Task stopped")
         deadline = time.monotonic() + self.spec.stop_timeout_s
         for task, process in running:
             try:
@@ -256,7 +268,7 @@ class LocalEcsService:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
-            task.stopped_at = task.stopped_at or time.monotonic()
+            _end_run(task, process.returncode, "Scaling activity initiated by the service (SIGTERM)")
 
     def stop(self) -> None:
         """SIGTERM every task, wait its stopTimeout, then SIGKILL what is left (safe to call twice)."""
@@ -307,14 +319,3 @@ def _tail(path: Path, lines: int = 8) -> str:
         return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"(no log at {path})"
-
-
-def fargate_usage(services: list[LocalEcsService]) -> dict:
-    """Fargate's billing counters for a run: vCPU-hours and GB-hours of every task that ran."""
-    hours = [(s, s.task_seconds() / 3600) for s in services]
-    return {
-        "vcpu_hours": sum(h * s.spec.cpu_units / 1024 for s, h in hours),
-        "gb_hours": sum(h * s.spec.memory_mb / 1024 for s, h in hours),
-        "architecture": services[0].spec.architecture if services else "x86_64",
-        "source": "local tasks' run time at the task definition's CPU and memory (1 minute minimum)",
-    }

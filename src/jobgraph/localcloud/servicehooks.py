@@ -152,6 +152,48 @@ def _event(service, message: str) -> None:
     del service.events[100:]
 
 
+class TaskRecord:
+    """A local ECS task as moto's ListTasks/DescribeTasks serve it (moto's own Task runs nothing and keeps no
+    start or stop times): what a reader of Fargate usage (runs/aws_usage.py) asks ECS for."""
+
+    def __init__(self, arn: str, cluster_arn: str, service, spec, run):
+        self.task_arn, self.cluster_arn, self.task_definition_arn = arn, cluster_arn, spec.task_definition_arn
+        self.group, self.started_by, self.launch_type = f"service:{service.name}", "ecs-svc/local", "FARGATE"
+        self.cpu, self.memory = str(spec.cpu_units), str(spec.memory_mb)
+        self.container_instance_arn, self.containers, self.tags, self.attachments = None, [], [], []
+        self.created_at = self.started_at = run.started_at
+        self.update(run)
+
+    def update(self, run) -> None:
+        stopped = run.stopped_at is not None
+        self.stopped_at, self.stopped_reason = run.stopped_at, run.stopped_reason or None
+        self.last_status = self.desired_status = "STOPPED" if stopped else "RUNNING"
+
+    def advance(self) -> None:
+        """moto's describe_tasks moves its own tasks' state on; this one's is the process's."""
+
+
+def report_tasks(services: list[tuple[str, object, list]]) -> None:
+    """(service ARN, TaskSpec, TaskRuns) of every local service, as ECS tasks in moto (holding the lock)."""
+    from moto.ecs.models import ecs_backends
+
+    from jobgraph.localcloud.controller import _account_backends
+
+    by_arn = {arn: (spec, runs) for arn, spec, runs in services}
+    for _account, region, backend in _account_backends(ecs_backends):
+        for service in list(backend.services.values()):
+            if service.arn not in by_arn:
+                continue
+            spec, runs = by_arn[service.arn]
+            tasks = backend.tasks.setdefault(service.cluster_name, {})
+            for run in runs:
+                arn = f"arn:aws:ecs:{region}:{backend.account_id}:task/{service.cluster_name}/{run.task_id}"
+                if arn in tasks and isinstance(tasks[arn], TaskRecord):
+                    tasks[arn].update(run)
+                else:
+                    tasks[arn] = TaskRecord(arn, service.cluster_arn, service, spec, run)
+
+
 def report_running(running: dict[str, int]) -> None:
     """The controller's count of running tasks per service ARN, into moto's services (holding the lock)."""
     from moto.ecs.models import ecs_backends

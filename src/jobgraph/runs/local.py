@@ -28,7 +28,7 @@ from jobgraph.core.errors import JobGraphError
 from jobgraph.core.graph import RunSpec
 from jobgraph.localcloud import motopatches
 from jobgraph.localcloud.controller import Controller
-from jobgraph.localcloud.ecs import DEFAULT_TASKS, fargate_usage
+from jobgraph.localcloud.ecs import DEFAULT_TASKS
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
 from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
@@ -243,13 +243,13 @@ class LocalTarget(AwsTarget):
         services = self._services()
         if services:  # `make scale-down`: SIGTERM, as ECS stops tasks; their last "batch processed" lines land
             self._scale_services(0)
+            self.controller.reconcile()  # the stopped tasks' times, as ECS records them (DescribeTasks)
         super().finish(outcome, spec)
         view = _StackRuntime(self.controller, self._functions())
         figures = local_runtime.runtime_figures(view, self.log_dir, state_machines=bool(self.machines))
         outcome.extra.update(view.by_logical_id(figures))
         if services:
             outcome.extra["services"] = {s.spec.service_name: s.figures() for s in services}
-            outcome.usage["fargate"] = fargate_usage(services)  # no ECS billing counter on AWS's side yet
         if "state_machine" in outcome.extra:  # moto keeps no history of Map iterations: counted from the runtime
             tasks = outcome.extra["functions"].get("StepTaskFunction", {}).get("invocations", 0)
             outcome.usage["stepfunctions"] = local_runtime.local_transitions(outcome.extra["state_machine"], tasks)
