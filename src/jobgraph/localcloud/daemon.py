@@ -165,12 +165,12 @@ def _status(holder: dict) -> dict:
         return {"pid": os.getpid(), "ready": False}
     from moto.cloudformation.models import cloudformation_backends
 
-    from jobgraph.localcloud.controller import _account_backends
+    from jobgraph.localcloud.inventory import regional_backends
 
     with endpoint.lock:
         stacks = [
             {"name": stack.name, "status": stack.status, "region": region}
-            for _account, region, backend in _account_backends(cloudformation_backends)
+            for _account, region, backend in regional_backends(cloudformation_backends)
             for stack in list(backend.stacks.values())
         ]
     return {

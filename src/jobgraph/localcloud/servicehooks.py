@@ -79,14 +79,12 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):
             controller.invoke_event(function, event)
             return b""
         invocation = controller.invoke(function, event)
-    from jobgraph.localcloud.controller import error_document
-
     response_headers["x-amz-executed-version"] = "$LATEST"
     tail = "\n".join(line for _ts, line in invocation.log).encode()[-LOG_TAIL_BYTES:]
     response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
     if not invocation.ok:
         response_headers["x-amz-function-error"] = "Unhandled"
-        return _document(error_document(invocation))
+        return _document(invocation.error_document())
     return _document(invocation.result)
 
 
@@ -177,10 +175,10 @@ def report_tasks(services: list[tuple[str, object, list]]) -> None:
     """(service ARN, TaskSpec, TaskRuns) of every local service, as ECS tasks in moto (holding the lock)."""
     from moto.ecs.models import ecs_backends
 
-    from jobgraph.localcloud.controller import _account_backends
+    from jobgraph.localcloud.inventory import regional_backends
 
     by_arn = {arn: (spec, runs) for arn, spec, runs in services}
-    for _account, region, backend in _account_backends(ecs_backends):
+    for _account, region, backend in regional_backends(ecs_backends):
         for service in list(backend.services.values()):
             if service.arn not in by_arn:
                 continue
@@ -198,9 +196,9 @@ def report_running(running: dict[str, int]) -> None:
     """The controller's count of running tasks per service ARN, into moto's services (holding the lock)."""
     from moto.ecs.models import ecs_backends
 
-    from jobgraph.localcloud.controller import _account_backends
+    from jobgraph.localcloud.inventory import regional_backends
 
-    for _account, _region, backend in _account_backends(ecs_backends):
+    for _account, _region, backend in regional_backends(ecs_backends):
         for service in list(backend.services.values()):
             if service.status != "ACTIVE":
                 continue

@@ -82,6 +82,16 @@ class Invocation:
     timed_out: bool = False
     log: list[tuple[int, str]] = field(default_factory=list, repr=False)  # (epoch ms, line): START … REPORT
 
+    def error_document(self) -> dict:
+        """The payload Lambda returns for a function error: {"errorType", "errorMessage"}."""
+        error = self.error or "Unknown"
+        if self.died:
+            return {"errorType": "Runtime.ExitError", "errorMessage": error}
+        if self.timed_out:
+            return {"errorType": "Sandbox.Timedout", "errorMessage": error}
+        error_type, _, message = error.partition(": ")
+        return {"errorType": error_type, "errorMessage": message}
+
 
 # called after every invocation with the worker and what happened (the local cloud's logs and metrics)
 InvocationObserver = Callable[["Worker", Invocation], None]
