@@ -1,4 +1,5 @@
-"""Run lifecycle events on the stack's EventBridge bus (source "jobgraph", detail-type "Run Completed"|"Run Failed")."""
+"""Run lifecycle events on the stack's EventBridge bus: source "jobgraph", detail-type "Run Completed",
+"Run Failed" or "Run Approved" (a run that waited for approval, approved: services.approvals)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from functools import cache
 from jobgraph.core.errors import StoreError
 
 SOURCE = "jobgraph"
-DETAIL_TYPES = {"COMPLETED": "Run Completed", "FAILED": "Run Failed"}
+DETAIL_TYPES = {"COMPLETED": "Run Completed", "FAILED": "Run Failed", "APPROVED": "Run Approved"}
 
 
 @cache

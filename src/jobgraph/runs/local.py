@@ -43,6 +43,7 @@ class LocalRunOptions:
     timeout_s: float = 1800.0
     stall_s: float = 60.0
     log_dir: Path | None = None
+    trigger_config: object | None = None  # a core.triggers.WorkflowConfig pushed to the stack's S3 after deploy
 
 
 def send_poison(endpoint: LocalEndpoint, queue_url: str, count: int, run_id: str) -> None:
@@ -65,6 +66,8 @@ class LocalSession:
     def __init__(self, endpoint: LocalEndpoint, options: LocalRunOptions, log_dir: Path):
         self.endpoint, self.options, self.log_dir = endpoint, options, log_dir
         self.stack = deploy(endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters)
+        if options.trigger_config is not None:
+            push_local_triggers(endpoint, options.stack_name, options.trigger_config)
         self.runtime = LocalLambdaRuntime(endpoint, self.stack, log_dir, options.faults, options.max_workers)
         # the stack's ECS services (scenario 2's polling workers); none in a Lambda-only stack
         self.ecs = LocalEcs(endpoint, self.stack, log_dir, options.faults, options.ecs_workers)
@@ -125,14 +128,12 @@ class LocalSession:
 
     def triggers(self, run_id: str, timeout_s: float = 30.0) -> dict | None:
         """What the downstream triggers did for this run, once its end was announced and the trigger queue
-        is empty (fired, or retried into the trigger DLQ); None when no trigger is configured."""
+        is empty (fired, or retried into the trigger DLQ); None when no workflow config was given."""
         from jobgraph.adapters.dynamodb import JobsTable
-        from jobgraph.core.triggers import config_from_json
 
         queue_url = self.stack.physical_ids.get("TriggerQueue")
         dlq_url = self.stack.physical_ids.get("TriggerDlq")
-        config = config_from_json(self.options.parameters.get("TriggerConfig", "{}"))
-        if queue_url is None or not config.triggers:
+        if queue_url is None or self.options.trigger_config is None:
             return None
         table = JobsTable(self.outputs.table, client=self.endpoint.client("dynamodb"))
         queue = FifoQueue(queue_url, client=self.endpoint.client("sqs"))
@@ -143,22 +144,8 @@ class LocalSession:
             if announced and queue.depth() == (0, 0):
                 break
             time.sleep(0.25)
-        fired = {r["trigger"]: r for r in table.triggers_of_run(run_id)}
-        run = table.get_run(run_id)
-        matching = config.for_run({**run, "outcome": run["status"], "scenario": self.options.scenario})
         dlq_depth = sum(FifoQueue(dlq_url, client=self.endpoint.client("sqs")).depth()) if dlq_url else 0
-        return {
-            "triggers": [
-                {
-                    "name": t.name,
-                    "type": t.target.type,
-                    "status": fired.get(t.name, {}).get("status", "NOT FIRED"),
-                    "receipt": fired.get(t.name, {}).get("receipt"),
-                }
-                for t in matching
-            ],
-            "dlq": dlq_depth,
-        }
+        return {"triggers": local_trigger_report(table, run_id), "dlq": dlq_depth}
 
     def finish(self, outcome: RunOutcome, spec: RunSpec) -> RunOutcome:
         self.ecs.stop()  # SIGTERM, as ECS stops tasks: their last "batch processed" lines are in the logs
@@ -188,6 +175,38 @@ def local_session(options: LocalRunOptions, out_dir: Path, run_id: str, overwrit
         finally:
             session.ecs.stop()
             session.runtime.stop()
+
+
+def push_local_triggers(endpoint: LocalEndpoint, stack_name: str, config) -> None:
+    """`--triggers CONFIG`: the config goes where the deployed stack reads it at run time, as on AWS."""
+    from jobgraph.sam.triggers import push_config, stack_triggers
+
+    where = stack_triggers(endpoint.client("cloudformation"), stack_name)
+    push_config(config, where, endpoint.client("s3"))
+
+
+def local_trigger_report(table, run_id: str) -> list[dict]:
+    """Each trigger the run's workflow claimed (FIRED, IN_DOUBT, or CLAIMED/RELEASED: not fired), and its
+    approval if one was requested."""
+    from jobgraph.services.approvals import approval_view
+
+    report = [
+        {
+            "name": f"{claim.get('workflow')}/on_{claim.get('kind')}/{claim.get('trigger')}",
+            "type": claim.get("target_type"),
+            "status": claim.get("status") if claim.get("status") in ("FIRED", "IN_DOUBT") else "NOT FIRED",
+            "receipt": claim.get("receipt") or claim.get("last_error"),
+        }
+        for claim in sorted(table.triggers_of_run(run_id), key=lambda c: str(c["sk"]))
+    ]
+    approval = table.get_approval(run_id)
+    if approval is not None:
+        view = approval_view(approval, time.time())
+        report.append(
+            {"name": f"{view['workflow']}/approval", "type": "approval", "status": view["status"],
+             "receipt": "; ".join(view["reasons"])}
+        )  # fmt: skip
+    return report
 
 
 def _mapping_on(runtime: LocalLambdaRuntime, queue_url: str):

@@ -26,6 +26,7 @@ def _free_port(host: str) -> int:
 
 def local_api_deps(session: LocalSession):
     from jobgraph.adapters.dynamodb import JobsTable
+    from jobgraph.adapters.events import RunEvents
     from jobgraph.adapters.s3 import S3BlobStore
     from jobgraph.adapters.sqs import FifoQueue
     from jobgraph.core.results import ResultStore
@@ -48,7 +49,8 @@ def local_api_deps(session: LocalSession):
         incoming=FifoQueue(settings.incoming_queue_url, client=endpoint.client("sqs")),
         settings=settings,
     )
-    return ApiDeps(run=run, blobs=blobs, settings=settings)
+    events = RunEvents(settings.event_bus_name, client=endpoint.client("events")) if settings.event_bus_name else None
+    return ApiDeps(run=run, blobs=blobs, settings=settings, events=events)
 
 
 class ApiServer:
