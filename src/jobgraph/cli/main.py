@@ -338,6 +338,7 @@ def cmd_serve(args) -> int:
         server = ApiServer(session, port=args.port).start()
         try:
             print(f"status API: {server.url} (docs: {server.url}/docs) on stack {session.stack.name}", flush=True)
+            print(f"local AWS endpoint: {session.endpoint.url} (AWS_ENDPOINT_URL)", flush=True)
             print("Ctrl-C to stop", flush=True)
             wait_until_interrupted(session)
         except KeyboardInterrupt:

@@ -234,6 +234,8 @@ def run_local(
 
             server = ApiServer(session, port=serve_port).start()
             print(f"status API: {server.url} (docs: {server.url}/docs)", file=sys.stderr, flush=True)
+            # e.g. `AWS_ENDPOINT_URL=... jobgraph triggers push CONFIG --stack <stack>` while it stays up
+            print(f"local AWS endpoint: {session.endpoint.url} (AWS_ENDPOINT_URL)", file=sys.stderr, flush=True)
         try:
             outcome = execute(
                 run,

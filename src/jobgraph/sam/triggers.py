@@ -145,10 +145,19 @@ def stack_triggers(cloudformation, stack_name: str) -> StackTriggers:
         key=outputs["TriggerConfigKey"],
         parameter=outputs.get("TriggerConfigParameterName", ""),
         cache_s=float(parameters.get("TriggerConfigCacheSeconds") or 10),
-        granted={name: [a for a in parameters.get(name, "").split(",") if a] for name in GRANT_PARAMETERS},
+        granted={name: _arn_list(parameters.get(name, "")) for name in GRANT_PARAMETERS},
         table=outputs["JobsTableName"],
         bus=outputs.get("RunEventsBusName"),
     )
+
+
+def _arn_list(value: str) -> list[str]:
+    """A CommaDelimitedList parameter as DescribeStacks gives it ("a,b"; moto: the list's repr "['a', 'b']")."""
+    if value.startswith("[") and value.endswith("]"):
+        import ast
+
+        return [str(a) for a in ast.literal_eval(value) if a]
+    return [a for a in value.split(",") if a]
 
 
 def push_config(config: WorkflowConfig, where: StackTriggers, s3, ssm=None, force: bool = False) -> list[str]:
