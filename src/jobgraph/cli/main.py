@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from jobgraph.cli import billing as cli_billing
 from jobgraph.cli import triggers as cli_triggers
 from jobgraph.core.errors import InvalidSequenceError, JobGraphError
 from jobgraph.core.models import MAX_SCENARIOS, RUN_ID_PATTERN
@@ -142,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for the run to complete")
     run.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
     cost = commands.add_parser("cost", help="the cost of recorded runs (OUT/<run_id>/run.json), line by line")
-    cost.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folder(s) written by `jobgraph run`")
+    cost.add_argument("runs", nargs="*", type=Path, metavar="RUN_DIR", help="run folder(s) written by `jobgraph run`")
     add_price_options(cost)
+    cli_billing.add_options(cost)
     load = commands.add_parser(
         "load", help="synthetic load (seed 000's perf runner): N independent jobs through the Processor"
     )
@@ -376,6 +378,10 @@ def cmd_cost(args) -> int:
     from jobgraph.bench.cost import run_cost
     from jobgraph.cli.report import cost_lines
 
+    if args.activate_tags:
+        return cli_billing.activate(args)
+    if not args.runs:
+        raise JobGraphError("give one or more RUN_DIR (or --activate-tags)")
     status = 0
     for run_dir in args.runs:
         try:
@@ -393,6 +399,8 @@ def cmd_cost(args) -> int:
                 f" x ${item['unit_price_usd']:.10f} = ${item['usd']:.6f}"
             )
         print("\n".join(cost_lines(run)))
+        if args.billed:
+            print("\n".join(cli_billing.billed_lines(args, run)))
     return status
 
 
