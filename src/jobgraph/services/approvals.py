@@ -67,6 +67,8 @@ def decide(
     """Approve or reject a pending approval; the same decision again is a no-op (and re-announces if needed)."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
+    if decision == "APPROVED" and events is None:  # before deciding: an approval nobody hears of fires nothing
+        raise ApprovalConflictError("this stack has no run events bus to announce an approval on")
     now = time.time() if now is None else now
     item = table.decide_approval(run_id, decision, decided_by, comment, now)
     if item is None:
@@ -85,9 +87,7 @@ def decide(
                 f"run {run_id!r} was {status} by {current.get('decided_by')} at {current.get('decided_at')}"
             )
         item = current
-    if item["status"] == "APPROVED" and "announced_event_id" not in item:
-        if events is None:
-            raise ApprovalConflictError("approved, but this stack has no run events bus to announce it on")
+    if item["status"] == "APPROVED" and "announced_event_id" not in item and events is not None:
         event_id = events.publish(
             {"run_id": run_id, "outcome": "APPROVED", "workflow": item["workflow"], "decided_by": item["decided_by"]}
         )
