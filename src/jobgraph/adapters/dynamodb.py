@@ -41,10 +41,6 @@ class TriggerClaim:
     outcome: str
     item: dict
 
-    @property
-    def held(self) -> bool:
-        return self.outcome in ("fresh", "takeover")
-
 
 @cache
 def default_dynamodb_client():

@@ -461,6 +461,7 @@ class Plan:
     kind: Kind | None
     triggers: list
     approval_reasons: list[str]  # non-empty: the run waits for approval instead (nothing fires now)
+    approval_hours: float = 0.0  # how long that approval stays open
 
 
 def plan(config: WorkflowConfig, event: dict) -> Plan:
@@ -474,8 +475,8 @@ def plan(config: WorkflowConfig, event: dict) -> Plan:
     if status == "FAILED":
         return Plan(key, "failure", workflow.triggers("failure"), [])
     reasons = workflow.approval.reasons(event) if workflow.approval else []
-    if reasons:
-        return Plan(key, "success", [], reasons)
+    if workflow.approval and reasons:
+        return Plan(key, "success", [], reasons, workflow.approval.expires_after_hours)
     return Plan(key, "success", workflow.triggers("success"), [])
 
 

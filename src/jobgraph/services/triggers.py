@@ -101,9 +101,7 @@ def on_run_end(detail: dict, deps: TriggerDeps) -> list[dict]:
         logger.info("no workflow for this job name", extra={"run_id": run_id, "job_name": event["job_name"]})
         return []
     if chosen.approval_reasons:
-        approval = config.workflows[chosen.workflow].approval
-        assert approval is not None  # plan gives reasons only under an approval
-        expires = deps.clock() + approval.expires_after_hours * 3600
+        expires = deps.clock() + chosen.approval_hours * 3600
         item, created = deps.table.request_approval(
             run_id, chosen.workflow, json.dumps(event), chosen.approval_reasons, expires
         )
