@@ -161,6 +161,12 @@ def test_run_serve_with_triggers_then_a_pushed_config_and_an_approval(tmp_path):
         (message,) = wait_for(delivered, "the on_approval trigger's message")
         body = json.loads(message["Body"])
         assert body["triggered_by_run_id"] == "gated" and body["source_event"]["approval"]["decided_by"] == "e2e-tester"
+        # the source event's metrics are the run's merged percentiles, as the trigger function read them from S3
+        gated_merged = httpx.get(httpx.get(f"{base}/runs/gated/results", timeout=10).json()["merged_percentiles"],
+                                 timeout=10).json()  # fmt: skip
+        metrics = body["source_event"]["metrics"]
+        assert metrics["curfew_breach_probability"] == gated_merged["curfew_breach_probability"]
+        assert metrics["final_arrival_delay_min"] == gated_merged["final_arrival_delay_min"]
         shown = jobgraph("triggers", "show", "--stack", "scenario-1-local", "--run", "gated", endpoint=endpoint)
         assert "approval (default): APPROVED by e2e-tester" in shown.stdout, shown
         assert re.search(r"FIRED\s+on_approval\s+after-approval -> sqs \(attempts 1\)", shown.stdout), shown.stdout
