@@ -43,6 +43,7 @@ READS = [
     Permission("s3:GetObject", "arn:aws:s3:::bucket/r1/merged_percentiles.json"),
     Permission("dynamodb:GetItem", TABLE, ("TRIGGER#r1",)),
     Permission("dynamodb:UpdateItem", TABLE, ("APPROVAL#r1",)),
+    Permission("events:PutEvents", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/runs"),  # Run Pending Approval
 ]
 
 

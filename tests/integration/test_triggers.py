@@ -76,8 +76,14 @@ def downstream(fake_stack):
     # the stack's own bus: run events (an approval's "Run Approved") reach the trigger queue through a rule
     c["events"].create_event_bus(Name="runs")
     trigger_queue_url, trigger_queue_arn = queue("trigger")
-    c["events"].put_rule(Name="run-end", EventBusName="runs", EventPattern=json.dumps({"source": ["jobgraph"]}))
+    # the template's RunEndRule pattern; and a rule of the deciders' own for pending approvals
+    pattern = {"source": ["jobgraph"], "detail-type": ["Run Completed", "Run Failed", "Run Approved"]}
+    c["events"].put_rule(Name="run-end", EventBusName="runs", EventPattern=json.dumps(pattern))
     c["events"].put_targets(Rule="run-end", EventBusName="runs", Targets=[{"Id": "q", "Arn": trigger_queue_arn}])
+    deciders_url, deciders_arn = queue("deciders")
+    pending = {"source": ["jobgraph"], "detail-type": ["Run Pending Approval"]}
+    c["events"].put_rule(Name="pending", EventBusName="runs", EventPattern=json.dumps(pending))
+    c["events"].put_targets(Rule="pending", EventBusName="runs", Targets=[{"Id": "q", "Arn": deciders_arn}])
     jobs_url, _ = queue("downstream-jobs")
     mwaa_queue_url, _ = queue("mwaa-triggers.fifo", FifoQueue="true")
     topic_arn = c["sns"].create_topic(Name="oncall")["TopicArn"]
@@ -140,7 +146,8 @@ def downstream(fake_stack):
         except fake_stack.s3.exceptions.NoSuchKey:
             return None
 
-    deps = TriggerDeps(configs, table, targets, merged, stale_s=90, clock=clock)
+    events = RunEvents("runs", client=c["events"])
+    deps = TriggerDeps(configs, table, targets, merged, stale_s=90, clock=clock, events=events)
 
     def received(url):
         out = []
@@ -157,7 +164,7 @@ def downstream(fake_stack):
     return {
         "deps": deps, "stubber": stubber, "received": received, "clock": clock, "clients": c, "stack": fake_stack,
         "bus_seen": bus_seen_url, "jobs": jobs_url, "mwaa_queue": mwaa_queue_url, "sns_seen": sns_seen_url,
-        "machine": machine_arn, "trigger_queue": trigger_queue_url, "events": RunEvents("runs", client=c["events"]),
+        "machine": machine_arn, "trigger_queue": trigger_queue_url, "events": events, "deciders": deciders_url,
         "document": document,
     }  # fmt: skip
 
@@ -234,8 +241,13 @@ def test_a_failed_run_fires_on_failure_only(downstream):
     assert d["received"](d["jobs"]) == [] and glue_runs(d) == []
 
 
-def test_a_run_of_another_job_name_fires_nothing(downstream):
+def test_a_run_of_another_job_name_or_another_event_fires_nothing(downstream):
     assert handle_event(run_end({**DETAIL, "test_run_id": "adhoc"}), downstream["deps"]) == []
+    # a pending-approval event routed here by some rule is not a run end
+    assert (
+        handle_event(run_end({**DETAIL, "outcome": "PENDING_APPROVAL"}, "Run Pending Approval"), downstream["deps"])
+        == []
+    )
     assert downstream["deps"].table.triggers_of_run("r1") == []
 
 
@@ -282,8 +294,13 @@ def test_a_gated_run_waits_for_approval_then_fires_on_approval_once(downstream):
     assert d["deps"].table.triggers_of_run("r3") == [] and glue_runs(d) == []
     view = approvals.get_approval(d["deps"].table, "r3", now=d["clock"]() + 60)
     assert view["status"] == "PENDING_APPROVAL" and view["workflow"] == "nightly"
-    # a redelivered run end asks once
+    # whoever must decide hears of it on the bus (the run-end rule does not queue it); a redelivered run end
+    # asks once and tells once
     handle_event(run_end({**DETAIL, "run_id": "r3"}), d["deps"])
+    (told,) = d["received"](d["deciders"])
+    assert told["detail-type"] == "Run Pending Approval" and told["detail"]["workflow"] == "nightly"
+    assert told["detail"]["reasons"] == ["metrics.curfew_breach_probability = 0.4 > 0.2"]
+    assert d["received"](d["trigger_queue"]) == []
     # When someone approves: "Run Approved" goes on the stack's bus, the rule queues it for the trigger function
     decided = approvals.decide(
         d["deps"].table, d["events"], "r3", "APPROVED", "ops@example.com", "ok", now=d["clock"]() + 60

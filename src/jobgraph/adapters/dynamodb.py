@@ -585,13 +585,16 @@ class JobsTable:
             },
         )
 
-    def mark_approval_announced(self, run_id: str, event_id: str) -> bool:
+    def mark_approval_announced(self, run_id: str, event_id: str, attribute: str = "announced_event_id") -> bool:
+        """Remember an event published about the approval, once: ``announced_event_id`` (Run Approved) or
+        ``pending_event_id`` (Run Pending Approval)."""
         return (
             self._trigger_update(
                 run_id,
                 APPROVAL_SK,
-                UpdateExpression="SET announced_event_id = :id",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(announced_event_id)",
+                UpdateExpression="SET #event = :id",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#event)",
+                ExpressionAttributeNames={"#event": attribute},
                 ExpressionAttributeValues={":id": {"S": event_id}},
             )
             is not None

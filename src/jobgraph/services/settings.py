@@ -99,6 +99,8 @@ class TriggerSettings(CommonSettings):
     # queue's visibility timeout (so the first redelivery can take it over, inside a FIFO target's 5-minute
     # deduplication window)
     claim_stale_s: float = Field(default=90.0, gt=0, le=3600, validation_alias="TRIGGER_CLAIM_STALE_SECONDS")
+    # "Run Pending Approval" goes here for whoever must decide; empty: not published
+    event_bus_name: str = Field(default="", validation_alias="RUN_EVENTS_BUS_NAME")
 
 
 def load_settings[S: CommonSettings](model: type[S]) -> S:

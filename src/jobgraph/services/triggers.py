@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import BaseModel, ConfigDict, Field, Json
 
 from jobgraph.adapters.dynamodb import JobsTable
+from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.targets import TargetRefusedError, Targets
 from jobgraph.adapters.trigger_config import LoadedConfig, TriggerConfigStore
@@ -75,12 +76,16 @@ class TriggerDeps:
     merged: Callable[[str], dict | None]  # run_id -> merged percentiles (None: not there)
     stale_s: float = 90.0
     clock: Callable[[], float] = field(default=time.time)
+    events: RunEvents | None = None  # where "Run Pending Approval" is published (None: not published)
 
 
 def handle_event(event: RunEvent, deps: TriggerDeps) -> list[dict]:
     if event.detail_type == "Run Approved":
         return on_approved(str(event.detail["run_id"]), deps)
-    return on_run_end(event.detail, deps)
+    if event.detail_type in ("Run Completed", "Run Failed"):
+        return on_run_end(event.detail, deps)
+    logger.warning("not a run end or approval: ignored", extra={"detail_type": event.detail_type})
+    return []
 
 
 def current_config(deps: TriggerDeps) -> LoadedConfig:
@@ -107,6 +112,11 @@ def on_run_end(detail: dict, deps: TriggerDeps) -> list[dict]:
         )
         if created:
             metrics.add_metric(name="ApprovalsRequested", unit=MetricUnit.Count, value=1)
+        if deps.events is not None and "pending_event_id" not in item:
+            # tell whoever must decide (a rule of theirs on the bus); once, also after a redelivery
+            detail = {"run_id": run_id, "outcome": "PENDING_APPROVAL", "workflow": chosen.workflow,
+                      "reasons": chosen.approval_reasons, "expires_epoch": float(item["expires_epoch"])}  # fmt: skip
+            deps.table.mark_approval_announced(run_id, deps.events.publish(detail), "pending_event_id")
         logger.info("run waits for approval", extra={"run_id": run_id, "reasons": chosen.approval_reasons})
         return [{"workflow": chosen.workflow, "result": str(item.get("status")), "reasons": chosen.approval_reasons}]
     return fire_all(run_id, chosen.workflow, chosen.kind or "success", chosen.triggers, event, config, deps)
@@ -254,5 +264,6 @@ def trigger_runtime() -> TriggerRuntime:
         Targets(),
         merged_reader(S3BlobStore(settings.bucket_name, settings.results_prefix)),
         settings.claim_stale_s,
+        events=RunEvents(settings.event_bus_name) if settings.event_bus_name else None,
     )
     return TriggerRuntime(deps, BatchProcessor(event_type=EventType.SQS, model=RunEventRecord))
