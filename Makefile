@@ -57,7 +57,7 @@ BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -pa
 	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
 
 .PHONY: venv run solve run-aws test lint bench bench-local bench-build sam-cli build validate scan check-env deploy \
-	destroy clean build-sfn validate-sfn deploy-sfn destroy-sfn cloud-up cloud-down cloud-status codebuild-local
+	destroy clean build-sfn validate-sfn deploy-sfn destroy-sfn bootstrap cloud-up cloud-down cloud-status codebuild-local
 
 # ------------------------------------------------------------------ the local cloud (ENV=local)
 # `make cloud-up` starts one long-lived loopback endpoint (jobgraph cloud up) that `sam deploy` and every AWS target
@@ -225,6 +225,11 @@ deploy: check-env $(BUILD_STAMP)
 		'Architecture=$(LAYER_ARCH)' $(PARAMS) \
 		--tags 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' \
 		'Project=$(PROJECT_PREFIX)'
+
+## make bootstrap: activate PerfTestRun (+ Purpose, Environment, Project) as cost allocation tags (AWS credentials
+## of the paying account; idempotent). Costs count from activation on; `jobgraph cost RUN_DIR --billed` reads them.
+bootstrap: $(STAMP)
+	$(BIN)/jobgraph cost --activate-tags
 
 # SAM 1.170's `sam delete` reads [<env>.deploy.parameters] only (not [<env>.delete.parameters]): prod asks first
 NO_PROMPTS = $(if $(filter prod,$(ENV)),,--no-prompts)
