@@ -234,7 +234,7 @@ class Controller:
             return
         failure = None
         try:
-            self.reconcile(strict=True)
+            self.reconcile()
             with self.endpoint.lock:
                 resources = stack_resources(operation)
             failure = self._problems_of(resources)
@@ -300,9 +300,9 @@ class Controller:
                 cloudwatch_backends[account or "123456789012"][region or self.endpoint.region].delete_alarms(names)
 
     # --- reconciliation ------------------------------------------------------------------------------------
-    def reconcile(self, strict: bool = False) -> None:
-        """Make the local processes match what moto holds (``strict``: a function that cannot be prepared is
-        recorded in ``failures`` and named by the stack operation that waits for this)."""
+    def reconcile(self) -> None:
+        """Make the local processes match what moto holds; what cannot be prepared is recorded in ``failures``
+        (and named by a stack operation waiting for it)."""
         with self._reconcile_lock:
             with self.endpoint.lock:
                 functions, mappings, services = read_functions(), read_mappings(), read_services()

@@ -179,7 +179,7 @@ def _status(holder: dict) -> dict:
         "url": endpoint.url,
         "started_at": holder["started_at"],
         "stacks": stacks,
-        "requests": endpoint.meter.snapshot()["total_requests"] + endpoint.meter.snapshot("harness")["total_requests"],
+        "requests": sum(endpoint.meter.snapshot(origin)["total_requests"] for origin in ("workload", "harness")),
         **controller.status(),
     }
 

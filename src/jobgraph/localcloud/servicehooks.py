@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -67,7 +68,7 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):
             {"errorType": "InvalidRequestContentException", "errorMessage": "Could not parse the payload as JSON"}
         )
     lock = _held_lock()
-    with lock.released() if lock is not None else _nothing():
+    with lock.released() if lock is not None else contextlib.nullcontext():
         function = controller.function(found.function_arn)
         if function is None:
             problem = controller.failures.get(found.function_name, "its code cannot be run locally")
@@ -86,14 +87,6 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):
         response_headers["x-amz-function-error"] = "Unhandled"
         return _document(invocation.error_document())
     return _document(invocation.result)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
 
 
 def _document(value) -> bytes:
