@@ -64,7 +64,7 @@ BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -pa
 # use with ENV=local: its AWS_ENDPOINT_URL and fake credentials (written to $(CLOUD_DIR)/cloud.mk) are exported
 # to every recipe, so sam, boto3 and `jobgraph --stack` talk to it and nothing else. The templates' Stage is
 # dev|prod: ENV=local deploys Stage=dev.
-CLOUD_DIR ?= .jobgraph
+CLOUD_DIR ?= $(or $(JOBGRAPH_CLOUD_DIR),.jobgraph)
 export JOBGRAPH_CLOUD_DIR := $(CLOUD_DIR)
 ifeq ($(ENV),local)
 -include $(CLOUD_DIR)/cloud.mk
