@@ -11,7 +11,9 @@ guard, fault injector). No container image is needed: the command runs from the 
 Like ECS, a task that exits (killed by ``--kill-rate``, crashed) is replaced and the restart counted; a task
 that keeps failing at start (exit code other than the injected kill's, 3 times in a row) marks the service
 failed with its log's tail. ``scale()`` follows UpdateService's desired count; ``stop()`` and a scale-down send
-SIGTERM, wait the container's stopTimeout, then kill, as ECS does.
+SIGTERM, wait the container's stopTimeout (at most LOCAL_STOP_TIMEOUT_S), then kill, as ECS does. Each task is
+tied to this process (lifetime.py): its own process group, and it dies with the parent, even a parent killed
+with SIGKILL; a task also exits by itself LOCAL_STOP_TIMEOUT_S after a SIGTERM.
 
 Local differences (the same spirit as the Lambda runtime's 1 s retry delay): the long poll is 2 s instead
 of 20 s, a failed job is retried after 1 s instead of RETRY_DELAY_SECONDS, and a killed task's messages are
@@ -37,7 +39,8 @@ from pathlib import Path
 
 import jobgraph
 from jobgraph.core.errors import JobGraphError
-from jobgraph.localcloud.ecs_task import FAULT_PLAN_VARIABLE
+from jobgraph.localcloud import lifetime
+from jobgraph.localcloud.ecs_task import FAULT_PLAN_VARIABLE, STOP_GRACE_VARIABLE
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.localcloud.interpreters import interpreter_for
 from jobgraph.localcloud.sandbox import KILL_EXIT_CODE
@@ -54,6 +57,9 @@ LOCAL_OVERRIDES = {
     "PYTHONUNBUFFERED": "1",
 }
 CRASH_LOOP = 3
+# ECS waits the container's stopTimeout (120 s in scenario 2) after SIGTERM; locally a task that has not finished
+# its batch by then is killed after this, as the local time scale above (its messages are redelivered).
+LOCAL_STOP_TIMEOUT_S = 10
 MONITOR_INTERVAL_S = 0.2
 
 
@@ -213,13 +219,11 @@ class LocalEcsService:
             "seed": seed,
             "max_receive_count": self._max_receive_count,
         }
+        environment = {**self._environment, FAULT_PLAN_VARIABLE: json.dumps(plan)}
+        environment[STOP_GRACE_VARIABLE] = str(self.stop_timeout_s)
         with open(task.log_path, "ab", buffering=0) as log:
-            task.process = subprocess.Popen(
-                self._command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env={**self._environment, FAULT_PLAN_VARIABLE: json.dumps(plan)},
+            task.process = lifetime.spawn(
+                self._command, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
         task.started_at = time.monotonic()
         task.starts += 1
@@ -250,24 +254,24 @@ class LocalEcsService:
                     self.restarts += 1
                     self._launch(task)
 
+    @property
+    def stop_timeout_s(self) -> float:
+        return min(self.spec.stop_timeout_s, LOCAL_STOP_TIMEOUT_S)
+
     def _stop_tasks(self, tasks: list[LocalTask]) -> None:
-        """SIGTERM each task, wait its stopTimeout, then SIGKILL what is left."""
+        """SIGTERM each task's process group, wait its stopTimeout, then SIGKILL the group (what it started too)."""
         running = []
         with self._lock:
             for task in tasks:
                 process = task.process
                 if process is not None and process.poll() is None:
-                    process.send_signal(signal.SIGTERM)
+                    lifetime.signal_group(process, signal.SIGTERM)
                     running.append((task, process))
                 else:
                     _end_run(task, process.returncode if process is not None else None, "Task stopped")
-        deadline = time.monotonic() + self.spec.stop_timeout_s
+        deadline = time.monotonic() + self.stop_timeout_s
         for task, process in running:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            lifetime.stop_group(process, grace_s=max(0.1, deadline - time.monotonic()))
             _end_run(task, process.returncode, "Scaling activity initiated by the service (SIGTERM)")
 
     def stop(self) -> None:

@@ -130,10 +130,23 @@ def _max_rss_mb() -> int:
     return int(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024)  # bytes on macOS, KiB on Linux
 
 
+def _follow_parent() -> None:
+    """Die with the worker's parent (lifetime.py, loaded by path: under ``-I`` jobgraph is not importable)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "jobgraph_lifetime", os.path.join(os.path.dirname(os.path.abspath(__file__)), "lifetime.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.follow_parent()
+
+
 def main(fd: int) -> None:
     import signal
     from multiprocessing.connection import Connection
 
+    _follow_parent()
     # Ctrl-C reaches the whole process group; the parent stops workers in order instead
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     allow_loopback_only()
