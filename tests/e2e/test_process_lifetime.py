@@ -100,7 +100,7 @@ def test_kill_9_of_serve_leaves_nothing_alive(tmp_path):
     )  # fmt: skip
     try:
         line = process.stdout.readline()
-        url = re.search(r"status API: (http://127\.0\.0\.1:\d+)", line)
+        url = re.search(r"status API(?::| at) (http://127\.0\.0\.1:\d+)", line)  # main's `hold` says "at"
         assert url, line
         # a run started through the API, so the server has Lambda workers running
         request = urllib.request.Request(
