@@ -13,7 +13,8 @@ not, done here:
 2. **Transforms**: a template declaring ``AWS::Serverless-2016-10-31`` is transformed with samtranslator (the
    library CloudFormation's own SAM transform is built from) when the change set or stack is created, with the
    stack's parameter values; a failing transform fails the change set with CloudFormation's StatusReason. Other
-   transforms are refused the same way. GetTemplate answers ``Original`` and ``Processed`` stages.
+   transforms are refused the same way. GetTemplate answers ``Original`` and ``Processed`` stages (the original
+   with the local endpoint's S3 URLs in AWS's form, so `sam delete` can read a nested application's Location).
 3. **Outputs after a change set**: moto builds a stack's outputs when the stack object is made, which for a
    change set is before any resource exists; they are rebuilt when it is executed.
 4. **Events and failures**: each resource of an executed change set gets its IN_PROGRESS/COMPLETE events (what
@@ -406,6 +407,12 @@ def _stack_delete(self):
     _ORIGINAL["stack_delete"](self)
 
 
+def _modelled_resources(self):
+    """A stack's resources moto created; moto keeps None for a type it does not model (an alarm, an HTTP API),
+    on which DescribeStackResource failed with an HTTP 500 (`sam delete` reads nested stacks with it)."""
+    return [resource for resource in self.resource_map.values() if resource is not None]
+
+
 def _get_template(self):
     """GetTemplate with TemplateStage (Original: as submitted, before transforms) and ChangeSetName."""
     from moto.core.responses import ActionResult
@@ -422,7 +429,23 @@ def _get_template(self):
         body = body or stack.template
     if isinstance(body, dict):
         body = json.dumps(body)
+    if stage == "Original":
+        body = canonical_s3_urls(body, self.region)
     return ActionResult({"TemplateBody": body, "StagesAvailable": ["Original", "Processed"]})
+
+
+_LOCAL_S3_URL = re.compile(r"https?://(?:127\.0\.0\.1|localhost)(?::\d+)?/(?=[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/)")
+
+
+def canonical_s3_urls(template: str, region: str) -> str:
+    """S3 URLs of the local endpoint in a template, in AWS's own path-style form.
+
+    `sam package` writes a nested application's ``Location`` (and a nested stack's TemplateURL) as an URL of the
+    endpoint it uploaded to; with a local endpoint that is ``http://127.0.0.1:<port>/<bucket>/<key>``, which
+    `sam delete` then refuses to parse ("not a valid S3 url") when it reads the original template back. The
+    same object, named as AWS names it (``https://s3.<region>.amazonaws.com/<bucket>/<key>``), is what a stack
+    deployed on AWS would show, and this endpoint reads both (parse_s3_url)."""
+    return _LOCAL_S3_URL.sub(f"https://s3.{region}.amazonaws.com/", template)
 
 
 def apply() -> list[str]:
@@ -451,6 +474,7 @@ def apply() -> list[str]:
     Stack.create_resources = _create_resources
     _ORIGINAL["stack_delete"] = Stack.delete
     Stack.delete = _stack_delete
+    Stack.stack_resources = property(_modelled_resources)
     responses.CloudFormationResponse.get_template = _get_template
     _APPLIED.extend(
         [
@@ -458,6 +482,7 @@ def apply() -> list[str]:
             "outputs, resource events and failure states of executed change sets",
             "stacks stabilised by the local cloud's controller",
             "GetTemplate stages",
+            "stack resources without the types moto does not model",
         ]
     )
     return list(_APPLIED)
