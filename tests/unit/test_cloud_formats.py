@@ -114,3 +114,13 @@ def test_sqs_and_dynamodb_requests_become_their_per_resource_metrics():
         ("ConsumedReadCapacityUnits", "jobs"): 2,  # 5000 bytes read: 2 units of 4 KB
     }
     assert buffer.take() == {}
+
+
+def test_the_original_template_names_local_s3_objects_as_aws_does():
+    from jobgraph.localcloud.cfn import canonical_s3_urls
+
+    packaged = "Location: http://127.0.0.1:45975/jobgraph-local-sam-artifacts/app/abc.template\nUrl: http://localhost/x"
+    shown = canonical_s3_urls(packaged, "eu-west-1")
+    assert "Location: https://s3.eu-west-1.amazonaws.com/jobgraph-local-sam-artifacts/app/abc.template" in shown
+    assert parse_s3_url(shown.split()[1]) == ("jobgraph-local-sam-artifacts", "app/abc.template", None)
+    assert shown.endswith("Url: http://localhost/x")  # not an S3 object URL: left alone
