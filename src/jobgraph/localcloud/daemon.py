@@ -206,7 +206,7 @@ def up(directory: Path | None = None, port: int = 0, region: str = "eu-west-1") 
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise CloudError(f"the local cloud exited at start (code {process.returncode}): {_tail(log_path)}")
+            raise CloudError(f"the local cloud did not start: {_tail(log_path, 1).removeprefix('error: ')}")
         found = running(directory)
         if found is not None and found[0].pid == process.pid:
             return found[0]
@@ -275,7 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default="eu-west-1")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     args = parser.parse_args(argv)
-    return serve(args.port, args.region, args.dir)
+    try:
+        return serve(args.port, args.region, args.dir)
+    except (OSError, JobGraphError) as exc:  # cannot listen, cannot write its state: said in one line
+        print(f"error: {exc}", flush=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ class _SerialMotoServer:
                 return make_server(host, port, serial_app, threaded=True, request_handler=MotoRequestHandler)
             except SystemExit:  # werkzeug reports a failed bind by printing it and exiting
                 raise OSError(
-                    f"moto server: cannot listen on {host}:{port} (not an address of this machine?)"
+                    f"moto server: cannot listen on {host}:{port} (the port is in use, or not an address of this machine)"
                 ) from None
 
         self._server = listen(LOOPBACK, port)
