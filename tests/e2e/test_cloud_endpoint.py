@@ -81,6 +81,23 @@ def status(state) -> dict:
     return answer
 
 
+def test_cloud_status_env_and_a_second_up_name_the_running_endpoint(cloud):
+    state, env, directory = cloud
+    assert daemon.up(directory).pid == state.pid  # already up: the same endpoint, not a second one
+    status = jobgraph(env, "cloud", "status", "--dir", str(directory)).stdout
+    assert f"local cloud: {state.url} (pid {state.pid}" in status and "worker processes" in status
+    exports = jobgraph(env, "cloud", "env", "--dir", str(directory)).stdout
+    assert f"export AWS_ENDPOINT_URL={state.url}\n" in exports and "export AWS_ACCESS_KEY_ID=testing" in exports
+
+
+def test_cloud_status_says_when_nothing_runs(tmp_path):
+    result = jobgraph(os.environ, "cloud", "status", "--dir", str(tmp_path), check=False)
+    assert result.returncode == 1 and "the local cloud is not running" in result.stdout
+    assert (
+        jobgraph(os.environ, "cloud", "down", "--dir", str(tmp_path)).stdout.strip() == "the local cloud is not running"
+    )
+
+
 @pytest.mark.parametrize("scenario", [1, 2, 3])
 def test_sam_deploy_run_cost_and_delete_on_the_endpoint(cloud, scenario, tmp_path):
     state, env, _directory = cloud
