@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 
 from jobgraph.bench.cost import run_cost
 from jobgraph.bench.prices import price_table
-from jobgraph.runs.aws_usage import REPORT_LINE, lambda_reports, stack_usage
+from jobgraph.runs.aws_usage import REPORT_LINE, lambda_reports, stack_settings, stack_usage
 
 REGION = "eu-west-1"
 STACK = "scenario-1-dev"
@@ -291,3 +291,63 @@ def test_a_throttled_log_read_is_not_taken_for_no_usage():
         stub.add_client_error("filter_log_events", service_error_code="ThrottlingException")
         with pytest.raises(logs.exceptions.ClientError, match="ThrottlingException"):
             lambda_reports(logs, "fn", STARTED, ENDED)
+
+
+def test_stack_settings_reads_each_functions_configuration_and_each_mappings_batch_and_workers():
+    session = StubSession()
+    cfn, lam = session.stubs["cloudformation"], session.stubs["lambda"]
+    cfn.add_response(
+        "list_stack_resources",
+        {
+            "StackResourceSummaries": [
+                resource("ProcessorFunction", PROCESSOR, "AWS::Lambda::Function"),
+                resource("ProcessorMapping", "5f3e-uuid-processor", "AWS::Lambda::EventSourceMapping"),
+            ],
+            "NextToken": "p2",
+        },
+        {"StackName": STACK},
+    )
+    cfn.add_response(
+        "list_stack_resources",
+        {
+            "StackResourceSummaries": [
+                resource("SchedulerFunction", SCHEDULER, "AWS::Lambda::Function"),
+                resource("SchedulerMapping", "7a1b-uuid-scheduler", "AWS::Lambda::EventSourceMapping"),
+                resource("IncomingQueue", INCOMING, "AWS::SQS::Queue"),
+            ]
+        },
+        {"StackName": STACK, "NextToken": "p2"},
+    )
+    lam.add_response(
+        "get_function_configuration",
+        {"FunctionName": PROCESSOR, "MemorySize": 1024, "Architectures": ["arm64"], "Timeout": 60},
+        {"FunctionName": PROCESSOR},
+    )
+    lam.add_response(
+        "get_event_source_mapping",
+        {"UUID": "5f3e-uuid-processor", "BatchSize": 10, "ScalingConfig": {"MaximumConcurrency": 20}},
+        {"UUID": "5f3e-uuid-processor"},
+    )
+    lam.add_response(
+        "get_function_configuration",
+        {"FunctionName": SCHEDULER, "MemorySize": 256, "Timeout": 30},
+        {"FunctionName": SCHEDULER},
+    )
+    lam.add_response(
+        "get_event_source_mapping", {"UUID": "7a1b-uuid-scheduler", "BatchSize": 5}, {"UUID": "7a1b-uuid-scheduler"}
+    )
+    for stub in session.stubs.values():
+        stub.activate()
+    settings = stack_settings(session, STACK)
+    for stub in session.stubs.values():
+        stub.assert_no_pending_responses()
+    assert settings == {
+        "functions": {
+            "ProcessorFunction": {"memory_mb": 1024, "architecture": "arm64", "timeout_s": 60},
+            "SchedulerFunction": {"memory_mb": 256, "architecture": "x86_64", "timeout_s": 30},
+        },
+        "mappings": {
+            "ProcessorMapping": {"batch_size": 10, "workers": 20},
+            "SchedulerMapping": {"batch_size": 5, "workers": None},  # no ScalingConfig: unlimited
+        },
+    }

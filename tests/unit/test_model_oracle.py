@@ -88,12 +88,19 @@ HAND_DAY = Sequence(
         route("LHR", "DUB", "21:10:00", "21:50:00", "22:50:00"),
     ],
 )
-DRAWS = {
-    0: FixedDraws(
-        uniforms=[0.10, 0.50, 0.3499, 0.90], exponentials=[1.0, 2.0, 0.5, 0.1], normals=[0.5, -1.0, 0.0, 2.0]
-    ),
-    1: FixedDraws(uniforms=[0.90, 0.20, 0.35, 0.0], exponentials=[3.0, 0.25, 1.0, 2.0], normals=[0.0, 0.5, -0.5, -2.0]),
-}
+
+
+def fixed_draws() -> dict[int, FixedDraws]:
+    return {
+        0: FixedDraws(
+            uniforms=[0.10, 0.50, 0.3499, 0.90], exponentials=[1.0, 2.0, 0.5, 0.1], normals=[0.5, -1.0, 0.0, 2.0]
+        ),
+        1: FixedDraws(
+            uniforms=[0.90, 0.20, 0.35, 0.0], exponentials=[3.0, 0.25, 1.0, 2.0], normals=[0.0, 0.5, -0.5, -2.0]
+        ),
+    }
+
+
 # By hand, scenario by scenario (primary = 18 · e where u < 0.35; en-route = 3.6 · z):
 #   route 0: primary 18, 0, 9, 0                  dep0 = 18, 0, 9, 0
 #            en-route 1.8, −3.6, 0, 7.2            arr0 = 19.8, −3.6, 9, 7.2
@@ -114,7 +121,8 @@ HAND = {
 
 
 def test_two_routes_by_hand_with_fixed_draws(monkeypatch):
-    monkeypatch.setattr(delay_model, "route_rng", lambda seed, sequence_id, route_index: DRAWS[route_index])
+    draws = fixed_draws()
+    monkeypatch.setattr(delay_model, "route_rng", lambda seed, sequence_id, route_index: draws[route_index])
     kw = {"sequence_id": 3, "seed": 1, "scenarios": 4}
     first = simulate_route(HAND_DAY.routes[0], route_index=0, previous=None, **kw)
     second = simulate_route(HAND_DAY.routes[1], route_index=1, previous=first.state, **kw)
@@ -125,7 +133,7 @@ def test_two_routes_by_hand_with_fixed_draws(monkeypatch):
     assert second.state.total_departure_delay.tolist() == pytest.approx(HAND["total"], abs=1e-12)
     assert curfew_breaches(second.state).tolist() == HAND["breach"]
     # the documented draw order, which makes the numbers reproducible across implementations
-    assert DRAWS[0].calls == DRAWS[1].calls == ["random", "exponential", "normal"]
+    assert draws[0].calls == draws[1].calls == ["random", "exponential", "normal"]
 
 
 def test_the_oracle_agrees_with_the_hand_computation():
@@ -144,7 +152,8 @@ def test_the_oracle_agrees_with_the_hand_computation():
         def normal(self, loc, sd):
             return loc + sd * next(self.z)
 
-    result = simulate_sequence_naive(HAND_DAY, seed=1, scenarios=4, rng_for=lambda s, q, r: OneAtATime(DRAWS[r]))
+    draws = fixed_draws()
+    result = simulate_sequence_naive(HAND_DAY, seed=1, scenarios=4, rng_for=lambda s, q, r: OneAtATime(draws[r]))
     (dep0, arr0), (dep1, arr1) = result["routes"]
     assert dep0.tolist() == pytest.approx(HAND["dep0"]) and arr0.tolist() == pytest.approx(HAND["arr0"])
     assert dep1.tolist() == pytest.approx(HAND["dep1"]) and arr1.tolist() == pytest.approx(HAND["arr1"])

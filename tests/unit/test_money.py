@@ -218,3 +218,77 @@ def test_headline_per_1000_route_jobs_sums_every_service():
     assert cost["by_service_usd"] == pytest.approx({"Lambda": 0.00346668, "SQS": 0.004}, rel=1e-12)
     assert [i["service"] for i in cost["items"]] == ["Lambda", "Lambda", "SQS"]  # no $0 transition line
     assert run_cost(usage, EU, route_jobs=0)["per_1000_route_jobs_usd"] is None
+
+
+def test_every_line_item_as_the_report_shows_it():
+    """The items a report prints, in order, with their quantities, units, unit prices and amounts."""
+    usage = {
+        "lambda": {
+            "Scheduler": {"requests": 2, "duration_ms": 3000, "memory_mb": 512, "architecture": "x86_64"},
+            "Processor": {
+                "requests": 4,
+                "duration_ms": 2000,
+                "init_ms": 1000,
+                "memory_mb": 2048,
+                "architecture": "arm64",
+            },
+        },
+        "sqs": {"requests_64kb": 10},
+        "dynamodb": {"wru": 6, "rru": 8},
+        "s3": {"put": 3, "get": 5},
+        "stepfunctions": {"transitions": 7},
+        "fargate": {"vcpu_hours": 0.25, "gb_hours": 0.5, "architecture": "arm64"},
+    }
+    cost = run_cost(usage, EU, route_jobs=4)
+
+    def row(service, item, quantity, unit, price):
+        return {"service": service, "item": item, "quantity": quantity, "unit": unit, "unit_price_usd": price}
+
+    expected = [
+        # functions in name order; Processor: 2 s and 1 s of INIT at 2 GB = 4 GB-s and 2 GB-s
+        row("Lambda", "Processor requests", 4, "requests", 0.20e-6),
+        row("Lambda", "Processor duration (2048 MB, arm64)", 4.0, "GB-s", 0.0000133334),
+        row("Lambda", "Processor INIT (2048 MB, arm64)", 2.0, "GB-s", 0.0000133334),
+        row("Lambda", "Scheduler requests", 2, "requests", 0.20e-6),
+        row("Lambda", "Scheduler duration (512 MB, x86_64)", 1.5, "GB-s", 0.0000166667),
+        row("SQS", "FIFO requests", 10, "64 KB requests", 0.50e-6),
+        row("DynamoDB", "writes", 6, "WRU", 0.7068e-6),
+        row("DynamoDB", "reads", 8, "RRU", 0.1413e-6),
+        row("S3", "PUT/LIST requests", 3, "requests", 0.005e-3),
+        row("S3", "GET requests", 5, "requests", 0.0004e-3),
+        row("Step Functions", "state transitions", 7, "transitions", 0.025e-3),
+        row("Fargate", "vCPU (arm64)", 0.25, "vCPU-h", 0.03238),
+        row("Fargate", "memory (arm64)", 0.5, "GB-h", 0.00356),
+    ]
+    assert [{k: v for k, v in i.items() if k != "usd"} for i in cost["items"]] == [
+        {**r, "unit_price_usd": pytest.approx(r["unit_price_usd"], rel=1e-12)} for r in expected
+    ]
+    for item in cost["items"]:
+        assert item["usd"] == pytest.approx(item["quantity"] * item["unit_price_usd"], rel=1e-15)
+    total = sum(r["quantity"] * r["unit_price_usd"] for r in expected)
+    assert cost["usd"] == pytest.approx(total, rel=1e-12)
+    assert cost["per_1000_route_jobs_usd"] == pytest.approx(total * 250, rel=1e-12)
+    assert cost["by_service_usd"] == pytest.approx(
+        {
+            "Lambda": 6 * 0.20e-6 + 6 * 0.0000133334 + 1.5 * 0.0000166667,
+            "SQS": 5e-6,
+            "DynamoDB": 6 * 0.7068e-6 + 8 * 0.1413e-6,
+            "S3": 3 * 0.005e-3 + 5 * 0.0004e-3,
+            "Step Functions": 7 * 0.025e-3,
+            "Fargate": 0.25 * 0.03238 + 0.5 * 0.00356,
+        },
+        rel=1e-12,
+    )
+
+
+def test_services_without_usage_get_no_line():
+    empty = {"lambda": {}, "sqs": {"requests_64kb": 0}, "dynamodb": {"wru": 0, "rru": 0}, "s3": {"put": 0, "get": 0},
+             "stepfunctions": {"transitions": 0}, "fargate": {"vcpu_hours": 0, "gb_hours": 0}}  # fmt: skip
+    cost = run_cost(empty, EU, route_jobs=10)
+    assert (cost["items"], cost["usd"], cost["by_service_usd"]) == ([], 0, {})
+    assert run_cost({}, EU, route_jobs=10)["items"] == []
+    # only reads, only GETs: one line each
+    assert [i["item"] for i in run_cost({"dynamodb": {"rru": 2}, "s3": {"get": 1}}, EU, 1)["items"]] == [
+        "reads",
+        "GET requests",
+    ]
