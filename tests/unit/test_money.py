@@ -22,7 +22,7 @@ from jobgraph.localcloud.ecs import LocalEcs, TaskSpec
 from jobgraph.localcloud.meter import RequestMeter
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.workers import FunctionSpec
-from jobgraph.runs.stepfunctions import local_transitions
+from jobgraph.runs.local_runtime import local_transitions
 
 EU = price_table("eu-west-1", "2026-11-01")
 
