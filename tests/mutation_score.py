@@ -4,7 +4,7 @@
 
 A mutant counts as killed when a unit or integration test failed (or timed out) with it; as equivalent when
 it is listed in EQUIVALENT below with the reason no test can tell it from the original. Score = killed /
-(mutants − equivalent), target ≥ 90 % per module. Exit status 1 if a module misses the target or a
+(mutants checked − equivalent), target ≥ 90 % per module. Exit status 1 if a module misses the target or a
 survivor is neither killed nor justified.
 
 For the table adapter only its run and claim methods count (the issue's scope): the rest of the file
@@ -33,7 +33,18 @@ SCOPE: dict[str, set[str] | None] = {
 }
 
 # mutant name → why no test can tell it from the original
-EQUIVALENT: dict[str, str] = {}
+_UNREACHABLE_MEMORY = (
+    "a function is listed only if a REPORT line matched, which always sets memory_mb: `or` never reads config"
+)
+_LAST_PATH_PART = "the queue name is the URL's last path part whichever split count or index picks it"
+EQUIVALENT: dict[str, str] = {
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_78": _UNREACHABLE_MEMORY,
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_79": _UNREACHABLE_MEMORY,
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_80": _UNREACHABLE_MEMORY,
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_113": _LAST_PATH_PART,
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_116": _LAST_PATH_PART,
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_117": _LAST_PATH_PART,
+}
 
 
 def function_of(mutant: str) -> str:
@@ -76,24 +87,26 @@ def main(argv: list[str] | None = None) -> int:
         left = [m for m, c in counted.items() if c not in KILLED and m not in EQUIVALENT]
         unchecked = [m for m in left if counted[m] is None]
         no_tests = sum(counted[m] in NO_TESTS for m in left)
-        score = killed / (len(counted) - len(equivalent)) if len(counted) > len(equivalent) else 1.0
+        checked = len(counted) - len(unchecked) - len(equivalent)
+        score = killed / checked if checked else 1.0
         verdict = "PASS" if score >= TARGET and not unchecked else "MISS"
         failed |= verdict == "MISS"
         print(
-            f"{module:<34} {len(counted):>7} {killed:>7} {len(equivalent):>6} {len(left) - no_tests:>8} "
+            f"{module:<34} {len(counted):>7} {killed:>7} {len(equivalent):>6} {sum(counted[m] in SURVIVED for m in left):>8} "
             f"{no_tests:>7} {score:>6.1%}  {verdict}{f' ({len(unchecked)} not checked)' if unchecked else ''}"
         )
-        unjustified.extend(left)
+        unjustified.extend(m for m in left if counted[m] is not None and counted[m] not in NO_TESTS)
+        unjustified.extend(m for m in left if counted[m] in NO_TESTS)
     stale = sorted(set(EQUIVALENT) - {m for codes in by_module.values() for m in codes})
     if stale:
         print(f"listed as equivalent but not produced by this run (remove them): {stale}")
         failed = True
     if unjustified:
-        print(f"{len(unjustified)} survivors neither killed nor justified (`mutmut show NAME` for the diff)")
+        print(f"{len(unjustified)} survivors (or untested) neither killed nor justified (`mutmut show NAME`: the diff)")
         if args.survivors:
             for name in unjustified:
                 print(f"  {name}")
-    return 1 if failed or unjustified else 0
+    return 1 if failed or unjustified else 0  # "not checked" (an unfinished run) is a MISS too
 
 
 if __name__ == "__main__":

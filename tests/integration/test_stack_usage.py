@@ -162,7 +162,8 @@ def stub_the_stack(session: StubSession) -> None:
     logs.add_response("filter_log_events", {"events": [event(WARM, 9), event(TIMEOUT, 12)]}, log_query(PROCESSOR, "t2"))
     lam.add_response(
         "get_function_configuration",
-        {"FunctionName": PROCESSOR, "MemorySize": 1024, "Architectures": ["arm64"]},
+        # resized since the run: the REPORT lines' 1024 MB is what was billed
+        {"FunctionName": PROCESSOR, "MemorySize": 2048, "Architectures": ["arm64"]},
         {"FunctionName": PROCESSOR},
     )
     # StartRun was never invoked: no log group at all
@@ -215,16 +216,25 @@ def test_stack_usage_sums_what_aws_reports():
         stub.assert_no_pending_responses()  # every page was read, every metric asked for
 
     assert set(usage["lambda"]) == {"ProcessorFunction", "SchedulerFunction"}
-    processor = usage["lambda"]["ProcessorFunction"]
-    # 4 REPORT lines; billed 1450 (INIT inside) + 41 + 41 + 30000 ms
-    assert processor["requests"] == 4
-    assert processor["duration_ms"] == 31532
-    assert processor["init_ms"] == 0  # already inside the billed durations: never billed twice
-    assert processor["init_durations_ms"] == [637.02] and processor["cold_starts"] == 1
-    assert processor["memory_mb"] == 1024 and processor["architecture"] == "arm64"
-    scheduler = usage["lambda"]["SchedulerFunction"]
-    assert (scheduler["requests"], scheduler["duration_ms"], scheduler["cold_starts"]) == (2, 21, 0)
-    assert (scheduler["memory_mb"], scheduler["architecture"]) == (256, "x86_64")
+    # 4 REPORT lines; billed 1450 (INIT inside) + 41 + 41 + 30000 ms; INIT kept apart only for the record
+    assert usage["lambda"]["ProcessorFunction"] == {
+        "requests": 4,
+        "duration_ms": 31532,
+        "init_ms": 0,  # already inside the billed durations: never billed twice
+        "init_durations_ms": [637.02],
+        "cold_starts": 1,
+        "memory_mb": 1024,
+        "architecture": "arm64",
+    }
+    assert usage["lambda"]["SchedulerFunction"] == {
+        "requests": 2,
+        "duration_ms": 21,
+        "init_ms": 0,
+        "init_durations_ms": [],
+        "cold_starts": 0,
+        "memory_mb": 256,
+        "architecture": "x86_64",
+    }
     # SQS: incoming 42 + 43 + 42 + 3, outgoing 42 · 3 = 130 + 126
     assert usage["sqs"]["requests_64kb"] == 256.0
     assert usage["dynamodb"]["wru"] == 119.5 and usage["dynamodb"]["rru"] == 40.5
@@ -250,6 +260,24 @@ def test_stack_usage_sums_what_aws_reports():
         6 * 0.20e-6 + 31.532 * 0.0000133334 + 0.00525 * 0.0000166667
     )
     assert cost["per_1000_route_jobs_usd"] == pytest.approx(expected * 10, rel=1e-12)
+
+
+def test_a_stack_without_functions_queues_or_tables_used_nothing():
+    session = StubSession()
+    session.stubs["cloudformation"].add_response(
+        "list_stack_resources",
+        {"StackResourceSummaries": [resource("Role", "r", "AWS::IAM::Role")]},
+        {"StackName": STACK},
+    )
+    for stub in session.stubs.values():
+        stub.activate()
+    usage = stack_usage(session, STACK, STARTED, ENDED)
+    assert (usage["lambda"], usage["sqs"]["requests_64kb"], usage["dynamodb"]["wru"], usage["dynamodb"]["rru"]) == (
+        {},
+        0,
+        0,
+        0,
+    )
 
 
 def test_a_report_line_and_its_fields():
