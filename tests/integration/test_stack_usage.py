@@ -235,9 +235,9 @@ def test_stack_usage_sums_what_aws_reports():
         "memory_mb": 256,
         "architecture": "x86_64",
     }
-    # SQS: incoming 42 + 43 + 42 + 3, outgoing 42 · 3 = 130 + 126
-    assert usage["sqs"]["requests_64kb"] == 256.0
-    assert usage["dynamodb"]["wru"] == 119.5 and usage["dynamodb"]["rru"] == 40.5
+    # SQS: incoming 42 + 43 + 42 + 3, outgoing 42 · 3 = 130 + 126 — messages, labelled as an upper bound
+    assert usage["sqs"] == {"requests_64kb": 256.0, "source": "CloudWatch message counts (upper bound on requests)"}
+    assert usage["dynamodb"] == {"wru": 119.5, "rru": 40.5, "source": "CloudWatch consumed capacity"}
     assert usage["s3"] == {"put": 0, "get": 0, "source": "not measured (needs S3 request metrics)"}
 
     # and the bill for it, by hand from the 2026-11-01 eu-west-1 prices (AWS's public pricing pages):
@@ -278,6 +278,26 @@ def test_a_stack_without_functions_queues_or_tables_used_nothing():
         0,
         0,
     )
+
+
+def test_the_capacity_of_every_table_adds_up():
+    session = StubSession()
+    session.stubs["cloudformation"].add_response(
+        "list_stack_resources",
+        {"StackResourceSummaries": [resource("JobsTable", "jobs", "AWS::DynamoDB::Table"),
+                                    resource("TriggerTable", "triggers", "AWS::DynamoDB::Table")]},
+        {"StackName": STACK},
+    )  # fmt: skip
+    cloudwatch = session.stubs["cloudwatch"]
+    for table, (write, read) in {"jobs": (10.0, 4.0), "triggers": (2.5, 1.0)}.items():
+        for metric, value in (("ConsumedWriteCapacityUnits", write), ("ConsumedReadCapacityUnits", read)):
+            cloudwatch.add_response(
+                "get_metric_statistics", datapoints(value), metric_query("AWS/DynamoDB", metric, "TableName", table)
+            )
+    for stub in session.stubs.values():
+        stub.activate()
+    usage = stack_usage(session, STACK, STARTED, ENDED)
+    assert (usage["dynamodb"]["wru"], usage["dynamodb"]["rru"]) == (12.5, 5.0)
 
 
 def test_a_report_line_and_its_fields():
