@@ -110,7 +110,7 @@ bench-local: $(STAMP)
 	$(PY) benchmarks/bench_localcloud.py
 
 ## make mutation: mutation score of the modules listed under [tool.mutmut] in pyproject.toml, against unit +
-# integration tests only (mutmut 3, in its own copy under mutants/; ~20-40 min on 2 cores; not part of `make test`).
+# integration tests only (mutmut 3, in its own copy under mutants/; ~1-2 h on 2 cores; not part of `make test`).
 # Survivors: `$(BIN)/mutmut results`, one diff: `$(BIN)/mutmut show NAME`. Figures: docs/benchmarks.md.
 MUTMUT_VERSION := 3.8.1
 mutation: $(STAMP)
