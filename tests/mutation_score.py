@@ -37,7 +37,15 @@ _UNREACHABLE_MEMORY = (
     "a function is listed only if a REPORT line matched, which always sets memory_mb: `or` never reads config"
 )
 _LAST_PATH_PART = "the queue name is the URL's last path part whichever split count or index picks it"
+_ZIP_SAME_LENGTH = "zip over PERCENTILES and its five values: strict or not, the same pairs"
+_DTYPE_INFERRED = "numpy infers the same dtype from the JSON ints/floats (or a float index finds the same bin)"
 EQUIVALENT: dict[str, str] = {
+    **{f"jobgraph.core.stats.x_describe__mutmut_{n}": _ZIP_SAME_LENGTH for n in (10, 13, 14)},
+    **{f"jobgraph.core.stats.x_describe_histogram__mutmut_{n}": _ZIP_SAME_LENGTH for n in (72, 75, 76)},
+    **{f"jobgraph.core.stats.x_merge_histograms__mutmut_{n}": _DTYPE_INFERRED for n in (17, 19, 25, 27)},
+    **{
+        f"jobgraph.core.stats.x_describe_histogram__mutmut_{n}": _DTYPE_INFERRED for n in (6, 8, 14, 16, 51, 53, 59, 61)
+    },
     "jobgraph.runs.aws_usage.x_stack_usage__mutmut_78": _UNREACHABLE_MEMORY,
     "jobgraph.runs.aws_usage.x_stack_usage__mutmut_79": _UNREACHABLE_MEMORY,
     "jobgraph.runs.aws_usage.x_stack_usage__mutmut_80": _UNREACHABLE_MEMORY,
