@@ -49,7 +49,7 @@ def test_buildspec_make_targets_exist():
         for word in shlex.split(command)[1:]
         if "=" not in word
     }
-    assert used == {"venv", "sam-cli", "validate", "build", "run-aws"}
+    assert used == {"venv", "sam-cli", "validate", "build", "build-sfn", "run-aws"}
     assert used <= makefile_targets()
 
 
