@@ -74,6 +74,8 @@ class LocalTarget(AwsTarget):
         self.options = options
         self.server: ApiServer | None = None
         self.controller: Controller | None = None
+        self._last_sample = 0.0  # when check() last sampled metrics and alarms
+        self._counted: tuple[float, Progress | None] = (float("-inf"), None)  # the last progress read, and when
 
     def refuse(self, workload) -> None:
         if self.options.faults.poison and not workload.queue_fed:
@@ -103,8 +105,6 @@ class LocalTarget(AwsTarget):
                 self._scale_services(options.ecs_workers)
                 self._route_state_machine_tasks()
                 with super().attach(run_id):
-                    self._last_sample = 0.0
-                    self._counted = (float("-inf"), None)
                     self._serve()
                     yield self
             finally:
