@@ -191,6 +191,32 @@ def model_of(record: dict, on: str = "run") -> Model:
     return model
 
 
+def busy_ms_per_job(record: dict) -> float:
+    """What the run's workers were busy with per job (runner and Scheduler): how fast the machine ran this run's
+    jobs, whatever the graph's size — the measure `scaled` compares two runs by."""
+    samples = record.get("samples", {})
+    busy = sum(sum(v) for v in samples.get("batch_ms", {}).values())
+    busy += sum(sum(samples.get("invocation_ms", {}).get(f) or []) for f in (*RUNNER_FUNCTION.values(), SCHEDULER))
+    return busy / record["jobs"]
+
+
+def scaled(model: Model, factor: float) -> Model:
+    """The model with every measured time multiplied by ``factor`` (a faster or slower machine)."""
+    from dataclasses import replace
+
+    return replace(
+        model,
+        stage_ms={stage: samples * factor for stage, samples in model.stage_ms.items()},
+        job_overhead_ms=model.job_overhead_ms * factor,
+        merge_ms_per_sequence=model.merge_ms_per_sequence * factor,
+        starter_ms_per_sequence=model.starter_ms_per_sequence * factor,
+        starter_init_ms=model.starter_init_ms * factor,
+        runner_init_ms=model.runner_init_ms * factor,
+        scheduler_ms_per_message=model.scheduler_ms_per_message * factor,
+        scheduler_init_ms=model.scheduler_init_ms * factor,
+    )
+
+
 def _on_aws(model: Model, record: dict) -> None:
     """The stack's settings on AWS, capped by the account's Lambda concurrency; the stated assumptions."""
     lambdas = AWS_QUOTAS["lambda_concurrency"][0]
@@ -463,14 +489,18 @@ def assumptions(record: dict, model: Model) -> list[str]:
     return said + model.notes
 
 
-def project(record: dict, sizes: list[int], on: str = "run", seed: int = 0) -> dict:
+def project(record: dict, sizes: list[int], on: str = "run", seed: int = 0, speed: float = 1.0) -> dict:
     """Projections of ``record``'s run to each size in ``sizes``, with the replay of the run itself (the model
-    at the run's own size, against its measured makespan: how well the model explains what it was fed)."""
+    at the run's own size, against its measured makespan: how well the model explains what it was fed).
+
+    ``speed``: every measured time (and the unexplained rest) times this factor — the validation's way to take
+    a loaded machine's changing speed out of the comparison of two runs (benchmarks/bench_projection.py)."""
     model = model_of(record, on)
     replay = simulate(model, record["sequences"], seed)
     # on its own platform, what the simulation leaves unexplained of the run's makespan (worker processes
     # starting, the harness noticing the end, ...) is carried to every size as a constant
-    unexplained_s = record["wall_seconds"] - replay["makespan_s"] if on == "run" else 0.0
+    unexplained_s = (record["wall_seconds"] - replay["makespan_s"]) * speed if on == "run" else 0.0
+    model = scaled(model, speed) if speed != 1.0 else model
     rows = []
     for sequences in sizes:
         sim = simulate(model, sequences, seed)

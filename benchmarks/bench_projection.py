@@ -1,0 +1,110 @@
+"""Validation of `jobgraph project`: a projection from a 50-sequence local run against the measured makespan of
+the 200-sequence local run of the same generator, for scenarios 1, 2 and 3 (issue 16.4).
+
+    .venv/bin/python benchmarks/bench_projection.py                   # 3 rounds x 3 scenarios x (50, 200): ~40 min
+    .venv/bin/python benchmarks/bench_projection.py --rounds 1 --scenario 1
+    .venv/bin/python benchmarks/bench_projection.py --runs DIR        # reuse DIR/s<n>-n<size>-r<round> run folders
+
+Each round runs, per scenario, the 50-sequence graph then the 200-sequence graph back to back (`jobgraph run
+--generate N --seed 7 --scenarios 1000`; the 200 begin with the 50), then projects the 50-run to 200 sequences.
+Printed per pair:
+- *raw*: the projection as `jobgraph project RUN --sequences 200` gives it, against the 200-run's makespan — the
+  issue's criterion (±20 %);
+- *speed x*: how much slower the machine ran the 200-run's jobs than the 50-run's (busy ms per job, from the two
+  records; 1.00 = same speed). On a shared machine this moves by 2-3x between runs a minute apart;
+- *normalised*: the projection with every measured time scaled by that factor: the model's own error, with the
+  machine's change of speed between the two runs taken out;
+- *replay*: the model at the 50-run's own size against its measured makespan.
+A target is reported (PASS/MISS), not asserted; the exit status is non-zero only when a run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from jobgraph.bench.project import busy_ms_per_job, project
+from jobgraph.bench.record import read
+
+SMALL, LARGE = 50, 200
+TARGET = 0.20
+
+
+def run(out: Path, scenario: int, sequences: int, round_: int) -> Path:
+    run_id = f"s{scenario}-n{sequences}-r{round_}"
+    if (out / run_id / "run.json").is_file():
+        return out / run_id
+    command = [
+        sys.executable, "-m", "jobgraph.cli", "run", "--scenario", str(scenario), "--generate", str(sequences),
+        "--seed", "7", "--scenarios", "1000", "--run-id", run_id, "--out", str(out), "--overwrite", "--no-progress",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{run_id} failed:\n{result.stderr[-2000:]}")
+    return out / run_id
+
+
+def compare(small: Path, large: Path) -> dict:
+    source, target = read(small), read(large)
+    measured = target["wall_seconds"]
+    raw = project(source, [LARGE])
+    speed = busy_ms_per_job(target) / busy_ms_per_job(source)
+    normalised = project(source, [LARGE], speed=speed)
+    return {
+        "scenario": source["scenario"],
+        "small_s": source["wall_seconds"],
+        "measured_s": measured,
+        "projected_s": raw["projections"][0]["makespan_s"],
+        "raw_error": raw["projections"][0]["makespan_s"] / measured - 1,
+        "speed": speed,
+        "normalised_s": normalised["projections"][0]["makespan_s"],
+        "normalised_error": normalised["projections"][0]["makespan_s"] / measured - 1,
+        "replay_error": raw["replay"]["error"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scenario", type=int, action="append", choices=(1, 2, 3), help="default: 1, 2 and 3")
+    parser.add_argument("--runs", type=Path, default=Path("results/bench-projection"), help="run folders (reused)")
+    parser.add_argument("--json", type=Path, help="also write the figures")
+    args = parser.parse_args()
+    scenarios = args.scenario or [1, 2, 3]
+    rows = []
+    print(f"{'scenario':>8}{'round':>6}{'50: s':>8}{'200: s':>9}{'projected':>11}{'raw':>7}{'speed x':>9}"
+          f"{'normalised':>12}{'error':>7}{'replay':>8}")  # fmt: skip
+    for round_ in range(1, args.rounds + 1):
+        for scenario in scenarios:
+            small = run(args.runs, scenario, SMALL, round_)
+            large = run(args.runs, scenario, LARGE, round_)
+            row = {"round": round_, **compare(small, large)}
+            rows.append(row)
+            print(
+                f"{scenario:>8}{round_:>6}{row['small_s']:>8.1f}{row['measured_s']:>9.1f}{row['projected_s']:>11.1f}"
+                f"{row['raw_error']:>+7.0%}{row['speed']:>9.2f}{row['normalised_s']:>12.1f}"
+                f"{row['normalised_error']:>+7.0%}{row['replay_error']:>+8.0%}",
+                flush=True,
+            )
+    print()
+    for scenario in scenarios:
+        mine = [r for r in rows if r["scenario"] == scenario]
+        for kind in ("raw_error", "normalised_error"):
+            errors = [r[kind] for r in mine]
+            median = statistics.median(errors)
+            verdict = "PASS" if abs(median) <= TARGET else "MISS"
+            print(
+                f"scenario {scenario} {kind.replace('_', ' ')}: median {median:+.0%}, range {min(errors):+.0%} .. "
+                f"{max(errors):+.0%} over {len(errors)} pair(s) — target ±{TARGET:.0%}: {verdict}"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
