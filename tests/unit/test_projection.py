@@ -109,3 +109,12 @@ def test_records_without_the_graphs_shape_are_refused_with_a_reason():
         model_of(rec)
     with pytest.raises(ProjectionError, match="only graph runs"):
         model_of({**record(), "kind": "load"})
+
+
+def test_a_runner_that_overlapped_its_jobs_is_busy_for_less_than_their_processing_time():
+    # message groups processed concurrently: the Processor was busy half as long as its jobs' processing times add up
+    rec = record(chains=(3,))
+    rec["samples"]["invocation_ms"]["ProcessorFunction"] = [0.5 * 500.0]
+    model = model_of(rec)
+    assert (model.job_overhead_ms, model.job_scale) == (0.0, 0.5)
+    assert simulate(model, 1)["makespan_s"] == pytest.approx(0.25)

@@ -90,6 +90,9 @@ class Model:
     chains: list[int]  # routes per sequence of the source graph, repeated to the projected size
     stage_ms: dict[str, np.ndarray]  # per route stage: processing times of the run's jobs
     job_overhead_ms: float  # the runner's busy time per job beyond the stage's processing
+    # < 1 where the runner overlapped a batch's jobs (message groups processed concurrently): its busy time per
+    # job is then less than the job's own processing time
+    job_scale: float
     merge_ms_per_sequence: float
     starter_ms_per_sequence: float
     starter_init_ms: float
@@ -163,6 +166,7 @@ def model_of(record: dict, on: str = "run") -> Model:
         chains=chains,
         stage_ms=stage_ms,
         job_overhead_ms=max(0.0, (busy_ms - processed_ms) / jobs),
+        job_scale=min(1.0, busy_ms / processed_ms) if processed_ms else 1.0,
         merge_ms_per_sequence=float(np.mean(merge)) / record["sequences"],
         starter_ms_per_sequence=starter_ms / record["sequences"],
         starter_init_ms=_init_ms(record, starter) if starter else 0.0,
@@ -282,10 +286,10 @@ class _Sim:
         else:
             stage = "INTERMEDIATE"
         samples = self.model.stage_ms[stage]
-        return float(samples[self.rng.integers(len(samples))]) + self.model.job_overhead_ms
+        return (float(samples[self.rng.integers(len(samples))]) + self.model.job_overhead_ms) * self.model.job_scale
 
     def merge_ms(self) -> float:
-        return self.model.merge_ms_per_sequence * len(self.chains) + self.model.job_overhead_ms
+        return (self.model.merge_ms_per_sequence * len(self.chains) + self.model.job_overhead_ms) * self.model.job_scale
 
     def starter_s(self) -> float:
         return (self.model.starter_init_ms + self.model.starter_ms_per_sequence * len(self.chains)) / 1000
@@ -456,7 +460,12 @@ def assumptions(record: dict, model: Model) -> list[str]:
         f"graph: the run's {len(model.chains)} sequences repeated in order to the projected size "
         f"(mean {np.mean(model.chains):.2f} routes per sequence)",
         "service time per job: a processing time drawn from the run's jobs of the same stage, plus the runner's "
-        f"measured overhead per job ({model.job_overhead_ms:.1f} ms: its busy time beyond stage processing / jobs)",
+        f"measured overhead per job ({model.job_overhead_ms:.1f} ms: its busy time beyond stage processing / jobs)"
+        + (
+            f", times {model.job_scale:.2f} (the runner overlapped a batch's jobs: busy time / processing time)"
+            if model.job_scale < 1
+            else ""
+        ),
         f"MERGE: {model.merge_ms_per_sequence:.2f} ms per sequence (it reads every sequence's percentiles); "
         f"starter: {model.starter_ms_per_sequence:.2f} ms per sequence + INIT {model.starter_init_ms:.0f} ms",
         f"cold starts: INIT of {model.runner_init_ms:.0f} ms (runner) on each worker's first invocation"
