@@ -189,11 +189,7 @@ def projection_lines(projection: dict) -> list[str]:
         f"projection of run {projection['run_id']} (scenario {projection['scenario']}, {projection['mode']}) on {where}",
         f"  replay at the run's size ({measured['sequences']} sequences): simulated {replay['makespan_s']:.1f} s, "
         f"measured {measured['makespan_s']:.1f} s"
-        + (
-            f" ({replay['error']:+.0%}; the {replay['unexplained_s']:+.1f} s not simulated is added below)"
-            if replay["error"] is not None
-            else ""
-        ),
+        + (f" ({replay['error']:+.0%}: how much of the run the model explains)" if replay["error"] is not None else ""),
         f"  {'sequences':>10}{'jobs':>10}{'makespan':>12}{'jobs/s':>9}{'cost USD':>12}{'USD/1k route':>14}  bound by",
     ]
     for row in projection["projections"]:
