@@ -4,6 +4,7 @@ the 200-sequence local run of the same generator, for scenarios 1, 2 and 3 (issu
     .venv/bin/python benchmarks/bench_projection.py                   # 3 rounds x 3 scenarios x (50, 200): ~40 min
     .venv/bin/python benchmarks/bench_projection.py --rounds 1 --scenario 1
     .venv/bin/python benchmarks/bench_projection.py --runs DIR        # reuse DIR/s<n>-n<size>-r<round> run folders
+    .venv/bin/python benchmarks/bench_projection.py --runs DIR --aws-table   # 1k/10k/100k aircraft on AWS defaults
 
 Each round runs, per scenario, the 50-sequence graph then the 200-sequence graph back to back (`jobgraph run
 --generate N --seed 7 --scenarios 1000`; the 200 begin with the 50), then projects the 50-run to 200 sequences.
@@ -67,14 +68,51 @@ def compare(small: Path, large: Path) -> dict:
     }
 
 
+def aws_table(runs: Path, rounds: int, scenarios: list[int], sizes=(1_000, 10_000, 100_000)) -> None:
+    """Projections on AWS defaults from each scenario's 200-sequence run of median speed (busy ms per job) among
+    the rounds — not the fastest or the slowest — as a markdown table, then each projection's assumptions."""
+    print(
+        "| scenario | from run (busy ms/job) | aircraft | jobs | makespan | jobs/s | bound by | cost USD | USD / 1,000 route jobs |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    said, warnings = {}, []
+    for scenario in scenarios:
+        found = [runs / f"s{scenario}-n{LARGE}-r{r}" for r in range(1, rounds + 1)]
+        records = sorted((read(f) for f in found if (f / "run.json").is_file()), key=busy_ms_per_job)
+        if not records:
+            continue
+        record = records[(len(records) - 1) // 2]
+        projection = project(record, list(sizes), on="aws")
+        for row in projection["projections"]:
+            cost = row["cost"]
+            print(
+                f"| {scenario} | {record['run_id']} ({busy_ms_per_job(record):.0f}) | {row['sequences']:,} | "
+                f"{row['jobs']:,} | {row['makespan_s'] / 3600:.2f} h | {row['jobs_per_s']:.1f} | {row['bound_by']} | "
+                f"{cost['usd']:.2f} | {cost['per_1000_route_jobs_usd']:.4f} |"
+            )
+            warnings.extend(f"{scenario}, {row['sequences']:,} aircraft: {w}" for w in row["warnings"])
+        said[scenario] = projection["assumptions"]
+    if warnings:
+        print("\nWarnings:\n" + "\n".join(f"- {w}" for w in warnings))
+    for scenario, lines in said.items():
+        print(f"\nScenario {scenario}:")
+        print("\n".join(f"- {line}" for line in lines))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenario", type=int, action="append", choices=(1, 2, 3), help="default: 1, 2 and 3")
     parser.add_argument("--runs", type=Path, default=Path("results/bench-projection"), help="run folders (reused)")
     parser.add_argument("--json", type=Path, help="also write the figures")
+    parser.add_argument(
+        "--aws-table", action="store_true", help="only print the 1k/10k/100k projections on AWS defaults from --runs"
+    )
     args = parser.parse_args()
     scenarios = args.scenario or [1, 2, 3]
+    if args.aws_table:
+        aws_table(args.runs, args.rounds, scenarios)
+        return 0
     rows = []
     print(f"{'scenario':>8}{'round':>6}{'50: s':>8}{'200: s':>9}{'projected':>11}{'raw':>7}{'speed x':>9}"
           f"{'normalised':>12}{'error':>7}{'replay':>8}")  # fmt: skip

@@ -498,6 +498,19 @@ def assumptions(record: dict, model: Model) -> list[str]:
     return said + model.notes
 
 
+def _warnings(record: dict, model: Model, sequences: int) -> list[str]:
+    """What would stop the projected run on this stack: the MERGE job outlasting its function's timeout."""
+    runner = RUNNER_FUNCTION.get(model.scenario)
+    timeout_s = record.get("settings", {}).get("functions", {}).get(runner, {}).get("timeout_s") if runner else None
+    merge_s = (model.merge_ms_per_sequence * sequences + model.job_overhead_ms) * model.job_scale / 1000
+    if timeout_s and merge_s > timeout_s:
+        return [
+            f"MERGE of {sequences:,} sequences: about {merge_s:.0f} s, over {runner}'s timeout of {timeout_s} s "
+            "(Lambda allows 900 s at most): the run would not finish on this stack as configured"
+        ]
+    return []
+
+
 def project(record: dict, sizes: list[int], on: str = "run", seed: int = 0, speed: float = 1.0) -> dict:
     """Projections of ``record``'s run to each size in ``sizes``, with the replay of the run itself (the model
     at the run's own size, against its measured makespan: how well the model explains what it was fed).
@@ -524,6 +537,7 @@ def project(record: dict, sizes: list[int], on: str = "run", seed: int = 0, spee
                 "jobs_per_s": sim["jobs"] / makespan,
                 "bound_by": binding["quota"] if binding and binding["floor_s"] > sim["makespan_s"] else "settings",
                 "quota_floors": floors,
+                "warnings": _warnings(record, model, sequences),
                 "cost": _cost(record, model, sim["jobs"], sim["route_jobs"], makespan),
             }
         )

@@ -187,9 +187,13 @@ def projection_lines(projection: dict) -> list[str]:
     where = "its own settings" if projection["on"] == "run" else "AWS (the stack's settings, default quotas)"
     lines = [
         f"projection of run {projection['run_id']} (scenario {projection['scenario']}, {projection['mode']}) on {where}",
-        f"  replay at the run's size ({measured['sequences']} sequences): simulated {replay['makespan_s']:.1f} s, "
-        f"measured {measured['makespan_s']:.1f} s"
-        + (f" ({replay['error']:+.0%}: how much of the run the model explains)" if replay["error"] is not None else ""),
+        (
+            f"  replay at the run's size ({measured['sequences']} sequences): simulated {replay['makespan_s']:.1f} s, "
+            f"measured {measured['makespan_s']:.1f} s ({replay['error']:+.0%}: how much of the run the model explains)"
+            if replay["error"] is not None
+            else f"  at the run's size ({measured['sequences']} sequences) on AWS: {replay['makespan_s']:.1f} s "
+            f"(the run itself: {measured['makespan_s']:.1f} s, {projection['mode']})"
+        ),
         f"  {'sequences':>10}{'jobs':>10}{'makespan':>12}{'jobs/s':>9}{'cost USD':>12}{'USD/1k route':>14}  bound by",
     ]
     for row in projection["projections"]:
@@ -200,6 +204,7 @@ def projection_lines(projection: dict) -> list[str]:
             f"  {row['sequences']:>10}{row['jobs']:>10}{duration(row['makespan_s']):>12}{row['jobs_per_s']:>9.1f}"
             f"{usd:>12}{per_1000:>14}  {row['bound_by']}"
         )
+        lines.extend(f"    warning: {warning}" for warning in row["warnings"])
     lines.append("  assumptions:")
     lines.extend(f"    - {line}" for line in projection["assumptions"])
     return lines
