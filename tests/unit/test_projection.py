@@ -118,3 +118,14 @@ def test_a_runner_that_overlapped_its_jobs_is_busy_for_less_than_their_processin
     model = model_of(rec)
     assert (model.job_overhead_ms, model.job_scale) == (0.0, 0.5)
     assert simulate(model, 1)["makespan_s"] == pytest.approx(0.25)
+
+
+def test_a_merge_that_would_outlast_its_functions_timeout_is_a_warning():
+    rec = record(chains=(3,))  # MERGE: 100 ms per sequence
+    rec["settings"]["functions"] = {"ProcessorFunction": {"timeout_s": 1}}
+    rows = project(rec, [5, 20])["projections"]
+    assert rows[0]["warnings"] == []
+    assert rows[1]["warnings"] == [
+        "MERGE of 20 sequences: about 2 s, over ProcessorFunction's timeout of 1 s (Lambda allows 900 s at most): "
+        "the run would not finish on this stack as configured"
+    ]
