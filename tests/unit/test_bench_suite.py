@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from jobgraph.bench.compare import CompareError
@@ -64,3 +66,22 @@ def test_runs_of_different_graphs_are_not_compared():
     check_same_graph([same, {**same, "run_id": "b"}])
     with pytest.raises(CompareError, match="these runs differ"):
         check_same_graph([same, {**same, "run_id": "b", "jobs": 21}])
+
+
+def test_with_env_each_implementation_runs_on_its_deployed_stack_redeployed_for_processor_settings(monkeypatch):
+    import argparse
+
+    from jobgraph.bench import sweep
+    from jobgraph.bench.suite import Implementation
+    from jobgraph.cli.main import bench_aws_target
+    from jobgraph.runs.scenarios import scenario
+
+    redeployed = []
+    monkeypatch.setattr(sweep, "redeploy", lambda env, point, run_id: redeployed.append((env, point, run_id)))
+    args = argparse.Namespace(env="dev", region="eu-west-1", out=Path("results"), overwrite=False, no_progress=True)
+    plain = bench_aws_target(args, scenario(3), Implementation(3), "b-s3", None)
+    assert plain.stack_name == "scenario-3-dev" and redeployed == []
+    point = Implementation(1, 1024, "arm64", {"ProcessorMemorySize": "1024", "Architecture": "arm64"})
+    tuned = bench_aws_target(args, scenario(1), point, "b-s1-1024mb-arm64", None)
+    assert tuned.stack_name == "scenario-1-dev"
+    assert redeployed == [("dev", sweep.SweepPoint(1024, "arm64"), "b-s1-1024mb-arm64")]
