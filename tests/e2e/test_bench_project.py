@@ -97,9 +97,10 @@ def test_a_projection_from_the_small_runs_predicts_the_larger_runs(small, large,
         speed = busy_ms_per_job(measured) / busy_ms_per_job(before)
         normalised = project(before, [LARGE], speed=speed)["projections"][0]["makespan_s"]
         errors[measured["scenario"]] = normalised / measured["wall_seconds"] - 1
-        print(f"scenario {measured['scenario']}: measured {measured['wall_seconds']:.1f} s; projected "
-              f"{raw:.1f} s raw, {normalised:.1f} s at the larger run's speed (x{speed:.2f}): "
-              f"{errors[measured['scenario']]:+.0%}")  # fmt: skip
+        with capsys.disabled():  # the figures, in the test log
+            print(f"\nscenario {measured['scenario']}: measured {measured['wall_seconds']:.1f} s; projected "
+                  f"{raw:.1f} s raw, {normalised:.1f} s at the larger run's speed (x{speed:.2f}): "
+                  f"{errors[measured['scenario']]:+.0%}")  # fmt: skip
     assert all(abs(error) <= TOLERANCE for error in errors.values()), errors
     assert main(["project", str(small[1][0]), "--sequences", str(LARGE), "100"]) == 0
     assert "replay at the run's size" in capsys.readouterr().out
