@@ -26,8 +26,8 @@ from jobgraph.bench.record import read
 ROUTE_STAGES = ("FIRST", "INTERMEDIATE", "LAST")
 STRATEGIES = {
     "cheapest": "lowest cost per 1,000 route jobs",
-    "fastest": "shortest makespan (StartRun to run COMPLETED)",
-    "balanced": "lowest cost per 1,000 route jobs x makespan (both count equally, relative to the best)",
+    "fastest": "shortest makespan, start to run COMPLETED",
+    "balanced": "lowest cost x makespan, each relative to the best",
 }
 
 
