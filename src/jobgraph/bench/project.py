@@ -487,7 +487,8 @@ def assumptions(record: dict, model: Model) -> list[str]:
             f"time each, {model.runner_concurrency} StepTask environments, {model.gap_ms:.0f} ms between jobs"
         )
     if model.on == "aws":
-        said.append(f"queue hop: {model.hop_ms:.0f} ms ({AWS_ASSUMPTIONS['hop_ms'][1]})")
+        if model.scenario in (1, 2):
+            said.append(f"queue hop: {model.hop_ms:.0f} ms ({AWS_ASSUMPTIONS['hop_ms'][1]})")
         if model.scenario == 2:
             said.append(f"ECS: {model.runner_concurrency} tasks ({AWS_ASSUMPTIONS['ecs_tasks'][1]})")
         if model.scenario == 3:
