@@ -129,3 +129,23 @@ def test_a_merge_that_would_outlast_its_functions_timeout_is_a_warning():
         "MERGE of 20 sequences: about 2 s, over ProcessorFunction's timeout of 1 s (Lambda allows 900 s at most): "
         "the run would not finish on this stack as configured"
     ]
+
+
+def test_a_run_on_aws_is_modelled_from_its_report_lines_and_deployed_settings():
+    # what AwsTarget records: no invocation samples, usage from REPORT lines (billed ms hold INIT), mappings as deployed
+    rec = record(chains=(3,))
+    rec.update(mode="AWS", functions={}, samples={"stage_ms": rec["samples"]["stage_ms"]})
+    rec["usage"] = {
+        "lambda": {
+            "ProcessorFunction": {"requests": 5, "duration_ms": 500 + 300, "init_durations_ms": [300.0]},
+            "SchedulerFunction": {"requests": 4, "duration_ms": 50, "init_durations_ms": []},
+        }
+    }
+    rec["settings"]["mappings"] = {
+        "ProcessorFunction": {"batch_size": 10, "workers": 4},
+        "SchedulerFunction": {"batch_size": 10, "workers": 3},
+    }
+    model = model_of(rec)
+    assert (model.runner_concurrency, model.batch_size, model.scheduler_concurrency) == (4, 10, 3)
+    assert model.job_overhead_ms == 0.0 and model.scheduler_ms_per_message == pytest.approx(50 / 5)
+    assert model.hop_ms == 20.0  # AWS reports no queue wait per message: the stated assumption

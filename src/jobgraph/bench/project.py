@@ -123,6 +123,24 @@ def _init_ms(record: dict, function: str) -> float:
     return float(record.get("init_ms", {}).get(function, {}).get("mean", 0.0) or 0.0)
 
 
+def _busy_ms(record: dict, function: str) -> float | None:
+    """The function's invocation times added up: every invocation's (local runs), else its billed duration less
+    INIT from its REPORT lines (runs on AWS record no invocation of their own); None: not recorded."""
+    samples = _samples(record, "invocation_ms", function)
+    if samples:
+        return float(sum(samples))
+    usage = (record.get("usage") or {}).get("lambda", {}).get(function)
+    if usage and usage.get("requests"):
+        return float(usage["duration_ms"]) - float(sum(usage.get("init_durations_ms") or []))
+    return None
+
+
+def _mapping(record: dict, function: str, key: str):
+    """An event source setting of the function: as the local runtime ran it, else as deployed."""
+    value = record.get("functions", {}).get(function, {}).get(key)
+    return value if value is not None else record.get("settings", {}).get("mappings", {}).get(function, {}).get(key)
+
+
 def chains_of(record: dict) -> list[int]:
     chains = record.get("graph", {}).get("routes_per_sequence") or []
     if not chains or len(chains) != record["sequences"]:
@@ -153,14 +171,14 @@ def model_of(record: dict, on: str = "run") -> Model:
         batch_size = 10  # the worker receives up to 10 messages per call
     else:
         runner = RUNNER_FUNCTION[scenario]
-        if runner not in functions or not _samples(record, "invocation_ms", runner):
+        busy_ms = _busy_ms(record, runner)
+        if busy_ms is None:
             raise ProjectionError(f"run {record['run_id']}: its record has no invocation times of {runner}")
-        busy_ms = sum(_samples(record, "invocation_ms", runner))
-        concurrency = int(functions[runner].get("workers") or 1)
-        batch_size = int(functions[runner].get("batch_size") or 1)
+        concurrency = int(_mapping(record, runner, "workers") or functions.get(runner, {}).get("workers") or 1)
+        batch_size = int(_mapping(record, runner, "batch_size") or 1)
         init = _init_ms(record, runner)
-    starter = next((s for s in STARTERS if s in functions), None)
-    starter_ms = sum(_samples(record, "invocation_ms", starter)) if starter else 0.0
+    starter = next((s for s in STARTERS if _busy_ms(record, s) is not None), None)
+    starter_ms = _busy_ms(record, starter) if starter else 0.0
     model = Model(
         scenario=scenario,
         chains=chains,
@@ -176,16 +194,21 @@ def model_of(record: dict, on: str = "run") -> Model:
         on=on,
     )
     if scenario in (1, 2):
-        scheduler = functions.get(SCHEDULER)
-        if not scheduler or not scheduler.get("received"):
+        scheduler_ms = _busy_ms(record, SCHEDULER)
+        if scheduler_ms is None:
             raise ProjectionError(f"run {record['run_id']}: its record has no Scheduler figures")
-        model.scheduler_concurrency = int(scheduler.get("workers") or 1)
-        model.scheduler_ms_per_message = sum(_samples(record, "invocation_ms", SCHEDULER)) / scheduler["received"]
+        # every job's completion is one message to the Scheduler (as many as it received, where that is recorded)
+        received = functions.get(SCHEDULER, {}).get("received") or record["jobs"]
+        model.scheduler_concurrency = int(_mapping(record, SCHEDULER, "workers") or 1)
+        model.scheduler_ms_per_message = scheduler_ms / received
         model.scheduler_init_ms = _init_ms(record, SCHEDULER)
         # the Scheduler keeps up (its queue holds at most a few batches): its median queue wait is a queue hop's
         # latency — from SendMessage to a poller's receive — rather than waiting for a free worker
         waits = _samples(record, "queue_wait_ms", SCHEDULER)
-        model.hop_ms = float(np.median(waits)) if waits else 0.0
+        if waits:
+            model.hop_ms = float(np.median(waits))
+        elif record["mode"] == "AWS":  # AWS reports no queue wait per message: the stated assumption
+            model.hop_ms = AWS_ASSUMPTIONS["hop_ms"][0]
     else:
         model.map_concurrency = int(_parameter(record, "SequenceConcurrency"))
     if on == "aws":
