@@ -164,7 +164,10 @@ def model_of(record: dict, on: str = "run") -> Model:
     functions = record.get("functions", {})
     if scenario == 2:
         if not record.get("services"):
-            raise ProjectionError(f"run {record['run_id']}: scenario 2 record without its ECS service's figures")
+            raise ProjectionError(
+                f"run {record['run_id']}: scenario 2 record without its ECS service's batch times (a run on AWS "
+                "records none yet): project a local run of scenario 2"
+            )
         service_name, service = next(iter(record["services"].items()))
         busy_ms = sum(_samples(record, "batch_ms", service_name))
         concurrency, init = int(service["tasks"]), 0.0
