@@ -57,10 +57,10 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def implementation_label(record: dict) -> str:
+    """The scenario, and for scenario 1 the Processor's memory and architecture (the settings bench varies)."""
     processor = record.get("settings", {}).get("functions", {}).get("ProcessorFunction", {})
-    parameters = record.get("settings", {}).get("parameters", {})
     name = f"scenario {record['scenario']} ({record['scenario_name']})"
-    if record["scenario"] == 1 and "ProcessorMemorySize" in parameters:
+    if record["scenario"] == 1 and processor:
         name += f" · Processor {processor.get('memory_mb')} MB {processor.get('architecture')}"
     return name
 
