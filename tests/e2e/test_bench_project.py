@@ -29,6 +29,7 @@ from jobgraph.bench.project import busy_ms_per_job, project
 from jobgraph.bench.record import read
 from jobgraph.bench.suite import recommend, summary
 from jobgraph.cli.main import main
+from tests.conftest import BROWSER_OPT_IN, capability_absent
 from tests.e2e.test_compare import CHROMIUM, CHROMIUM_FLAGS
 
 pytestmark = pytest.mark.e2e
@@ -113,8 +114,11 @@ def test_a_projection_from_the_small_runs_predicts_the_larger_runs(small, large,
     assert "replay at the run's size" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_the_bench_report_renders_in_headless_chromium(small, tmp_path):
+    if CHROMIUM is None:
+        capability_absent(
+            "no headless browser: Debian's chromium is not installed (.ci/run installs it)", BROWSER_OPT_IN
+        )
     report = small[1][0].parent / f"b{SMALL}-report" / "report.html"
     dom = subprocess.run(
         [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", report.as_uri()],
