@@ -112,17 +112,25 @@ def stack_usage(session, stack_name: str, start: datetime, end: datetime) -> dic
     return usage
 
 
-def stack_resources(cloudformation, stack_name: str) -> dict[str, list[tuple[str, str]]]:
-    """(logical id, physical id) of a stack's resources by type, its nested stacks' (AWS::CloudFormation::Stack,
-    a SAM application) included."""
-    by_type: dict[str, list[tuple[str, str]]] = {}
+def listed_resources(cloudformation, stack_name: str) -> list[tuple[str, str, str]]:
+    """(type, logical id, physical id) of a stack's resources in CloudFormation's listing order, its nested
+    stacks' (AWS::CloudFormation::Stack, a SAM application) included after it."""
+    found: list[tuple[str, str, str]] = []
     pending = [stack_name]
     while pending:
-        for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=pending.pop()):
+        for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=pending.pop(0)):
             for r in page["StackResourceSummaries"]:
-                by_type.setdefault(r["ResourceType"], []).append((r["LogicalResourceId"], r["PhysicalResourceId"]))
+                found.append((r["ResourceType"], r["LogicalResourceId"], r["PhysicalResourceId"]))
                 if r["ResourceType"] == "AWS::CloudFormation::Stack" and r.get("PhysicalResourceId"):
                     pending.append(r["PhysicalResourceId"])
+    return found
+
+
+def stack_resources(cloudformation, stack_name: str) -> dict[str, list[tuple[str, str]]]:
+    """(logical id, physical id) of a stack's resources by type, its nested stacks' included."""
+    by_type: dict[str, list[tuple[str, str]]] = {}
+    for kind, logical_id, physical_id in listed_resources(cloudformation, stack_name):
+        by_type.setdefault(kind, []).append((logical_id, physical_id))
     return by_type
 
 
@@ -169,19 +177,19 @@ def fargate_usage(ecs, by_type: dict[str, list[tuple[str, str]]], start: datetim
 def stack_settings(session, stack_name: str) -> dict:
     """Per function memory/architecture/timeout and per event source batch size/concurrency, as deployed."""
     lambda_client = session.client("lambda")
-    by_type = stack_resources(session.client("cloudformation"), stack_name)
     functions, mappings = {}, {}
-    for logical_id, name in by_type.get("AWS::Lambda::Function", []):
-        config = lambda_client.get_function_configuration(FunctionName=name)
-        functions[logical_id] = {
-            "memory_mb": config["MemorySize"],
-            "architecture": (config.get("Architectures") or ["x86_64"])[0],
-            "timeout_s": config["Timeout"],
-        }
-    for logical_id, uuid in by_type.get("AWS::Lambda::EventSourceMapping", []):
-        esm = lambda_client.get_event_source_mapping(UUID=uuid)
-        mappings[logical_id] = {
-            "batch_size": esm.get("BatchSize"),
-            "workers": esm.get("ScalingConfig", {}).get("MaximumConcurrency"),
-        }
+    for kind, logical_id, physical_id in listed_resources(session.client("cloudformation"), stack_name):
+        if kind == "AWS::Lambda::Function":
+            config = lambda_client.get_function_configuration(FunctionName=physical_id)
+            functions[logical_id] = {
+                "memory_mb": config["MemorySize"],
+                "architecture": (config.get("Architectures") or ["x86_64"])[0],
+                "timeout_s": config["Timeout"],
+            }
+        elif kind == "AWS::Lambda::EventSourceMapping":
+            esm = lambda_client.get_event_source_mapping(UUID=physical_id)
+            mappings[logical_id] = {
+                "batch_size": esm.get("BatchSize"),
+                "workers": esm.get("ScalingConfig", {}).get("MaximumConcurrency"),
+            }
     return {"functions": functions, "mappings": mappings}
