@@ -201,9 +201,26 @@ def _listify(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def role_statements(template: dict, function_logical_id: str, bindings: Bindings) -> list[Statement]:
-    """Every identity-policy statement of a transformed function's execution role."""
-    stack = Stack(template, refs=bindings.refs, attributes=bindings.attributes)
+def tree_role_statements(tree, function_logical_id: str, bindings: Bindings, overrides: dict | None = None):
+    """role_statements of a function in ``tree`` (sam.template.transform_tree) or one of its nested templates,
+    whose parameters are what the parents pass (the shared pieces' functions)."""
+    root = Stack.from_tree(tree, overrides, bindings.refs, bindings.attributes)
+    for _trail, stack in root.walk():
+        if function_logical_id in stack.template["Resources"]:
+            return role_statements(stack.template, function_logical_id, bindings, stack.overrides, stack.children)
+    raise AssertionError(f"no {function_logical_id} in {tree.path} or its nested templates")
+
+
+def role_statements(
+    template: dict,
+    function_logical_id: str,
+    bindings: Bindings,
+    overrides: dict | None = None,
+    children: dict | None = None,
+) -> list[Statement]:
+    """Every identity-policy statement of a transformed function's execution role (``overrides``: parameter
+    values; ``children``: nested templates whose outputs the policies use)."""
+    stack = Stack(template, overrides or {}, bindings.refs, bindings.attributes, children or {})
     role_ref = template["Resources"][function_logical_id]["Properties"]["Role"]
     role_id = role_ref["Fn::GetAtt"][0]
     role = template["Resources"][role_id]["Properties"]

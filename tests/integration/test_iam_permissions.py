@@ -16,7 +16,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from jobgraph.sam.template import load_template, transform_template
+from jobgraph.sam.template import transform_tree
 from tests.iam_policy import (
     Bindings,
     Call,
@@ -24,7 +24,7 @@ from tests.iam_policy import (
     bindings_for,
     is_allowed,
     required_permissions,
-    role_statements,
+    tree_role_statements,
 )
 from tests.lambda_support import FUNCTIONS, ROOT, FakeLambdaContext, event, load_handler
 
@@ -34,9 +34,9 @@ RUN = "events-demo"
 
 
 @pytest.fixture(scope="module")
-def transformed() -> dict:
-    template, _ = transform_template(load_template(ROOT / "template.yaml"), {}, REGION)
-    return template
+def transformed():
+    """template.yaml and its nested templates (the ApiFunction's, the TriggerFunction's), transformed."""
+    return transform_tree(ROOT / "template.yaml", {}, REGION)
 
 
 class CallRecorder:
@@ -138,7 +138,7 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(transformed, fake_
     exercise_every_path(recorder, fake_stack)
     denied = {}
     for function, logical_id in FUNCTIONS.items():
-        statements = role_statements(transformed, logical_id, bindings(fake_stack))
+        statements = tree_role_statements(transformed, logical_id, bindings(fake_stack))
         missing = sorted(
             f"{p.action} on {p.resource}" for p in needed(recorder, function) if not is_allowed(statements, p)
         )
@@ -167,7 +167,7 @@ def test_the_recording_covers_the_calls_that_matter(fake_stack, recorder):
 
 def test_idempotency_delete_is_limited_to_idempotency_records(transformed, fake_stack):
     """The Processor may delete its own idempotency records (failed jobs), never job or run records."""
-    statements = role_statements(transformed, "ProcessorFunction", bindings(fake_stack))
+    statements = tree_role_statements(transformed, "ProcessorFunction", bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, (f"RUN#{RUN}",)))
@@ -175,17 +175,18 @@ def test_idempotency_delete_is_limited_to_idempotency_records(transformed, fake_
 
 
 def test_the_api_writes_only_run_and_task_records(transformed, fake_stack):
-    statements = role_statements(transformed, "ApiFunction", bindings(fake_stack))
+    statements = tree_role_statements(transformed, "ApiFunction", bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert is_allowed(statements, Permission("dynamodb:PutItem", table, (f"RUN#{RUN}",)))
-    assert is_allowed(statements, Permission("dynamodb:PutItem", table, ("TASK#key-1",)))
+    assert is_allowed(statements, Permission("dynamodb:PutItem", table, ("TASK#task-1",)))
+    assert is_allowed(statements, Permission("dynamodb:PutItem", table, ("TASKKEY#key-1",)))
     assert not is_allowed(statements, Permission("dynamodb:PutItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, (f"RUN#{RUN}",)))
 
 
 @pytest.mark.parametrize("function", ["SchedulerFunction", "StartRunFunction", "ApiFunction"])
 def test_other_functions_cannot_delete(transformed, fake_stack, function):
-    statements = role_statements(transformed, function, bindings(fake_stack))
+    statements = tree_role_statements(transformed, function, bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("s3:DeleteObject", f"arn:aws:s3:::{fake_stack.bucket}/x"))

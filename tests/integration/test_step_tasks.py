@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 from jobgraph.core.results import request_key
-from jobgraph.sam.template import load_template, transform_template
-from tests.iam_policy import Call, bindings_for, is_allowed, required_permissions, role_statements
+from jobgraph.sam.template import transform_tree
+from tests.iam_policy import Call, bindings_for, is_allowed, required_permissions, tree_role_statements
 from tests.lambda_support import ROOT, FakeLambdaContext, event, load_handler, reset_cached_clients
 
 RUN = "events-demo"
@@ -20,7 +20,7 @@ FUNCTIONS = {"prepare_run": "PrepareRunFunction", "step_task": "StepTaskFunction
 
 
 @pytest.fixture
-def recorded(fake_stack):
+def recorded(fake_stack, monkeypatch):
     """The two handlers, with every boto3 call they make recorded per function."""
     calls: dict[str, list[Call]] = defaultdict(list)
     current = {"function": None}
@@ -29,6 +29,9 @@ def recorded(fake_stack):
         if current["function"] is not None:
             calls[current["function"]].append(Call(model.service_model.service_name, model.name, dict(params)))
 
+    # StepTask announces run ends on the stack's bus (as deployed: RUN_EVENTS_BUS_NAME, the nested triggers')
+    boto3.client("events", region_name=REGION).create_event_bus(Name="runs")
+    monkeypatch.setenv("RUN_EVENTS_BUS_NAME", "runs")
     events = boto3._get_default_session().events
     events.register("provide-client-params", record, unique_id="sfn-call-recorder")
     reset_cached_clients()
@@ -124,15 +127,16 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(recorded, fake_sta
         invoke("step_task", task(item["routes"][1]))
     for job in [*item["routes"], item["routes"][0], item["aggregation"], prepared["merge"]]:
         invoke("step_task", task(job))
-    transformed, _ = transform_template(
-        load_template(ROOT / "templates" / "scenario-3.yaml"), {}, REGION, ROOT / "templates"
-    )
+    # the state machine's AnnounceRunCompleted state (twice: at least once)
+    assert invoke("step_task", {"announce_run_end": RUN})["event_id"]
+    assert invoke("step_task", {"announce_run_end": RUN})["event_id"] is None
+    tree = transform_tree(ROOT / "templates" / "scenario-3.yaml", {}, REGION)
     bindings = bindings_for(fake_stack.bucket, fake_stack.table, {}, REGION, ACCOUNT)
     denied, actions = {}, {}
     for function, logical_id in FUNCTIONS.items():
         needed = {p for call in calls[function] for p in required_permissions(call, REGION, ACCOUNT)}
         actions[function] = {p.action for p in needed}
-        statements = role_statements(transformed, logical_id, bindings)
+        statements = tree_role_statements(tree, logical_id, bindings)
         missing = sorted(f"{p.action} on {p.resource}" for p in needed if not is_allowed(statements, p))
         if missing:
             denied[logical_id] = missing
@@ -142,6 +146,7 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(recorded, fake_sta
     assert {"s3:GetObject", "s3:PutObject", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem"} <= (
         actions["step_task"]
     )
+    assert "events:PutEvents" in actions["step_task"]  # the run's end, for the downstream triggers
 
 
 def test_the_step_task_events_run_the_demo_run(recorded, fake_stack):
