@@ -8,6 +8,7 @@ S3 and runs it starts are picked up by the local runtime's pollers. No IAM auth 
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -25,30 +26,36 @@ def _free_port(host: str) -> int:
 
 
 def local_api_deps(session: LocalSession):
-    from jobgraph.adapters.dynamodb import JobsTable
-    from jobgraph.adapters.s3 import S3BlobStore
-    from jobgraph.adapters.sqs import FifoQueue
-    from jobgraph.core.results import ResultStore
     from jobgraph.services.settings import ApiSettings
-    from jobgraph.services.start_run import StartRunDeps
     from jobgraph.services.status import ApiDeps
 
     function = session.runtime.functions.get(API_FUNCTION)
     if function is None:
         raise JobGraphError(
-            f"stack {session.stack.name} has no {API_FUNCTION}: the status API is part of scenario 1's template"
+            f"stack {session.stack.name} has no {API_FUNCTION}: it nests templates/shared/status-api.yaml in every scenario"
         )
     settings = ApiSettings(**{k: v for k, v in function.environment.items() if k.isupper()})
-    endpoint = session.endpoint
-    s3 = endpoint.client("s3")
-    blobs = S3BlobStore(settings.bucket_name, settings.results_prefix, client=s3)
-    run = StartRunDeps(
-        results=ResultStore(blobs),
-        table=JobsTable(settings.table_name, settings.record_ttl_days, client=endpoint.client("dynamodb")),
-        incoming=FifoQueue(settings.incoming_queue_url, client=endpoint.client("sqs")),
-        settings=settings,
+    local_lambda = LocalAsyncLambda(session.runtime)
+    return ApiDeps.from_settings(
+        settings, client=lambda service: local_lambda if service == "lambda" else session.endpoint.client(service)
     )
-    return ApiDeps(run=run, blobs=blobs, settings=settings)
+
+
+class LocalAsyncLambda:
+    """lambda:Invoke with InvocationType Event (scenario 3's tasks on StepTask) for the local runtime's functions:
+    the invocation runs in the background, as Lambda's event queue would run it."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.by_name = {spec.function_name: logical_id for logical_id, spec in runtime.functions.items()}
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict:  # boto3's argument names
+        if InvocationType != "Event":
+            raise ValueError(f"only asynchronous (Event) invocations are run this way, not {InvocationType}")
+        logical_id = self.by_name[FunctionName.rsplit(":", 1)[-1]]
+        event = json.loads(Payload)
+        threading.Thread(target=self.runtime.invoke, args=(logical_id, event), name="async-invoke", daemon=True).start()
+        return {"StatusCode": 202}
 
 
 class ApiServer:
