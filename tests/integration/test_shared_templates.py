@@ -17,7 +17,7 @@ import pytest
 
 from jobgraph.localcloud.server import LocalEndpoint
 from jobgraph.localcloud.stack import deploy
-from jobgraph.runs.driver import REQUIRED_OUTPUTS
+from jobgraph.runs.outputs import QUEUE_OUTPUTS
 from jobgraph.sam.template import transform_tree
 from jobgraph.services.settings import ApiSettings
 from tests.iam_policy import Permission, bindings_for, is_allowed, tree_role_statements
@@ -127,7 +127,7 @@ def test_each_scenario_deploys_with_its_nested_pieces(endpoint, scenario):
     assert len(stack.stacks) == 4 and set(PIECES) <= set(stack.physical_ids)
     outputs = stack.outputs
     assert set(outputs) >= SHARED_OUTPUTS
-    assert scenario == 3 or set(outputs) >= set(REQUIRED_OUTPUTS)  # what the queue run driver reads
+    assert scenario == 3 or set(outputs) >= set(QUEUE_OUTPUTS)  # what the queue run path reads
     assert outputs["ApiFunctionName"] == f"{name}-api" and outputs["RunEventsBusName"] == f"{name}-runs"
     assert outputs["TriggerDlqUrl"].endswith(f"/{name}-trigger-dlq")
     assert outputs["DashboardUrl"].endswith(f"#dashboards:name={name}-dashboard")

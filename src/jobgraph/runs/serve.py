@@ -1,9 +1,9 @@
-"""`jobgraph serve` / `jobgraph run --serve`: the status API (the same FastAPI app the ApiFunction serves on
-AWS) under uvicorn on loopback, against the local cloud's deployed stack.
+"""The status API (the same FastAPI app the ApiFunction serves on AWS) under uvicorn on loopback: the local
+target's ``api_port`` option (`jobgraph serve`, `jobgraph run --serve`).
 
 The app gets the ApiFunction's deployed environment (table, bucket, queue URLs as CloudFormation resolved
-them) as its settings and clients bound to the local endpoint, so presigned result URLs point at the local
-S3 and runs it starts are picked up by the local runtime's pollers. No IAM auth locally (loopback only).
+them) as its settings and clients of the target's endpoint, so presigned result URLs point at that endpoint's
+S3 and runs it starts are picked up by the stack deployed there. No IAM auth locally (loopback only).
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from jobgraph.core.errors import JobGraphError
-from jobgraph.runs.local import LocalSession
-
-API_FUNCTION = "ApiFunction"
 
 
 def _free_port(host: str) -> int:
@@ -25,19 +23,16 @@ def _free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
-def local_api_deps(session: LocalSession):
+def api_deps(environment: dict[str, str], clients, lambda_client=None):
+    """The API's dependencies from the ApiFunction's environment, with clients of ``clients`` (``client(name)``);
+    ``lambda_client``: where scenario 3's tasks are invoked asynchronously (locally: ``LocalAsyncLambda``)."""
     from jobgraph.services.settings import ApiSettings
     from jobgraph.services.status import ApiDeps
 
-    function = session.runtime.functions.get(API_FUNCTION)
-    if function is None:
-        raise JobGraphError(
-            f"stack {session.stack.name} has no {API_FUNCTION}: it nests templates/shared/status-api.yaml in every scenario"
-        )
-    settings = ApiSettings(**{k: v for k, v in function.environment.items() if k.isupper()})
-    local_lambda = LocalAsyncLambda(session.runtime)
+    settings = ApiSettings(**{k: v for k, v in environment.items() if k.isupper()})
     return ApiDeps.from_settings(
-        settings, client=lambda service: local_lambda if service == "lambda" else session.endpoint.client(service)
+        settings,
+        client=lambda service: lambda_client if service == "lambda" and lambda_client else clients.client(service),
     )
 
 
@@ -61,12 +56,14 @@ class LocalAsyncLambda:
 class ApiServer:
     """uvicorn in a background thread (no signal handlers there: the main thread keeps Ctrl-C)."""
 
-    def __init__(self, session: LocalSession, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self, environment: dict[str, str], clients, host: str = "127.0.0.1", port: int = 0, lambda_client=None
+    ):
         import uvicorn
 
         from jobgraph.api.app import create_app
 
-        deps = local_api_deps(session)
+        deps = api_deps(environment, clients, lambda_client)
         self.host, self.port = host, port or _free_port(host)
         config = uvicorn.Config(
             create_app(lambda: deps), host=self.host, port=self.port, log_level="warning", lifespan="off"
@@ -92,8 +89,8 @@ class ApiServer:
         self._thread.join(timeout=5)
 
 
-def wait_until_interrupted(session: LocalSession, check_every_s: float = 1.0) -> None:
-    """Keep the local cloud up until Ctrl-C / SIGTERM (KeyboardInterrupt) or until its runtime dies."""
+def wait_until_interrupted(check: Callable[[], None], check_every_s: float = 1.0) -> None:
+    """Until Ctrl-C / SIGTERM (KeyboardInterrupt), or until ``check`` raises (the cloud under the API died)."""
     while True:
-        session.check()
+        check()
         time.sleep(check_every_s)
