@@ -302,11 +302,16 @@ def list_runs(
 ) -> dict:
     """Runs newest first, by status (the status index), by test run (by-test-run), or all in a date range
     (the status index's three run partitions, merged), paginated."""
-    if since is None and until is None and status is None and test_run_id is None:
-        since = (datetime.now(UTC) - timedelta(days=DATE_RANGE_DAYS)).isoformat(timespec="seconds")[:19]
-    until_bound = (until or "") + "~" if until and len(until) == 10 else until  # a date: all of that day
-    filters = {"f": [status, test_run_id, since, until]}
+    filters = {"f": [status, test_run_id, since, until]}  # as asked: a token is valid for the same question
     state = _decode_token(next_token, filters) if next_token else None
+    if since is None and until is None and status is None and test_run_id is None:
+        # the last week, as of the first page (the token carries it: later pages list the same runs)
+        default_since = (datetime.now(UTC) - timedelta(days=DATE_RANGE_DAYS)).isoformat(timespec="seconds")[:19]
+        since = state.get("since") if state else default_since
+        if not isinstance(since, str):
+            raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
+        filters["since"] = since
+    until_bound = (until or "") + "~" if until and len(until) == 10 else until  # a date: all of that day
     if test_run_id is not None or status is not None:
         index, value = ("test_run", test_run_id) if test_run_id is not None else ("status", status)
         start = _key_of(state.get("k")) if state else None
