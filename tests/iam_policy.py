@@ -129,6 +129,12 @@ def required_permissions(call: Call, region: str, account: str) -> list[Permissi
             )
             for entry in p["Entries"]
         ]  # fmt: skip
+    if call.service == "stepfunctions" and call.operation == "StartExecution":
+        return [Permission("states:StartExecution", p["stateMachineArn"])]
+    if call.service == "lambda" and call.operation == "Invoke":
+        name = p["FunctionName"]
+        arn = name if name.startswith("arn:") else f"arn:{PARTITION}:lambda:{region}:{account}:function:{name}"
+        return [Permission("lambda:InvokeFunction", arn)]
     raise AssertionError(f"no IAM mapping for {call.service}:{call.operation}; extend tests/iam_policy.py")
 
 

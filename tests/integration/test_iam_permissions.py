@@ -9,6 +9,7 @@ moto does not enforce IAM here, so without this test a missing grant only shows 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from contextlib import contextmanager
 
@@ -128,6 +129,27 @@ def exercise_every_path(recorder: CallRecorder, fake_stack) -> None:
     unknown = event("api-get-run")
     unknown["rawPath"] = unknown["requestContext"]["http"]["path"] = "/runs/nope"
     assert invoke("api", unknown)["statusCode"] == 404
+    # the routes of issue 15.1 too: runs listed three ways, a task followed, any job's status and file
+    task_id = json.loads(invoke("api", event("api-post-task"))["body"])["task_id"]
+    for path, query, code in (
+        ("/runs", "", 200),
+        ("/runs", "status=COMPLETED", 200),
+        ("/runs", "test_run_id=default", 200),
+        (f"/tasks/{task_id}", "", 200),
+        (f"/status/{RUN}-s0-r0", "", 200),
+        (f"/download/{RUN}-merge/merged_percentiles", "", 302),
+    ):
+        assert invoke("api", get(path, query))["statusCode"] == code, (path, query)
+
+
+def get(path: str, query: str = "") -> dict:
+    """An HTTP API (v2) GET event for the API function, made from events/api-get-run.json."""
+    request = event("api-get-run")
+    request["rawPath"] = request["requestContext"]["http"]["path"] = path
+    request["rawQueryString"] = query
+    request["routeKey"] = request["requestContext"]["routeKey"] = "$default"
+    request.pop("pathParameters", None)
+    return request
 
 
 def needed(recorder: CallRecorder, function: str) -> set[Permission]:
@@ -160,6 +182,10 @@ def test_the_recording_covers_the_calls_that_matter(fake_stack, recorder):
     assert "sqs:SendMessage" in actions["processor"]
     assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"} <= actions["api"]
     assert {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "sqs:SendMessage"} <= actions["api"]
+    # the estimates read the queue's depth and the tasks' recent counters
+    assert {"sqs:GetQueueAttributes", "dynamodb:BatchGetItem"} <= actions["api"]
+    # a job's outcome is written with its run's counters in one transaction (authorised per item)
+    assert "TransactWriteItems" in {c.operation for c in recorder.calls["processor"]}
     # the countdown to MERGE is a conditional update; a duplicate's failed condition is checked with a read
     operations = {c.operation for c in recorder.calls["scheduler"]}
     assert {"UpdateItem", "GetItem"} <= operations
