@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobgraph.adapters.dynamodb import RunExistsError, RunNotFoundError, TaskNotFoundError
+from jobgraph.api.approvals import add_approval_routes
 from jobgraph.api.schemas import (
     ClientKey,
     ErrorBody,
@@ -279,6 +280,7 @@ def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps, cors_origin
         task = status.task_status(deps(), task_id)
         return {**task, "status_url": str(request.url_for("get_task", task_id=task_id))}
 
+    add_approval_routes(app, deps)
     return app
 
 

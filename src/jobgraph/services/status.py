@@ -20,6 +20,7 @@ from functools import cache
 from typing import Protocol
 
 from jobgraph.adapters.dynamodb import RUN_STATUSES, JobsTable, RunExistsError, RunNotFoundError, TaskNotFoundError
+from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.runners import AsyncFunction, StateMachine
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
@@ -148,6 +149,7 @@ class ApiDeps:
     blobs: S3BlobStore
     settings: ApiSettings
     runner: Runner
+    events: RunEvents | None = None  # where an approval is announced (api/approvals.py); None: no bus
 
     @classmethod
     def from_settings(cls, settings: ApiSettings, client: Callable[[str], object] | None = None) -> ApiDeps:
@@ -167,7 +169,8 @@ class ApiDeps:
         else:
             incoming = FifoQueue(settings.incoming_queue_url, client=make("sqs"))
             runner = QueueRunner(StartRunDeps(results=results, table=table, incoming=incoming, settings=settings))
-        return cls(table=table, blobs=blobs, settings=settings, runner=runner)
+        events = RunEvents(settings.event_bus_name, client=make("events")) if settings.event_bus_name else None
+        return cls(table=table, blobs=blobs, settings=settings, runner=runner, events=events)
 
     @property
     def parallel(self) -> int:
