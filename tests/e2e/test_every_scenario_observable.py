@@ -20,24 +20,21 @@ import httpx
 import pytest
 
 from jobgraph.core.models import route_job_id
-from jobgraph.sam.triggers import LOCAL_ACCOUNT
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
 def own_bus_trigger(stack: str) -> str:
-    """A trigger that fires on every completed run, at the stack's own bus (source not matched by its rule)."""
+    """A workflow for the runs of the default test run: on success, an event on the stack's own bus (its source
+    matches none of the stack's rules)."""
     return f"""\
-version: 1
-triggers:
-  - name: announce
-    outcomes: [COMPLETED]
-    target:
-      type: eventbridge
-      event_bus_arn: arn:aws:events:eu-west-1:{LOCAL_ACCOUNT}:event-bus/{stack}-runs
-      source: jobgraph.downstream
-    payload: {{run: "${{run_id}}"}}
+workflows:
+  default:
+    on_success:
+      - type: eventbridge
+        name: announce
+        event_bus: {stack}-runs
 """
 
 
@@ -95,7 +92,7 @@ def test_the_scenario_serves_the_api_and_fires_its_triggers(scenario, tmp_path, 
         assert job["status"] == "COMPLETED" and set(job["files"]) == {"delays"}
         # the run's end was announced (scenario 2: the Scheduler; 3: the state machine's AnnounceRunCompleted via
         # StepTask) and the shared trigger function fired on it, as the run report lists
-        assert any(line.split()[:2] == ["FIRED", "announce"] for line in lines), output
+        assert any(line.split()[:2] == ["FIRED", "default/on_success/announce"] for line in lines), output
 
         # a second run, started through the API itself, on the same runner
         started = httpx.post(f"{base}/runs", json={"run_id": f"{run_id}-api", "sequences": [seed_000_sequence],
