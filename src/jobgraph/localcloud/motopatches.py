@@ -1,5 +1,5 @@
 """Patches to moto's server, applied in-process by the local cloud: two speed-ups that leave behaviour
-unchanged, fixes for tagged KMS keys and function layers from CloudFormation, and what its Step Functions engine needs to run a deployed stack's state machine (below).
+unchanged, fixes for tagged KMS keys, function layers and nested stack outputs from CloudFormation, and what its Step Functions engine needs to run a deployed stack's state machine (below).
 
 Profiling `jobgraph run` (py-spy, 100 sequences) showed the single-threaded moto server spending most
 of its time on two things that do not depend on the request:
@@ -19,6 +19,12 @@ The speed-ups change no behaviour. The fix:
    (``Key``/``Value``) to its KMS tagger, which reads ``TagKey``/``TagValue`` (the KMS API's shape), so a
    tagged key fails the whole stack with ``KeyError: 'TagKey'`` (moto 5.2.5). Each tag is passed in both
    shapes, which stays right if moto starts converting them itself.
+
+5. Nested stacks: moto creates an ``AWS::CloudFormation::Stack`` resource from its TemplateURL, but its
+   ``Fn::GetAtt [Child, Outputs.Name]`` resolves to nothing (moto's Stack has no ``get_cfn_attribute``), so
+   a parent could not use what its nested stack made (the shared pieces' URLs, names and ARNs).
+   ``_nested_stack_output`` answers it from the nested stack's outputs, as CloudFormation does (an output
+   moto cannot resolve, of a resource type it does not model such as the HTTP API, is empty).
 
 And one about correctness under the serialised server (server.py runs one request at a time):
 
@@ -202,6 +208,11 @@ def apply() -> list[str]:
             function_class.update_from_cloudformation_json
         )
         _APPLIED.append("inline function code updated by CloudFormation")
+    from moto.cloudformation import models as cloudformation_models
+
+    if "get_cfn_attribute" not in cloudformation_models.Stack.__dict__:
+        cloudformation_models.Stack.get_cfn_attribute = _nested_stack_output
+        _APPLIED.append("nested stack outputs for Fn::GetAtt")
     _APPLIED.extend(_apply_step_functions())
     return list(_APPLIED)
 
@@ -231,6 +242,18 @@ def _layers_by_arn(original):
         return original(self, [getattr(layer, "arn", layer) for layer in layers_versions_arns])
 
     return _get_layers_data
+
+
+def _nested_stack_output(self, attribute_name: str):
+    """``Fn::GetAtt [NestedStack, Outputs.Name]``: the nested stack's output ``Name``."""
+    from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+    name = attribute_name.removeprefix("Outputs.")
+    if name == attribute_name or name not in (self.template_dict.get("Outputs") or {}):
+        raise UnformattedGetAttTemplateException()
+    output = self.output_map[name]
+    # None: an output of a resource type moto does not model (the HTTP API's id): empty, as its Ref is
+    return output.value if output is not None and output.value is not None else ""
 
 
 # --- Step Functions ---------------------------------------------------------------------------------

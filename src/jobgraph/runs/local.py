@@ -163,7 +163,7 @@ class LocalTarget(AwsTarget):
         function = self.controller.function(name) if name else None
         if function is None:
             raise JobGraphError(
-                f"stack {self.stack_name} has no {API_FUNCTION}: the status API is part of scenario 1's template"
+                f"stack {self.stack_name} has no {API_FUNCTION}: every scenario nests templates/shared/status-api.yaml"
             )
         self.server = ApiServer(function.spec.environment, self.clients, port=self.options.api_port).start()
         print(f"status API: {self.server.url} (docs: {self.server.url}/docs)", file=sys.stderr, flush=True)
@@ -302,6 +302,8 @@ class LocalTarget(AwsTarget):
         """With the status API served: keep the local cloud up until Ctrl-C (or until its runtime fails)."""
         if self.server is None:
             return
+        if self._services():  # finish() scaled the workers down to count their time: the API's runs and tasks need them
+            self._scale_services(self.options.ecs_workers)
         print(f"{what}; the local cloud stays up: status API at {self.server.url} — Ctrl-C to stop", flush=True)
         try:
             wait_until_interrupted(self.check)

@@ -23,26 +23,13 @@ def _free_port(host: str) -> int:
 
 
 def api_deps(environment: dict[str, str], clients):
-    """The API's dependencies from the ApiFunction's environment, with clients of ``clients`` (``client(name)``)."""
-    from jobgraph.adapters.dynamodb import JobsTable
-    from jobgraph.adapters.events import RunEvents
-    from jobgraph.adapters.s3 import S3BlobStore
-    from jobgraph.adapters.sqs import FifoQueue
-    from jobgraph.core.results import ResultStore
+    """The API's dependencies from the ApiFunction's environment, with clients of ``clients`` (``client(name)``):
+    locally the endpoint's, whose lambda:Invoke runs scenario 3's asynchronous task invocations (controller.py)."""
     from jobgraph.services.settings import ApiSettings
-    from jobgraph.services.start_run import StartRunDeps
     from jobgraph.services.status import ApiDeps
 
     settings = ApiSettings(**{k: v for k, v in environment.items() if k.isupper()})
-    blobs = S3BlobStore(settings.bucket_name, settings.results_prefix, client=clients.client("s3"))
-    run = StartRunDeps(
-        results=ResultStore(blobs),
-        table=JobsTable(settings.table_name, settings.record_ttl_days, client=clients.client("dynamodb")),
-        incoming=FifoQueue(settings.incoming_queue_url, client=clients.client("sqs")),
-        settings=settings,
-    )
-    events = RunEvents(settings.event_bus_name, client=clients.client("events")) if settings.event_bus_name else None
-    return ApiDeps(run=run, blobs=blobs, settings=settings, events=events)
+    return ApiDeps.from_settings(settings, client=clients.client)
 
 
 class ApiServer:
