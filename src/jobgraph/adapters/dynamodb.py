@@ -10,6 +10,13 @@ conditional update that adds it to the run's set of counted sequences (condition
 MERGE is claimed by one conditional update (remaining = 0 and no claim yet) that records which
 AGGREGATION completion claimed it, so a redelivery of that same completion can re-send the MERGE
 (FIFO-deduplicated) after a crash.
+
+A job runs under a claim on its own record and completes exactly once (``claim_job``, ``record_job``): one
+conditional update claims it (new, failed before, or its previous claimant's lease ran out — or the same
+claimant again, after a crash), one conditional update records its outcome, never over a completion. A
+refused claim returns the record that refused it (ReturnValuesOnConditionCheckFailure), so a duplicate
+learns the stored completion without another read. Two writes per job, where Powertools' idempotency
+record beside the job record took three.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from datetime import UTC, datetime
 from functools import cache
 
 from jobgraph.core.errors import JobGraphError
-from jobgraph.core.models import CompletedJob, RunStatus, utc_now_iso
+from jobgraph.core.models import CompletedJob, IncomingJob, RunStatus, utc_now_iso
 
 
 class RunExistsError(JobGraphError):
@@ -50,6 +57,10 @@ def _plain(item: dict) -> dict:
 
 def run_key(run_id: str) -> dict:
     return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
+
+
+def job_key(run_id: str, job_id: str) -> dict:
+    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}}
 
 
 class JobsTable:
@@ -193,8 +204,74 @@ class JobsTable:
         return [_plain(item) for item in response.get("Items", [])]
 
     # --- jobs -----------------------------------------------------------------------------------
-    def record_job(self, completed: CompletedJob, attempt: int = 1) -> None:
-        """Upsert a job's latest status; attempts counts every report (retries included)."""
+    def claim_job(
+        self, job: IncomingJob, claimant: str, lease_ms: int, attempt: int = 1, now_ms: int | None = None
+    ) -> dict | None:
+        """Claim ``job`` for ``claimant`` for ``lease_ms``: None when claimed, else the record that refused it.
+
+        One conditional update of the job record. It succeeds for a new job, a job whose last run failed
+        (the failure released the claim), a job whose claimant's lease has run out (it died mid-job), or
+        the same claimant again (its message redelivered after a crash). It is refused for a COMPLETED
+        job — the returned record holds the stored completion — and while another claimant's lease runs.
+        The claim takes the job out of the status index (gsi1pk removed): it is listed again once an
+        outcome is recorded. A new job's claim writes no index entry (one write unit).
+        """
+        from botocore.exceptions import ClientError
+
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        values = {
+            ":processing": {"S": "PROCESSING"},
+            ":completed": {"S": "COMPLETED"},
+            ":me": {"S": claimant},
+            ":lease": {"N": str(now_ms + max(0, int(lease_ms)))},
+            ":now_ms": {"N": str(now_ms)},
+            ":now": {"S": utc_now_iso()},
+            ":attempt": {"N": str(attempt)},
+            ":exec": {"S": job.exec_type.value},
+            ":ttl": self._expires_at(),
+        }
+        sets = [
+            "#status = :processing",
+            "claimed_by = :me",
+            "lease_until_ms = :lease",
+            "claimed_at = :now",
+            "last_attempt = :attempt",
+            "exec_type = :exec",
+            "expires_at = :ttl",
+        ]
+        for field in ("sequence_id", "route_index", "correlation_id"):
+            value = getattr(job, field)
+            if value is not None:
+                values[f":{field}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)}
+                sets.append(f"{field} = :{field}")
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=job_key(job.run_id, job.job_id),
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE gsi1pk, gsi1sk",
+                ConditionExpression=(
+                    "attribute_not_exists(sk) OR (#status <> :completed AND (attribute_not_exists(lease_until_ms)"
+                    " OR lease_until_ms < :now_ms OR claimed_by = :me))"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return _plain(exc.response.get("Item") or {})
+            raise
+        return None
+
+    def record_job(self, completed: CompletedJob, attempt: int = 1) -> dict | None:
+        """Record a job's outcome and release its claim: None when written, else the record that refused it.
+
+        Never over a COMPLETED record (the condition), so a job completes exactly once even if two
+        claimants ran it; the loser gets the winner's record back. A FAILED outcome releases the claim, so
+        the retry claims at once. ``reports`` counts the outcomes written, ``last_attempt`` the latest.
+        """
+        from botocore.exceptions import ClientError
+
         status = completed.status.value.upper()
         names = {"#status": "status"}
         values = {
@@ -217,18 +294,28 @@ class JobsTable:
             "gsi1sk = :at",
             "expires_at = :ttl",
         ]
-        for field in ("sequence_id", "route_index", "output_key", "error_message", "correlation_id"):
+        optional = ("sequence_id", "route_index", "output_key", "error_message", "correlation_id", "input_size_bytes")
+        for field in optional:
             value = getattr(completed, field)
             if value is not None:
                 values[f":{field}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)[:2000]}
                 sets.append(f"{field} = :{field}")
-        self.client.update_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": f"RUN#{completed.run_id}"}, "sk": {"S": f"JOB#{completed.job_id}"}},
-            UpdateExpression="SET " + ", ".join(sets) + " ADD reports :one",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        values[":completed"] = {"S": "COMPLETED"}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=job_key(completed.run_id, completed.job_id),
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE claimed_by, lease_until_ms ADD reports :one",
+                ConditionExpression="attribute_not_exists(#status) OR #status <> :completed",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return _plain(exc.response.get("Item") or {})
+            raise
+        return None
 
     def record_poison(self, message_id: str, error: str, body: str) -> None:
         """A message that is not a job at all: kept for inspection (it also ends in the DLQ)."""
