@@ -135,13 +135,13 @@ def test_state_machine_role_invokes_exactly_its_two_functions(transformed):
     assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"]
 
 
-def test_step_task_may_delete_only_its_own_idempotency_records(transformed):
+def test_step_task_updates_job_records_and_deletes_nothing(transformed):
     bindings = bindings_for("scenario-3-dev-data-123456789012", "scenario-3-dev-jobs", {}, REGION, "123456789012")
     statements = role_statements(transformed, "StepTaskFunction", bindings)
     table = bindings.attributes["JobsTable.Arn"]
-    assert is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#step-task",)))
-    assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
+    assert is_allowed(statements, Permission("dynamodb:UpdateItem", table, ("RUN#r1",)))  # claim, completion
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("RUN#r1",)))
+    assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#step-task",)))
 
 
 def test_every_function_declares_an_empty_aws_endpoint_url(transformed):

@@ -25,7 +25,7 @@ SPEC = RunSpec("worker-test", "default", 50, 3)
 @pytest.fixture
 def worker(fake_stack, monkeypatch):
     monkeypatch.setenv("WAIT_TIME_SECONDS", "0")
-    monkeypatch.setenv("RETRY_DELAY_SECONDS", "0")
+    monkeypatch.setenv("RETRY_BACKOFF_BASE_SECONDS", "0")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "worker")
     settings = load_settings(WorkerSettings)
     return QueueWorker(settings, build_processor_runtime(settings), sqs=fake_stack.sqs)
@@ -66,7 +66,7 @@ def test_a_batch_runs_the_processor_stage_and_deletes_what_succeeded(worker, fak
     assert FifoQueue(fake_stack.incoming_url, client=fake_stack.sqs).depth() == (0, 0)
 
 
-def test_a_duplicate_job_is_answered_by_the_idempotency_record(worker, fake_stack):
+def test_a_duplicate_job_is_answered_by_its_job_record(worker, fake_stack):
     (job,) = first_jobs(1)
     send_raw(fake_stack, job.model_dump_json(), job.correlation_id, "a")
     worker.run(max_batches=1)

@@ -8,7 +8,8 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobgraph.core.errors import ConfigurationError
-from jobgraph.core.models import MAX_SCENARIOS
+from jobgraph.core.models import CARRY_STATE_MAX_BYTES, MAX_SCENARIOS
+from jobgraph.core.retry import MAX_VISIBILITY_S
 
 
 class CommonSettings(BaseSettings):
@@ -21,8 +22,26 @@ class CommonSettings(BaseSettings):
     record_ttl_days: int = Field(default=30, ge=0, validation_alias="RECORD_TTL_DAYS")
 
 
-class ProcessorSettings(CommonSettings):
+class QueueConsumerSettings(CommonSettings):
+    """Functions fed by an SQS event source (and the ECS worker): retries and concurrency per batch."""
+
+    # A failed message is visible again after base x 2^(attempt-1) seconds (jittered), at most the cap
+    # (core/retry.py), instead of the queue's visibility timeout. 0: visible again at once.
+    retry_backoff_base_s: float = Field(default=5, ge=0, le=3600, validation_alias="RETRY_BACKOFF_BASE_SECONDS")
+    retry_backoff_max_s: int = Field(
+        default=300, ge=1, le=MAX_VISIBILITY_S, validation_alias="RETRY_BACKOFF_MAX_SECONDS"
+    )
+    # Message groups of one batch processed at once (each group in order); 1: one record at a time.
+    group_concurrency: int = Field(default=10, ge=1, le=100, validation_alias="GROUP_CONCURRENCY")
+
+
+class ProcessorSettings(QueueConsumerSettings):
     outgoing_queue_url: str = Field(min_length=1, validation_alias="OUTGOING_QUEUE_URL")
+    # The largest route state that travels in the messages instead of an S3 object (models.py has the
+    # line where S3 becomes cheaper); 0: always S3. Below SQS's 1 MiB message limit.
+    carry_state_max_bytes: int = Field(
+        default=CARRY_STATE_MAX_BYTES, ge=0, le=900 * 1024, validation_alias="STATE_IN_MESSAGE_MAX_BYTES"
+    )
 
 
 class WorkerSettings(ProcessorSettings):
@@ -36,8 +55,6 @@ class WorkerSettings(ProcessorSettings):
     # after at most this, and an in-progress idempotency record expires after it too.
     visibility_timeout_s: int = Field(default=120, ge=2, le=43200, validation_alias="VISIBILITY_TIMEOUT_SECONDS")
     heartbeat_s: float = Field(default=30, gt=0, validation_alias="HEARTBEAT_SECONDS")
-    # A failed job (and the rest of its message group) is visible again after this long
-    retry_delay_s: int = Field(default=30, ge=0, le=43200, validation_alias="RETRY_DELAY_SECONDS")
 
     @model_validator(mode="after")
     def _heartbeat_within_visibility(self) -> WorkerSettings:
@@ -49,7 +66,7 @@ class WorkerSettings(ProcessorSettings):
         return self
 
 
-class SchedulerSettings(CommonSettings):
+class SchedulerSettings(QueueConsumerSettings):
     incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
     # where a run's end is announced for the downstream triggers; empty: not announced
     event_bus_name: str = Field(default="", validation_alias="RUN_EVENTS_BUS_NAME")
