@@ -14,6 +14,10 @@ from jobgraph.runs.scenarios import SCENARIOS, scenario
 
 EXIT_INVALID_INPUT = 2
 EXIT_FAILED = 1
+SERVICE_LATENCY_HELP = (
+    "hold each AWS request for its service's p50/p99 latency: 'default' (stated assumptions) or a JSON profile "
+    "measured on AWS (README, Performance bench)"
+)
 
 
 def _run_id(value: str) -> str:
@@ -130,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--poison", type=_non_negative, default=0, help="send N malformed messages to the incoming queue"
     )
     local.add_argument("--fault-seed", type=_non_negative, default=0, help="seed of the fault injector")
+    local.add_argument("--service-latency", metavar="default|FILE", help=SERVICE_LATENCY_HELP)
     local.add_argument(
         "--serve",
         action="store_true",
@@ -164,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="local template parameter override, repeatable (e.g. ProcessorMemorySize=1024)",
     )  # fmt: skip
     load.add_argument("--max-workers", type=_positive, help="cap on local worker processes per event source mapping")
+    load.add_argument("--service-latency", metavar="default|FILE", help=SERVICE_LATENCY_HELP)
     load.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for every job")
     load.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
     add_price_options(load)
@@ -462,6 +468,7 @@ def cmd_load(args) -> int:
             max_workers=args.max_workers,
             timeout_s=args.timeout,
             stall_s=args.stall_timeout,
+            service_latency=args.service_latency,
         )
         outcome = run_local_load(load, args.out, options, **common)
     run_record = record.build(outcome, table)
@@ -564,6 +571,7 @@ def local_run_options(args):
         **({"ecs_workers": args.ecs_workers} if args.ecs_workers else {}),
         timeout_s=args.timeout,
         stall_s=args.stall_timeout,
+        service_latency=args.service_latency,
     )
 
 

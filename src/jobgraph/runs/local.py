@@ -22,6 +22,7 @@ from jobgraph.core.models import Sequence
 from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
 from jobgraph.localcloud.ecs import DEFAULT_TASKS, LocalEcs
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
+from jobgraph.localcloud.latency import load_profile
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
 from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
@@ -43,6 +44,7 @@ class LocalRunOptions:
     timeout_s: float = 1800.0
     stall_s: float = 60.0
     log_dir: Path | None = None
+    service_latency: str | None = None  # "default" or a profile file: each AWS request's time (localcloud/latency.py)
 
 
 def send_poison(endpoint: LocalEndpoint, queue_url: str, count: int, run_id: str) -> None:
@@ -181,7 +183,7 @@ def local_session(options: LocalRunOptions, out_dir: Path, run_id: str, overwrit
     check_destination(out_dir, run_id, overwrite)  # before the cloud is deployed
     log_dir = options.log_dir or out_dir / ".logs" / run_id
     shutil.rmtree(log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
-    with LocalEndpoint() as endpoint:
+    with LocalEndpoint(latency=load_profile(options.service_latency)) as endpoint:
         session = LocalSession(endpoint, options, log_dir)
         try:
             yield session, session.start()
@@ -325,6 +327,7 @@ def local_settings(runtime: LocalLambdaRuntime, options: LocalRunOptions, spec: 
             m.function.logical_id: {"batch_size": m.batch_size, "workers": m.concurrency} for m in runtime.mappings
         },
         "ecs_workers": options.ecs_workers,
+        "service_latency": runtime.endpoint.latency.summary() if runtime.endpoint.latency else None,
     }
 
 

@@ -424,6 +424,7 @@ def run_state_machine_local(
     """`jobgraph run --scenario 3`: the template deployed into the embedded local cloud and executed there."""
     from jobgraph.localcloud import motopatches
     from jobgraph.localcloud.alarms import evaluate_alarms
+    from jobgraph.localcloud.latency import load_profile
     from jobgraph.localcloud.runtime import LocalLambdaRuntime
     from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
     from jobgraph.localcloud.stack import deploy
@@ -436,7 +437,7 @@ def run_state_machine_local(
     check_destination(out_dir, spec.run_id, overwrite)
     log_dir = options.log_dir or out_dir / ".logs" / spec.run_id
     shutil.rmtree(log_dir, ignore_errors=True)
-    with LocalEndpoint() as endpoint:
+    with LocalEndpoint(latency=load_profile(options.service_latency)) as endpoint:
         stack = deploy(endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters)
         runtime = LocalLambdaRuntime(endpoint, stack, log_dir, options.faults, options.max_workers)
         run = None
