@@ -219,36 +219,25 @@ class JobsTable:
         from botocore.exceptions import ClientError
 
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        # only what the claim needs (the outcome's record_job writes the job's listing fields): a short
+        # expression also keeps the local cloud's moto, which parses it on every request, quick
         values = {
             ":processing": {"S": "PROCESSING"},
             ":completed": {"S": "COMPLETED"},
             ":me": {"S": claimant},
             ":lease": {"N": str(now_ms + max(0, int(lease_ms)))},
             ":now_ms": {"N": str(now_ms)},
-            ":now": {"S": utc_now_iso()},
             ":attempt": {"N": str(attempt)},
-            ":exec": {"S": job.exec_type.value},
             ":ttl": self._expires_at(),
         }
-        sets = [
-            "#status = :processing",
-            "claimed_by = :me",
-            "lease_until_ms = :lease",
-            "claimed_at = :now",
-            "last_attempt = :attempt",
-            "exec_type = :exec",
-            "expires_at = :ttl",
-        ]
-        for field in ("sequence_id", "route_index", "correlation_id"):
-            value = getattr(job, field)
-            if value is not None:
-                values[f":{field}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)}
-                sets.append(f"{field} = :{field}")
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=job_key(job.run_id, job.job_id),
-                UpdateExpression="SET " + ", ".join(sets) + " REMOVE gsi1pk, gsi1sk",
+                UpdateExpression=(
+                    "SET #status = :processing, claimed_by = :me, lease_until_ms = :lease, last_attempt = :attempt,"
+                    " expires_at = :ttl REMOVE gsi1pk, gsi1sk"
+                ),
                 ConditionExpression=(
                     "attribute_not_exists(sk) OR (#status <> :completed AND (attribute_not_exists(lease_until_ms)"
                     " OR lease_until_ms < :now_ms OR claimed_by = :me))"
