@@ -4,9 +4,10 @@ moto answers in about a millisecond of its own work, so locally a job's time is 
 that waits on S3, DynamoDB and SQS ten times over (a batch of ten jobs, one after the other) looks as
 cheap as one that waits once. With a profile (``jobgraph run --service-latency default|FILE``) every
 workload request is held for a time drawn from a log-normal distribution with the profile's p50 and p99
-for its service and action — after moto has answered and *outside* the server's lock (server.py), so
-requests in flight at the same time wait at the same time, as they do on AWS. The run harness's own
-requests (progress, export) are not delayed.
+for its service and action, counted from the request's arrival: moto's own time and any wait for the
+server's lock count toward it, so a request takes max(drawn time, local time). The rest is slept after
+moto has answered and *outside* the server's lock (server.py), so requests in flight at the same time wait
+at the same time, as they do on AWS. The run harness's own requests (progress, export) are not delayed.
 
 A profile is JSON (or the built-in ``default``):
 
@@ -113,8 +114,9 @@ class LatencyProfile:
             self.waited_ms[(service, action)] += delay
         return delay
 
-    def wait(self, environ: dict) -> float:
-        """Hold a served workload request for its service time (the caller holds no lock); returns ms."""
+    def wait(self, environ: dict, since: float | None = None) -> float:
+        """Hold a served workload request until its service time has passed since ``since`` (its arrival,
+        time.monotonic(); default: now). The caller holds no lock. Returns the ms slept."""
         if environ.get("PATH_INFO", "").startswith("/moto-api") or HARNESS_USER_AGENT in environ.get(
             "HTTP_USER_AGENT", ""
         ):
@@ -122,6 +124,8 @@ class LatencyProfile:
         body = environ.get("wsgi.input")
         service, action = classify(environ, body.getvalue() if hasattr(body, "getvalue") else b"")
         delay = self.draw_ms(service, action)
+        if since is not None:
+            delay = max(0.0, delay - (time.monotonic() - since) * 1000)
         if delay:
             time.sleep(delay / 1000)
         return delay

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -58,11 +59,12 @@ class _SerialMotoServer:
         motopatches.SERVER_LOCKS.append(lock)
 
         def serial_app(environ, start_response):
+            arrived = time.monotonic()
             with lock:
                 # the body is materialised under the lock too: moto builds some responses lazily
                 chunks = list(app(environ, start_response))
             if latency is not None:  # outside the lock, so requests in flight together wait together (latency.py)
-                latency.wait(environ)
+                latency.wait(environ, since=arrived)
             return chunks
 
         def listen(host: str, port: int):
