@@ -89,3 +89,12 @@ def test_anything_else_malformed_is_recorded_and_goes_to_the_dlq(fake_stack, pro
     # with its reason, for inspection
     poison = fake_stack.item("POISON", f"MSG#{dead['MessageId']}")
     assert poison["status"] == "FAILED" and "validation error" in poison["error_message"]
+
+
+def test_reports_and_fault_injection_know_a_producers_message_as_a_job():
+    from jobgraph.core.models import message_label
+    from jobgraph.localcloud.faults import poison_bodies
+
+    assert message_label('{"job_id": "job-123", "work_duration_ms": 5}') == "job-123"
+    # the rehearsals' poison stays poison (DLQ counts equal --poison)
+    assert [message_label(body) for _group, body in poison_bodies(4, "r")] == [None] * 4

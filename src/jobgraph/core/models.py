@@ -352,13 +352,13 @@ class RunManifest(_Strict):
 
 
 def message_label(body: str) -> str | None:
-    """The job id of a well-formed job or completion (completions: "<job_id> (<status>)"), else None."""
+    """The job id of a well-formed job (a producer's too) or completion ("<job_id> (<status>)"), else None."""
     from pydantic import ValidationError
 
-    for model in (IncomingJob, CompletedJob):
+    for model in (IncomingJob, ProducerJob, CompletedJob):
         try:
             message = model.model_validate_json(body)
         except ValidationError:
             continue
-        return message.job_id if model is IncomingJob else f"{message.job_id} ({message.status.value})"
+        return f"{message.job_id} ({message.status.value})" if model is CompletedJob else message.job_id
     return None
