@@ -209,3 +209,20 @@ def test_bad_configuration_exits_2_with_the_reason(tmp_path):
     )
     assert result.returncode == 2
     assert "INCOMING_QUEUE_URL: not set" in result.stderr
+
+
+def test_a_failed_message_returns_after_its_backoff_and_the_heartbeat_does_not_undo_it(fake_stack, monkeypatch):
+    """The batch path sets a failed message's backoff (1 s here) after the heartbeat let go of it: a beat
+    afterwards would push it out to the visibility timeout (10 s)."""
+    for name, value in {"WAIT_TIME_SECONDS": "0", "RETRY_BACKOFF_BASE_SECONDS": "1",
+                        "VISIBILITY_TIMEOUT_SECONDS": "10", "HEARTBEAT_SECONDS": "0.02"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    settings = load_settings(WorkerSettings)
+    worker = QueueWorker(settings, build_processor_runtime(settings), sqs=fake_stack.sqs)
+    send_raw(fake_stack, "not json", "g", "bad")
+    outcome = worker.handle(worker.receive())
+    assert (outcome.received, outcome.retried) == (1, 1)
+    assert worker.receive() == []  # backing off
+    time.sleep(1.3)
+    (again,) = worker.receive()
+    assert again["Body"] == "not json" and again["Attributes"]["ApproximateReceiveCount"] == "2"
