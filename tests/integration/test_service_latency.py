@@ -74,3 +74,16 @@ def test_requests_in_flight_together_wait_together_and_the_harness_does_not_wait
     assert min(each) >= FIXED_S  # every request waited its service time...
     assert together < 3 * FIXED_S  # ...at the same time: one after the other would take 4 x
     assert profile.summary()["by_service"]["s3"]["requests"] == 4
+
+
+def test_the_readme_example_profile_loads(tmp_path):
+    from tests.lambda_support import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("**Service latency locally.**") :]
+    example = section[section.index("```json") + len("```json") : section.index("```", section.index("```json") + 7)]
+    path = tmp_path / "measured.json"
+    path.write_text(example)
+    profile = load_profile(path)
+    assert profile.source == "measured" and profile.latency("s3", "GetObject") == Latency(18, 70)
+    assert profile.latency("states", "StartExecution") == Latency(10, 40)  # the "*" service
