@@ -92,8 +92,8 @@ class LatencyProfile:
     source: str
     services: dict[str, dict[str, Latency]]
     seed: int = 0
-    waited: Counter = field(default_factory=Counter)  # (service, action) -> requests delayed
-    waited_ms: Counter = field(default_factory=Counter)  # (service, action) -> total delay
+    waited: Counter = field(default_factory=Counter)  # (service, action) -> requests timed
+    waited_ms: Counter = field(default_factory=Counter)  # (service, action) -> their drawn service time
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -131,20 +131,16 @@ class LatencyProfile:
         return delay
 
     def summary(self) -> dict:
-        """For run records: which profile, and how many requests waited how long, by service."""
+        """For run records: which profile, and per service the requests it timed and their drawn service time."""
         with self._lock:
             by_service: dict[str, dict] = {}
-            for (service, _action), count in self.waited.items():
-                entry = by_service.setdefault(service, {"requests": 0, "ms": 0.0})
+            for (service, action), count in self.waited.items():
+                entry = by_service.setdefault(service, {"requests": 0, "service_ms": 0.0})
                 entry["requests"] += count
-                entry["ms"] += self.waited_ms[(service, _action)]
-        return {
-            "label": self.label,
-            "source": self.source,
-            "by_service": {
-                s: {"requests": e["requests"], "ms": round(e["ms"], 1)} for s, e in sorted(by_service.items())
-            },
-        }
+                entry["service_ms"] += self.waited_ms[(service, action)]
+        for entry in by_service.values():
+            entry["service_ms"] = round(entry["service_ms"], 1)
+        return {"label": self.label, "source": self.source, "by_service": dict(sorted(by_service.items()))}
 
 
 def _latency(where: str, value: object) -> Latency:
