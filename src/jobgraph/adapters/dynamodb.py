@@ -219,8 +219,8 @@ class JobsTable:
         from botocore.exceptions import ClientError
 
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        # only what the claim needs (the outcome's record_job writes the job's listing fields): a short
-        # expression also keeps the local cloud's moto, which parses it on every request, quick
+        # what the claim needs, and the stage for listings of jobs in progress (the outcome's record_job writes
+        # the rest): a short expression also keeps the local cloud's moto, which parses it on every request, quick
         values = {
             ":processing": {"S": "PROCESSING"},
             ":completed": {"S": "COMPLETED"},
@@ -228,6 +228,7 @@ class JobsTable:
             ":lease": {"N": str(now_ms + max(0, int(lease_ms)))},
             ":now_ms": {"N": str(now_ms)},
             ":attempt": {"N": str(attempt)},
+            ":exec": {"S": job.exec_type.value},
             ":ttl": self._expires_at(),
         }
         try:
@@ -236,7 +237,7 @@ class JobsTable:
                 Key=job_key(job.run_id, job.job_id),
                 UpdateExpression=(
                     "SET #status = :processing, claimed_by = :me, lease_until_ms = :lease, last_attempt = :attempt,"
-                    " expires_at = :ttl REMOVE gsi1pk, gsi1sk"
+                    " exec_type = :exec, expires_at = :ttl REMOVE gsi1pk, gsi1sk"
                 ),
                 ConditionExpression=(
                     "attribute_not_exists(sk) OR (#status <> :completed AND (attribute_not_exists(lease_until_ms)"
