@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobgraph.adapters.dynamodb import RunExistsError, RunNotFoundError
+from jobgraph.api.approvals import add_approval_routes
 from jobgraph.api.schemas import (
     ClientKey,
     ErrorBody,
@@ -191,6 +192,7 @@ def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps) -> FastAPI:
         )
         return JSONResponse(status_code=202 if created else 200, content=TaskAccepted(**task).model_dump())
 
+    add_approval_routes(app, deps)
     return app
 
 
