@@ -41,7 +41,8 @@ def second_route(fake_stack):
 
 
 def deliveries(fake_stack, handler, on_failure=None):
-    """Receive the message whenever SQS hands it out and run it; yield (receive time, receive count, ok)."""
+    """Receive the message whenever SQS hands it out and run it; yield (receive time, receive count, ok,
+    time the handler returned — when the backoff it set starts)."""
     started = time.monotonic()
     while time.monotonic() - started < DEADLINE_S:
         messages = fake_stack.sqs.receive_message(
@@ -61,7 +62,7 @@ def deliveries(fake_stack, handler, on_failure=None):
             ok = response == {"batchItemFailures": []}
         except BatchProcessingError:
             ok = False
-        yield received, count, ok
+        yield received, count, ok, time.monotonic()
         if ok:
             return
         if on_failure is not None:
@@ -78,11 +79,12 @@ def test_a_job_failing_twice_then_succeeding_waits_a_growing_backoff(fake_stack,
             fake_stack.drain(fake_stack.outgoing_url)
 
     outcome = list(deliveries(fake_stack, processor, after_failure))
-    assert [(count, ok) for _, count, ok in outcome] == [(1, False), (2, False), (3, True)]
-    first_wait, second_wait = (b[0] - a[0] for a, b in itertools.pairwise(outcome))
+    assert [(count, ok) for _, count, ok, _ in outcome] == [(1, False), (2, False), (3, True)]
+    # from the failed invocation's return to the next receive
+    first_wait, second_wait = (b[0] - a[3] for a, b in itertools.pairwise(outcome))
     # 1 s, then 2 s (SQS counts whole seconds), never the queue's 360 s visibility timeout
-    assert 0.9 <= first_wait < second_wait < 30
-    assert second_wait >= 1.9
+    assert 0.8 <= first_wait < second_wait < 30
+    assert second_wait >= 1.7
     record = fake_stack.item(f"RUN#{spec.run_id}", f"JOB#{spec.run_id}-s{sequence.sequence_id}-r1")
     assert record["status"] == "COMPLETED" and record["last_attempt"] == 3
 
@@ -90,9 +92,9 @@ def test_a_job_failing_twice_then_succeeding_waits_a_growing_backoff(fake_stack,
 def test_a_job_that_keeps_failing_reaches_the_dlq_after_max_receive_count(fake_stack, processor):
     second_route(fake_stack)
     outcome = list(deliveries(fake_stack, processor))
-    assert [(count, ok) for _, count, ok in outcome] == [(1, False), (2, False), (3, False)]  # maxReceiveCount 3
-    waits = [b[0] - a[0] for a, b in itertools.pairwise(outcome)]
-    assert 0.9 <= waits[0] < waits[1] < 30
+    assert [(count, ok) for _, count, ok, _ in outcome] == [(1, False), (2, False), (3, False)]  # maxReceiveCount 3
+    waits = [b[0] - a[3] for a, b in itertools.pairwise(outcome)]
+    assert 0.8 <= waits[0] < waits[1] < 30
     (dead,) = fake_stack.sqs.receive_message(QueueUrl=fake_stack.incoming_dlq_url).get("Messages", [])
     assert '"exec_type":"INTERMEDIATE"' in dead["Body"]
 
