@@ -5,6 +5,7 @@ by side in one run, on the same graph, under the same service latency profile.
     .venv/bin/python benchmarks/bench_datapath.py --baseline 0c4e47e --sequences 50 --rounds 2
     .venv/bin/python benchmarks/bench_datapath.py --latency none           # without the latency profile
     .venv/bin/python benchmarks/bench_datapath.py --json out/datapath.json
+    .venv/bin/python benchmarks/bench_datapath.py --serial    # + this tree with GroupConcurrency=1 (16.2 alone)
 
 The baseline's template, functions and ``src/`` (its CoreLayer) are extracted with ``git archive`` and
 deployed by this tree's ``jobgraph run --template …`` into the embedded local cloud, so both sides run
@@ -106,6 +107,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="runs per side, alternating")
     parser.add_argument("--latency", default="default", help="--service-latency for both sides: default|FILE|none")
     parser.add_argument("--max-workers", type=int, help="--max-workers for both sides (default: the core count)")
+    parser.add_argument(
+        "--serial", action="store_true", help="also this tree one record at a time (GroupConcurrency=1)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -115,6 +119,8 @@ def main() -> int:
     latency = [] if args.latency == "none" else ["--service-latency", args.latency]
     latency += ["--max-workers", str(args.max_workers)] if args.max_workers else []
     sides = {"baseline": None, "current": ROOT / "template.yaml"}
+    if args.serial:
+        sides["serial"] = ROOT / "template.yaml"
     rows: dict[str, list[dict]] = {side: [] for side in sides}
     mismatches = []
     with tempfile.TemporaryDirectory(prefix="bench-datapath-") as tmp:
@@ -131,7 +137,8 @@ def main() -> int:
             for side, template in sides.items():
                 out = tmp / f"{side}-{round_}"
                 started = time.monotonic()
-                ran = jobgraph("run", "--template", str(template), *graph, *latency, "--run-id", RUN_ID,
+                serial = ["--parameter", "GroupConcurrency=1"] if side == "serial" else []
+                ran = jobgraph("run", "--template", str(template), *graph, *latency, *serial, "--run-id", RUN_ID,
                                "--out", str(out), "--no-progress")  # fmt: skip
                 if ran.returncode:
                     print(f"{side} run {round_} failed:\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}", file=sys.stderr)
@@ -159,13 +166,20 @@ def main() -> int:
         ("processor_invocations", "Processor invocations", "{:.0f}"),
         ("wall_s", "run wall s (StartRun → COMPLETED)", "{:.1f}"),
     ]
-    print(f"\n{'median of ' + str(args.rounds) + ' round(s)':<40} {'baseline':>12} {'current':>12} {'change':>9}")
+    serial_header = f" {'serial':>12}" if args.serial else ""
+    print(
+        f"\n{'median of ' + str(args.rounds) + ' round(s)':<40} {'baseline':>12} {'current':>12} {'change':>9}{serial_header}"
+    )
     summary = {}
     for key, label, fmt in keys:
         before, after = med("baseline", key), med("current", key)
         change = (after - before) / before if before else 0.0
         summary[key] = {"baseline": before, "current": after, "change": change}
-        print(f"{label:<40} {fmt.format(before):>12} {fmt.format(after):>12} {change * 100:>8.0f}%")
+        serial = ""
+        if args.serial:
+            summary[key]["serial"] = med("serial", key)
+            serial = f" {fmt.format(summary[key]['serial']):>12}"
+        print(f"{label:<40} {fmt.format(before):>12} {fmt.format(after):>12} {change * 100:>8.0f}%{serial}")
     per_action = sorted({a for side in rows.values() for row in side for a in row["requests_by_action_per_job"]})
     print("\nrequests per job by action (first round)")
     for action in per_action:
@@ -187,6 +201,11 @@ def main() -> int:
     print(
         f"Processor billed ms per route job {speedup:.1f}x lower (target >= 3x: {'PASS' if speedup >= 3 else 'MISS'})"
     )
+    if args.serial:
+        alone = summary["processor_billed_ms_per_route_job"]["serial"] / max(
+            summary["processor_billed_ms_per_route_job"]["current"], 1e-9
+        )
+        print(f"  of which the concurrent groups alone (GroupConcurrency 1 -> 10): {alone:.1f}x")
     if mismatches:
         print(f"CORRECTNESS: results differ from jobgraph solve in {mismatches}")
     if args.json:
