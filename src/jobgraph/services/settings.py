@@ -52,7 +52,7 @@ class WorkerSettings(ProcessorSettings):
     wait_time_s: int = Field(default=20, ge=0, le=20, validation_alias="WAIT_TIME_SECONDS")
     max_messages: int = Field(default=10, ge=1, le=10, validation_alias="MAX_MESSAGES")
     # Messages in hand stay invisible this long after each heartbeat; a crashed task's batch comes back
-    # after at most this, and an in-progress idempotency record expires after it too.
+    # after at most this, and the job claims it holds (their lease) end after it too.
     visibility_timeout_s: int = Field(default=120, ge=2, le=43200, validation_alias="VISIBILITY_TIMEOUT_SECONDS")
     heartbeat_s: float = Field(default=30, gt=0, validation_alias="HEARTBEAT_SECONDS")
 

@@ -264,7 +264,7 @@ class QueueWorker:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
             if response.get("Failed"):
-                # the job is done and recorded; a redelivery is answered by the idempotency record
+                # the job is done and recorded; a redelivery is answered from its job record (refused claim)
                 logger.warning("processed messages not deleted", extra={"failed": response["Failed"][:3]})
 
     def retry_later(self, messages: list[dict], backoff: bool = True) -> None:
