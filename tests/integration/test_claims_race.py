@@ -180,12 +180,12 @@ def test_each_job_is_claimed_once_and_completed_once_under_concurrent_duplicates
         tables, [lambda t, j=j, m=m: (j.job_id, m, t.claim_job(j, m, lease_ms=60_000)) for j, m in deliveries]
     )
     winners = {}
-    for job_id, message, refused in claims:
-        if refused is None:
+    for job_id, message, claim in claims:
+        if claim.granted:
             assert job_id not in winners, f"{job_id} claimed twice"
             winners[job_id] = message
         else:  # refused by the winner's live claim
-            assert refused["status"] == "PROCESSING" and refused["claimed_by"] != message
+            assert claim.record["status"] == "PROCESSING" and claim.record["claimed_by"] != message
     assert sorted(winners) == sorted(job.job_id for job in jobs)
 
     def completion(job, output: str) -> CompletedJob:
@@ -212,4 +212,5 @@ def test_each_job_is_claimed_once_and_completed_once_under_concurrent_duplicates
         assert item["output_key"]["S"] == firsts[job.job_id] and item["reports"]["N"] == "1"
         # and a late duplicate's claim is refused with that completion
         refused = tables[1].claim_job(job, "late-message", lease_ms=60_000)
-        assert refused["status"] == "COMPLETED" and refused["output_key"] == firsts[job.job_id]
+        assert not refused.granted
+        assert refused.record["status"] == "COMPLETED" and refused.record["output_key"] == firsts[job.job_id]

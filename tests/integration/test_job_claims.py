@@ -87,10 +87,10 @@ def completed(job, key: str = "k", ms: float = 1.0) -> CompletedJob:
 def test_of_many_concurrent_claimants_exactly_one_wins(table):
     job = a_job()
     outcomes = at_once(CLAIMANTS, lambda i: table.claim_job(job, f"claimant-{i}", lease_ms=60_000))
-    winners = [i for i, outcome in enumerate(outcomes) if outcome is None]
-    assert len(winners) == 1
+    winners = [i for i, outcome in enumerate(outcomes) if outcome.granted]
+    assert len(winners) == 1 and outcomes[winners[0]].status == "PROCESSING"
     # every loser was refused by the winner's claim, and learned who holds it
-    refusals = [outcome for outcome in outcomes if outcome is not None]
+    refusals = [outcome.record for outcome in outcomes if not outcome.granted]
     assert all(r["status"] == "PROCESSING" and r["claimed_by"] == f"claimant-{winners[0]}" for r in refusals)
 
 
@@ -124,21 +124,22 @@ def test_many_claimants_running_one_job_run_it_once_and_complete_it_once(endpoin
 
 def test_the_same_claimant_reclaims_after_a_crash_others_wait_for_its_lease(table):
     job = a_job()
-    assert table.claim_job(job, "message-1", lease_ms=60_000) is None
+    assert table.claim_job(job, "message-1", lease_ms=60_000).granted
     # the worker died mid-job; another copy of the job (a different message) must wait
     refused = table.claim_job(job, "message-2", lease_ms=60_000)
-    assert refused["status"] == "PROCESSING" and refused["claimed_by"] == "message-1"
+    assert not refused.granted
+    assert refused.record["status"] == "PROCESSING" and refused.record["claimed_by"] == "message-1"
     # its own message, redelivered, claims again at once (a redelivery means the first delivery is over)
-    assert table.claim_job(job, "message-1", lease_ms=60_000, attempt=2) is None
+    assert table.claim_job(job, "message-1", lease_ms=60_000, attempt=2).granted
     assert table.record_job(completed(job), attempt=2) is None
-    assert table.claim_job(job, "message-2", lease_ms=60_000)["status"] == "COMPLETED"
+    assert table.claim_job(job, "message-2", lease_ms=60_000).record["status"] == "COMPLETED"
 
 
 def test_a_lease_that_ran_out_is_taken_over_and_the_first_completion_stands(table):
     job = a_job()
     now = int(time.time() * 1000)
-    assert table.claim_job(job, "slow", lease_ms=1_000, now_ms=now - 5_000) is None  # lease ended 4 s ago
-    assert table.claim_job(job, "fast", lease_ms=60_000, now_ms=now) is None  # taken over
+    assert table.claim_job(job, "slow", lease_ms=1_000, now_ms=now - 5_000).granted  # lease ended 4 s ago
+    assert table.claim_job(job, "fast", lease_ms=60_000, now_ms=now).granted  # taken over
     assert table.record_job(completed(job, key="fast-output", ms=2.0)) is None
     # the slow claimant finishes later: its completion is refused and it gets the stored one back
     refused = table.record_job(completed(job, key="slow-output", ms=9.0))
@@ -147,7 +148,7 @@ def test_a_lease_that_ran_out_is_taken_over_and_the_first_completion_stands(tabl
 
 def test_duplicate_reports_never_overwrite_a_completion(table):
     job = a_job()
-    assert table.claim_job(job, "m", lease_ms=60_000) is None
+    assert table.claim_job(job, "m", lease_ms=60_000).granted
     reports = at_once(8, lambda i: table.record_job(completed(job, key=f"output-{i}", ms=float(i))))
     assert Counter(r is None for r in reports) == {True: 1, False: 7}
     winner = reports.index(None)
@@ -163,8 +164,53 @@ def test_duplicate_reports_never_overwrite_a_completion(table):
 
 def test_a_failure_releases_the_claim_for_the_retry(table):
     job = a_job()
-    assert table.claim_job(job, "m1", lease_ms=60_000) is None
+    assert table.claim_job(job, "m1", lease_ms=60_000).granted
     failed = completed(job).model_copy(update={"status": JobStatus.FAILED, "error_message": "boom"})
     assert table.record_job(failed) is None
     # a retry by another delivery need not wait for the lease
-    assert table.claim_job(job, "m2", lease_ms=60_000, attempt=2) is None
+    assert table.claim_job(job, "m2", lease_ms=60_000, attempt=2).granted
+
+
+def _record(table, job) -> dict:
+    key = {"pk": {"S": f"RUN#{job.run_id}"}, "sk": {"S": f"JOB#{job.job_id}"}}
+    return table.client.get_item(TableName=table.table_name, Key=key, ConsistentRead=True)["Item"]
+
+
+def _progress(table, run_id: str) -> dict:
+    key = {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "PROGRESS"}}
+    item = table.client.get_item(TableName=table.table_name, Key=key, ConsistentRead=True).get("Item", {})
+    return {name: float(value["N"]) for name, value in item.items() if name in ("nC", "nF")}
+
+
+def test_a_failed_job_keeps_its_counted_status_through_its_retry_claims_crash_and_completion(table):
+    """The claim leaves a FAILED record FAILED (the run's counters count it so), also when the retry dies
+    mid-job and another claims it after the lease: its completion moves it from FAILED to COMPLETED once."""
+    job = a_job()
+    first = table.claim_job(job, "m1", lease_ms=60_000)
+    failed = completed(job).model_copy(update={"status": JobStatus.FAILED, "error_message": "boom"})
+    assert table.record_job(failed, 1, first.status) is None
+    assert _progress(table, job.run_id) == {"nF": 1}
+    now = int(time.time() * 1000)
+    retry = table.claim_job(job, "m2", lease_ms=1_000, attempt=2, now_ms=now - 5_000)
+    assert retry.granted and retry.status == "FAILED"
+    record = _record(table, job)
+    assert record["status"]["S"] == "FAILED" and record["claimed_by"]["S"] == "m2"
+    # m2 died; its lease ran out; m3 takes over and completes
+    takeover = table.claim_job(job, "m3", lease_ms=60_000, attempt=3, now_ms=now)
+    assert takeover.granted and takeover.status == "FAILED"
+    assert table.record_job(completed(job), 3, takeover.status) is None
+    assert _progress(table, job.run_id) == {"nC": 1, "nF": 0}
+    assert _record(table, job)["status"]["S"] == "COMPLETED"
+
+
+def test_a_claimed_outcome_is_one_request_and_a_wrong_expectation_costs_a_read_not_a_count(endpoint, table):
+    jobs = [a_job(0), a_job(1)]
+    for job in jobs:
+        assert table.claim_job(job, "m", lease_ms=60_000).granted
+    before = endpoint.meter.snapshot("harness")["requests"]["dynamodb"]
+    assert table.record_job(completed(jobs[0]), 1, "PROCESSING") is None
+    after = endpoint.meter.snapshot("harness")["requests"]["dynamodb"]
+    assert {a: n - before.get(a, 0) for a, n in after.items() if n != before.get(a, 0)} == {"TransactWriteItems": 1}
+    # told FAILED, but the record is PROCESSING: the condition refuses, the status is read, counted right
+    assert table.record_job(completed(jobs[1]), 1, "FAILED") is None
+    assert _progress(table, jobs[0].run_id) == {"nC": 2}

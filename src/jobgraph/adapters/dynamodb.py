@@ -1,9 +1,25 @@
 """Run and job metadata in one DynamoDB table (single-table design, boto3 imported lazily).
 
-    pk = RUN#<run_id>   sk = RUN              the run: status, counters, timings
-    pk = RUN#<run_id>   sk = JOB#<job_id>     one job: status, attempts, processing time, error
-    GSI by-status: gsi1pk = RUN#<status> | JOB#<status>, gsi1sk = ISO time  (list runs/jobs by status)
+    pk = RUN#<run_id>    sk = RUN               the run: status, sequences countdown, timings
+    pk = RUN#<run_id>    sk = PROGRESS          its job counters (core/progress.py): O(1) progress
+    pk = RUN#<run_id>    sk = JOB#<job_id>      one job: status, attempts, processing time, error
+    pk = TASK#<task_id>  sk = TASK              one API task (POST /tasks): its own namespace, also its job record
+    pk = TASKKEY#<key>   sk = KEY               the client key a task was accepted under (idempotency)
+    pk = TASKS           sk = PROGRESS#<hour>   the tasks' counters per hour (recent medians for estimates)
+    GSI by-status:   gsi1pk = RUN#<status> (runs)           | JOBS#<run_id>#<status> (jobs), gsi1sk = time
+    GSI by-test-run: gsi2pk = TESTRUN#<test_run_id> (runs), gsi2sk = created_at
     TTL attribute expires_at (RECORD_TTL_DAYS).
+
+The status index is keyed by run *and* status for jobs: a listing of one run's jobs in one status reads
+exactly those (no filter over other runs' jobs), and job writes spread over runs × statuses instead of one
+partition per status for every run of the table. Runs use it as seed 002's StatusDateIndex (status,
+created time), by-test-run as its ClientProjectIndex; a date range is three small queries of the status
+index (one per run status), so the table needs one index more than before, not two (CloudFormation creates
+one index per stack update).
+
+A job's terminal status change and its run's counters are written in one transaction (``record_job``),
+conditioned on the job's previous status, so the counters count each job's latest status exactly once
+under duplicates, retries and concurrent reports.
 
 The countdown to MERGE is exactly-once under duplicates and concurrency: a sequence is counted by one
 conditional update that adds it to the run's set of counted sequences (condition: not in it yet), and the
@@ -13,21 +29,23 @@ AGGREGATION completion claimed it, so a redelivery of that same completion can r
 
 A job runs under a claim on its own record and completes exactly once (``claim_job``, ``record_job``): one
 conditional update claims it (new, failed before, or its previous claimant's lease ran out — or the same
-claimant again, after a crash), one conditional update records its outcome, never over a completion. A
-refused claim returns the record that refused it (ReturnValuesOnConditionCheckFailure), so a duplicate
-learns the stored completion without another read. Two writes per job, where Powertools' idempotency
-record beside the job record took three.
+claimant again, after a crash), one transaction records its outcome with the run's counters, never over a
+completion. A refused claim returns the record that refused it (ReturnValuesOnConditionCheckFailure), so a
+duplicate learns the stored completion without another read; a granted one tells record_job the status it
+left, so the outcome is written without reading it first. Two requests per job, where Powertools'
+idempotency record beside the job record took three.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 
 from jobgraph.core.errors import JobGraphError
-from jobgraph.core.models import CompletedJob, IncomingJob, RunStatus, utc_now_iso
+from jobgraph.core.models import CompletedJob, IncomingJob, RunStatus, is_task_id, utc_now_iso
+from jobgraph.core.progress import Progress, counter_deltas
 
 
 class RunExistsError(JobGraphError):
@@ -38,7 +56,23 @@ class RunNotFoundError(JobGraphError):
     pass
 
 
+class TaskNotFoundError(JobGraphError):
+    """No task with this id (or it expired)."""
+
+
+RUN_STATUSES = tuple(status.value for status in RunStatus)
+MAX_OUTCOME_TRIES = 5  # a job record changed between reading and writing it this often: give up loudly
 APPROVAL_SK = "APPROVAL"
+
+
+@dataclass(frozen=True)
+class JobClaim:
+    """What claim_job did: ``granted`` (the job's record now holds ``status``: what record_job expects to
+    find), or not (``record``: the record that refused it — COMPLETED, or another claimant's lease)."""
+
+    granted: bool
+    status: str | None
+    record: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,6 +94,12 @@ def _conditional_failed(exc) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def _condition_failed_first(exc) -> bool:
+    """A cancelled transaction whose first item (the job record) failed its condition."""
+    reasons = exc.response.get("CancellationReasons") or []
+    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
 def _plain(item: dict) -> dict:
     from boto3.dynamodb.types import TypeDeserializer
 
@@ -72,7 +112,25 @@ def run_key(run_id: str) -> dict:
 
 
 def job_key(run_id: str, job_id: str) -> dict:
+    """A job's record; a task's job (run id = task id, core.models.is_task_id) is its task record."""
+    if is_task_id(run_id):
+        return task_key(run_id)
     return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}}
+
+
+def task_key(task_id: str) -> dict:
+    return {"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}}
+
+
+def progress_key(run_id: str, at: str) -> dict:
+    """Where a job's change is counted: its run's counters, or the tasks' counters of the hour ``at``."""
+    if is_task_id(run_id):
+        return {"pk": {"S": "TASKS"}, "sk": {"S": f"PROGRESS#{at[:13]}"}}
+    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "PROGRESS"}}
+
+
+def _counters(item: dict) -> dict:
+    return {k: v for k, v in item.items() if k not in ("pk", "sk", "expires_at")}
 
 
 class JobsTable:
@@ -120,9 +178,12 @@ class JobsTable:
             "scenarios": {"N": str(scenarios)},
             "seed": {"N": str(seed)},
             "started_at": {"S": now},
+            "created_at": {"S": now},
             "started_epoch_ms": {"N": str(int(time.time() * 1000))},
             "gsi1pk": {"S": f"RUN#{RunStatus.RUNNING.value}"},
             "gsi1sk": {"S": now},
+            "gsi2pk": {"S": f"TESTRUN#{test_run_id}"},
+            "gsi2sk": {"S": now},
             "expires_at": self._expires_at(),
         }
         try:
@@ -189,8 +250,8 @@ class JobsTable:
         return self._update_if(
             run_id,
             UpdateExpression=(
-                "SET #status = :done, completed_at = :now, duration_s = :duration, merged_key = :key, "
-                "gsi1pk = :gsi, gsi1sk = :now"
+                # gsi1sk stays the creation time: the status index lists runs by status and creation
+                "SET #status = :done, completed_at = :now, duration_s = :duration, merged_key = :key, gsi1pk = :gsi"
             ),
             ConditionExpression="#status = :running",
             ExpressionAttributeNames={"#status": "status"},
@@ -205,56 +266,122 @@ class JobsTable:
         )
 
     def runs_by_status(self, status: RunStatus, limit: int = 50) -> list[dict]:
+        items, _ = self.run_page("status", status.value, limit)
+        return items
+
+    def run_page(
+        self,
+        index: str,
+        value: str,
+        limit: int,
+        start_key: dict | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> tuple[list[dict], dict | None]:
+        """Runs newest first from one partition of an index: ``index`` "status" (``value`` a run status) or
+        "test_run" (a test_run_id), created between ``since`` and ``until`` (ISO times, inclusive) if given."""
+        attribute, name, prefix = {
+            "status": ("gsi1", "by-status", "RUN#"),
+            "test_run": ("gsi2", "by-test-run", "TESTRUN#"),
+        }[index]
+        condition = f"{attribute}pk = :pk"
+        values = {":pk": {"S": f"{prefix}{value}"}}
+        if since or until:
+            condition += f" AND {attribute}sk BETWEEN :since AND :until"
+            # "~" sorts after every character of an ISO time: an open end includes all of that day
+            values[":since"], values[":until"] = {"S": since or "0"}, {"S": until or "~"}
+        kwargs = {"ExclusiveStartKey": start_key} if start_key else {}
         response = self.client.query(
             TableName=self.table_name,
-            IndexName="by-status",
-            KeyConditionExpression="gsi1pk = :status",
-            ExpressionAttributeValues={":status": {"S": f"RUN#{status.value}"}},
+            IndexName=name,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
             ScanIndexForward=False,
             Limit=limit,
+            **kwargs,
         )
-        return [_plain(item) for item in response.get("Items", [])]
+        return [_plain(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+
+    def run_with_progress(self, run_id: str) -> tuple[dict, Progress]:
+        """The run record and its counters in one query (the two items of its partition that sort from
+        PROGRESS on: PROGRESS, RUN; the JOB# items sort before). RunNotFoundError for an unknown run."""
+        response = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND sk >= :progress",
+            ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":progress": {"S": "PROGRESS"}},
+            ConsistentRead=True,
+        )
+        items = {item["sk"]["S"]: _plain(item) for item in response.get("Items", [])}
+        if "RUN" not in items:
+            raise RunNotFoundError(f"run {run_id!r} not found in table {self.table_name}")
+        return items["RUN"], Progress.from_counters(_counters(items.get("PROGRESS", {})))
+
+    def task_progress(self, hours: list[str]) -> Progress:
+        """The tasks' counters of these hours (ISO prefixes "YYYY-MM-DDTHH"), added up."""
+        keys = [{"pk": {"S": "TASKS"}, "sk": {"S": f"PROGRESS#{hour}"}} for hour in hours]
+        response = self.client.batch_get_item(RequestItems={self.table_name: {"Keys": keys}})
+        progress = Progress()
+        for item in response.get("Responses", {}).get(self.table_name, []):
+            progress = progress.merged(Progress.from_counters(_counters(_plain(item))))
+        return progress
 
     # --- jobs -----------------------------------------------------------------------------------
     def claim_job(
         self, job: IncomingJob, claimant: str, lease_ms: int, attempt: int = 1, now_ms: int | None = None
-    ) -> dict | None:
-        """Claim ``job`` for ``claimant`` for ``lease_ms``: None when claimed, else the record that refused it.
+    ) -> JobClaim:
+        """Claim ``job`` for ``claimant`` for ``lease_ms`` (JobClaim: granted, or the record that refused it).
 
         One conditional update of the job record. It succeeds for a new job, a job whose last run failed
         (the failure released the claim), a job whose claimant's lease has run out (it died mid-job), or
         the same claimant again (its message redelivered after a crash). It is refused for a COMPLETED
         job — the returned record holds the stored completion — and while another claimant's lease runs.
-        The claim takes the job out of the status index (gsi1pk removed): it is listed again once an
-        outcome is recorded. A new job's claim writes no index entry (one write unit).
+        The claim marks the job PROCESSING, except a FAILED one: its status stays what the run's counters
+        count (record_job moves it from FAILED to its next outcome), so its retry's claim is a second
+        update, conditioned on that FAILED (retries only: the first refused the FAILED record).
         """
-        from botocore.exceptions import ClientError
-
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        # what the claim needs, and the stage for listings of jobs in progress (the outcome's record_job writes
-        # the rest): a short expression also keeps the local cloud's moto, which parses it on every request, quick
+        # a short expression also keeps the local cloud's moto, which parses it on every request, quick
         values = {
-            ":processing": {"S": "PROCESSING"},
             ":completed": {"S": "COMPLETED"},
+            ":failed": {"S": "FAILED"},
             ":me": {"S": claimant},
             ":lease": {"N": str(now_ms + max(0, int(lease_ms)))},
             ":now_ms": {"N": str(now_ms)},
             ":attempt": {"N": str(attempt)},
             ":exec": {"S": job.exec_type.value},
+            ":submitted": {"S": job.submitted_at},
             ":ttl": self._expires_at(),
         }
+        lease_free = "(attribute_not_exists(lease_until_ms) OR lease_until_ms < :now_ms OR claimed_by = :me)"
+        sets = (
+            "claimed_by = :me, lease_until_ms = :lease, last_attempt = :attempt, exec_type = :exec,"
+            " created_at = if_not_exists(created_at, :submitted), expires_at = :ttl"
+        )
+        refused = self._claim(
+            job,
+            f"SET #status = :processing, {sets}",
+            f"attribute_not_exists(sk) OR (NOT #status IN (:completed, :failed) AND {lease_free})",
+            {**values, ":processing": {"S": "PROCESSING"}},
+        )
+        if refused is None:
+            return JobClaim(True, "PROCESSING")
+        if refused.get("status") != "FAILED":
+            return JobClaim(False, refused.get("status"), refused)
+        del values[":completed"]
+        refused = self._claim(job, f"SET {sets}", f"#status = :failed AND {lease_free}", values)
+        if refused is None:
+            return JobClaim(True, "FAILED")
+        return JobClaim(False, refused.get("status"), refused)
+
+    def _claim(self, job: IncomingJob, update: str, condition: str, values: dict) -> dict | None:
+        from botocore.exceptions import ClientError
+
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=job_key(job.run_id, job.job_id),
-                UpdateExpression=(
-                    "SET #status = :processing, claimed_by = :me, lease_until_ms = :lease, last_attempt = :attempt,"
-                    " exec_type = :exec, expires_at = :ttl REMOVE gsi1pk, gsi1sk"
-                ),
-                ConditionExpression=(
-                    "attribute_not_exists(sk) OR (#status <> :completed AND (attribute_not_exists(lease_until_ms)"
-                    " OR lease_until_ms < :now_ms OR claimed_by = :me))"
-                ),
+                UpdateExpression=update,
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -265,16 +392,23 @@ class JobsTable:
             raise
         return None
 
-    def record_job(self, completed: CompletedJob, attempt: int = 1) -> dict | None:
-        """Record a job's outcome and release its claim: None when written, else the record that refused it.
+    def record_job(self, completed: CompletedJob, attempt: int = 1, expected_status: str | None = None) -> dict | None:
+        """Record a job's outcome and release its claim: None when written, else the COMPLETED record that
+        refused it.
 
-        Never over a COMPLETED record (the condition), so a job completes exactly once even if two
-        claimants ran it; the loser gets the winner's record back. A FAILED outcome releases the claim, so
-        the retry claims at once. ``reports`` counts the outcomes written, ``last_attempt`` the latest.
+        Never over a COMPLETED record, so a job completes exactly once even if two runners ran it. The
+        change is written together with its run's counters (core/progress.py) in one transaction,
+        conditioned on the job's previous status: duplicates, retries and concurrent reports count each
+        job's latest status once. A change the counters do not see (a failure after a failure) is one
+        plain conditional update. ``reports`` counts the outcomes written, ``last_attempt`` the latest.
+        The previous status is read first, unless the caller knows what it should be (``expected_status``:
+        its claim's JobClaim.status) — one request fewer per job; if it was wrong, the condition refuses
+        the write and the status is read.
         """
         from botocore.exceptions import ClientError
 
         status = completed.status.value.upper()
+        key = job_key(completed.run_id, completed.job_id)
         names = {"#status": "status"}
         values = {
             ":status": {"S": status},
@@ -282,7 +416,6 @@ class JobsTable:
             ":at": {"S": completed.completed_at},
             ":ms": {"N": f"{completed.processing_time_ms:.3f}"},
             ":attempt": {"N": str(attempt)},
-            ":gsi": {"S": f"JOB#{status}"},
             ":ttl": self._expires_at(),
             ":one": {"N": "1"},
         }
@@ -290,34 +423,83 @@ class JobsTable:
             "#status = :status",
             "exec_type = :exec",
             "updated_at = :at",
+            # when the record was made: the claim's (or the task's submission) time if it made it
+            "created_at = if_not_exists(created_at, :at)",
             "processing_time_ms = :ms",
             "last_attempt = :attempt",
-            "gsi1pk = :gsi",
-            "gsi1sk = :at",
             "expires_at = :ttl",
         ]
+        if not is_task_id(completed.run_id):  # tasks are not listed per run
+            values[":gsi"] = {"S": f"JOBS#{completed.run_id}#{status}"}
+            sets += ["gsi1pk = :gsi", "gsi1sk = :at"]
         optional = ("sequence_id", "route_index", "output_key", "error_message", "correlation_id", "input_size_bytes")
-        for field in optional:
-            value = getattr(completed, field)
+        for name in optional:
+            value = getattr(completed, name)
             if value is not None:
-                values[f":{field}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)[:2000]}
-                sets.append(f"{field} = :{field}")
-        values[":completed"] = {"S": "COMPLETED"}
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=job_key(completed.run_id, completed.job_id),
-                UpdateExpression="SET " + ", ".join(sets) + " REMOVE claimed_by, lease_until_ms ADD reports :one",
-                ConditionExpression="attribute_not_exists(#status) OR #status <> :completed",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return _plain(exc.response.get("Item") or {})
-            raise
-        return None
+                values[f":{name}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)[:2000]}
+                sets.append(f"{name} = :{name}")
+        update = {
+            "TableName": self.table_name,
+            "Key": key,
+            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE claimed_by, lease_until_ms ADD reports :one",
+            "ExpressionAttributeNames": names,
+        }
+        for _ in range(MAX_OUTCOME_TRIES):
+            if expected_status is not None:
+                old_status, expected_status = expected_status, None
+            else:
+                old = self.client.get_item(
+                    TableName=self.table_name, Key=key, ConsistentRead=True, ProjectionExpression="#status",
+                    ExpressionAttributeNames=names,
+                ).get("Item")  # fmt: skip
+                old_status = old["status"]["S"] if old and "status" in old else None
+            if old_status == "COMPLETED":
+                return self._job_item(key)
+            expected = {":old": {"S": old_status}} if old_status else {}
+            condition = "#status = :old" if old_status else "attribute_not_exists(#status)"
+            deltas = counter_deltas(completed.exec_type, old_status, status, completed.processing_time_ms)
+            try:
+                if not deltas:
+                    self.client.update_item(
+                        **update, ConditionExpression=condition, ExpressionAttributeValues={**values, **expected}
+                    )
+                    return None
+                self.client.transact_write_items(
+                    TransactItems=[
+                        {"Update": {**update, "ConditionExpression": condition,
+                                    "ExpressionAttributeValues": {**values, **expected}}},
+                        {"Update": self._counter_update(progress_key(completed.run_id, completed.completed_at), deltas)},
+                    ]
+                )  # fmt: skip
+                return None
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code not in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                    raise
+                if code == "TransactionCanceledException" and not _condition_failed_first(exc):
+                    raise
+        raise JobGraphError(
+            f"job {completed.job_id}: its record kept changing while its outcome was written ({MAX_OUTCOME_TRIES} tries)"
+        )
+
+    def _counter_update(self, key: dict, deltas: dict[str, int | float]) -> dict:
+        """One ADD of every delta to a counters item (created by the first ADD)."""
+        names = {f"#c{i}": name for i, name in enumerate(deltas)}
+        values = {f":c{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
+        return {
+            "TableName": self.table_name,
+            "Key": key,
+            "UpdateExpression": "SET expires_at = :ttl ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(deltas))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {**values, ":ttl": self._expires_at()},
+        }
+
+    def _job_item(self, key: dict) -> dict:
+        return _plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item") or {})
+
+    def get_job(self, run_id: str, job_id: str) -> dict | None:
+        """A job's record (a task's: its task record), or None if it has none."""
+        return self._job_item(job_key(run_id, job_id)) or None
 
     def record_poison(self, message_id: str, error: str, body: str) -> None:
         """A message that is not a job at all: kept for inspection (it also ends in the DLQ)."""
@@ -352,80 +534,57 @@ class JobsTable:
             kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
 
     def count_jobs(self, run_id: str, status: str = "COMPLETED") -> int:
-        """Jobs of a run whose latest status is ``status`` (a COUNT query; progress of a run on AWS)."""
-        total, kwargs = 0, {}
-        while True:
-            response = self.client.query(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
-                FilterExpression="#status = :status",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":pk": {"S": f"RUN#{run_id}"},
-                    ":job": {"S": "JOB#"},
-                    ":status": {"S": status},
-                },
-                Select="COUNT",
-                **kwargs,
-            )
-            total += response.get("Count", 0)
-            if "LastEvaluatedKey" not in response:
-                return total
-            kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+        """Jobs of a run whose latest status is ``status`` (COMPLETED or FAILED), from its counters: one read."""
+        if status not in ("COMPLETED", "FAILED"):
+            raise ValueError(f"only COMPLETED and FAILED jobs are counted, not {status!r}")
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "PROGRESS"}},
+            ConsistentRead=True,
+        )
+        return int(response.get("Item", {}).get(f"n{status[0]}", {}).get("N", "0"))
 
     def job_page(
-        self, run_id: str, status: str | None, limit: int, start_key: dict | None = None, max_pages: int = 20
+        self, run_id: str, status: str | None, limit: int, start_key: dict | None = None
     ) -> tuple[list[dict], dict | None]:
         """One page of a run's job records, optionally only those whose latest status is ``status``.
 
-        With a status the query goes through the by-status GSI (gsi1pk = JOB#<STATUS>) filtered to the
-        run; DynamoDB applies ``Limit`` before the filter, so up to ``max_pages`` queries are made to fill
-        the page. Returns (items, the key to continue from or None at the end).
-        """
-        items: list[dict] = []
-        key = start_key
-        for _ in range(max_pages):
-            kwargs = {"ExclusiveStartKey": key} if key else {}
-            if status is None:
-                response = self.client.query(
-                    TableName=self.table_name,
-                    KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
-                    ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":job": {"S": "JOB#"}},
-                    Limit=limit - len(items),
-                    **kwargs,
-                )
-            else:
-                response = self.client.query(
-                    TableName=self.table_name,
-                    IndexName="by-status",
-                    KeyConditionExpression="gsi1pk = :status",
-                    FilterExpression="pk = :pk",
-                    ExpressionAttributeValues={":status": {"S": f"JOB#{status}"}, ":pk": {"S": f"RUN#{run_id}"}},
-                    Limit=limit - len(items),
-                    **kwargs,
-                )
-            items.extend(_plain(i) for i in response.get("Items", []))
-            key = response.get("LastEvaluatedKey")
-            if key is None or len(items) >= limit:
-                break
-        return items, key
+        With a status it is one query of the status index's partition of exactly that run and status.
+        Returns (items, the key to continue from or None at the end)."""
+        kwargs = {"ExclusiveStartKey": start_key} if start_key else {}
+        if status is None:
+            response = self.client.query(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
+                ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":job": {"S": "JOB#"}},
+                Limit=limit,
+                **kwargs,
+            )
+        else:
+            response = self.client.query(
+                TableName=self.table_name,
+                IndexName="by-status",
+                KeyConditionExpression="gsi1pk = :key",
+                ExpressionAttributeValues={":key": {"S": f"JOBS#{run_id}#{status}"}},
+                Limit=limit,
+                **kwargs,
+            )
+        return [_plain(i) for i in response.get("Items", [])], response.get("LastEvaluatedKey")
 
-    # --- API tasks (POST /tasks, seed 004) ---------------------------------------------------------
+    # --- API tasks (POST /tasks, seed 004): their own namespace --------------------------------------
     def claim_task(self, client_key: str, task_id: str, fingerprint: str) -> dict | None:
-        """Record a task under its client key; None when new, else the task recorded before under that key."""
+        """Remember that ``client_key`` names task ``task_id``; None when new, else the claim made before."""
         from botocore.exceptions import ClientError
 
-        now = utc_now_iso()
+        key = {"pk": {"S": f"TASKKEY#{client_key}"}, "sk": {"S": "KEY"}}
         try:
             self.client.put_item(
                 TableName=self.table_name,
                 Item={
-                    "pk": {"S": f"TASK#{client_key}"},
-                    "sk": {"S": "TASK"},
+                    **key,
                     "task_id": {"S": task_id},
                     "fingerprint": {"S": fingerprint},
-                    "status": {"S": "ACCEPTED"},
-                    "created_at": {"S": now},
+                    "created_at": {"S": utc_now_iso()},
                     "expires_at": self._expires_at(),
                 },
                 ConditionExpression="attribute_not_exists(pk)",
@@ -433,22 +592,47 @@ class JobsTable:
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
-            response = self.client.get_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": f"TASK#{client_key}"}, "sk": {"S": "TASK"}},
-                ConsistentRead=True,
-            )
-            return _plain(response["Item"])
+            return _plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)["Item"])
         return None
 
-    def mark_task_queued(self, client_key: str) -> None:
+    def record_task_queued(self, task_id: str, client_key: str, message_group_id: str, details: dict) -> None:
+        """The task's record once its job is on the queue: QUEUED, unless its job already moved it on."""
+        now = utc_now_iso()
+        values = {
+            ":queued": {"S": "QUEUED"},
+            ":now": {"S": now},
+            ":key": {"S": client_key},
+            ":group": {"S": message_group_id},
+            ":synthetic": {"S": "SYNTHETIC"},
+            ":ttl": self._expires_at(),
+        }
+        sets = [
+            "#status = if_not_exists(#status, :queued)",
+            "exec_type = if_not_exists(exec_type, :synthetic)",
+            "created_at = if_not_exists(created_at, :now)",
+            "updated_at = if_not_exists(updated_at, :now)",
+            "queued_at = :now",
+            "client_key = :key",
+            "message_group_id = :group",
+            "expires_at = :ttl",
+        ]
+        for name, value in details.items():
+            values[f":{name}"] = {"N": str(value)}
+            sets.append(f"{name} = :{name}")
         self.client.update_item(
             TableName=self.table_name,
-            Key={"pk": {"S": f"TASK#{client_key}"}, "sk": {"S": "TASK"}},
-            UpdateExpression="SET #status = :queued, queued_at = :now",
+            Key=task_key(task_id),
+            UpdateExpression="SET " + ", ".join(sets),
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":queued": {"S": "QUEUED"}, ":now": {"S": utc_now_iso()}},
+            ExpressionAttributeValues=values,
         )
+
+    def get_task(self, task_id: str) -> dict:
+        """A task's record; TaskNotFoundError for an unknown (or expired) task."""
+        item = self._job_item(task_key(task_id))
+        if not item:
+            raise TaskNotFoundError(f"task {task_id!r} not found")
+        return item
 
     def mark_run_announced(self, run_id: str, event_id: str) -> bool:
         """Remember that the run's end was published (once; False if it was before)."""
@@ -678,15 +862,17 @@ class JobsTable:
         )
 
     def fail_run(self, run_id: str, error: str) -> bool:
-        """RUNNING → FAILED (a job used up its attempts); False if the run had ended before."""
+        """RUNNING → FAILED (a job used up its attempts); False if the run had ended before, or if ``run_id`` is
+        an API task's (it has no run: its own record says FAILED)."""
+        if is_task_id(run_id):
+            return False
         run = self.get_run(run_id)
         now = utc_now_iso()
         duration_s = (time.time() * 1000 - float(run["started_epoch_ms"])) / 1000
         return self._update_if(
             run_id,
             UpdateExpression=(
-                "SET #status = :failed, completed_at = :now, duration_s = :duration, #error = :error, "
-                "gsi1pk = :gsi, gsi1sk = :now"
+                "SET #status = :failed, completed_at = :now, duration_s = :duration, #error = :error, gsi1pk = :gsi"
             ),
             ConditionExpression="#status = :running",
             ExpressionAttributeNames={"#status": "status", "#error": "error"},
@@ -704,7 +890,7 @@ class JobsTable:
         """The attempt of the job's latest report (0 if it has no record)."""
         response = self.client.get_item(
             TableName=self.table_name,
-            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}},
+            Key=job_key(run_id, job_id),
             ProjectionExpression="last_attempt",
             ConsistentRead=True,
         )

@@ -87,8 +87,10 @@ def run_recorded(
     attempt: int = 1,
     report: Callable[..., None] | None = None,
     carry_max_bytes: int = 0,
+    claimed_status: str | None = None,
 ) -> CompletedJob:
     """Run the job's stage and record its outcome in the jobs table (and ``report`` a failure, if given).
+    ``claimed_status``: the status the job's claim left on its record (record_job's expected_status).
 
     On failure the failure is recorded (releasing the claim) and reported, then re-raised so the caller's
     retry mechanism (SQS redelivery in scenarios 1 and 2, a Step Functions Retry in scenario 3) runs the
@@ -108,7 +110,7 @@ def run_recorded(
         logger.exception("job failed", extra={"attempt": attempt})
         add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
         try:
-            table.record_job(failed, attempt)
+            table.record_job(failed, attempt, claimed_status)
             if report is not None:
                 report(failed, attempt)
         except Exception:  # reporting must not mask the job's own error
@@ -122,7 +124,7 @@ def run_recorded(
         state=output.state,
         input_size_bytes=output.input_size_bytes,
     )
-    refused = table.record_job(completed, attempt)
+    refused = table.record_job(completed, attempt, claimed_status)
     if refused is not None:
         # a claimant whose lease had run out and this one both ran it: the first completion stands
         logger.warning("job completed by another claimant first", extra={"claimed_by": refused.get("claimed_by")})
@@ -148,9 +150,10 @@ def run_claimed(
     ``claimant`` names who runs it (an SQS message id: its redelivery after a crash re-claims at once);
     ``lease_ms`` is how long the claim holds off others (the invocation's remaining time, after which
     Lambda has stopped it anyway). Raises JobInProgressError while another claimant's lease runs."""
-    refused = table.claim_job(job, claimant, lease_ms, attempt)
-    if refused is None:
-        return run_recorded(job, results, table, attempt, report, carry_max_bytes)
+    claim = table.claim_job(job, claimant, lease_ms, attempt)
+    if claim.granted:
+        return run_recorded(job, results, table, attempt, report, carry_max_bytes, claim.status)
+    refused = claim.record
     if refused.get("status") == JobStatus.COMPLETED.value.upper():
         logger.info("job completed before: answering from its record", extra={"job_id": job.job_id})
         return stored_completion(job, refused, results, carry_max_bytes)
