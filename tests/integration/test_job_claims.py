@@ -214,3 +214,38 @@ def test_a_claimed_outcome_is_one_request_and_a_wrong_expectation_costs_a_read_n
     # told FAILED, but the record is PROCESSING: the condition refuses, the status is read, counted right
     assert table.record_job(completed(jobs[1]), 1, "FAILED") is None
     assert _progress(table, jobs[0].run_id) == {"nC": 2}
+
+
+def test_an_outcome_whose_transaction_meets_another_on_the_counters_is_written_on_a_later_try(monkeypatch):
+    """DynamoDB cancels a transaction that collides with another on an item (TransactionConflict: every job
+    of a run adds to its one counters item) rather than waiting; moto never does, so botocore's Stubber
+    answers as DynamoDB would. The outcome is written on the next try, after reading the status again."""
+    import boto3
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    from jobgraph.adapters import dynamodb
+
+    monkeypatch.setattr(dynamodb.time, "sleep", lambda s: None)
+    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    table = JobsTable("jobs", client=client)
+    job = a_job()
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "transact_write_items",
+            service_error_code="TransactionCanceledException",
+            modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]},
+        )
+        stub.add_response("get_item", {"Item": {"status": {"S": "PROCESSING"}}})
+        stub.add_response("transact_write_items", {})
+        assert table.record_job(completed(job), 1, "PROCESSING") is None
+        stub.assert_no_pending_responses()
+    # any other cancellation (say, the counters item's own condition) is not retried
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "transact_write_items",
+            service_error_code="TransactionCanceledException",
+            modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": "ValidationError"}]},
+        )
+        with pytest.raises(ClientError, match="TransactionCanceledException"):
+            table.record_job(completed(job), 1, "PROCESSING")

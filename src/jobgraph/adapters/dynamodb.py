@@ -38,6 +38,7 @@ idempotency record beside the job record took three.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -98,6 +99,11 @@ def _condition_failed_first(exc) -> bool:
     """A cancelled transaction whose first item (the job record) failed its condition."""
     reasons = exc.response.get("CancellationReasons") or []
     return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
+def _transaction_conflict(exc) -> bool:
+    """A cancelled transaction that met another transaction on one of its items."""
+    return any(r.get("Code") == "TransactionConflict" for r in exc.response.get("CancellationReasons") or [])
 
 
 def _plain(item: dict) -> dict:
@@ -444,7 +450,7 @@ class JobsTable:
             "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE claimed_by, lease_until_ms ADD reports :one",
             "ExpressionAttributeNames": names,
         }
-        for _ in range(MAX_OUTCOME_TRIES):
+        for tries in range(MAX_OUTCOME_TRIES):
             if expected_status is not None:
                 old_status, expected_status = expected_status, None
             else:
@@ -477,7 +483,11 @@ class JobsTable:
                 if code not in ("ConditionalCheckFailedException", "TransactionCanceledException"):
                     raise
                 if code == "TransactionCanceledException" and not _condition_failed_first(exc):
-                    raise
+                    if not _transaction_conflict(exc):
+                        raise
+                    # DynamoDB cancels a transaction that meets another on an item (here: the run's counters,
+                    # written by every job of the run) instead of waiting: try again a little later
+                    time.sleep(random.uniform(0.01, 0.05) * 2**tries)
         raise JobGraphError(
             f"job {completed.job_id}: its record kept changing while its outcome was written ({MAX_OUTCOME_TRIES} tries)"
         )
