@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 JOBGRAPH = Path(sys.executable).with_name("jobgraph")
 RUN_ID = "bench"
 # what a local deployment of scenario 1 reads from a checkout
-TREE = ["template.yaml", "functions", "src", "layers"]
+TREE = ["template.yaml", "templates", "functions", "src", "layers"]
 RESULTS = ("delays", "percentiles", "merged_percentiles.json")
 
 
