@@ -55,6 +55,8 @@ def function_spec(
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
         # no X-Ray daemon on a laptop: Tracer would fail to emit segments
         "POWERTOOLS_TRACE_DISABLED": "true",
+        # the local time scale: failed messages back off 1, 2, 4 s… (the poller's own retry_delay_s)
+        "RETRY_BACKOFF_BASE_SECONDS": "1",
     }
     return FunctionSpec(
         logical_id=logical_id,

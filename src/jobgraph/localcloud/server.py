@@ -12,12 +12,14 @@ import json
 import logging
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from jobgraph.localcloud import cfn, motopatches
+from jobgraph.localcloud.latency import LatencyProfile
 from jobgraph.localcloud.meter import HARNESS_USER_AGENT, RequestMeter
 from jobgraph.localcloud.sandbox import allow_loopback_only
 
@@ -48,6 +50,7 @@ class _SerialMotoServer:
         meter: RequestMeter,
         container_hosts: tuple[str, ...] = (),
         routes: dict[str, Callable[[], dict]] | None = None,
+        latency: LatencyProfile | None = None,
     ):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
@@ -61,6 +64,7 @@ class _SerialMotoServer:
         routes = routes or {}
 
         def serial_app(environ, start_response):
+            arrived = time.monotonic()
             route = routes.get(environ.get("PATH_INFO", ""))
             if route is not None and environ.get("REQUEST_METHOD") == "GET":  # the local cloud's own answers
                 body = json.dumps(route(), default=str).encode()
@@ -68,7 +72,10 @@ class _SerialMotoServer:
                 return [body]
             with lock:
                 # the body is materialised under the lock too: moto builds some responses lazily
-                return list(app(environ, start_response))
+                chunks = list(app(environ, start_response))
+            if latency is not None:  # outside the lock, so requests in flight together wait together (latency.py)
+                latency.wait(environ, since=arrived)
+            return chunks
 
         def listen(host: str, port: int):
             try:
@@ -123,6 +130,7 @@ class LocalEndpoint:
     container_hosts: tuple[str, ...] = ()
     # GET paths the local cloud answers itself, with JSON (e.g. /_jobgraph/status), outside moto and its lock
     routes: dict[str, Callable[[], dict]] = field(default_factory=dict)
+    latency: LatencyProfile | None = None  # each workload request held for its service time (latency.py)
     _server: object = field(default=None, repr=False)
     _clients: dict = field(default_factory=dict, repr=False)
 
@@ -136,7 +144,7 @@ class LocalEndpoint:
         if not _ACTIVE.acquire(blocking=False):
             raise RuntimeError("a local cloud is already running in this process")
         try:
-            self._server = _SerialMotoServer(self.port, self.meter, self.container_hosts, self.routes)
+            self._server = _SerialMotoServer(self.port, self.meter, self.container_hosts, self.routes, self.latency)
             self._server.start()
             self.port = self._server.port
             self._reset()

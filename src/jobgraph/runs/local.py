@@ -30,6 +30,7 @@ from jobgraph.localcloud import motopatches
 from jobgraph.localcloud.controller import Controller
 from jobgraph.localcloud.ecs import DEFAULT_TASKS
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
+from jobgraph.localcloud.latency import load_profile
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
 from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
 from jobgraph.runs import local_runtime
@@ -56,6 +57,7 @@ class LocalOptions:
     ecs_workers: int = DEFAULT_TASKS  # local tasks (worker processes) per ECS service: scenario 2
     log_dir: Path | None = None  # default: <out>/.logs/<run_id>
     api_port: int | None = None
+    service_latency: str | None = None  # "default" or a profile file: each AWS request's time (localcloud/latency.py)
     trigger_config: object | None = None  # a core.triggers.WorkflowConfig, pushed to the stack's S3 after deploy
 
 
@@ -90,7 +92,7 @@ class LocalTarget(AwsTarget):
         self.log_dir = self.options.log_dir or self.output.folder / ".logs" / run_id
         shutil.rmtree(self.log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
         options = self.options
-        with LocalEndpoint() as endpoint:
+        with LocalEndpoint(latency=load_profile(options.service_latency)) as endpoint:
             self.clients = endpoint
             self.controller = Controller(
                 endpoint, self.log_dir, faults=options.faults, max_workers=options.max_workers, log_dir=self.log_dir
@@ -261,6 +263,7 @@ class LocalTarget(AwsTarget):
         outcome.settings.update(
             template=str(self.options.template), parameters=dict(self.options.parameters),
             ecs_workers=self.options.ecs_workers,
+            service_latency=self.clients.latency.summary() if self.clients.latency else None,
         )  # fmt: skip
         outcome.api_requests = self.clients.meter.snapshot()
         if not outcome.usage.get("s3", {}).get("put"):  # AWS reports S3 requests only with request metrics
