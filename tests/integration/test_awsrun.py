@@ -20,9 +20,9 @@ from jobgraph.cli.main import main
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec
 from jobgraph.core.solver import solve
+from jobgraph.localcloud.cloudformation.stack import deploy
 from jobgraph.localcloud.controller import Controller
 from jobgraph.localcloud.server import LocalEndpoint
-from jobgraph.localcloud.stack import deploy
 from jobgraph.runs.aws import AwsTarget, lambda_invoker
 from jobgraph.runs.execute import execute
 from jobgraph.runs.graph import QueueGraph

@@ -19,8 +19,8 @@ import pytest
 
 from jobgraph.bench.cost import line_items, run_cost
 from jobgraph.bench.prices import DEFAULT_REGION, DEFAULT_VERSION, PRICE_TABLES, price_table
-from jobgraph.localcloud import lambdalogs
-from jobgraph.localcloud.meter import RequestMeter
+from jobgraph.localcloud.lambda_runtime import lambdalogs
+from jobgraph.localcloud.observability.meter import RequestMeter
 from jobgraph.runs.aws_usage import fargate_usage, lambda_reports
 from jobgraph.runs.local_runtime import local_transitions
 

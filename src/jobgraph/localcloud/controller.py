@@ -33,13 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobgraph.localcloud import cfn
-from jobgraph.localcloud.alarms import evaluate_alarms
-from jobgraph.localcloud.cloudwatch import MotoCloudWatch, ServiceMetrics
-from jobgraph.localcloud.code import CodeStore, layer_path
-from jobgraph.localcloud.ecs import LocalEcsService
+from jobgraph.localcloud.cloudformation import changesets as cfn
+from jobgraph.localcloud.ecs.service import LocalEcsService
+from jobgraph.localcloud.event_sources.poller import MappingPoller, MappingSpec, RuntimeStats
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.localcloud.interpreters import RuntimeNotAvailable, interpreter_for
 from jobgraph.localcloud.inventory import (
     FunctionRevision,
     MappingState,
@@ -52,10 +49,18 @@ from jobgraph.localcloud.inventory import (
     sqs_queue,
     stack_resources,
 )
-from jobgraph.localcloud.poller import MappingPoller, MappingSpec, RuntimeStats
-from jobgraph.localcloud.runtime import DEFAULT_UNSCALED_CONCURRENCY, DirectPool, default_max_workers, function_spec
+from jobgraph.localcloud.lambda_runtime.code import CodeStore, layer_path
+from jobgraph.localcloud.lambda_runtime.interpreters import RuntimeNotAvailable, interpreter_for
+from jobgraph.localcloud.lambda_runtime.runtime import (
+    DEFAULT_UNSCALED_CONCURRENCY,
+    DirectPool,
+    default_max_workers,
+    function_spec,
+)
+from jobgraph.localcloud.lambda_runtime.workers import FunctionSpec, HandlerImportError, Invocation, Worker
+from jobgraph.localcloud.observability.alarms import evaluate_alarms
+from jobgraph.localcloud.observability.cloudwatch import MotoCloudWatch, ServiceMetrics
 from jobgraph.localcloud.server import LocalEndpoint
-from jobgraph.localcloud.workers import FunctionSpec, HandlerImportError, Invocation, Worker
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +280,7 @@ class Controller:
     def _make_alarms(self, operation: cfn.StackOperation) -> None:
         from moto.cloudformation.models import cloudformation_backends
 
-        from jobgraph.localcloud.stack import alarm_definitions
+        from jobgraph.localcloud.cloudformation.stack import alarm_definitions
 
         with self.endpoint.lock:
             stack = cloudformation_backends[operation.account_id][operation.region].stacks[operation.stack_id]

@@ -11,8 +11,8 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from jobgraph.localcloud import cfn
-from jobgraph.localcloud.ecs import TaskSpec
+from jobgraph.localcloud.cloudformation import changesets as cfn
+from jobgraph.localcloud.ecs.service import TaskSpec
 
 _REVISION_KEYS = ("Handler", "Runtime", "MemorySize", "Timeout", "Environment", "Architectures", "CodeSha256")
 

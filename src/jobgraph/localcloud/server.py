@@ -3,7 +3,7 @@
 Only 127.0.0.1 is ever used and credentials are fake, so nothing a local run does can reach AWS.
 The one exception is opt-in: ``LocalEndpoint(container_hosts=...)`` also serves the same backends on
 the gateway address of a local, internal Docker network, for `sam local invoke` containers
-(``jobgraph.localcloud.saminvoke``); this process and its workers keep using loopback.
+(``tests.samlocal.saminvoke``); this process and its workers keep using loopback.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from jobgraph.localcloud import cfn, motopatches
+from jobgraph.localcloud import motopatches
+from jobgraph.localcloud.cloudformation import changesets as cfn
+from jobgraph.localcloud.lambda_runtime.sandbox import allow_loopback_only
 from jobgraph.localcloud.latency import LatencyProfile
-from jobgraph.localcloud.meter import HARNESS_USER_AGENT, RequestMeter
-from jobgraph.localcloud.sandbox import allow_loopback_only
+from jobgraph.localcloud.observability.meter import HARNESS_USER_AGENT, RequestMeter
 
 __all__ = ["FAKE_CREDENTIALS", "LocalEndpoint", "allow_loopback_only", "isolate_from_real_aws"]
 

@@ -27,12 +27,12 @@ from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.errors import JobGraphError
 from jobgraph.core.graph import RunSpec
 from jobgraph.localcloud import motopatches
+from jobgraph.localcloud.cloudformation.stack import LOCAL_STACK_NAME, deploy
 from jobgraph.localcloud.controller import Controller
-from jobgraph.localcloud.ecs import DEFAULT_TASKS
+from jobgraph.localcloud.ecs.service import DEFAULT_TASKS
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
 from jobgraph.localcloud.latency import load_profile
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
-from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
 from jobgraph.runs import local_runtime
 from jobgraph.runs.aws import AwsTarget
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome

@@ -23,9 +23,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from jobgraph.core.errors import JobGraphError
-from jobgraph.localcloud import lambdalogs, lifetime, sandbox
-from jobgraph.localcloud.interpreters import interpreter_for
-from jobgraph.localcloud.sandbox import KILL_EXIT_CODE, InjectedFault
+from jobgraph.localcloud import lifetime
+from jobgraph.localcloud.lambda_runtime import lambdalogs, sandbox
+from jobgraph.localcloud.lambda_runtime.interpreters import interpreter_for
+from jobgraph.localcloud.lambda_runtime.sandbox import KILL_EXIT_CODE, InjectedFault
 
 __all__ = [
     "KILL_EXIT_CODE",

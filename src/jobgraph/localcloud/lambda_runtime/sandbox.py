@@ -135,7 +135,7 @@ def _follow_parent() -> None:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "jobgraph_lifetime", os.path.join(os.path.dirname(os.path.abspath(__file__)), "lifetime.py")
+        "jobgraph_lifetime", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lifetime.py")
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.core.errors import JobGraphError
-from jobgraph.localcloud.code import register_source
+from jobgraph.localcloud.lambda_runtime.code import register_source
 from jobgraph.localcloud.server import LocalEndpoint
 
 LOCAL_STACK_NAME = "scenario-1-local"

@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from jobgraph.localcloud.meter import dynamodb_units
+from jobgraph.localcloud.observability.meter import dynamodb_units
 
 Dimensions = tuple[tuple[str, str], ...]
 

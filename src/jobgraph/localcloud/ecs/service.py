@@ -5,7 +5,7 @@ cloud's controller (controller.py) reads the service and its task definition bac
 command and environment, its stopTimeout) and runs desired-count copies of the command in a
 ``LocalEcsService``: each a process of the local Python the command names (``python3.13`` → interpreters.py, as
 functions' Runtime), with the container's environment plus the local endpoint (AWS_ENDPOINT_URL, fake
-credentials), so the worker's boto3 code talks to moto unchanged. The command goes through ecs_task.py (loopback
+credentials), so the worker's boto3 code talks to moto unchanged. The command goes through ecs/task.py (loopback
 guard, fault injector). No container image is needed: the command runs from the installed source.
 
 Like ECS, a task that exits (killed by ``--kill-rate``, crashed) is replaced and the restart counted; a task
@@ -40,10 +40,10 @@ from pathlib import Path
 import jobgraph
 from jobgraph.core.errors import JobGraphError
 from jobgraph.localcloud import lifetime
-from jobgraph.localcloud.ecs_task import FAULT_PLAN_VARIABLE, STOP_GRACE_VARIABLE
+from jobgraph.localcloud.ecs.task import FAULT_PLAN_VARIABLE, STOP_GRACE_VARIABLE
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.localcloud.interpreters import interpreter_for
-from jobgraph.localcloud.sandbox import KILL_EXIT_CODE
+from jobgraph.localcloud.lambda_runtime.interpreters import interpreter_for
+from jobgraph.localcloud.lambda_runtime.sandbox import KILL_EXIT_CODE
 from jobgraph.localcloud.server import LocalEndpoint
 
 DEFAULT_TASKS = 2
@@ -93,14 +93,14 @@ def _max_receive_count(endpoint: LocalEndpoint, queue_url: str) -> int | None:
 
 
 def local_command(spec: TaskSpec) -> list[str]:
-    """``python3.13 -m module args`` → the local interpreter running ecs_task.py, which runs the module."""
+    """``python3.13 -m module args`` → the local interpreter running ecs/task.py, which runs the module."""
     if len(spec.command) < 3 or not re.fullmatch(r"python\d+\.\d+", spec.command[0]) or spec.command[1] != "-m":
         raise TaskStartError(
             f"{spec.service_name}: container {spec.container} command {list(spec.command)}: the local cloud runs "
             "`python3.x -m <module> [args]` commands only"
         )
     interpreter = interpreter_for(spec.command[0], spec.service_name)
-    return [interpreter, "-m", "jobgraph.localcloud.ecs_task", *spec.command[1:]]
+    return [interpreter, "-m", "jobgraph.localcloud.ecs.task", *spec.command[1:]]
 
 
 @dataclass

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobgraph.localcloud.cloudformation.stack import DeployedStack
+from jobgraph.localcloud.lambda_runtime.workers import FunctionSpec, Worker
 from jobgraph.localcloud.server import LocalEndpoint
-from jobgraph.localcloud.stack import DeployedStack
-from jobgraph.localcloud.workers import FunctionSpec, Worker
 
 # Lambda scales an SQS mapping without ScalingConfig up to 1000 (FIFO: one per message group); a
 # laptop cannot, so such mappings get this many local workers.
