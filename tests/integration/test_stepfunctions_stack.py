@@ -11,10 +11,10 @@ import pytest
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec
 from jobgraph.core.solver import solve
-from jobgraph.localcloud import motopatches
 from jobgraph.localcloud.cloudformation.stack import deploy
 from jobgraph.localcloud.controller import Controller
 from jobgraph.localcloud.server import LocalEndpoint
+from jobgraph.localcloud.stepfunctions import engine as sfn_engine
 from jobgraph.runs.aws import AwsTarget
 from jobgraph.runs.execute import execute
 from jobgraph.runs.local_runtime import retries_allowed
@@ -43,7 +43,7 @@ def deployed(tmp_path_factory):
             deploy(endpoint, TEMPLATE, stack_name=STACK)
             tasks = controller.sfn_invoker()
             current = {"invoker": tasks}
-            motopatches.set_lambda_invoker(lambda function, payload: current["invoker"](function, payload))
+            sfn_engine.set_lambda_invoker(lambda function, payload: current["invoker"](function, payload))
             yield endpoint, tasks, current
         finally:
             controller.stop()

@@ -516,7 +516,7 @@ class Controller:
         self._events.submit(run)
 
     def sfn_invoker(self) -> Callable[[str, object], tuple[bool, object]]:
-        """What moto's Step Functions engine calls for a Lambda task (motopatches.set_lambda_invoker)."""
+        """What moto's Step Functions engine calls for a Lambda task (sfn_engine.set_lambda_invoker)."""
 
         def invoke(function_name: str, payload) -> tuple[bool, object]:
             function = self.function(function_name)

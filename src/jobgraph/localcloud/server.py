@@ -23,6 +23,7 @@ from jobgraph.localcloud.cloudformation import changesets as cfn
 from jobgraph.localcloud.lambda_runtime.sandbox import allow_loopback_only
 from jobgraph.localcloud.latency import LatencyProfile
 from jobgraph.localcloud.observability.meter import HARNESS_USER_AGENT, RequestMeter
+from jobgraph.localcloud.stepfunctions import engine as sfn_engine
 
 __all__ = ["FAKE_CREDENTIALS", "LocalEndpoint", "allow_loopback_only", "isolate_from_real_aws"]
 
@@ -150,7 +151,7 @@ class LocalEndpoint:
             self.port = self._server.port
             self._reset()
             # state machines run in moto's ASL engine, whose own calls come back to this server
-            motopatches.enable_step_functions(self.port)
+            sfn_engine.enable_step_functions(self.port)
         except BaseException:
             if self._server is None:
                 _ACTIVE.release()
@@ -169,7 +170,7 @@ class LocalEndpoint:
             try:
                 self._reset()
             finally:
-                motopatches.disable_step_functions()
+                sfn_engine.disable_step_functions()
                 self._server.stop()
                 self._server = None
                 self._clients.clear()

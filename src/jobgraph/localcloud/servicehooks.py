@@ -25,6 +25,7 @@ import uuid
 from datetime import UTC, datetime
 
 from jobgraph.localcloud import motopatches
+from jobgraph.localcloud.stepfunctions import engine as sfn_engine
 
 _CONTROLLER: list = []
 _ORIGINAL: dict = {}
@@ -35,13 +36,13 @@ LOG_TAIL_BYTES = 4096
 def attach(controller) -> None:
     _apply()
     _CONTROLLER[:] = [controller]
-    motopatches.set_lambda_invoker(controller.sfn_invoker())
+    sfn_engine.set_lambda_invoker(controller.sfn_invoker())
 
 
 def detach(controller) -> None:
     if _CONTROLLER and _CONTROLLER[0] is controller:
         _CONTROLLER.clear()
-        motopatches.set_lambda_invoker(None)
+        sfn_engine.set_lambda_invoker(None)
         _RUNNING.clear()
 
 

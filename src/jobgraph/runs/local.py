@@ -26,13 +26,13 @@ from pathlib import Path
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.errors import JobGraphError
 from jobgraph.core.graph import RunSpec
-from jobgraph.localcloud import motopatches
 from jobgraph.localcloud.cloudformation.stack import LOCAL_STACK_NAME, deploy
 from jobgraph.localcloud.controller import Controller
 from jobgraph.localcloud.ecs.service import DEFAULT_TASKS
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
 from jobgraph.localcloud.latency import load_profile
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
+from jobgraph.localcloud.stepfunctions import engine as sfn_engine
 from jobgraph.runs import local_runtime
 from jobgraph.runs.aws import AwsTarget
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
@@ -156,7 +156,7 @@ class LocalTarget(AwsTarget):
         definitions = [json.loads(sfn.describe_state_machine(stateMachineArn=a)["definition"]) for a in self.machines]
         clean_from_retry = min(local_runtime.retries_allowed(d) for d in definitions)
         view = _StackRuntime(self.controller, self._functions())
-        motopatches.set_lambda_invoker(local_runtime.TaskInvoker(view, self.options.faults, clean_from_retry))
+        sfn_engine.set_lambda_invoker(local_runtime.TaskInvoker(view, self.options.faults, clean_from_retry))
 
     def _serve(self) -> None:
         if self.options.api_port is None:
