@@ -81,7 +81,7 @@ def test_step_functions_patches_are_applied():
 
 def test_definition_substitutions_replace_only_the_names_given():
     definition = '{"A": "${Fn}", "B": "${Other}", "C": "$.path", "D": "${Fn}-x"}'
-    assert motopatches._substitute(definition, {"Fn": "arn:1"}) == (
+    assert sfn_engine._substitute(definition, {"Fn": "arn:1"}) == (
         '{"A": "arn:1", "B": "${Other}", "C": "$.path", "D": "arn:1-x"}'
     )
 
