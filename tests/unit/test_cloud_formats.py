@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jobgraph.localcloud.cloudformation.changesets import TemplateLocationError, parse_s3_url
+from jobgraph.localcloud.cloudformation.templates import TemplateLocationError, parse_s3_url
 from jobgraph.localcloud.lambda_runtime import lambdalogs
 from jobgraph.localcloud.observability.cloudwatch import MetricBuffer, ServiceMetrics, emf_metrics
 from jobgraph.runs.aws_usage import REPORT_LINE
@@ -117,7 +117,7 @@ def test_sqs_and_dynamodb_requests_become_their_per_resource_metrics():
 
 
 def test_the_original_template_names_local_s3_objects_as_aws_does():
-    from jobgraph.localcloud.cloudformation.changesets import canonical_s3_urls
+    from jobgraph.localcloud.cloudformation.templates import canonical_s3_urls
 
     packaged = "Location: http://127.0.0.1:45975/jobgraph-local-sam-artifacts/app/abc.template\nUrl: http://localhost/x"
     shown = canonical_s3_urls(packaged, "eu-west-1")

@@ -93,7 +93,7 @@ def _s3_definition(location: dict, account_id: str, region_name: str) -> str:
     try:
         return json.dumps(json.loads(text))
     except ValueError:  # a YAML definition
-        from jobgraph.localcloud.cloudformation.changesets import parse_template
+        from jobgraph.localcloud.cloudformation.templates import parse_template
 
         return json.dumps(parse_template(text))
 
