@@ -6,7 +6,15 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from jobgraph.core.models import MAX_SCENARIOS, MAX_SYNTHETIC_DATA_KB, MAX_SYNTHETIC_WORK_MS, RunId, Sequence
+from jobgraph.core.models import (
+    MAX_SYNTHETIC_DATA_KB,
+    MAX_SYNTHETIC_WORK_MS,
+    RunId,
+    Scenarios,
+    Seed,
+    Sequence,
+    json_int,
+)
 
 # API Gateway gives an integration 29 s: a run started through the API must be stored and seeded well
 # within that (each sequence is one S3 PUT). Bigger runs: the StartRun function or `jobgraph run --stack`.
@@ -23,8 +31,8 @@ class _Body(BaseModel):
 
 
 class GenerateSpec(_Body):
-    count: int = Field(ge=1, le=MAX_GENERATED, description="sequences to generate (ids 0..count-1)")
-    seed: int = Field(ge=0, lt=2**63, description="generator seed (same seed, same sequences)")
+    count: json_int(ge=1, le=MAX_GENERATED) = Field(description="sequences to generate (ids 0..count-1)")
+    seed: Seed = Field(description="generator seed (same seed, same sequences)")
 
 
 class RunRequest(_Body):
@@ -33,8 +41,8 @@ class RunRequest(_Body):
     run_id: RunId | None = Field(default=None, description="default: a new unique id")
     sequences: list[Sequence] | None = Field(default=None, min_length=1, max_length=MAX_API_SEQUENCES)
     generate: GenerateSpec | None = None
-    scenarios: int | None = Field(default=None, ge=1, le=MAX_SCENARIOS, description="default: DEFAULT_SCENARIOS")
-    seed: int = Field(default=42, ge=0, lt=2**63)
+    scenarios: Scenarios | None = Field(default=None, description="default: DEFAULT_SCENARIOS")
+    seed: Seed = 42
     test_run_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/=+@-]{1,128}$")] | None = None
 
     @model_validator(mode="after")
@@ -121,8 +129,8 @@ class ResultLinks(BaseModel):
 class TaskRequest(_Body):
     """One SYNTHETIC job for the Processor (seed 004's task), queued on the incoming FIFO queue."""
 
-    work_duration_ms: int = Field(default=100, ge=0, le=MAX_SYNTHETIC_WORK_MS)
-    data_size_kb: int = Field(default=10, ge=0, le=MAX_SYNTHETIC_DATA_KB)
+    work_duration_ms: json_int(ge=0, le=MAX_SYNTHETIC_WORK_MS) = 100
+    data_size_kb: json_int(ge=0, le=MAX_SYNTHETIC_DATA_KB) = 10
     run_id: RunId = Field(default="api-tasks", description="the run the task's job record is filed under")
     message_group_id: GroupId | None = Field(default=None, description="FIFO group (default: TASK_GROUP_ID)")
     client_key: ClientKey | None = Field(default=None, description="idempotency key (or the Idempotency-Key header)")
