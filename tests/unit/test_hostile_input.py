@@ -244,3 +244,40 @@ def _folder_with(tmp_path, text: str, name: str = "1.json"):
     folder.mkdir(exist_ok=True)
     (folder / name).write_text(text)
     return folder
+
+
+# --- trigger configs (the YAML of `--triggers` and `jobgraph triggers`) -------------------------------
+
+
+def alias_bomb() -> str:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for name, previous in zip("bcde", "abcd", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\xff\xfeversion: 1\n", "is not UTF-8 text: byte 0 cannot be decoded"),
+        (b"", "the file is empty"),
+        (b"# only a comment\n", "the file is empty"),
+        (b"[" * 20_000 + b"]" * 20_000, "nested deeper than 32 levels"),
+        ("\n".join("  " * i + "a:" for i in range(100)).encode(), "nested deeper than 32 levels"),
+        (alias_bomb().encode(), "values once its aliases are expanded"),
+        (b"version: 1\ntriggers: [\n", "not valid YAML"),
+        (b"x" * (64 * 1024 + 1), "more than the 65536 allowed"),
+    ],
+    ids=["non-utf8", "empty", "comment-only", "deep-flow", "deep-block", "alias-bomb", "broken", "oversize"],
+)
+def test_hostile_trigger_configs(tmp_path, content, expected):
+    from jobgraph.core.errors import ConfigurationError
+    from jobgraph.sam.triggers import load_trigger_config
+
+    path = tmp_path / "triggers.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigurationError) as caught:
+        load_trigger_config(path)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"{path}: ") and expected in line, line
+    assert len(line) < MAX_LINE + len(str(path))

@@ -96,3 +96,50 @@ def loads_bounded(data: bytes, *, max_bytes: int, max_depth: int = MAX_JSON_DEPT
     text = data.decode("utf-8")
     check_json_text(text, max_depth=max_depth)
     return json.loads(text, parse_constant=_no_constant)
+
+
+MAX_YAML_NODES = 10_000  # after aliases are expanded: "billion laughs" anchors stay small on disk only
+
+
+def loads_yaml_bounded(data: bytes, *, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> object:
+    """Decode a UTF-8 YAML document (safe tags only) within the bounds; JsonBoundsError, UnicodeDecodeError
+    or yaml.YAMLError otherwise. Depth and size are counted while the document is composed, before
+    PyYAML's recursive constructor (or anything walking the result) could fail on it. An empty document is
+    refused: it is a file someone forgot to fill in, not a config."""
+    import yaml
+
+    if len(data) > max_bytes:
+        raise JsonBoundsError(f"{len(data)} bytes, more than the {max_bytes} allowed")
+    text = data.decode("utf-8")
+
+    class BoundedLoader(yaml.SafeLoader):
+        depth = 0
+        sizes: dict[int, int]
+
+        def compose_node(self, parent, index):
+            if self.depth >= max_depth:
+                mark = self.peek_event().start_mark
+                raise JsonBoundsError(f"nested deeper than {max_depth} levels (line {mark.line + 1})")
+            self.depth += 1
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+            # the size of the node once aliases are expanded: an alias repeats its anchor's whole subtree
+            sizes = self.__dict__.setdefault("sizes", {})
+            if id(node) not in sizes:
+                children = node.value if isinstance(node.value, list) else []
+                flat = [c for item in children for c in (item if isinstance(item, tuple) else (item,))]
+                sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in flat)
+                if sizes[id(node)] > MAX_YAML_NODES:
+                    raise JsonBoundsError(f"more than {MAX_YAML_NODES} values once its aliases are expanded")
+            return node
+
+    loader = BoundedLoader(text)
+    try:
+        document = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if document is None:
+        raise JsonBoundsError("the file is empty (a config needs at least `version: 1`)")
+    return document

@@ -12,12 +12,14 @@ from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
+from jobgraph.core.bounds import JsonBoundsError, loads_yaml_bounded
 from jobgraph.core.errors import ConfigurationError
 from jobgraph.core.loader import format_validation_error
 from jobgraph.core.triggers import TriggerConfig, compact_json
 
 # Lambda allows 4 KB of environment variables per function, shared with the other variables
 MAX_CONFIG_JSON = 3500
+MAX_CONFIG_FILE_BYTES = 64 * 1024  # a YAML file with comments, still far above what fits MAX_CONFIG_JSON
 LOCAL_ACCOUNT = "123456789012"  # moto's
 
 
@@ -26,11 +28,20 @@ def load_trigger_config(path: Path) -> TriggerConfig:
     import yaml
 
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"{path}: cannot read trigger config: {exc}") from None
+        with Path(path).open("rb") as handle:
+            document = loads_yaml_bounded(handle.read(MAX_CONFIG_FILE_BYTES + 1), max_bytes=MAX_CONFIG_FILE_BYTES)
+    except JsonBoundsError as exc:
+        raise ConfigurationError(f"{path}: trigger config refused: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{path}: trigger config is not UTF-8 text: byte {exc.start} cannot be decoded"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read trigger config: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
     try:
-        return TriggerConfig.model_validate(document if document is not None else {})
+        return TriggerConfig.model_validate(document)
     except ValidationError as exc:
         raise ConfigurationError(f"{path}: " + "; ".join(format_validation_error(exc))) from None
 
