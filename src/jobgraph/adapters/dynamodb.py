@@ -3,6 +3,7 @@
     pk = RUN#<run_id>   sk = RUN              the run: status, counters, timings
     pk = RUN#<run_id>   sk = JOB#<job_id>     one job: status, attempts, processing time, error
     GSI by-status: gsi1pk = RUN#<status> | JOB#<status>, gsi1sk = ISO time  (list runs/jobs by status)
+    pk = CONFIG#page-tokens   sk = SECRET  the status API's pagination-token secret (no TTL)
     TTL attribute expires_at (RECORD_TTL_DAYS).
 
 The countdown to MERGE is exactly-once under duplicates and concurrency: a sequence is counted by one
@@ -462,3 +463,27 @@ class JobsTable:
             ConsistentRead=True,
         )
         return int(response.get("Item", {}).get("last_attempt", {}).get("N", "0"))
+
+    # --- the status API's pagination-token secret (services/page_tokens.py) -----------------------
+    def page_token_secret(self) -> bytes:
+        """32 random bytes per deployment (table), made once by whichever API call first needs them."""
+        import os
+
+        from botocore.exceptions import ClientError
+
+        key = {"pk": {"S": "CONFIG#page-tokens"}, "sk": {"S": "SECRET"}}
+        for _ in range(2):
+            item = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+            if item:
+                return bytes(item["secret"]["B"])
+            try:
+                # no expires_at: the table's TTL never removes it, so tokens stay valid while the table lives
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item={**key, "secret": {"B": os.urandom(32)}, "created_at": {"S": utc_now_iso()}},
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise
+        raise JobGraphError(f"{self.table_name}: the page-token secret could not be read or made")

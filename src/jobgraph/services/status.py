@@ -6,8 +6,6 @@ only maps HTTP onto these functions and their errors onto status codes.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import math
@@ -22,6 +20,7 @@ from jobgraph.core.errors import JobGraphError
 from jobgraph.core.graph import RunSpec, synthetic_job
 from jobgraph.core.models import ExecType, utc_now_iso
 from jobgraph.core.results import merged_key
+from jobgraph.services import page_tokens
 from jobgraph.services.settings import ApiSettings, load_settings
 from jobgraph.services.start_run import StartRunDeps
 
@@ -109,23 +108,29 @@ def run_status(deps: ApiDeps, run_id: str) -> dict:
 
 
 # --- GET /runs/{run_id}/jobs ----------------------------------------------------------------------------
-def _encode_token(run_id: str, status: str | None, key: dict) -> str:
-    payload = json.dumps({"r": run_id, "s": status, "k": key}, separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+_TOKEN_SECRETS: dict[str, bytes] = {}  # per table: read once per process (a cold start)
 
 
-def _decode_token(token: str, run_id: str, status: str | None) -> dict:
+def _token_secret(deps: ApiDeps) -> bytes:
+    table = deps.run.table
+    if table.table_name not in _TOKEN_SECRETS:
+        _TOKEN_SECRETS[table.table_name] = table.page_token_secret()
+    return _TOKEN_SECRETS[table.table_name]
+
+
+def _encode_token(deps: ApiDeps, run_id: str, status: str | None, key: dict) -> str:
+    return page_tokens.encode(_token_secret(deps), {"r": run_id, "s": status, "k": key})
+
+
+def _decode_token(deps: ApiDeps, token: str, run_id: str, status: str | None) -> dict:
+    """The start key of a token this API signed for this listing; BadTokenError for anything else."""
     try:
-        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        ok = isinstance(payload, dict) and payload.get("r") == run_id and payload.get("s") == status
-        key = payload["k"] if ok else None
-    except (binascii.Error, ValueError, UnicodeDecodeError, KeyError, TypeError):
-        key = None
-    if not isinstance(key, dict) or not key or not all(isinstance(v, dict) for v in key.values()):
-        raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/status)")
-    if key.get("pk") != {"S": f"RUN#{run_id}"}:
-        raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/status)")
-    return key
+        payload = page_tokens.decode(_token_secret(deps), token)
+    except page_tokens.ForgedTokenError:
+        raise BadTokenError("next_token: not a token this API handed out") from None
+    if payload.get("r") != run_id or payload.get("s") != status or not isinstance(payload.get("k"), dict):
+        raise BadTokenError("next_token: handed out for another run or status filter")
+    return payload["k"]
 
 
 JOB_FIELDS = (
@@ -143,7 +148,7 @@ JOB_FIELDS = (
 
 
 def list_jobs(deps: ApiDeps, run_id: str, status: str | None, limit: int, next_token: str | None) -> dict:
-    start = _decode_token(next_token, run_id, status) if next_token else None
+    start = _decode_token(deps, next_token, run_id, status) if next_token else None
     deps.run.table.get_run(run_id)  # 404 for an unknown run, not an empty list
     items, last = deps.run.table.job_page(run_id, status, limit, start)
     jobs = []
@@ -161,7 +166,7 @@ def list_jobs(deps: ApiDeps, run_id: str, status: str | None, limit: int, next_t
         "run_id": run_id,
         "status": status,
         "jobs": jobs,
-        "next_token": _encode_token(run_id, status, last) if last else None,
+        "next_token": _encode_token(deps, run_id, status, last) if last else None,
     }
 
 
