@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 
@@ -89,6 +90,41 @@ def exit_after(grace_s: float, code: int = 128 + signal.SIGTERM) -> threading.Ti
     timer.daemon = True
     timer.start()
     return timer
+
+
+def backstop_signals(grace_s: float, signals: tuple[int, ...] = (signal.SIGTERM,)) -> None:
+    """From now on, ``grace_s`` seconds after one of ``signals`` arrives this process exits, whatever handler
+    the program installed for it and whatever it is doing then (call from the main thread).
+
+    Works beside the program's own handlers: Python writes the number of every signal it handles to the
+    wakeup descriptor (``signal.set_wakeup_fd``), which a daemon thread reads. The signal needs a Python
+    handler (a program that finishes its work in hand installs one); with the default action it kills anyway.
+    """
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno())
+    watched = {int(s) for s in signals}
+
+    def watch() -> None:
+        with reader:
+            while True:
+                data = reader.recv(64)
+                if not data:
+                    return
+                if watched & set(data):
+                    exit_after(grace_s)
+                    return
+
+    threading.Thread(target=watch, name="signal-backstop", daemon=True).start()
+    _keep.append(writer)  # the descriptor must stay open for as long as the process runs
+
+
+_keep: list = []
+
+
+def signal_group(process: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to a child of :func:`spawn` and everything in its process group."""
+    _signal_group(process, sig)
 
 
 def spawn(args: list[str], *, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = (), **popen_kwargs):
