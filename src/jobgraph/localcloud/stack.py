@@ -86,6 +86,12 @@ def _parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, st
         )
     values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
     values.update(overrides)
+    from jobgraph.sam.template import check_parameters
+
+    # what CloudFormation on AWS would refuse, refused here too, before anything is created
+    problems = check_parameters(template, values)
+    if problems:
+        raise DeployError("; ".join(problems))
     return values
 
 
@@ -150,15 +156,15 @@ def deploy(
     parameters: dict[str, str] | None = None,
 ) -> DeployedStack:
     """Transform and deploy ``template_path`` into the local cloud; returns the stack's outputs and layout."""
-    from jobgraph.sam.template import load_template, transform_template
+    from jobgraph.sam.template import load_sam_template, transform_template
 
     template_path = Path(template_path).resolve()
     if not template_path.is_file():
         raise DeployError(f"{template_path}: no such template (run from the project folder or pass --template)")
     try:
-        template = load_template(template_path)
-    except Exception as exc:
-        raise DeployError(f"{template_path}: cannot read the template: {exc}") from None
+        template = load_sam_template(template_path)
+    except ValueError as exc:
+        raise DeployError(str(exc)) from None
     values = _parameter_values(template, parameters or {})
     try:
         transformed, _code_locations = transform_template(template, values, endpoint.region, template_path.parent)
