@@ -145,7 +145,7 @@ def test_unknown_template_parameter_is_a_clear_error(tmp_path, capsys):
          "--parameter", "ProcessorMemory=512", "--no-progress"]
     )  # fmt: skip
     assert code == 1
-    assert "unknown template parameter(s) ProcessorMemory" in capsys.readouterr().err
+    assert "parameter 'ProcessorMemory': the template declares no such parameter" in capsys.readouterr().err
 
 
 def _children(pid: int) -> set[int]:

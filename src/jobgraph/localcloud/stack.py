@@ -79,11 +79,6 @@ def _artifact_locations(transformed: dict) -> list[tuple[str, str]]:
 
 def _parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str]:
     declared = template.get("Parameters", {})
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        raise DeployError(
-            f"unknown template parameter(s) {', '.join(unknown)}; the template declares {sorted(declared)}"
-        )
     values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
     values.update(overrides)
     from jobgraph.sam.template import check_parameters
