@@ -195,6 +195,16 @@ def cases() -> list[tuple[str, list[str], str]]:
             "apply to the local cloud only",
         ),
     ]
+    found += [
+        ("cost-deep-record", ["cost", "deep-record"], "nested deeper than 32 levels"),
+        ("cost-array-record", ["cost", "array-record"], "schema None, expected"),
+        ("prices-deep", ["run", "--generate", "1", "--prices", "deep.json", "--out", "out"], "price table"),
+        ("test-run-id-long", ["solve", "--generate", "1", "--test-run-id", "x" * 300], "(300 characters): use 1-128"),
+        ("test-run-id-newline", ["solve", "--generate", "1", "--test-run-id", "a\nb"], "--test-run-id"),
+        ("stack-name-bad", ["run", "--generate", "1", "--stack-name", "bad name!"], "CloudFormation stack name"),
+        ("stack-bad", ["run", "--generate", "1", "--stack", "../x"], "CloudFormation stack name"),
+        ("unrecognised-huge", ["solve", "--" + "a" * 100_000], "unrecognized arguments"),
+    ]
     found += [(f"sequence-{name}", ["validate", "--sequences", f"seqs-{name}"], said)
               for name, (_text, said) in SEQUENCE_FILES.items()]  # fmt: skip
     found += [(f"triggers-{name}", ["triggers", f"triggers-{name}.yaml"], said)
@@ -209,6 +219,11 @@ def make_scratch(root: Path) -> None:
     (work / "a-file").write_text("not a folder")
     (work / "out" / "afile").write_text("a file where a run folder would go")
     (work / "out" / "important" / "thesis.tex").write_text("years of work")
+    deep = "[" * 100_000 + "]" * 100_000
+    for name, text in (("deep-record", deep), ("array-record", "[]")):
+        (work / name).mkdir()
+        (work / name / "run.json").write_text(text)
+    (work / "deep.json").write_text(deep)
     for name, (text, _said) in SEQUENCE_FILES.items():
         (work / f"seqs-{name}").mkdir()
         data = text.encode("utf-8", errors="surrogateescape")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from jobgraph.core.models import (
     MAX_SYNTHETIC_DATA_KB,
     MAX_SYNTHETIC_WORK_MS,
+    TEST_RUN_ID_PATTERN,
     RunId,
     Scenarios,
     Seed,
@@ -43,7 +44,7 @@ class RunRequest(_Body):
     generate: GenerateSpec | None = None
     scenarios: Scenarios | None = Field(default=None, description="default: DEFAULT_SCENARIOS")
     seed: Seed = 42
-    test_run_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/=+@-]{1,128}$")] | None = None
+    test_run_id: Annotated[str, StringConstraints(pattern=TEST_RUN_ID_PATTERN)] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

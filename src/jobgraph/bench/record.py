@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from jobgraph.bench.cost import run_cost
+from jobgraph.core.bounds import quote, read_json
 from jobgraph.core.errors import JobGraphError
 
 SCHEMA = "jobgraph.run/1"
@@ -112,11 +113,12 @@ def read(run_dir: Path) -> dict:
     """The record of ``run_dir`` (a run folder, or its run.json itself)."""
     path = run_dir if run_dir.name == RECORD_NAME else run_dir / RECORD_NAME
     try:
-        record = json.loads(path.read_text())
+        record = read_json(path)
     except FileNotFoundError:
         raise RunRecordError(f"{path}: no run record (is {run_dir} a folder written by `jobgraph run`?)") from None
-    except ValueError as exc:
-        raise RunRecordError(f"{path}: not valid JSON ({exc})") from None
-    if record.get("schema") != SCHEMA:
-        raise RunRecordError(f"{path}: schema {record.get('schema')!r}, expected {SCHEMA!r}")
+    except (OSError, ValueError) as exc:
+        raise RunRecordError(f"{path}: not a readable JSON run record ({exc})") from None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        found = record.get("schema") if isinstance(record, dict) else None
+        raise RunRecordError(f"{path}: schema {quote(found)}, expected {SCHEMA!r}")
     return record

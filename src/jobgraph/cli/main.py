@@ -48,7 +48,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/ is written")
     parser.add_argument("--scenarios", type=_scenarios, default=1000, help="Monte-Carlo scenarios per sequence")
     parser.add_argument("--seed", type=options.seed, default=42, help="run seed (same seed, same numbers)")
-    parser.add_argument("--test-run-id", default="default", help="cost-tracking tag value (PerfTestRun)")
+    parser.add_argument(
+        "--test-run-id", type=options.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -93,11 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="implementation: " + "; ".join(f"{n} = {s.name}" for n, s in SCENARIOS.items()),
     )
-    run.add_argument("--stack", metavar="NAME", help="run on this deployed AWS stack instead of the local cloud")
+    run.add_argument(
+        "--stack",
+        type=options.stack_name,
+        metavar="NAME",
+        help="run on this deployed AWS stack instead of the local cloud",
+    )
     run.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
     local = run.add_argument_group("local cloud")
     local.add_argument("--template", type=Path, help="SAM template to deploy locally (default: the scenario's)")
-    local.add_argument("--stack-name", help="name of the local stack (default: scenario-<n>-local)")
+    local.add_argument(
+        "--stack-name", type=options.stack_name, help="name of the local stack (default: scenario-<n>-local)"
+    )
     local.add_argument(
         "--parameter",
         action="append",
@@ -144,11 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--groups", type=_positive, default=100, help="FIFO message groups the jobs are spread over")
     load.add_argument("--run-id", type=_run_id, default="load", help="name of the load run (record folder)")
     load.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/run.json is written")
-    load.add_argument("--test-run-id", default="default", help="cost-tracking tag value (PerfTestRun)")
+    load.add_argument(
+        "--test-run-id", type=options.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
+    )
     load.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
     load.add_argument("--no-progress", action="store_true", help="no progress bar")
     load.add_argument("--scenario", type=int, choices=[1, 2], default=1, help="1 = Lambda, 2 = ECS workers")
-    load.add_argument("--stack", metavar="NAME", help="send the load to this deployed AWS stack")
+    load.add_argument(
+        "--stack", type=options.stack_name, metavar="NAME", help="send the load to this deployed AWS stack"
+    )
     load.add_argument("--region", help="AWS region of --stack")
     load.add_argument(
         "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
@@ -167,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=options.port, default=8000, help="port on 127.0.0.1 (0: a free one)")
     serve.add_argument("--template", type=Path, default=Path("template.yaml"), help="SAM template to deploy locally")
-    serve.add_argument("--stack-name", default="scenario-1-local", help="name of the local stack")
+    serve.add_argument(
+        "--stack-name", type=options.stack_name, default="scenario-1-local", help="name of the local stack"
+    )
     serve.add_argument(
         "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
         help="template parameter override, repeatable",
@@ -189,7 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(sweep)
     sweep.add_argument("--memory", default="256,512,1024,2048", help="Processor memory sizes, MB, comma-separated")
     sweep.add_argument("--architecture", default="x86_64", help="x86_64 and/or arm64, comma-separated")
-    sweep.add_argument("--stack", metavar="NAME", help="on AWS: redeploy this stack (make deploy) for each setting")
+    sweep.add_argument(
+        "--stack",
+        type=options.stack_name,
+        metavar="NAME",
+        help="on AWS: redeploy this stack (make deploy) for each setting",
+    )
     sweep.add_argument("--env", default="dev", help="--stack's samconfig environment (make deploy ENV=…)")
     sweep.add_argument("--region", help="AWS region of --stack")
     sweep.add_argument("--compare-out", type=Path, help="report folder (default: <out>/<run-id>-sweep)")

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
 from jobgraph.core.bounds import SEED_LIMIT, SEQUENCE_ID_LIMIT, quote
+from jobgraph.core.models import TEST_RUN_ID_PATTERN
 
 MAX_GENERATED_SEQUENCES = 10_000
 MAX_PORT = 65_535
@@ -62,3 +64,19 @@ load_messages = bounded_int(1, MAX_LOAD_MESSAGES)
 workers = bounded_int(1, MAX_WORKERS)
 poison = bounded_int(0, MAX_POISON)
 seconds = bounded_int(1, MAX_SECONDS)
+
+
+def matching(pattern: str, what: str) -> Callable[[str], str]:
+    """An argparse type: a string that matches ``pattern`` as a whole (``what`` says what it may hold)."""
+
+    def parse(value: str) -> str:
+        if not re.fullmatch(pattern.removeprefix("^").removesuffix("$"), value):
+            raise argparse.ArgumentTypeError(f"{quote(value)}: use {what}")
+        return value
+
+    parse.__name__ = "text"
+    return parse
+
+
+test_run_id = matching(TEST_RUN_ID_PATTERN, "1-128 letters, digits or _.:/=+@- (it becomes a tag value)")
+stack_name = matching(r"[A-Za-z][-A-Za-z0-9]{0,127}", "a CloudFormation stack name: a letter, then letters, digits, -")

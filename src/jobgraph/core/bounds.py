@@ -143,3 +143,16 @@ def loads_yaml_bounded(data: bytes, *, max_bytes: int, max_depth: int = MAX_JSON
     if document is None:
         raise JsonBoundsError("the file is empty (a config needs at least `version: 1`)")
     return document
+
+
+MAX_DOCUMENT_BYTES = 64 << 20  # a JSON file jobgraph wrote itself (run record, price table): generous
+
+
+def read_json(path, *, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: int = MAX_JSON_DEPTH) -> object:
+    """A JSON file, read at most ``max_bytes`` + 1 bytes and bounded like :func:`loads_bounded`; OSError or
+    ValueError (JsonBoundsError, UnicodeDecodeError, json.JSONDecodeError) otherwise."""
+    from pathlib import Path
+
+    with Path(path).open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    return loads_bounded(data, max_bytes=max_bytes, max_depth=max_depth)

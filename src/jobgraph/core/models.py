@@ -27,6 +27,8 @@ from jobgraph.core.timeutil import parse_hms
 
 MIN_TURNAROUND_MIN = 45.0  # GUIDE §4
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# the PerfTestRun cost-allocation tag value (the templates' TestRunId AllowedPattern)
+TEST_RUN_ID_PATTERN = r"^[A-Za-z0-9_.:/=+@-]{1,128}$"
 MAX_SCENARIOS = 100_000
 MAX_SYNTHETIC_WORK_MS = 900_000  # a Lambda's longest timeout
 MAX_SYNTHETIC_DATA_KB = 10_240
