@@ -131,3 +131,37 @@ def test_exchange_swaps_two_folders(tmp_path):
     (tmp_path / "b").mkdir()
     assert local_disk._exchange(tmp_path / "a", tmp_path / "b")
     assert (tmp_path / "b" / "x").read_text() == "a"
+
+
+def test_a_folder_is_held_by_one_process_and_released_when_it_dies(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    logs = tmp_path / ".logs" / "r1"
+    logs.mkdir(parents=True)
+    (logs / "old.log").write_text("a previous run's")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from jobgraph.adapters.local_disk import exclusive_folder
+            with exclusive_folder({str(logs)!r}, "run r1"):
+                print("held", flush=True)
+                time.sleep(600)
+            """)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert not (logs / "old.log").exists()  # emptied for the new run
+        with (
+            pytest.raises(JobGraphError, match=r"run r1: another jobgraph process is using"),
+            local_disk.exclusive_folder(logs, "run r1"),
+        ):
+            pass
+        holder.kill()  # kill -9: the kernel drops the hold
+        holder.wait()
+        with local_disk.exclusive_folder(logs, "run r1") as folder:
+            assert folder == logs
+    finally:
+        holder.kill()

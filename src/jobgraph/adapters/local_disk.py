@@ -195,3 +195,31 @@ def staged_run(out_dir: Path, run_id: str, *, overwrite: bool) -> Iterator[Local
         swap_into_place(staged, check_destination(out, run_id, overwrite))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def exclusive_folder(folder: Path, what: str) -> Iterator[Path]:
+    """``folder`` (created), emptied and held for this process alone until the block ends; JobGraphError if
+    another process holds it (two runs of one run id into one --out would write into each other's logs).
+
+    The hold is a flock on the folder itself, which the kernel drops when the process ends however it ends,
+    so a killed run never leaves a stale lock. The folder is emptied, not replaced, so the hold stays valid.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JobGraphError(f"{what}: another jobgraph process is using {folder}; wait for it or stop it") from None
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        yield folder
+    finally:
+        os.close(fd)

@@ -1,0 +1,159 @@
+"""Soak: 10 000 synthetic jobs through the local cloud with faults on (issue 17.7). Not part of CI.
+
+    .venv/bin/python benchmarks/soak.py                         # 10 000 jobs, scenario 1, ~10-20 min here
+    .venv/bin/python benchmarks/soak.py --messages 2000         # quicker
+    .venv/bin/python benchmarks/soak.py --scenario 2            # ECS workers instead of the Processor Lambda
+    .venv/bin/python benchmarks/soak.py --json soak.json        # also write the figures
+
+Checks, each printed PASS/FAIL (the exit status is non-zero if one fails):
+- nothing lost: every job has a COMPLETED record and its output object;
+- the dead-letter queues hold the poison messages and nothing else;
+- memory of every long-lived process (this process, which runs the moto server and the pollers, and every
+  worker process that lived through at least half the soak) is flat: the mean resident set size of the last
+  quarter of the soak within ±20 % of the first quarter's.
+The machine's load average before and after is printed with the figures: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = os.sysconf("SC_PAGE_SIZE")
+FLAT = 0.20
+
+
+def rss_bytes(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (children of all its threads, recursively)."""
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            for child in children:
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
+
+
+def command_of(pid: int) -> str:
+    try:
+        parts = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    text = " ".join(p.decode(errors="replace") for p in parts if p)
+    return text[-100:]
+
+
+@dataclass
+class MemorySampler:
+    """RSS of this process and every descendant, every ``interval_s`` seconds, in a background thread."""
+
+    interval_s: float = 1.0
+    samples: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
+    commands: dict[int, str] = field(default_factory=dict)
+    started: float = 0.0
+    stopped: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> MemorySampler:
+        self.started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(self.interval_s):
+            now = time.monotonic() - self.started
+            for pid in {me} | descendants(me):
+                rss = rss_bytes(pid)
+                if rss is None:
+                    continue
+                self.samples.setdefault(pid, []).append((now, rss))
+                if pid not in self.commands:
+                    self.commands[pid] = "this process (moto server, pollers)" if pid == me else command_of(pid)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.stopped = time.monotonic() - self.started
+
+    def long_lived(self) -> dict[int, dict]:
+        """Per process that lived through at least half the sampled time: first/last-quarter mean RSS."""
+        span = self.stopped
+        quarter = span / 4
+        report = {}
+        for pid, series in self.samples.items():
+            if len(series) < 8 or series[-1][0] - series[0][0] < span / 2:
+                continue
+            first_at, last_at = series[0][0], series[-1][0]
+            length = last_at - first_at
+            first = [rss for t, rss in series if t <= first_at + min(quarter, length / 4)]
+            last = [rss for t, rss in series if t >= last_at - min(quarter, length / 4)]
+            mean_first, mean_last = statistics.fmean(first), statistics.fmean(last)
+            report[pid] = {
+                "command": self.commands.get(pid, "?"),
+                "lived_s": round(length, 1),
+                "first_quarter_mib": round(mean_first / 2**20, 1),
+                "last_quarter_mib": round(mean_last / 2**20, 1),
+                "peak_mib": round(max(rss for _, rss in series) / 2**20, 1),
+                "change": round(mean_last / mean_first - 1, 3),
+            }
+        return report
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def soak(messages: int, scenario: int, work_ms: int, data_kb: int, poison: int, seed: int) -> dict:
+    """Run the soak; returns the figures and the checks (see the module docstring)."""
+    raise NotImplementedError("the soak driver is written against the one run path (runs.execute)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--scenario", type=int, choices=[1, 2], default=1)
+    parser.add_argument("--work-duration-ms", type=int, default=5)
+    parser.add_argument("--data-size-kb", type=int, default=1)
+    parser.add_argument("--poison", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    figures = soak(args.messages, args.scenario, args.work_duration_ms, args.data_size_kb, args.poison, args.seed)
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0 if all(figures["checks"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
