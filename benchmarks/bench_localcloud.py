@@ -28,9 +28,10 @@ from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec, total_jobs
 from jobgraph.core.solver import solve
 from jobgraph.localcloud.runtime import default_max_workers
-from jobgraph.runs.local import LocalRunOptions, run_local
+from jobgraph.runs.execute import execute
+from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.scenarios import scenario as scenario_of
-from jobgraph.runs.stepfunctions import run_state_machine_local
+from jobgraph.runs.target import Output
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,16 +46,14 @@ def measure(
         solved = solve(sequences, spec, Path(tmp) / "solve")
         started = time.monotonic()
         chosen = scenario_of(scenario)
-        options = LocalRunOptions(
-            scenario=scenario,
+        options = LocalOptions(
             template=ROOT / chosen.template,
             stack_name=chosen.local_stack_name,
             max_workers=max_workers,
             ecs_workers=ecs_workers,
         )
-        # scenario 3 runs the state machine in moto's ASL engine; 1 the SQS pollers
-        run = run_state_machine_local if scenario == 3 else run_local
-        outcome = run(sequences, spec, Path(tmp) / "run", options)
+        # scenario 3 runs the state machine in moto's ASL engine; 1 and 2 the SQS pollers
+        outcome = execute(chosen.graph(sequences), LocalTarget(options, Output(Path(tmp) / "run")), spec)
         command_s = time.monotonic() - started
     workers = {name: figures["workers"] for name, figures in outcome.extra["functions"].items()}
     workers.update({name: figures["tasks"] for name, figures in outcome.extra.get("services", {}).items()})

@@ -17,7 +17,10 @@ from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec
 from jobgraph.core.solver import solve
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.runs.local import LocalRunOptions, run_local
+from jobgraph.runs.execute import execute
+from jobgraph.runs.graph import QueueGraph
+from jobgraph.runs.local import LocalOptions, LocalTarget
+from jobgraph.runs.target import Output, Patience
 from tests.e2e.test_solver_cli import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,12 +95,8 @@ def test_run_cli_matches_the_solver_and_reports(graph, reference, tmp_path, caps
 def test_faults_still_give_the_clean_result_and_dead_letter_only_the_poison(graph, reference, tmp_path):
     # Given failures before/after side effects, duplicate deliveries, dying workers and 6 malformed messages
     faults = FaultPlan(fail_rate=0.1, duplicate_rate=0.1, kill_rate=0.05, poison=6, seed=3)
-    outcome = run_local(
-        graph,
-        RunSpec("same", "default", SCENARIOS, 5),
-        tmp_path,
-        LocalRunOptions(template=TEMPLATE, faults=faults, stall_s=30),
-    )
+    target = LocalTarget(LocalOptions(template=TEMPLATE, faults=faults), Output(tmp_path), Patience(stall_s=30))
+    outcome = execute(QueueGraph(graph), target, RunSpec("same", "default", SCENARIOS, 5))
     # then every valid sequence completes with exactly the clean result
     assert_same_run(read_run(outcome.out_dir), reference)
     assert outcome.run_record["status"] == "COMPLETED" and outcome.run_record["sequences_remaining"] == 0
@@ -202,9 +201,8 @@ def test_ctrl_c_or_kill_stops_server_and_workers(tmp_path, signum, code, said):
 
 def test_progress_bar_shows_jobs_in_flight_retries_and_dlq(tmp_path, capsys):
     sequences = generate_sequences(2, seed=8)
-    outcome = run_local(
-        sequences, RunSpec("bar", "default", 20, 1), tmp_path, LocalRunOptions(template=TEMPLATE), show_progress=True
-    )
+    target = LocalTarget(LocalOptions(template=TEMPLATE), Output(tmp_path, progress_bar=True))
+    outcome = execute(QueueGraph(sequences), target, RunSpec("bar", "default", 20, 1))
     err = capsys.readouterr().err
     assert f"{outcome.jobs}/{outcome.jobs}" in err  # the bar ends full
     assert "in_flight=" in err and "retries=" in err and "dlq=" in err

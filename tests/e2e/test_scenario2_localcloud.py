@@ -19,7 +19,10 @@ from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec
 from jobgraph.core.solver import solve
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.runs.local import LocalRunOptions, run_local
+from jobgraph.runs.execute import execute
+from jobgraph.runs.graph import QueueGraph
+from jobgraph.runs.local import LocalOptions, LocalTarget
+from jobgraph.runs.target import Output, Patience
 from tests.e2e.test_localcloud import _alive, _children
 from tests.e2e.test_solver_cli import assert_same_run, read_run
 
@@ -84,12 +87,9 @@ def test_scenario_2_cli_matches_the_solver_and_reports(graph, reference, tmp_pat
 def test_scenario_2_faults_still_give_the_clean_result(graph, reference, tmp_path):
     # Given failures, duplicates, tasks dying mid-batch (worker and Scheduler alike) and 2 malformed messages
     faults = FaultPlan(fail_rate=0.1, duplicate_rate=0.1, kill_rate=0.1, poison=2, seed=4)
-    outcome = run_local(
-        graph,
-        RunSpec("same", "default", SCENARIOS, 5),
-        tmp_path,
-        LocalRunOptions(scenario=2, template=TEMPLATE, stack_name="scenario-2-local", faults=faults, stall_s=30),
-    )
+    options = LocalOptions(template=TEMPLATE, stack_name="scenario-2-local", faults=faults)
+    target = LocalTarget(options, Output(tmp_path), Patience(stall_s=30))
+    outcome = execute(QueueGraph(graph, scenario=2), target, RunSpec("same", "default", SCENARIOS, 5))
     # then every valid sequence completes with exactly the clean result
     assert_same_run(read_run(outcome.out_dir), reference)
     assert outcome.run_record["status"] == "COMPLETED" and outcome.run_record["sequences_remaining"] == 0

@@ -15,8 +15,10 @@ from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec
 from jobgraph.core.solver import solve
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.runs.local import LocalRunOptions
-from jobgraph.runs.stepfunctions import run_state_machine_local
+from jobgraph.runs.execute import execute
+from jobgraph.runs.local import LocalOptions, LocalTarget
+from jobgraph.runs.statemachine import StateMachineGraph
+from jobgraph.runs.target import Output
 from tests.e2e.test_solver_cli import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,14 +76,14 @@ def test_run_scenario_3_matches_the_solver_file_for_file(graph, solved, tmp_path
 
 def test_failed_invocations_are_retried_by_the_state_machine(graph, solved, tmp_path):
     # Given a third of the task invocations failing, before or after their side effects, and duplicates
-    options = LocalRunOptions(
-        scenario=3,
+    options = LocalOptions(
         template=TEMPLATE,
         stack_name="scenario-3-local",
         faults=FaultPlan(fail_rate=0.3, duplicate_rate=0.2, seed=3),
     )
     # when the run goes through the state machine
-    outcome = run_state_machine_local(graph, RunSpec("sfn", "default", SCENARIOS, 5), tmp_path / "out", options)
+    target = LocalTarget(options, Output(tmp_path / "out"))
+    outcome = execute(StateMachineGraph(graph), target, RunSpec("sfn", "default", SCENARIOS, 5))
     # then its Retry recovers every job: the results still equal the solver's
     assert outcome.run_record["status"] == "COMPLETED"
     assert_identical_files(outcome.out_dir, solved)

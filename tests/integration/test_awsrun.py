@@ -23,14 +23,18 @@ from jobgraph.core.solver import solve
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint
 from jobgraph.localcloud.stack import deploy
-from jobgraph.runs import aws as awsrun
-from jobgraph.runs.driver import RunFailed, describe_stack
+from jobgraph.runs.aws import AwsTarget, lambda_invoker
+from jobgraph.runs.execute import execute
+from jobgraph.runs.graph import QueueGraph
+from jobgraph.runs.outcome import RunFailed
+from jobgraph.runs.outputs import QUEUE_OUTPUTS, read_outputs
+from jobgraph.runs.target import Output
 from tests.e2e.test_solver_cli import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_aws_mode_drives_a_deployed_stack_through_its_outputs(tmp_path, monkeypatch):
+def test_aws_mode_drives_a_deployed_stack_through_its_outputs(tmp_path):
     sequences = generate_sequences(3, seed=21)
     spec = RunSpec("aws-mode", "perf-1", 50, 9)
     solve(sequences, spec, tmp_path / "solve")
@@ -47,9 +51,9 @@ def test_aws_mode_drives_a_deployed_stack_through_its_outputs(tmp_path, monkeypa
 
                 return invoke
 
-            monkeypatch.setattr(awsrun, "lambda_invoker", invoker)
-            outputs = describe_stack(endpoint.client("cloudformation"), "scenario-1-dev")
-            outcome = awsrun.run_on_stack(endpoint, outputs, sequences, spec, tmp_path / "out", interval_s=0.5)
+            # the AWS target on the local endpoint: only its StartRun invoker is swapped
+            target = AwsTarget(endpoint, "scenario-1-dev", Output(tmp_path / "out"), interval_s=0.5, invoker=invoker)
+            outcome = execute(QueueGraph(sequences), target, spec)
         finally:
             runtime.stop()
     # StartRun got the run from the stack's outputs, with the sequences and the cost tag
@@ -64,6 +68,10 @@ def test_aws_mode_drives_a_deployed_stack_through_its_outputs(tmp_path, monkeypa
     assert outcome.dlq == {"incoming DLQ": 0, "outgoing DLQ": 0}
     assert outcome.dashboard_url.endswith("#dashboards:name=scenario-1-dev-dashboard")
     assert set(outcome.alarms) >= {"scenario-1-dev-incoming-dlq-messages", "scenario-1-dev-processor-errors"}
+    # usage and settings as the endpoint reports them (the local runtime writes no REPORT lines yet)
+    assert set(outcome.usage) >= {"lambda", "sqs", "dynamodb", "s3"}
+    assert outcome.settings["functions"]["ProcessorFunction"]["memory_mb"] == 256
+    assert outcome.settings["scenarios"] == 50 and outcome.settings["seed"] == 9
 
 
 def test_a_stack_without_jobgraph_outputs_is_named():
@@ -74,9 +82,9 @@ def test_a_stack_without_jobgraph_outputs_is_named():
             TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}),
         )
         with pytest.raises(RunFailed, match="stack other lacks the output"):
-            describe_stack(cloudformation, "other")
+            read_outputs(cloudformation, "other").require(QUEUE_OUTPUTS, "a jobgraph stack")
         with pytest.raises(RunFailed, match="stack missing"):
-            describe_stack(cloudformation, "missing")
+            read_outputs(cloudformation, "missing")
 
 
 def _stubbed_lambda():
@@ -99,7 +107,7 @@ def test_lambda_invoker_returns_the_payload_and_names_function_errors():
         },
     )
     with stub:
-        invoke = awsrun.lambda_invoker(client, "s-start-run")
+        invoke = lambda_invoker(client, "s-start-run")
         assert invoke({"run_id": "r"}) == {"status": "RUNNING"}
         with pytest.raises(RunFailed, match=r"s-start-run failed \(Unhandled\): ConfigurationError: BUCKET_NAME"):
             invoke({"run_id": "r"})

@@ -9,7 +9,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-from jobgraph.runs.driver import REQUIRED_OUTPUTS
+from jobgraph.runs.outputs import QUEUE_OUTPUTS
 from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template
 from jobgraph.services.settings import WorkerSettings
 from tests.cfn_eval import Stack
@@ -190,7 +190,7 @@ def test_service_starts_at_zero_and_the_task_runs_the_worker(transformed):
 
 def test_outputs_are_what_the_run_driver_and_make_targets_read(sam_template):
     outputs = set(sam_template["Outputs"])
-    assert set(REQUIRED_OUTPUTS) <= outputs
+    assert set(QUEUE_OUTPUTS) <= outputs
     assert {"ClusterName", "ServiceName", "TaskDefinitionArn", "RepositoryUri"} <= outputs
 
 

@@ -16,14 +16,23 @@ from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint
 from jobgraph.localcloud.stack import deploy
-from jobgraph.runs.driver import RunFailed
-from jobgraph.runs.stepfunctions import TaskInvoker, retries_allowed, run_state_machine_on_aws
+from jobgraph.runs.aws import AwsTarget
+from jobgraph.runs.execute import execute
+from jobgraph.runs.local_runtime import TaskInvoker, retries_allowed
+from jobgraph.runs.outcome import RunFailed
+from jobgraph.runs.statemachine import StateMachineGraph
+from jobgraph.runs.target import Output
 from jobgraph.sam.template import load_template
 from tests.e2e.test_solver_cli import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "templates" / "scenario-3.yaml"
 STACK = "scenario-3-dev"
+
+
+def run_on_stack(endpoint, sequences, spec, out: Path):
+    """`jobgraph run --scenario 3 --stack STACK`: the AWS target, on the local endpoint."""
+    return execute(StateMachineGraph(sequences), AwsTarget(endpoint, STACK, Output(out), interval_s=0.3), spec)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +56,7 @@ def test_aws_mode_drives_the_state_machine_through_the_stack_outputs(deployed, t
     sequences = generate_sequences(3, seed=21)
     spec = RunSpec("sfn-aws", "perf-1", 50, 9)
     solve(sequences, spec, tmp_path / "solve")
-    outcome = run_state_machine_on_aws(STACK, sequences, spec, tmp_path / "out", session=endpoint, interval_s=0.3)
+    outcome = run_on_stack(endpoint, sequences, spec, tmp_path / "out")
     assert outcome.mode == "AWS" and outcome.scenario == 3 and outcome.run_record["status"] == "COMPLETED"
     assert_same_run(read_run(outcome.out_dir), read_run(tmp_path / "solve" / "sfn-aws"))
     assert sum(len(v) for v in outcome.stage_ms.values()) == outcome.jobs
@@ -55,16 +64,18 @@ def test_aws_mode_drives_the_state_machine_through_the_stack_outputs(deployed, t
     assert outcome.extra["state_machine"]["states_entered"] >= 5
     assert "/states/home" in outcome.dashboard_url
     assert set(outcome.alarms) == {f"{STACK}-executions-failed", f"{STACK}-step-task-errors"}
+    # the AWS target bills the transitions its execution history shows
+    assert outcome.usage["stepfunctions"]["transitions"] == outcome.extra["state_machine"]["states_entered"]
     # a run id names one execution: it cannot be started twice
     with pytest.raises(RunFailed, match=f"run sfn-aws was started on {STACK} before"):
-        run_state_machine_on_aws(STACK, sequences, spec, tmp_path / "again", session=endpoint)
+        run_on_stack(endpoint, sequences, spec, tmp_path / "again")
 
 
 def test_an_invalid_request_fails_the_execution_as_rejected(deployed, tmp_path):
     endpoint, _tasks, _current = deployed
     sequence = generate_sequences(1, seed=2)[0]
     with pytest.raises(RunFailed, match=r"run twice rejected:\n  sequences\[1\].*duplicate"):
-        run_state_machine_on_aws(STACK, [sequence, sequence], RunSpec("twice", "t", 10, 1), tmp_path, session=endpoint)
+        run_on_stack(endpoint, [sequence, sequence], RunSpec("twice", "t", 10, 1), tmp_path)
 
 
 def test_a_job_out_of_retries_records_the_run_failed(deployed, tmp_path):
@@ -80,9 +91,7 @@ def test_a_job_out_of_retries_records_the_run_failed(deployed, tmp_path):
     current["invoker"] = merge_fails
     try:
         with pytest.raises(RunFailed, match="execution FAILED: MissingStateError"):
-            run_state_machine_on_aws(
-                STACK, generate_sequences(1, seed=4), RunSpec("doomed", "t", 10, 1), tmp_path, session=endpoint
-            )
+            run_on_stack(endpoint, generate_sequences(1, seed=4), RunSpec("doomed", "t", 10, 1), tmp_path)
     finally:
         current["invoker"] = tasks
     # retried as the definition says (States.TaskFailed: MaxAttempts 3), then caught and recorded

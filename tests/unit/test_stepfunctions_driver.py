@@ -13,8 +13,10 @@ from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.localcloud.poller import RuntimeStats
 from jobgraph.localcloud.runtime import DirectPool
 from jobgraph.localcloud.workers import FunctionSpec, Invocation
-from jobgraph.runs.driver import RunFailed
-from jobgraph.runs.stepfunctions import StateMachineOutputs, TaskInvoker, count_history, retries_allowed
+from jobgraph.runs.local_runtime import TaskInvoker, retries_allowed
+from jobgraph.runs.outcome import RunFailed
+from jobgraph.runs.outputs import STATE_MACHINE_OUTPUTS, StackOutputs
+from jobgraph.runs.statemachine import count_history
 
 
 def task(retry: list[dict]) -> dict:
@@ -87,7 +89,8 @@ def test_history_counts_states_tasks_and_failures():
 
 def test_outputs_of_another_kind_of_stack_are_refused():
     with pytest.raises(RunFailed, match=r"lacks the output.*StateMachineArn.*scenario 3"):
-        StateMachineOutputs.from_outputs("scenario-1-dev", {"ResultsBucketName": "b", "JobsTableName": "t"})
+        outputs = StackOutputs("scenario-1-dev", {"ResultsBucketName": "b", "JobsTableName": "t"})
+        outputs.require(STATE_MACHINE_OUTPUTS, "a scenario 3 (Step Functions) stack")
 
 
 def test_poison_is_refused_for_scenario_3_before_anything_starts(tmp_path, capsys):
@@ -99,22 +102,27 @@ def test_poison_is_refused_for_scenario_3_before_anything_starts(tmp_path, capsy
     assert not out.exists()
 
 
-def test_run_scenario_3_with_a_stack_goes_to_the_state_machine_driver(tmp_path, monkeypatch, capsys):
+def test_run_scenario_3_with_a_stack_goes_to_the_state_machine_on_the_aws_target(tmp_path, monkeypatch, capsys):
     from jobgraph.cli.main import main
-    from jobgraph.runs import stepfunctions
+    from jobgraph.runs import execute
+    from jobgraph.runs.aws import AwsTarget
+    from jobgraph.runs.statemachine import StateMachineGraph
 
     seen = {}
 
-    def fake(stack_name, sequences, spec, out_dir, **options):
-        seen.update(stack=stack_name, sequences=len(sequences), run_id=spec.run_id, **options)
+    def fake(workload, target, spec, then=None):
+        seen.update(workload=workload, target=target, run_id=spec.run_id)
         raise RunFailed("stop here")
 
-    monkeypatch.setattr(stepfunctions, "run_state_machine_on_aws", fake)
+    monkeypatch.setattr(execute, "execute", fake)
     argv = ["run", "--scenario", "3", "--stack", "scenario-3-dev", "--region", "eu-west-1", "--generate", "2",
-            "--run-id", "r9", "--out", str(tmp_path), "--no-progress"]  # fmt: skip
+            "--run-id", "r9", "--out", str(tmp_path), "--no-progress", "--timeout", "77"]  # fmt: skip
     assert main(argv) == 1 and "stop here" in capsys.readouterr().err
-    assert seen["stack"] == "scenario-3-dev" and seen["sequences"] == 2 and seen["run_id"] == "r9"
-    assert seen["region"] == "eu-west-1"
+    workload, target = seen["workload"], seen["target"]
+    assert isinstance(workload, StateMachineGraph) and len(workload.sequences) == 2 and seen["run_id"] == "r9"
+    assert type(target) is AwsTarget and target.stack_name == "scenario-3-dev"
+    assert target.clients.region_name == "eu-west-1" and target.patience.timeout_s == 77
+    assert target.output.folder == tmp_path and not target.output.progress_bar
     # options that only the local cloud has are refused with a stack
     assert main([*argv, "--fail-rate", "0.1"]) == 1
     assert "--fail-rate apply to the local cloud only" in capsys.readouterr().err

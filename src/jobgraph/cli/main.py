@@ -297,82 +297,93 @@ def cmd_solve(args) -> int:
 
 def cmd_run(args) -> int:
     from jobgraph.bench import prices
+    from jobgraph.runs.execute import execute
+    from jobgraph.runs.target import Patience
 
     # before the run: a bad price table must not cost a finished run its record
     table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
-
     sequences, spec = run_inputs(args)
-    show_progress = not args.no_progress and sys.stderr.isatty()
-    if args.scenario == 3:
-        outcome = _run_scenario_3(args, sequences, spec, show_progress)
-    elif args.stack:
-        from jobgraph.runs.aws import run_on_aws
-
-        refuse_local_only_options(args)
-        outcome = run_on_aws(
-            args.stack,
-            sequences,
-            spec,
-            args.out,
-            region=args.region,
-            overwrite=args.overwrite,
-            show_progress=show_progress,
-            timeout_s=args.timeout,
-            stall_s=args.stall_timeout,
-            scenario=args.scenario,
-        )
-    else:
-        from jobgraph.runs.local import run_local
-
-        options = local_run_options(args)
-        if args.serve:
-            run_local(
-                sequences,
-                spec,
-                args.out,
-                options,
-                overwrite=args.overwrite,
-                show_progress=show_progress,
-                serve_port=args.api_port,
-                after=lambda outcome: report(outcome, table),
-            )
-            return 0
-        outcome = run_local(sequences, spec, args.out, options, overwrite=args.overwrite, show_progress=show_progress)
-    report(outcome, table)
+    chosen = scenario(args.scenario)
+    target = run_target(args, chosen, Patience(args.timeout, args.stall_timeout))
+    execute(chosen.graph(sequences), target, spec, then=lambda outcome: report(outcome, table))
     return 0
 
 
 def report(outcome, table) -> None:
+    """The run's record written beside its results, and its report printed (a load's, or a graph run's)."""
     from jobgraph.bench import record
-    from jobgraph.cli.report import print_run_report
+    from jobgraph.cli.report import print_load_report, print_run_report
 
     run_record = record.build(outcome, table)
     path = record.write(outcome.out_dir, run_record)
-    print_run_report(outcome, run_record)
+    (print_load_report if "load" in outcome.extra else print_run_report)(outcome, run_record)
     print(f"run record: {path}", flush=True)
 
 
-def cmd_serve(args) -> int:
-    from jobgraph.runs.local import LocalRunOptions, local_session
-    from jobgraph.runs.serve import ApiServer, wait_until_interrupted
+# options of `run`, `load` and `serve` (argparse dest -> flag) that only the local cloud has
+LOCAL_ONLY = {
+    "fail_rate": "--fail-rate", "duplicate_rate": "--duplicate-rate", "kill_rate": "--kill-rate",
+    "poison": "--poison", "parameter": "--parameter", "max_workers": "--max-workers", "template": "--template",
+    "stack_name": "--stack-name", "ecs_workers": "--ecs-workers", "serve": "--serve", "triggers": "--triggers",
+}  # fmt: skip
 
-    options = LocalRunOptions(
-        template=args.template,
-        stack_name=args.stack_name,
-        parameters={**trigger_parameters(args.triggers), **dict(args.parameter)},
-        max_workers=args.max_workers,
-        log_dir=args.out / ".logs" / "serve",
+
+def run_target(args, chosen, patience=None, parameters: dict[str, str] | None = None):
+    """Where a run goes: the stack that --stack names, on AWS; else the local cloud with the scenario's template
+    (``parameters``: template parameters on top of --parameter). Local-only options are refused with --stack:
+    they would be silently ignored there."""
+    from jobgraph.runs.target import Output
+
+    output = Output(args.out, args.overwrite, not args.no_progress and sys.stderr.isatty())
+    if getattr(args, "stack", None):
+        from jobgraph.runs.aws import AwsTarget
+
+        local_only = [flag for dest, flag in LOCAL_ONLY.items() if getattr(args, dest, None)]
+        if local_only:
+            raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --stack")
+        return AwsTarget.with_session(args.stack, output, patience, region=args.region)
+    from jobgraph.runs.local import LocalTarget
+
+    options = local_options(args, chosen)
+    options.parameters.update(parameters or {})
+    return LocalTarget(options, output, patience)
+
+
+def local_options(args, chosen):
+    """The local cloud's options of `run`, `load`, `serve` or `sweep` (each has some): template, stack,
+    parameters, faults, workers, the status API."""
+    from jobgraph.runs.local import FaultPlan, LocalOptions
+
+    try:
+        faults = FaultPlan(
+            fail_rate=getattr(args, "fail_rate", 0.0),
+            duplicate_rate=getattr(args, "duplicate_rate", 0.0),
+            kill_rate=getattr(args, "kill_rate", 0.0),
+            poison=getattr(args, "poison", 0),
+            seed=getattr(args, "fault_seed", 0),
+        )
+    except ValueError as exc:
+        raise JobGraphError(str(exc)) from None
+    ecs_workers = getattr(args, "ecs_workers", None)
+    return LocalOptions(
+        template=getattr(args, "template", None) or chosen.template,
+        stack_name=getattr(args, "stack_name", None) or chosen.local_stack_name,
+        parameters={**trigger_parameters(getattr(args, "triggers", None)), **dict(getattr(args, "parameter", []))},
+        faults=faults,
+        max_workers=getattr(args, "max_workers", None),
+        **({"ecs_workers": ecs_workers} if ecs_workers else {}),
+        api_port=args.api_port if getattr(args, "serve", False) else None,
     )
-    with local_session(options, args.out, "serve", overwrite=True) as (session, _run):
-        server = ApiServer(session, port=args.port).start()
-        try:
-            print(f"status API: {server.url} (docs: {server.url}/docs) on stack {session.stack.name}", flush=True)
-            print("Ctrl-C to stop", flush=True)
-            wait_until_interrupted(session)
-        except KeyboardInterrupt:
-            print("stopped", file=sys.stderr)
-        finally:
-            server.stop()
+
+
+def cmd_serve(args) -> int:
+    from dataclasses import replace
+
+    from jobgraph.runs.local import LocalTarget
+    from jobgraph.runs.target import Output
+
+    options = replace(local_options(args, scenario(1)), api_port=args.port)
+    LocalTarget(options, Output(args.out, overwrite=True)).serve_until_interrupted()
     return 0
 
 
@@ -446,55 +457,23 @@ def cmd_cost(args) -> int:
 
 
 def cmd_load(args) -> int:
-    from jobgraph.bench import prices, record
-    from jobgraph.cli.report import print_load_report
+    from jobgraph.bench import prices
     from jobgraph.core.graph import RunSpec
     from jobgraph.core.models import MAX_SYNTHETIC_DATA_KB, MAX_SYNTHETIC_WORK_MS
-    from jobgraph.runs.load import LoadSpec
+    from jobgraph.runs.execute import execute
+    from jobgraph.runs.load import SyntheticLoad
+    from jobgraph.runs.target import Patience
 
     if args.work_duration_ms > MAX_SYNTHETIC_WORK_MS or args.data_size_kb > MAX_SYNTHETIC_DATA_KB:
         raise JobGraphError(
             f"--work-duration-ms is at most {MAX_SYNTHETIC_WORK_MS}, --data-size-kb at most {MAX_SYNTHETIC_DATA_KB}"
         )
     table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
-    load = LoadSpec(
-        RunSpec(args.run_id, args.test_run_id, 1, 0),
-        args.messages,
-        args.work_duration_ms,
-        args.data_size_kb,
-        args.concurrency,
-        args.groups,
+    load = SyntheticLoad(
+        args.messages, args.work_duration_ms, args.data_size_kb, args.concurrency, args.groups, args.scenario
     )
-    show_progress = not args.no_progress and sys.stderr.isatty()
-    common = {"overwrite": args.overwrite, "show_progress": show_progress}
-    if args.stack:
-        from jobgraph.runs.aws import run_load_on_aws
-
-        if args.parameter or args.max_workers:
-            raise JobGraphError("--parameter and --max-workers apply to the local cloud only, not to --stack")
-        outcome = run_load_on_aws(
-            args.stack, load, args.out, region=args.region, timeout_s=args.timeout, stall_s=args.stall_timeout,
-            scenario=args.scenario, **common,
-        )  # fmt: skip
-    else:
-        from jobgraph.runs.local import LocalRunOptions, run_local_load
-        from jobgraph.runs.scenarios import scenario
-
-        chosen = scenario(args.scenario)
-        options = LocalRunOptions(
-            scenario=chosen.number,
-            template=chosen.template,
-            stack_name=chosen.local_stack_name,
-            parameters=dict(args.parameter),
-            max_workers=args.max_workers,
-            timeout_s=args.timeout,
-            stall_s=args.stall_timeout,
-        )
-        outcome = run_local_load(load, args.out, options, **common)
-    run_record = record.build(outcome, table)
-    path = record.write(outcome.out_dir, run_record)
-    print_load_report(outcome, run_record)
-    print(f"run record: {path}")
+    target = run_target(args, scenario(args.scenario), Patience(args.timeout, args.stall_timeout))
+    execute(load, target, RunSpec(args.run_id, args.test_run_id, 1, 0), then=lambda outcome: report(outcome, table))
     return 0
 
 
@@ -502,30 +481,17 @@ def cmd_sweep(args) -> int:
     from jobgraph.bench import prices, sweep
     from jobgraph.bench.compare import compare
     from jobgraph.core.graph import RunSpec
+    from jobgraph.runs.execute import execute
 
     points = sweep.sweep_points(args.memory, args.architecture)
     table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
     sequences, base = run_inputs(args)
-    show_progress = not args.no_progress and sys.stderr.isatty()
+    chosen = scenario(1)
 
     def run_one(point, run_id: str) -> Path:
         spec = RunSpec(run_id, base.test_run_id, base.scenarios, base.seed)
-        if args.stack:
-            from jobgraph.runs.aws import run_on_aws
-
-            outcome = run_on_aws(
-                args.stack, sequences, spec, args.out, region=args.region, overwrite=args.overwrite,
-                show_progress=show_progress,
-            )  # fmt: skip
-        else:
-            from jobgraph.runs.local import LocalRunOptions, run_local
-
-            options = LocalRunOptions(parameters=point.parameters())
-            outcome = run_local(
-                sequences, spec, args.out, options, overwrite=args.overwrite, show_progress=show_progress
-            )
-        report(outcome, table)
-        return outcome.out_dir
+        target = run_target(args, chosen, parameters=point.parameters())
+        return execute(chosen.graph(sequences), target, spec, then=lambda outcome: report(outcome, table)).out_dir
 
     def before_each(point, run_id: str) -> None:
         if args.stack:
@@ -547,69 +513,6 @@ def cmd_compare(args) -> int:
     report, figures = compare(args.runs, args.out)
     print(f"compared {len(args.runs)} runs: {report} ({', '.join(f.path.name for f in figures)})")
     return 0
-
-
-def refuse_local_only_options(args) -> None:
-    """--stack runs on AWS: the local cloud's options would be silently ignored there, so they are refused."""
-    local_only = [
-        name
-        for name, given in (
-            ("--fail-rate", args.fail_rate), ("--duplicate-rate", args.duplicate_rate),
-            ("--kill-rate", args.kill_rate), ("--poison", args.poison), ("--parameter", args.parameter),
-            ("--max-workers", args.max_workers), ("--template", args.template), ("--stack-name", args.stack_name),
-            ("--ecs-workers", args.ecs_workers), ("--serve", args.serve), ("--triggers", args.triggers),
-        )
-        if given
-    ]  # fmt: skip
-    if local_only:
-        raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --stack")
-
-
-def local_run_options(args):
-    """`jobgraph run`'s local-cloud options for the chosen scenario: template, stack, parameters, faults."""
-    from jobgraph.localcloud.faults import FaultPlan
-    from jobgraph.runs.local import LocalRunOptions
-
-    try:
-        faults = FaultPlan(
-            fail_rate=args.fail_rate,
-            duplicate_rate=args.duplicate_rate,
-            kill_rate=args.kill_rate,
-            poison=args.poison,
-            seed=args.fault_seed,
-        )
-    except ValueError as exc:
-        raise JobGraphError(str(exc)) from None
-    chosen = scenario(args.scenario)
-    return LocalRunOptions(
-        scenario=chosen.number,
-        template=args.template or chosen.template,
-        stack_name=args.stack_name or chosen.local_stack_name,
-        parameters={**trigger_parameters(args.triggers), **dict(args.parameter)},
-        faults=faults,
-        max_workers=args.max_workers,
-        **({"ecs_workers": args.ecs_workers} if args.ecs_workers else {}),
-        timeout_s=args.timeout,
-        stall_s=args.stall_timeout,
-    )
-
-
-def _run_scenario_3(args, sequences, spec, show_progress: bool):
-    """Step Functions: the state machine of templates/scenario-3.yaml, locally or on a deployed stack."""
-    from jobgraph.runs import stepfunctions
-
-    if args.stack:
-        refuse_local_only_options(args)
-        outcome = stepfunctions.run_state_machine_on_aws(
-            args.stack, sequences, spec, args.out, region=args.region, overwrite=args.overwrite,
-            show_progress=show_progress, timeout_s=args.timeout,
-        )  # fmt: skip
-    else:
-        options = local_run_options(args)
-        outcome = stepfunctions.run_state_machine_local(
-            sequences, spec, args.out, options, overwrite=args.overwrite, show_progress=show_progress
-        )
-    return outcome
 
 
 COMMANDS = {

@@ -1,22 +1,28 @@
-"""`jobgraph run --stack NAME`: the same run on a stack deployed with `sam deploy`.
+"""The AWS target: a stack deployed with `sam deploy` on an AWS endpoint (`jobgraph run --stack NAME`).
 
-StartRun is invoked with lambda.invoke (RequestResponse), progress is read from the job records in
-DynamoDB; everything else is cloudrun's shared path. This talks to AWS with your own AWS configuration;
-the test suite exercises it against moto only.
+It talks through the client factory it is given — a boto3 session with your own AWS configuration, or any
+object whose ``client(service)`` makes boto3 clients (an endpoint URL of your choice, the local cloud's
+endpoint in the tests) — and never assumes which. StartRun is invoked with lambda.invoke (RequestResponse),
+progress is read from the job records and queue attributes, usage from what AWS itself reports (REPORT
+lines, CloudWatch metrics: runs/aws_usage.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
-from jobgraph.core.graph import RunSpec, total_jobs
-from jobgraph.core.models import Sequence
-from jobgraph.runs.driver import GraphRun, Progress, RunFailed, RunOutcome, StackOutputs, describe_stack, execute
+from jobgraph.core.graph import RunSpec
+from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
+from jobgraph.runs.outputs import StackOutputs, read_outputs
+from jobgraph.runs.target import Output, Patience
+
+Invoke = Callable[[dict], dict]
 
 
-def lambda_invoker(lambda_client, function_name: str) -> Callable[[dict], dict]:
+def lambda_invoker(lambda_client, function_name: str) -> Invoke:
     """Invoke a function synchronously with a JSON payload; RunFailed names a function error."""
 
     def invoke(payload: dict) -> dict:
@@ -39,101 +45,85 @@ def lambda_invoker(lambda_client, function_name: str) -> Callable[[dict], dict]:
     return invoke
 
 
-def dynamodb_progress(run: GraphRun, run_id: str, total: int) -> Callable[[], Progress]:
-    def progress() -> Progress:
-        return Progress(
-            done=run.table.count_jobs(run_id),
-            total=total,
-            in_flight=run.in_flight(),
-            dlq=sum(run.dlq_depths().values()),
-        )
+class AwsTarget:
+    """A deployed stack on an AWS endpoint, reached through ``clients`` (anything with ``client(service)``).
 
-    return progress
+    ``invoker(lambda_client, function_name)`` makes the StartRun invoker (default: lambda.invoke).
+    """
 
+    mode = "AWS"
+    links_to_console = True  # the report links to the stack's dashboard / Step Functions console
+    child_executions = True  # Step Functions runs each Distributed Map iteration as a child execution
+    settle_s = 0.0  # alarms on AWS evaluate on CloudWatch's own schedule: no waiting for queues to drain
 
-def run_on_stack(
-    session,
-    outputs: StackOutputs,
-    sequences: list[Sequence],
-    spec: RunSpec,
-    out_dir: Path,
-    *,
-    overwrite: bool = False,
-    show_progress: bool = False,
-    timeout_s: float = 3600,
-    stall_s: float = 300,
-    interval_s: float = 2.0,
-    scenario: int = 1,
-) -> RunOutcome:
-    from datetime import UTC, datetime
+    def __init__(
+        self,
+        clients,
+        stack_name: str,
+        output: Output,
+        patience: Patience | None = None,
+        *,
+        interval_s: float = 2.0,
+        invoker: Callable[[object, str], Invoke] = lambda_invoker,
+    ):
+        self.clients, self.stack_name, self.output = clients, stack_name, output
+        self.patience = patience or Patience(timeout_s=3600, stall_s=300)
+        self.interval_s = interval_s
+        self.invoker = invoker
+        self.outputs: StackOutputs | None = None
+        self._since: datetime | None = None
 
-    from jobgraph.runs.aws_usage import stack_settings, stack_usage
+    @classmethod
+    def with_session(cls, stack_name: str, output: Output, patience: Patience | None = None, *, region=None):
+        """The stack in ``region`` (default: your AWS configuration), through your own AWS configuration."""
+        import boto3
 
-    run = GraphRun(session, outputs, lambda_invoker(session.client("lambda"), outputs.start_run_function))
-    started = datetime.now(UTC)
-    outcome = execute(
-        run,
-        sequences,
-        spec,
-        out_dir,
-        mode="AWS",
-        progress=dynamodb_progress(run, spec.run_id, total_jobs(sequences)),
-        overwrite=overwrite,
-        show_progress=show_progress,
-        timeout_s=timeout_s,
-        stall_s=stall_s,
-        interval_s=interval_s,
-        settle_s=0.0,  # alarms on AWS evaluate on CloudWatch's own schedule
-        scenario=scenario,
-    )
-    outcome.usage = stack_usage(session, outputs.stack_name, started, datetime.now(UTC))
-    outcome.settings = {"scenarios": spec.scenarios, "seed": spec.seed, **stack_settings(session, outputs.stack_name)}
-    return outcome
+        return cls(boto3.session.Session(region_name=region), stack_name, output, patience)
 
+    def refuse(self, workload) -> None:
+        """Raise if this target cannot run ``workload`` as configured (an AWS stack runs what it was deployed for)."""
 
-def run_on_aws(
-    stack_name: str,
-    sequences: list[Sequence],
-    spec: RunSpec,
-    out_dir: Path,
-    *,
-    region: str | None = None,
-    **options,
-) -> RunOutcome:
-    import boto3
+    @contextmanager
+    def attach(self, run_id: str) -> Iterator[AwsTarget]:
+        """The stack's outputs read; the usage window opens."""
+        self.outputs = read_outputs(self.client("cloudformation"), self.stack_name)
+        self._since = datetime.now(UTC)
+        yield self
 
-    session = boto3.session.Session(region_name=region)
-    outputs = describe_stack(session.client("cloudformation"), stack_name)
-    return run_on_stack(session, outputs, sequences, spec, out_dir, **options)
+    def client(self, service: str, *, billed: bool = False):
+        """A client of the endpoint. ``billed``: calls the workload itself makes (the same client on AWS,
+        where every call is billed; the local target's request meter counts them apart)."""
+        return self.clients.client(service)
 
+    def start_run(self, function_name: str) -> Invoke:
+        return self.invoker(self.client("lambda"), function_name)
 
-def run_load_on_aws(stack_name: str, load, out_dir: Path, *, region: str | None = None, **options) -> RunOutcome:
-    """`jobgraph load --stack NAME`: the synthetic load on a deployed stack (progress from the job records)."""
-    import boto3
+    def progress(self, run) -> Callable[[], Progress]:
+        return run.progress
 
-    from jobgraph.runs.load import execute_load
+    def check(self) -> None:
+        """Called on every tick of a run; raises if the target can no longer run it."""
 
-    session = boto3.session.Session(region_name=region)
-    outputs = describe_stack(session.client("cloudformation"), stack_name)
+    def after_start(self, run_id: str) -> None:
+        """Called once the workload has started."""
 
-    def no_start_run(_payload: dict) -> dict:
-        raise RunFailed("a load run starts no graph")
+    def before_report(self) -> None:
+        """Called once the run has ended, before its figures are read."""
 
-    from datetime import UTC, datetime
+    def finish(self, outcome: RunOutcome, spec: RunSpec) -> None:
+        """The usage and settings of the run, as the endpoint reports them."""
+        from jobgraph.runs.aws_usage import stack_settings, stack_usage
 
-    from jobgraph.runs.aws_usage import stack_settings, stack_usage
+        outcome.usage = stack_usage(self.clients, self.stack_name, self._since, datetime.now(UTC))
+        machine = outcome.extra.get("state_machine")
+        if machine:
+            read = f"{machine['child_histories_read']} of {machine['child_executions']} child executions"
+            outcome.usage["stepfunctions"] = {
+                "transitions": machine["states_entered"],
+                "source": f"states entered in the execution's history and {read}",
+            }
+        settings = stack_settings(self.clients, self.stack_name)
+        outcome.settings = {"scenarios": spec.scenarios, "seed": spec.seed, **settings}
 
-    run = GraphRun(session, outputs, no_start_run)
-    started = datetime.now(UTC)
-    outcome = execute_load(
-        run,
-        load,
-        out_dir,
-        mode="AWS",
-        progress=dynamodb_progress(run, load.run.run_id, load.messages),
-        interval_s=2.0,
-        **options,
-    )
-    outcome.usage = stack_usage(session, stack_name, started, datetime.now(UTC))
-    outcome.settings = stack_settings(session, stack_name)
-    return outcome
+    def hold(self, what: str = "run done") -> None:
+        """Keep the target up after the run (an option of the local target): nothing to hold on AWS."""

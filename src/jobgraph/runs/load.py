@@ -3,9 +3,8 @@
 N independent SYNTHETIC jobs (``--work-duration-ms``, ``--data-size-kb``) are sent to the stack's incoming
 queue, 10 per SendMessageBatch call, by ``--concurrency`` concurrent senders, and followed until every
 job's record says COMPLETED. The Processor (scenario 1; the container worker in scenario 2) runs them with
-the same idempotent stage code as graph jobs; the Scheduler has nothing to schedule after them. Works on
-the embedded local cloud and on a deployed stack (``--stack``), and returns a RunOutcome like a graph run,
-so the run record, cost and comparison work the same.
+the same idempotent stage code as graph jobs; the Scheduler has nothing to schedule after them. Runs on any
+target, and gives a RunOutcome like a graph run, so the run record, cost and comparison work the same.
 """
 
 from __future__ import annotations
@@ -16,126 +15,95 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
-from jobgraph.adapters.local_disk import check_destination
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.graph import RunSpec, synthetic_jobs
-from jobgraph.runs.driver import GraphRun, Progress, RunFailed, RunOutcome
-from jobgraph.runs.progress import progress_bar
+from jobgraph.runs.graph import QueueStackRun
+from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 
 
 @dataclass(frozen=True)
-class LoadSpec:
-    run: RunSpec
+class SyntheticLoad:
+    """``messages`` SYNTHETIC jobs of ``work_duration_ms`` and ``data_size_kb`` each (scenario 1 or 2)."""
+
     messages: int
     work_duration_ms: int
     data_size_kb: int
     concurrency: int = 4  # concurrent senders
     groups: int = 100  # FIFO message groups the jobs are spread over
+    scenario: int = 1
+    queue_fed = True
+
+    def on(self, target, spec: RunSpec) -> LoadRun:
+        return LoadRun(self, target, spec)
 
 
-def send_load(run: GraphRun, load: LoadSpec, sender: FifoQueue | None = None) -> float:
-    """Send every job, 10 per call, from ``concurrency`` threads; returns the seconds it took.
+class LoadRun(QueueStackRun):
+    def __init__(self, load: SyntheticLoad, target, spec: RunSpec):
+        super().__init__(target, spec, load.messages)
+        self.load = load
+        self.send_seconds = 0.0
 
-    ``sender``: the incoming queue through a client whose calls count as the workload's (the local
-    cloud's meter); the run's own queue client is the harness's."""
-    queue = sender or run.queues["incoming"]
-    jobs = synthetic_jobs(load.run, load.messages, load.work_duration_ms, load.data_size_kb, load.groups)
-    share = math.ceil(len(jobs) / load.concurrency / 10) * 10  # whole batches per sender
-    slices = [jobs[i : i + share] for i in range(0, len(jobs), share)]
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=load.concurrency) as senders:
-        sent = sum(senders.map(queue.send_jobs, slices))
-    if sent != load.messages:
-        raise RunFailed(f"sent {sent} of {load.messages} messages")
-    return time.monotonic() - started
+    def start(self) -> None:
+        """Send every job, 10 per call, from ``concurrency`` threads.
 
+        The sends go through the target's billed client: they are part of what the load costs (on AWS
+        the sender pays for them too); the run's own queue readers are the harness's."""
+        load = self.load
+        queue = FifoQueue(self.outputs["IncomingQueueUrl"], client=self.target.client("sqs", billed=True))
+        jobs = synthetic_jobs(self.spec, load.messages, load.work_duration_ms, load.data_size_kb, load.groups)
+        share = math.ceil(len(jobs) / load.concurrency / 10) * 10  # whole batches per sender
+        slices = [jobs[i : i + share] for i in range(0, len(jobs), share)]
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=load.concurrency) as senders:
+            sent = sum(senders.map(queue.send_jobs, slices))
+        if sent != load.messages:
+            raise RunFailed(f"sent {sent} of {load.messages} messages")
+        self.send_seconds = time.monotonic() - started
 
-def follow(
-    run: GraphRun,
-    load: LoadSpec,
-    progress: Callable[[], Progress],
-    *,
-    timeout_s: float,
-    stall_s: float,
-    interval_s: float,
-    check: Callable[[], None],
-    show_progress: bool,
-) -> None:
-    """Until every job is recorded COMPLETED; RunFailed on timeout or on a stall with empty queues."""
-    started = last_change = time.monotonic()
-    last_done = -1
-    with progress_bar(load.messages, show_progress) as bar:
-        while True:
-            check()
-            current = progress()
-            bar.n = min(current.done, load.messages)
-            bar.refresh()
-            if current.done >= load.messages:
-                return
-            now = time.monotonic()
-            if current.done != last_done:
-                last_done, last_change = current.done, now
-            elif now - last_change > stall_s and run.in_flight() == 0:
-                raise RunFailed(
-                    f"load {load.run.run_id} stalled at {current.done}/{load.messages} jobs with empty queues; "
-                    f"dead-letter queues: {run.dlq_depths()}"
-                )
-            if now - started > timeout_s:
-                raise RunFailed(f"load {load.run.run_id}: {current.done}/{load.messages} jobs after {timeout_s:.0f} s")
-            time.sleep(interval_s)
+    def poll(self, progress: Callable[[], Progress]) -> tuple[dict | None, Progress]:
+        """Ended when every job is recorded COMPLETED (a load has no run record: {} stands for it)."""
+        current = progress()
+        return ({} if current.done >= self.load.messages else None), current
 
+    def stalled(self, current: Progress, stall_s: float) -> str | None:
+        if self.in_flight():
+            return None
+        return (
+            f"load {self.run_id} stalled at {current.done}/{self.load.messages} jobs with empty queues; "
+            f"dead-letter queues: {self.dlq_depths()}"
+        )
 
-def execute_load(
-    run: GraphRun,
-    load: LoadSpec,
-    out_dir: Path,
-    *,
-    mode: str,
-    progress: Callable[[], Progress],
-    overwrite: bool,
-    show_progress: bool,
-    timeout_s: float,
-    stall_s: float,
-    interval_s: float,
-    check: Callable[[], None] = lambda: None,
-    scenario: int = 1,
-    sender: FifoQueue | None = None,
-) -> RunOutcome:
-    check_destination(out_dir, load.run.run_id, overwrite)
-    started = time.monotonic()
-    send_s = send_load(run, load, sender)
-    follow(
-        run, load, progress, timeout_s=timeout_s, stall_s=stall_s, interval_s=interval_s, check=check,
-        show_progress=show_progress,
-    )  # fmt: skip
-    wall = time.monotonic() - started
-    run_dir = out_dir / load.run.run_id  # the load's record only: no results to export
-    if run_dir.exists() and overwrite:
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return RunOutcome(
-        run_id=load.run.run_id,
-        stack_name=run.outputs.stack_name,
-        mode=mode,
-        out_dir=run_dir,
-        sequences=0,
-        jobs=load.messages,
-        wall_seconds=wall,
-        merged={},
-        run_record={},
-        scenario=scenario,
-        **run.observations(load.run.run_id),
-        extra={
-            "load": {
-                "messages": load.messages,
-                "work_duration_ms": load.work_duration_ms,
-                "data_size_kb": load.data_size_kb,
-                "concurrency": load.concurrency,
-                "groups": load.groups,
-                "send_seconds": send_s,
-                "jobs_per_second": load.messages / wall if wall else None,
-            }
-        },
-    )
+    def timed_out(self, current: Progress, timeout_s: float) -> str:
+        return f"load {self.run_id}: {current.done}/{self.load.messages} jobs after {timeout_s:.0f} s"
+
+    def outcome(self, record: dict, wall_seconds: float) -> RunOutcome:
+        load, output = self.load, self.target.output
+        run_dir = output.folder / self.run_id  # the load's record only: no results to export
+        if run_dir.exists() and output.overwrite:
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return RunOutcome(
+            run_id=self.run_id,
+            stack_name=self.target.stack_name,
+            mode=self.target.mode,
+            out_dir=run_dir,
+            sequences=0,
+            jobs=load.messages,
+            wall_seconds=wall_seconds,
+            merged={},
+            run_record=record,
+            scenario=load.scenario,
+            **self.observations(),
+            extra={
+                "load": {
+                    "messages": load.messages,
+                    "work_duration_ms": load.work_duration_ms,
+                    "data_size_kb": load.data_size_kb,
+                    "concurrency": load.concurrency,
+                    "groups": load.groups,
+                    "send_seconds": self.send_seconds,
+                    "jobs_per_second": load.messages / wall_seconds if wall_seconds else None,
+                }
+            },
+        )

@@ -1,100 +1,200 @@
-"""`jobgraph run` on the embedded local cloud: server → deploy → runtime → run → report → clean up.
+"""The local target: `jobgraph run` on the embedded local cloud — the cloud brought up, the template deployed
+into it in-process (so a fresh clone needs no `sam build`), then the AWS target's path on it.
 
-The stack's functions run in the local Lambda runtime; its ECS services (scenario 2's polling workers), if
-any, as local worker processes of their task definitions (localcloud/ecs.py). The server, the pollers and every worker process are stopped on the way out, also after an error or
-Ctrl-C (workers ignore SIGINT; the parent stops them in order).
+This is the one module of runs/ that imports jobgraph.localcloud; its surface: LocalEndpoint and the isolation
+helpers, deploy, the Lambda runtime, local ECS, metrics and alarm evaluation, faults, and the hook that routes
+state machines' Lambda tasks to the runtime. The stack's functions run in the local Lambda runtime, its ECS
+services (scenario 2's polling workers) as local worker processes of their task definitions. Everything it
+started is stopped on the way out, also after an error or Ctrl-C (workers ignore SIGINT; the parent stops them
+in order).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobgraph.adapters.local_disk import check_destination
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.core.graph import RunSpec, total_jobs
-from jobgraph.core.models import Sequence
+from jobgraph.core.errors import JobGraphError
+from jobgraph.core.graph import RunSpec
+from jobgraph.localcloud import motopatches
 from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
 from jobgraph.localcloud.ecs import DEFAULT_TASKS, LocalEcs
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
 from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
-from jobgraph.runs.driver import GraphRun, Progress, RunFailed, RunOutcome, describe_stack, execute
-from jobgraph.runs.load import LoadSpec, execute_load
+from jobgraph.runs import local_runtime
+from jobgraph.runs.aws import AwsTarget
+from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
+from jobgraph.runs.serve import ApiServer, wait_until_interrupted
+from jobgraph.runs.target import Output, Patience
+from jobgraph.runs.workload import alarm_states
 
 METRICS_INTERVAL_S = 2.0
+API_FUNCTION = "ApiFunction"
+STATE_MACHINE = "AWS::StepFunctions::StateMachine"
 
 
 @dataclass
-class LocalRunOptions:
-    scenario: int = 1
+class LocalOptions:
+    """What to deploy into the local cloud and how to run it; ``api_port`` serves the status API (0: any port)."""
+
     template: Path = Path("template.yaml")
     stack_name: str = LOCAL_STACK_NAME
     parameters: dict[str, str] = field(default_factory=dict)
     faults: FaultPlan = field(default_factory=FaultPlan)
     max_workers: int | None = None
     ecs_workers: int = DEFAULT_TASKS  # local tasks (worker processes) per ECS service: scenario 2
-    timeout_s: float = 1800.0
-    stall_s: float = 60.0
-    log_dir: Path | None = None
+    log_dir: Path | None = None  # default: <out>/.logs/<run_id>
+    api_port: int | None = None
 
 
-def send_poison(endpoint: LocalEndpoint, queue_url: str, count: int, run_id: str) -> None:
-    sqs = endpoint.client("sqs")
-    for index, (group, body) in enumerate(poison_bodies(count, run_id)):
-        sqs.send_message(
-            QueueUrl=queue_url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=f"poison-{index}"
+class LocalTarget(AwsTarget):
+    """The embedded local cloud with ``options.template`` deployed: the AWS target on the local endpoint, with
+    StartRun, progress and usage read from the local runtime, faults injected, metrics and alarms evaluated."""
+
+    mode = "local"
+    links_to_console = False  # no AWS console behind the local cloud
+    child_executions = False  # moto's ASL engine runs Map iterations in-process: no child executions
+    settle_s = 30.0  # late duplicates and poison messages on their way to a DLQ, before the report
+
+    def __init__(self, options: LocalOptions, output: Output, patience: Patience | None = None):
+        super().__init__(None, options.stack_name, output, patience or Patience(), interval_s=0.5)
+        self.options = options
+        self.server: ApiServer | None = None
+
+    def refuse(self, workload) -> None:
+        if self.options.faults.poison and not workload.queue_fed:
+            raise RunFailed(f"--poison sends messages to an incoming queue: scenario {workload.scenario} has none")
+
+    @contextmanager
+    def attach(self, run_id: str) -> Iterator[LocalTarget]:
+        """Server up, stack deployed, runtime and ECS services started, the AWS target attached to it;
+        everything stopped on the way out (errors, Ctrl-C too)."""
+        isolate_from_real_aws()
+        allow_loopback_only()
+        self.log_dir = self.options.log_dir or self.output.folder / ".logs" / run_id
+        shutil.rmtree(self.log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
+        options = self.options
+        with LocalEndpoint() as endpoint:
+            self.clients = endpoint
+            self.stack = deploy(
+                endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters
+            )
+            self.runtime = LocalLambdaRuntime(endpoint, self.stack, self.log_dir, options.faults, options.max_workers)
+            # the stack's ECS services (scenario 2's polling workers); none in a Lambda-only stack
+            self.ecs = LocalEcs(endpoint, self.stack, self.log_dir, options.faults, options.ecs_workers)
+            self.machines = [self.stack.physical_ids[m] for m in self.stack.resources_of_type(STATE_MACHINE)]
+            try:
+                self.runtime.start()
+                self.ecs.start()
+                self._route_state_machine_tasks()
+                with super().attach(run_id):
+                    self._watch()
+                    self._serve()
+                    yield self
+            finally:
+                self._stop()
+
+    def _route_state_machine_tasks(self) -> None:
+        """The state machines' Lambda tasks to the runtime, faults spared on the last try their Retry allows."""
+        if not self.machines:
+            return
+        sfn = self.client("stepfunctions")
+        definitions = [json.loads(sfn.describe_state_machine(stateMachineArn=a)["definition"]) for a in self.machines]
+        clean_from_retry = min(local_runtime.retries_allowed(d) for d in definitions)
+        motopatches.set_lambda_invoker(local_runtime.TaskInvoker(self.runtime, self.options.faults, clean_from_retry))
+
+    def _watch(self) -> None:
+        """The metrics the stack's alarms need, and the mapping whose finished jobs count as progress: the
+        Processor's (where ECS workers consume the incoming queue instead: the Scheduler's)."""
+        stack, runtime, outputs = self.stack, self.runtime, self.outputs
+        self.processor = _mapping_on(runtime, outputs.get("IncomingQueueUrl")) or _mapping_on(
+            runtime, outputs.get("OutgoingQueueUrl")
         )
-
-
-class LocalSession:
-    """The local cloud brought up for one run: the stack deployed, its functions served, its metrics sampled.
-
-    ``check`` (called on every tick of a run) raises if the runtime or an ECS service died and samples queue
-    metrics and alarms every METRICS_INTERVAL_S; ``progress`` counts jobs the Processor finished (where
-    ECS workers consume the incoming queue instead: jobs whose completion the Scheduler took); ``finish`` adds
-    the local runtime's figures, settings, usage and request counts to an outcome.
-    """
-
-    def __init__(self, endpoint: LocalEndpoint, options: LocalRunOptions, log_dir: Path):
-        self.endpoint, self.options, self.log_dir = endpoint, options, log_dir
-        self.stack = deploy(endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters)
-        self.runtime = LocalLambdaRuntime(endpoint, self.stack, log_dir, options.faults, options.max_workers)
-        # the stack's ECS services (scenario 2's polling workers); none in a Lambda-only stack
-        self.ecs = LocalEcs(endpoint, self.stack, log_dir, options.faults, options.ecs_workers)
-
-    def start(self) -> GraphRun:
-        runtime, stack = self.runtime, self.stack
-        runtime.start()
-        self.ecs.start()
-        self.outputs = outputs = describe_stack(self.endpoint.client("cloudformation"), self.options.stack_name)
-        self.processor = _mapping_on(runtime, outputs.incoming_queue_url) or _mapping_on(
-            runtime, outputs.outgoing_queue_url
-        )
+        queues = [stack.physical_ids[q] for q in stack.resources_of_type("AWS::SQS::Queue")]
         self.metrics = LocalMetrics(
-            self.endpoint.client("cloudwatch"),
-            self.endpoint.client("sqs"),
-            [stack.physical_ids[q] for q in stack.resources_of_type("AWS::SQS::Queue")],
-            runtime.mappings,
-            runtime.stats,
+            self.client("cloudwatch"), self.client("sqs"), queues, runtime.mappings, runtime.stats
         )
+        self._reported: dict = {}
         self._last_sample = 0.0
-        return GraphRun(self.endpoint, outputs, self.invoke_start_run)
 
-    def invoke_start_run(self, payload: dict) -> dict:
-        start_run_id = self.stack.logical_id_of(self.outputs.start_run_function)
-        invocation = self.runtime.invoke(start_run_id, payload)
-        if not invocation.ok:
-            raise RunFailed(f"{start_run_id} failed: {invocation.error} (log: {self.log_dir / start_run_id}.log)")
-        return invocation.result
+    def _serve(self) -> None:
+        if self.options.api_port is None:
+            return
+        function = self.runtime.functions.get(API_FUNCTION)
+        if function is None:
+            raise JobGraphError(
+                f"stack {self.stack_name} has no {API_FUNCTION}: the status API is part of scenario 1's template"
+            )
+        self.server = ApiServer(function.environment, self.clients, port=self.options.api_port).start()
+        print(f"status API: {self.server.url} (docs: {self.server.url}/docs)", file=sys.stderr, flush=True)
+
+    def _stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self.machines:
+            self._stop_executions("the local cloud is shutting down")
+            motopatches.set_lambda_invoker(None)
+        self.ecs.stop()
+        self.runtime.stop()
+
+    def _stop_executions(self, cause: str) -> None:
+        """Stop every execution still running (moto's engine would go on calling the stopped runtime)."""
+        from botocore.exceptions import ClientError
+
+        sfn = self.client("stepfunctions")
+        for arn in self.machines:
+            try:
+                for execution in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+                    sfn.stop_execution(executionArn=execution["executionArn"], error="RunStopped", cause=cause)
+            except ClientError:
+                pass
+
+    def client(self, service: str, *, billed: bool = False):
+        return self.clients.client(service, billed=billed)
+
+    def start_run(self, function_name: str) -> Callable[[dict], dict]:
+        """StartRun in the local runtime (a direct invocation, as lambda.invoke would make)."""
+        logical_id = self.stack.logical_id_of(function_name)
+
+        def invoke(payload: dict) -> dict:
+            invocation = self.runtime.invoke(logical_id, payload)
+            if not invocation.ok:
+                raise RunFailed(f"{logical_id} failed: {invocation.error} (log: {self.log_dir / logical_id}.log)")
+            return invocation.result
+
+        return invoke
+
+    def progress(self, run) -> Callable[[], Progress]:
+        """Jobs the progress mapping finished, from the runtime's own counters (cheaper than the job records,
+        and they tell retries); a stack without one (a state machine) is followed the AWS target's way."""
+        if self.processor is None:
+            return super().progress(run)
+        stats, done_by = self.runtime.stats, self.processor.function.logical_id
+        dlq_urls = (self.outputs["IncomingDlqUrl"], self.outputs["OutgoingDlqUrl"])
+
+        def progress() -> Progress:
+            with stats.lock:
+                done = len(stats.done_jobs[done_by])
+                in_flight = sum(stats.in_flight.values())
+                retries = sum(stats.redeliveries.values())
+            # the DLQ depths of the last metrics sample (check() refreshes them every METRICS_INTERVAL_S)
+            dlq = sum(sum(self.metrics.depths.get(url, (0, 0))) for url in dlq_urls)
+            return Progress(done=done, total=run.jobs, in_flight=in_flight, retries=retries, dlq=dlq)
+
+        return progress
 
     def check(self) -> None:
+        """Raises if the runtime or an ECS service died; samples metrics and alarms every METRICS_INTERVAL_S."""
         failure = self.runtime.failure()
         if failure is not None:
             raise RunFailed(f"local runtime stopped: {failure}")
@@ -105,37 +205,61 @@ class LocalSession:
             self.sample_alarms()
 
     def sample_alarms(self) -> None:
+        """The metrics CloudWatch would have now, then every alarm of the stack evaluated on them."""
         self.metrics.sample()
-        evaluate_alarms(self.endpoint.client("cloudwatch"), f"{self.stack.name}-")
+        cloudwatch = self.client("cloudwatch")
+        if self.machines:
+            sfn = self.client("stepfunctions")
+            local_runtime.publish_state_machine_metrics(cloudwatch, sfn, self.machines, self.runtime, self._reported)
+        evaluate_alarms(cloudwatch, f"{self.stack_name}-")
 
-    def progress(self, total: int) -> Callable[[], Progress]:
-        stats, processor = self.runtime.stats, self.processor
-        dlq_urls = (self.outputs.incoming_dlq_url, self.outputs.outgoing_dlq_url)
+    def after_start(self, run_id: str) -> None:
+        """The injected poison: malformed messages on the incoming queue, beside the run's own."""
+        sqs = self.client("sqs")
+        for index, (group, body) in enumerate(poison_bodies(self.options.faults.poison, run_id)):
+            sqs.send_message(
+                QueueUrl=self.outputs["IncomingQueueUrl"], MessageBody=body, MessageGroupId=group,
+                MessageDeduplicationId=f"poison-{index}",
+            )  # fmt: skip
 
-        def progress() -> Progress:
-            with stats.lock:
-                done = len(stats.done_jobs[processor.function.logical_id])
-                in_flight = sum(stats.in_flight.values())
-                retries = sum(stats.redeliveries.values())
-            # the DLQ depths of the last metrics sample (check() refreshes them every METRICS_INTERVAL_S)
-            dlq = sum(sum(self.metrics.depths.get(url, (0, 0))) for url in dlq_urls)
-            return Progress(done=done, total=total, in_flight=in_flight, retries=retries, dlq=dlq)
+    def before_report(self) -> None:
+        self.sample_alarms()
 
-        return progress
+    def finish(self, outcome: RunOutcome, spec: RunSpec) -> None:
+        """The local runtime's figures, settings, usage and request counts; then the downstream triggers."""
+        self.ecs.stop()  # SIGTERM, as ECS stops tasks: their last "batch processed" lines are in the logs
+        runtime = self.runtime
+        outcome.extra.update(local_runtime.runtime_figures(runtime, self.log_dir, state_machines=bool(self.machines)))
+        if self.ecs.services:
+            outcome.extra["services"] = self.ecs.figures()
+        outcome.settings = local_runtime.local_settings(runtime, self.options, spec)
+        outcome.api_requests = self.clients.meter.snapshot()
+        outcome.usage = local_runtime.local_usage(runtime, outcome.api_requests)
+        if self.ecs.services:
+            outcome.usage["fargate"] = self.ecs.usage()
+        if "state_machine" in outcome.extra:
+            outcome.usage["stepfunctions"] = local_runtime.local_transitions(outcome.extra["state_machine"], runtime)
+        triggered = self.triggers(outcome)
+        if triggered is not None:
+            outcome.extra["downstream_triggers"] = triggered
+            # the triggers ran after the report's alarm sample: the trigger DLQ alarm must see them
+            self.sample_alarms()
+            outcome.alarms = alarm_states(self.client("cloudwatch"), self.stack_name)
 
-    def triggers(self, run_id: str, timeout_s: float = 30.0) -> dict | None:
-        """What the downstream triggers did for this run, once its end was announced and the trigger queue
-        is empty (fired, or retried into the trigger DLQ); None when no trigger is configured."""
+    def triggers(self, outcome: RunOutcome, timeout_s: float = 30.0) -> dict | None:
+        """What the downstream triggers did for a run with a run record, once its end was announced and the
+        trigger queue is empty (fired, or retried into the trigger DLQ); None when no trigger is configured."""
         from jobgraph.adapters.dynamodb import JobsTable
         from jobgraph.core.triggers import config_from_json
 
         queue_url = self.stack.physical_ids.get("TriggerQueue")
         dlq_url = self.stack.physical_ids.get("TriggerDlq")
         config = config_from_json(self.options.parameters.get("TriggerConfig", "{}"))
-        if queue_url is None or not config.triggers:
+        if queue_url is None or not config.triggers or not outcome.run_record:
             return None
-        table = JobsTable(self.outputs.table, client=self.endpoint.client("dynamodb"))
-        queue = FifoQueue(queue_url, client=self.endpoint.client("sqs"))
+        run_id = outcome.run_id
+        table = JobsTable(self.outputs["JobsTableName"], client=self.client("dynamodb"))
+        queue = FifoQueue(queue_url, client=self.client("sqs"))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.check()
@@ -145,8 +269,8 @@ class LocalSession:
             time.sleep(0.25)
         fired = {r["trigger"]: r for r in table.triggers_of_run(run_id)}
         run = table.get_run(run_id)
-        matching = config.for_run({**run, "outcome": run["status"], "scenario": self.options.scenario})
-        dlq_depth = sum(FifoQueue(dlq_url, client=self.endpoint.client("sqs")).depth()) if dlq_url else 0
+        matching = config.for_run({**run, "outcome": run["status"], "scenario": outcome.scenario})
+        dlq_depth = sum(FifoQueue(dlq_url, client=self.client("sqs")).depth()) if dlq_url else 0
         return {
             "triggers": [
                 {
@@ -160,180 +284,24 @@ class LocalSession:
             "dlq": dlq_depth,
         }
 
-    def finish(self, outcome: RunOutcome, spec: RunSpec) -> RunOutcome:
-        self.ecs.stop()  # SIGTERM, as ECS stops tasks: their last "batch processed" lines are in the logs
-        outcome.extra = {**outcome.extra, **local_figures(self.runtime, self.log_dir)}
-        if self.ecs.services:
-            outcome.extra["services"] = self.ecs.figures()
-        outcome.settings = local_settings(self.runtime, self.options, spec)
-        outcome.api_requests = self.endpoint.meter.snapshot()
-        outcome.usage = local_usage(self.runtime, outcome.api_requests)
-        if self.ecs.services:
-            outcome.usage["fargate"] = self.ecs.usage()
-        return outcome
-
-
-@contextmanager
-def local_session(options: LocalRunOptions, out_dir: Path, run_id: str, overwrite: bool):
-    """Server up, stack deployed, runtime started; everything stopped on the way out (errors, Ctrl-C too)."""
-    isolate_from_real_aws()
-    allow_loopback_only()
-    check_destination(out_dir, run_id, overwrite)  # before the cloud is deployed
-    log_dir = options.log_dir or out_dir / ".logs" / run_id
-    shutil.rmtree(log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
-    with LocalEndpoint() as endpoint:
-        session = LocalSession(endpoint, options, log_dir)
+    def hold(self, what: str = "run done") -> None:
+        """With the status API served: keep the local cloud up until Ctrl-C (or until its runtime dies)."""
+        if self.server is None:
+            return
+        print(f"{what}; the local cloud stays up: status API at {self.server.url} — Ctrl-C to stop", flush=True)
         try:
-            yield session, session.start()
-        finally:
-            session.ecs.stop()
-            session.runtime.stop()
+            wait_until_interrupted(self.check)
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
+
+    def serve_until_interrupted(self) -> None:
+        """`jobgraph serve`: the stack deployed and the status API served on it, no run, until Ctrl-C."""
+        with self.attach("serve"):
+            self.hold(f"stack {self.stack_name} deployed")
 
 
-def _mapping_on(runtime: LocalLambdaRuntime, queue_url: str):
+def _mapping_on(runtime: LocalLambdaRuntime, queue_url: str | None):
+    if not queue_url:
+        return None
     name = queue_url.rsplit("/", 1)[1]
     return next((m for m in runtime.mappings if m.queue_url.rsplit("/", 1)[1] == name), None)
-
-
-def run_local(
-    sequences: list[Sequence],
-    spec: RunSpec,
-    out_dir: Path,
-    options: LocalRunOptions,
-    *,
-    overwrite: bool = False,
-    show_progress: bool = False,
-    serve_port: int | None = None,
-    after: Callable[[RunOutcome], None] | None = None,
-) -> RunOutcome:
-    """``serve_port`` (0 = any free port): the status API runs beside the run and, once ``after`` (the
-    report) is done, keeps the local cloud up until Ctrl-C (`jobgraph run --serve`)."""
-    with local_session(options, out_dir, spec.run_id, overwrite) as (session, run):
-        server = None
-        if serve_port is not None:
-            from jobgraph.runs.serve import ApiServer
-
-            server = ApiServer(session, port=serve_port).start()
-            print(f"status API: {server.url} (docs: {server.url}/docs)", file=sys.stderr, flush=True)
-        try:
-            outcome = execute(
-                run,
-                sequences,
-                spec,
-                out_dir,
-                mode="local",
-                progress=session.progress(total_jobs(sequences)),
-                overwrite=overwrite,
-                show_progress=show_progress,
-                timeout_s=options.timeout_s,
-                stall_s=options.stall_s,
-                interval_s=0.5,
-                check=session.check,
-                after_start=lambda: send_poison(
-                    session.endpoint, session.outputs.incoming_queue_url, options.faults.poison, spec.run_id
-                ),
-                before_report=session.sample_alarms,
-                scenario=options.scenario,
-            )
-            outcome = session.finish(outcome, spec)
-            triggered = session.triggers(spec.run_id)
-            if triggered is not None:
-                outcome.extra["downstream_triggers"] = triggered
-                # the triggers ran after the report's alarm sample: the trigger DLQ alarm must see them
-                session.sample_alarms()
-                outcome.alarms = run.alarm_states()
-            if after is not None:
-                after(outcome)
-            if server is not None:
-                from jobgraph.runs.serve import wait_until_interrupted
-
-                print(f"run done; the local cloud stays up: status API at {server.url} — Ctrl-C to stop", flush=True)
-                try:
-                    wait_until_interrupted(session)
-                except KeyboardInterrupt:
-                    print("stopped", file=sys.stderr)
-            return outcome
-        finally:
-            if server is not None:
-                server.stop()
-
-
-def run_local_load(
-    load: LoadSpec, out_dir: Path, options: LocalRunOptions, *, overwrite: bool = False, show_progress: bool = False
-) -> RunOutcome:
-    """`jobgraph load` on the embedded local cloud."""
-    with local_session(options, out_dir, load.run.run_id, overwrite) as (session, run):
-        outcome = execute_load(
-            run,
-            load,
-            out_dir,
-            mode="local",
-            progress=session.progress(load.messages),
-            overwrite=overwrite,
-            show_progress=show_progress,
-            timeout_s=options.timeout_s,
-            stall_s=options.stall_s,
-            interval_s=0.5,
-            check=session.check,
-            scenario=options.scenario,
-            # the load's sends are part of what it costs (on AWS the sender pays for them too)
-            sender=FifoQueue(session.outputs.incoming_queue_url, client=session.endpoint.client("sqs", billed=True)),
-        )
-        session.sample_alarms()
-        return session.finish(outcome, load.run)
-
-
-def local_figures(runtime: LocalLambdaRuntime, log_dir: Path) -> dict:
-    stats = runtime.stats
-    with stats.lock:
-        return {
-            "functions": {
-                mapping.function.logical_id: {
-                    "workers": mapping.concurrency,
-                    "batch_size": mapping.batch_size,
-                    "invocations": stats.invocations[mapping.function.logical_id],
-                    "cold_starts": stats.cold_starts[mapping.function.logical_id],
-                    "errors": stats.errors[mapping.function.logical_id],
-                    "worker_deaths": stats.deaths[mapping.function.logical_id],
-                    "received": stats.received[mapping.function.logical_id],
-                    "redeliveries": stats.redeliveries[mapping.function.logical_id],
-                    "duplicates": stats.duplicates[mapping.function.logical_id],
-                    "last_error": stats.last_error.get(mapping.function.logical_id),
-                    "queue_wait_ms": list(stats.queue_wait_ms[mapping.function.logical_id]),
-                    "invocation_ms": list(stats.invocation_ms[mapping.function.logical_id]),
-                }
-                for mapping in runtime.mappings
-            },
-            "faults": dict(stats.faults),
-            "log_dir": str(log_dir),
-        }
-
-
-def local_settings(runtime: LocalLambdaRuntime, options: LocalRunOptions, spec: RunSpec) -> dict:
-    """The settings a comparison tells runs apart by: per function memory/architecture, per mapping batch
-    size and workers, the template parameters given, and the run's own scenarios/seed."""
-    return {
-        "scenarios": spec.scenarios,
-        "seed": spec.seed,
-        "template": str(options.template),
-        "parameters": dict(options.parameters),
-        "functions": {
-            logical_id: {"memory_mb": f.memory_mb, "architecture": f.architecture, "timeout_s": f.timeout_s}
-            for logical_id, f in runtime.functions.items()
-        },
-        "mappings": {
-            m.function.logical_id: {"batch_size": m.batch_size, "workers": m.concurrency} for m in runtime.mappings
-        },
-        "ecs_workers": options.ecs_workers,
-    }
-
-
-def local_usage(runtime: LocalLambdaRuntime, api_requests: dict) -> dict:
-    """Billing counters from the local runtime (Lambda) and the request meter (SQS, DynamoDB, S3)."""
-    units = api_requests["units"]
-    return {
-        "lambda": runtime.lambda_usage(),
-        "sqs": {"requests_64kb": units.get("sqs_requests_64kb", 0)},
-        "dynamodb": {"wru": units.get("dynamodb_wru", 0), "rru": units.get("dynamodb_rru", 0)},
-        "s3": {"put": units.get("s3_put", 0), "get": units.get("s3_get", 0)},
-    }

@@ -16,6 +16,7 @@ class Scenario:
     name: str
     template: Path  # relative to the project folder
     summary: str
+    state_machine: bool = False  # the graph is walked by a Step Functions state machine, not by queues
 
     @property
     def local_stack_name(self) -> str:
@@ -24,11 +25,21 @@ class Scenario:
     def stack_name(self, env: str) -> str:
         return f"scenario-{self.number}-{env}"
 
+    def graph(self, sequences):
+        """The job graph of ``sequences`` as this scenario's workload (runs/workload.py)."""
+        if self.state_machine:
+            from jobgraph.runs.statemachine import StateMachineGraph
+
+            return StateMachineGraph(sequences, self.number)
+        from jobgraph.runs.graph import QueueGraph
+
+        return QueueGraph(sequences, self.number)
+
 
 SCENARIOS = {
     1: Scenario(1, "SQS FIFO + Lambda", Path("template.yaml"), "Processor Lambda on the incoming queue"),
     2: Scenario(2, "SQS FIFO + ECS Fargate", Path("templates/scenario-2.yaml"), "polling container workers"),
-    3: Scenario(3, "Step Functions", Path("templates/scenario-3.yaml"), "a state machine walks the graph"),
+    3: Scenario(3, "Step Functions", Path("templates/scenario-3.yaml"), "a state machine walks the graph", True),
 }
 
 

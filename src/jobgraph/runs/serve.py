@@ -1,9 +1,9 @@
-"""`jobgraph serve` / `jobgraph run --serve`: the status API (the same FastAPI app the ApiFunction serves on
-AWS) under uvicorn on loopback, against the local cloud's deployed stack.
+"""The status API (the same FastAPI app the ApiFunction serves on AWS) under uvicorn on loopback: the local
+target's ``api_port`` option (`jobgraph serve`, `jobgraph run --serve`).
 
 The app gets the ApiFunction's deployed environment (table, bucket, queue URLs as CloudFormation resolved
-them) as its settings and clients bound to the local endpoint, so presigned result URLs point at the local
-S3 and runs it starts are picked up by the local runtime's pollers. No IAM auth locally (loopback only).
+them) as its settings and clients of the target's endpoint, so presigned result URLs point at that endpoint's
+S3 and runs it starts are picked up by the stack deployed there. No IAM auth locally (loopback only).
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from jobgraph.core.errors import JobGraphError
-from jobgraph.runs.local import LocalSession
-
-API_FUNCTION = "ApiFunction"
 
 
 def _free_port(host: str) -> int:
@@ -24,7 +22,8 @@ def _free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
-def local_api_deps(session: LocalSession):
+def api_deps(environment: dict[str, str], clients):
+    """The API's dependencies from the ApiFunction's environment, with clients of ``clients`` (``client(name)``)."""
     from jobgraph.adapters.dynamodb import JobsTable
     from jobgraph.adapters.s3 import S3BlobStore
     from jobgraph.adapters.sqs import FifoQueue
@@ -33,19 +32,12 @@ def local_api_deps(session: LocalSession):
     from jobgraph.services.start_run import StartRunDeps
     from jobgraph.services.status import ApiDeps
 
-    function = session.runtime.functions.get(API_FUNCTION)
-    if function is None:
-        raise JobGraphError(
-            f"stack {session.stack.name} has no {API_FUNCTION}: the status API is part of scenario 1's template"
-        )
-    settings = ApiSettings(**{k: v for k, v in function.environment.items() if k.isupper()})
-    endpoint = session.endpoint
-    s3 = endpoint.client("s3")
-    blobs = S3BlobStore(settings.bucket_name, settings.results_prefix, client=s3)
+    settings = ApiSettings(**{k: v for k, v in environment.items() if k.isupper()})
+    blobs = S3BlobStore(settings.bucket_name, settings.results_prefix, client=clients.client("s3"))
     run = StartRunDeps(
         results=ResultStore(blobs),
-        table=JobsTable(settings.table_name, settings.record_ttl_days, client=endpoint.client("dynamodb")),
-        incoming=FifoQueue(settings.incoming_queue_url, client=endpoint.client("sqs")),
+        table=JobsTable(settings.table_name, settings.record_ttl_days, client=clients.client("dynamodb")),
+        incoming=FifoQueue(settings.incoming_queue_url, client=clients.client("sqs")),
         settings=settings,
     )
     return ApiDeps(run=run, blobs=blobs, settings=settings)
@@ -54,13 +46,13 @@ def local_api_deps(session: LocalSession):
 class ApiServer:
     """uvicorn in a background thread (no signal handlers there: the main thread keeps Ctrl-C)."""
 
-    def __init__(self, session: LocalSession, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, environment: dict[str, str], clients, host: str = "127.0.0.1", port: int = 0):
         import uvicorn
 
         from jobgraph.api.app import create_app
         from jobgraph.api.limits import LOCAL_HOSTS
 
-        deps = local_api_deps(session)
+        deps = api_deps(environment, clients)
         self.host, self.port = host, port or _free_port(host)
         config = uvicorn.Config(
             create_app(lambda: deps, trusted_hosts=LOCAL_HOSTS),
@@ -90,8 +82,8 @@ class ApiServer:
         self._thread.join(timeout=5)
 
 
-def wait_until_interrupted(session: LocalSession, check_every_s: float = 1.0) -> None:
-    """Keep the local cloud up until Ctrl-C / SIGTERM (KeyboardInterrupt) or until its runtime dies."""
+def wait_until_interrupted(check: Callable[[], None], check_every_s: float = 1.0) -> None:
+    """Until Ctrl-C / SIGTERM (KeyboardInterrupt), or until ``check`` raises (the cloud under the API died)."""
     while True:
-        session.check()
+        check()
         time.sleep(check_every_s)
