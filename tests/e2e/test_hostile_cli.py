@@ -153,7 +153,7 @@ def cases() -> list[tuple[str, list[str], str]]:
             ["run", "--template", "/etc/passwd", "--generate", "1", "--out", "out"],
             "not a SAM template",
         ),
-        ("template-a-folder", ["run", "--template", "empty", "--generate", "1", "--out", "out"], "no such template"),
+        ("template-a-folder", ["run", "--template", "empty", "--generate", "1", "--out", "out"], "empty: not a file"),
         (
             "parameter-not-a-number",
             ["run", "--template", TEMPLATE, "--parameter", "ProcessorBatchSize=abc", "--generate", "1", "--out", "out"],

@@ -65,8 +65,9 @@ class LocalDiskBlobStore:
 
 # Every run folder jobgraph writes carries this file (hidden: the blob store's listings skip it).
 RUN_MARKER = ".jobgraph-run.json"
+RUN_RECORD = "run.json"  # the run's record: its figures (bench/record.py), or why it failed (runs/execute.py)
 # What jobgraph writes at the top of a run folder (GUIDE §5, the run record); anything else is someone's own.
-RUN_ENTRIES = frozenset({"delays", "percentiles", "synthetic", "merged_percentiles.json", "run.json", RUN_MARKER})
+RUN_ENTRIES = frozenset({"delays", "percentiles", "synthetic", "merged_percentiles.json", RUN_RECORD, RUN_MARKER})
 _STAGING = re.compile(r"\.(?P<run_id>.+)\.partial-(?P<pid>[0-9]+)")
 
 
@@ -128,6 +129,17 @@ def mark_run_dir(folder: Path, run_id: str) -> None:
     """Mark ``folder`` as a run folder jobgraph wrote (what --overwrite may replace)."""
     marker = {"written_by": "jobgraph", "run_id": run_id}
     (Path(folder) / RUN_MARKER).write_text(json.dumps(marker) + "\n")
+
+
+def fresh_run_dir(out_dir: Path, run_id: str, overwrite: bool) -> Path:
+    """An empty, marked ``out_dir/run_id`` for a run whose folder holds its record only (a load's run.json);
+    an existing folder is replaced only under :func:`check_destination`'s rules."""
+    destination = check_destination(out_dir, run_id, overwrite)
+    if destination.exists():
+        shutil.rmtree(destination)
+    destination.mkdir()
+    mark_run_dir(destination, run_id)
+    return destination
 
 
 def _exchange(a: Path, b: Path) -> bool:

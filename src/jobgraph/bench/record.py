@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from jobgraph.adapters.local_disk import RUN_RECORD
 from jobgraph.bench.cost import run_cost
 from jobgraph.core.bounds import quote, read_json
 from jobgraph.core.errors import JobGraphError
+from jobgraph.runs.outcome import FAILED_RUN_SCHEMA
 
 SCHEMA = "jobgraph.run/1"
-RECORD_NAME = "run.json"
+RECORD_NAME = RUN_RECORD
 STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE", "SYNTHETIC")
 # the jobs that do the work, for the cost headline: route jobs of a graph, or a load's synthetic jobs
 WORK_STAGES = ("FIRST", "INTERMEDIATE", "LAST", "SYNTHETIC")
@@ -118,7 +120,9 @@ def read(run_dir: Path) -> dict:
         raise RunRecordError(f"{path}: no run record (is {run_dir} a folder written by `jobgraph run`?)") from None
     except (OSError, ValueError) as exc:
         raise RunRecordError(f"{path}: not a readable JSON run record ({exc})") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        found = record.get("schema") if isinstance(record, dict) else None
+    found = record.get("schema") if isinstance(record, dict) else None
+    if found == FAILED_RUN_SCHEMA:
+        raise RunRecordError(f"{path}: run {record.get('run_id')} FAILED, nothing to report: {record.get('reason')}")
+    if found != SCHEMA:
         raise RunRecordError(f"{path}: schema {quote(found)}, expected {SCHEMA!r}")
     return record

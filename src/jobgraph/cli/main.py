@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from jobgraph.cli import options
+from jobgraph.cli import options as opts
 from jobgraph.cli.errors import OneLineParser
 from jobgraph.cli.errors import report as report_error
 from jobgraph.core.errors import InvalidSequenceError, JobGraphError
@@ -30,9 +30,9 @@ def _run_id(value: str) -> str:
 
 
 # numeric option types: ASCII whole numbers within bounds (cli/options.py)
-_scenarios = options.bounded_int(1, MAX_SCENARIOS)
-_non_negative = options.bounded_int(0)
-_positive = options.bounded_int(1)
+_scenarios = opts.bounded_int(1, MAX_SCENARIOS)
+_non_negative = opts.bounded_int(0)
+_positive = opts.bounded_int(1)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -40,22 +40,22 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequences", type=Path, default=Path("sequences"), help="folder of sequence JSON files")
     parser.add_argument(
         "--generate",
-        type=options.generated_count,
+        type=opts.generated_count,
         metavar="N",
         help="generate N sequences with --seed instead of reading --sequences",
     )
     parser.add_argument("--run-id", type=_run_id, default="example", help="name of the run (results folder)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/ is written")
     parser.add_argument("--scenarios", type=_scenarios, default=1000, help="Monte-Carlo scenarios per sequence")
-    parser.add_argument("--seed", type=options.seed, default=42, help="run seed (same seed, same numbers)")
+    parser.add_argument("--seed", type=opts.seed, default=42, help="run seed (same seed, same numbers)")
     parser.add_argument(
-        "--test-run-id", type=options.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
+        "--test-run-id", type=opts.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-_rate = options.rate
+_rate = opts.rate
 
 
 def _key_value(value: str) -> tuple[str, str]:
@@ -71,10 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="write generated aircraft daily sequences")
-    generate.add_argument("--count", type=options.generated_count, required=True)
-    generate.add_argument("--seed", type=options.seed, required=True)
+    generate.add_argument("--count", type=opts.generated_count, required=True)
+    generate.add_argument("--seed", type=opts.seed, required=True)
     generate.add_argument("--out", type=Path, required=True)
-    generate.add_argument("--start-id", type=options.sequence_id, default=0, help="first sequence_id (to combine sets)")
+    generate.add_argument("--start-id", type=opts.sequence_id, default=0, help="first sequence_id (to combine sets)")
     generate.add_argument("--airports", help="comma-separated IATA codes to use instead of the default pool")
 
     validate = commands.add_parser("validate", help="check sequence files without running anything")
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--stack",
-        type=options.stack_name,
+        type=opts.stack_name,
         metavar="NAME",
         help="run on this deployed AWS stack instead of the local cloud",
     )
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     local = run.add_argument_group("local cloud")
     local.add_argument("--template", type=Path, help="SAM template to deploy locally (default: the scenario's)")
     local.add_argument(
-        "--stack-name", type=options.stack_name, help="name of the local stack (default: scenario-<n>-local)"
+        "--stack-name", type=opts.stack_name, help="name of the local stack (default: scenario-<n>-local)"
     )
     local.add_argument(
         "--parameter",
@@ -115,79 +115,65 @@ def build_parser() -> argparse.ArgumentParser:
         type=_key_value,
         help="template parameter override, repeatable (e.g. ProcessorBatchSize=5)",
     )
-    local.add_argument("--max-workers", type=options.workers, help="cap on worker processes per event source mapping")
-    local.add_argument(
-        "--ecs-workers", type=options.workers, help="worker tasks per ECS service (scenario 2; default 2)"
-    )
+    local.add_argument("--max-workers", type=opts.workers, help="cap on worker processes per event source mapping")
+    local.add_argument("--ecs-workers", type=opts.workers, help="worker tasks per ECS service (scenario 2; default 2)")
     local.add_argument("--fail-rate", type=_rate, default=0.0, help="P(an invocation raises before/after its effects)")
     local.add_argument("--duplicate-rate", type=_rate, default=0.0, help="P(a message is delivered twice)")
     local.add_argument("--kill-rate", type=_rate, default=0.0, help="P(a worker process dies mid-batch)")
-    local.add_argument(
-        "--poison", type=options.poison, default=0, help="send N malformed messages to the incoming queue"
-    )
-    local.add_argument("--fault-seed", type=options.seed, default=0, help="seed of the fault injector")
+    local.add_argument("--poison", type=opts.poison, default=0, help="send N malformed messages to the incoming queue")
+    local.add_argument("--fault-seed", type=opts.seed, default=0, help="seed of the fault injector")
     local.add_argument(
         "--serve",
         action="store_true",
         help="serve the status API during the run and keep the local cloud up after it until Ctrl-C",
     )
-    local.add_argument("--api-port", type=options.port, default=0, help="port of --serve's API (default: a free one)")
+    local.add_argument("--api-port", type=opts.port, default=0, help="port of --serve's API (default: a free one)")
     local.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
     add_price_options(run)
-    run.add_argument("--timeout", type=options.seconds, default=1800, help="seconds to wait for the run to complete")
-    run.add_argument(
-        "--stall-timeout", type=options.seconds, default=60, help="seconds without progress and empty queues"
-    )
+    run.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for the run to complete")
+    run.add_argument("--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues")
     cost = commands.add_parser("cost", help="the cost of recorded runs (OUT/<run_id>/run.json), line by line")
     cost.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folder(s) written by `jobgraph run`")
     add_price_options(cost)
     load = commands.add_parser(
         "load", help="synthetic load (seed 000's perf runner): N independent jobs through the Processor"
     )
-    load.add_argument("--messages", type=options.load_messages, required=True, help="jobs to send")
+    load.add_argument("--messages", type=opts.load_messages, required=True, help="jobs to send")
     load.add_argument("--work-duration-ms", type=_non_negative, default=100, help="work per job (ms)")
     load.add_argument("--data-size-kb", type=_non_negative, default=10, help="output written per job (KiB)")
-    load.add_argument(
-        "--concurrency", type=options.workers, default=4, help="concurrent senders (10 messages per call)"
-    )
+    load.add_argument("--concurrency", type=opts.workers, default=4, help="concurrent senders (10 messages per call)")
     load.add_argument("--groups", type=_positive, default=100, help="FIFO message groups the jobs are spread over")
     load.add_argument("--run-id", type=_run_id, default="load", help="name of the load run (record folder)")
     load.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/run.json is written")
     load.add_argument(
-        "--test-run-id", type=options.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
+        "--test-run-id", type=opts.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
     )
     load.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
     load.add_argument("--no-progress", action="store_true", help="no progress bar")
     load.add_argument("--scenario", type=int, choices=[1, 2], default=1, help="1 = Lambda, 2 = ECS workers")
-    load.add_argument(
-        "--stack", type=options.stack_name, metavar="NAME", help="send the load to this deployed AWS stack"
-    )
+    load.add_argument("--stack", type=opts.stack_name, metavar="NAME", help="send the load to this deployed AWS stack")
     load.add_argument("--region", help="AWS region of --stack")
     load.add_argument(
         "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
         help="local template parameter override, repeatable (e.g. ProcessorMemorySize=1024)",
     )  # fmt: skip
+    load.add_argument("--max-workers", type=opts.workers, help="cap on local worker processes per event source mapping")
+    load.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for every job")
     load.add_argument(
-        "--max-workers", type=options.workers, help="cap on local worker processes per event source mapping"
-    )
-    load.add_argument("--timeout", type=options.seconds, default=1800, help="seconds to wait for every job")
-    load.add_argument(
-        "--stall-timeout", type=options.seconds, default=60, help="seconds without progress and empty queues"
+        "--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues"
     )
     add_price_options(load)
     serve = commands.add_parser(
         "serve", help="the status API (uvicorn, loopback) against a freshly deployed local cloud, until Ctrl-C"
     )
-    serve.add_argument("--port", type=options.port, default=8000, help="port on 127.0.0.1 (0: a free one)")
+    serve.add_argument("--port", type=opts.port, default=8000, help="port on 127.0.0.1 (0: a free one)")
     serve.add_argument("--template", type=Path, default=Path("template.yaml"), help="SAM template to deploy locally")
-    serve.add_argument(
-        "--stack-name", type=options.stack_name, default="scenario-1-local", help="name of the local stack"
-    )
+    serve.add_argument("--stack-name", type=opts.stack_name, default="scenario-1-local", help="name of the local stack")
     serve.add_argument(
         "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
         help="template parameter override, repeatable",
     )  # fmt: skip
-    serve.add_argument("--max-workers", type=options.workers, help="cap on worker processes per event source mapping")
+    serve.add_argument("--max-workers", type=opts.workers, help="cap on worker processes per event source mapping")
     serve.add_argument("--out", type=Path, default=Path("results"), help="function logs go to <out>/.logs/serve")
     serve.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
     triggers = commands.add_parser(
@@ -206,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--architecture", default="x86_64", help="x86_64 and/or arm64, comma-separated")
     sweep.add_argument(
         "--stack",
-        type=options.stack_name,
+        type=opts.stack_name,
         metavar="NAME",
         help="on AWS: redeploy this stack (make deploy) for each setting",
     )

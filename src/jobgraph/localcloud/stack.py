@@ -78,16 +78,12 @@ def _artifact_locations(transformed: dict) -> list[tuple[str, str]]:
 
 
 def _parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str]:
-    declared = template.get("Parameters", {})
-    values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
-    values.update(overrides)
-    from jobgraph.sam.template import check_parameters
+    from jobgraph.sam.template import parameter_values
 
-    # what CloudFormation on AWS would refuse, refused here too, before anything is created
-    problems = check_parameters(template, values)
-    if problems:
-        raise DeployError("; ".join(problems))
-    return values
+    try:  # what CloudFormation on AWS would refuse, refused here too, before anything is created
+        return parameter_values(template, overrides)
+    except ValueError as exc:
+        raise DeployError(str(exc)) from None
 
 
 def _wait_for_stack(cloudformation, name: str) -> dict:

@@ -79,6 +79,9 @@ class QueueStackRun(StackRun):
             contents[name] = found
         return contents
 
+    def failure(self, reason: str, limit: int = 100) -> dict:
+        return {**super().failure(reason, limit), "dlq": self.dlq_depths(), "dlq_contents": self.dlq_contents()}
+
     def observations(self) -> dict:
         """The RunOutcome fields read after the run: job timings, DLQs, alarms."""
         stage_ms, attempts = self.job_timings()
@@ -145,11 +148,7 @@ class QueueGraphRun(QueueStackRun):
 
     def diagnose(self, record: dict) -> str:
         """Where a stuck run stands: sequences not yet counted, jobs whose last report is not COMPLETED."""
-        unfinished = [
-            f"{r['sk'].removeprefix('JOB#')} {r.get('status')}: {r.get('error_message', '')[:200]}"
-            for r in self.table.jobs_of_run(self.run_id)
-            if r.get("status") != "COMPLETED"
-        ]
+        unfinished = [f"{j['job_id']} {j['status']}: {j['error'][:200]}" for j in self.unfinished_jobs()]
         merge = record.get("merge_claimed_by", "not claimed")
         return (
             f"{record.get('sequences_remaining')} sequence(s) not aggregated, MERGE {merge}; "

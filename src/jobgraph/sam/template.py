@@ -45,6 +45,9 @@ API (keep stable, other modules rely on it):
     Min/MaxLength, Number, unknown names, missing values), one line each; empty when valid. Local deploys
     call it before anything is created, so a local run refuses what a deploy to AWS would.
 
+``parameter_values(template, overrides) -> dict``
+    Overrides over the defaults, checked (``check_parameters``); ValueError with one line otherwise.
+
 ``load_sam_template(path) -> dict``
     ``load_template`` for a user's ``--template``: a file, at most 1 MB, UTF-8, YAML/JSON, a mapping with the
     SAM Transform and Resources (``check_sam_template``); ValueError with one line naming the file otherwise.
@@ -176,6 +179,18 @@ def _is_number(text: str) -> bool:
     import re
 
     return bool(re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text.strip()))
+
+
+def parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str]:
+    """Every parameter's value as CloudFormation would take it: ``overrides`` over the template's defaults;
+    ValueError, one line, naming every problem :func:`check_parameters` finds."""
+    declared = template.get("Parameters") or {}
+    values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
+    values.update(overrides)
+    problems = check_parameters(template, values)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return values
 
 
 def check_parameters(template: dict, values: dict[str, str]) -> list[str]:
