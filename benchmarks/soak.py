@@ -21,6 +21,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -132,9 +133,76 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def soak(messages: int, scenario: int, work_ms: int, data_kb: int, poison: int, seed: int) -> dict:
+def soak(messages: int, scenario: int, work_ms: int, data_kb: int, poison: int, seed: int, rates: float) -> dict:
     """Run the soak; returns the figures and the checks (see the module docstring)."""
-    raise NotImplementedError("the soak driver is written against the one run path (runs.execute)")
+    from jobgraph.core.graph import RunSpec
+    from jobgraph.core.results import synthetic_key
+    from jobgraph.runs.execute import execute
+    from jobgraph.runs.load import SyntheticLoad
+    from jobgraph.runs.local import FaultPlan, LocalOptions, LocalTarget
+    from jobgraph.runs.scenarios import scenario as scenario_of
+    from jobgraph.runs.target import Output, Patience
+
+    chosen = scenario_of(scenario)
+    faults = FaultPlan(fail_rate=rates, duplicate_rate=rates, kill_rate=rates / 2, poison=poison, seed=seed)
+    spec = RunSpec("soak", "soak", 1, 0)
+    stored: dict = {}
+
+    def count_outputs(target) -> None:
+        # while the local cloud is still up: every job's output object, and its job record
+        from jobgraph.adapters.dynamodb import JobsTable
+        from jobgraph.adapters.s3 import S3BlobStore
+
+        results = S3BlobStore(target.outputs["ResultsBucketName"], client=target.client("s3"))
+        keys = set(results.list(f"{spec.run_id}/synthetic/"))
+        expected = {synthetic_key(spec.run_id, f"{spec.run_id}-syn-{n:07d}") for n in range(messages)}
+        table = JobsTable(target.outputs["JobsTableName"], client=target.client("dynamodb"))
+        records = table.jobs_of_run(spec.run_id)
+        stored.update(
+            outputs=len(keys),
+            missing_outputs=len(expected - keys),
+            completed_records=sum(1 for r in records if r.get("status") == "COMPLETED"),
+            records=len(records),
+        )
+
+    with tempfile.TemporaryDirectory(prefix="jobgraph-soak-") as tmp:
+        options = LocalOptions(template=ROOT / chosen.template, stack_name=chosen.local_stack_name, faults=faults)
+        target = LocalTarget(options, Output(Path(tmp)), Patience(timeout_s=4 * 3600, stall_s=600))
+        load = SyntheticLoad(messages, work_ms, data_kb, scenario=scenario)
+        sampler = MemorySampler().start()
+        load_before, started = load_average(), time.monotonic()
+        outcome = execute(load, target, spec, then=lambda _outcome: count_outputs(target))
+        wall = time.monotonic() - started
+        sampler.stop()
+        load_after = load_average()
+    processes = sampler.long_lived()
+    dlq_total = sum(outcome.dlq.values())
+    dlq_items = [item for items in outcome.dlq_contents.values() for item in items]
+    functions = outcome.extra.get("functions", {})
+    figures = {
+        "messages": messages,
+        "scenario": scenario,
+        "work_duration_ms": work_ms,
+        "data_size_kb": data_kb,
+        "faults": {"fail_rate": rates, "duplicate_rate": rates, "kill_rate": rates / 2, "poison": poison},
+        "wall_seconds": round(wall, 1),
+        "run_seconds": round(outcome.wall_seconds, 1),
+        "jobs_per_second": round(messages / outcome.wall_seconds, 2),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "stored": stored,
+        "dlq": outcome.dlq,
+        "worker_deaths": {name: f.get("worker_deaths") for name, f in functions.items()},
+        "injected_faults": outcome.extra.get("faults", {}),
+        "services": {name: {"restarts": s.get("restarts")} for name, s in outcome.extra.get("services", {}).items()},
+        "processes": processes,
+    }
+    figures["checks"] = {
+        "nothing lost": stored.get("completed_records") == messages and stored.get("missing_outputs") == 0,
+        "DLQ only poison": dlq_total == poison and all(item.startswith("malformed") for item in dlq_items),
+        "memory flat ±20 %": bool(processes) and all(abs(p["change"]) <= FLAT for p in processes.values()),
+    }
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,10 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-size-kb", type=int, default=1)
     parser.add_argument("--poison", type=int, default=20)
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--rates", type=float, default=0.05, help="fail/duplicate rate (kill rate: half of it)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    figures = soak(args.messages, args.scenario, args.work_duration_ms, args.data_size_kb, args.poison, args.seed)
+    figures = soak(
+        args.messages, args.scenario, args.work_duration_ms, args.data_size_kb, args.poison, args.seed, args.rates
+    )
     print(json.dumps(figures, indent=2))
+    for check, passed in figures["checks"].items():
+        print(f"{'PASS' if passed else 'FAIL'}  {check}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0 if all(figures["checks"].values()) else 1

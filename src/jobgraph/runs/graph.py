@@ -54,6 +54,15 @@ class QueueStackRun(StackRun):
         """Messages waiting or being processed on the two work queues."""
         return sum(sum(queue.depth()) for queue in self.queues.values())
 
+    def settle(self, timeout_s: float, check: Callable[[], None], interval_s: float = 0.5) -> None:
+        """Until both work queues are empty (late duplicates, poison messages on their way to a DLQ)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            check()
+            if self.in_flight() == 0:
+                return
+            time.sleep(interval_s)
+
     def dlq_depths(self) -> dict[str, int]:
         return {name: sum(queue.depth()) for name, queue in self.dlqs.items()}
 
@@ -154,15 +163,6 @@ class QueueGraphRun(QueueStackRun):
             f"{record.get('sequences_remaining')} sequence(s) not aggregated, MERGE {merge}; "
             f"jobs not completed: {unfinished[:10] or 'none recorded'}"
         )
-
-    def settle(self, timeout_s: float, check: Callable[[], None], interval_s: float = 0.5) -> None:
-        """Until both work queues are empty (late duplicates, poison messages on their way to a DLQ)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            check()
-            if self.in_flight() == 0:
-                return
-            time.sleep(interval_s)
 
     def outcome(self, record: dict, wall_seconds: float) -> RunOutcome:
         return RunOutcome(
