@@ -55,7 +55,7 @@ BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -pa
 	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
 
 .PHONY: venv run solve run-aws test lint bench bench-local bench-build sam-cli build validate scan check-env deploy \
-	destroy clean build-sfn validate-sfn deploy-sfn destroy-sfn
+	destroy clean build-sfn validate-sfn deploy-sfn destroy-sfn bootstrap
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON_CHECK)
@@ -173,6 +173,11 @@ deploy: check-env $(BUILD_STAMP)
 		'Architecture=$(LAYER_ARCH)' $(PARAMS) \
 		--tags 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' \
 		'Project=$(PROJECT_PREFIX)'
+
+## make bootstrap: activate PerfTestRun (+ Purpose, Environment, Project) as cost allocation tags (AWS credentials
+## of the paying account; idempotent). Costs count from activation on; `jobgraph cost RUN_DIR --billed` reads them.
+bootstrap: $(STAMP)
+	$(BIN)/jobgraph cost --activate-tags
 
 ## make destroy ENV=dev: empty the results bucket, then delete the stack (needs AWS credentials)
 destroy: check-env $(STAMP) $(SAM_STAMP)

@@ -145,8 +145,8 @@ def cases() -> list[tuple[str, list[str], str]]:
         ("cost-of-a-folder", ["cost", "empty"], "no run record"),
         ("compare-nothing", ["compare", "empty", "empty", "--out", "out/c"], "no run record"),
         ("openapi-into-proc", ["openapi", "--out", "/proc/x/y"], "No such file or directory"),
-        ("triggers-a-folder", ["triggers", "empty"], "Is a directory"),
-        ("triggers-missing", ["triggers", "nowhere.yaml"], "No such file"),
+        ("triggers-a-folder", ["triggers", "validate", "empty"], "Is a directory"),
+        ("triggers-missing", ["triggers", "validate", "nowhere.yaml"], "No such file"),
         # the local cloud's template and parameters, refused before anything is deployed
         (
             "template-passwd",
@@ -207,7 +207,7 @@ def cases() -> list[tuple[str, list[str], str]]:
     ]
     found += [(f"sequence-{name}", ["validate", "--sequences", f"seqs-{name}"], said)
               for name, (_text, said) in SEQUENCE_FILES.items()]  # fmt: skip
-    found += [(f"triggers-{name}", ["triggers", f"triggers-{name}.yaml"], said)
+    found += [(f"triggers-{name}", ["triggers", "validate", f"triggers-{name}.yaml"], said)
               for name, (_text, said) in TRIGGER_FILES.items()]  # fmt: skip
     return found
 

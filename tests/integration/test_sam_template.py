@@ -315,7 +315,7 @@ def test_alarm_topic_is_encrypted_with_a_key_the_alarms_may_use(stack):
     source_arn = cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]
     # An alarm outside the condition could not notify anyone, and nothing would say so.
     alarms = stack.resources_of_type("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 8  # 6 of the job loop, the status API's errors, the trigger DLQ
+    assert len(alarms) == 9  # 6 of the job loop, the status API's errors, the trigger DLQ, triggers in doubt
     for alarm in alarms:
         properties = stack.properties(alarm)
         arn = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{properties['AlarmName']}"

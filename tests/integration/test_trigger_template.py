@@ -1,5 +1,6 @@
 """The TriggerFunction's role grants one action per configured target type, on exactly the configured
-resources (the Trigger*Arns parameters `jobgraph triggers` derives from the config), and nothing without them."""
+resources (the Trigger*Arns parameters `jobgraph triggers validate` derives from the config), and nothing without
+them; it reads its workflow config from exactly the S3 object and SSM parameter of its stack."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ CONFIGURED = [
     Permission("airflow:InvokeRestApi", f"arn:aws:airflow:{REGION}:{ACCOUNT}:role/analytics/User"),
     Permission("states:StartExecution", f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:after-run"),
     Permission("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:run-results.fifo"),
+    Permission("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:mwaa-triggers"),  # sqs_mwaa's default queue
     Permission("sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:oncall"),
+    # a stale claim's earlier Glue run is looked up before anything is started again
+    Permission("glue:GetJobRuns", f"arn:aws:glue:{REGION}:{ACCOUNT}:job/load-delay-percentiles"),
 ]
 OTHERS = [
     Permission("events:PutEvents", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"),
@@ -27,6 +31,19 @@ OTHERS = [
     Permission("sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:other"),
     Permission("dynamodb:PutItem", TABLE, ("RUN#r1",)),
     Permission("dynamodb:DeleteItem", TABLE, ("RUN#r1",)),
+    Permission("dynamodb:DeleteItem", TABLE, ("TRIGGER#r1",)),
+    Permission("s3:GetObject", "arn:aws:s3:::bucket/r1/delays/j.parquet"),
+    Permission("s3:PutObject", "arn:aws:s3:::bucket/config/triggers.json"),
+    Permission("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/other"),
+]
+# the config at run time (S3 first, then SSM), and a completed run's headline figures
+READS = [
+    Permission("s3:GetObject", "arn:aws:s3:::bucket/config/triggers.json"),
+    Permission("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/jobgraph/scenario-1-dev/trigger-config"),
+    Permission("s3:GetObject", "arn:aws:s3:::bucket/r1/merged_percentiles.json"),
+    Permission("dynamodb:GetItem", TABLE, ("TRIGGER#r1",)),
+    Permission("dynamodb:UpdateItem", TABLE, ("APPROVAL#r1",)),
+    Permission("events:PutEvents", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/runs"),  # Run Pending Approval
 ]
 
 
@@ -52,7 +69,18 @@ def test_without_triggers_the_function_can_reach_no_target():
     granted = statements({})
     for permission in CONFIGURED + OTHERS:
         assert not is_allowed(granted, permission), permission
-    assert is_allowed(granted, Permission("dynamodb:PutItem", TABLE, ("TRIGGER#r1",)))
+    for permission in [Permission("dynamodb:PutItem", TABLE, ("TRIGGER#r1",)), *READS]:
+        assert is_allowed(granted, permission), permission
+
+
+def test_a_config_bucket_and_parameter_of_your_own_are_the_only_ones_read():
+    granted = statements({"TriggerConfigBucket": "my-configs", "TriggerConfigKey": "jobgraph/workflows.json",
+                          "TriggerConfigParameterName": "/team/workflows"})  # fmt: skip
+    assert is_allowed(granted, Permission("s3:GetObject", "arn:aws:s3:::my-configs/jobgraph/workflows.json"))
+    assert is_allowed(
+        granted, Permission("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/team/workflows")
+    )
+    assert not is_allowed(granted, READS[0]) and not is_allowed(granted, READS[1])
 
 
 def test_the_example_config_grants_exactly_its_targets():

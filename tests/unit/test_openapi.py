@@ -21,6 +21,8 @@ def test_every_route_documents_its_client_errors():
         ("/runs/{run_id}", "get"),
         ("/runs/{run_id}/jobs", "get"),
         ("/runs/{run_id}/results", "get"),
+        ("/runs/{run_id}/approval", "get"),
+        ("/runs/{run_id}/approval", "post"),
         ("/tasks", "post"),
     }
     for path, item in document["paths"].items():

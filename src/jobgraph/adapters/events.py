@@ -1,4 +1,5 @@
-"""Run lifecycle events on the stack's EventBridge bus (source "jobgraph", detail-type "Run Completed"|"Run Failed")."""
+"""Run lifecycle events on the stack's EventBridge bus: source "jobgraph", detail-type "Run Completed",
+"Run Failed", "Run Pending Approval" or "Run Approved" (services.triggers, services.approvals)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from functools import cache
 from jobgraph.core.errors import StoreError
 
 SOURCE = "jobgraph"
-DETAIL_TYPES = {"COMPLETED": "Run Completed", "FAILED": "Run Failed"}
+DETAIL_TYPES = {
+    "COMPLETED": "Run Completed",
+    "FAILED": "Run Failed",
+    "APPROVED": "Run Approved",
+    # a run held for approval: for whoever must decide (the run-end rule does not queue it for the triggers)
+    "PENDING_APPROVAL": "Run Pending Approval",
+}
 
 
 @cache

@@ -1,106 +1,169 @@
-"""Downstream trigger targets: one AWS call per target type (boto3 clients created lazily, injectable).
+"""Downstream targets: one AWS call per trigger type (boto3 clients created lazily, injectable).
 
-Each ``fire`` returns a short receipt (event id, message id, execution ARN, job run id, DAG run id) that the
-trigger record keeps; AWS errors propagate as ClientError so the trigger's SQS message is retried.
+``fire`` sends what seed 003 says each target receives (core.triggers builds it) under the trigger's
+``token``, the same on every attempt, so targets that can drop a repeat do: a Step Functions execution
+name, a FIFO deduplication id, an Airflow dag_run_id. Glue takes no idempotency token: ``find`` looks for a
+run carrying the token in its ``--jobgraph_trigger_id`` argument instead. Each call returns a short receipt
+(execution ARN, job run id, event id, message id, DAG run id).
+
+Errors are sorted by what they say about the call: ``TargetRefusedError`` when the target answered that it
+did not take the request (a 4xx, a failed entry, an Airflow error), so a retry is safe; anything else
+(a timeout, a dropped connection, a 5xx) may or may not have been applied and propagates as it is. The
+clients make no retries of their own, so no request is silently sent twice.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from functools import cache
+from urllib.parse import urlparse
 
 from jobgraph.core.errors import StoreError
 from jobgraph.core.triggers import (
     EventBridgeTarget,
-    GlueTarget,
-    MwaaTarget,
+    GlueJobTarget,
+    MwaaDagTarget,
     SnsTarget,
+    SqsMwaaTarget,
     SqsTarget,
-    StepFunctionsTarget,
+    StepFunctionTarget,
+    WorkflowConfig,
+    dag_conf,
+    glue_arguments,
+    orchestration_input,
+    sqs_mwaa_message,
 )
+
+GLUE_LOOKUP_PAGES = 5  # GetJobRuns pages (up to 200 runs each) searched for a run of an earlier attempt
 
 
 @cache
-def default_client(service: str):
+def default_client(service: str, region: str | None = None):
     import boto3
+    from botocore.config import Config
 
-    return boto3.client(service)
+    # one attempt per call: a retry after an ambiguous failure is the claim's decision, not the SDK's
+    return boto3.client(service, region_name=region, config=Config(retries={"mode": "standard", "max_attempts": 1}))
 
 
-class TargetFailedError(StoreError):
-    """The target answered, but said it did not take the request (e.g. PutEvents FailedEntryCount)."""
+class TargetRefusedError(StoreError):
+    """The target answered that it did not take the request: firing again is safe."""
 
 
 class Targets:
-    """Fires one trigger on its target; ``client(service)`` gives the boto3 client (injected in tests)."""
+    """Fires one trigger on its target; ``client(service, region)`` gives the boto3 client (injected in tests)."""
 
-    def __init__(self, client: Callable[[str], object] = default_client):
+    def __init__(self, client: Callable[..., object] = default_client):
         self.client = client
 
-    def fire(self, target, payload, dedup_key: str) -> str:
-        handler = getattr(self, f"_{target.type}")
-        return handler(target, payload, dedup_key)
+    def fire(self, trigger, event: dict, token: str, config: WorkflowConfig) -> str:
+        from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
 
-    def _eventbridge(self, target: EventBridgeTarget, payload, _key: str) -> str:
-        response = self.client("events").put_events(
+        handler = getattr(self, f"_{trigger.type}")
+        try:
+            return handler(trigger, event, token, config)
+        except ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if status >= 500:
+                raise  # the service failed: the request may have been applied
+            error = exc.response.get("Error", {})
+            raise TargetRefusedError(f"{error.get('Code')}: {error.get('Message')}") from exc
+        except (ParamValidationError, EndpointConnectionError) as exc:
+            raise TargetRefusedError(str(exc)) from exc  # never sent
+
+    def find(self, trigger, token: str) -> str | None:
+        """The receipt of an earlier attempt with this token, where the target can be asked (Glue); else None."""
+        if not isinstance(trigger, GlueJobTarget):
+            return None
+        glue = self.client("glue", trigger.region)
+        kwargs: dict = {}
+        for _ in range(GLUE_LOOKUP_PAGES):
+            response = glue.get_job_runs(JobName=trigger.job_name, MaxResults=200, **kwargs)
+            for run in response.get("JobRuns", []):
+                if (run.get("Arguments") or {}).get("--jobgraph_trigger_id") == token:
+                    return run["Id"]
+            if not response.get("NextToken"):
+                return None
+            kwargs = {"NextToken": response["NextToken"]}
+        return None
+
+    def _glue_job(self, trigger: GlueJobTarget, event: dict, token: str, _config) -> str:
+        response = self.client("glue", trigger.region).start_job_run(
+            JobName=trigger.job_name, Arguments=glue_arguments(trigger, event, token)
+        )
+        return response["JobRunId"]
+
+    def _step_function(self, trigger: StepFunctionTarget, event: dict, token: str, _config) -> str:
+        from botocore.exceptions import ClientError
+
+        region = trigger.arn.split(":")[3]
+        try:
+            response = self.client("stepfunctions", region).start_execution(
+                stateMachineArn=trigger.arn, name=token, input=json.dumps(orchestration_input(event))
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                raise
+            # an earlier attempt started it (and it has finished, or its input differs): fired already
+            return trigger.arn.replace(":stateMachine:", ":execution:") + f":{token}"
+        return response["executionArn"]
+
+    def _eventbridge(self, trigger: EventBridgeTarget, event: dict, _token: str, _config) -> str:
+        client = self.client(
+            "events", trigger.event_bus.split(":")[3] if trigger.event_bus.startswith("arn:") else None
+        )
+        response = client.put_events(
             Entries=[
                 {
-                    "EventBusName": target.event_bus_arn,
-                    "Source": target.source,
-                    "DetailType": target.detail_type,
-                    "Detail": json.dumps(payload),
+                    "EventBusName": trigger.event_bus,
+                    "Source": trigger.source,
+                    "DetailType": trigger.detail_type,
+                    "Detail": json.dumps(orchestration_input(event)),
                 }
             ]
         )
         if response.get("FailedEntryCount"):
             entry = response["Entries"][0]
-            raise TargetFailedError(f"PutEvents: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+            raise TargetRefusedError(f"PutEvents: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
         return response["Entries"][0]["EventId"]
 
-    def _sqs(self, target: SqsTarget, payload, key: str) -> str:
-        extra = {}
-        if target.queue_url.endswith(".fifo"):
-            extra = {"MessageGroupId": target.message_group_id, "MessageDeduplicationId": _token(key, 128)}
-        response = self.client("sqs").send_message(QueueUrl=target.queue_url, MessageBody=json.dumps(payload), **extra)
+    def _mwaa_dag(self, trigger: MwaaDagTarget, event: dict, token: str, _config) -> str:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client("mwaa", trigger.region).invoke_rest_api(
+                Name=trigger.environment_name,
+                Path=f"/dags/{trigger.dag_id}/dagRuns",
+                Method="POST",
+                Body={"dag_run_id": token, "conf": dag_conf(trigger, event)},
+            )
+        except ClientError as exc:
+            # Airflow's 4xx comes back as RestApiClientException; 409: a DAG run of this id exists already
+            if exc.response.get("RestApiStatusCode") == 409:
+                return token
+            raise
+        return str((response.get("RestApiResponse") or {}).get("dag_run_id", token))
+
+    def _send(self, queue_url: str, body: dict, group: str | None, token: str) -> str:
+        extra = {"MessageGroupId": group, "MessageDeduplicationId": token} if queue_url.endswith(".fifo") else {}
+        host = urlparse(queue_url).hostname or ""
+        region = host.split(".")[1] if host.startswith("sqs.") else None
+        response = self.client("sqs", region).send_message(QueueUrl=queue_url, MessageBody=json.dumps(body), **extra)
         return response["MessageId"]
 
-    def _stepfunctions(self, target: StepFunctionsTarget, payload, key: str) -> str:
-        # the execution name is the trigger key: a repeat with the same input is a no-op for standard workflows
-        response = self.client("stepfunctions").start_execution(
-            stateMachineArn=target.state_machine_arn, name=_token(key, 80), input=json.dumps(payload)
+    def _sqs_mwaa(self, trigger: SqsMwaaTarget, event: dict, token: str, config: WorkflowConfig) -> str:
+        message = sqs_mwaa_message(trigger, event, token)
+        return self._send(config.queue_url_of(trigger), message, trigger.message_group_id or trigger.dag_id, token)
+
+    def _sqs(self, trigger: SqsTarget, event: dict, token: str, _config) -> str:
+        return self._send(trigger.queue_url, orchestration_input(event), trigger.message_group_id, token)
+
+    def _sns(self, trigger: SnsTarget, event: dict, token: str, _config) -> str:
+        extra: dict = {"Subject": trigger.subject} if trigger.subject else {}
+        if trigger.topic_arn.endswith(".fifo"):
+            extra |= {"MessageGroupId": trigger.message_group_id, "MessageDeduplicationId": token}
+        response = self.client("sns", trigger.topic_arn.split(":")[3]).publish(
+            TopicArn=trigger.topic_arn, Message=json.dumps(orchestration_input(event)), **extra
         )
-        return response["executionArn"]
-
-    def _glue(self, target: GlueTarget, payload, _key: str) -> str:
-        arguments = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (payload or {}).items()}
-        response = self.client("glue").start_job_run(JobName=target.job_name, Arguments=arguments)
-        return response["JobRunId"]
-
-    def _sns(self, target: SnsTarget, payload, key: str) -> str:
-        extra = {"Subject": target.subject} if target.subject else {}
-        if target.topic_arn.endswith(".fifo"):
-            extra |= {"MessageGroupId": target.message_group_id, "MessageDeduplicationId": _token(key, 128)}
-        response = self.client("sns").publish(TopicArn=target.topic_arn, Message=json.dumps(payload), **extra)
         return response["MessageId"]
-
-    def _mwaa(self, target: MwaaTarget, payload, key: str) -> str:
-        response = self.client("mwaa").invoke_rest_api(
-            Name=target.environment_name,
-            Path=f"/dags/{target.dag_id}/dagRuns",
-            Method="POST",
-            Body={
-                "dag_run_id": _token(key, 250),
-                "conf": payload if isinstance(payload, dict) else {"payload": payload},
-            },
-        )
-        status = int(response.get("RestApiStatusCode", 0))
-        if status >= 300:
-            raise TargetFailedError(f"MWAA {target.environment_name}: Airflow answered {status}")
-        return str(response.get("RestApiResponse", {}).get("dag_run_id", _token(key, 250)))
-
-
-def _token(key: str, limit: int) -> str:
-    """A name/dedup id from the trigger key: letters, digits, - and _ only (Step Functions, SQS, Airflow)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "-", key)[:limit]

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from jobgraph.adapters.dynamodb import RunExistsError, RunNotFoundError
+from jobgraph.api.approvals import add_approval_routes
 from jobgraph.api.limits import BodyLimits
 from jobgraph.api.schemas import (
     ClientKey,
@@ -206,6 +207,7 @@ def create_app(
         )
         return JSONResponse(status_code=202 if created else 200, content=TaskAccepted(**task).model_dump())
 
+    add_approval_routes(app, deps)
     return app
 
 

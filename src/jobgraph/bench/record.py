@@ -58,6 +58,9 @@ def build(outcome, table: dict) -> dict:
         "kind": "load" if "load" in outcome.extra else "graph",
         "load": outcome.extra.get("load"),
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        # the run's own label and time window: `jobgraph cost --billed` looks its tag up over these days
+        "test_run_id": outcome.run_record.get("test_run_id"),
+        "window": {key: outcome.run_record.get(key) for key in ("started_at", "completed_at")},
         "scenario": outcome.scenario,
         "scenario_name": scenario(outcome.scenario).name,
         "mode": outcome.mode,

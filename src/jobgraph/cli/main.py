@@ -8,7 +8,9 @@ import sys
 import threading
 from pathlib import Path
 
+from jobgraph.cli import billing as cli_billing
 from jobgraph.cli import options as opts
+from jobgraph.cli import triggers as cli_triggers
 from jobgraph.cli.errors import OneLineParser
 from jobgraph.cli.errors import report as report_error
 from jobgraph.core.errors import InvalidSequenceError, JobGraphError
@@ -133,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for the run to complete")
     run.add_argument("--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues")
     cost = commands.add_parser("cost", help="the cost of recorded runs (OUT/<run_id>/run.json), line by line")
-    cost.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folder(s) written by `jobgraph run`")
+    cost.add_argument("runs", nargs="*", type=Path, metavar="RUN_DIR", help="run folder(s) written by `jobgraph run`")
     add_price_options(cost)
+    cli_billing.add_options(cost)
     load = commands.add_parser(
         "load", help="synthetic load (seed 000's perf runner): N independent jobs through the Processor"
     )
@@ -176,12 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-workers", type=opts.workers, help="cap on worker processes per event source mapping")
     serve.add_argument("--out", type=Path, default=Path("results"), help="function logs go to <out>/.logs/serve")
     serve.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
-    triggers = commands.add_parser(
-        "triggers", help="validate a downstream trigger config and print the template parameters it needs"
-    )
-    triggers.add_argument("config", type=Path, metavar="CONFIG", help="YAML trigger config (docs/triggers.md)")
-    triggers.add_argument("--region", default="eu-west-1", help="region of the stack (ARNs of Glue jobs, MWAA)")
-    triggers.add_argument("--account", default="123456789012", help="account of the stack (ARNs of Glue jobs, MWAA)")
+    cli_triggers.add_parser(commands)
     openapi = commands.add_parser("openapi", help="print the status API's OpenAPI document (docs/openapi.json)")
     openapi.add_argument("--out", type=Path, help="write it to this file instead of stdout")
     sweep = commands.add_parser(
@@ -208,9 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_debug_option(commands) -> None:
-    """--debug after the command too (``jobgraph run ... --debug``); SUPPRESS keeps the top-level one's value."""
+    """--debug after the command too (``jobgraph run ... --debug``, ``jobgraph triggers push ... --debug``);
+    SUPPRESS keeps the top-level one's value."""
     for command in commands.choices.values():
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        for action in command._actions:  # nested commands (argparse keeps them as a subparsers action)
+            if isinstance(action, argparse._SubParsersAction):
+                add_debug_option(action)
 
 
 def add_price_options(parser: argparse.ArgumentParser) -> None:
@@ -351,10 +353,12 @@ def local_options(args, chosen):
     except ValueError as exc:
         raise JobGraphError(str(exc)) from None
     ecs_workers = getattr(args, "ecs_workers", None)
+    triggers = local_triggers(getattr(args, "triggers", None))
     return LocalOptions(
         template=getattr(args, "template", None) or chosen.template,
         stack_name=getattr(args, "stack_name", None) or chosen.local_stack_name,
-        parameters={**trigger_parameters(getattr(args, "triggers", None)), **dict(getattr(args, "parameter", []))},
+        parameters={**triggers["parameters"], **dict(getattr(args, "parameter", []))},
+        trigger_config=triggers["trigger_config"],
         faults=faults,
         max_workers=getattr(args, "max_workers", None),
         **({"ecs_workers": ecs_workers} if ecs_workers else {}),
@@ -373,37 +377,16 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def trigger_parameters(path: Path | None) -> dict[str, str]:
-    """Template parameters of a trigger config for the local cloud (moto's account, eu-west-1)."""
+def local_triggers(path: Path | None) -> dict:
+    """A workflow config for the local cloud: validated before anything is deployed, pushed to the local
+    stack's S3 once it is (LocalOptions.trigger_config), with the grants it needs as template parameters."""
     if path is None:
-        return {}
+        return {"parameters": {}, "trigger_config": None}
     from jobgraph.localcloud.server import LocalEndpoint
     from jobgraph.sam.triggers import LOCAL_ACCOUNT, load_trigger_config, template_parameters
 
-    return template_parameters(load_trigger_config(path), LocalEndpoint.region, LOCAL_ACCOUNT)
-
-
-def cmd_triggers(args) -> int:
-    import shlex
-
-    from jobgraph.sam.triggers import load_trigger_config, template_parameters
-
-    config = load_trigger_config(args.config)
-    for trigger in config.triggers:
-        where = (
-            f" where {trigger.filter.model_dump(exclude_none=True)}"
-            if trigger.filter.model_dump(exclude_none=True)
-            else ""
-        )
-        print(f"{trigger.name}: on {'/'.join(trigger.outcomes)}{where} -> {trigger.target.type}")
-    parameters = template_parameters(config, args.region, args.account)
-    line = " ".join(shlex.quote(f"{k}={v}") for k, v in parameters.items() if v)
-    print("template parameters (sam deploy --parameter-overrides ...):")
-    print(line)
-    # make expands $ in variables: the payloads' ${field} placeholders must reach sam as they are
-    print('the same for make deploy PARAMS="...":')
-    print(line.replace("$", "$$"))
-    return 0
+    config = load_trigger_config(path)
+    return {"parameters": template_parameters(config, LocalEndpoint.region, LOCAL_ACCOUNT), "trigger_config": config}
 
 
 def cmd_openapi(args) -> int:
@@ -422,6 +405,10 @@ def cmd_cost(args) -> int:
     from jobgraph.bench.cost import run_cost
     from jobgraph.cli.report import cost_lines
 
+    if args.activate_tags:
+        return cli_billing.activate(args)
+    if not args.runs:
+        raise JobGraphError("give one or more RUN_DIR (or --activate-tags)")
     status = 0
     for run_dir in args.runs:
         try:
@@ -439,6 +426,8 @@ def cmd_cost(args) -> int:
                 f" x ${item['unit_price_usd']:.10f} = ${item['usd']:.6f}"
             )
         print("\n".join(cost_lines(run)))
+        if args.billed:
+            print("\n".join(cli_billing.billed_lines(args, run)))
     return status
 
 
@@ -511,7 +500,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "serve": cmd_serve,
     "openapi": cmd_openapi,
-    "triggers": cmd_triggers,
+    "triggers": cli_triggers.cmd_triggers,
     "sweep": cmd_sweep,
 }
 
@@ -525,7 +514,7 @@ def _terminated(_signum, _frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(cli_triggers.legacy_argv(sys.argv[1:] if argv is None else list(argv)))
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:

@@ -38,3 +38,15 @@ class ObjectNotFoundError(StoreError):
 
 class ConfigurationError(JobGraphError):
     """Settings (environment variables, CLI options) are missing or invalid."""
+
+
+class ApprovalNotFoundError(JobGraphError):
+    """No approval was requested for this run (its workflow has no approval, or its gates passed)."""
+
+
+class ApprovalExpiredError(JobGraphError):
+    """The run's approval expired before anyone decided: its on_approval triggers will not fire."""
+
+
+class ApprovalConflictError(JobGraphError):
+    """The run's approval was decided before, the other way."""

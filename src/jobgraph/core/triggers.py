@@ -1,167 +1,136 @@
-"""Downstream triggers (seed 003): what to start when a run ends — the config's schema and its pure logic.
+"""Downstream orchestration (seed 003): the workflow config's schema and its pure logic.
 
-A config (YAML for people, JSON for the Lambda: docs/triggers.md) lists triggers. Each names the run
-outcomes it fires on, optional filters (scenario, TestRunId prefix), one target (EventBridge, SQS, Step
-Functions, Glue, SNS, MWAA) with that target's parameters, and a payload template whose ``${field}``
-placeholders are filled from the run (RUN_FIELDS). Validation is strict, so a typo fails at build time, not
-when a run ends.
+The config is seed 003's ``workflow_config.json`` (YAML for people, JSON in S3: docs/triggers.md):
+``workflows`` keyed by **job name**, each with ``on_success``, ``on_approval`` and (ours) ``on_failure``
+trigger lists. jobgraph's upstream "job" is a run; its job name is the run's test run id
+(``--test-run-id``), so ``nightly`` matches every run started with ``--test-run-id nightly``. A key may be
+a glob (``nightly-*``, ``*``): an exact key wins, else the first matching pattern in the document.
+
+Every trigger gets a **source event** (``source_event``): the run's end in the seed's job-event shape
+(``job_name``, ``job_run_id``, ``status``, ``artifacts``, ``metrics`` ...). Trigger types and what each
+receives follow the seed: Glue arguments with ``--triggered_by_job`` / ``--triggered_by_run_id`` /
+``--source_artifacts`` added, ``{triggered_by_job, triggered_by_run_id, source_event}`` for Step Functions
+and EventBridge, a DAG ``conf`` built from ``parameter_mapping`` (dot paths into the source event) for
+``mwaa_dag`` and ``sqs_mwaa``. Validation is strict: an unknown field or path fails at ``jobgraph
+triggers validate`` / ``push``, not when a run ends.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import json
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-# what a payload template may use: the run event's detail (services.run_events builds it)
-RUN_FIELDS = (
+# --- the source event: what a trigger knows about the run that ended -----------------------------------
+PERCENTILES = ("p50", "p75", "p90", "p95", "p99", "mean", "max")
+RUN_METRICS = ("sequences_total", "jobs_total", "scenarios", "seed", "duration_s")
+MERGED_METRICS = ("curfew_breach_probability", "final_arrival_delay_min", "total_departure_delay_min")
+TOP_LEVEL = (
+    "event_type",
+    "job_name",
+    "job_run_id",
+    "status",
     "run_id",
-    "outcome",
     "test_run_id",
     "scenario",
     "stack",
-    "sequences_total",
-    "jobs_total",
-    "scenarios",
-    "seed",
     "started_at",
     "completed_at",
+    "start_date",
+    "end_date",
     "duration_s",
-    "results_uri",
-    "merged_percentiles_uri",
     "error",
+    "artifacts",
+    "metrics",
+    "approval",
 )
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-Outcome = Literal["COMPLETED", "FAILED"]
-TriggerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+ARTIFACTS = ("output_path", "results_uri", "merged_percentiles_uri")
+APPROVAL_FIELDS = ("decision", "decided_by", "decided_at", "comment", "requested_at", "reasons")
+# numeric paths an approval gate may test
+GATE_PATHS = (
+    "duration_s",
+    *(f"metrics.{m}" for m in RUN_METRICS),
+    "metrics.curfew_breach_probability",
+    *(f"metrics.{m}.{p}" for m in MERGED_METRICS[1:] for p in PERCENTILES),
+)
+EVENT_PATHS = frozenset(
+    (
+        *TOP_LEVEL,
+        *(f"artifacts.{a}" for a in ARTIFACTS),
+        *(f"approval.{a}" for a in APPROVAL_FIELDS),
+        *GATE_PATHS,
+        *(f"metrics.{m}" for m in MERGED_METRICS),
+    )
+)
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+# what a run's end turns into, and which trigger list it fires
+STATUS = {"COMPLETED": "SUCCESS", "FAILED": "FAILED"}
+EVENT_TYPE = {"COMPLETED": "run_completed", "FAILED": "run_failed", "APPROVED": "run_approved"}
+Kind = Literal["success", "failure", "approval"]
+
+# the trigger function's own bus listens to source "jobgraph": a trigger publishing there must not loop
+RESERVED_SOURCES = ("jobgraph",)
+GLUE_AUTOMATIC = ("--triggered_by_job", "--triggered_by_run_id", "--source_artifacts", "--jobgraph_trigger_id")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def source_event(detail: dict, merged: dict | None = None) -> dict:
+    """The seed's job event for a run's end (``detail``: services.run_events.run_detail), with the merged
+    percentiles' headline figures as metrics when the run completed."""
+    outcome = str(detail["outcome"])
+    results_uri = detail.get("results_uri")
+    metrics: dict[str, Any] = {key: detail.get(key) for key in RUN_METRICS}
+    for key in MERGED_METRICS:
+        if merged and key in merged:
+            metrics[key] = merged[key]
+    event = {
+        "event_type": EVENT_TYPE.get(outcome, outcome),
+        "job_name": detail.get("test_run_id") or "default",
+        "job_run_id": detail["run_id"],
+        "status": STATUS.get(outcome, outcome),
+        "run_id": detail["run_id"],
+        "test_run_id": detail.get("test_run_id"),
+        "scenario": detail.get("scenario"),
+        "stack": detail.get("stack"),
+        "started_at": detail.get("started_at"),
+        "completed_at": detail.get("completed_at"),
+        "start_date": detail.get("started_at"),
+        "end_date": detail.get("completed_at"),
+        "duration_s": detail.get("duration_s"),
+        "error": detail.get("error"),
+        "artifacts": {
+            "output_path": results_uri,
+            "results_uri": results_uri,
+            "merged_percentiles_uri": detail.get("merged_percentiles_uri"),
+        },
+        "metrics": metrics,
+    }
+    return event
 
 
-class EventBridgeTarget(_Strict):
-    type: Literal["eventbridge"]
-    event_bus_arn: Annotated[
-        str, StringConstraints(pattern=r"^arn:aws[A-Za-z0-9_-]*:events:[A-Za-z0-9_-]+:\d{12}:event-bus/.+$")
-    ]
-    source: str = Field(default="jobgraph.downstream", min_length=1, max_length=256)
-    detail_type: str = Field(default="Run Finished", min_length=1, max_length=128)
+def approved_event(event: dict, approval: dict) -> dict:
+    """The source event of a run that waited for approval, once approved: what on_approval triggers get."""
+    return {
+        **event,
+        "event_type": EVENT_TYPE["APPROVED"],
+        "status": "APPROVED",
+        "approval": {key: approval.get(key) for key in APPROVAL_FIELDS},
+    }
 
 
-class SqsTarget(_Strict):
-    type: Literal["sqs"]
-    queue_url: Annotated[str, StringConstraints(pattern=r"^https?://[^/]+/\d{12}/[A-Za-z0-9_.-]+$")]
-    message_group_id: str | None = Field(default=None, description="required for a FIFO queue")
-
-    @model_validator(mode="after")
-    def _fifo_needs_group(self) -> SqsTarget:
-        if self.queue_url.endswith(".fifo") and not self.message_group_id:
-            raise ValueError("message_group_id: required for a FIFO queue")
-        return self
-
-    @property
-    def queue_arn(self) -> str:
-        url = urlparse(self.queue_url)
-        account, name = url.path.strip("/").split("/")
-        region = url.hostname.split(".")[1] if url.hostname and url.hostname.startswith("sqs.") else "*"
-        return f"arn:aws:sqs:{region}:{account}:{name}"
-
-
-class StepFunctionsTarget(_Strict):
-    type: Literal["stepfunctions"]
-    state_machine_arn: Annotated[
-        str, StringConstraints(pattern=r"^arn:aws[A-Za-z0-9_-]*:states:[A-Za-z0-9_-]+:\d{12}:stateMachine:.+$")
-    ]
-
-
-class GlueTarget(_Strict):
-    type: Literal["glue"]
-    job_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,255}$")]
-
-
-class SnsTarget(_Strict):
-    type: Literal["sns"]
-    topic_arn: Annotated[
-        str, StringConstraints(pattern=r"^arn:aws[A-Za-z0-9_-]*:sns:[A-Za-z0-9_-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?$")
-    ]
-    subject: str | None = Field(default=None, max_length=100)
-    message_group_id: str | None = None
-
-    @model_validator(mode="after")
-    def _fifo_needs_group(self) -> SnsTarget:
-        if self.topic_arn.endswith(".fifo") and not self.message_group_id:
-            raise ValueError("message_group_id: required for a FIFO topic")
-        return self
-
-
-class MwaaTarget(_Strict):
-    """Airflow's REST API through MWAA's InvokeRestApi (POST /dags/{dag_id}/dagRuns); no web token, no HTTP."""
-
-    type: Literal["mwaa"]
-    environment_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,79}$")]
-    dag_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,250}$")]
-    airflow_role: Literal["Admin", "Op", "User"] = "User"
-
-
-Target = Annotated[
-    EventBridgeTarget | SqsTarget | StepFunctionsTarget | GlueTarget | SnsTarget | MwaaTarget,
-    Field(discriminator="type"),
-]
-TARGET_TYPES = ("eventbridge", "sqs", "stepfunctions", "glue", "sns", "mwaa")
-
-
-class TriggerFilter(_Strict):
-    scenario: list[int] | None = Field(default=None, min_length=1, description="fire only for these scenarios")
-    test_run_id_prefix: str | None = Field(default=None, min_length=1, max_length=128)
-
-
-class Trigger(_Strict):
-    name: TriggerName
-    # not "on": YAML 1.1 reads an unquoted on as true
-    outcomes: list[Outcome] = Field(min_length=1, description="run outcomes this trigger fires on")
-    filter: TriggerFilter = TriggerFilter()
-    target: Target
-    # any JSON; strings may hold ${field} placeholders (a string that is one placeholder keeps the type)
-    payload: Any = Field(default_factory=lambda: {"run_id": "${run_id}", "outcome": "${outcome}"})
-
-    @model_validator(mode="after")
-    def _known_placeholders(self) -> Trigger:
-        unknown = sorted(set(placeholders(self.payload)) - set(RUN_FIELDS))
-        if unknown:
-            raise ValueError(f"payload: unknown placeholder(s) {unknown}; known: {', '.join(RUN_FIELDS)}")
-        if self.target.type == "glue" and not (
-            isinstance(self.payload, dict) and all(isinstance(k, str) and k.startswith("--") for k in self.payload)
-        ):
-            raise ValueError("payload: a glue target's payload is its job arguments: an object of '--name' keys")
-        return self
-
-    def matches(self, run: dict) -> bool:
-        if run.get("outcome") not in self.outcomes:
-            return False
-        if self.filter.scenario is not None and int(run.get("scenario") or 0) not in self.filter.scenario:
-            return False
-        prefix = self.filter.test_run_id_prefix
-        return prefix is None or str(run.get("test_run_id", "")).startswith(prefix)
-
-
-class TriggerConfig(_Strict):
-    version: Literal[1] = 1
-    triggers: list[Trigger] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> TriggerConfig:
-        names = [t.name for t in self.triggers]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"triggers: duplicate name(s) {duplicates}")
-        return self
-
-    def for_run(self, run: dict) -> list[Trigger]:
-        return [t for t in self.triggers if t.matches(run)]
+def lookup(event: dict, path: str) -> Any:
+    """``a.b.c`` in the source event; None where a step is missing."""
+    value: Any = event
+    for step in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(step)
+    return value
 
 
 def placeholders(value: Any) -> list[str]:
@@ -174,24 +143,391 @@ def placeholders(value: Any) -> list[str]:
     return []
 
 
-def render(template: Any, run: dict) -> Any:
-    """The payload with every ``${field}`` filled from the run; "${field}" alone keeps the field's type."""
+def render(template: Any, event: dict) -> Any:
+    """``template`` with every ``${path}`` filled from the event; "${path}" alone keeps the value's type."""
     if isinstance(template, str):
         whole = PLACEHOLDER.fullmatch(template)
         if whole:
-            return run.get(whole.group(1))
-        return PLACEHOLDER.sub(lambda m: "" if run.get(m.group(1)) is None else str(run.get(m.group(1))), template)
+            return lookup(event, whole.group(1))
+        return PLACEHOLDER.sub(lambda m: _text(lookup(event, m.group(1))), template)
     if isinstance(template, dict):
-        return {render(k, run): render(v, run) for k, v in template.items()}
+        return {render(k, event): render(v, event) for k, v in template.items()}
     if isinstance(template, list):
-        return [render(item, run) for item in template]
+        return [render(item, event) for item in template]
     return template
 
 
-def config_from_json(text: str) -> TriggerConfig:
-    return TriggerConfig.model_validate_json(text or "{}")
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
-def compact_json(config: TriggerConfig) -> str:
-    """The config as the TriggerFunction gets it (defaults left out: loading puts them back)."""
+def _check_paths(paths: list[str], where: str) -> None:
+    unknown = sorted(set(paths) - EVENT_PATHS)
+    if unknown:
+        raise ValueError(f"{where}: unknown source event field(s) {unknown}; known: {', '.join(sorted(EVENT_PATHS))}")
+
+
+# --- targets ----------------------------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Trigger(_Strict):
+    # optional: names the trigger in records and reports (default: its type and a hash of its definition)
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")] | None = None
+    description: str = Field(default="", max_length=1024)
+    # where the target cannot drop a repeat: a claim left by a crashed attempt is not fired again
+    # (at_most_once, reported IN_DOUBT) unless the trigger asks for at_least_once
+    delivery: Literal["at_most_once", "at_least_once"] = "at_most_once"
+
+    @property
+    def trigger_id(self) -> str:
+        if self.name:
+            return self.name
+        definition = json.dumps(self.model_dump(mode="json", exclude={"description"}), sort_keys=True)
+        return f"{self.type}-{hashlib.sha256(definition.encode()).hexdigest()[:10]}"  # type: ignore[attr-defined]
+
+    def dedup(self, window_s: float | None = None) -> str | None:
+        """How the target drops a repeat of the same token, or None (a repeat is a duplicate)."""
+        return None
+
+
+class GlueJobTarget(_Trigger):
+    type: Literal["glue_job"]
+    job_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,255}$")]
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("arguments")
+    @classmethod
+    def _argument_names(cls, value: dict) -> dict:
+        bad = [k for k in value if not re.fullmatch(r"--[A-Za-z0-9_.-]+", k)]
+        if bad:
+            raise ValueError(f"Glue job arguments are named --name: {bad}")
+        automatic = sorted(set(value) & set(GLUE_AUTOMATIC))
+        if automatic:
+            raise ValueError(f"{automatic} are added automatically; leave them out")
+        _check_paths(placeholders(value), "arguments")
+        return value
+
+    def dedup(self, window_s: float | None = None) -> str | None:
+        # StartJobRun takes no idempotency token; the run is found again by its --jobgraph_trigger_id argument
+        return "lookup"
+
+
+class StepFunctionTarget(_Trigger):
+    type: Literal["step_function"]
+    arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[A-Za-z0-9_-]*:states:[a-z0-9-]+:\d{12}:stateMachine:.+$")]
+
+    def dedup(self, window_s: float | None = None) -> str | None:
+        return "execution name"  # a Standard workflow refuses a second execution of the same name
+
+
+class EventBridgeTarget(_Trigger):
+    type: Literal["eventbridge"]
+    event_bus: str = Field(default="default", min_length=1, max_length=1600, description="name or ARN")
+    detail_type: str = Field(default="JobComplete", min_length=1, max_length=128)
+    source: str = Field(default="jobgraph.orchestrator", min_length=1, max_length=256)
+
+    @field_validator("source")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_SOURCES or value.startswith("aws."):
+            raise ValueError(f"source {value!r} is reserved (jobgraph's own run events, or AWS's)")
+        return value
+
+    def bus_arn(self, region: str, account: str) -> str:
+        if self.event_bus.startswith("arn:"):
+            return self.event_bus
+        return f"arn:aws:events:{region}:{account}:event-bus/{self.event_bus}"
+
+
+class _Dag(_Trigger):
+    dag_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,250}$")]
+    conf: dict[str, Any] = Field(default_factory=dict)
+    parameter_mapping: dict[str, str] = Field(default_factory=dict, description="DAG parameter -> event path")
+
+    @model_validator(mode="after")
+    def _known_paths(self) -> _Dag:
+        _check_paths(list(self.parameter_mapping.values()), "parameter_mapping")
+        _check_paths(placeholders(self.conf), "conf")
+        return self
+
+
+class MwaaDagTarget(_Dag):
+    """Airflow's REST API through MWAA's InvokeRestApi (POST /dags/{dag_id}/dagRuns); no web token, no HTTP."""
+
+    type: Literal["mwaa_dag"]
+    environment_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,79}$")]
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    airflow_role: Literal["Admin", "Op", "User"] = "User"
+
+    def dedup(self, window_s: float | None = None) -> str | None:
+        return "dag_run_id"  # Airflow answers 409 to a second DAG run of the same id
+
+
+QUEUE_URL = r"^https?://[^/]+/\d{12}/[A-Za-z0-9_-]{1,75}(\.fifo)?$"
+
+
+def queue_arn(queue_url: str, region: str) -> str:
+    url = urlparse(queue_url)
+    account, name = url.path.strip("/").split("/")
+    host = url.hostname or ""
+    queue_region = host.split(".")[1] if host.startswith("sqs.") else region
+    return f"arn:aws:sqs:{queue_region}:{account}:{name}"
+
+
+# SQS and SNS FIFO drop a repeated deduplication id for 5 minutes; a repeat later than that is a duplicate
+FIFO_WINDOW_S = 300.0
+
+
+class SqsMwaaTarget(_Dag):
+    """Seed 003's MWAA-over-SQS: a {dag_id, conf} message the event_dispatcher DAG turns into a DAG run."""
+
+    type: Literal["sqs_mwaa"]
+    queue_url: Annotated[str, StringConstraints(pattern=QUEUE_URL)] | None = Field(
+        default=None, description="default: the config's sqs_mwaa_queue_url"
+    )
+    message_group_id: str | None = Field(default=None, max_length=128, description="FIFO queue; default the dag_id")
+
+    def dedup(self, window_s: float | None = None) -> str | None:
+        fifo = (self.queue_url or "").endswith(".fifo")
+        return "FIFO deduplication id" if fifo and (window_s is None or window_s < FIFO_WINDOW_S) else None
+
+
+class SqsTarget(_Trigger):
+    type: Literal["sqs"]
+    queue_url: Annotated[str, StringConstraints(pattern=QUEUE_URL)]
+    message_group_id: str | None = Field(default=None, max_length=128, description="required for a FIFO queue")
+
+    @model_validator(mode="after")
+    def _fifo_needs_group(self) -> SqsTarget:
+        if self.queue_url.endswith(".fifo") and not self.message_group_id:
+            raise ValueError("message_group_id: required for a FIFO queue")
+        return self
+
+    def dedup(self, window_s: float | None = None) -> str | None:
+        fifo = self.queue_url.endswith(".fifo")
+        return "FIFO deduplication id" if fifo and (window_s is None or window_s < FIFO_WINDOW_S) else None
+
+
+class SnsTarget(_Trigger):
+    type: Literal["sns"]
+    topic_arn: Annotated[
+        str, StringConstraints(pattern=r"^arn:aws[A-Za-z0-9_-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?$")
+    ]
+    subject: str | None = Field(default=None, max_length=100)
+    message_group_id: str | None = Field(default=None, max_length=128)
+
+    @model_validator(mode="after")
+    def _fifo_needs_group(self) -> SnsTarget:
+        if self.topic_arn.endswith(".fifo") and not self.message_group_id:
+            raise ValueError("message_group_id: required for a FIFO topic")
+        return self
+
+    def dedup(self, window_s: float | None = None) -> str | None:
+        fifo = self.topic_arn.endswith(".fifo")
+        return "FIFO deduplication id" if fifo and (window_s is None or window_s < FIFO_WINDOW_S) else None
+
+
+Trigger = Annotated[
+    GlueJobTarget | StepFunctionTarget | EventBridgeTarget | MwaaDagTarget | SqsMwaaTarget | SqsTarget | SnsTarget,
+    Field(discriminator="type"),
+]
+TARGET_TYPES = ("glue_job", "step_function", "eventbridge", "mwaa_dag", "sqs_mwaa", "sqs", "sns")
+
+
+# --- workflows ------------------------------------------------------------------------------------------
+class Gate(_Strict):
+    """One quality check of a COMPLETED run; failing any sends the run to PENDING_APPROVAL."""
+
+    field: str
+    above: float | None = Field(default=None, description="fails when the value is above this")
+    below: float | None = Field(default=None, description="fails when the value is below this")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Gate:
+        if self.field not in GATE_PATHS:
+            raise ValueError(f"field {self.field!r} is not a number of the source event; use one of {list(GATE_PATHS)}")
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of above / below")
+        return self
+
+    def failure(self, event: dict) -> str | None:
+        value = lookup(event, self.field)
+        if value is None:
+            return f"{self.field} is missing"
+        if self.above is not None and float(value) > self.above:
+            return f"{self.field} = {value} > {self.above}"
+        if self.below is not None and float(value) < self.below:
+            return f"{self.field} = {value} < {self.below}"
+        return None
+
+
+class Approval(_Strict):
+    # None: every COMPLETED run waits for a decision; else only runs failing one of these gates
+    when: list[Gate] | None = Field(default=None, min_length=1)
+    expires_after_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+
+    def reasons(self, event: dict) -> list[str]:
+        if self.when is None:
+            return ["every run of this workflow needs approval"]
+        return [reason for gate in self.when if (reason := gate.failure(event))]
+
+
+class Workflow(_Strict):
+    description: str = Field(default="", max_length=1024)
+    on_success: list[Trigger] = Field(default_factory=list)
+    on_failure: list[Trigger] = Field(default_factory=list, description="jobgraph: the run FAILED")
+    on_approval: list[Trigger] = Field(default_factory=list)
+    approval: Approval | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Workflow:
+        if self.on_approval and self.approval is None:
+            raise ValueError("on_approval: needs approval (when does a run wait for a decision?)")
+        if self.approval is not None and not self.on_approval:
+            raise ValueError("approval: needs on_approval (what fires once a run is approved?)")
+        if self.approval is not None and self.approval.when is None and self.on_success:
+            raise ValueError("on_success: never fires, every run of this workflow waits for approval")
+        for kind in ("on_success", "on_failure", "on_approval"):
+            ids = [t.trigger_id for t in getattr(self, kind)]
+            repeated = sorted({i for i in ids if ids.count(i) > 1})
+            if repeated:
+                raise ValueError(f"{kind}: trigger(s) {repeated} appear twice (give each a distinct name)")
+        return self
+
+    def triggers(self, kind: Kind) -> list:
+        return list(getattr(self, f"on_{kind}"))
+
+
+JobNamePattern = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/=+@*?\[\]-]{1,128}$")]
+
+
+class WorkflowConfig(_Strict):
+    version: Literal[2] = 2
+    # seed 003's MWAA_TRIGGER_QUEUE_URL, kept in the document so that changing it needs no redeploy either
+    sqs_mwaa_queue_url: Annotated[str, StringConstraints(pattern=QUEUE_URL)] | None = None
+    workflows: dict[JobNamePattern, Workflow] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_version_1(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("triggers" in data or data.get("version") == 1):
+            raise ValueError(
+                "this is a version-1 trigger config (a `triggers:` list); jobgraph now reads seed 003's "
+                "`workflows:` keyed by job name - see docs/triggers.md, 'Migrating from version 1'"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _queue_for_sqs_mwaa(self) -> WorkflowConfig:
+        for key, workflow in self.workflows.items():
+            for kind in ("success", "failure", "approval"):
+                for trigger in workflow.triggers(kind):  # type: ignore[arg-type]
+                    if trigger.type == "sqs_mwaa" and not (trigger.queue_url or self.sqs_mwaa_queue_url):
+                        raise ValueError(f"workflows.{key}.on_{kind}: sqs_mwaa needs queue_url or sqs_mwaa_queue_url")
+        return self
+
+    def workflow_for(self, job_name: str) -> tuple[str, Workflow] | None:
+        """The workflow of a job name: its exact key, else the first glob key that matches it."""
+        if job_name in self.workflows:
+            return job_name, self.workflows[job_name]
+        for key, workflow in self.workflows.items():
+            if any(c in key for c in "*?[") and fnmatch.fnmatchcase(job_name, key):
+                return key, workflow
+        return None
+
+    def queue_url_of(self, trigger: SqsMwaaTarget) -> str:
+        return trigger.queue_url or self.sqs_mwaa_queue_url or ""
+
+    def all_triggers(self) -> list[tuple[str, str, Any]]:
+        """(workflow key, kind, trigger) for every trigger, in document order."""
+        return [
+            (key, kind, trigger)
+            for key, workflow in self.workflows.items()
+            for kind in ("success", "failure", "approval")
+            for trigger in workflow.triggers(kind)  # type: ignore[arg-type]
+        ]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run's end (or its approval) does under a config."""
+
+    workflow: str | None
+    kind: Kind | None
+    triggers: list
+    approval_reasons: list[str]  # non-empty: the run waits for approval instead (nothing fires now)
+    approval_hours: float = 0.0  # how long that approval stays open
+
+
+def plan(config: WorkflowConfig, event: dict) -> Plan:
+    found = config.workflow_for(str(event.get("job_name") or ""))
+    if found is None:
+        return Plan(None, None, [], [])
+    key, workflow = found
+    status = event.get("status")
+    if status == "APPROVED":
+        return Plan(key, "approval", workflow.triggers("approval"), [])
+    if status == "FAILED":
+        return Plan(key, "failure", workflow.triggers("failure"), [])
+    reasons = workflow.approval.reasons(event) if workflow.approval else []
+    if workflow.approval and reasons:
+        return Plan(key, "success", [], reasons, workflow.approval.expires_after_hours)
+    return Plan(key, "success", workflow.triggers("success"), [])
+
+
+def dedup_token(run_id: str, workflow: str, kind: str, trigger_id: str) -> str:
+    """One id per (run, workflow, list, trigger), the same on every attempt: the Step Functions execution name,
+    the FIFO deduplication id, the Airflow dag_run_id and the Glue --jobgraph_trigger_id. At most 64
+    characters of [A-Za-z0-9_-] (Step Functions allows 80)."""
+    digest = hashlib.sha256(f"{run_id}\0{workflow}\0{kind}\0{trigger_id}".encode()).hexdigest()[:22]
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '-', run_id)[:41]}-{digest}"
+
+
+# --- what each target receives (seed 003) -----------------------------------------------------------------
+def orchestration_input(event: dict) -> dict:
+    """Step Functions input, EventBridge detail, SQS/SNS message: the seed's shape."""
+    return {"triggered_by_job": event["job_name"], "triggered_by_run_id": event["job_run_id"], "source_event": event}
+
+
+def glue_arguments(trigger: GlueJobTarget, event: dict, token: str) -> dict[str, str]:
+    arguments = {k: _text(v) for k, v in render(trigger.arguments, event).items()}
+    return {
+        **arguments,
+        "--triggered_by_job": str(event["job_name"]),
+        "--triggered_by_run_id": str(event["job_run_id"]),
+        "--source_artifacts": json.dumps(event.get("artifacts") or {}, separators=(",", ":")),
+        "--jobgraph_trigger_id": token,
+    }
+
+
+def dag_conf(trigger: _Dag, event: dict) -> dict:
+    """The DAG run's conf: who triggered it, the mapped parameters, the run's artifacts and metrics, then the
+    trigger's own conf (which wins on a name clash: it is what the config asked for)."""
+    return {
+        "triggered_by_job": event["job_name"],
+        "triggered_by_run_id": event["job_run_id"],
+        **{parameter: lookup(event, path) for parameter, path in trigger.parameter_mapping.items()},
+        "source_artifacts": event.get("artifacts") or {},
+        "source_metrics": event.get("metrics") or {},
+        **render(trigger.conf, event),
+    }
+
+
+def sqs_mwaa_message(trigger: SqsMwaaTarget, event: dict, token: str) -> dict:
+    """Seed 003's {dag_id, conf} message, plus the dag_run_id an event_dispatcher DAG can pass to Airflow so
+    that a repeated message cannot start a second DAG run."""
+    return {"dag_id": trigger.dag_id, "conf": dag_conf(trigger, event), "dag_run_id": token}
+
+
+def config_from_json(text: str) -> WorkflowConfig:
+    return WorkflowConfig.model_validate_json(text or "{}")
+
+
+def compact_json(config: WorkflowConfig) -> str:
+    """The config as stored (defaults left out: loading puts them back)."""
     return json.dumps(config.model_dump(mode="json", exclude_defaults=True), separators=(",", ":"))

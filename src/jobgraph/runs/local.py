@@ -55,6 +55,7 @@ class LocalOptions:
     ecs_workers: int = DEFAULT_TASKS  # local tasks (worker processes) per ECS service: scenario 2
     log_dir: Path | None = None  # default: <out>/.logs/<run_id>
     api_port: int | None = None
+    trigger_config: object | None = None  # a core.triggers.WorkflowConfig, pushed to the stack's S3 after deploy
 
 
 class LocalTarget(AwsTarget):
@@ -91,6 +92,8 @@ class LocalTarget(AwsTarget):
             self.stack = deploy(
                 endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters
             )
+            if options.trigger_config is not None:
+                push_local_triggers(endpoint, options.stack_name, options.trigger_config)
             self.runtime = LocalLambdaRuntime(endpoint, self.stack, self.log_dir, options.faults, options.max_workers)
             # the stack's ECS services (scenario 2's polling workers); none in a Lambda-only stack
             self.ecs = LocalEcs(endpoint, self.stack, self.log_dir, options.faults, options.ecs_workers)
@@ -146,6 +149,8 @@ class LocalTarget(AwsTarget):
             )
         self.server = ApiServer(function.environment, self.clients, port=self.options.api_port).start()
         print(f"status API: {self.server.url} (docs: {self.server.url}/docs)", file=sys.stderr, flush=True)
+        # e.g. `AWS_ENDPOINT_URL=... jobgraph triggers push CONFIG --stack <stack>` while the cloud stays up
+        print(f"local AWS endpoint: {self.clients.url} (AWS_ENDPOINT_URL)", file=sys.stderr, flush=True)
 
     def _stop(self) -> None:
         if self.server is not None:
@@ -258,14 +263,12 @@ class LocalTarget(AwsTarget):
 
     def triggers(self, outcome: RunOutcome, timeout_s: float = 30.0) -> dict | None:
         """What the downstream triggers did for a run with a run record, once its end was announced and the
-        trigger queue is empty (fired, or retried into the trigger DLQ); None when no trigger is configured."""
+        trigger queue is empty (fired, or retried into the trigger DLQ); None when no workflow config was given."""
         from jobgraph.adapters.dynamodb import JobsTable
-        from jobgraph.core.triggers import config_from_json
 
         queue_url = self.stack.physical_ids.get("TriggerQueue")
         dlq_url = self.stack.physical_ids.get("TriggerDlq")
-        config = config_from_json(self.options.parameters.get("TriggerConfig", "{}"))
-        if queue_url is None or not config.triggers or not outcome.run_record:
+        if queue_url is None or self.options.trigger_config is None or not outcome.run_record:
             return None
         run_id = outcome.run_id
         table = JobsTable(self.outputs["JobsTableName"], client=self.client("dynamodb"))
@@ -277,22 +280,8 @@ class LocalTarget(AwsTarget):
             if announced and queue.depth() == (0, 0):
                 break
             time.sleep(0.25)
-        fired = {r["trigger"]: r for r in table.triggers_of_run(run_id)}
-        run = table.get_run(run_id)
-        matching = config.for_run({**run, "outcome": run["status"], "scenario": outcome.scenario})
         dlq_depth = sum(FifoQueue(dlq_url, client=self.client("sqs")).depth()) if dlq_url else 0
-        return {
-            "triggers": [
-                {
-                    "name": t.name,
-                    "type": t.target.type,
-                    "status": fired.get(t.name, {}).get("status", "NOT FIRED"),
-                    "receipt": fired.get(t.name, {}).get("receipt"),
-                }
-                for t in matching
-            ],
-            "dlq": dlq_depth,
-        }
+        return {"triggers": local_trigger_report(table, run_id), "dlq": dlq_depth}
 
     def hold(self, what: str = "run done") -> None:
         """With the status API served: keep the local cloud up until Ctrl-C (or until its runtime dies)."""
@@ -308,6 +297,37 @@ class LocalTarget(AwsTarget):
         """`jobgraph serve`: the stack deployed and the status API served on it, no run, until Ctrl-C."""
         with self.attach("serve"):
             self.hold(f"stack {self.stack_name} deployed")
+
+
+def push_local_triggers(endpoint: LocalEndpoint, stack_name: str, config) -> None:
+    """`--triggers CONFIG`: the config goes where the deployed stack reads it at run time, as on AWS."""
+    from jobgraph.sam.triggers import push_config, stack_triggers
+
+    push_config(config, stack_triggers(endpoint.client("cloudformation"), stack_name), endpoint.client("s3"))
+
+
+def local_trigger_report(table, run_id: str) -> list[dict]:
+    """Each trigger the run's workflow claimed (FIRED, IN_DOUBT, or CLAIMED/RELEASED: not fired), and its
+    approval if one was requested."""
+    from jobgraph.services.approvals import approval_view
+
+    report = [
+        {
+            "name": f"{claim.get('workflow')}/on_{claim.get('kind')}/{claim.get('trigger')}",
+            "type": claim.get("target_type"),
+            "status": claim.get("status") if claim.get("status") in ("FIRED", "IN_DOUBT") else "NOT FIRED",
+            "receipt": claim.get("receipt") or claim.get("last_error"),
+        }
+        for claim in sorted(table.triggers_of_run(run_id), key=lambda c: str(c["sk"]))
+    ]
+    approval = table.get_approval(run_id)
+    if approval is not None:
+        view = approval_view(approval, time.time())
+        report.append(
+            {"name": f"{view['workflow']}/approval", "type": "approval", "status": view["status"],
+             "receipt": "; ".join(view["reasons"])}
+        )  # fmt: skip
+    return report
 
 
 def _mapping_on(runtime: LocalLambdaRuntime, queue_url: str | None):

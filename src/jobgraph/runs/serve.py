@@ -25,6 +25,7 @@ def _free_port(host: str) -> int:
 def api_deps(environment: dict[str, str], clients):
     """The API's dependencies from the ApiFunction's environment, with clients of ``clients`` (``client(name)``)."""
     from jobgraph.adapters.dynamodb import JobsTable
+    from jobgraph.adapters.events import RunEvents
     from jobgraph.adapters.s3 import S3BlobStore
     from jobgraph.adapters.sqs import FifoQueue
     from jobgraph.core.results import ResultStore
@@ -40,7 +41,8 @@ def api_deps(environment: dict[str, str], clients):
         incoming=FifoQueue(settings.incoming_queue_url, client=clients.client("sqs")),
         settings=settings,
     )
-    return ApiDeps(run=run, blobs=blobs, settings=settings)
+    events = RunEvents(settings.event_bus_name, client=clients.client("events")) if settings.event_bus_name else None
+    return ApiDeps(run=run, blobs=blobs, settings=settings, events=events)
 
 
 class ApiServer:

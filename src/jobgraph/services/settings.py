@@ -81,13 +81,26 @@ class ApiSettings(StartRunSettings):
     """The status API starts runs (POST /runs) and enqueues tasks (POST /tasks) like StartRun does."""
 
     url_expiry_s: int = Field(default=3600, ge=60, le=7 * 86400, validation_alias="RESULT_URL_EXPIRY_SECONDS")
+    # approvals (POST /runs/{run_id}/approval) announce "Run Approved" here for the trigger function
+    event_bus_name: str = Field(default="", validation_alias="RUN_EVENTS_BUS_NAME")
     task_group_id: str = Field(default="api-tasks", min_length=1, max_length=128, validation_alias="TASK_GROUP_ID")
 
 
 class TriggerSettings(CommonSettings):
-    """The downstream-trigger function: the validated config comes as JSON in TRIGGER_CONFIG."""
+    """The downstream-trigger function: where its workflow config is read at run time (docs/triggers.md)."""
 
+    # S3 first (bucket default: the stack's results bucket), then the SSM parameter, then this default
+    config_bucket: str = Field(default="", validation_alias="TRIGGER_CONFIG_BUCKET")
+    config_key: str = Field(default="config/triggers.json", validation_alias="TRIGGER_CONFIG_KEY")
+    config_parameter: str = Field(default="", validation_alias="TRIGGER_CONFIG_PARAMETER")
     trigger_config: str = Field(default="{}", validation_alias="TRIGGER_CONFIG")
+    config_cache_s: float = Field(default=10.0, ge=0, le=3600, validation_alias="TRIGGER_CONFIG_CACHE_SECONDS")
+    # a claim older than this has a dead holder: more than the function's timeout, less than the trigger
+    # queue's visibility timeout (so the first redelivery can take it over, inside a FIFO target's 5-minute
+    # deduplication window)
+    claim_stale_s: float = Field(default=90.0, gt=0, le=3600, validation_alias="TRIGGER_CLAIM_STALE_SECONDS")
+    # "Run Pending Approval" goes here for whoever must decide; empty: not published
+    event_bus_name: str = Field(default="", validation_alias="RUN_EVENTS_BUS_NAME")
 
 
 def load_settings[S: CommonSettings](model: type[S]) -> S:

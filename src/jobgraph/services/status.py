@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from jobgraph.adapters.dynamodb import RunNotFoundError
+from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.core.errors import JobGraphError
 from jobgraph.core.graph import RunSpec, synthetic_job
@@ -42,11 +43,15 @@ class ApiDeps:
     run: StartRunDeps
     blobs: S3BlobStore
     settings: ApiSettings
+    events: RunEvents | None = None  # where an approval is announced (api/approvals.py); None: no bus
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> ApiDeps:
         run = StartRunDeps.from_settings(settings)
-        return cls(run=run, blobs=S3BlobStore(settings.bucket_name, settings.results_prefix), settings=settings)
+        events = RunEvents(settings.event_bus_name) if settings.event_bus_name else None
+        return cls(
+            run=run, blobs=S3BlobStore(settings.bucket_name, settings.results_prefix), settings=settings, events=events
+        )
 
 
 @cache
