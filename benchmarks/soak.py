@@ -75,6 +75,8 @@ class MemorySampler:
 
     interval_s: float = 1.0
     samples: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
+    # this process only: Python's allocated memory blocks and its threads, to tell objects kept from RSS
+    heap: list[tuple[float, int, int]] = field(default_factory=list)
     commands: dict[int, str] = field(default_factory=dict)
     started: float = 0.0
     stopped: float = 0.0
@@ -91,6 +93,7 @@ class MemorySampler:
         me = os.getpid()
         while not self._stop.wait(self.interval_s):
             now = time.monotonic() - self.started
+            self.heap.append((now, sys.getallocatedblocks(), threading.active_count()))
             for pid in {me} | descendants(me):
                 rss = rss_bytes(pid)
                 if rss is None:
@@ -105,13 +108,30 @@ class MemorySampler:
             self._thread.join(timeout=10)
         self.stopped = time.monotonic() - self.started
 
-    def long_lived(self) -> dict[int, dict]:
-        """Per process that lived through at least half the sampled time: first/last-quarter mean RSS."""
+    def heap_figures(self) -> dict:
+        """This process's Python blocks and threads, first vs last quarter of the soak."""
+        quarter = self.stopped / 4
+        first = [h for h in self.heap if h[0] <= quarter]
+        last = [h for h in self.heap if h[0] >= self.stopped - quarter]
+        if not first or not last:
+            return {}
+        blocks = statistics.fmean(b for _, b, _ in first), statistics.fmean(b for _, b, _ in last)
+        return {
+            "python_blocks_first_quarter": round(blocks[0]),
+            "python_blocks_last_quarter": round(blocks[1]),
+            "python_blocks_change": round(blocks[1] / blocks[0] - 1, 3),
+            "threads_first_quarter": max(t for _, _, t in first),
+            "threads_last_quarter": max(t for _, _, t in last),
+        }
+
+    def long_lived(self, min_s: float = 120.0) -> dict[int, dict]:
+        """Per process that lived at least a quarter of the soak (and ``min_s``): first/last-quarter mean RSS
+        of its own life (a Lambda worker killed by the fault injector is replaced: each lives on its own)."""
         span = self.stopped
         quarter = span / 4
         report = {}
         for pid, series in self.samples.items():
-            if len(series) < 8 or series[-1][0] - series[0][0] < span / 2:
+            if len(series) < 8 or series[-1][0] - series[0][0] < max(span / 4, min(min_s, span / 2)):
                 continue
             first_at, last_at = series[0][0], series[-1][0]
             length = last_at - first_at
@@ -196,6 +216,8 @@ def soak(messages: int, scenario: int, work_ms: int, data_kb: int, poison: int, 
         "injected_faults": outcome.extra.get("faults", {}),
         "services": {name: {"restarts": s.get("restarts")} for name, s in outcome.extra.get("services", {}).items()},
         "processes": processes,
+        "harness_heap": sampler.heap_figures(),
+        "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
     }
     figures["checks"] = {
         "nothing lost": stored.get("completed_records") == messages and stored.get("missing_outputs") == 0,
