@@ -54,7 +54,7 @@ BUILD_STAMP := .aws-sam/build/.jobgraph-built-$(LAYER_ARCH)
 BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -path '*/__pycache__/*' \
 	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
 
-.PHONY: venv run solve run-aws test lint bench bench-local bench-build sam-cli build validate scan check-env deploy \
+.PHONY: venv run solve run-aws test lint bench bench-local bench-build mutation sam-cli build validate scan check-env deploy \
 	destroy clean build-sfn validate-sfn deploy-sfn destroy-sfn bootstrap
 
 $(STAMP): pyproject.toml constraints.txt
@@ -108,6 +108,16 @@ bench: $(STAMP)
 ## make bench-local: local cloud time per job at 50/100/200/400 sequences and the ratio to solve (~6 min)
 bench-local: $(STAMP)
 	$(PY) benchmarks/bench_localcloud.py
+
+## make mutation: mutation score of the modules listed under [tool.mutmut] in pyproject.toml, against unit +
+# integration tests only (mutmut 3, in its own copy under mutants/; ~1-2 h on 2 cores; not part of `make test`).
+# Survivors: `$(BIN)/mutmut results`, one diff: `$(BIN)/mutmut show NAME`. Figures: docs/benchmarks.md.
+MUTMUT_VERSION := 3.8.1
+mutation: $(STAMP)
+	$(PY) -m pip install --quiet mutmut==$(MUTMUT_VERSION)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(PY) tests/mutation_score.py
 
 ## make bench-build: function + layer sizes and cold import times of the built handlers
 bench-build: $(STAMP) $(BUILD_STAMP)

@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_delay_model.py [--quick] [--json PATH]
 
 1. One route (knock-on path, route_index 1) at S = 1000 and S = 10000: the vectorised
-   ``jobgraph.core.delay_model.simulate_route`` against a naive per-scenario Python loop of the same model.
+   ``jobgraph.core.delay_model.simulate_route`` against a naive per-scenario Python loop of the same model
+   (``tests/model_oracle.py``, the tests' oracle).
    The loop uses the same generator and draw order, so its numbers must be bit-identical; any
    difference is a correctness failure (exit status 1). Target: vectorised ≥ 50× faster (PASS/MISS).
 2. Where a route job's time goes: simulate vs Parquet encode/decode (one route, S = 1000).
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import statistics
 import sys
@@ -29,11 +29,15 @@ import numpy as np
 
 from jobgraph.adapters.local_disk import LocalDiskBlobStore
 from jobgraph.core import delay_model, parquet_codec
-from jobgraph.core.delay_model import RouteState, route_rng, simulate_route
+from jobgraph.core.delay_model import route_rng, simulate_route
 from jobgraph.core.graph import RunSpec, total_jobs
-from jobgraph.core.models import MIN_TURNAROUND_MIN, Route, Sequence
+from jobgraph.core.models import Route, Sequence
 from jobgraph.core.results import ResultStore
 from jobgraph.core.solver import solve_into
+
+# the naive model is the tests' oracle (tests/model_oracle.py): one copy, GUIDE §4's constants written out
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.model_oracle import simulate_route_naive
 
 SEED = 20240601
 SEQUENCE_ID = 7
@@ -72,41 +76,6 @@ def check(label: str, ok: bool) -> bool:
     if not ok:
         failures.append(label)
     return ok
-
-
-# --- naive reference: the same model, one scenario at a time ------------------------------------
-
-
-def simulate_route_naive(
-    route: Route, *, route_index: int, sequence_id: int, seed: int, scenarios: int, previous: RouteState | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(departure, arrival, total_departure) per scenario, with scalar draws and scalar max/sums.
-
-    Draw order matches the vectorised code exactly: S uniforms, then S exponentials (drawn for every
-    scenario, hit or not, as np.where(hit, rng.exponential(mean, S), 0) does), then S normals.
-    """
-    if previous is None:
-        prev_arrival = [0.0] * scenarios
-        carried = [0.0] * scenarios
-        buffer = math.inf  # route 0: no knock-on
-    else:
-        prev_arrival = previous.arrival_delay.tolist()
-        carried = previous.total_departure_delay.tolist()
-        buffer = max(0.0, (route.takeoff_min - previous.scheduled_arrival_min) - MIN_TURNAROUND_MIN)
-    sd = delay_model.ENROUTE_SD_FRACTION * route.block_min
-    rng = route_rng(seed, sequence_id, route_index)
-    uniforms = [rng.random() for _ in range(scenarios)]
-    sizes = [rng.exponential(delay_model.PRIMARY_DELAY_MEAN_MIN) for _ in range(scenarios)]
-    noise = [rng.normal(0.0, sd) for _ in range(scenarios)]
-    departure, arrival, total = [], [], []
-    for s in range(scenarios):
-        knock = 0.0 if previous is None else max(0.0, prev_arrival[s] - buffer)
-        primary = sizes[s] if uniforms[s] < delay_model.PRIMARY_DELAY_PROBABILITY else 0.0
-        dep = knock + primary
-        departure.append(dep)
-        arrival.append(dep + noise[s])
-        total.append(carried[s] + dep)
-    return np.array(departure), np.array(arrival), np.array(total)
 
 
 def verify_draw_order(scenarios: int, sd: float) -> bool:

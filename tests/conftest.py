@@ -68,6 +68,26 @@ def three_route_sequence() -> dict:
     return copy.deepcopy(THREE_ROUTES)
 
 
+# --- skip policy --------------------------------------------------------------------------------------
+# A test may be skipped only because a capability is absent on this machine (a Docker daemon, a browser,
+# the whole suite for the collection guard). A run that opted in to a capability — the variable set to
+# "1", as .ci/run does for Docker after starting a daemon and buildspec.yml does on CodeBuild — FAILS
+# where the capability is missing: an opted-in check that cannot run is a failure, never a quiet gap.
+DOCKER_OPT_IN = "JOBGRAPH_DOCKER_TESTS"
+BROWSER_OPT_IN = "JOBGRAPH_BROWSER_TESTS"
+
+
+def opted_in(variable: str) -> bool:
+    return os.environ.get(variable) == "1"
+
+
+def capability_absent(what: str, opt_in: str) -> None:
+    """Skip (capability absent, not asked for) or fail (the run opted in with ``opt_in``=1) — never returns."""
+    if opted_in(opt_in):
+        pytest.fail(f"{opt_in}=1 but {what}", pytrace=False)
+    pytest.skip(f"{what} (opt in with {opt_in}=1 where it is present)")
+
+
 def pytest_itemcollected(item):
     from tests.collection_guard import record
 
@@ -78,3 +98,11 @@ def pytest_terminal_summary(terminalreporter, config):
     from tests.collection_guard import summary
 
     terminalreporter.write_line(summary(config))
+    # the skip list, one line per reason: each must name a capability this machine truly lacks
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in sorted(reasons.items()):
+        terminalreporter.write_line(f"skipped {count:>3}: {reason}")

@@ -1,13 +1,17 @@
 """A small IAM evaluator for the tests: which actions a boto3 call needs, and whether a role's policies allow them.
 
 Deliberately narrow: identity policies only (inline statements of the role plus the few AWS managed policies
-SAM attaches), `Action`/`Resource` wildcards with fnmatch, explicit Deny wins, and the one condition key the
-template uses (`dynamodb:LeadingKeys`). Anything else it meets raises, so it cannot silently say "allowed".
+SAM attaches), `Action`/`NotAction`/`Resource`/`NotResource` with IAM's `*`/`?` wildcards, explicit Deny wins,
+and the one condition key the templates use (`dynamodb:LeadingKeys`, ForAllValues:StringEquals/StringLike).
+Anything else it meets raises, so it cannot silently say "allowed". Its rules are checked against AWS's
+documented policy evaluation logic in tests/unit/test_iam_policy.py. (No maintained library evaluates a
+request against policies offline: moto's evaluator treats a failed condition as a Deny and matches actions
+case-sensitively; policyuniverse, parliament and policy_sentry parse, lint or write policies.)
 """
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -164,41 +168,95 @@ def bindings_for(
     return Bindings(refs=refs, attributes=attributes)
 
 
+def iam_glob(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:
+    """IAM's wildcard match: ``*`` any run of characters (``/`` and ``:`` included), ``?`` exactly one;
+    everything else literal (unlike fnmatch, ``[`` … ``]`` is no character class)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, 0 if case_sensitive else re.IGNORECASE) is not None
+
+
+# The condition operators this evaluator models, each on the one key the templates use.
+SUPPORTED_CONDITIONS = {
+    ("ForAllValues:StringEquals", "dynamodb:LeadingKeys"),
+    ("ForAllValues:StringLike", "dynamodb:LeadingKeys"),
+}
+
+
 @dataclass(frozen=True)
 class Statement:
+    """One identity-policy statement. Exactly one of actions/not_actions and of resources/not_resources
+    is given (AWS's grammar); a statement applies to a request when its action part, its resource part and
+    every condition match (conditions AND across operators and keys, OR across a key's values)."""
+
     effect: str
-    actions: tuple[str, ...]
-    resources: tuple[str, ...]
+    actions: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
     condition: dict = field(hash=False, compare=False, default_factory=dict)
+    not_actions: tuple[str, ...] | None = None
+    not_resources: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.effect not in ("Allow", "Deny"):
+            raise AssertionError(f"Effect must be Allow or Deny, got {self.effect!r}")
+        if (self.not_actions is None) == (not self.actions):
+            raise AssertionError("a statement has exactly one of Action and NotAction")
+        if (self.not_resources is None) == (not self.resources):
+            raise AssertionError("a statement has exactly one of Resource and NotResource")
+        for operator, clauses in self.condition.items():
+            for key in clauses:
+                if (operator, key) not in SUPPORTED_CONDITIONS:
+                    raise AssertionError(f"condition {operator} {key} is not modelled by tests/iam_policy.py")
 
     def matches(self, permission: Permission) -> bool:
-        action = permission.action.lower()
-        if not any(fnmatch.fnmatchcase(action, pattern.lower()) for pattern in self.actions):
+        # action names are case-insensitive in IAM, resource ARNs are not
+        if self.not_actions is not None:
+            if any(iam_glob(p, permission.action, case_sensitive=False) for p in self.not_actions):
+                return False
+        elif not any(iam_glob(p, permission.action, case_sensitive=False) for p in self.actions):
             return False
-        if not any(fnmatch.fnmatchcase(permission.resource, pattern) for pattern in self.resources):
+        if self.not_resources is not None:
+            if any(iam_glob(p, permission.resource) for p in self.not_resources):
+                return False
+        elif not any(iam_glob(p, permission.resource) for p in self.resources):
             return False
         return self._condition_holds(permission)
 
     def _condition_holds(self, permission: Permission) -> bool:
         for operator, clauses in self.condition.items():
-            for key, expected in clauses.items():
+            for _key, expected in clauses.items():  # the key is dynamodb:LeadingKeys (__post_init__)
                 expected = [expected] if isinstance(expected, str) else list(expected)
-                if operator == "ForAllValues:StringEquals" and key == "dynamodb:LeadingKeys":
-                    # a request without a partition key in scope (e.g. a Scan) is not "all values allowed"
-                    if not permission.leading_keys or not set(permission.leading_keys) <= set(expected):
+                case_sensitive_equal = operator == "ForAllValues:StringEquals"
+                # ForAllValues: every value in the request matches one of the condition's values — true when
+                # the request has no value for the key at all (AWS's documented rule; why a Scan, which names
+                # no partition key, passes a LeadingKeys condition)
+                for value in permission.leading_keys:
+                    if case_sensitive_equal:
+                        ok = value in expected
+                    else:
+                        ok = any(iam_glob(pattern, value) for pattern in expected)
+                    if not ok:
                         return False
-                elif operator == "ForAllValues:StringLike" and key == "dynamodb:LeadingKeys":
-                    if not permission.leading_keys or not all(
-                        any(fnmatch.fnmatchcase(k, pattern) for pattern in expected) for k in permission.leading_keys
-                    ):
-                        return False
-                else:
-                    raise AssertionError(f"condition {operator} {key} is not modelled by tests/iam_policy.py")
         return True
 
 
 def _listify(value) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def statement_of(raw: dict, resources: tuple[str, ...] | None = None) -> Statement:
+    """A Statement from a policy document's statement (``resources``: its Resource/NotResource, resolved)."""
+    if resources is None:
+        resources = tuple(_listify(raw.get("Resource", raw.get("NotResource"))))
+    negated_action, negated_resource = "NotAction" in raw, "NotResource" in raw
+    actions = tuple(_listify(raw["NotAction" if negated_action else "Action"]))
+    return Statement(
+        raw["Effect"],
+        actions=() if negated_action else actions,
+        resources=() if negated_resource else resources,
+        condition=raw.get("Condition", {}),
+        not_actions=actions if negated_action else None,
+        not_resources=resources if negated_resource else None,
+    )
 
 
 def role_statements(template: dict, function_logical_id: str, bindings: Bindings) -> list[Statement]:
@@ -215,28 +273,20 @@ def role_statements(template: dict, function_logical_id: str, bindings: Bindings
     for policy in role.get("Policies", []):
         # resolved first: a statement may be an Fn::If (TriggerFunction: one per configured target type)
         for raw in stack.resolve(_listify(policy["PolicyDocument"]["Statement"])):
-            if "NotAction" in raw or "NotResource" in raw:
-                raise AssertionError(f"{role_id}: NotAction/NotResource is not modelled")
             # a CommaDelimitedList parameter resolves to a list
             resources = [
                 r
-                for value in stack.resolve(_listify(raw["Resource"]))
+                for value in stack.resolve(_listify(raw.get("Resource", raw.get("NotResource"))))
                 for r in (value if isinstance(value, list) else [value])
             ]
             if unbound := [r for r in resources if not isinstance(r, str) or "<" in r]:  # a placeholder: no binding
                 raise AssertionError(f"{role_id}: cannot resolve policy resources {unbound}")
-            statements.append(
-                Statement(
-                    raw["Effect"],
-                    tuple(_listify(raw["Action"])),
-                    tuple(resources),
-                    raw.get("Condition", {}),
-                )
-            )
+            statements.append(statement_of(raw, tuple(resources)))
     return statements
 
 
 def is_allowed(statements: list[Statement], permission: Permission) -> bool:
+    """AWS's evaluation for identity policies: an explicit Deny wins, else any Allow, else the implicit deny."""
     if any(s.effect == "Deny" and s.matches(permission) for s in statements):
         return False
     return any(s.effect == "Allow" and s.matches(permission) for s in statements)

@@ -7,8 +7,8 @@ from Debian), then each has its effect in the bucket, the table and the queues, 
 fails as documented.
 
 Marked `docker` and opt-in: JOBGRAPH_DOCKER_TESTS=1 (`make test-docker`; `.ci/run` sets it when it could
-start a Docker daemon). A daemon that is installed but stopped is started; without one the tests are
-skipped with the reason. The first run on a machine builds the stand-in image (~35-60 s: debootstrap).
+start a Docker daemon). A daemon that is installed but stopped is started; without one an opted-in run
+fails (tests/conftest.py's skip policy). The first run on a machine builds the stand-in image (~35-60 s: debootstrap).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 
 from jobgraph.localcloud import containers
 from jobgraph.localcloud.saminvoke import APPS, SamLocalInvoker
+from tests.conftest import DOCKER_OPT_IN, capability_absent, opted_in
 from tests.lambda_support import EVENTS, ROOT
 
 pytestmark = pytest.mark.docker
@@ -30,12 +31,12 @@ def _quiet(message: str) -> None:
 
 @pytest.fixture(scope="module")
 def invoke_setup():
-    if os.environ.get("JOBGRAPH_DOCKER_TESTS") != "1":
-        pytest.skip("opt-in: JOBGRAPH_DOCKER_TESTS=1 (make test-docker) runs sam local invoke in Docker")
+    if not opted_in(DOCKER_OPT_IN):
+        capability_absent("no Docker run asked for: `make test-docker` runs sam local invoke in Docker", DOCKER_OPT_IN)
     try:
         containers.ensure_docker(install=False)
     except containers.DockerUnavailable as exc:
-        pytest.skip(f"no Docker daemon could be started: {exc}")
+        capability_absent(f"no Docker daemon could be started: {exc}", DOCKER_OPT_IN)
     choice = containers.choose_image(os.environ.get("LAMBDA_IMAGE", "auto"), containers.docker_arch())
     if choice.kind == "local":
         containers.ensure_standin_image(ROOT / "docker" / "lambda-python3.13", ROOT / ".cache" / "lambda-image")

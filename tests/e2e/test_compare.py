@@ -12,11 +12,15 @@ import pytest
 from jobgraph.bench.compare import compare, sweep_settings
 from jobgraph.bench.record import read
 from jobgraph.cli.main import main
+from tests.conftest import BROWSER_OPT_IN, capability_absent
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Debian's chromium (.ci/run installs it) or Google Chrome (CodeBuild's standard image ships it)
+CHROMIUM = next(
+    filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"))), None
+)
 # flags for a machine without network or display (see the machine notes in README's Development section)
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -68,9 +72,13 @@ def test_fewer_than_two_runs_is_a_clear_error(two_runs, tmp_path, capsys):
     assert "compare needs at least two run folders" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_the_report_renders_in_headless_chromium(two_runs, tmp_path):
     import matplotlib.image
+
+    if CHROMIUM is None:
+        capability_absent(
+            "no headless browser: Debian's chromium is not installed (.ci/run installs it)", BROWSER_OPT_IN
+        )
 
     report, figures = compare(two_runs, tmp_path / "cmp")
     profile = tmp_path / "profile"

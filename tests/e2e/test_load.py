@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobgraph.cli.main import main
+from tests.price_oracle import assert_cost_is_the_priced_usage
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +31,8 @@ def test_load_runs_every_job_and_reports_throughput_and_cost(tmp_path, capsys):
     # and the Processor wrote each job's 2 KiB once
     assert requests["sqs"]["SendMessageBatch"] >= 4 and "SendMessage" not in requests["sqs"]
     assert requests["s3"]["PutObject"] == 40
-    assert record["cost"]["usd"] > 0
+    bill = assert_cost_is_the_priced_usage(record)
+    assert record["usage"]["s3"]["put"] == 40 and set(bill) >= {"Lambda", "SQS", "S3"}
 
 
 def test_load_limits_are_clear_errors(tmp_path, capsys):

@@ -22,6 +22,7 @@ from jobgraph.runs.graph import QueueGraph
 from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.target import Output, Patience
 from tests.e2e.test_solver_cli import assert_same_run, read_run
+from tests.price_oracle import assert_cost_is_the_priced_usage
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -83,7 +84,8 @@ def test_run_cli_matches_the_solver_and_reports(graph, reference, tmp_path, caps
     # every route job wrote its delays and state, and its completion went through SQS
     assert requests["s3"]["PutObject"] >= 2 * route_jobs and requests["sqs"]["ReceiveMessage"] >= 1
     assert record["api_requests"]["per_job"] == pytest.approx(record["api_requests"]["total_requests"] / jobs)
-    assert record["cost"]["usd"] > 0 and set(record["cost"]["by_service_usd"]) == {"Lambda", "SQS", "DynamoDB", "S3"}
+    # its cost is exactly the measured usage at the published prices, for the four services scenario 1 uses
+    assert set(assert_cost_is_the_priced_usage(record)) == {"Lambda", "SQS", "DynamoDB", "S3"}
     assert "per 1,000 route jobs" in report and "AWS requests" in report and "run record:" in report
     # `jobgraph cost` re-prices the record line by line, here with us-east-1 prices
     capsys.readouterr()

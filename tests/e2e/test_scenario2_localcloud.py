@@ -25,6 +25,7 @@ from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.target import Output, Patience
 from tests.e2e.test_localcloud import _alive, _children
 from tests.e2e.test_solver_cli import assert_same_run, read_run
+from tests.price_oracle import assert_cost_is_the_priced_usage
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "templates" / "scenario-2.yaml"
@@ -66,7 +67,8 @@ def test_scenario_2_cli_matches_the_solver_and_reports(graph, reference, tmp_pat
     assert fargate["vcpu_hours"] >= 3 * 60 / 3600 * 0.25 and fargate["gb_hours"] == pytest.approx(
         2 * fargate["vcpu_hours"]
     )
-    assert record["cost"]["by_service_usd"]["Fargate"] > 0
+    bill = assert_cost_is_the_priced_usage(record)
+    assert bill["Fargate"] == pytest.approx(fargate["vcpu_hours"] * 0.04048 + fargate["gb_hours"] * 0.004445)
     jobs = sum(len(s.routes) + 1 for s in graph) + 1
     assert f"scenario 2 (SQS FIFO + ECS Fargate), on local stack scenario-2-local: 6 sequences, {jobs} jobs" in report
     for line in (

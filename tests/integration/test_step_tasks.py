@@ -8,7 +8,9 @@ from collections import defaultdict
 
 import boto3
 import pytest
+from pydantic import ValidationError
 
+from jobgraph.core.errors import MissingStateError
 from jobgraph.core.results import request_key
 from jobgraph.sam.template import load_template, transform_template
 from tests.iam_policy import Call, bindings_for, is_allowed, required_permissions, role_statements
@@ -86,7 +88,7 @@ def test_step_task_runs_the_plan_and_a_retry_of_a_completed_job_is_recorded_once
     (item,) = plan(fake_stack, prepared["plan_key"])
     first, second, third = item["routes"]
     # a route whose previous state is missing fails, is recorded FAILED, and leaves no idempotency record
-    with pytest.raises(Exception, match="state of route 0"):
+    with pytest.raises(MissingStateError, match="state of route 0"):
         invoke("step_task", task(second))
     assert fake_stack.item(f"RUN#{RUN}", f"JOB#{second['job_id']}")["status"] == "FAILED"
     done = invoke("step_task", task(first))
@@ -107,7 +109,7 @@ def test_step_task_runs_the_plan_and_a_retry_of_a_completed_job_is_recorded_once
 
 def test_a_task_payload_that_is_not_a_job_is_refused(recorded, fake_stack):
     invoke, _calls = recorded
-    with pytest.raises(Exception, match="validation error"):
+    with pytest.raises(ValidationError, match="validation error"):
         invoke("step_task", {"job": {"job_id": "x"}, "retry_count": 0})
 
 
@@ -120,7 +122,7 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(recorded, fake_sta
     )
     invoke("prepare_run", {"run_id": "r2", "request_key": request_key("r2")})
     (item,) = plan(fake_stack, prepared["plan_key"])
-    with pytest.raises(Exception, match="state of route 0"):
+    with pytest.raises(MissingStateError, match="state of route 0"):
         invoke("step_task", task(item["routes"][1]))
     for job in [*item["routes"], item["routes"][0], item["aggregation"], prepared["merge"]]:
         invoke("step_task", task(job))

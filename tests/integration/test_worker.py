@@ -12,6 +12,7 @@ import time
 import pytest
 
 from jobgraph.adapters.sqs import FifoQueue
+from jobgraph.core.errors import ConfigurationError
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec, route_job
 from jobgraph.services.processor import build_processor_runtime
@@ -43,7 +44,7 @@ def send_raw(fake_stack, body: str, group: str, dedup: str) -> None:
 
 def test_settings_are_validated_with_the_variable_named(fake_stack, monkeypatch):
     monkeypatch.setenv("WAIT_TIME_SECONDS", "25")
-    with pytest.raises(Exception, match="WAIT_TIME_SECONDS"):
+    with pytest.raises(ConfigurationError, match="WorkerSettings from environment: WAIT_TIME_SECONDS"):
         load_settings(WorkerSettings)
 
 

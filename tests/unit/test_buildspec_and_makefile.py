@@ -49,7 +49,7 @@ def test_buildspec_make_targets_exist():
         for word in shlex.split(command)[1:]
         if "=" not in word
     }
-    assert used == {"venv", "sam-cli", "validate", "build"}
+    assert used == {"venv", "sam-cli", "validate", "build", "build-sfn"}
     assert used <= makefile_targets()
 
 

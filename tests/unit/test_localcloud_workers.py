@@ -74,23 +74,40 @@ def make_worker(tmp_path, runtime: str) -> Worker:
     return Worker(spec, tmp_path / f"{runtime}.log")
 
 
-@pytest.mark.parametrize("runtime", ["python3.13", "python3.12"])
-def test_the_handler_runs_under_the_python_its_runtime_names_not_the_clis(tmp_path, runtime):
-    """Given a function declared with `runtime`, when invoked, then its handler reports that Python version."""
-    try:
-        interpreter_for(runtime)
-    except RuntimeNotAvailable as missing:  # python3.12 is only an extra witness; 3.13 must be there
-        if runtime == "python3.13":
-            raise
-        pytest.skip(f"a second Python version shows the choice is the runtime's: {missing}")
-    worker = make_worker(tmp_path, runtime)
+def test_the_handler_runs_under_the_python_its_runtime_names(tmp_path):
+    """Given a function declared with python3.13, when invoked, then its handler reports Python 3.13."""
+    worker = make_worker(tmp_path, "python3.13")
     try:
         result = worker.invoke({})
     finally:
         worker.stop()
     assert result.ok, result.error
-    assert result.result["python"].rsplit(".", 1)[0] == runtime.removeprefix("python")
+    assert result.result["python"].rsplit(".", 1)[0] == "3.13"
     assert worker.python_version == result.result["python"]
+
+
+def test_the_interpreter_is_the_runtimes_choice_not_the_clis(tmp_path, monkeypatch):
+    """With Python 3.13 alone: the runtime's interpreter (here named by JOBGRAPH_PYTHON3_13, a wrapper that
+    marks its processes) runs the handler, not the interpreter running jobgraph."""
+    import sys
+
+    wrapper = tmp_path / "python3.13-witness"
+    wrapper.write_text(f'#!/bin/sh\nJOBGRAPH_WITNESS=wrapper exec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("JOBGRAPH_PYTHON3_13", str(wrapper))
+    assert interpreter_for("python3.13") == str(wrapper)
+    code = tmp_path / "fn"
+    code.mkdir()
+    (code / "app.py").write_text(
+        "import os\ndef lambda_handler(event, context):\n    return {'witness': os.environ.get('JOBGRAPH_WITNESS')}\n"
+    )
+    worker = Worker(FunctionSpec("Fn", "local-fn", "app.lambda_handler", code, (), {}, 5, 128), tmp_path / "w.log")
+    try:
+        result = worker.invoke({})
+    finally:
+        worker.stop()
+    assert result.ok, result.error
+    assert result.result == {"witness": "wrapper"}
 
 
 def test_an_unknown_runtime_version_is_a_clear_error(tmp_path):

@@ -1,0 +1,121 @@
+"""Mutation score of the last `make mutation` run (mutmut 3's results under mutants/), per module.
+
+    .venv/bin/python tests/mutation_score.py [--survivors]
+
+A mutant counts as killed when a unit or integration test failed (or timed out) with it; as equivalent when
+it is listed in EQUIVALENT below with the reason no test can tell it from the original. Score = killed /
+(mutants checked − equivalent), target ≥ 90 % per module. Exit status 1 if a module misses the target or a
+survivor is neither killed nor justified.
+
+For the table adapter only its run and claim methods count (the issue's scope): the rest of the file
+(status API queries, task records) is mutated too, but reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = 0.90
+KILLED = {1, 3, 36, 24, -24, 152, 255}  # test failure, pytest internal error, timeouts (mutmut's codes)
+SURVIVED, NO_TESTS = {0}, {5, 33}
+
+# module → the functions that count (None: all of them)
+SCOPE: dict[str, set[str] | None] = {
+    "jobgraph.core.delay_model": None,
+    "jobgraph.core.stats": None,
+    "jobgraph.core.graph": None,
+    "jobgraph.bench.cost": None,
+    "jobgraph.runs.aws_usage": None,
+}
+
+# mutant name → why no test can tell it from the original
+_UNREACHABLE_MEMORY = (
+    "a function is listed only if a REPORT line matched, which always sets memory_mb: `or` never reads config"
+)
+_LAST_PATH_PART = "the queue name is the URL's last path part whichever split count or index picks it"
+_ZIP_SAME_LENGTH = "zip over PERCENTILES and its five values: strict or not, the same pairs"
+_DTYPE_INFERRED = "numpy infers the same dtype from the JSON ints/floats (or a float index finds the same bin)"
+EQUIVALENT: dict[str, str] = {
+    **{f"jobgraph.core.stats.x_describe__mutmut_{n}": _ZIP_SAME_LENGTH for n in (10, 13, 14)},
+    **{f"jobgraph.core.stats.x_describe_histogram__mutmut_{n}": _ZIP_SAME_LENGTH for n in (72, 75, 76)},
+    **{f"jobgraph.core.stats.x_merge_histograms__mutmut_{n}": _DTYPE_INFERRED for n in (17, 19, 25, 27)},
+    **{
+        f"jobgraph.core.stats.x_describe_histogram__mutmut_{n}": _DTYPE_INFERRED for n in (6, 8, 14, 16, 51, 53, 59, 61)
+    },
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_78": _UNREACHABLE_MEMORY,
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_79": _UNREACHABLE_MEMORY,
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_80": _UNREACHABLE_MEMORY,
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_113": _LAST_PATH_PART,
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_116": _LAST_PATH_PART,
+    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_117": _LAST_PATH_PART,
+}
+
+
+def function_of(mutant: str) -> str:
+    """'jobgraph.core.stats.x_describe__mutmut_3' → 'describe'; class methods: 'JobsTable.claim_merge'."""
+    name = mutant.rsplit(".", 1)[1].rsplit("__mutmut_", 1)[0]
+    if name.startswith("xǁ"):
+        _, cls, method = name.split("ǁ")
+        return f"{cls}.{method}"
+    return name.removeprefix("x_")
+
+
+def results(mutants_dir: Path) -> dict[str, dict[str, int | None]]:
+    """Exit code per mutant, per module."""
+    out: dict[str, dict[str, int | None]] = {}
+    for meta in sorted(mutants_dir.glob("src/**/*.py.meta")):
+        module = ".".join(meta.relative_to(mutants_dir / "src").with_suffix("").with_suffix("").parts)
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        if codes:
+            out[module] = codes
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutants", type=Path, default=ROOT / "mutants")
+    parser.add_argument("--survivors", action="store_true", help="list every unjustified survivor")
+    args = parser.parse_args(argv)
+    by_module = results(args.mutants)
+    if not by_module:
+        print(f"no mutmut results under {args.mutants}: run `make mutation` first")
+        return 1
+    failed = False
+    unjustified: list[str] = []
+    print(f"{'module':<34} {'mutants':>7} {'killed':>7} {'equiv.':>6} {'survived':>8} {'no test':>7} {'score':>7}")
+    for module, codes in sorted(by_module.items()):
+        scope = SCOPE.get(module)
+        counted = {m: c for m, c in codes.items() if scope is None or function_of(m) in scope}
+        killed = sum(c in KILLED for c in counted.values())
+        equivalent = [m for m, c in counted.items() if c not in KILLED and m in EQUIVALENT]
+        left = [m for m, c in counted.items() if c not in KILLED and m not in EQUIVALENT]
+        unchecked = [m for m in left if counted[m] is None]
+        no_tests = sum(counted[m] in NO_TESTS for m in left)
+        checked = len(counted) - len(unchecked) - len(equivalent)
+        score = killed / checked if checked else 1.0
+        verdict = "PASS" if score >= TARGET and not unchecked else "MISS"
+        failed |= verdict == "MISS"
+        print(
+            f"{module:<34} {len(counted):>7} {killed:>7} {len(equivalent):>6} {sum(counted[m] in SURVIVED for m in left):>8} "
+            f"{no_tests:>7} {score:>6.1%}  {verdict}{f' ({len(unchecked)} not checked)' if unchecked else ''}"
+        )
+        unjustified.extend(m for m in left if counted[m] is not None and counted[m] not in NO_TESTS)
+        unjustified.extend(m for m in left if counted[m] in NO_TESTS)
+    stale = sorted(set(EQUIVALENT) - {m for codes in by_module.values() for m in codes})
+    if stale:
+        print(f"listed as equivalent but not produced by this run (remove them): {stale}")
+        failed = True
+    if unjustified:
+        print(f"{len(unjustified)} survivors (or untested) neither killed nor justified (`mutmut show NAME`: the diff)")
+        if args.survivors:
+            for name in unjustified:
+                print(f"  {name}")
+    return 1 if failed or unjustified else 0  # "not checked" (an unfinished run) is a MISS too
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""Every pricing branch against figures worked out by hand from AWS's published price tables.
+
+The prices, as the 2026-11-01 table took them from AWS's public pricing pages (eu-west-1, on demand):
+  Lambda   $0.20 per million requests; $0.0000166667 per GB-s on x86_64, $0.0000133334 on arm64;
+           INIT billed like invocation time (since 2025-08-01); each invocation rounded up to 1 ms
+  SQS FIFO $0.50 per million requests, each 64 KB chunk of a payload one request
+  DynamoDB on demand $0.7068 per million WRU, $0.1413 per million RRU (us-east-1: $0.625 / $0.125)
+  S3       $0.005 per 1,000 PUT/LIST, $0.0004 per 1,000 GET
+  Step Functions Standard $0.025 per 1,000 state transitions
+  Fargate Linux  x86_64 $0.04048 per vCPU-h, $0.004445 per GB-h; arm64 $0.03238, $0.00356
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from jobgraph.bench.cost import line_items, run_cost
+from jobgraph.bench.prices import DEFAULT_REGION, DEFAULT_VERSION, PRICE_TABLES, price_table
+from jobgraph.localcloud.ecs import LocalEcs, TaskSpec
+from jobgraph.localcloud.meter import RequestMeter
+from jobgraph.localcloud.runtime import LocalLambdaRuntime
+from jobgraph.localcloud.workers import FunctionSpec
+from jobgraph.runs.local_runtime import local_transitions
+
+EU = price_table("eu-west-1", "2026-11-01")
+
+
+def usd(usage: dict) -> float:
+    return run_cost(usage, EU, route_jobs=1)["usd"]
+
+
+def test_the_default_table_holds_the_published_prices():
+    assert (DEFAULT_VERSION, DEFAULT_REGION) == ("2026-11-01", "eu-west-1")
+    eu, us = PRICE_TABLES["2026-11-01"]["eu-west-1"], PRICE_TABLES["2026-11-01"]["us-east-1"]
+    assert eu["lambda_gb_second"] == {"x86_64": 0.0000166667, "arm64": 0.0000133334}
+    assert eu["lambda_request"] == pytest.approx(0.20e-6, rel=1e-15)
+    assert eu["sqs_fifo_request"] == pytest.approx(0.50e-6, rel=1e-15)
+    assert eu["s3_put_request"] == pytest.approx(0.005e-3, rel=1e-15)
+    assert eu["s3_get_request"] == pytest.approx(0.0004e-3, rel=1e-15)
+    assert eu["stepfunctions_transition"] == pytest.approx(0.025e-3, rel=1e-15)
+    assert eu["fargate_vcpu_hour"] == {"x86_64": 0.04048, "arm64": 0.03238}
+    assert eu["fargate_gb_hour"] == {"x86_64": 0.004445, "arm64": 0.00356}
+    assert eu["dynamodb_write_request_unit"] == pytest.approx(0.7068e-6, rel=1e-15)
+    assert eu["dynamodb_read_request_unit"] == pytest.approx(0.1413e-6, rel=1e-15)
+    assert us["dynamodb_write_request_unit"] == pytest.approx(0.625e-6, rel=1e-15)
+    assert us["dynamodb_read_request_unit"] == pytest.approx(0.125e-6, rel=1e-15)
+
+
+# --- Lambda ---------------------------------------------------------------------------------------------
+
+
+def test_arm64_invocations_and_init_are_both_priced_at_the_arm64_rate():
+    # 10 requests, 1,000 ms of invocations and 8,000 ms of INIT at 1,024 MB on arm64:
+    # 10 × $0.20/M + (1 + 8) GB-s × $0.0000133334 = $0.000002 + $0.0001200006 = $0.0001220006
+    fn = {"requests": 10, "duration_ms": 1000, "init_ms": 8000, "memory_mb": 1024, "architecture": "arm64"}
+    assert usd({"lambda": {"Fn": fn}}) == pytest.approx(0.0001220006, rel=1e-12)
+    items = {i.item: i for i in line_items({"lambda": {"Fn": fn}}, EU["prices"])}
+    init = items["Fn INIT (1024 MB, arm64)"]
+    assert (init.quantity, init.unit, init.unit_price) == (8.0, "GB-s", 0.0000133334)
+    assert items["Fn duration (1024 MB, arm64)"].unit_price == 0.0000133334
+    # the same on x86_64: 9 GB-s × $0.0000166667 + $0.000002 = $0.0001520003
+    assert usd({"lambda": {"Fn": {**fn, "architecture": "x86_64"}}}) == pytest.approx(0.0001520003, rel=1e-12)
+
+
+def test_lambda_gb_seconds_use_mebibytes_per_gibibyte():
+    # 128 MB for 1,000 ms = 0.125 GB-s (Lambda counts 1,024 MB to the GB)
+    fn = {"requests": 0, "duration_ms": 1000, "memory_mb": 128, "architecture": "x86_64"}
+    assert usd({"lambda": {"Fn": fn}}) == pytest.approx(0.125 * 0.0000166667, rel=1e-12)
+
+
+def test_a_function_without_an_architecture_is_priced_as_x86_64():
+    fn = {"requests": 1_000_000, "duration_ms": 0, "memory_mb": 512}
+    assert usd({"lambda": {"Fn": fn}}) == pytest.approx(0.20, rel=1e-12)
+    assert line_items({"lambda": {"Fn": fn}}, EU["prices"])[1].item == "Fn duration (512 MB, x86_64)"
+
+
+def local_runtime(memory_mb=1024, architecture="arm64") -> LocalLambdaRuntime:
+    runtime = LocalLambdaRuntime(endpoint=None, stack=None, log_dir=None)
+    runtime.functions = {
+        "Fn": FunctionSpec(
+            logical_id="Fn",
+            function_name="fn",
+            handler="app.handler",
+            code_dir=None,
+            layer_dirs=(),
+            environment={},
+            timeout_s=30,
+            memory_mb=memory_mb,
+            architecture=architecture,
+        ),
+        "Idle": FunctionSpec("Idle", "idle", "app.handler", None, (), {}, 30, 128),
+    }
+    return runtime
+
+
+def test_local_lambda_rounds_each_invocation_up_to_the_next_millisecond():
+    runtime = local_runtime()
+    invocations = [(True, 0.2, 301.4), (False, 1.0, 0.0), (False, 1.5, 0.0), (False, 2.999, 0.0), (True, 7.0001, 99.0)]
+    with runtime.stats.lock:
+        for cold, ms, init in invocations:
+            runtime.stats.record_invocation("Fn", SimpleNamespace(cold_start=cold, duration_ms=ms, init_ms=init))
+    usage = runtime.lambda_usage()
+    assert set(usage) == {"Fn"}  # a function that never ran is not billed
+    fn = usage["Fn"]
+    # each invocation rounded up on its own: 1 + 1 + 2 + 3 + 8 = 15 ms (rounding the sum, 12.7 → 13, is not
+    # what Lambda bills; rounding to nearest would give 0 + 1 + 2 + 3 + 7 = 13)
+    assert fn["duration_ms"] == 15
+    assert fn["init_ms"] == 302 + 99  # INIT rounded up per cold start too
+    assert (fn["requests"], fn["cold_starts"], fn["init_durations_ms"]) == (5, 2, [301.4, 99.0])
+    assert (fn["memory_mb"], fn["architecture"]) == (1024, "arm64")
+    # billed: 5 × $0.20/M + (15 + 401) ms × 1 GB × $0.0000133334
+    assert usd({"lambda": usage}) == pytest.approx(5 * 0.20e-6 + 0.416 * 0.0000133334, rel=1e-12)
+
+
+# --- SQS: 64 KB chunks ------------------------------------------------------------------------------------
+
+
+def sqs_environ(action: str) -> dict:
+    return {
+        "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=testing/20261120/eu-west-1/sqs/aws4_request, ...",
+        "HTTP_X_AMZ_TARGET": f"AmazonSQS.{action}",
+        "PATH_INFO": "/",
+        "REQUEST_METHOD": "POST",
+    }
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "response_bytes", "chunks"),
+    [
+        (0, 0, 1),  # an empty request is still one request
+        (1, 0, 1),
+        (65_536, 200, 1),  # exactly 64 KB: one chunk
+        (65_537, 200, 2),  # one byte over: two
+        (200_000, 100, 4),  # 3.05 chunks → 4
+        (1_048_576, 100, 16),  # SQS's 1 MiB maximum: 16 chunks
+        (300, 140_000, 3),  # a ReceiveMessage answer of 140,000 bytes: the payload that came back counts
+    ],
+)
+def test_sqs_bills_every_64_kb_chunk_as_a_request(request_bytes, response_bytes, chunks):
+    meter = RequestMeter()
+    meter.record(sqs_environ("SendMessageBatch"), b"x" * request_bytes, response_bytes)
+    assert meter.units[("workload", "sqs_requests_64kb")] == chunks
+    assert usd({"sqs": {"requests_64kb": chunks}}) == pytest.approx(chunks * 0.50e-6, rel=1e-12)
+
+
+def test_the_harness_own_calls_are_kept_apart_from_the_workloads():
+    meter = RequestMeter()
+    meter.record({**sqs_environ("ReceiveMessage"), "HTTP_USER_AGENT": "Boto3/1 jobgraph-harness"}, b"{}", 10)
+    meter.record(sqs_environ("ReceiveMessage"), b"{}", 10)
+    assert meter.units[("harness", "sqs_requests_64kb")] == 1
+    assert meter.units[("workload", "sqs_requests_64kb")] == 1
+
+
+# --- Step Functions, DynamoDB, S3, Fargate --------------------------------------------------------------------
+
+
+def test_step_functions_transitions_top_level_states_plus_one_per_task():
+    runtime = local_runtime()
+    with runtime.stats.lock:
+        for _ in range(37):
+            runtime.stats.record_invocation("StepTaskFunction", SimpleNamespace(cold_start=False, duration_ms=5.0))
+    transitions = local_transitions({"states_entered": 12}, runtime)["transitions"]
+    assert transitions == 49
+    # 49 transitions × $0.025 per 1,000 = $0.001225
+    assert usd({"stepfunctions": {"transitions": transitions}}) == pytest.approx(0.001225, rel=1e-12)
+
+
+def test_dynamodb_and_s3_requests():
+    # 2,500 WRU + 10,000 RRU in eu-west-1: 2,500 × $0.7068/M + 10,000 × $0.1413/M = $0.001767 + $0.001413
+    assert usd({"dynamodb": {"wru": 2500, "rru": 10_000}}) == pytest.approx(0.00318, rel=1e-12)
+    us = price_table("us-east-1", "2026-11-01")
+    assert run_cost({"dynamodb": {"wru": 2500, "rru": 10_000}}, us, 1)["usd"] == pytest.approx(
+        0.0015625 + 0.00125, rel=1e-12
+    )
+    # 3,000 PUT + 12,000 GET: $0.015 + $0.0048
+    assert usd({"s3": {"put": 3000, "get": 12_000}}) == pytest.approx(0.0198, rel=1e-12)
+
+
+def test_fargate_on_arm64_is_priced_at_the_arm64_rates():
+    # 0.5 vCPU-h + 1 GB-h on arm64: 0.5 × $0.03238 + 1 × $0.00356 = $0.01975
+    arm = {"vcpu_hours": 0.5, "gb_hours": 1.0, "architecture": "arm64"}
+    assert usd({"fargate": arm}) == pytest.approx(0.01975, rel=1e-12)
+    # on x86_64: 0.5 × $0.04048 + 1 × $0.004445 = $0.024685
+    assert usd({"fargate": {**arm, "architecture": "x86_64"}}) == pytest.approx(0.024685, rel=1e-12)
+    items = [i.item for i in line_items({"fargate": arm}, EU["prices"])]
+    assert items == ["vCPU (arm64)", "memory (arm64)"]
+
+
+def test_local_fargate_hours_from_the_task_definition_with_a_minute_minimum():
+    def service(cpu, memory, seconds, architecture="arm64"):
+        spec = TaskSpec(
+            "svc", "c", "arn", "w", (), {}, 30, "q", cpu_units=cpu, memory_mb=memory, architecture=architecture
+        )
+        return SimpleNamespace(spec=spec, task_seconds=lambda: seconds)
+
+    ecs = LocalEcs(endpoint=None, stack=None, log_dir=None)
+    # 2 tasks × 30 min of 0.5 vCPU / 1 GB, and 1 task that ran 10 s but is billed a minute (2 vCPU / 4 GB)
+    ecs.services = [service(512, 1024, 2 * 1800.0), service(2048, 4096, 60.0)]
+    usage = ecs.usage()
+    assert usage["vcpu_hours"] == pytest.approx(0.5 + 2 / 60, rel=1e-12)
+    assert usage["gb_hours"] == pytest.approx(1.0 + 4 / 60, rel=1e-12)
+    assert usage["architecture"] == "arm64"
+    assert usd({"fargate": usage}) == pytest.approx((0.5 + 2 / 60) * 0.03238 + (1 + 4 / 60) * 0.00356, rel=1e-12)
+
+
+def test_headline_per_1000_route_jobs_sums_every_service():
+    usage = {
+        "lambda": {"Fn": {"requests": 4000, "duration_ms": 400_000, "memory_mb": 512, "architecture": "arm64"}},
+        "sqs": {"requests_64kb": 8000},
+        "stepfunctions": {"transitions": 0},
+    }
+    cost = run_cost(usage, EU, route_jobs=2000)
+    # 4,000 × $0.20/M + 200 GB-s × $0.0000133334 + 8,000 × $0.50/M = $0.0008 + $0.00266668 + $0.004
+    assert cost["usd"] == pytest.approx(0.00746668, rel=1e-12)
+    assert cost["per_1000_route_jobs_usd"] == pytest.approx(0.00373334, rel=1e-12)
+    assert cost["by_service_usd"] == pytest.approx({"Lambda": 0.00346668, "SQS": 0.004}, rel=1e-12)
+    assert [i["service"] for i in cost["items"]] == ["Lambda", "Lambda", "SQS"]  # no $0 transition line
+    assert run_cost(usage, EU, route_jobs=0)["per_1000_route_jobs_usd"] is None
+
+
+def test_every_line_item_as_the_report_shows_it():
+    """The items a report prints, in order, with their quantities, units, unit prices and amounts."""
+    usage = {
+        "lambda": {
+            "Scheduler": {"requests": 2, "duration_ms": 3000, "memory_mb": 512, "architecture": "x86_64"},
+            "Processor": {
+                "requests": 4,
+                "duration_ms": 2000,
+                "init_ms": 1000,
+                "memory_mb": 2048,
+                "architecture": "arm64",
+            },
+        },
+        "sqs": {"requests_64kb": 10},
+        "dynamodb": {"wru": 6, "rru": 8},
+        "s3": {"put": 3, "get": 5},
+        "stepfunctions": {"transitions": 7},
+        "fargate": {"vcpu_hours": 0.25, "gb_hours": 0.5, "architecture": "arm64"},
+    }
+    cost = run_cost(usage, EU, route_jobs=4)
+
+    def row(service, item, quantity, unit, price):
+        return {"service": service, "item": item, "quantity": quantity, "unit": unit, "unit_price_usd": price}
+
+    expected = [
+        # functions in name order; Processor: 2 s and 1 s of INIT at 2 GB = 4 GB-s and 2 GB-s
+        row("Lambda", "Processor requests", 4, "requests", 0.20e-6),
+        row("Lambda", "Processor duration (2048 MB, arm64)", 4.0, "GB-s", 0.0000133334),
+        row("Lambda", "Processor INIT (2048 MB, arm64)", 2.0, "GB-s", 0.0000133334),
+        row("Lambda", "Scheduler requests", 2, "requests", 0.20e-6),
+        row("Lambda", "Scheduler duration (512 MB, x86_64)", 1.5, "GB-s", 0.0000166667),
+        row("SQS", "FIFO requests", 10, "64 KB requests", 0.50e-6),
+        row("DynamoDB", "writes", 6, "WRU", 0.7068e-6),
+        row("DynamoDB", "reads", 8, "RRU", 0.1413e-6),
+        row("S3", "PUT/LIST requests", 3, "requests", 0.005e-3),
+        row("S3", "GET requests", 5, "requests", 0.0004e-3),
+        row("Step Functions", "state transitions", 7, "transitions", 0.025e-3),
+        row("Fargate", "vCPU (arm64)", 0.25, "vCPU-h", 0.03238),
+        row("Fargate", "memory (arm64)", 0.5, "GB-h", 0.00356),
+    ]
+    assert [{k: v for k, v in i.items() if k != "usd"} for i in cost["items"]] == [
+        {**r, "unit_price_usd": pytest.approx(r["unit_price_usd"], rel=1e-12)} for r in expected
+    ]
+    for item in cost["items"]:
+        assert item["usd"] == pytest.approx(item["quantity"] * item["unit_price_usd"], rel=1e-15)
+    total = sum(r["quantity"] * r["unit_price_usd"] for r in expected)
+    assert cost["usd"] == pytest.approx(total, rel=1e-12)
+    assert cost["per_1000_route_jobs_usd"] == pytest.approx(total * 250, rel=1e-12)
+    assert cost["by_service_usd"] == pytest.approx(
+        {
+            "Lambda": 6 * 0.20e-6 + 6 * 0.0000133334 + 1.5 * 0.0000166667,
+            "SQS": 5e-6,
+            "DynamoDB": 6 * 0.7068e-6 + 8 * 0.1413e-6,
+            "S3": 3 * 0.005e-3 + 5 * 0.0004e-3,
+            "Step Functions": 7 * 0.025e-3,
+            "Fargate": 0.25 * 0.03238 + 0.5 * 0.00356,
+        },
+        rel=1e-12,
+    )
+
+
+def test_services_without_usage_get_no_line():
+    empty = {"lambda": {}, "sqs": {"requests_64kb": 0}, "dynamodb": {"wru": 0, "rru": 0}, "s3": {"put": 0, "get": 0},
+             "stepfunctions": {"transitions": 0}, "fargate": {"vcpu_hours": 0, "gb_hours": 0}}  # fmt: skip
+    cost = run_cost(empty, EU, route_jobs=10)
+    assert (cost["items"], cost["usd"], cost["by_service_usd"]) == ([], 0, {})
+    assert run_cost({}, EU, route_jobs=10)["items"] == []
+    # only reads, only GETs: one line each
+    assert [i["item"] for i in run_cost({"dynamodb": {"rru": 2}, "s3": {"get": 1}}, EU, 1)["items"]] == [
+        "reads",
+        "GET requests",
+    ]
