@@ -54,7 +54,7 @@ BUILD_STAMP := .aws-sam/build/.jobgraph-built-$(LAYER_ARCH)
 BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -path '*/__pycache__/*' \
 	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
 
-.PHONY: venv run solve run-aws test lint bench bench-local bench-build mutation sam-cli build validate scan check-env deploy \
+.PHONY: venv run solve run-aws test lint bench bench-local bench-build bench-compare mutation sam-cli build validate scan check-env deploy \
 	destroy clean build-sfn validate-sfn deploy-sfn destroy-sfn bootstrap
 
 $(STAMP): pyproject.toml constraints.txt
@@ -108,6 +108,12 @@ bench: $(STAMP)
 ## make bench-local: local cloud time per job at 50/100/200/400 sequences and the ratio to solve (~6 min)
 bench-local: $(STAMP)
 	$(PY) benchmarks/bench_localcloud.py
+
+## make bench-compare: the example graph on scenarios 1, 2 and 3 on the local cloud, each run recorded, then one
+# report with a recommendation: $(OUT)/bench-report/report.html (~3 min). BENCH_ARGS="--memory 256,1024" adds
+# Processor settings; BENCH_ARGS="--env dev" runs on the stacks scenario-<n>-dev instead (AWS credentials needed).
+bench-compare: $(STAMP)
+	$(BIN)/jobgraph bench --sequences $(SEQUENCES) --run-id bench --out $(OUT) --scenarios $(SCENARIOS) --seed $(SEED) --overwrite $(BENCH_ARGS)
 
 ## make mutation: mutation score of the modules listed under [tool.mutmut] in pyproject.toml, against unit +
 # integration tests only (mutmut 3, in its own copy under mutants/; ~1-2 h on 2 cores; not part of `make test`).

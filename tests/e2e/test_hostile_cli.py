@@ -204,6 +204,19 @@ def cases() -> list[tuple[str, list[str], str]]:
         ("stack-name-bad", ["run", "--generate", "1", "--stack-name", "bad name!"], "CloudFormation stack name"),
         ("stack-bad", ["run", "--generate", "1", "--stack", "../x"], "CloudFormation stack name"),
         ("unrecognised-huge", ["solve", "--" + "a" * 100_000], "unrecognized arguments"),
+        # bench and project: what they read and how much they would simulate
+        ("project-a-file", ["project", "a-file", "--sequences", "10"], "Not a directory"),
+        ("project-deep-record", ["project", "deep-record", "--sequences", "10"], "nested deeper than 32 levels"),
+        ("project-a-billion", ["project", "empty", "--sequences", "1000000000"], "must be 1..1000000"),
+        ("bench-scenario-9", ["bench", "--implementations", "1,9", "--generate", "1"], "distinct scenario numbers"),
+        ("bench-memory-text", ["bench", "--memory", "abc", "--generate", "1", "--out", "out"], "comma-separated"),
+        ("bench-memory-huge", ["bench", "--memory", "99999999", "--generate", "1", "--out", "out"], "128..10240"),
+        ("bench-workers-huge", ["bench", "--max-workers", "100000", "--generate", "1"], "must be 1..256"),
+        ("bench-memory-100k-digits", ["bench", "--memory", "9" * 100_000, "--generate", "1"], "(100000 characters)"),
+        ("bench-architecture", ["bench", "--memory", "256", "--architecture", "sparc"], "choose from x86_64, arm64"),
+        ("bench-one-implementation", ["bench", "--implementations", "2", "--generate", "1"], "at least two"),
+        ("project-array-record", ["project", "array-record", "--sequences", "10"], "schema None, expected"),
+        ("project-seed-huge", ["project", "empty", "--sequences", "10", "--seed", "9" * 30], "must be 0.."),
     ]
     found += [(f"sequence-{name}", ["validate", "--sequences", f"seqs-{name}"], said)
               for name, (_text, said) in SEQUENCE_FILES.items()]  # fmt: skip

@@ -55,7 +55,9 @@ def sweep_settings(runs: list[dict]) -> list[dict] | None:
         parameters = {
             k: v for k, v in settings.get("parameters", {}).items() if k not in ("ProcessorMemorySize", "Architecture")
         }
-        rest = {k: v for k, v in settings.items() if k not in ("functions", "parameters", "template")}
+        rest = {
+            k: v for k, v in settings.items() if k not in ("functions", "parameters", "template", "stack_parameters")
+        }
         return (run["scenario"], run["sequences"], repr(sorted(rest.items())), repr(functions), repr(parameters))
 
     if len(runs) < 2 or len({without_sweep(r) for r in runs}) != 1:
@@ -168,7 +170,11 @@ def _table(runs: list[dict]) -> str:
     return f"<table>{header}{''.join(rows)}</table>"
 
 
-def write_report(runs: list[dict], figures: list[Figure], out: Path) -> Path:
+def write_report(
+    runs: list[dict], figures: list[Figure], out: Path, heading: str | None = None, preamble: str = ""
+) -> Path:
+    """report.html: ``heading``, ``preamble`` (HTML: `jobgraph bench` puts its summary and recommendation there),
+    the runs' table and every figure embedded."""
     prices = sorted(
         {f"{r['cost']['price_table']['version']} {r['cost']['price_table']['region']}" for r in runs if r.get("cost")}
     )
@@ -183,8 +189,9 @@ def write_report(runs: list[dict], figures: list[Figure], out: Path) -> Path:
 <html lang="en"><head><meta charset="utf-8"><title>jobgraph comparison</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%}}</style></head>
-<body><h1>jobgraph: {len(runs)} runs compared</h1>
+<body><h1>{html.escape(heading or f"jobgraph: {len(runs)} runs compared")}</h1>
 <p>Prices: {html.escape(", ".join(prices) or "none (no run has usage counters)")}. Runs: {html.escape(", ".join(r["run_id"] for r in runs))}.</p>
+{preamble}
 {_table(runs)}
 {"".join(sections)}
 <script>

@@ -8,6 +8,8 @@ read it back. The shape is versioned by ``schema``.
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +26,8 @@ RECORD_NAME = RUN_RECORD
 STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE", "SYNTHETIC")
 # the jobs that do the work, for the cost headline: route jobs of a graph, or a load's synthetic jobs
 WORK_STAGES = ("FIRST", "INTERMEDIATE", "LAST", "SYNTHETIC")
+# a route job's id ends with -s<sequence id>-r<route index> (core.models.route_job_id)
+ROUTE_JOB = re.compile(r"-s(\d+)-r(\d+)$")
 
 
 class RunRecordError(JobGraphError):
@@ -42,6 +46,32 @@ def distribution(values: list[float]) -> dict:
         "p99": float(p99),
         "mean": float(np.mean(values)),
         "max": float(max(values)),
+    }
+
+
+def _rounded(values) -> list[float]:
+    return [round(float(v), 1) for v in values]
+
+
+def routes_per_sequence(job_ids) -> list[int]:
+    """Routes of each sequence of a graph run (its shape, for `jobgraph project`), from its route jobs' ids."""
+    counts = Counter(int(match[1]) for job_id in job_ids if (match := ROUTE_JOB.search(job_id)))
+    return [counts[sequence] for sequence in sorted(counts)]
+
+
+def _services(services: dict) -> dict:
+    """Scenario 2's ECS services: tasks, batches and their times (the polling workers' own figures)."""
+    return {
+        name: {
+            "tasks": s["tasks"],
+            "batches": s["batches"],
+            "received": s["received"],
+            "retried": s["retried"],
+            "restarts": s["restarts"],
+            "queue_wait_ms": distribution(s["queue_wait_ms"]),
+            "batch_ms": distribution(s["batch_ms"]),
+        }
+        for name, s in services.items()
     }
 
 
@@ -78,11 +108,15 @@ def build(outcome, table: dict) -> dict:
                 "cold_starts": f["cold_starts"],
                 "errors": f["errors"],
                 "worker_deaths": f["worker_deaths"],
+                # how the function ran: workers (concurrency), event source batch size, messages received
+                **{key: f[key] for key in ("workers", "batch_size", "received") if key in f},
                 "queue_wait_ms": distribution(f["queue_wait_ms"]),
                 "invocation_ms": distribution(f["invocation_ms"]),
             }
             for name, f in functions.items()
         },
+        "services": _services(outcome.extra.get("services", {})),
+        "graph": {"routes_per_sequence": routes_per_sequence(outcome.attempts)},
         "init_ms": {
             name: distribution(u.get("init_durations_ms", [])) for name, u in outcome.usage.get("lambda", {}).items()
         },
@@ -101,9 +135,13 @@ def build(outcome, table: dict) -> dict:
             for k in ("final_arrival_delay_min", "curfew_breach_probability")
             if k in outcome.merged
         },
-        # raw per-job figures, for distributions in `jobgraph compare`
+        # raw per-job figures, for distributions in `jobgraph compare`; per invocation and per batch, and every
+        # message's queue wait, for the service times of `jobgraph project`
         "samples": {
             "stage_ms": {stage: [round(v, 3) for v in outcome.stage_ms.get(stage, [])] for stage in STAGES},
+            "invocation_ms": {name: _rounded(f["invocation_ms"]) for name, f in functions.items()},
+            "queue_wait_ms": {name: _rounded(f["queue_wait_ms"]) for name, f in functions.items()},
+            "batch_ms": {name: _rounded(s["batch_ms"]) for name, s in outcome.extra.get("services", {}).items()},
         },
     }
 

@@ -198,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--region", help="AWS region of --stack")
     sweep.add_argument("--compare-out", type=Path, help="report folder (default: <out>/<run-id>-sweep)")
     add_price_options(sweep)
+    add_bench_parser(commands)
+    add_project_parser(commands)
     compare = commands.add_parser("compare", help="compare recorded runs side by side: HTML report + PNG figures")
     compare.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run folders")
     compare.add_argument("--out", type=Path, default=Path("comparison"), help="folder for report.html and PNGs")
@@ -213,6 +215,62 @@ def add_debug_option(commands) -> None:
         for action in command._actions:  # nested commands (argparse keeps them as a subparsers action)
             if isinstance(action, argparse._SubParsersAction):
                 add_debug_option(action)
+
+
+def _implementations(value: str) -> list[int]:
+    try:
+        numbers = [int(n) for n in value.split(",") if n.strip()]
+    except ValueError:
+        numbers = []
+    if not numbers or any(n not in SCENARIOS for n in numbers) or len(set(numbers)) != len(numbers):
+        raise argparse.ArgumentTypeError(f"{value!r}: distinct scenario numbers from {sorted(SCENARIOS)}, e.g. 1,2,3")
+    return numbers
+
+
+def add_bench_parser(commands) -> None:
+    bench = commands.add_parser(
+        "bench", help="the same graph on scenarios 1, 2 and 3 (+ Processor settings), recorded, compared, recommended"
+    )
+    add_run_options(bench)
+    bench.add_argument(
+        "--implementations", type=_implementations, default=[1, 2, 3], metavar="N,N",
+        help="scenarios to run, comma-separated (default 1,2,3)",
+    )  # fmt: skip
+    bench.add_argument("--memory", help="also scenario 1 at these Processor memory sizes, MB, comma-separated")
+    bench.add_argument("--architecture", default="x86_64", help="with --memory: x86_64 and/or arm64, comma-separated")
+    bench.add_argument("--env", help="on AWS: the stacks scenario-<n>-<env> deployed for this environment")
+    bench.add_argument("--region", help="AWS region of the --env stacks")
+    bench.add_argument(
+        "--max-workers", type=opts.workers, help="local: cap on worker processes per event source mapping"
+    )
+    bench.add_argument("--ecs-workers", type=opts.workers, help="local: worker tasks of scenario 2's ECS service")
+    bench.add_argument("--report-out", type=Path, help="report folder (default: <out>/<run-id>-report)")
+    bench.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for each run to complete")
+    bench.add_argument(
+        "--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues"
+    )
+    add_price_options(bench)
+
+
+def add_project_parser(commands) -> None:
+    project = commands.add_parser(
+        "project", help="projected makespan and cost of N sequences on a recorded run's implementation (simulation)"
+    )
+    project.add_argument("run", type=Path, metavar="RUN_DIR", help="a graph run's folder written by `jobgraph run`")
+    project.add_argument(
+        "--sequences",
+        type=opts.projected_count,
+        nargs="+",
+        required=True,
+        metavar="N",
+        help="sequences (aircraft) to project",
+    )
+    project.add_argument(
+        "--on", choices=("run", "aws"), default="run",
+        help="run: the run's own platform and settings; aws: the stack's AWS settings and quotas",
+    )  # fmt: skip
+    project.add_argument("--seed", type=opts.seed, default=0, help="seed of the simulation's draws")
+    project.add_argument("--json", type=Path, metavar="FILE", help="also write the projection as JSON")
 
 
 def add_price_options(parser: argparse.ArgumentParser) -> None:
@@ -482,6 +540,76 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from jobgraph.bench import prices, suite, sweep
+    from jobgraph.core.graph import RunSpec
+    from jobgraph.runs.execute import execute
+    from jobgraph.runs.outcome import RunFailed
+    from jobgraph.runs.target import Patience
+
+    if args.env and (args.max_workers or args.ecs_workers):
+        raise JobGraphError("--max-workers, --ecs-workers apply to the local cloud only, not to --env")
+    points = sweep.sweep_points(args.memory, args.architecture) if args.memory else []
+    chosen_implementations = suite.implementations(args.implementations, points)
+    if len(chosen_implementations) < 2:  # refused before a run that could only end in "nothing to compare"
+        raise JobGraphError("bench compares at least two implementations: add scenarios or --memory sizes")
+    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+    sequences, base = run_inputs(args)
+    patience = Patience(args.timeout, args.stall_timeout)
+    folders, failed = [], []
+    for implementation in chosen_implementations:
+        run_id, chosen = implementation.run_id(args.run_id), scenario(implementation.scenario)
+        spec = RunSpec(run_id, base.test_run_id, base.scenarios, base.seed)
+        print(f"== {run_id}: scenario {chosen.number} ({chosen.name})", flush=True)
+        try:
+            if args.env:
+                target = bench_aws_target(args, chosen, implementation, run_id, patience)
+            else:
+                target = run_target(args, chosen, patience, implementation.parameters)
+            outcome = execute(chosen.graph(sequences), target, spec, then=lambda outcome: report(outcome, table))
+        except (RunFailed, sweep.SweepError) as exc:
+            print(f"error: {run_id}: {exc}", file=sys.stderr, flush=True)
+            failed.append(run_id)
+            continue
+        folders.append(outcome.out_dir)
+    if len(folders) < 2:
+        raise JobGraphError(
+            f"bench: {len(folders)} implementation(s) ran ({', '.join(failed)} failed): nothing to compare"
+        )
+    page, _rows, chosen = suite.bench_report(folders, args.report_out or args.out / f"{args.run_id}-report")
+    print("\n".join(["recommendation:", *(f"  {line}" for line in suite.recommendation_lines(chosen))]))
+    print(f"bench report: {page}")
+    if failed:
+        print(f"error: {len(failed)} implementation(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return EXIT_FAILED if failed else 0
+
+
+def bench_aws_target(args, chosen, implementation, run_id: str, patience):
+    """The stack scenario-<n>-<env> on AWS, redeployed first with the implementation's Processor settings."""
+    from jobgraph.bench import sweep
+    from jobgraph.runs.aws import AwsTarget
+    from jobgraph.runs.target import Output
+
+    if implementation.memory_mb:
+        sweep.redeploy(args.env, sweep.SweepPoint(implementation.memory_mb, implementation.architecture), run_id)
+    output = Output(args.out, args.overwrite, not args.no_progress and sys.stderr.isatty())
+    return AwsTarget.with_session(chosen.stack_name(args.env), output, patience, region=args.region)
+
+
+def cmd_project(args) -> int:
+    import json
+
+    from jobgraph.bench import project, record
+    from jobgraph.cli.report import projection_lines
+
+    projection = project.project(record.read(args.run), args.sequences, on=args.on, seed=args.seed)
+    print("\n".join(projection_lines(projection)))
+    if args.json:
+        args.json.write_text(json.dumps(projection, indent=2) + "\n")
+        print(f"projection: {args.json}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from jobgraph.bench.compare import compare
 
@@ -502,6 +630,8 @@ COMMANDS = {
     "openapi": cmd_openapi,
     "triggers": cli_triggers.cmd_triggers,
     "sweep": cmd_sweep,
+    "project": cmd_project,
+    "bench": cmd_bench,
 }
 
 

@@ -22,6 +22,7 @@ MAX_LOAD_MESSAGES = 1_000_000
 MAX_WORKERS = 256  # local worker processes per event source mapping / ECS service
 MAX_POISON = 10_000
 MAX_SECONDS = 7 * 24 * 3600
+MAX_PROJECTED_SEQUENCES = 1_000_000  # simulated one by one: 100 000 take ~10 s here, a million minutes
 _LIMIT = 2**63  # any count: beyond it nothing downstream takes the number
 
 
@@ -64,6 +65,7 @@ load_messages = bounded_int(1, MAX_LOAD_MESSAGES)
 workers = bounded_int(1, MAX_WORKERS)
 poison = bounded_int(0, MAX_POISON)
 seconds = bounded_int(1, MAX_SECONDS)
+projected_count = bounded_int(1, MAX_PROJECTED_SEQUENCES)
 
 
 def matching(pattern: str, what: str) -> Callable[[str], str]:

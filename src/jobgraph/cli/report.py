@@ -179,3 +179,41 @@ def print_load_report(outcome, record: dict) -> None:
     lines.extend(request_lines(record))
     lines.extend(cost_lines(record))
     print("\n".join(lines))
+
+
+def projection_lines(projection: dict) -> list[str]:
+    """`jobgraph project`'s report: the replay of the run itself, one line per projected size, the assumptions."""
+    measured, replay = projection["measured"], projection["replay"]
+    where = "its own settings" if projection["on"] == "run" else "AWS (the stack's settings, default quotas)"
+    lines = [
+        f"projection of run {projection['run_id']} (scenario {projection['scenario']}, {projection['mode']}) on {where}",
+        (
+            f"  replay at the run's size ({measured['sequences']} sequences): simulated {replay['makespan_s']:.1f} s, "
+            f"measured {measured['makespan_s']:.1f} s ({replay['error']:+.0%}: how much of the run the model explains)"
+            if replay["error"] is not None
+            else f"  at the run's size ({measured['sequences']} sequences) on AWS: {replay['makespan_s']:.1f} s "
+            f"(the run itself: {measured['makespan_s']:.1f} s, {projection['mode']})"
+        ),
+        f"  {'sequences':>10}{'jobs':>10}{'makespan':>12}{'jobs/s':>9}{'cost USD':>12}{'USD/1k route':>14}  bound by",
+    ]
+    for row in projection["projections"]:
+        cost = row["cost"] or {}
+        usd = f"{cost['usd']:.4f}" if cost else "n/a"
+        per_1000 = f"{cost['per_1000_route_jobs_usd']:.4f}" if cost.get("per_1000_route_jobs_usd") else "n/a"
+        lines.append(
+            f"  {row['sequences']:>10}{row['jobs']:>10}{duration(row['makespan_s']):>12}{row['jobs_per_s']:>9.1f}"
+            f"{usd:>12}{per_1000:>14}  {row['bound_by']}"
+        )
+        lines.extend(f"    warning: {warning}" for warning in row["warnings"])
+    lines.append("  assumptions:")
+    lines.extend(f"    - {line}" for line in projection["assumptions"])
+    return lines
+
+
+def duration(seconds: float) -> str:
+    """1.5 s, 12.0 min, 3.2 h."""
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

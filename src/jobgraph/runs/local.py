@@ -248,6 +248,8 @@ class LocalTarget(AwsTarget):
         if self.ecs.services:
             outcome.extra["services"] = self.ecs.figures()
         outcome.settings = local_runtime.local_settings(runtime, self.options, spec)
+        # every template parameter as deployed (defaults included): the stack's settings `jobgraph project` models
+        outcome.settings["stack_parameters"] = dict(self.stack.parameters)
         outcome.api_requests = self.clients.meter.snapshot()
         outcome.usage = local_runtime.local_usage(runtime, outcome.api_requests)
         if self.ecs.services:

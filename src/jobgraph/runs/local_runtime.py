@@ -54,13 +54,13 @@ def _direct_figures(runtime, logical_id: str) -> dict:
 
 
 def runtime_figures(runtime, log_dir: Path, *, state_machines: bool) -> dict:
-    """Per function: those an event source mapping polls for, and where state machines invoke functions
-    directly (their Lambda tasks), every other function of the stack too."""
+    """Per function: those an event source mapping polls for, those invoked directly (StartRun; a state
+    machine's Lambda tasks), and where state machines invoke functions, every other function of the stack too."""
     stats = runtime.stats
     with stats.lock:
         functions = {m.function.logical_id: _mapped_figures(stats, m) for m in runtime.mappings}
-        if state_machines:
-            for logical_id in sorted(set(runtime.functions) - set(functions)):
+        for logical_id in sorted(set(runtime.functions) - set(functions)):
+            if state_machines or stats.invocations[logical_id]:
                 functions[logical_id] = _direct_figures(runtime, logical_id)
         return {"functions": functions, "faults": dict(stats.faults), "log_dir": str(log_dir)}
 

@@ -1,0 +1,583 @@
+"""`jobgraph project RUN_DIR --sequences N`: makespan and cost of N sequences on a recorded run's implementation,
+by discrete-event simulation (simpy) of its job graph, fed with what the run measured.
+
+What the model takes from the run record (bench/record.py):
+- the graph's shape: routes per sequence (the projection repeats the run's sequences, in order, to N);
+- per job: its stage's processing time (every job's, resampled) plus the runner's per-job overhead, i.e. what
+  the runner was busy with beyond the stage work (idempotency and job records, SQS calls, heartbeats):
+  ``(sum of invocation or batch times - sum of stage times) / jobs``;
+- the Scheduler's (queue graphs) busy time per message it scheduled;
+- INIT of a new execution environment (a cold start), paid by each worker's first invocation;
+- the starter (StartRun, or scenario 3's PrepareRun), its time per sequence (it plans and stores every sequence);
+- the MERGE job, its time per sequence (it reads every sequence's percentiles).
+And the stack's settings: batch size, workers per event source (Lambda concurrency; locally the workers this
+machine runs), ECS tasks, the Distributed Map's concurrency (SequenceConcurrency).
+
+The simulated graph is the one the code runs: StartRun puts each sequence's first job on the incoming queue;
+the runner (Processor workers, ECS tasks) takes batches of up to ``batch_size`` jobs — one per FIFO message
+group, so one job per aircraft in flight — runs them one after another and sends the completions when the batch
+is done; the Scheduler takes batches of completions and sends each sequence's next job, the AGGREGATION after
+the last route, and the MERGE once every sequence is aggregated. Scenario 3: at most ``map_concurrency``
+sequences are walked at once, one job at a time each, every job a Lambda task from a pool of ``task_concurrency``
+environments, with ``gap_ms`` of Step Functions latency between a job and the next.
+
+``--on aws`` projects onto the stack's AWS settings (template parameters of the record, or the templates'
+defaults) with the documented quotas as limits (AWS_QUOTAS) and the assumptions of AWS_ASSUMPTIONS; everything
+the projection assumed is listed in its result.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jobgraph.core.errors import JobGraphError
+
+ROUTE_STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION")
+STARTERS = ("StartRunFunction", "PrepareRunFunction")
+RUNNER_FUNCTION = {1: "ProcessorFunction", 3: "StepTaskFunction"}
+SCHEDULER = "SchedulerFunction"
+
+# Documented AWS defaults (per account and region) that can bound a run of this graph; each one a rate a
+# projection checks its makespan against (units per job x jobs / rate).
+AWS_QUOTAS = {
+    "lambda_concurrency": (1000, "Lambda concurrent executions per account and region (default quota)"),
+    "sqs_fifo_messages_per_s": (
+        3000,
+        "SQS FIFO without high throughput mode: 300 API calls/s per action, 10 messages per batch call",
+    ),
+    "sfn_transitions_per_s": (
+        5000,
+        "Step Functions Standard state transitions: refill 5,000/s (us-east-1, us-west-2, eu-west-1; 800/s elsewhere)",
+    ),
+    "dynamodb_wru_per_s": (40000, "DynamoDB on-demand table write throughput (default table quota 40,000 WRU/s)"),
+}
+# What AWS does not document and the run cannot measure when it ran locally: stated, overridable in code.
+AWS_ASSUMPTIONS = {
+    "hop_ms": (
+        20.0,
+        "latency from a message sent to its receipt by a polling event source or ECS task (long polling)",
+    ),
+    "sfn_gap_ms": (
+        50.0,
+        "Step Functions latency between a job's task and the next (Map iteration start, state transitions)",
+    ),
+    "ecs_tasks": (2, "ECS tasks running (make scale-up's DESIRED_COUNT; the template's DesiredCount is 0)"),
+}
+# templates' defaults (template.yaml, templates/scenario-*.yaml) for records that carry no stack parameters
+TEMPLATE_DEFAULTS = {
+    "ProcessorBatchSize": "10",
+    "ProcessorMaxConcurrency": "10",
+    "SchedulerReservedConcurrency": "10",
+    "SequenceConcurrency": "40",
+    "WorkerCpu": "256",
+    "WorkerMemory": "512",
+    "Architecture": "x86_64",
+}
+
+
+class ProjectionError(JobGraphError):
+    """The run record lacks what the projection needs, or the request is out of range."""
+
+
+@dataclass
+class Model:
+    """Everything the simulation needs, in ms unless named otherwise."""
+
+    scenario: int
+    chains: list[int]  # routes per sequence of the source graph, repeated to the projected size
+    stage_ms: dict[str, np.ndarray]  # per route stage: processing times of the run's jobs
+    job_overhead_ms: float  # the runner's busy time per job beyond the stage's processing
+    # < 1 where the runner overlapped a batch's jobs (message groups processed concurrently): its busy time per
+    # job is then less than the job's own processing time
+    job_scale: float
+    merge_ms_per_sequence: float
+    starter_ms_per_sequence: float
+    starter_init_ms: float
+    runner_concurrency: int
+    runner_init_ms: float  # 0 where the runner was running before the run (ECS tasks)
+    batch_size: int = 10
+    scheduler_concurrency: int = 0
+    scheduler_ms_per_message: float = 0.0
+    scheduler_init_ms: float = 0.0
+    map_concurrency: int = 0  # scenario 3
+    hop_ms: float = 0.0  # queue hop latency beyond the service times
+    gap_ms: float = 0.0  # scenario 3: between a sequence's jobs
+    on: str = "run"
+    notes: list[str] = field(default_factory=list)
+
+
+def _samples(record: dict, kind: str, name: str) -> list[float]:
+    return record.get("samples", {}).get(kind, {}).get(name) or []
+
+
+def _parameter(record: dict, key: str) -> str:
+    settings = record.get("settings", {})
+    found = {**settings.get("stack_parameters", {}), **settings.get("parameters", {})}
+    return str(found.get(key, TEMPLATE_DEFAULTS[key]))
+
+
+def _init_ms(record: dict, function: str) -> float:
+    return float(record.get("init_ms", {}).get(function, {}).get("mean", 0.0) or 0.0)
+
+
+def _busy_ms(record: dict, function: str) -> float | None:
+    """The function's invocation times added up: every invocation's (local runs), else its billed duration less
+    INIT from its REPORT lines (runs on AWS record no invocation of their own); None: not recorded."""
+    samples = _samples(record, "invocation_ms", function)
+    if samples:
+        return float(sum(samples))
+    usage = (record.get("usage") or {}).get("lambda", {}).get(function)
+    if usage and usage.get("requests"):
+        return float(usage["duration_ms"]) - float(sum(usage.get("init_durations_ms") or []))
+    return None
+
+
+def _mapping(record: dict, function: str, key: str):
+    """An event source setting of the function: as the local runtime ran it, else as deployed."""
+    value = record.get("functions", {}).get(function, {}).get(key)
+    return value if value is not None else record.get("settings", {}).get("mappings", {}).get(function, {}).get(key)
+
+
+def chains_of(record: dict) -> list[int]:
+    chains = record.get("graph", {}).get("routes_per_sequence") or []
+    if not chains or len(chains) != record["sequences"]:
+        raise ProjectionError(
+            f"run {record['run_id']}: its record has no routes per sequence (recorded before `jobgraph project` "
+            "existed, or a synthetic load): rerun it with this version"
+        )
+    return chains
+
+
+def model_of(record: dict, on: str = "run") -> Model:
+    """The model of ``record``'s run: on its own platform and settings (``run``) or on AWS defaults (``aws``)."""
+    if record.get("kind") != "graph":
+        raise ProjectionError(f"run {record['run_id']}: only graph runs can be projected, not a {record['kind']}")
+    scenario, chains = record["scenario"], chains_of(record)
+    stage_samples = record["samples"]["stage_ms"]
+    stage_ms = {s: np.asarray(stage_samples.get(s) or [0.0], dtype=float) for s in ROUTE_STAGES}
+    merge = stage_samples.get("MERGE") or [0.0]
+    processed_ms = sum(sum(stage_samples.get(s) or []) for s in (*ROUTE_STAGES, "MERGE"))
+    jobs = record["jobs"]
+    functions = record.get("functions", {})
+    if scenario == 2:
+        if not record.get("services"):
+            raise ProjectionError(
+                f"run {record['run_id']}: scenario 2 record without its ECS service's batch times (a run on AWS "
+                "records none yet): project a local run of scenario 2"
+            )
+        service_name, service = next(iter(record["services"].items()))
+        busy_ms = sum(_samples(record, "batch_ms", service_name))
+        concurrency, init = int(service["tasks"]), 0.0
+        batch_size = 10  # the worker receives up to 10 messages per call
+    else:
+        runner = RUNNER_FUNCTION[scenario]
+        busy_ms = _busy_ms(record, runner)
+        if busy_ms is None:
+            raise ProjectionError(f"run {record['run_id']}: its record has no invocation times of {runner}")
+        concurrency = int(_mapping(record, runner, "workers") or functions.get(runner, {}).get("workers") or 1)
+        batch_size = int(_mapping(record, runner, "batch_size") or 1)
+        init = _init_ms(record, runner)
+    starter = next((s for s in STARTERS if _busy_ms(record, s) is not None), None)
+    starter_ms = _busy_ms(record, starter) if starter else 0.0
+    model = Model(
+        scenario=scenario,
+        chains=chains,
+        stage_ms=stage_ms,
+        job_overhead_ms=max(0.0, (busy_ms - processed_ms) / jobs),
+        job_scale=min(1.0, busy_ms / processed_ms) if processed_ms else 1.0,
+        merge_ms_per_sequence=float(np.mean(merge)) / record["sequences"],
+        starter_ms_per_sequence=starter_ms / record["sequences"],
+        starter_init_ms=_init_ms(record, starter) if starter else 0.0,
+        runner_concurrency=concurrency,
+        runner_init_ms=init,
+        batch_size=batch_size,
+        on=on,
+    )
+    if scenario in (1, 2):
+        scheduler_ms = _busy_ms(record, SCHEDULER)
+        if scheduler_ms is None:
+            raise ProjectionError(f"run {record['run_id']}: its record has no Scheduler figures")
+        # every job's completion is one message to the Scheduler (as many as it received, where that is recorded)
+        received = functions.get(SCHEDULER, {}).get("received") or record["jobs"]
+        model.scheduler_concurrency = int(_mapping(record, SCHEDULER, "workers") or 1)
+        model.scheduler_ms_per_message = scheduler_ms / received
+        model.scheduler_init_ms = _init_ms(record, SCHEDULER)
+        # the Scheduler keeps up (its queue holds at most a few batches): its median queue wait is a queue hop's
+        # latency — from SendMessage to a poller's receive — rather than waiting for a free worker
+        waits = _samples(record, "queue_wait_ms", SCHEDULER)
+        if waits:
+            model.hop_ms = float(np.median(waits))
+        elif record["mode"] == "AWS":  # AWS reports no queue wait per message: the stated assumption
+            model.hop_ms = AWS_ASSUMPTIONS["hop_ms"][0]
+    else:
+        model.map_concurrency = int(_parameter(record, "SequenceConcurrency"))
+    if on == "aws":
+        _on_aws(model, record)
+    elif on != "run":
+        raise ProjectionError(f"--on {on!r}: choose run or aws")
+    return model
+
+
+def busy_ms_per_job(record: dict) -> float:
+    """What the run's workers were busy with per job (runner and Scheduler): how fast the machine ran this run's
+    jobs, whatever the graph's size — the measure `scaled` compares two runs by."""
+    samples = record.get("samples", {})
+    busy = sum(sum(v) for v in samples.get("batch_ms", {}).values())
+    busy += sum(sum(samples.get("invocation_ms", {}).get(f) or []) for f in (*RUNNER_FUNCTION.values(), SCHEDULER))
+    return busy / record["jobs"]
+
+
+def scaled(model: Model, factor: float) -> Model:
+    """The model with every measured time multiplied by ``factor`` (a faster or slower machine)."""
+    from dataclasses import replace
+
+    return replace(
+        model,
+        stage_ms={stage: samples * factor for stage, samples in model.stage_ms.items()},
+        job_overhead_ms=model.job_overhead_ms * factor,
+        merge_ms_per_sequence=model.merge_ms_per_sequence * factor,
+        starter_ms_per_sequence=model.starter_ms_per_sequence * factor,
+        starter_init_ms=model.starter_init_ms * factor,
+        runner_init_ms=model.runner_init_ms * factor,
+        scheduler_ms_per_message=model.scheduler_ms_per_message * factor,
+        scheduler_init_ms=model.scheduler_init_ms * factor,
+    )
+
+
+def _on_aws(model: Model, record: dict) -> None:
+    """The stack's settings on AWS, capped by the account's Lambda concurrency; the stated assumptions."""
+    lambdas = AWS_QUOTAS["lambda_concurrency"][0]
+    model.hop_ms = AWS_ASSUMPTIONS["hop_ms"][0]
+    if model.scenario == 1:
+        model.runner_concurrency = min(int(_parameter(record, "ProcessorMaxConcurrency")), lambdas)
+        model.batch_size = int(_parameter(record, "ProcessorBatchSize"))
+    elif model.scenario == 2:
+        model.runner_concurrency = int(AWS_ASSUMPTIONS["ecs_tasks"][0])
+    else:
+        model.runner_concurrency = min(model.map_concurrency, lambdas)
+        model.gap_ms = AWS_ASSUMPTIONS["sfn_gap_ms"][0]
+    if model.scenario in (1, 2):
+        model.scheduler_concurrency = min(int(_parameter(record, "SchedulerReservedConcurrency")), lambdas)
+    if record["mode"] != "AWS":
+        model.notes.append(
+            "service times are the local run's: each job's requests went to this machine's local cloud "
+            "(one request at a time, CPU shared with the workers) instead of AWS; project from a run on AWS "
+            "(`jobgraph run --stack`) for AWS-measured service times"
+        )
+
+
+def _queue(simpy, env):
+    """A FIFO queue of messages: a simpy Store over a deque (Store's list pops from the front in O(n), which
+    made a 100,000-sequence projection quadratic)."""
+
+    class Queue(simpy.Store):
+        def __init__(self, env):
+            super().__init__(env)
+            self.items = deque()
+
+        def _do_get(self, event):
+            if self.items:
+                event.succeed(self.items.popleft())
+            return None
+
+    return Queue(env)
+
+
+class _Sim:
+    """One simulated run of ``sequences`` sequences (simpy)."""
+
+    def __init__(self, model: Model, sequences: int, seed: int):
+        import simpy
+
+        self.simpy = simpy
+        self.model = model
+        self.env = simpy.Environment()
+        self.rng = np.random.default_rng(seed)
+        source = model.chains
+        self.chains = [source[i % len(source)] for i in range(sequences)]
+        self.cold_starts = 0
+        self.finished = self.env.event()
+
+    def service_ms(self, sequence: int, position: int) -> float:
+        routes = self.chains[sequence]
+        if position == routes:
+            stage = "AGGREGATION"
+        elif position == 0:
+            stage = "FIRST"
+        elif position == routes - 1:
+            stage = "LAST"
+        else:
+            stage = "INTERMEDIATE"
+        samples = self.model.stage_ms[stage]
+        return (float(samples[self.rng.integers(len(samples))]) + self.model.job_overhead_ms) * self.model.job_scale
+
+    def merge_ms(self) -> float:
+        return (self.model.merge_ms_per_sequence * len(self.chains) + self.model.job_overhead_ms) * self.model.job_scale
+
+    def starter_s(self) -> float:
+        return (self.model.starter_init_ms + self.model.starter_ms_per_sequence * len(self.chains)) / 1000
+
+    def run(self) -> float:
+        self.env.process(self.queue_graph() if self.model.scenario in (1, 2) else self.state_machine())
+        self.env.run(until=self.finished)
+        return self.env.now
+
+    # --- scenarios 1 and 2 ---------------------------------------------------------------------------------
+    def deliver(self, queue, messages: list) -> None:
+        """Messages sent now, receivable by a poller ``hop_ms`` later."""
+        if not self.model.hop_ms:
+            for message in messages:
+                queue.put(message)
+            return
+
+        def later():
+            yield self.env.timeout(self.model.hop_ms / 1000)
+            for message in messages:
+                queue.put(message)
+
+        self.env.process(later())
+
+    @staticmethod
+    def _batch(store, first, size: int) -> list:
+        batch = [first]
+        while store.items and len(batch) < size:
+            batch.append(store.items.popleft())
+        return batch
+
+    def queue_graph(self):
+        model, env = self.model, self.env
+        incoming, outgoing = _queue(self.simpy, env), _queue(self.simpy, env)
+        remaining = [len(self.chains)]
+        merge = (-1, -1)
+
+        def runner(init_ms: float):
+            while True:
+                batch = self._batch(incoming, (yield incoming.get()), model.batch_size)
+                busy = init_ms
+                if init_ms:
+                    self.cold_starts += 1
+                init_ms = 0.0
+                busy += sum(self.merge_ms() if job == merge else self.service_ms(*job) for job in batch)
+                yield env.timeout(busy / 1000)
+                if merge in batch:
+                    self.finished.succeed()
+                    return
+                self.deliver(outgoing, batch)
+
+        def scheduler(init_ms: float):
+            while True:
+                batch = self._batch(outgoing, (yield outgoing.get()), 10)
+                if init_ms:
+                    self.cold_starts += 1
+                yield env.timeout((init_ms + len(batch) * model.scheduler_ms_per_message) / 1000)
+                init_ms = 0.0
+                sent = []
+                for sequence, position in batch:
+                    if position < self.chains[sequence]:
+                        sent.append((sequence, position + 1))
+                        continue
+                    remaining[0] -= 1
+                    if remaining[0] == 0:
+                        sent.append(merge)
+                self.deliver(incoming, sent)
+
+        yield env.timeout(self.starter_s())
+        for _ in range(model.runner_concurrency):
+            env.process(runner(model.runner_init_ms))
+        for _ in range(model.scheduler_concurrency):
+            env.process(scheduler(model.scheduler_init_ms))
+        for sequence in range(len(self.chains)):
+            incoming.put((sequence, 0))
+
+    # --- scenario 3 ---------------------------------------------------------------------------------------
+    def state_machine(self):
+        model, env = self.model, self.env
+        environments = _queue(self.simpy, env)  # Lambda execution environments of StepTask: cold until first used
+        for _ in range(model.runner_concurrency):
+            environments.put(True)
+        sequences = iter(range(len(self.chains)))
+
+        def task(ms: float):
+            cold = yield environments.get()
+            if cold:
+                self.cold_starts += 1
+            yield env.timeout(((model.runner_init_ms if cold else 0.0) + ms) / 1000)
+            environments.put(False)
+
+        def iteration():  # one of the Distributed Map's concurrent slots, walking sequences one after another
+            for sequence in sequences:
+                for position in range(self.chains[sequence] + 1):
+                    yield env.timeout(model.gap_ms / 1000)
+                    yield env.process(task(self.service_ms(sequence, position)))
+
+        yield env.timeout(self.starter_s())
+        slots = [env.process(iteration()) for _ in range(min(model.map_concurrency, len(self.chains)))]
+        yield self.simpy.AllOf(env, slots)
+        yield env.timeout(model.gap_ms / 1000)
+        yield env.process(task(self.merge_ms()))
+        self.finished.succeed()
+
+
+def simulate(model: Model, sequences: int, seed: int = 0) -> dict:
+    """Makespan (s) of ``sequences`` sequences and the simulation's own counts."""
+    if sequences < 1:
+        raise ProjectionError(f"--sequences {sequences}: at least 1")
+    sim = _Sim(model, sequences, seed)
+    makespan = sim.run()
+    routes = sum(sim.chains)
+    return {
+        "sequences": sequences,
+        "jobs": routes + sequences + 1,  # routes, one AGGREGATION per sequence, one MERGE
+        "route_jobs": routes,
+        "makespan_s": makespan,
+        "cold_starts": sim.cold_starts,
+    }
+
+
+def _quota_floors(record: dict, jobs: int) -> list[dict]:
+    """The least time the documented AWS quotas allow for ``jobs`` jobs of this run's kind (the rates per job
+    are the run's own: DynamoDB write units, state transitions; one message per job on each FIFO queue)."""
+    usage, run_jobs = record.get("usage") or {}, record["jobs"]
+    per_job = {"dynamodb_wru_per_s": (usage.get("dynamodb", {}).get("wru") or 0) / run_jobs}
+    if record["scenario"] == 3:
+        per_job["sfn_transitions_per_s"] = (usage.get("stepfunctions", {}).get("transitions") or 0) / run_jobs
+    else:
+        per_job["sqs_fifo_messages_per_s"] = 1.0
+    return [
+        {"quota": key, "limit_per_s": AWS_QUOTAS[key][0], "per_job": rate, "floor_s": jobs * rate / AWS_QUOTAS[key][0],
+         "what": AWS_QUOTAS[key][1]}
+        for key, rate in per_job.items()
+    ]  # fmt: skip
+
+
+def _cost(record: dict, model: Model, jobs: int, route_jobs: int, makespan_s: float) -> dict | None:
+    """The run's cost per job, by service, times the projected jobs; Fargate by the hour (tasks x makespan)."""
+    cost = record.get("cost")
+    if not cost:
+        return None
+    from jobgraph.bench.prices import price_table
+
+    by_service = {
+        service: usd / record["jobs"] * jobs for service, usd in cost["by_service_usd"].items() if service != "Fargate"
+    }
+    if model.scenario == 2:
+        prices = price_table(cost["price_table"]["region"], cost["price_table"]["version"])["prices"]
+        arch = _parameter(record, "Architecture")
+        vcpu, gb = int(_parameter(record, "WorkerCpu")) / 1024, int(_parameter(record, "WorkerMemory")) / 1024
+        hours = model.runner_concurrency * max(makespan_s, 60.0) / 3600  # Fargate bills a minute at least
+        by_service["Fargate"] = hours * (
+            vcpu * prices["fargate_vcpu_hour"][arch] + gb * prices["fargate_gb_hour"][arch]
+        )
+    total = sum(by_service.values())
+    return {
+        "usd": total,
+        "per_1000_route_jobs_usd": total / route_jobs * 1000 if route_jobs else None,
+        "by_service_usd": by_service,
+        "price_table": cost["price_table"],
+    }
+
+
+def assumptions(record: dict, model: Model) -> list[str]:
+    """Every assumption of a projection, in words (printed with it and written into docs/benchmarks.md)."""
+    said = [
+        f"graph: the run's {len(model.chains)} sequences repeated in order to the projected size "
+        f"(mean {np.mean(model.chains):.2f} routes per sequence)",
+        "service time per job: a processing time drawn from the run's jobs of the same stage, plus the runner's "
+        f"measured overhead per job ({model.job_overhead_ms:.1f} ms: its busy time beyond stage processing / jobs)"
+        + (
+            f", times {model.job_scale:.2f} (the runner overlapped a batch's jobs: busy time / processing time)"
+            if model.job_scale < 1
+            else ""
+        ),
+        f"MERGE: {model.merge_ms_per_sequence:.2f} ms per sequence (it reads every sequence's percentiles); "
+        f"starter: {model.starter_ms_per_sequence:.2f} ms per sequence + INIT {model.starter_init_ms:.0f} ms",
+        f"cold starts: INIT of {model.runner_init_ms:.0f} ms (runner) on each worker's first invocation"
+        + (f", {model.scheduler_init_ms:.0f} ms (Scheduler)" if model.scheduler_concurrency else ""),
+        "cost: the run's cost per job by service times the projected jobs"
+        + ("; Fargate: tasks x makespan at the task's vCPU and memory" if model.scenario == 2 else ""),
+        "no failures, retries or throttling beyond the quotas listed; every worker equally fast",
+    ]
+    if model.scenario in (1, 2):
+        runner = "ECS tasks" if model.scenario == 2 else "Processor workers"
+        said.append(
+            f"queue graph: {model.runner_concurrency} {runner} taking batches of up to {model.batch_size} (one job per "
+            f"aircraft in flight: FIFO groups), jobs of a batch one after another, completions sent at the batch's end; "
+            f"{model.scheduler_concurrency} Scheduler workers at {model.scheduler_ms_per_message:.1f} ms per message"
+        )
+    else:
+        said.append(
+            f"state machine: {model.map_concurrency} sequences at once (Distributed Map MaxConcurrency), one job at a "
+            f"time each, {model.runner_concurrency} StepTask environments, {model.gap_ms:.0f} ms between jobs"
+        )
+    if model.on == "aws":
+        if model.scenario in (1, 2):
+            said.append(f"queue hop: {model.hop_ms:.0f} ms ({AWS_ASSUMPTIONS['hop_ms'][1]})")
+        if model.scenario == 2:
+            said.append(f"ECS: {model.runner_concurrency} tasks ({AWS_ASSUMPTIONS['ecs_tasks'][1]})")
+        if model.scenario == 3:
+            said.append(f"Step Functions: {AWS_ASSUMPTIONS['sfn_gap_ms'][1]}: {model.gap_ms:.0f} ms (not documented)")
+        said.append(
+            f"Lambda concurrency at most {AWS_QUOTAS['lambda_concurrency'][0]} ({AWS_QUOTAS['lambda_concurrency'][1]})"
+        )
+    return said + model.notes
+
+
+def _warnings(record: dict, model: Model, sequences: int) -> list[str]:
+    """What would stop the projected run on this stack: the MERGE job outlasting its function's timeout."""
+    runner = RUNNER_FUNCTION.get(model.scenario)
+    timeout_s = record.get("settings", {}).get("functions", {}).get(runner, {}).get("timeout_s") if runner else None
+    merge_s = (model.merge_ms_per_sequence * sequences + model.job_overhead_ms) * model.job_scale / 1000
+    if timeout_s and merge_s > timeout_s:
+        return [
+            f"MERGE of {sequences:,} sequences: about {merge_s:.0f} s, over {runner}'s timeout of {timeout_s} s "
+            "(Lambda allows 900 s at most): the run would not finish on this stack as configured"
+        ]
+    return []
+
+
+def project(record: dict, sizes: list[int], on: str = "run", seed: int = 0, speed: float = 1.0) -> dict:
+    """Projections of ``record``'s run to each size in ``sizes``, with the replay of the run itself (the model
+    at the run's own size, against its measured makespan: how well the model explains what it was fed).
+
+    ``speed``: every measured time times this factor — the validation's way to take a loaded machine's changing
+    speed out of the comparison of two runs (benchmarks/bench_projection.py).
+
+    What the replay leaves unexplained (worker processes starting on a loaded machine, the harness noticing the
+    end) is reported, not carried to other sizes: at small sizes it is mostly the machine's noise."""
+    model = model_of(record, on)
+    replay = simulate(model, record["sequences"], seed)
+    model = scaled(model, speed) if speed != 1.0 else model
+    rows = []
+    for sequences in sizes:
+        sim = simulate(model, sequences, seed)
+        floors = _quota_floors(record, sim["jobs"]) if on == "aws" else []
+        binding = max(floors, key=lambda f: f["floor_s"], default=None)
+        makespan = max(sim["makespan_s"], binding["floor_s"] if binding else 0.0)
+        rows.append(
+            {
+                **sim,
+                "simulated_s": sim["makespan_s"],
+                "makespan_s": makespan,
+                "jobs_per_s": sim["jobs"] / makespan,
+                "bound_by": binding["quota"] if binding and binding["floor_s"] > sim["makespan_s"] else "settings",
+                "quota_floors": floors,
+                "warnings": _warnings(record, model, sequences),
+                "cost": _cost(record, model, sim["jobs"], sim["route_jobs"], makespan),
+            }
+        )
+    return {
+        "run_id": record["run_id"],
+        "scenario": record["scenario"],
+        "mode": record["mode"],
+        "on": on,
+        "measured": {"sequences": record["sequences"], "makespan_s": record["wall_seconds"]},
+        "replay": {
+            "makespan_s": replay["makespan_s"],
+            "error": replay["makespan_s"] / record["wall_seconds"] - 1 if on == "run" else None,
+        },
+        "projections": rows,
+        "assumptions": assumptions(record, model),
+    }
