@@ -42,7 +42,7 @@ def refused(response, code: int) -> dict:
 def run_with_jobs(api, seed_000_sequence, run_id: str, jobs: int) -> None:
     assert api.post("/runs", json={"run_id": run_id, "sequences": [seed_000_sequence]}).status_code == 202
     for n in range(jobs):
-        api.deps.run.table.record_job(
+        api.deps.table.record_job(
             CompletedJob(
                 job_id=f"{run_id}-j{n}",
                 status=JobStatus.COMPLETED,
@@ -119,8 +119,8 @@ def test_a_token_of_another_run_status_or_deployment_is_400(api, seed_000_sequen
 
 
 def test_the_secret_is_made_once_per_table_and_kept(api):
-    first = api.deps.run.table.page_token_secret()
-    assert len(first) == 32 and api.deps.run.table.page_token_secret() == first
+    first = api.deps.table.page_token_secret()
+    assert len(first) == 32 and api.deps.table.page_token_secret() == first
     assert "expires_at" not in api.stack.item("CONFIG#page-tokens", "SECRET")
 
 
@@ -227,3 +227,21 @@ def test_a_local_server_answers_its_own_host_names_only(fake_stack):
     assert client.post("/tasks", json={}, headers={"host": "rebound.attacker.example:8000"}).status_code == 400
     assert client.get("/runs/nope", headers={"host": "127.0.0.1:8000"}).status_code == 404
     assert client.get("/runs/nope", headers={"host": "localhost"}).status_code == 404
+
+
+def test_run_listing_tokens_are_signed_too(api, seed_000_sequence):
+    for n in range(3):
+        run_with_jobs(api, seed_000_sequence, f"l{n}", 2)
+    seen, token = [], None
+    while True:
+        page = api.get("/runs", params={"limit": 1, **({"next_token": token} if token else {})}).json()
+        seen += [r["run_id"] for r in page["runs"]]
+        if (token := page["next_token"]) is None:
+            break
+    assert sorted(seen) == ["l0", "l1", "l2"]
+    first = api.get("/runs?limit=1").json()["next_token"]
+    unsigned = first.partition(".")[0]  # the payload alone, as tokens were before they were signed
+    for bad in (unsigned, forged({"f": [None, None, None, None], "c": {}}), first_token(api, "l0")):
+        refused(api.get("/runs", params={"next_token": bad}), 400)
+    # a listing's token is for its own question: another filter refuses it
+    refused(api.get("/runs", params={"next_token": first, "status": "RUNNING"}), 400)
