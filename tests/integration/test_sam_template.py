@@ -162,7 +162,8 @@ def test_transform_with_default_parameters(transformed):
     assert stack.properties("ProcessorFunction")["MemorySize"] == "256"
     assert not stack.active("AlarmEmailSubscription")
     assert "LifecycleConfiguration" not in stack.properties("ResultsBucket")
-    assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
+    # point-in-time recovery is on unless a throwaway stack turns it off
+    assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": "true"}
     assert stack.properties("SchedulerFunction")["ReservedConcurrentExecutions"] == "10"
     assert stack.properties("SchedulerFunctionCompletedJobs")["ScalingConfig"] == {"MaximumConcurrency": "10"}
     assert stack.properties("StartRunFunction")["ReservedConcurrentExecutions"] == "1"
@@ -183,8 +184,8 @@ def test_transform_with_non_default_parameters(sam_template):
     assert subscription["Protocol"] == "email" and subscription["Endpoint"] == "ops@example.com"
     assert subscription["TopicArn"] == "<AlarmTopic>"
     assert stack.properties("ResultsBucket")["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == "7"
-    # prod always gets point-in-time recovery
-    assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    # prod keeps point-in-time recovery (a Rule refuses turning it off: tests/unit/test_template_parameters.py)
+    assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": "true"}
     assert stack.properties("SchedulerFunction")["ReservedConcurrentExecutions"] == "50"
     assert stack.properties("SchedulerFunctionCompletedJobs")["ScalingConfig"] == {"MaximumConcurrency": "50"}
     assert stack.properties("StartRunFunction")["ReservedConcurrentExecutions"] == "2"
@@ -318,9 +319,12 @@ def test_event_source_mapping_can_poll_only_its_own_queue(tree, mapping, functio
     statements = tree_role_statements(tree, function, bindings)
     own = bindings.attributes[f"{queue}.Arn"]
     other = bindings.attributes[f"{'Outgoing' if queue == 'IncomingQueue' else 'Incoming'}Queue.Arn"]
-    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"):
+    # what Lambda's poller does with the function's role (AWSLambdaSQSQueueExecutionRole's actions); it never
+    # changes a message's visibility
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
         assert is_allowed(statements, Permission(action, own)), action
         assert not is_allowed(statements, Permission(action, other)), action
+    assert not is_allowed(statements, Permission("sqs:ChangeMessageVisibility", own))
     # and none of the functions polls anything else: the mappings are the only three
     mappings = [k for k, v in resources.items() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
     assert sorted(mappings) == [

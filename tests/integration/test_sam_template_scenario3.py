@@ -176,3 +176,44 @@ def test_every_function_declares_an_empty_aws_endpoint_url(transformed):
     """As in template.yaml: `sam local invoke --env-vars` may set it; empty keeps deployed functions on AWS."""
     for name in FUNCTIONS:
         assert transformed["Resources"][name]["Properties"]["Environment"]["Variables"]["AWS_ENDPOINT_URL"] == ""
+
+
+# What a state machine's role needs for each service integration of its definition (AWS's "IAM policies for
+# integrated services"); a Distributed Map runs child executions of the state machine.
+INTEGRATION_ACTIONS = {
+    "arn:aws:states:::lambda:invoke": {"lambda:InvokeFunction"},
+    "arn:aws:states:::s3:getObject": {"s3:GetObject"},
+    "arn:aws:states:::dynamodb:updateItem": {"dynamodb:UpdateItem"},
+}
+DISTRIBUTED_MAP_ACTIONS = {"states:StartExecution", "states:DescribeExecution", "states:StopExecution"}
+
+
+def definition_actions(states: dict) -> set[str]:
+    actions = set()
+    for state in states.values():
+        for resource in (state.get("Resource"), (state.get("ItemReader") or {}).get("Resource")):
+            if resource:
+                actions |= INTEGRATION_ACTIONS[resource]  # a KeyError: a new integration, map its actions above
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            if processor.get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED":
+                actions |= DISTRIBUTED_MAP_ACTIONS
+            actions |= definition_actions(processor["States"])
+    return actions
+
+
+def test_the_state_machine_role_allows_what_its_definition_calls_and_no_more(transformed):
+    """Least privilege for the state machine: its role's actions are its integrations' plus execution logging's
+    (the managed X-Ray policy aside), none more."""
+    definition = json.loads((ROOT / "statemachine" / "jobgraph.asl.json").read_text())
+    needed = definition_actions(definition["States"]) | RESOURCE_STAR_ACTIONS
+    role = transformed["Resources"]["JobGraphStateMachineRole"]["Properties"]
+    granted = {
+        action
+        for policy in role["Policies"]
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+        for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    assert {"lambda:InvokeFunction", "s3:GetObject", "states:StartExecution"} <= needed
+    assert granted == needed

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from jobgraph.sam.template import check_parameters, check_sam_template, load_sam_template, load_template
+from jobgraph.sam.template import (
+    check_parameters,
+    check_rules,
+    check_sam_template,
+    load_sam_template,
+    load_template,
+    parameter_values,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ["template.yaml", "templates/scenario-2.yaml", "templates/scenario-3.yaml"]
@@ -117,3 +124,46 @@ def test_a_template_path_must_be_a_small_file(tmp_path, make, expected):
 @pytest.mark.parametrize("path", TEMPLATES)
 def test_the_shipped_templates_are_sam_templates(path):
     assert check_sam_template(load_template(ROOT / path)) == []
+
+
+@pytest.mark.parametrize("path", TEMPLATES)
+def test_prod_keeps_point_in_time_recovery(path):
+    """PITR is on by default; a throwaway dev stack may turn it off, prod may not (the templates' Rules, checked
+    locally as CloudFormation checks them before it creates anything)."""
+    template = load_template(ROOT / path)
+    assert template["Parameters"]["EnablePointInTimeRecovery"]["Default"] == "true"
+    assert parameter_values(template, {"EnablePointInTimeRecovery": "false"})["EnablePointInTimeRecovery"] == "false"
+    assert parameter_values(template, {"Stage": "prod"})["Stage"] == "prod"
+    with pytest.raises(ValueError) as caught:
+        parameter_values(template, {"Stage": "prod", "EnablePointInTimeRecovery": "false"})
+    assert str(caught.value) == (
+        'rule ProdKeepsPointInTimeRecovery: Stage prod keeps point-in-time recovery on (EnablePointInTimeRecovery "true")'
+    )
+
+
+RULES = {
+    "Rules": {
+        "Both": {"Assertions": [{"Assert": {"Fn::And": [{"Fn::Not": [{"Fn::Equals": [{"Ref": "A"}, "x"]}]},
+                                                        {"Fn::Contains": [["1", "2"], {"Ref": "B"}]}]},
+                                 "AssertDescription": "A is not x and B is 1 or 2"}]},
+        "Either": {"RuleCondition": {"Fn::Or": [{"Fn::Equals": [{"Ref": "A"}, "y"]}, {"Fn::Equals": ["z", {"Ref": "A"}]}]},
+                   "Assertions": [{"Assert": {"Fn::Equals": [{"Ref": "B"}, "1"]}}]},
+        # a function this checker does not evaluate: CloudFormation judges it on AWS
+        "Other": {"Assertions": [{"Assert": {"Fn::EachMemberIn": [{"Fn::ValueOfAll": ["AWS::EC2::Subnet::Id", "VpcId"]},
+                                                                  {"Fn::RefAll": "AWS::EC2::VPC::Id"}]}}]},
+    }
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("w", "1", []),
+        ("x", "1", ["rule Both: A is not x and B is 1 or 2"]),
+        ("w", "3", ["rule Both: A is not x and B is 1 or 2"]),
+        ("y", "2", ["rule Either: an assertion fails"]),
+        ("z", "1", []),
+    ],
+)
+def test_rules_are_checked_as_cloudformation_checks_them(a, b, expected):
+    assert check_rules(RULES, {"A": a, "B": b}) == expected

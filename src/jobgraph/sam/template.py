@@ -46,7 +46,8 @@ API (keep stable, other modules rely on it):
     call it before anything is created, so a local run refuses what a deploy to AWS would.
 
 ``parameter_values(template, overrides) -> dict``
-    Overrides over the defaults, checked (``check_parameters``); ValueError with one line otherwise.
+    Overrides over the defaults, checked (``check_parameters``, then the template's ``Rules``:
+    ``check_rules``); ValueError with one line otherwise.
 
 ``load_sam_template(path) -> dict``
     ``load_template`` for a user's ``--template``: a file, at most 1 MB, UTF-8, YAML/JSON, a mapping with the
@@ -204,10 +205,55 @@ def parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str
     declared = template.get("Parameters") or {}
     values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
     values.update(overrides)
-    problems = check_parameters(template, values)
+    problems = check_parameters(template, values) or check_rules(template, values)
     if problems:
         raise ValueError("; ".join(problems))
     return values
+
+
+class _Unknown(Exception):
+    """A rule function this checker does not evaluate (CloudFormation will judge the rule on AWS)."""
+
+
+def _rule_value(node, values: dict[str, str]):
+    if isinstance(node, str | int | float | bool):
+        return str(node).lower() if isinstance(node, bool) else str(node)
+    if isinstance(node, list):
+        return [_rule_value(item, values) for item in node]
+    if isinstance(node, dict) and len(node) == 1:
+        ((name, argument),) = node.items()
+        if name == "Ref" and argument in values:
+            return values[argument]
+        if name == "Fn::Equals":
+            left, right = (_rule_value(a, values) for a in argument)
+            return left == right
+        if name == "Fn::Not":
+            return not _rule_value(argument[0], values)
+        if name == "Fn::And":
+            return all(_rule_value(a, values) for a in argument)
+        if name == "Fn::Or":
+            return any(_rule_value(a, values) for a in argument)
+        if name == "Fn::Contains":
+            choices, value = (_rule_value(a, values) for a in argument)
+            return value in choices
+    raise _Unknown(node)
+
+
+def check_rules(template: dict, values: dict[str, str]) -> list[str]:
+    """The template's ``Rules`` as CloudFormation applies them before it creates anything: for each rule
+    whose RuleCondition holds (or that has none), every Assert must hold, else its AssertDescription.
+    Rules using functions beyond Ref, Equals, Not, And, Or and Contains are left to CloudFormation."""
+    problems = []
+    for name, rule in (template.get("Rules") or {}).items():
+        try:
+            if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], values):
+                continue
+            for assertion in rule.get("Assertions") or []:
+                if not _rule_value(assertion["Assert"], values):
+                    problems.append(f"rule {name}: {assertion.get('AssertDescription') or 'an assertion fails'}")
+        except (_Unknown, KeyError, TypeError, ValueError):
+            continue
+    return problems
 
 
 def check_parameters(template: dict, values: dict[str, str]) -> list[str]:
