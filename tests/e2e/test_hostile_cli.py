@@ -90,6 +90,12 @@ TRIGGER_FILES = {
 }
 
 
+def with_parameter(*parameters: str) -> list[str]:
+    """A local run of the shipped template with these --parameter values."""
+    return ["run", "--template", TEMPLATE, *(a for p in parameters for a in ("--parameter", p)), "--generate", "1",
+            "--out", "out"]  # fmt: skip
+
+
 def cases() -> list[tuple[str, list[str], str]]:
     """(id, arguments, what the error line must contain); paths are relative to the scratch folder."""
     found = [
@@ -154,40 +160,15 @@ def cases() -> list[tuple[str, list[str], str]]:
             "not a SAM template",
         ),
         ("template-a-folder", ["run", "--template", "empty", "--generate", "1", "--out", "out"], "empty: not a file"),
+        ("parameter-not-a-number", with_parameter("ProcessorBatchSize=abc"), "'abc' is not a number"),
+        ("parameter-not-allowed", with_parameter("Stage=../../x"), "is not one of AllowedValues ['dev', 'prod']"),
+        ("parameter-over-max", with_parameter("ProcessorMemorySize=99999"), "greater than MaxValue 10240"),
+        ("parameter-pattern", with_parameter("ProjectPrefix=UPPER"), "does not match AllowedPattern"),
+        ("parameter-unknown", with_parameter("Colour=red"), "Colour"),
         (
-            "parameter-not-a-number",
-            ["run", "--template", TEMPLATE, "--parameter", "ProcessorBatchSize=abc", "--generate", "1", "--out", "out"],
-            "'abc' is not a number",
-        ),
-        (
-            "parameter-not-allowed",
-            ["run", "--template", TEMPLATE, "--parameter", "Stage=../../x", "--generate", "1", "--out", "out"],
-            "is not one of AllowedValues ['dev', 'prod']",
-        ),
-        (
-            "parameter-over-max",
-            [
-                "run",
-                "--template",
-                TEMPLATE,
-                "--parameter",
-                "ProcessorMemorySize=99999",
-                "--generate",
-                "1",
-                "--out",
-                "out",
-            ],
-            "greater than MaxValue 10240",
-        ),
-        (
-            "parameter-pattern",
-            ["run", "--template", TEMPLATE, "--parameter", "ProjectPrefix=UPPER", "--generate", "1", "--out", "out"],
-            "does not match AllowedPattern",
-        ),
-        (
-            "parameter-unknown",
-            ["run", "--template", TEMPLATE, "--parameter", "Colour=red", "--generate", "1", "--out", "out"],
-            "Colour",
+            "parameter-prod-without-pitr",
+            with_parameter("Stage=prod", "EnablePointInTimeRecovery=false"),
+            "rule ProdKeepsPointInTimeRecovery",
         ),
         (
             "local-option-on-stack",

@@ -61,16 +61,19 @@ def first_token(api, run_id: str) -> str:
     return token
 
 
-def test_a_signed_token_pages_through_every_job(api, seed_000_sequence):
-    run_with_jobs(api, seed_000_sequence, "p1", 5)
+def every_page(api, path: str, key: str, id_field: str) -> list[str]:
+    """The ids of a listing, page by page (``limit`` small), following the signed next_token."""
     seen, token = [], None
     while True:
-        page = api.get("/runs/p1/jobs?limit=2" + (f"&next_token={token}" if token else "")).json()
-        seen += [j["job_id"] for j in page["jobs"]]
-        token = page["next_token"]
-        if token is None:
-            break
-    assert sorted(seen) == [f"p1-j{n}" for n in range(5)]
+        page = api.get(path, params={"limit": 2, **({"next_token": token} if token else {})}).json()
+        seen += [item[id_field] for item in page[key]]
+        if (token := page["next_token"]) is None:
+            return seen
+
+
+def test_a_signed_token_pages_through_every_job(api, seed_000_sequence):
+    run_with_jobs(api, seed_000_sequence, "p1", 5)
+    assert sorted(every_page(api, "/runs/p1/jobs", "jobs", "job_id")) == [f"p1-j{n}" for n in range(5)]
 
 
 def forged(payload: dict, signature: bytes = b"\0" * 16) -> str:
@@ -232,13 +235,7 @@ def test_a_local_server_answers_its_own_host_names_only(fake_stack):
 def test_run_listing_tokens_are_signed_too(api, seed_000_sequence):
     for n in range(3):
         run_with_jobs(api, seed_000_sequence, f"l{n}", 2)
-    seen, token = [], None
-    while True:
-        page = api.get("/runs", params={"limit": 1, **({"next_token": token} if token else {})}).json()
-        seen += [r["run_id"] for r in page["runs"]]
-        if (token := page["next_token"]) is None:
-            break
-    assert sorted(seen) == ["l0", "l1", "l2"]
+    assert sorted(every_page(api, "/runs", "runs", "run_id")) == ["l0", "l1", "l2"]
     first = api.get("/runs?limit=1").json()["next_token"]
     unsigned = first.partition(".")[0]  # the payload alone, as tokens were before they were signed
     for bad in (unsigned, forged({"f": [None, None, None, None], "c": {}}), first_token(api, "l0")):
