@@ -76,6 +76,7 @@ def _policy_actions(template: dict, role: str) -> dict[str, object]:
 def test_task_role_is_the_processors_permissions_plus_polling(sam_template):
     template = transform_template(sam_template, {}, REGION)[0]
     actions = _policy_actions(template, "WorkerTaskRole")
+    # the batch calls are authorised by DeleteMessage / ChangeMessageVisibility: no actions of their own
     assert set(actions) == {
         "s3:GetObject",
         "s3:PutObject",
@@ -89,7 +90,7 @@ def test_task_role_is_the_processors_permissions_plus_polling(sam_template):
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueAttributes",
         "sqs:SendMessage",
-    }  # fmt: skip  (the batch calls are authorised by DeleteMessage / ChangeMessageVisibility)
+    }  # fmt: skip
     assert actions["sqs:ReceiveMessage"] == {"Fn::GetAtt": ["IncomingQueue", "Arn"]}
     assert actions["sqs:SendMessage"] == {"Fn::GetAtt": ["OutgoingQueue", "Arn"]}
     execution = _policy_actions(template, "WorkerExecutionRole")
