@@ -78,17 +78,9 @@ def test_task_role_is_the_processors_permissions_plus_polling(sam_template):
     actions = _policy_actions(template, "WorkerTaskRole")
     # the batch calls are authorised by DeleteMessage / ChangeMessageVisibility: no actions of their own
     assert set(actions) == {
-        "s3:GetObject",
-        "s3:PutObject",
-        "s3:ListBucket",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:ChangeMessageVisibility",
-        "sqs:GetQueueAttributes",
+        "s3:GetObject", "s3:PutObject", "s3:ListBucket",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
         "sqs:SendMessage",
     }  # fmt: skip
     assert actions["sqs:ReceiveMessage"] == {"Fn::GetAtt": ["IncomingQueue", "Arn"]}
