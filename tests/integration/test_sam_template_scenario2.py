@@ -79,7 +79,7 @@ def test_task_role_is_the_processors_permissions_plus_polling(sam_template):
     # the batch calls are authorised by DeleteMessage / ChangeMessageVisibility: no actions of their own
     assert set(actions) == {
         "s3:GetObject", "s3:PutObject", "s3:ListBucket",
-        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "dynamodb:PutItem", "dynamodb:UpdateItem",
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
         "sqs:SendMessage",
     }  # fmt: skip
