@@ -100,7 +100,7 @@ def test_kill_9_of_serve_leaves_nothing_alive(tmp_path):
     )  # fmt: skip
     try:
         line = process.stdout.readline()
-        url = re.search(r"status API(?::| at) (http://127\.0\.0\.1:\d+)", line)  # main's `hold` says "at"
+        url = re.search(r"status API[^h]*(http://127\.0\.0\.1:\d+)", line)
         assert url, line
         # a run started through the API, so the server has Lambda workers running
         request = urllib.request.Request(
@@ -114,3 +114,24 @@ def test_kill_9_of_serve_leaves_nothing_alive(tmp_path):
         assert kill_9_and_count_survivors(process, tag) == set()
     finally:
         process.kill()
+
+
+def test_a_second_run_of_the_same_id_is_refused_while_the_first_runs(tmp_path, capsys):
+    # Given a run in progress into tmp_path
+    tag = uuid.uuid4().hex
+    args = ["run", "--generate", "40", "--seed", "2", "--scenarios", "50", "--out", str(tmp_path), "--no-progress"]
+    first = start(args, tag, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_children(first, tag, 2)
+        log = next((tmp_path / ".logs" / "example").glob("*.log"))
+        # When the same run is started again: refused in one line, the first run's logs untouched
+        from jobgraph.cli.main import main
+
+        assert main([*args, "--overwrite"]) == 1
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line == f"error: run example: another jobgraph process is using {tmp_path / '.logs' / 'example'}; " \
+            "wait for it or stop it"  # fmt: skip
+        assert log.exists()
+        assert kill_9_and_count_survivors(first, tag) == set()
+    finally:
+        first.kill()
