@@ -30,6 +30,30 @@ SCOPE: dict[str, set[str] | None] = {
     "jobgraph.core.graph": None,
     "jobgraph.bench.cost": None,
     "jobgraph.runs.aws_usage": None,
+    "jobgraph.services.scheduler": None,
+    "jobgraph.services.records": None,
+    "jobgraph.core.retry": None,
+    # the run's countdown/MERGE claim/completion and the job record's claim and completion (issue 19.6)
+    "jobgraph.adapters.dynamodb": {
+        "_conditional_failed",
+        "_condition_failed_first",
+        "_transaction_conflict",
+        *(
+            f"JobsTable.{method}"
+            for method in (
+                "_update_if",
+                "count_down_sequence",
+                "claim_merge",
+                "complete_run",
+                "fail_run",
+                "claim_job",
+                "_claim",
+                "record_job",
+                "_counter_update",
+                "job_attempts",
+            )
+        ),
+    },
 }
 
 # mutant name → why no test can tell it from the original
