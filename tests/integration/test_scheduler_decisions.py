@@ -8,6 +8,9 @@ that used up its attempts failing its run once, a synthetic job with no follow-u
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 import pytest
 
 from jobgraph.adapters.dynamodb import JobsTable
@@ -166,3 +169,35 @@ def test_a_completion_without_its_runs_scenarios_or_seed_is_refused_by_name(miss
     with pytest.raises(ValueError, match=rf"^{report.job_id}: completion lacks scenarios/seed$"):
         spec_of(report)
     assert spec_of(done(route_job(SPEC, SEQUENCES[0], 0))) == SPEC
+
+
+def started_an_hour_ago(stack) -> float:
+    """Back-dates the run's start by exactly one hour; returns the time.time() just before the backdating."""
+    now = time.time()
+    stack.dynamodb.update_item(
+        TableName=stack.table,
+        Key={"pk": {"S": f"RUN#{SPEC.run_id}"}, "sk": {"S": "RUN"}},
+        UpdateExpression="SET started_epoch_ms = :ms",
+        ExpressionAttributeValues={":ms": {"N": str(int(now * 1000) - 3_600_000)}},
+    )
+    return now
+
+
+def assert_ended_an_hour_after_its_start(run: dict, before: float, after: float) -> None:
+    # duration = end − start in seconds (to the ms), the end being the moment it was written, in UTC
+    assert 3600 - 0.001 <= float(run["duration_s"]) <= 3600 + (after - before) + 0.002
+    ended = datetime.fromisoformat(run["completed_at"].replace("Z", "+00:00"))
+    assert run["completed_at"].endswith("Z") and before - 1 <= ended.timestamp() <= after + 1
+
+
+def test_a_completed_run_records_when_it_ended_and_how_long_it_took(stack):
+    before = started_an_hour_ago(stack)
+    assert schedule(done(merge_job(SPEC)), deps_of(stack), lambda job: None) == "run completed"
+    assert_ended_an_hour_after_its_start(stack.item(f"RUN#{SPEC.run_id}", "RUN"), before, time.time())
+
+
+def test_a_failed_run_records_when_it_ended_and_how_long_it_took(stack):
+    before = started_an_hour_ago(stack)
+    report = failed_at(stack, route_job(SPEC, SEQUENCES[0], 0), 2)
+    assert schedule(report, deps_of(stack, job_max_attempts=2), lambda job: None) == "run failed"
+    assert_ended_an_hour_after_its_start(stack.item(f"RUN#{SPEC.run_id}", "RUN"), before, time.time())
