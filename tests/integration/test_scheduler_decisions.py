@@ -11,15 +11,18 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+import boto3
 import pytest
 
 from jobgraph.adapters.dynamodb import JobsTable
+from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus
 from jobgraph.core.results import ResultStore, sequence_key
+from jobgraph.services.observability import metrics
 from jobgraph.services.scheduler import SchedulerDeps, schedule, spec_of
 
 SPEC = RunSpec("sched", "default", 50, 7)
@@ -48,9 +51,26 @@ def stack(fake_stack):
     return fake_stack
 
 
-def deps_of(stack, job_max_attempts: int = 0) -> SchedulerDeps:
+def deps_of(stack, job_max_attempts: int = 0, events: RunEvents | None = None) -> SchedulerDeps:
     incoming = FifoQueue(stack.incoming_url, stack.sqs)
-    return SchedulerDeps(stack.results, stack.jobs, incoming, job_max_attempts=job_max_attempts)
+    context = {"scenario": 1, "stack": "jobgraph", "bucket": stack.bucket, "prefix": ""}
+    return SchedulerDeps(
+        stack.results, stack.jobs, incoming, events=events, event_context=context, job_max_attempts=job_max_attempts
+    )
+
+
+class RecordingBus(RunEvents):
+    """The stack's bus on moto, keeping what was published (moto does not let a test read a bus back)."""
+
+    def __init__(self, client):
+        client.create_event_bus(Name="runs")
+        super().__init__("runs", client)
+        self.published: list[tuple[str, dict]] = []
+
+    def publish(self, detail: dict) -> str:
+        event_id = super().publish(detail)
+        self.published.append((event_id, detail))
+        return event_id
 
 
 def done(job: IncomingJob, status: JobStatus = JobStatus.COMPLETED, error: str | None = None) -> CompletedJob:
@@ -201,3 +221,39 @@ def test_a_failed_run_records_when_it_ended_and_how_long_it_took(stack):
     report = failed_at(stack, route_job(SPEC, SEQUENCES[0], 0), 2)
     assert schedule(report, deps_of(stack, job_max_attempts=2), lambda job: None) == "run failed"
     assert_ended_an_hour_after_its_start(stack.item(f"RUN#{SPEC.run_id}", "RUN"), before, time.time())
+
+
+def test_the_completed_run_is_announced_once_also_when_its_first_delivery_died_before_announcing(stack):
+    bus = RecordingBus(boto3.client("events", region_name="eu-west-1"))
+    # the first delivery completed the run and died before announcing it
+    assert stack.jobs.complete_run(SPEC.run_id, "out/merged")
+    merge = done(merge_job(SPEC))
+    assert schedule(merge, deps_of(stack, events=bus), lambda job: None) == "run already completed"
+    ((event_id, detail),) = bus.published
+    assert (detail["run_id"], detail["outcome"], detail["stack"]) == (SPEC.run_id, "COMPLETED", "jobgraph")
+    assert stack.item(f"RUN#{SPEC.run_id}", "RUN")["announced_event_id"] == event_id
+    assert schedule(merge, deps_of(stack, events=bus), lambda job: None) == "run already completed"
+    assert len(bus.published) == 1
+
+
+def test_a_run_failed_by_its_last_attempt_is_announced(stack):
+    bus = RecordingBus(boto3.client("events", region_name="eu-west-1"))
+    report = failed_at(stack, route_job(SPEC, SEQUENCES[0], 0), 1)
+    assert schedule(report, deps_of(stack, job_max_attempts=1, events=bus), lambda job: None) == "run failed"
+    ((event_id, detail),) = bus.published
+    assert (detail["run_id"], detail["outcome"]) == (SPEC.run_id, "FAILED")
+    assert stack.item(f"RUN#{SPEC.run_id}", "RUN")["announced_event_id"] == event_id
+
+
+def test_a_completed_run_reports_its_duration_as_a_metric(stack):
+    metrics.clear_metrics()
+    try:
+        assert schedule(done(merge_job(SPEC)), deps_of(stack), lambda job: None) == "run completed"
+        duration = float(stack.item(f"RUN#{SPEC.run_id}", "RUN")["duration_s"])
+        assert metrics.metric_set["RunDurationSeconds"]["Unit"] == "Seconds"
+        assert metrics.metric_set["RunDurationSeconds"]["Value"] == [duration]
+        # a redelivery reports nothing more
+        schedule(done(merge_job(SPEC)), deps_of(stack), lambda job: None)
+        assert metrics.metric_set["RunDurationSeconds"]["Value"] == [duration]
+    finally:
+        metrics.clear_metrics()
