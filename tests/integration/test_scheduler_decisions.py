@@ -8,6 +8,8 @@ that used up its attempts failing its run once, a synthetic job with no follow-u
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from datetime import datetime
 
@@ -22,7 +24,7 @@ from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus
 from jobgraph.core.results import ResultStore, sequence_key
-from jobgraph.services.observability import metrics
+from jobgraph.services.observability import logger, metrics
 from jobgraph.services.scheduler import SchedulerDeps, schedule, spec_of
 
 SPEC = RunSpec("sched", "default", 50, 7)
@@ -257,3 +259,45 @@ def test_a_completed_run_reports_its_duration_as_a_metric(stack):
         assert metrics.metric_set["RunDurationSeconds"]["Value"] == [duration]
     finally:
         metrics.clear_metrics()
+
+
+class LogLines(logging.Handler):
+    """The Scheduler's structured log lines, formatted as Powertools writes them (JSON), by message."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logger.registered_formatter)
+        self.by_message: dict[str, dict] = {}
+
+    def emit(self, record):
+        line = json.loads(self.format(record))
+        self.by_message[line["message"]] = line
+
+
+@pytest.fixture
+def logged():
+    handler = LogLines()
+    logger.addHandler(handler)
+    yield handler.by_message
+    logger.removeHandler(handler)
+
+
+def test_the_log_says_what_was_decided_about_which_job_of_which_run(stack, logged):
+    bus = RecordingBus(boto3.client("events", region_name="eu-west-1"))
+    job = route_job(SPEC, SEQUENCES[0], 0)
+    schedule(failed_at(stack, job, 1), deps_of(stack, job_max_attempts=2, events=bus), lambda j: None)
+    failed = logged["job reported failed"]
+    assert (failed["level"], failed["error_message"]) == ("WARNING", "boom on attempt 1")
+    assert (failed["job_id"], failed["correlation_id"]) == (job.job_id, job.correlation_id)
+    schedule(done(merge_job(SPEC)), deps_of(stack, events=bus), lambda j: None)
+    ((event_id, _),) = bus.published
+    completed, announced = logged["run completed"], logged["run end announced"]
+    assert (completed["run_id"], completed["duration_s"]) == (
+        SPEC.run_id,
+        float(stack.item(f"RUN#{SPEC.run_id}", "RUN")["duration_s"]),
+    )
+    assert (announced["run_id"], announced["event_id"], announced["job_id"]) == (
+        SPEC.run_id,
+        event_id,
+        merge_job(SPEC).job_id,
+    )
