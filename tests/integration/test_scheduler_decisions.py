@@ -26,6 +26,7 @@ from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus
 from jobgraph.core.results import ResultStore, sequence_key
 from jobgraph.services.observability import logger, metrics
 from jobgraph.services.scheduler import SchedulerDeps, schedule, spec_of
+from jobgraph.services.settings import SchedulerSettings, load_settings
 
 SPEC = RunSpec("sched", "default", 50, 7)
 SEQUENCES = [s for s in generate_sequences(8, seed=3) if len(s.routes) >= 3][:2]
@@ -301,3 +302,26 @@ def test_the_log_says_what_was_decided_about_which_job_of_which_run(stack, logge
         event_id,
         merge_job(SPEC).job_id,
     )
+
+
+def test_the_deployed_scheduler_is_wired_from_its_settings(monkeypatch):
+    env = {
+        "BUCKET_NAME": "results-bucket", "TABLE_NAME": "jobs-table", "RESULTS_PREFIX": "perf", "RECORD_TTL_DAYS": "7",
+        "INCOMING_QUEUE_URL": "http://127.0.0.1:1/123456789012/in.fifo", "JOB_MAX_ATTEMPTS": "4",
+        "RUN_EVENTS_BUS_NAME": "runs-bus", "SCENARIO": "2", "STACK_NAME": "perf-stack",
+    }  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    deps = SchedulerDeps.from_settings(load_settings(SchedulerSettings))
+    assert (deps.table.table_name, deps.table.ttl_days, deps.incoming.queue_url) == (
+        "jobs-table",
+        7,
+        env["INCOMING_QUEUE_URL"],
+    )
+    assert (deps.results.blobs.bucket, deps.results.blobs.prefix, deps.job_max_attempts) == (
+        "results-bucket",
+        "perf/",
+        4,
+    )
+    assert isinstance(deps.events, RunEvents) and deps.events.bus_name == "runs-bus"
+    assert deps.event_context == {"scenario": 2, "stack": "perf-stack", "bucket": "results-bucket", "prefix": "perf"}
