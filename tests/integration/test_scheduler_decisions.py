@@ -22,7 +22,7 @@ from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job
-from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus
+from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, new_task_id
 from jobgraph.core.results import ResultStore, sequence_key
 from jobgraph.services.observability import logger, metrics
 from jobgraph.services.scheduler import SchedulerDeps, schedule, spec_of
@@ -325,3 +325,17 @@ def test_the_deployed_scheduler_is_wired_from_its_settings(monkeypatch):
     )
     assert isinstance(deps.events, RunEvents) and deps.events.bus_name == "runs-bus"
     assert deps.event_context == {"scenario": 2, "stack": "perf-stack", "bucket": "results-bucket", "prefix": "perf"}
+
+
+def test_errors_are_kept_to_2000_characters_and_attempts_start_at_zero(stack):
+    job = route_job(SPEC, SEQUENCES[0], 0)
+    assert stack.jobs.job_attempts(SPEC.run_id, job.job_id) == 0  # no record yet
+    long_error = "e" * 1990 + "0123456789" + "x" * 3000
+    assert stack.jobs.record_job(done(job, JobStatus.FAILED, long_error), attempt=2) is None
+    record = stack.item(f"RUN#{SPEC.run_id}", f"JOB#{job.job_id}")
+    assert record["error_message"] == long_error[:2000] and record["error_message"].endswith("0123456789")
+    assert stack.jobs.job_attempts(SPEC.run_id, job.job_id) == 2
+    assert stack.jobs.fail_run(SPEC.run_id, long_error)
+    assert stack.item(f"RUN#{SPEC.run_id}", "RUN")["error"] == long_error[:2000]
+    # an API task's job has no run to fail (its own record says FAILED)
+    assert stack.jobs.fail_run(new_task_id(), "boom") is False
