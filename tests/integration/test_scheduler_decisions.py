@@ -24,6 +24,7 @@ from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, new_task_id
 from jobgraph.core.results import ResultStore, sequence_key
+from jobgraph.services import scheduler
 from jobgraph.services.observability import logger, metrics
 from jobgraph.services.scheduler import SchedulerDeps, schedule, spec_of
 from jobgraph.services.settings import SchedulerSettings, load_settings
@@ -339,3 +340,13 @@ def test_errors_are_kept_to_2000_characters_and_attempts_start_at_zero(stack):
     assert stack.item(f"RUN#{SPEC.run_id}", "RUN")["error"] == long_error[:2000]
     # an API task's job has no run to fail (its own record says FAILED)
     assert stack.jobs.fail_run(new_task_id(), "boom") is False
+
+
+def test_the_sequence_cache_is_bounded(stack, monkeypatch):
+    """A warm Scheduler serves many runs: it keeps at most SEQUENCE_CACHE_SIZE sequences (here 1)."""
+    monkeypatch.setattr(scheduler, "SEQUENCE_CACHE_SIZE", 1)
+    deps = deps_of(stack)
+    first, second = SEQUENCES
+    for sequence in (first, second, first):
+        schedule(done(route_job(SPEC, sequence, 0)), deps, lambda job: None)
+    assert stack.results.reads == 3
