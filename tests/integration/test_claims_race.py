@@ -162,7 +162,8 @@ def test_each_status_answers_a_new_claim(tables):
 def job_claims_for(run_id: str, jobs: int):
     """Jobs of a run as claim_job takes them (what it reads: run_id, job_id, exec_type)."""
     from jobgraph.core.generator import generate_sequences
-    from jobgraph.core.graph import RunSpec, route_job
+    from jobgraph.core.graph import route_job
+    from jobgraph.core.run import RunSpec
 
     spec = RunSpec(run_id, "t", 10, 1)
     return [route_job(spec, sequence, 0) for sequence in generate_sequences(jobs, seed=6)]

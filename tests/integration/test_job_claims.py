@@ -20,9 +20,10 @@ from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.core.errors import JobInProgressError
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec, route_job
+from jobgraph.core.graph import route_job
 from jobgraph.core.models import CompletedJob, JobStatus
 from jobgraph.core.results import ResultStore
+from jobgraph.core.run import RunSpec
 from jobgraph.localcloud.server import LocalEndpoint
 from jobgraph.services.processor import run_claimed
 from tests.integration.conftest import create_table

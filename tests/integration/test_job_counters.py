@@ -83,7 +83,8 @@ def test_counters_match_the_job_records_when_claimants_race_fail_and_take_over(t
     left (record_job's expected_status). Leases of 0 ms let deliveries of one job take each other's claims over,
     so outcomes of claimants that lost their claim race the new claimant's: the counters still agree."""
     from jobgraph.core.generator import generate_sequences
-    from jobgraph.core.graph import RunSpec, route_job
+    from jobgraph.core.graph import route_job
+    from jobgraph.core.run import RunSpec
 
     run_id = "claims-race"
     spec = RunSpec(run_id, "t", 10, 1)

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Literal, Self
+from typing import Annotated, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -170,8 +170,14 @@ def exec_type_for(route_index: int, total_routes: int) -> ExecType:
 # --- deterministic identifiers (GUIDE §1) -------------------------------------------------------
 
 
-def correlation_id(run_id: str, sequence_id: int) -> str:
-    return f"{run_id}-s{sequence_id}"
+def correlation_id(run_id: str, sequence_id: int | None = None, *, lane: int | None = None) -> str:
+    """A job's correlation id: its FIFO message group (SQS's ``MessageGroupId``, named so only where a message
+    is sent or read). One per (run, sequence), so an aircraft's routes run in order while aircraft run in
+    parallel; the run's MERGE its own (it waits for every sequence, not for one); a synthetic load's jobs
+    one per ``lane``, the load's message groups (core.graph.synthetic_jobs)."""
+    if sequence_id is not None:
+        return f"{run_id}-s{sequence_id}"
+    return f"{run_id}-merge" if lane is None else f"{run_id}-g{lane}"
 
 
 def route_job_id(run_id: str, sequence_id: int, route_index: int) -> str:
@@ -324,12 +330,12 @@ class ProducerJob(_Strict):
     data_size_kb: int = Field(default=PRODUCER_DEFAULT_DATA_KB, ge=0, le=MAX_SYNTHETIC_DATA_KB)
     input_key: InputKey | None = None
 
-    def as_job(self, group: str, test_run_id: str) -> IncomingJob:
+    def as_job(self, correlation_id: str, test_run_id: str) -> IncomingJob:
         return IncomingJob(
             job_id=self.job_id,
             run_id=PRODUCER_RUN_ID,
             test_run_id=test_run_id,
-            correlation_id=group,
+            correlation_id=correlation_id,
             exec_type=ExecType.SYNTHETIC,
             scenarios=1,
             seed=0,
@@ -363,19 +369,6 @@ class CompletedJob(BaseModel):
     state: CarriedState | None = None
     # SYNTHETIC jobs with an input_key: the size of the object read
     input_size_bytes: int | None = None
-
-
-class RunManifest(_Strict):
-    """What a run is: stored once when it starts, read by MERGE and by result exports."""
-
-    run_id: RunId
-    test_run_id: str = "default"
-    scenarios: int = Field(ge=1, le=MAX_SCENARIOS)
-    seed: int = Field(ge=0, lt=2**63)
-    sequence_ids: list[int] = Field(min_length=1)
-    total_route_jobs: int = Field(ge=1)
-    created_at: str = Field(default_factory=utc_now_iso)
-    implementation: Literal["solver", "lambda", "local", "stepfunctions"] = "solver"
 
 
 def message_label(body: str) -> str | None:

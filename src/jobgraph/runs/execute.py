@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 from jobgraph.runs.outcome import RunFailed, RunOutcome
 from jobgraph.runs.progress import progress_bar
 from jobgraph.runs.workload import StackRun, Workload

@@ -25,13 +25,14 @@ from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.core.errors import ObjectNotFoundError
-from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job
+from jobgraph.core.graph import aggregation_job, merge_job, route_job
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, RunId, Sequence
 from jobgraph.core.results import ResultStore, request_key
+from jobgraph.core.run import RunSpec
 from jobgraph.services.observability import logger
 from jobgraph.services.run_events import announce_run_end, run_end_events
 from jobgraph.services.settings import PrepareRunSettings, StepTaskSettings, load_settings
-from jobgraph.services.start_run import register_run, rejected, run_started
+from jobgraph.services.start_run import register_run, rejected
 
 IMPLEMENTATION = "stepfunctions"
 # A job's claimant in scenario 3: the state machine's task for it (one try at a time; a retry re-claims)
@@ -100,12 +101,12 @@ def prepare_run(event: dict, deps: PrepareRunDeps) -> dict:
         return {**registered, "cause": "\n".join(registered["errors"])[:30000]}
     spec = registered.spec
     key = deps.results.put_plan(spec.run_id, [plan_item(spec, s) for s in registered.sequences])
-    return run_started(
-        registered,
-        bucket=deps.settings.bucket_name,
-        plan_key=deps.results.blobs.prefix + key,
-        merge=merge_job(spec).model_dump(mode="json"),
-    )
+    return {
+        **registered.started(first_jobs_sent=None).model_dump(),
+        "bucket": deps.settings.bucket_name,
+        "plan_key": deps.results.blobs.prefix + key,
+        "merge": merge_job(spec).model_dump(mode="json"),
+    }
 
 
 @cache
