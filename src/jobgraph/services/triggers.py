@@ -40,7 +40,8 @@ from jobgraph.adapters.targets import TargetRefusedError, Targets
 from jobgraph.adapters.trigger_config import LoadedConfig, TriggerConfigStore
 from jobgraph.core.errors import ConfigurationError, JobGraphError, ObjectNotFoundError
 from jobgraph.core.results import merged_key
-from jobgraph.core.triggers import WorkflowConfig, approved_event, dedup_token, plan, source_event
+from jobgraph.core.trigger_event import approved_event, source_event
+from jobgraph.core.triggers import WorkflowConfig, dedup_token, plan
 from jobgraph.services.approvals import kept_event
 from jobgraph.services.observability import MetricUnit, logger, metrics
 from jobgraph.services.settings import TriggerSettings, load_settings
