@@ -1,4 +1,5 @@
-"""The status API as a FastAPI app: HTTP onto jobgraph.services.status / start_run, errors onto status codes.
+"""The status API as a FastAPI app: HTTP onto jobgraph.services (status, listings, tasks, start_run), errors
+onto status codes.
 
 Served on AWS by functions/api/app.py (Mangum, API Gateway HTTP API with IAM auth) and locally by
 `jobgraph serve` (uvicorn). Client mistakes are 4xx with an ErrorBody naming the field, never a 500.

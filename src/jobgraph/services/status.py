@@ -1,4 +1,5 @@
-"""Runs, jobs, tasks, downloads and estimates: what the status API (seed 002/004) answers with.
+"""The status API's dependencies and runners, a run's status, a job's status and files: what the status API
+(seed 002/004) answers with; its listings are in services/listings.py, its tasks in services/tasks.py.
 
 Pure logic over the JobsTable, the results bucket and the scenario's runner (the incoming queue in
 scenarios 1 and 2, the state machine and StepTask in scenario 3); the FastAPI app (jobgraph.api) only maps
