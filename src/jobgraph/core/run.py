@@ -13,11 +13,18 @@ from typing import Annotated, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
-from jobgraph.core.models import MAX_SCENARIOS, CompletedJob, IncomingJob, RunId, utc_now_iso
+from jobgraph.core.models import (
+    CompletedJob,
+    IncomingJob,
+    RunId,
+    Scenarios,
+    Seed,
+    SequenceId,
+    json_int,
+    utc_now_iso,
+)
 
-TestRunId = Annotated[str, Field(min_length=1, max_length=256)]
-Scenarios = Annotated[int, Field(ge=1, le=MAX_SCENARIOS)]
-Seed = Annotated[int, Field(ge=0, lt=2**63)]
+TestRunId = Annotated[str, Field(min_length=1, max_length=256)]  # as the messages bound it
 
 
 class RunFields(TypedDict):
@@ -64,8 +71,8 @@ class RunManifest(BaseModel):
     test_run_id: str = "default"
     scenarios: Scenarios
     seed: Seed
-    sequence_ids: list[int] = Field(min_length=1)
-    total_route_jobs: int = Field(ge=1)
+    sequence_ids: list[SequenceId] = Field(min_length=1)
+    total_route_jobs: json_int(ge=1)
     created_at: str = Field(default_factory=utc_now_iso)
     implementation: Literal["solver", "lambda", "local", "stepfunctions"] = "solver"
 
