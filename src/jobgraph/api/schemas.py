@@ -6,6 +6,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from jobgraph.core.bounds import Scenarios, Seed, json_int
 from jobgraph.core.models import (
     MAX_SYNTHETIC_DATA_KB,
     MAX_SYNTHETIC_WORK_MS,
@@ -13,11 +14,8 @@ from jobgraph.core.models import (
     TASK_ID_PREFIX,
     TEST_RUN_ID_PATTERN,
     RunId,
-    Scenarios,
-    Seed,
     Sequence,
     is_task_id,
-    json_int,
 )
 from jobgraph.core.run import RunStarted
 

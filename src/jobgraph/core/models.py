@@ -11,12 +11,11 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -25,14 +24,13 @@ from pydantic import (
 )
 
 from jobgraph.core.airports import is_known_iata
-from jobgraph.core.bounds import SEED_LIMIT, SEQUENCE_ID_LIMIT, json_type, quote
+from jobgraph.core.bounds import MAX_SCENARIOS, Count, Scenarios, Seed, SequenceId, json_int
 from jobgraph.core.timeutil import parse_hms
 
 MIN_TURNAROUND_MIN = 45.0  # GUIDE §4
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # the PerfTestRun cost-allocation tag value (the templates' TestRunId AllowedPattern)
 TEST_RUN_ID_PATTERN = r"^[A-Za-z0-9_.:/=+@-]{1,128}$"
-MAX_SCENARIOS = 100_000
 MAX_SYNTHETIC_WORK_MS = 900_000  # a Lambda's longest timeout
 MAX_SYNTHETIC_DATA_KB = 10_240
 
@@ -50,26 +48,6 @@ InputKey = Annotated[
     str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[!-~]+$"), AfterValidator(_relative_key)
 ]
 IataCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3}$")]
-
-
-def _json_integer(value: object) -> object:
-    # lax pydantic would take true as 1 and "1000" as 1000: the contract wants a JSON integer (GUIDE §2)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected a JSON integer, got {json_type(value)} {quote(value)}")
-    return value
-
-
-def json_int(**bounds: int) -> Any:
-    """An integer field that takes JSON integers only (not booleans, strings or floats), within ``bounds``
-    (``ge``/``gt``/``le``/``lt``); the bounds come first so that OpenAPI documents them."""
-    return Annotated[int, Field(**bounds), BeforeValidator(_json_integer)]
-
-
-# the contract's integers (GUIDE §2): the same in sequence files, API bodies and queue messages
-SequenceId = json_int(ge=0, lt=SEQUENCE_ID_LIMIT)
-Seed = json_int(ge=0, lt=SEED_LIMIT)
-Count = json_int(ge=0)
-Scenarios = json_int(ge=1, le=MAX_SCENARIOS)
 
 
 class ExecType(StrEnum):

@@ -13,16 +13,8 @@ from typing import Annotated, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
-from jobgraph.core.models import (
-    CompletedJob,
-    IncomingJob,
-    RunId,
-    Scenarios,
-    Seed,
-    SequenceId,
-    json_int,
-    utc_now_iso,
-)
+from jobgraph.core.bounds import Scenarios, Seed, SequenceId, json_int
+from jobgraph.core.models import CompletedJob, IncomingJob, RunId, utc_now_iso
 
 TestRunId = Annotated[str, Field(min_length=1, max_length=256)]  # as the messages bound it
 

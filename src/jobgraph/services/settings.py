@@ -7,8 +7,9 @@ from functools import cache
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobgraph.core.bounds import MAX_SCENARIOS
 from jobgraph.core.errors import ConfigurationError
-from jobgraph.core.models import CARRY_STATE_MAX_BYTES, MAX_SCENARIOS
+from jobgraph.core.models import CARRY_STATE_MAX_BYTES
 from jobgraph.core.retry import MAX_VISIBILITY_S
 
 

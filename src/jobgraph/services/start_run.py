@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from jobgraph.adapters.dynamodb import JobsTable, RunExistsError
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
+from jobgraph.core.bounds import Scenarios, Seed
 from jobgraph.core.errors import InvalidSequenceError
 from jobgraph.core.graph import route_job, run_manifest, total_jobs
 from jobgraph.core.loader import check_unique, format_validation_error, parse_sequence
-from jobgraph.core.models import TASK_ID_PREFIX, RunId, Scenarios, Seed, Sequence, is_task_id
+from jobgraph.core.models import TASK_ID_PREFIX, RunId, Sequence, is_task_id
 from jobgraph.core.results import ResultStore
 from jobgraph.core.run import RunSpec, RunStarted
 from jobgraph.services.observability import logger
