@@ -15,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from jobgraph.adapters.dynamodb import RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.api.approvals import add_approval_routes
 from jobgraph.api.schemas import (
     ClientKey,
@@ -37,7 +36,7 @@ from jobgraph.api.schemas import (
     TaskStatus,
     TestRunId,
 )
-from jobgraph.core.errors import InvalidSequenceError
+from jobgraph.core.errors import InvalidSequenceError, RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.core.models import RUN_ID_PATTERN
 from jobgraph.services import status
 from jobgraph.services.start_run import parse_sequences

@@ -7,10 +7,10 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobgraph.adapters.dynamodb import JobsTable, RunExistsError
+from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.core.errors import InvalidSequenceError
+from jobgraph.core.errors import InvalidSequenceError, RunExistsError
 from jobgraph.core.graph import RunSpec, route_job, run_manifest, total_jobs
 from jobgraph.core.loader import check_unique, format_validation_error, parse_sequence
 from jobgraph.core.models import MAX_SCENARIOS, TASK_ID_PREFIX, RunId, Sequence, is_task_id

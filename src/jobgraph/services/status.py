@@ -19,12 +19,12 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Protocol
 
-from jobgraph.adapters.dynamodb import RUN_STATUSES, JobsTable, RunExistsError, RunNotFoundError, TaskNotFoundError
+from jobgraph.adapters.dynamodb import RUN_STATUSES, JobsTable
 from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.runners import AsyncFunction, StateMachine
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.core.errors import JobGraphError
+from jobgraph.core.errors import JobGraphError, RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.core.graph import RunSpec, synthetic_job, total_jobs
 from jobgraph.core.models import ExecType, IncomingJob, Sequence, is_task_id, new_task_id, run_id_of_job, utc_now_iso
 from jobgraph.core.progress import Progress, estimate_seconds
