@@ -162,7 +162,7 @@ def test_each_status_answers_a_new_claim(tables):
     assert statuses == {SK: ("FIRED", "message-id-1"), other: ("IN_DOUBT", None)}
 
 
-# --- the job record: one claim, one completion per job (services/processor.run_claimed) -------------
+# --- the job record: one claim, one completion per job (services/idempotency.run_claimed) -------------
 
 
 def job_claims_for(run_id: str, jobs: int):

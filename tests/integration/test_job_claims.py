@@ -24,7 +24,7 @@ from jobgraph.core.graph import RunSpec, route_job
 from jobgraph.core.models import CompletedJob, JobStatus
 from jobgraph.core.results import ResultStore
 from jobgraph.localcloud.server import LocalEndpoint
-from jobgraph.services.processor import run_claimed
+from jobgraph.services.idempotency import run_claimed
 from tests.integration.conftest import create_table
 
 SPEC = RunSpec("claims", "default", 200, 11)

@@ -172,3 +172,9 @@ class TriggerStore(Protocol):
 
 class JobsTablePort(RunStore, JobStore, TaskStore, TriggerStore, Protocol):
     """The whole table: what tools that look at every kind (the CLI, run drivers) hold."""
+
+
+class EventPublisher(Protocol):
+    """The stack's run events bus (adapters/events.RunEvents): one event per call, its id back."""
+
+    def publish(self, detail: dict[str, Any]) -> str: ...

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 from jobgraph.adapters.dynamodb.table import (
     TableAccess,
@@ -29,7 +30,7 @@ from jobgraph.adapters.dynamodb.table import (
 )
 from jobgraph.core.errors import JobGraphError
 from jobgraph.core.models import CompletedJob, IncomingJob, is_task_id, utc_now_iso
-from jobgraph.core.ports import JobClaim
+from jobgraph.core.ports import JobClaim, Record
 from jobgraph.core.progress import counter_deltas
 
 MAX_OUTCOME_TRIES = 5  # a job record changed between reading and writing it this often: give up loudly
@@ -83,7 +84,7 @@ class DynamoJobStore(TableAccess):
             return JobClaim(True, "FAILED")
         return JobClaim(False, refused.get("status"), refused)
 
-    def _claim(self, job: IncomingJob, update: str, condition: str, values: dict) -> dict | None:
+    def _claim(self, job: IncomingJob, update: str, condition: str, values: dict[str, Any]) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError
 
         try:
@@ -102,7 +103,9 @@ class DynamoJobStore(TableAccess):
             raise
         return None
 
-    def record_job(self, completed: CompletedJob, attempt: int = 1, expected_status: str | None = None) -> dict | None:
+    def record_job(
+        self, completed: CompletedJob, attempt: int = 1, expected_status: str | None = None
+    ) -> dict[str, Any] | None:
         """Record a job's outcome and release its claim: None when written, else the COMPLETED record that
         refused it.
 
@@ -154,6 +157,7 @@ class DynamoJobStore(TableAccess):
             "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE claimed_by, lease_until_ms ADD reports :one",
             "ExpressionAttributeNames": names,
         }
+        old_status: str | None
         for tries in range(MAX_OUTCOME_TRIES):
             if expected_status is not None:
                 old_status, expected_status = expected_status, None
@@ -196,7 +200,7 @@ class DynamoJobStore(TableAccess):
             f"job {completed.job_id}: its record kept changing while its outcome was written ({MAX_OUTCOME_TRIES} tries)"
         )
 
-    def _counter_update(self, key: dict, deltas: dict[str, int | float]) -> dict:
+    def _counter_update(self, key: dict[str, Any], deltas: dict[str, int | float]) -> dict[str, Any]:
         """One ADD of every delta to a counters item (created by the first ADD)."""
         names = {f"#c{i}": name for i, name in enumerate(deltas)}
         values = {f":c{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
@@ -208,7 +212,7 @@ class DynamoJobStore(TableAccess):
             "ExpressionAttributeValues": {**values, ":ttl": self._expires_at()},
         }
 
-    def get_job(self, run_id: str, job_id: str) -> dict | None:
+    def get_job(self, run_id: str, job_id: str) -> dict[str, Any] | None:
         """A job's record (a task's: its task record), or None if it has none."""
         return self._job_item(job_key(run_id, job_id)) or None
 
@@ -240,8 +244,9 @@ class DynamoJobStore(TableAccess):
             },
         )
 
-    def jobs_of_run(self, run_id: str) -> list[dict]:
-        items, kwargs = [], {}
+    def jobs_of_run(self, run_id: str) -> list[dict[str, Any]]:
+        items: list[Record] = []
+        kwargs: dict[str, Any] = {}
         while True:
             response = self.client.query(
                 TableName=self.table_name,
@@ -255,8 +260,8 @@ class DynamoJobStore(TableAccess):
             kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
 
     def job_page(
-        self, run_id: str, status: str | None, limit: int, start_key: dict | None = None
-    ) -> tuple[list[dict], dict | None]:
+        self, run_id: str, status: str | None, limit: int, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """One page of a run's job records, optionally only those whose latest status is ``status``.
 
         With a status it is one query of the status index's partition of exactly that run and status.

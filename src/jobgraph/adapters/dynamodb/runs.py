@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from jobgraph.adapters.dynamodb.table import TableAccess, conditional_failed, counters, plain, run_key
 from jobgraph.core.errors import RunExistsError, RunNotFoundError
@@ -21,7 +22,7 @@ RUN_STATUSES = tuple(status.value for status in RunStatus)
 
 
 class DynamoRunStore(TableAccess):
-    def _update_if(self, run_id: str, **update) -> bool:
+    def _update_if(self, run_id: str, **update: Any) -> bool:
         """One conditional UpdateItem of the run item; False when its condition does not hold."""
         from botocore.exceptions import ClientError
 
@@ -65,7 +66,7 @@ class DynamoRunStore(TableAccess):
                 raise RunExistsError(f"run {run_id!r} already exists in table {self.table_name}") from None
             raise
 
-    def get_run(self, run_id: str) -> dict:
+    def get_run(self, run_id: str) -> dict[str, Any]:
         response = self.client.get_item(TableName=self.table_name, Key=run_key(run_id), ConsistentRead=True)
         if "Item" not in response:
             raise RunNotFoundError(f"run {run_id!r} not found in table {self.table_name}")
@@ -171,7 +172,7 @@ class DynamoRunStore(TableAccess):
             ExpressionAttributeValues={":id": {"S": event_id}, ":now": {"S": utc_now_iso()}},
         )
 
-    def runs_by_status(self, status: RunStatus, limit: int = 50) -> list[dict]:
+    def runs_by_status(self, status: RunStatus, limit: int = 50) -> list[dict[str, Any]]:
         items, _ = self.run_page("status", status.value, limit)
         return items
 
@@ -180,10 +181,10 @@ class DynamoRunStore(TableAccess):
         index: str,
         value: str,
         limit: int,
-        start_key: dict | None = None,
+        start_key: dict[str, Any] | None = None,
         since: str | None = None,
         until: str | None = None,
-    ) -> tuple[list[dict], dict | None]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Runs newest first from one partition of an index: ``index`` "status" (``value`` a run status) or
         "test_run" (a test_run_id), created between ``since`` and ``until`` (ISO times, inclusive) if given."""
         attribute, name, prefix = {
@@ -208,7 +209,7 @@ class DynamoRunStore(TableAccess):
         )
         return [plain(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
 
-    def run_with_progress(self, run_id: str) -> tuple[dict, Progress]:
+    def run_with_progress(self, run_id: str) -> tuple[dict[str, Any], Progress]:
         """The run record and its counters in one query (the two items of its partition that sort from
         PROGRESS on: PROGRESS, RUN; the JOB# items sort before). RunNotFoundError for an unknown run."""
         response = self.client.query(

@@ -13,57 +13,57 @@ Item = dict[str, Any]  # an item in DynamoDB's typed form: {"pk": {"S": "RUN#r"}
 
 
 @cache
-def default_dynamodb_client():
+def default_dynamodb_client() -> Any:
     import boto3
 
     return boto3.client("dynamodb")
 
 
-def conditional_failed(exc) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+def conditional_failed(exc: Any) -> bool:
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
-def condition_failed_first(exc) -> bool:
+def condition_failed_first(exc: Any) -> bool:
     """A cancelled transaction whose first item (the job record) failed its condition."""
     reasons = exc.response.get("CancellationReasons") or []
     return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
 
 
-def transaction_conflict(exc) -> bool:
+def transaction_conflict(exc: Any) -> bool:
     """A cancelled transaction that met another transaction on one of its items."""
     return any(r.get("Code") == "TransactionConflict" for r in exc.response.get("CancellationReasons") or [])
 
 
-def plain(item: dict) -> dict:
+def plain(item: dict[str, Any]) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeDeserializer
 
     deserializer = TypeDeserializer()
     return {k: deserializer.deserialize(v) for k, v in item.items()}
 
 
-def run_key(run_id: str) -> dict:
+def run_key(run_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
 
 
-def job_key(run_id: str, job_id: str) -> dict:
+def job_key(run_id: str, job_id: str) -> dict[str, Any]:
     """A job's record; a task's job (run id = task id, core.models.is_task_id) is its task record."""
     if is_task_id(run_id):
         return task_key(run_id)
     return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}}
 
 
-def task_key(task_id: str) -> dict:
+def task_key(task_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}}
 
 
-def progress_key(run_id: str, at: str) -> dict:
+def progress_key(run_id: str, at: str) -> dict[str, Any]:
     """Where a job's change is counted: its run's counters, or the tasks' counters of the hour ``at``."""
     if is_task_id(run_id):
         return {"pk": {"S": "TASKS"}, "sk": {"S": f"PROGRESS#{at[:13]}"}}
     return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "PROGRESS"}}
 
 
-def counters(item: dict) -> dict:
+def counters(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk", "expires_at")}
 
 
@@ -76,13 +76,13 @@ class TableAccess:
         self._client = client
 
     @property
-    def client(self):
+    def client(self) -> Any:
         if self._client is None:
             self._client = default_dynamodb_client()
         return self._client
 
-    def _expires_at(self) -> dict:
+    def _expires_at(self) -> dict[str, Any]:
         return {"N": str(int(time.time()) + self.ttl_days * 86400)} if self.ttl_days else {"NULL": True}
 
-    def _job_item(self, key: dict) -> dict:
+    def _job_item(self, key: dict[str, Any]) -> dict[str, Any]:
         return plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item") or {})

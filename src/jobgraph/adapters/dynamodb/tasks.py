@@ -7,6 +7,8 @@ pk = TASKS           sk = PROGRESS#<hour>   the tasks' counters per hour (recent
 
 from __future__ import annotations
 
+from typing import Any
+
 from jobgraph.adapters.dynamodb.table import TableAccess, conditional_failed, counters, plain, task_key
 from jobgraph.core.errors import TaskNotFoundError
 from jobgraph.core.models import utc_now_iso
@@ -14,7 +16,7 @@ from jobgraph.core.progress import Progress
 
 
 class DynamoTaskStore(TableAccess):
-    def claim_task(self, client_key: str, task_id: str, fingerprint: str) -> dict | None:
+    def claim_task(self, client_key: str, task_id: str, fingerprint: str) -> dict[str, Any] | None:
         """Remember that ``client_key`` names task ``task_id``; None when new, else the claim made before."""
         from botocore.exceptions import ClientError
 
@@ -37,7 +39,7 @@ class DynamoTaskStore(TableAccess):
             return plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)["Item"])
         return None
 
-    def record_task_queued(self, task_id: str, client_key: str, message_group_id: str, details: dict) -> None:
+    def record_task_queued(self, task_id: str, client_key: str, message_group_id: str, details: dict[str, Any]) -> None:
         """The task's record once its job is on the queue: QUEUED, unless its job already moved it on."""
         now = utc_now_iso()
         values = {
@@ -69,7 +71,7 @@ class DynamoTaskStore(TableAccess):
             ExpressionAttributeValues=values,
         )
 
-    def get_task(self, task_id: str) -> dict:
+    def get_task(self, task_id: str) -> dict[str, Any]:
         """A task's record; TaskNotFoundError for an unknown (or expired) task."""
         item = self._job_item(task_key(task_id))
         if not item:

@@ -10,26 +10,28 @@ approvals without any grant on the trigger claims).
 
 from __future__ import annotations
 
+from typing import Any
+
 from jobgraph.adapters.dynamodb.table import TableAccess, conditional_failed, plain
 from jobgraph.core.models import utc_now_iso
-from jobgraph.core.ports import TriggerClaim
+from jobgraph.core.ports import Record, TriggerClaim
 
 APPROVAL_SK = "APPROVAL"
 
 
 class DynamoTriggerStore(TableAccess):
-    def _trigger_key(self, run_id: str, sk: str) -> dict:
+    def _trigger_key(self, run_id: str, sk: str) -> dict[str, Any]:
         if sk == APPROVAL_SK:
             return {"pk": {"S": f"APPROVAL#{run_id}"}, "sk": {"S": sk}}
         return {"pk": {"S": f"TRIGGER#{run_id}"}, "sk": {"S": sk}}
 
-    def _trigger_item(self, run_id: str, sk: str) -> dict | None:
+    def _trigger_item(self, run_id: str, sk: str) -> dict[str, Any] | None:
         response = self.client.get_item(
             TableName=self.table_name, Key=self._trigger_key(run_id, sk), ConsistentRead=True
         )
         return plain(response["Item"]) if "Item" in response else None
 
-    def _trigger_update(self, run_id: str, sk: str, **update) -> dict | None:
+    def _trigger_update(self, run_id: str, sk: str, **update: Any) -> dict[str, Any] | None:
         """One conditional UpdateItem of a trigger item; its new image, or None when the condition failed."""
         from botocore.exceptions import ClientError
 
@@ -134,9 +136,10 @@ class DynamoTriggerStore(TableAccess):
     def trigger_in_doubt(self, run_id: str, sk: str, owner: str, reason: str) -> bool:
         return self._finish_trigger(run_id, sk, owner, "IN_DOUBT", last_error=reason)
 
-    def triggers_of_run(self, run_id: str) -> list[dict]:
+    def triggers_of_run(self, run_id: str) -> list[dict[str, Any]]:
         """The run's trigger claims, for reports and `jobgraph triggers show`."""
-        items, kwargs = [], {}
+        items: list[Record] = []
+        kwargs: dict[str, Any] = {}
         while True:
             response = self.client.query(
                 TableName=self.table_name,
@@ -152,7 +155,7 @@ class DynamoTriggerStore(TableAccess):
 
     def request_approval(
         self, run_id: str, workflow: str, event: str, reasons: list[str], expires_epoch: float
-    ) -> tuple[dict, bool]:
+    ) -> tuple[dict[str, Any], bool]:
         """PENDING_APPROVAL for the run, once (a redelivered run end finds the first request); (item, created)."""
         from botocore.exceptions import ClientError
 
@@ -176,10 +179,12 @@ class DynamoTriggerStore(TableAccess):
             raise
         return plain(item), True
 
-    def get_approval(self, run_id: str) -> dict | None:
+    def get_approval(self, run_id: str) -> dict[str, Any] | None:
         return self._trigger_item(run_id, APPROVAL_SK)
 
-    def decide_approval(self, run_id: str, decision: str, decided_by: str, comment: str, now: float) -> dict | None:
+    def decide_approval(
+        self, run_id: str, decision: str, decided_by: str, comment: str, now: float
+    ) -> dict[str, Any] | None:
         """PENDING_APPROVAL (not expired) → APPROVED | REJECTED; the new item, or None if that did not hold."""
         return self._trigger_update(
             run_id,
@@ -199,7 +204,7 @@ class DynamoTriggerStore(TableAccess):
             },
         )
 
-    def expire_approval(self, run_id: str, now: float) -> dict | None:
+    def expire_approval(self, run_id: str, now: float) -> dict[str, Any] | None:
         """PENDING_APPROVAL past its expiry → EXPIRED (lazily, when someone looks or decides)."""
         return self._trigger_update(
             run_id,
