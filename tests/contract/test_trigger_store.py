@@ -1,4 +1,4 @@
-"""TriggerStore: a trigger's claim (fresh, busy, taken over, finished by its owner only) and a run's approval."""
+"""TriggerStore: a trigger's claim (fresh, busy, taken over, finished by its owner only)."""
 
 from __future__ import annotations
 
@@ -40,23 +40,3 @@ def test_a_released_trigger_is_claimed_afresh_and_a_runs_claims_are_listed(table
     table.claim_trigger("other", SK, "a", now=102.0, stale_s=90)
     assert [c["sk"] for c in table.triggers_of_run("r")] == ["FIRED#on_success#archive", SK]
     assert table.triggers_of_run("none") == []
-
-
-def test_an_approval_is_requested_once_decided_once_or_expires(table: TriggerStore) -> None:
-    assert table.get_approval("r") is None
-    item, created = table.request_approval("r", "wf", "Run Completed", ["p95 too high", "cost"], expires_epoch=1000.0)
-    assert created and item["status"] == "PENDING_APPROVAL" and item["reasons"] == "p95 too high; cost"
-    again, created = table.request_approval("r", "wf", "Run Completed", ["other"], expires_epoch=5000.0)
-    assert not created and again["reasons"] == "p95 too high; cost"
-    assert table.mark_approval_announced("r", "ev-p", "pending_event_id") is True
-    assert table.mark_approval_announced("r", "ev-q", "pending_event_id") is False
-    decided = table.decide_approval("r", "APPROVED", "ops@example.com", "fine", now=500.0)
-    assert decided is not None and (decided["status"], decided["decided_by"]) == ("APPROVED", "ops@example.com")
-    assert table.decide_approval("r", "REJECTED", "someone", "", now=501.0) is None
-    assert table.expire_approval("r", now=2000.0) is None  # decided: nothing to expire
-    assert table.get_approval("r")["pending_event_id"] == "ev-p"  # type: ignore[index]
-    table.request_approval("late", "wf", "Run Completed", [], expires_epoch=1000.0)
-    assert table.decide_approval("late", "APPROVED", "ops", "", now=1000.0) is None  # expired at 1000
-    assert table.expire_approval("late", now=999.0) is None
-    assert table.expire_approval("late", now=1000.0)["status"] == "EXPIRED"  # type: ignore[index]
-    assert table.mark_approval_announced("none", "ev") is False

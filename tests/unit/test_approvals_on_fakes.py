@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from jobgraph.adapters.memory import MemoryTriggerStore
+from jobgraph.adapters.memory import MemoryApprovalStore
 from jobgraph.core.errors import ApprovalConflictError, ApprovalExpiredError, ApprovalNotFoundError
 from jobgraph.services import approvals
 from tests.doubles import Bus
@@ -16,13 +16,13 @@ from tests.doubles import Bus
 NOW = 1_800_000_000.0
 
 
-def pending(store: MemoryTriggerStore, run_id: str, expires_in_s: float = 3600) -> None:
+def pending(store: MemoryApprovalStore, run_id: str, expires_in_s: float = 3600) -> None:
     event = json.dumps({"job_name": "nightly", "job_run_id": run_id})
     store.request_approval(run_id, "nightly", event, ["metrics.x = 2 > 1"], NOW + expires_in_s)
 
 
 def test_an_approval_is_decided_and_announced_once() -> None:
-    store, bus = MemoryTriggerStore(), Bus()
+    store, bus = MemoryApprovalStore(), Bus()
     pending(store, "r1")
     view = approvals.get_approval(store, "r1", now=NOW)
     assert (view["status"], view["reasons"], view["announced"]) == ("PENDING_APPROVAL", ["metrics.x = 2 > 1"], False)
@@ -37,7 +37,7 @@ def test_an_approval_is_decided_and_announced_once() -> None:
 
 
 def test_an_expired_approval_cannot_be_decided_and_shows_expired() -> None:
-    store, bus = MemoryTriggerStore(), Bus()
+    store, bus = MemoryApprovalStore(), Bus()
     pending(store, "r2", expires_in_s=10)
     assert approvals.get_approval(store, "r2", now=NOW + 11)["status"] == "EXPIRED"
     with pytest.raises(ApprovalExpiredError, match="expired"):
@@ -46,7 +46,7 @@ def test_an_expired_approval_cannot_be_decided_and_shows_expired() -> None:
 
 
 def test_a_rejection_announces_nothing_and_unknown_runs_or_decisions_are_refused() -> None:
-    store, bus = MemoryTriggerStore(), Bus()
+    store, bus = MemoryApprovalStore(), Bus()
     pending(store, "r3")
     assert approvals.decide(store, bus, "r3", "REJECTED", "ops", now=NOW)["status"] == "REJECTED"
     assert bus.published == []

@@ -141,7 +141,7 @@ class TaskStore(Protocol):
 
 
 class TriggerStore(Protocol):
-    """Downstream triggers' claims (pk TRIGGER#<run>) and a run's approval (pk APPROVAL#<run>)."""
+    """Downstream triggers' claims (pk TRIGGER#<run>): fresh, busy, taken over, finished by their owner only."""
 
     def claim_trigger(
         self, run_id: str, sk: str, owner: str, now: float, stale_s: float, **about: str
@@ -154,6 +154,11 @@ class TriggerStore(Protocol):
     def trigger_in_doubt(self, run_id: str, sk: str, owner: str, reason: str) -> bool: ...
 
     def triggers_of_run(self, run_id: str) -> list[Record]: ...
+
+
+class ApprovalStore(Protocol):
+    """A run's approval (pk APPROVAL#<run>: its own partition, so the status API may decide approvals without
+    any grant on the trigger claims): requested once, decided once or expired, each announcement once."""
 
     def request_approval(
         self, run_id: str, workflow: str, event: str, reasons: list[str], expires_epoch: float
@@ -170,7 +175,7 @@ class TriggerStore(Protocol):
     def mark_approval_announced(self, run_id: str, event_id: str, attribute: str = "announced_event_id") -> bool: ...
 
 
-class JobsTablePort(RunStore, JobStore, TaskStore, TriggerStore, Protocol):
+class JobsTablePort(RunStore, JobStore, TaskStore, TriggerStore, ApprovalStore, Protocol):
     """The whole table: what tools that look at every kind (the CLI, run drivers) hold."""
 
 

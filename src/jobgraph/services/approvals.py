@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime
 
 from jobgraph.core.errors import ApprovalConflictError, ApprovalExpiredError, ApprovalNotFoundError
-from jobgraph.core.ports import EventPublisher, TriggerStore
+from jobgraph.core.ports import ApprovalStore, EventPublisher
 
 DECISIONS = ("APPROVED", "REJECTED")
 
@@ -47,7 +47,7 @@ def approval_view(item: dict, now: float) -> dict:
     }
 
 
-def get_approval(table: TriggerStore, run_id: str, now: float | None = None) -> dict:
+def get_approval(table: ApprovalStore, run_id: str, now: float | None = None) -> dict:
     item = table.get_approval(run_id)
     if item is None:
         raise ApprovalNotFoundError(f"run {run_id!r} has no approval (its workflow did not ask for one)")
@@ -55,7 +55,7 @@ def get_approval(table: TriggerStore, run_id: str, now: float | None = None) -> 
 
 
 def decide(
-    table: TriggerStore,
+    table: ApprovalStore,
     events: EventPublisher | None,
     run_id: str,
     decision: str,

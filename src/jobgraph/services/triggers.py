@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Protocol
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -37,7 +38,7 @@ from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.targets import TargetRefusedError, Targets
 from jobgraph.adapters.trigger_config import LoadedConfig, TriggerConfigStore
 from jobgraph.core.errors import ConfigurationError, JobGraphError, ObjectNotFoundError
-from jobgraph.core.ports import BlobStore, TriggerStore
+from jobgraph.core.ports import ApprovalStore, BlobStore, TriggerStore
 from jobgraph.core.results import merged_key
 from jobgraph.core.triggers import WorkflowConfig, approved_event, dedup_token, plan, source_event
 from jobgraph.services.approvals import kept_event
@@ -68,10 +69,14 @@ class ClaimBusyError(JobGraphError):
     """Another invocation holds the trigger's claim: come back when it has fired it, or died."""
 
 
+class TriggerTable(TriggerStore, ApprovalStore, Protocol):
+    """What the trigger function keeps in the jobs table: its claims, and the runs' approvals it requests."""
+
+
 @dataclass(frozen=True)
 class TriggerDeps:
     configs: TriggerConfigStore
-    table: TriggerStore
+    table: TriggerTable
     targets: Targets
     merged: Callable[[str], dict | None]  # run_id -> merged percentiles (None: not there)
     stale_s: float = 90.0

@@ -18,24 +18,26 @@ index (one per run status), so the table needs one index more than before, not t
 one index per stack update).
 
 Each kind of record has its store behind a port (core/ports.py): DynamoRunStore (runs.py), DynamoJobStore
-(jobs.py), DynamoTaskStore (tasks.py), DynamoTriggerStore (triggers.py: trigger claims and approvals).
-``JobsTable`` is all four over one table, for the tools that look at every kind (the CLI, run drivers).
+(jobs.py), DynamoTaskStore (tasks.py), DynamoTriggerStore (triggers.py), DynamoApprovalStore (approvals.py).
+``JobsTable`` is all five over one table, for the tools that look at every kind (the CLI, run drivers).
 adapters/memory/ holds their in-memory fakes; tests/contract/ holds both to the same behaviour.
 """
 
 from __future__ import annotations
 
+from jobgraph.adapters.dynamodb.approvals import APPROVAL_SK, DynamoApprovalStore
 from jobgraph.adapters.dynamodb.jobs import MAX_OUTCOME_TRIES, DynamoJobStore
 from jobgraph.adapters.dynamodb.runs import RUN_STATUSES, DynamoRunStore
 from jobgraph.adapters.dynamodb.table import default_dynamodb_client, job_key, progress_key, run_key, task_key
 from jobgraph.adapters.dynamodb.tasks import DynamoTaskStore
-from jobgraph.adapters.dynamodb.triggers import APPROVAL_SK, DynamoTriggerStore
+from jobgraph.adapters.dynamodb.triggers import DynamoTriggerStore
 from jobgraph.core.ports import JobClaim, TriggerClaim
 
 __all__ = [
     "APPROVAL_SK",
     "MAX_OUTCOME_TRIES",
     "RUN_STATUSES",
+    "DynamoApprovalStore",
     "DynamoJobStore",
     "DynamoRunStore",
     "DynamoTaskStore",
@@ -51,5 +53,5 @@ __all__ = [
 ]
 
 
-class JobsTable(DynamoRunStore, DynamoJobStore, DynamoTaskStore, DynamoTriggerStore):
+class JobsTable(DynamoRunStore, DynamoJobStore, DynamoTaskStore, DynamoTriggerStore, DynamoApprovalStore):
     """Every store of one jobs table on one client (core.ports.JobsTablePort)."""

@@ -123,40 +123,7 @@ class DynamoJobStore(TableAccess):
         status = completed.status.value.upper()
         key = job_key(completed.run_id, completed.job_id)
         names = {"#status": "status"}
-        values = {
-            ":status": {"S": status},
-            ":exec": {"S": completed.exec_type.value},
-            ":at": {"S": completed.completed_at},
-            ":ms": {"N": f"{completed.processing_time_ms:.3f}"},
-            ":attempt": {"N": str(attempt)},
-            ":ttl": self._expires_at(),
-            ":one": {"N": "1"},
-        }
-        sets = [
-            "#status = :status",
-            "exec_type = :exec",
-            "updated_at = :at",
-            # when the record was made: the claim's (or the task's submission) time if it made it
-            "created_at = if_not_exists(created_at, :at)",
-            "processing_time_ms = :ms",
-            "last_attempt = :attempt",
-            "expires_at = :ttl",
-        ]
-        if not is_task_id(completed.run_id):  # tasks are not listed per run
-            values[":gsi"] = {"S": f"JOBS#{completed.run_id}#{status}"}
-            sets += ["gsi1pk = :gsi", "gsi1sk = :at"]
-        optional = ("sequence_id", "route_index", "output_key", "error_message", "correlation_id", "input_size_bytes")
-        for name in optional:
-            value = getattr(completed, name)
-            if value is not None:
-                values[f":{name}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)[:2000]}
-                sets.append(f"{name} = :{name}")
-        update = {
-            "TableName": self.table_name,
-            "Key": key,
-            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE claimed_by, lease_until_ms ADD reports :one",
-            "ExpressionAttributeNames": names,
-        }
+        update, values = self._outcome_update(completed, attempt)
         old_status: str | None
         for tries in range(MAX_OUTCOME_TRIES):
             if expected_status is not None:
@@ -199,6 +166,45 @@ class DynamoJobStore(TableAccess):
         raise JobGraphError(
             f"job {completed.job_id}: its record kept changing while its outcome was written ({MAX_OUTCOME_TRIES} tries)"
         )
+
+    def _outcome_update(self, completed: CompletedJob, attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The job record's UpdateItem for its outcome (all but its condition) and its expression values."""
+        status = completed.status.value.upper()
+        values = {
+            ":status": {"S": status},
+            ":exec": {"S": completed.exec_type.value},
+            ":at": {"S": completed.completed_at},
+            ":ms": {"N": f"{completed.processing_time_ms:.3f}"},
+            ":attempt": {"N": str(attempt)},
+            ":ttl": self._expires_at(),
+            ":one": {"N": "1"},
+        }
+        sets = [
+            "#status = :status",
+            "exec_type = :exec",
+            "updated_at = :at",
+            # when the record was made: the claim's (or the task's submission) time if it made it
+            "created_at = if_not_exists(created_at, :at)",
+            "processing_time_ms = :ms",
+            "last_attempt = :attempt",
+            "expires_at = :ttl",
+        ]
+        if not is_task_id(completed.run_id):  # tasks are not listed per run
+            values[":gsi"] = {"S": f"JOBS#{completed.run_id}#{status}"}
+            sets += ["gsi1pk = :gsi", "gsi1sk = :at"]
+        optional = ("sequence_id", "route_index", "output_key", "error_message", "correlation_id", "input_size_bytes")
+        for name in optional:
+            value = getattr(completed, name)
+            if value is not None:
+                values[f":{name}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)[:2000]}
+                sets.append(f"{name} = :{name}")
+        update = {
+            "TableName": self.table_name,
+            "Key": job_key(completed.run_id, completed.job_id),
+            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE claimed_by, lease_until_ms ADD reports :one",
+            "ExpressionAttributeNames": {"#status": "status"},
+        }
+        return update, values
 
     def _counter_update(self, key: dict[str, Any], deltas: dict[str, int | float]) -> dict[str, Any]:
         """One ADD of every delta to a counters item (created by the first ADD)."""

@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 from jobgraph.core.models import is_task_id
+from jobgraph.core.ports import Record
 
 Item = dict[str, Any]  # an item in DynamoDB's typed form: {"pk": {"S": "RUN#r"}, ...}
 
@@ -86,3 +87,20 @@ class TableAccess:
 
     def _job_item(self, key: dict[str, Any]) -> dict[str, Any]:
         return plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item") or {})
+
+    def _item(self, key: dict[str, Any]) -> Record | None:
+        """The item under ``key`` (a consistent read), or None."""
+        response = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
+        return plain(response["Item"]) if "Item" in response else None
+
+    def _update_new(self, key: dict[str, Any], **update: Any) -> Record | None:
+        """One conditional UpdateItem; the item's new image, or None when the condition failed."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.update_item(TableName=self.table_name, Key=key, ReturnValues="ALL_NEW", **update)
+        except ClientError as exc:
+            if conditional_failed(exc):
+                return None
+            raise
+        return plain(response["Attributes"])

@@ -7,6 +7,7 @@ share its items, as the DynamoDB stores share one table (a job's outcome moves i
 
 from __future__ import annotations
 
+from jobgraph.adapters.memory.approvals import MemoryApprovalStore
 from jobgraph.adapters.memory.jobs import MemoryJobStore
 from jobgraph.adapters.memory.runs import MemoryRunStore
 from jobgraph.adapters.memory.table import MemoryTable
@@ -14,6 +15,7 @@ from jobgraph.adapters.memory.tasks import MemoryTaskStore
 from jobgraph.adapters.memory.triggers import MemoryTriggerStore
 
 __all__ = [
+    "MemoryApprovalStore",
     "MemoryJobStore",
     "MemoryJobsTable",
     "MemoryRunStore",
@@ -23,5 +25,5 @@ __all__ = [
 ]
 
 
-class MemoryJobsTable(MemoryRunStore, MemoryJobStore, MemoryTaskStore, MemoryTriggerStore):
+class MemoryJobsTable(MemoryRunStore, MemoryJobStore, MemoryTaskStore, MemoryTriggerStore, MemoryApprovalStore):
     """Every memory store over one MemoryTable (core.ports.JobsTablePort)."""

@@ -1,18 +1,14 @@
-"""Trigger claims and approvals in memory: the TriggerStore port's fake (adapters/dynamodb/triggers.py)."""
+"""Trigger claims in memory: the TriggerStore port's fake (adapters/dynamodb/triggers.py is the real one)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from jobgraph.adapters.memory.table import Key, MemoryAccess, number
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.ports import Record, TriggerClaim
 
-APPROVAL_SK = "APPROVAL"
-
 
 def _key(run_id: str, sk: str) -> Key:
-    return (f"APPROVAL#{run_id}", sk) if sk == APPROVAL_SK else (f"TRIGGER#{run_id}", sk)
+    return (f"TRIGGER#{run_id}", sk)
 
 
 class MemoryTriggerStore(MemoryAccess):
@@ -68,59 +64,3 @@ class MemoryTriggerStore(MemoryAccess):
     def triggers_of_run(self, run_id: str) -> list[Record]:
         with self.memory.lock:
             return self.memory.partition(f"TRIGGER#{run_id}")
-
-    def request_approval(
-        self, run_id: str, workflow: str, event: str, reasons: list[str], expires_epoch: float
-    ) -> tuple[Record, bool]:
-        key = _key(run_id, APPROVAL_SK)
-        with self.memory.lock:
-            earlier = self.memory.get(key)
-            if earlier is not None:
-                return earlier, False
-            item = {
-                "run_id": run_id,
-                "workflow": workflow,
-                "status": "PENDING_APPROVAL",
-                "reasons": "; ".join(reasons)[:2000],
-                "requested_at": utc_now_iso(),
-                "expires_epoch": number(f"{expires_epoch:.3f}"),
-                "source_event": event,
-                "expires_at": self.memory.expires_at(),
-            }
-            return self.memory.put(key, item), True
-
-    def get_approval(self, run_id: str) -> Record | None:
-        return self.memory.get(_key(run_id, APPROVAL_SK))
-
-    def _pending(self, run_id: str, now: float, expired: bool, changes: dict[str, Any]) -> Record | None:
-        """PENDING_APPROVAL whose expiry is (``expired``) or is not yet past ``now`` -> ``changes``."""
-        key = _key(run_id, APPROVAL_SK)
-        with self.memory.lock:
-            item = self.memory.get(key)
-            if item is None or item.get("status") != "PENDING_APPROVAL":
-                return None
-            if (item["expires_epoch"] <= number(f"{now:.3f}")) != expired:
-                return None
-            return self.memory.update(key, changes)
-
-    def decide_approval(self, run_id: str, decision: str, decided_by: str, comment: str, now: float) -> Record | None:
-        decided = {
-            "status": decision,
-            "decided_by": decided_by[:256],
-            "decided_at": utc_now_iso(),
-            "comment": comment[:2000],
-            "decided_epoch": number(f"{now:.3f}"),
-        }
-        return self._pending(run_id, now, False, decided)
-
-    def expire_approval(self, run_id: str, now: float) -> Record | None:
-        return self._pending(run_id, now, True, {"status": "EXPIRED"})
-
-    def mark_approval_announced(self, run_id: str, event_id: str, attribute: str = "announced_event_id") -> bool:
-        key = _key(run_id, APPROVAL_SK)
-        with self.memory.lock:
-            item = self.memory.get(key)
-            if item is None or attribute in item:
-                return False
-            self.memory.update(key, {attribute: event_id})
-            return True
