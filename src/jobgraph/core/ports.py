@@ -175,7 +175,14 @@ class ApprovalStore(Protocol):
     def mark_approval_announced(self, run_id: str, event_id: str, attribute: str = "announced_event_id") -> bool: ...
 
 
-class JobsTablePort(RunStore, JobStore, TaskStore, TriggerStore, ApprovalStore, Protocol):
+class ConfigStore(Protocol):
+    """The deployment's own settings kept in its table (pk CONFIG#<name>)."""
+
+    def page_token_secret(self) -> bytes:
+        """The status API's pagination-token secret: made once per table, the same bytes ever after."""
+
+
+class JobsTablePort(RunStore, JobStore, TaskStore, TriggerStore, ApprovalStore, ConfigStore, Protocol):
     """The whole table: what tools that look at every kind (the CLI, run drivers) hold."""
 
 

@@ -5,7 +5,7 @@ table itself, so where the data lives (and which boto3 clients reach it) is deci
 stay lazy: each adapter makes its default client on first use, unless ``client(service)`` hands one in
 (the status API served locally, tools holding a session).
 
-The table is one ``JobsTable`` (all four stores of core/ports.py on one client); services take the narrow
+The table is one ``JobsTable`` (every store of core/ports.py on one client); services take the narrow
 port they use (``JobStore``, ``RunStore``...), so a test hands them an in-memory fake (adapters/memory/)
 instead: ``DataLayer.in_memory``.
 """

@@ -6,6 +6,7 @@
     pk = TASK#<task_id>  sk = TASK              one API task (POST /tasks): its own namespace, also its job record
     pk = TASKKEY#<key>   sk = KEY               the client key a task was accepted under (idempotency)
     pk = TASKS           sk = PROGRESS#<hour>   the tasks' counters per hour (recent medians for estimates)
+    pk = CONFIG#page-tokens sk = SECRET         the status API's pagination-token secret (no TTL)
     GSI by-status:   gsi1pk = RUN#<status> (runs)           | JOBS#<run_id>#<status> (jobs), gsi1sk = time
     GSI by-test-run: gsi2pk = TESTRUN#<test_run_id> (runs), gsi2sk = created_at
     TTL attribute expires_at (RECORD_TTL_DAYS).
@@ -18,14 +19,15 @@ index (one per run status), so the table needs one index more than before, not t
 one index per stack update).
 
 Each kind of record has its store behind a port (core/ports.py): DynamoRunStore (runs.py), DynamoJobStore
-(jobs.py), DynamoTaskStore (tasks.py), DynamoTriggerStore (triggers.py), DynamoApprovalStore (approvals.py).
-``JobsTable`` is all five over one table, for the tools that look at every kind (the CLI, run drivers).
+(jobs.py), DynamoTaskStore (tasks.py), DynamoTriggerStore (triggers.py), DynamoApprovalStore (approvals.py), DynamoConfigStore (config.py).
+``JobsTable`` is all of them over one table, for the tools that look at every kind (the CLI, run drivers).
 adapters/memory/ holds their in-memory fakes; tests/contract/ holds both to the same behaviour.
 """
 
 from __future__ import annotations
 
 from jobgraph.adapters.dynamodb.approvals import APPROVAL_SK, DynamoApprovalStore
+from jobgraph.adapters.dynamodb.config import DynamoConfigStore
 from jobgraph.adapters.dynamodb.jobs import MAX_OUTCOME_TRIES, DynamoJobStore
 from jobgraph.adapters.dynamodb.runs import RUN_STATUSES, DynamoRunStore
 from jobgraph.adapters.dynamodb.table import default_dynamodb_client, job_key, progress_key, run_key, task_key
@@ -38,6 +40,7 @@ __all__ = [
     "MAX_OUTCOME_TRIES",
     "RUN_STATUSES",
     "DynamoApprovalStore",
+    "DynamoConfigStore",
     "DynamoJobStore",
     "DynamoRunStore",
     "DynamoTaskStore",
@@ -53,5 +56,7 @@ __all__ = [
 ]
 
 
-class JobsTable(DynamoRunStore, DynamoJobStore, DynamoTaskStore, DynamoTriggerStore, DynamoApprovalStore):
+class JobsTable(
+    DynamoRunStore, DynamoJobStore, DynamoTaskStore, DynamoTriggerStore, DynamoApprovalStore, DynamoConfigStore
+):
     """Every store of one jobs table on one client (core.ports.JobsTablePort)."""

@@ -8,6 +8,7 @@ share its items, as the DynamoDB stores share one table (a job's outcome moves i
 from __future__ import annotations
 
 from jobgraph.adapters.memory.approvals import MemoryApprovalStore
+from jobgraph.adapters.memory.config import MemoryConfigStore
 from jobgraph.adapters.memory.jobs import MemoryJobStore
 from jobgraph.adapters.memory.runs import MemoryRunStore
 from jobgraph.adapters.memory.table import MemoryTable
@@ -16,6 +17,7 @@ from jobgraph.adapters.memory.triggers import MemoryTriggerStore
 
 __all__ = [
     "MemoryApprovalStore",
+    "MemoryConfigStore",
     "MemoryJobStore",
     "MemoryJobsTable",
     "MemoryRunStore",
@@ -25,5 +27,7 @@ __all__ = [
 ]
 
 
-class MemoryJobsTable(MemoryRunStore, MemoryJobStore, MemoryTaskStore, MemoryTriggerStore, MemoryApprovalStore):
+class MemoryJobsTable(
+    MemoryRunStore, MemoryJobStore, MemoryTaskStore, MemoryTriggerStore, MemoryApprovalStore, MemoryConfigStore
+):
     """Every memory store over one MemoryTable (core.ports.JobsTablePort)."""
