@@ -131,7 +131,7 @@ class TaskStore(Protocol):
         """None when ``client_key`` is new, else the claim made before."""
 
     def record_task_queued(
-        self, task_id: str, client_key: str, message_group_id: str, details: dict[str, int]
+        self, task_id: str, client_key: str, correlation_id: str, details: dict[str, int]
     ) -> None: ...
 
     def get_task(self, task_id: str) -> Record:

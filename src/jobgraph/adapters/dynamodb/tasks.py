@@ -39,14 +39,14 @@ class DynamoTaskStore(TableAccess):
             return plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)["Item"])
         return None
 
-    def record_task_queued(self, task_id: str, client_key: str, message_group_id: str, details: dict[str, Any]) -> None:
+    def record_task_queued(self, task_id: str, client_key: str, correlation_id: str, details: dict[str, Any]) -> None:
         """The task's record once its job is on the queue: QUEUED, unless its job already moved it on."""
         now = utc_now_iso()
         values = {
             ":queued": {"S": "QUEUED"},
             ":now": {"S": now},
             ":key": {"S": client_key},
-            ":group": {"S": message_group_id},
+            ":group": {"S": correlation_id},
             ":synthetic": {"S": "SYNTHETIC"},
             ":ttl": self._expires_at(),
         }

@@ -20,7 +20,7 @@ class MemoryTaskStore(MemoryAccess):
             self.memory.put(key, {**item, "expires_at": self.memory.expires_at()})
             return None
 
-    def record_task_queued(self, task_id: str, client_key: str, message_group_id: str, details: dict[str, int]) -> None:
+    def record_task_queued(self, task_id: str, client_key: str, correlation_id: str, details: dict[str, int]) -> None:
         now = utc_now_iso()
         with self.memory.lock:
             item = self.memory.get(task_key(task_id)) or {}
@@ -33,7 +33,7 @@ class MemoryTaskStore(MemoryAccess):
                     "updated_at": item.get("updated_at", now),
                     "queued_at": now,
                     "client_key": client_key,
-                    "message_group_id": message_group_id,
+                    "message_group_id": correlation_id,  # the attribute keeps its name: records already stored
                     "expires_at": self.memory.expires_at(),
                     **{name: number(value) for name, value in details.items()},
                 },
