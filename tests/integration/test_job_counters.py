@@ -15,13 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from jobgraph.adapters.dynamodb import JobsTable
+from jobgraph.adapters.memory import MemoryJobsTable, MemoryTable
 from jobgraph.core.models import CompletedJob, ExecType, JobStatus, route_job_id
 from jobgraph.localcloud.server import LocalEndpoint
 from tests.integration.conftest import create_table
 
 
-@pytest.fixture(scope="module")
-def table():
+@pytest.fixture(scope="module", params=["dynamodb", "memory"])
+def table(request):
+    """The table on the local cloud's moto server, or the in-memory fake under the same concurrent reports."""
+    if request.param == "memory":
+        yield MemoryJobsTable(MemoryTable("counters"))
+        return
     with LocalEndpoint() as endpoint:
         client = endpoint.client("dynamodb")
         create_table(client, "counters")

@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from jobgraph.adapters.dynamodb import RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.api.approvals import add_approval_routes
 from jobgraph.api.limits import BodyLimits
 from jobgraph.api.schemas import (
@@ -40,7 +39,7 @@ from jobgraph.api.schemas import (
     TaskStatus,
     TestRunId,
 )
-from jobgraph.core.errors import InvalidSequenceError
+from jobgraph.core.errors import InvalidSequenceError, RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.core.models import RUN_ID_PATTERN
 from jobgraph.services import listings, status, tasks
 from jobgraph.services.start_run import parse_sequences, run_spec

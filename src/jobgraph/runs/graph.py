@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jobgraph.adapters.dynamodb import RunNotFoundError
 from jobgraph.adapters.sqs import FifoQueue
+from jobgraph.core.errors import RunNotFoundError
 from jobgraph.core.graph import total_jobs
 from jobgraph.core.models import RunStatus, Sequence, message_label
 from jobgraph.core.run import RunSpec, RunStarted

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from jobgraph.adapters.dynamodb import RunNotFoundError
+from jobgraph.core.errors import RunNotFoundError
 from jobgraph.core.graph import total_jobs
 from jobgraph.core.models import RunStatus, Sequence
 from jobgraph.core.results import ResultStore, request_key

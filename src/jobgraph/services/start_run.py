@@ -7,16 +7,16 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobgraph.adapters.dynamodb import JobsTable, RunExistsError
-from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.bounds import Scenarios, Seed
-from jobgraph.core.errors import InvalidSequenceError
+from jobgraph.core.errors import InvalidSequenceError, RunExistsError
 from jobgraph.core.graph import route_job, run_manifest, total_jobs
 from jobgraph.core.loader import check_unique, format_validation_error, parse_sequence
 from jobgraph.core.models import TASK_ID_PREFIX, RunId, Sequence, is_task_id
+from jobgraph.core.ports import RunStore
 from jobgraph.core.results import ResultStore
 from jobgraph.core.run import RunSpec, RunStarted
+from jobgraph.services.data import data_layer
 from jobgraph.services.observability import logger
 from jobgraph.services.settings import RunSettings, StartRunSettings, load_settings
 
@@ -42,16 +42,17 @@ class StartRunRequest(BaseModel):
 @dataclass(frozen=True)
 class StartRunDeps:
     results: ResultStore
-    table: JobsTable
+    table: RunStore
     incoming: FifoQueue
     settings: RunSettings  # StartRunSettings, or the status API's ApiSettings
 
     @classmethod
     def from_settings(cls, settings: StartRunSettings) -> StartRunDeps:
+        data = data_layer(settings)
         return cls(
-            results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
-            table=JobsTable(settings.table_name, settings.record_ttl_days),
-            incoming=FifoQueue(settings.incoming_queue_url),
+            results=data.results,
+            table=data.table,
+            incoming=data.queue("incoming"),
             settings=settings,
         )
 
@@ -115,7 +116,7 @@ def run_spec(settings: RunSettings, run_id: str, scenarios: int | None, seed: in
 
 
 def register(
-    spec: RunSpec, sequences: list[Sequence], results: ResultStore, table: JobsTable, implementation: str
+    spec: RunSpec, sequences: list[Sequence], results: ResultStore, table: RunStore, implementation: str
 ) -> RegisteredRun:
     """Run record, stored sequences and manifest. The run record is the uniqueness gate: a repeated run_id
     raises RunExistsError before anything is written or sent, so a run never half-starts twice."""
@@ -128,7 +129,7 @@ def register(
 
 
 def register_run(
-    event: dict, results: ResultStore, table: JobsTable, settings: RunSettings, implementation: str
+    event: dict, results: ResultStore, table: RunStore, settings: RunSettings, implementation: str
 ) -> RegisteredRun | dict:
     """Validate a run request and register it (``register``).
 

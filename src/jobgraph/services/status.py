@@ -15,17 +15,17 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
 
-from jobgraph.adapters.dynamodb import JobsTable, RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.runners import AsyncFunction, StateMachine
 from jobgraph.adapters.s3 import S3BlobStore
-from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.core.errors import JobGraphError
+from jobgraph.core.errors import JobGraphError, RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.core.graph import total_jobs
 from jobgraph.core.models import ExecType, IncomingJob, Sequence, is_task_id, run_id_of_job, utc_now_iso
+from jobgraph.core.ports import JobsTablePort
 from jobgraph.core.progress import estimate_seconds
 from jobgraph.core.results import ResultStore, merged_key, request_key
 from jobgraph.core.run import RunSpec, RunStarted
+from jobgraph.services.data import data_layer
 from jobgraph.services.settings import ApiSettings, load_settings
 from jobgraph.services.start_run import StartRunDeps, launch_run, run_request
 
@@ -96,7 +96,7 @@ class StateMachineRunner:
     executions do); a task's job is one asynchronous StepTask invocation."""
 
     results: ResultStore
-    table: JobsTable
+    table: JobsTablePort
     machine: StateMachine
     step_task: AsyncFunction
 
@@ -121,7 +121,7 @@ class StateMachineRunner:
 
 @dataclass(frozen=True)
 class ApiDeps:
-    table: JobsTable
+    table: JobsTablePort
     blobs: S3BlobStore
     settings: ApiSettings
     runner: Runner
@@ -131,9 +131,10 @@ class ApiDeps:
     def from_settings(cls, settings: ApiSettings, client: Callable[[str], object] | None = None) -> ApiDeps:
         """``client(service)``: the boto3 clients to use (default: each adapter's own, built lazily)."""
         make = client or (lambda _service: None)
-        blobs = S3BlobStore(settings.bucket_name, settings.results_prefix, client=make("s3"))
-        table = JobsTable(settings.table_name, settings.record_ttl_days, client=make("dynamodb"))
-        results = ResultStore(blobs)
+        data = data_layer(settings, make)
+        blobs, table, results = data.blobs, data.table, data.results
+        if not isinstance(blobs, S3BlobStore):  # the API hands out presigned URLs
+            raise TypeError(f"the status API needs an S3 bucket, not {blobs.describe()}")
         runner: Runner
         if settings.scenario == 3:
             runner = StateMachineRunner(
@@ -143,7 +144,7 @@ class ApiDeps:
                 AsyncFunction(settings.step_task_function, client=make("lambda")),
             )
         else:
-            incoming = FifoQueue(settings.incoming_queue_url, client=make("sqs"))
+            incoming = data.queue("incoming")
             runner = QueueRunner(StartRunDeps(results=results, table=table, incoming=incoming, settings=settings))
         events = RunEvents(settings.event_bus_name, client=make("events")) if settings.event_bus_name else None
         return cls(table=table, blobs=blobs, settings=settings, runner=runner, events=events)

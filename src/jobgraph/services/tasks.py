@@ -6,8 +6,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
-from jobgraph.adapters.dynamodb import TaskNotFoundError
-from jobgraph.core.errors import JobGraphError
+from jobgraph.core.errors import JobGraphError, TaskNotFoundError
 from jobgraph.core.graph import synthetic_job
 from jobgraph.core.models import ExecType, new_task_id
 from jobgraph.core.progress import Progress, estimate_seconds
