@@ -21,9 +21,10 @@ from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job
+from jobgraph.core.graph import aggregation_job, merge_job, route_job
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, new_task_id
 from jobgraph.core.results import ResultStore, sequence_key
+from jobgraph.core.run import RunSpec
 from jobgraph.services import scheduler
 from jobgraph.services.observability import logger, metrics
 from jobgraph.services.scheduler import SchedulerDeps, schedule, spec_of

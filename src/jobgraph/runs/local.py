@@ -25,7 +25,7 @@ from pathlib import Path
 from jobgraph.adapters.local_disk import exclusive_folder
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.errors import JobGraphError
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 from jobgraph.localcloud.cloudformation.stack import LOCAL_STACK_NAME, deploy
 from jobgraph.localcloud.controller import Controller
 from jobgraph.localcloud.ecs.service import DEFAULT_TASKS
