@@ -81,7 +81,8 @@ def follow(run: StackRun, target) -> dict:
         while True:
             target.check()
             record, current = run.poll(progress)
-            bar.n = min(current.done, run.jobs)
+            # an ended run has done every job, whatever the last (possibly older) count says
+            bar.n = run.jobs if record is not None else min(current.done, run.jobs)
             bar.set_postfix(current.postfix(), refresh=False)
             bar.refresh()
             if record is not None:

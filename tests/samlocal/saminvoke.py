@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.core.errors import JobGraphError
-from jobgraph.localcloud.containers import ImageChoice
 from jobgraph.localcloud.server import FAKE_CREDENTIALS, LocalEndpoint, isolate_from_real_aws
 from jobgraph.sam.localinvoke import local_invoke_template
+from tests.samlocal.containers import ImageChoice
 
 RUN = "events-demo"
 # `<function>-<case>.json` -> logical id; "start-run" is a function name with a dash in it
@@ -472,7 +472,7 @@ class SamLocalInvoker:
         return self.root / self.app.build_dir
 
     def __enter__(self) -> SamLocalInvoker:
-        from jobgraph.localcloud.stack import deploy
+        from jobgraph.localcloud.cloudformation.stack import deploy
 
         template = self.build_dir / "template.yaml"
         if not template.is_file():
@@ -557,8 +557,8 @@ class SamLocalInvoker:
 
     def seed(self, case: EventCase) -> None:
         """Run what ``case`` needs that has not run yet, in-process through the local cloud's workers."""
-        from jobgraph.localcloud.runtime import function_specs
-        from jobgraph.localcloud.workers import Worker
+        from jobgraph.localcloud.lambda_runtime.runtime import function_specs
+        from jobgraph.localcloud.lambda_runtime.workers import Worker
 
         missing = [need for need in case.needs if need not in self._done]
         if not missing:
