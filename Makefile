@@ -54,7 +54,7 @@ BUILD_STAMP := .aws-sam/build/.jobgraph-built-$(LAYER_ARCH)
 BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -path '*/__pycache__/*' \
 	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
 
-.PHONY: venv run solve run-aws test lint bench bench-local bench-build bench-compare mutation sam-cli build validate scan check-env deploy \
+.PHONY: venv run solve run-aws test lint typecheck bench bench-local bench-build bench-compare mutation sam-cli build validate scan check-env deploy \
 	destroy clean build-sfn validate-sfn deploy-sfn destroy-sfn bootstrap
 
 $(STAMP): pyproject.toml constraints.txt
@@ -93,14 +93,20 @@ solve: $(STAMP)
 run-aws: check-env $(STAMP)
 	$(BIN)/jobgraph run --scenario $(SCENARIO) --stack scenario-$(SCENARIO)-$(ENV) --test-run-id $(TEST_RUN_ID) $(RUN_OPTIONS) $(RUN_ARGS)
 
-## make test: lint + the whole test suite, including the checks on the `sam build` output and `make scan`
+## make test: lint, type check, then the whole test suite, including the checks on the `sam build` output and
+## `make scan`
 test: $(STAMP) $(BUILD_STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## make typecheck: mypy --strict over the packages listed in pyproject.toml [tool.mypy] files (core/ today)
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_delay_model.py

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobgraph.core.errors import InvalidJobError
 from jobgraph.core.models import (
     CompletedJob,
     ExecType,
+    Implementation,
     IncomingJob,
     RunManifest,
     Sequence,
@@ -102,7 +104,7 @@ def synthetic_jobs(
     ]
 
 
-def run_manifest(spec: RunSpec, sequences: list[Sequence], implementation: str) -> RunManifest:
+def run_manifest(spec: RunSpec, sequences: list[Sequence], implementation: Implementation) -> RunManifest:
     """What a run was asked to do, stored beside its results by every implementation."""
     return RunManifest(
         run_id=spec.run_id,
@@ -126,7 +128,11 @@ def total_jobs(sequences: list[Sequence]) -> int:
 
 
 def is_last_route(completed: CompletedJob) -> bool:
-    return completed.route_index is not None and completed.route_index == completed.total_routes - 1
+    return (
+        completed.route_index is not None
+        and completed.total_routes is not None
+        and completed.route_index == completed.total_routes - 1
+    )
 
 
 def next_for_sequence(spec: RunSpec, completed: CompletedJob, sequence: Sequence | None) -> IncomingJob | None:
@@ -137,8 +143,13 @@ def next_for_sequence(spec: RunSpec, completed: CompletedJob, sequence: Sequence
     """
     if not completed.exec_type.is_route:
         return None
+    sequence_id, route_index, total_routes = completed.sequence_id, completed.route_index, completed.total_routes
+    if sequence_id is None or route_index is None or total_routes is None:
+        raise InvalidJobError(
+            f"{completed.job_id}: {completed.exec_type} completion lacks sequence_id, route_index or total_routes"
+        )
     if is_last_route(completed):
-        return aggregation_job(spec, completed.sequence_id, completed.total_routes)
+        return aggregation_job(spec, sequence_id, total_routes)
     if sequence is None:
-        raise ValueError(f"{completed.job_id}: the sequence is needed to schedule route {completed.route_index + 1}")
-    return route_job(spec, sequence, completed.route_index + 1)
+        raise ValueError(f"{completed.job_id}: the sequence is needed to schedule route {route_index + 1}")
+    return route_job(spec, sequence, route_index + 1)

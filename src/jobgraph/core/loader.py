@@ -16,7 +16,7 @@ from jobgraph.core.errors import InvalidSequenceError
 from jobgraph.core.models import Sequence
 
 
-def _location(loc: Iterable) -> str:
+def _location(loc: Iterable[int | str]) -> str:
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))

@@ -206,6 +206,7 @@ class IncomingJob(BaseModel):
             missing = [f for f in ("sequence_id", "route_index", "total_routes", "route") if getattr(self, f) is None]
             if missing:
                 raise ValueError(f"{self.exec_type} job lacks {', '.join(missing)}")
+            assert self.route_index is not None and self.total_routes is not None  # checked just above
             expected = exec_type_for(self.route_index, self.total_routes)
             if expected != self.exec_type:
                 raise ValueError(
@@ -245,6 +246,10 @@ class CompletedJob(BaseModel):
     error_message: str | None = None
 
 
+# which implementation wrote a run's results (RunManifest.implementation)
+Implementation = Literal["solver", "lambda", "local", "stepfunctions"]
+
+
 class RunManifest(_Strict):
     """What a run is: stored once when it starts, read by MERGE and by result exports."""
 
@@ -255,7 +260,7 @@ class RunManifest(_Strict):
     sequence_ids: list[int] = Field(min_length=1)
     total_route_jobs: int = Field(ge=1)
     created_at: str = Field(default_factory=utc_now_iso)
-    implementation: Literal["solver", "lambda", "local", "stepfunctions"] = "solver"
+    implementation: Implementation = "solver"
 
 
 def message_label(body: str) -> str | None:
@@ -267,5 +272,5 @@ def message_label(body: str) -> str | None:
             message = model.model_validate_json(body)
         except ValidationError:
             continue
-        return message.job_id if model is IncomingJob else f"{message.job_id} ({message.status.value})"
+        return f"{message.job_id} ({message.status.value})" if isinstance(message, CompletedJob) else message.job_id
     return None

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobgraph.core.delay_model import RouteState
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DELAYS_SCHEMA = pa.schema(
     [
@@ -43,7 +47,7 @@ def encode_delays(sequence_id: int, route_index: int, departure: np.ndarray, arr
     return _to_bytes(table)
 
 
-def decode_delays(data: bytes):
+def decode_delays(data: bytes) -> pd.DataFrame:
     """Delays as a pandas DataFrame (pandas imported here only)."""
     return pq.read_table(io.BytesIO(data)).to_pandas()
 

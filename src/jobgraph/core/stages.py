@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 from jobgraph.core import parquet_codec, stats
 from jobgraph.core.delay_model import curfew_breaches, simulate_route
@@ -20,6 +21,8 @@ METRICS = ("final_arrival_delay_min", "total_departure_delay_min")
 
 def run_route(job: IncomingJob, store: ResultStore) -> str:
     """FIRST / INTERMEDIATE / LAST: delays of one route given the previous route's stored state."""
+    # IncomingJob's validator requires these of a route job; the assert narrows their types
+    assert job.route is not None and job.route_index is not None and job.sequence_id is not None
     previous = None
     if job.route_index > 0:
         try:
@@ -48,6 +51,7 @@ def run_route(job: IncomingJob, store: ResultStore) -> str:
 
 def run_aggregation(job: IncomingJob, store: ResultStore) -> str:
     """AGGREGATION: per-sequence statistics from the last route's state."""
+    assert job.sequence_id is not None and job.total_routes is not None  # IncomingJob's validator requires them
     last = job.total_routes - 1
     try:
         final = parquet_codec.decode_state(store.get_state(job.correlation_id, last))
@@ -70,7 +74,7 @@ def run_aggregation(job: IncomingJob, store: ResultStore) -> str:
     return store.put_percentiles(job.run_id, job.sequence_id, document)
 
 
-def merge_documents(run_id: str, documents: list[dict]) -> dict:
+def merge_documents(run_id: str, documents: list[dict[str, Any]]) -> dict[str, Any]:
     """Run statistics from per-sequence summaries only (never the delays files)."""
     scenarios = {d["scenarios"] for d in documents}
     merged = {name: stats.merge_histograms(d["summary"][name] for d in documents) for name in METRICS}
@@ -112,6 +116,7 @@ def synthetic_payload(job_id: str, size_kb: int) -> bytes:
 def run_synthetic(job: IncomingJob, store: ResultStore) -> str:
     """The perf runner's job: work for ``work_duration_ms`` (sleep: the wait a real job spends on I/O),
     then write ``data_size_kb`` of output."""
+    assert job.work_duration_ms is not None and job.data_size_kb is not None  # IncomingJob's validator requires them
     time.sleep(job.work_duration_ms / 1000)
     return store.put_synthetic(job.run_id, job.job_id, synthetic_payload(job.job_id, job.data_size_kb))
 
