@@ -54,7 +54,7 @@ BUILD_STAMP := .aws-sam/build/.jobgraph-built-$(LAYER_ARCH)
 BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -path '*/__pycache__/*' \
 	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
 
-.PHONY: venv run solve run-aws test lint typecheck bench bench-local bench-build bench-compare mutation sam-cli build validate scan check-env deploy \
+.PHONY: venv run solve run-aws test lint typecheck pre-commit bench bench-local bench-build bench-compare mutation sam-cli build validate scan check-env deploy \
 	destroy clean build-sfn validate-sfn deploy-sfn destroy-sfn bootstrap
 
 $(STAMP): pyproject.toml constraints.txt
@@ -107,6 +107,10 @@ lint: $(STAMP)
 ## make typecheck: mypy --strict over the packages listed in pyproject.toml [tool.mypy] files (core/ today)
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## make pre-commit: install the git hook running .pre-commit-config.yaml (ruff, mypy, cfn-lint; offline) per commit
+pre-commit: $(STAMP)
+	$(BIN)/pre-commit install
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_delay_model.py
