@@ -21,4 +21,3 @@ def test_deploy_md_lists_every_output_of_template_yaml_and_no_other():
     documented = [name for cell in first_column for name in re.findall(r"`(\w+)`", cell)]
     assert len(documented) == len(set(documented)), "an output is listed twice"
     assert set(documented) == set(load_template(ROOT / "template.yaml")["Outputs"])
-
