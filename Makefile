@@ -42,7 +42,8 @@ SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)-py$(LAMBDA_PYTHON_VERSION)
-SCAN_TEMPLATE ?= template.yaml
+# every template: the three scenarios and the pieces they share
+SCAN_TEMPLATE ?= template.yaml templates/scenario-2.yaml templates/scenario-3.yaml $(wildcard templates/shared/*.yaml)
 # Wheels the layer Makefiles download (x86_64 | arm64); also passed as the Architecture parameter.
 LAYER_ARCH ?= x86_64
 PROJECT_PREFIX ?= jobgraph
@@ -51,7 +52,7 @@ PARAMS ?=
 # `sam build` reruns only when the template or anything it packages changes (or LAYER_ARCH does).
 # The stamp lives inside .aws-sam/build, so deleting the build also forces a rebuild.
 BUILD_STAMP := .aws-sam/build/.jobgraph-built-$(LAYER_ARCH)
-BUILD_INPUTS := template.yaml $(shell find layers functions src -type f -not -path '*/__pycache__/*' \
+BUILD_INPUTS := template.yaml $(wildcard templates/shared/*.yaml) $(shell find layers functions src -type f -not -path '*/__pycache__/*' \
 	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
 
 .PHONY: venv run solve run-aws test lint typecheck pre-commit docs bench bench-local bench-build bench-compare mutation sam-cli build validate scan check-env deploy \
@@ -302,7 +303,7 @@ worker-image: worker-context
 # The service starts at DesiredCount 0 (a deploy also sets it back to 0): `make scale-up` starts workers.
 deploy-ecs: check-env build-ecs worker-image
 	$(SAM) deploy --template-file $(S2_BUILD_DIR)/template.yaml --stack-name $(S2_STACK) --region $(S2_REGION) \
-		--capabilities CAPABILITY_IAM --resolve-s3 --s3-prefix $(S2_STACK) --no-fail-on-empty-changeset \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --resolve-s3 --s3-prefix $(S2_STACK) --no-fail-on-empty-changeset \
 		$(if $(filter prod,$(ENV)),--confirm-changeset,--no-confirm-changeset) \
 		--parameter-overrides 'Stage=$(ENV)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
 		'Architecture=$(LAYER_ARCH)' 'ImageTag=$(IMAGE_TAG)' $(PARAMS) \

@@ -1,9 +1,14 @@
 """Evaluate a (transformed) CloudFormation template for a set of parameter values, as CloudFormation would.
 
 Only what the template tests need: parameter defaults and validation, conditions, and the intrinsics
-Ref / Fn::FindInMap / Fn::If / Fn::Sub / Fn::Join / Fn::GetAtt. References resolve to the physical values
-given in ``refs`` (logical id / pseudo parameter → value) and ``attributes`` ("Logical.Attribute" → value)
-if any, else to readable placeholders (``<Logical>`` / ``<Logical.Attribute>``); unknown functions raise.
+Ref / Fn::FindInMap / Fn::If / Fn::Sub / Fn::Join / Fn::Split / Fn::GetAtt. References resolve to the
+physical values given in ``refs`` (logical id / pseudo parameter → value) and ``attributes``
+("Logical.Attribute" → value) if any, else to readable placeholders (``<Logical>`` / ``<Logical.Attribute>``);
+unknown functions raise.
+
+Nested stacks (``Stack.from_tree``, the shared pieces under templates/shared/): each nested stack is a
+``Stack`` of its own whose parameters are what its parent passes, and ``Fn::GetAtt [Child, Outputs.Name]``
+in the parent evaluates that output of the child, as CloudFormation does. ``walk()`` visits them all.
 """
 
 from __future__ import annotations
@@ -27,6 +32,29 @@ class Stack:
     overrides: dict = field(default_factory=dict)
     refs: dict = field(default_factory=dict)
     attributes: dict = field(default_factory=dict)
+    children: dict = field(default_factory=dict)  # logical id of a nested stack -> its sam.template.TemplateTree
+
+    @classmethod
+    def from_tree(cls, tree, overrides: dict | None = None, refs: dict | None = None, attributes: dict | None = None):
+        """The stack of ``tree`` (sam.template.transform_tree) with its nested stacks (evaluated lazily)."""
+        return cls(tree.transformed, dict(overrides or {}), dict(refs or {}), dict(attributes or {}), tree.children)
+
+    def nested(self, logical_id: str) -> Stack:
+        """The nested stack ``logical_id``, its parameters as this stack passes them."""
+        cache = self.__dict__.setdefault("_nested", {})
+        if logical_id not in cache:
+            passed = self.properties(logical_id).get("Parameters", {})
+            child = self.children[logical_id]
+            overrides = {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in passed.items()}
+            cache[logical_id] = Stack(child.transformed, overrides, self.refs, self.attributes, child.children)
+        return cache[logical_id]
+
+    def walk(self):
+        """(logical-id path, stack) of this stack and every nested one."""
+        yield (), self
+        for logical_id in self.children:
+            for trail, stack in self.nested(logical_id).walk():
+                yield (logical_id, *trail), stack
 
     def __post_init__(self):
         declared = self.template.get("Parameters", {})
@@ -109,6 +137,9 @@ class Stack:
             if fn == "Fn::Join":
                 separator, parts = arg
                 return separator.join(str(p) for p in self.resolve(parts))
+            if fn == "Fn::Split":
+                separator, text = arg
+                return str(self.resolve(text)).split(separator)
             if fn.startswith("Fn::"):
                 raise AssertionError(f"{fn} is not modelled by tests/cfn_eval.py")
         out = {k: self.resolve(v) for k, v in value.items()}
@@ -130,6 +161,10 @@ class Stack:
         raise AssertionError(f"Ref to unknown {name!r}")
 
     def _attribute(self, name: str):
+        logical, _, attribute = name.partition(".")
+        if logical in self.children and attribute.startswith("Outputs.") and name not in self.attributes:
+            child = self.nested(logical)
+            return child.resolve(child.template["Outputs"][attribute.removeprefix("Outputs.")]["Value"])
         return self.attributes.get(name, f"<{name}>")
 
     def properties(self, logical_id: str) -> dict:

@@ -133,6 +133,12 @@ def required_permissions(call: Call, region: str, account: str) -> list[Permissi
             )
             for entry in p["Entries"]
         ]  # fmt: skip
+    if call.service == "stepfunctions" and call.operation == "StartExecution":
+        return [Permission("states:StartExecution", p["stateMachineArn"])]
+    if call.service == "lambda" and call.operation == "Invoke":
+        name = p["FunctionName"]
+        arn = name if name.startswith("arn:") else f"arn:{PARTITION}:lambda:{region}:{account}:function:{name}"
+        return [Permission("lambda:InvokeFunction", arn)]
     raise AssertionError(f"no IAM mapping for {call.service}:{call.operation}; extend tests/iam_policy.py")
 
 
@@ -259,9 +265,26 @@ def statement_of(raw: dict, resources: tuple[str, ...] | None = None) -> Stateme
     )
 
 
-def role_statements(template: dict, function_logical_id: str, bindings: Bindings) -> list[Statement]:
-    """Every identity-policy statement of a transformed function's execution role."""
-    stack = Stack(template, refs=bindings.refs, attributes=bindings.attributes)
+def tree_role_statements(tree, function_logical_id: str, bindings: Bindings, overrides: dict | None = None):
+    """role_statements of a function in ``tree`` (sam.template.transform_tree) or one of its nested templates,
+    whose parameters are what the parents pass (the shared pieces' functions)."""
+    root = Stack.from_tree(tree, overrides, bindings.refs, bindings.attributes)
+    for _trail, stack in root.walk():
+        if function_logical_id in stack.template["Resources"]:
+            return role_statements(stack.template, function_logical_id, bindings, stack.overrides, stack.children)
+    raise AssertionError(f"no {function_logical_id} in {tree.path} or its nested templates")
+
+
+def role_statements(
+    template: dict,
+    function_logical_id: str,
+    bindings: Bindings,
+    overrides: dict | None = None,
+    children: dict | None = None,
+) -> list[Statement]:
+    """Every identity-policy statement of a transformed function's execution role (``overrides``: parameter
+    values; ``children``: nested templates whose outputs the policies use)."""
+    stack = Stack(template, overrides or {}, bindings.refs, bindings.attributes, children or {})
     role_ref = template["Resources"][function_logical_id]["Properties"]["Role"]
     role_id = role_ref["Fn::GetAtt"][0]
     role = template["Resources"][role_id]["Properties"]

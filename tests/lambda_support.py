@@ -50,7 +50,7 @@ def event(name: str) -> dict:
 
 def reset_cached_clients() -> None:
     """Runtimes and boto3 clients are cached per process (as in Lambda); tests start each stack fresh."""
-    from jobgraph.adapters import dynamodb, events, s3, sqs, targets
+    from jobgraph.adapters import dynamodb, events, runners, s3, sqs, targets
     from jobgraph.services import processor, scheduler, start_run, status, step_tasks, triggers
 
     for cached in (
@@ -66,5 +66,6 @@ def reset_cached_clients() -> None:
         triggers.trigger_runtime,
         events.default_events_client,
         targets.default_client,
+        runners.default_client,
     ):
         cached.cache_clear()

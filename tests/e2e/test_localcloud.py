@@ -127,7 +127,7 @@ def test_a_run_that_cannot_complete_exits_non_zero_with_the_reason(graph, tmp_pa
             "CodeUri: functions/processor/", "CodeUri: functions/processor/\n      Handler: app.no_such_handler", 1
         )
     )
-    for folder in ("functions", "src", "layers"):
+    for folder in ("functions", "src", "layers", "templates"):  # templates/shared: the nested pieces
         (broken / folder).symlink_to(ROOT / folder)
     code = main(
         ["run", "--generate", "2", "--seed", "1", "--run-id", "broken", "--out", str(tmp_path / "out"),

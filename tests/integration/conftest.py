@@ -48,21 +48,17 @@ class FakeStack:
 
 
 def create_table(client, name: str) -> None:
+    """The jobs table as template.yaml declares it (keys and indexes), so the tests cannot drift from it."""
+    from jobgraph.sam.template import load_template
+    from tests.lambda_support import ROOT
+
+    declared = load_template(ROOT / "template.yaml")["Resources"]["JobsTable"]["Properties"]
     client.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gsi1pk", "gsi1sk")],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by-status",
-                "KeySchema": [
-                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
+        AttributeDefinitions=declared["AttributeDefinitions"],
+        KeySchema=declared["KeySchema"],
+        GlobalSecondaryIndexes=declared["GlobalSecondaryIndexes"],
     )
 
 

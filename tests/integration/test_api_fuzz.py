@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from jobgraph.api.app import create_app
+from jobgraph.core.models import CompletedJob, ExecType, JobStatus
 from jobgraph.services import status
 from jobgraph.services.settings import ApiSettings, load_settings
 
@@ -28,8 +29,15 @@ def api_app(fake_stack, monkeypatch):
     monkeypatch.setattr(generator, "generate_sequences", lambda count, seed: real(min(count, 2), seed))
     status.api_deps.cache_clear()
     deps = status.ApiDeps.from_settings(load_settings(ApiSettings))
-    # one known run, so GET /runs/{run_id}... also reaches the found paths
-    deps.run.table.create_run("fuzz", "default", 1, 4, 10, 42)
+    # one known run, so GET /runs/{run_id}... also reaches the found paths, and one of its jobs
+    deps.table.create_run("fuzz", "default", 1, 4, 10, 42)
+    deps.table.record_job(
+        CompletedJob(
+            job_id="fuzz-s0-r0", status=JobStatus.COMPLETED, processing_time_ms=1.0, test_run_id="default",
+            run_id="fuzz", correlation_id="fuzz-s0", exec_type=ExecType.FIRST, sequence_id=0, route_index=0,
+            output_key="fuzz/delays/fuzz-s0-r0.parquet",
+        )
+    )  # fmt: skip
     yield create_app(lambda: deps)
     status.api_deps.cache_clear()
 

@@ -125,13 +125,14 @@ def test_on_aws_the_decider_is_the_callers_iam_identity(api):
 
 
 def test_the_api_role_may_decide_approvals_and_announce_them_and_nothing_of_the_triggers():
-    from jobgraph.sam.template import load_template, transform_template
-    from tests.iam_policy import Permission, bindings_for, is_allowed, role_statements
+    from jobgraph.sam.template import transform_tree
+    from tests.iam_policy import Permission, bindings_for, is_allowed, tree_role_statements
     from tests.lambda_support import ROOT
 
-    template, _ = transform_template(load_template(ROOT / "template.yaml"), {}, "eu-west-1")
+    # the ApiFunction is in templates/shared/status-api.yaml, nested by template.yaml (and the other scenarios)
+    tree = transform_tree(ROOT / "template.yaml", {}, "eu-west-1")
     bindings = bindings_for("bucket", "jobs", {"IncomingQueue": "incoming.fifo"}, "eu-west-1", "123456789012")
-    granted = role_statements(template, "ApiFunction", bindings)
+    granted = tree_role_statements(tree, "ApiFunction", bindings)
     table = "arn:aws:dynamodb:eu-west-1:123456789012:table/jobs"
     assert is_allowed(granted, Permission("dynamodb:UpdateItem", table, ("APPROVAL#r1",)))
     assert is_allowed(granted, Permission("events:PutEvents", "arn:aws:events:eu-west-1:123456789012:event-bus/runs"))

@@ -9,6 +9,7 @@ moto does not enforce IAM here, so without this test a missing grant only shows 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from contextlib import contextmanager
 
@@ -16,7 +17,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from jobgraph.sam.template import load_template, transform_template
+from jobgraph.sam.template import transform_tree
 from tests.iam_policy import (
     Bindings,
     Call,
@@ -24,7 +25,7 @@ from tests.iam_policy import (
     bindings_for,
     is_allowed,
     required_permissions,
-    role_statements,
+    tree_role_statements,
 )
 from tests.lambda_support import FUNCTIONS, ROOT, FakeLambdaContext, event, load_handler
 
@@ -34,9 +35,9 @@ RUN = "events-demo"
 
 
 @pytest.fixture(scope="module")
-def transformed() -> dict:
-    template, _ = transform_template(load_template(ROOT / "template.yaml"), {}, REGION)
-    return template
+def transformed():
+    """template.yaml and its nested templates (the ApiFunction's, the TriggerFunction's), transformed."""
+    return transform_tree(ROOT / "template.yaml", {}, REGION)
 
 
 class CallRecorder:
@@ -128,6 +129,27 @@ def exercise_every_path(recorder: CallRecorder, fake_stack) -> None:
     unknown = event("api-get-run")
     unknown["rawPath"] = unknown["requestContext"]["http"]["path"] = "/runs/nope"
     assert invoke("api", unknown)["statusCode"] == 404
+    # the routes of issue 15.1 too: runs listed three ways, a task followed, any job's status and file
+    task_id = json.loads(invoke("api", event("api-post-task"))["body"])["task_id"]
+    for path, query, code in (
+        ("/runs", "", 200),
+        ("/runs", "status=COMPLETED", 200),
+        ("/runs", "test_run_id=default", 200),
+        (f"/tasks/{task_id}", "", 200),
+        (f"/status/{RUN}-s0-r0", "", 200),
+        (f"/download/{RUN}-merge/merged_percentiles", "", 302),
+    ):
+        assert invoke("api", get(path, query))["statusCode"] == code, (path, query)
+
+
+def get(path: str, query: str = "") -> dict:
+    """An HTTP API (v2) GET event for the API function, made from events/api-get-run.json."""
+    request = event("api-get-run")
+    request["rawPath"] = request["requestContext"]["http"]["path"] = path
+    request["rawQueryString"] = query
+    request["routeKey"] = request["requestContext"]["routeKey"] = "$default"
+    request.pop("pathParameters", None)
+    return request
 
 
 def needed(recorder: CallRecorder, function: str) -> set[Permission]:
@@ -138,7 +160,7 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(transformed, fake_
     exercise_every_path(recorder, fake_stack)
     denied = {}
     for function, logical_id in FUNCTIONS.items():
-        statements = role_statements(transformed, logical_id, bindings(fake_stack))
+        statements = tree_role_statements(transformed, logical_id, bindings(fake_stack))
         missing = sorted(
             f"{p.action} on {p.resource}" for p in needed(recorder, function) if not is_allowed(statements, p)
         )
@@ -160,6 +182,10 @@ def test_the_recording_covers_the_calls_that_matter(fake_stack, recorder):
     assert "sqs:SendMessage" in actions["processor"]
     assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"} <= actions["api"]
     assert {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "sqs:SendMessage"} <= actions["api"]
+    # the estimates read the queue's depth and the tasks' recent counters
+    assert {"sqs:GetQueueAttributes", "dynamodb:BatchGetItem"} <= actions["api"]
+    # a job's outcome is written with its run's counters in one transaction (authorised per item)
+    assert "TransactWriteItems" in {c.operation for c in recorder.calls["processor"]}
     # the countdown to MERGE is a conditional update; a duplicate's failed condition is checked with a read
     operations = {c.operation for c in recorder.calls["scheduler"]}
     assert {"UpdateItem", "GetItem"} <= operations
@@ -167,7 +193,7 @@ def test_the_recording_covers_the_calls_that_matter(fake_stack, recorder):
 
 def test_idempotency_delete_is_limited_to_idempotency_records(transformed, fake_stack):
     """The Processor may delete its own idempotency records (failed jobs), never job or run records."""
-    statements = role_statements(transformed, "ProcessorFunction", bindings(fake_stack))
+    statements = tree_role_statements(transformed, "ProcessorFunction", bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, (f"RUN#{RUN}",)))
@@ -175,17 +201,18 @@ def test_idempotency_delete_is_limited_to_idempotency_records(transformed, fake_
 
 
 def test_the_api_writes_only_run_and_task_records(transformed, fake_stack):
-    statements = role_statements(transformed, "ApiFunction", bindings(fake_stack))
+    statements = tree_role_statements(transformed, "ApiFunction", bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert is_allowed(statements, Permission("dynamodb:PutItem", table, (f"RUN#{RUN}",)))
-    assert is_allowed(statements, Permission("dynamodb:PutItem", table, ("TASK#key-1",)))
+    assert is_allowed(statements, Permission("dynamodb:PutItem", table, ("TASK#task-1",)))
+    assert is_allowed(statements, Permission("dynamodb:PutItem", table, ("TASKKEY#key-1",)))
     assert not is_allowed(statements, Permission("dynamodb:PutItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, (f"RUN#{RUN}",)))
 
 
 @pytest.mark.parametrize("function", ["SchedulerFunction", "StartRunFunction", "ApiFunction"])
 def test_other_functions_cannot_delete(transformed, fake_stack, function):
-    statements = role_statements(transformed, function, bindings(fake_stack))
+    statements = tree_role_statements(transformed, function, bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("s3:DeleteObject", f"arn:aws:s3:::{fake_stack.bucket}/x"))

@@ -1,4 +1,8 @@
-"""template.yaml: lint, offline SAM transform, tags, IAM hygiene, queues and layers — no AWS, no Docker."""
+"""template.yaml: lint, offline SAM transform, tags, IAM hygiene, queues and layers — no AWS, no Docker.
+
+template.yaml nests the shared pieces (templates/shared/*.yaml: status API, triggers, dashboard); the checks
+that concern every resource of the deployed stack run over the whole tree (``Stack.walk``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint, lint_file
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template
+from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template, transform_tree
 from tests.cfn_eval import Stack
 from tests.iam_policy import (
     MANAGED_POLICY_ACTIONS,
@@ -16,7 +20,7 @@ from tests.iam_policy import (
     Permission,
     bindings_for,
     is_allowed,
-    role_statements,
+    tree_role_statements,
 )
 from tests.lambda_support import ROOT
 
@@ -56,12 +60,16 @@ def transformed(sam_template) -> dict:
     return transform_template(sam_template, {}, REGION)[0]
 
 
+@pytest.fixture(scope="module")
+def tree():
+    return transform_tree(TEMPLATE, {}, REGION)
+
+
 @pytest.fixture(scope="module", params=["default", "custom"])
-def stack(request, sam_template) -> Stack:
-    """The transformed template evaluated for the default parameters and for a non-default set."""
+def stack(request) -> Stack:
+    """The transformed template (and its nested ones) evaluated for the default parameters and a non-default set."""
     parameters = {} if request.param == "default" else CUSTOM
-    transformed, _ = transform_template(sam_template, parameters, REGION)
-    return Stack(transformed, parameters)
+    return Stack.from_tree(transform_tree(TEMPLATE, parameters, REGION), parameters)
 
 
 # ------------------------------------------------------------------------------------------- lint
@@ -70,13 +78,15 @@ def test_cfn_lint_reports_no_errors_or_warnings():
     assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches if m.rule.id[0] in "EW"] == []
 
 
-def test_every_stateful_resource_says_what_deletion_does_to_it(sam_template):
+def test_every_stateful_resource_says_what_deletion_does_to_it(tree):
     """cfn-lint's informational I3011 knows which types are stateful; the policies are the reviewed ones."""
-    matches = lint_file(TEMPLATE, config=ManualArgs(regions=[REGION], include_checks=["I"]))
-    assert [f"{m.message} (line {m.linenumber})" for m in matches if m.rule.id == "I3011"] == []
+    for _trail, node in tree.walk():
+        matches = lint_file(node.path, config=ManualArgs(regions=[REGION], include_checks=["I"]))
+        assert [f"{m.message} ({node.path.name} line {m.linenumber})" for m in matches if m.rule.id == "I3011"] == []
     policies = {
         logical_id: (resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy"))
-        for logical_id, resource in sam_template["Resources"].items()
+        for _trail, node in tree.walk()
+        for logical_id, resource in node.template["Resources"].items()
         if "DeletionPolicy" in resource or "UpdateReplacePolicy" in resource
     }
     # Fixed physical names: anything retained on deletion would block the next deploy of the stack.
@@ -108,7 +118,7 @@ def test_cfn_lint_gate_does_catch_errors():
 
 
 # -------------------------------------------------------------------------------------- transform
-def test_transform_rewrites_code_locations(sam_template):
+def test_transform_rewrites_code_locations(sam_template, tree):
     transformed, locations = transform_template(sam_template, {}, REGION)
     assert locations == {
         "CoreLayer": "src",
@@ -116,9 +126,19 @@ def test_transform_rewrites_code_locations(sam_template):
         "ProcessorFunction": "functions/processor",
         "SchedulerFunction": "functions/scheduler",
         "StartRunFunction": "functions/start_run",
-        "ApiFunction": "functions/api",
-        "TriggerFunction": "functions/triggers",
     }
+    # the nested templates' code: keys relative to template.yaml's folder too (one upload serves all)
+    assert {trail: node.code_locations for trail, node in tree.walk()} == {
+        (): locations,
+        ("StatusApiStack",): {"ApiFunction": "functions/api"},
+        ("TriggersStack",): {"TriggerFunction": "functions/triggers"},
+        ("DashboardStack",): {},
+    }
+    for trail, node in tree.walk():
+        if trail:
+            stack_resource = transformed["Resources"][trail[-1]]
+            assert stack_resource["Type"] == "AWS::CloudFormation::Stack"
+            assert stack_resource["Properties"]["TemplateURL"] == node.path.relative_to(ROOT).as_posix()
     for function in FUNCTIONS:
         assert transformed["Resources"][function]["Properties"]["Code"] == {
             "S3Bucket": ARTIFACT_BUCKET,
@@ -192,11 +212,13 @@ def test_every_taggable_resource_carries_the_four_tags(stack):
         "Project": stack.parameters["ProjectPrefix"],
     }
     untagged, checked = {}, set()
-    for logical_id, resource in stack.template["Resources"].items():
-        if resource["Type"] in UNTAGGABLE or not stack.active(logical_id):
+    resources = [(nested, logical_id) for _trail, nested in stack.walk() for logical_id in nested.template["Resources"]]
+    for nested, logical_id in resources:
+        resource = nested.template["Resources"][logical_id]
+        if resource["Type"] in UNTAGGABLE or not nested.active(logical_id):
             continue
         checked.add(resource["Type"])
-        properties = stack.properties(logical_id)
+        properties = nested.properties(logical_id)
         tags = properties.get("Tags", [])
         if resource["Type"] == "AWS::ApiGatewayV2::Api" and "Body" in properties:
             # SAM writes an HTTP API's tags into its OpenAPI body, which API Gateway applies on import
@@ -210,7 +232,8 @@ def test_every_taggable_resource_carries_the_four_tags(stack):
     assert checked >= {
         "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::SQS::Queue", "AWS::S3::Bucket", "AWS::DynamoDB::Table",
         "AWS::SNS::Topic", "AWS::Logs::LogGroup", "AWS::CloudWatch::Alarm", "AWS::Lambda::EventSourceMapping",
-        "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage",
+        "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage", "AWS::CloudFormation::Stack",
+        "AWS::CloudWatch::Dashboard", "AWS::Events::EventBus", "AWS::Events::Rule",
     }  # fmt: skip
 
 
@@ -239,8 +262,9 @@ def _allow_statements(template: dict):
                         yield logical_id, branch
 
 
-def test_no_allow_statement_grants_a_wildcard_action(transformed):
-    allows = [(logical_id, s) for logical_id, s in _allow_statements(transformed) if s["Effect"] == "Allow"]
+def test_no_allow_statement_grants_a_wildcard_action(tree):
+    statements = [s for _trail, node in tree.walk() for s in _allow_statements(node.transformed)]
+    allows = [(logical_id, s) for logical_id, s in statements if s["Effect"] == "Allow"]
     assert len(allows) >= 10
     offending = []
     for logical_id, statement in allows:
@@ -251,14 +275,21 @@ def test_no_allow_statement_grants_a_wildcard_action(transformed):
         offending += [(logical_id, "Resource *") for r in resources if r == "*"]
     assert offending == []
     # the bucket policy's s3:* sits only in the TLS-only Deny
-    denies = [s for _, s in _allow_statements(transformed) if s["Effect"] == "Deny"]
+    denies = [s for _, s in statements if s["Effect"] == "Deny"]
     assert [s["Sid"] for s in denies] == ["DenyInsecureTransport"]
 
 
-def test_roles_attach_only_known_managed_policies(transformed):
-    for function in FUNCTIONS:
-        role = transformed["Resources"][f"{function}Role"]["Properties"]
-        assert set(role["ManagedPolicyArns"]) <= set(MANAGED_POLICY_ACTIONS), function
+def test_roles_attach_only_known_managed_policies(tree):
+    roles = [(n.path.name, k, r) for _t, n in tree.walk() for k, r in n.transformed["Resources"].items()]
+    checked = 0
+    for template, logical_id, resource in roles:
+        if resource["Type"] == "AWS::IAM::Role":
+            assert set(resource["Properties"]["ManagedPolicyArns"]) <= set(MANAGED_POLICY_ACTIONS), (
+                template,
+                logical_id,
+            )
+            checked += 1
+    assert checked == len(FUNCTIONS) + 2  # and the ApiFunction's and TriggerFunction's roles
 
 
 def _stack_bindings() -> Bindings:
@@ -277,20 +308,21 @@ def _stack_bindings() -> Bindings:
      ("SchedulerFunctionCompletedJobs", "SchedulerFunction", "OutgoingQueue"),
      ("TriggerFunctionRunEnds", "TriggerFunction", "TriggerQueue")],
 )  # fmt: skip
-def test_event_source_mapping_can_poll_only_its_own_queue(transformed, mapping, function, queue):
-    properties = transformed["Resources"][mapping]["Properties"]
+def test_event_source_mapping_can_poll_only_its_own_queue(tree, mapping, function, queue):
+    resources = {k: v for _t, node in tree.walk() for k, v in node.transformed["Resources"].items()}
+    properties = resources[mapping]["Properties"]
     assert properties["FunctionName"] == {"Ref": function}
     assert properties["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     bindings = _stack_bindings()
-    statements = role_statements(transformed, function, bindings)
+    statements = tree_role_statements(tree, function, bindings)
     own = bindings.attributes[f"{queue}.Arn"]
     other = bindings.attributes[f"{'Outgoing' if queue == 'IncomingQueue' else 'Incoming'}Queue.Arn"]
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"):
         assert is_allowed(statements, Permission(action, own)), action
         assert not is_allowed(statements, Permission(action, other)), action
     # and none of the functions polls anything else: the mappings are the only three
-    mappings = [k for k, v in transformed["Resources"].items() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
+    mappings = [k for k, v in resources.items() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
     assert sorted(mappings) == [
         "ProcessorFunctionIncomingJobs",
         "SchedulerFunctionCompletedJobs",
@@ -313,11 +345,11 @@ def test_alarm_topic_is_encrypted_with_a_key_the_alarms_may_use(stack):
     assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
     assert cloudwatch["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
     source_arn = cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]
-    # An alarm outside the condition could not notify anyone, and nothing would say so.
-    alarms = stack.resources_of_type("AWS::CloudWatch::Alarm")
+    # An alarm outside the condition could not notify anyone, and nothing would say so (nested ones too).
+    alarms = [(nested, a) for _t, nested in stack.walk() for a in nested.resources_of_type("AWS::CloudWatch::Alarm")]
     assert len(alarms) == 9  # 6 of the job loop, the status API's errors, the trigger DLQ, triggers in doubt
-    for alarm in alarms:
-        properties = stack.properties(alarm)
+    for nested, alarm in alarms:
+        properties = nested.properties(alarm)
         arn = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{properties['AlarmName']}"
         assert fnmatch.fnmatchcase(arn, source_arn), (arn, source_arn)
         assert properties["AlarmActions"] == properties["OKActions"] == ["<AlarmTopic>"]
@@ -356,15 +388,20 @@ def test_each_queue_dead_letters_to_a_fifo_dlq_after_three_receives(stack, queue
 @pytest.mark.parametrize("timeout", ["30", "60", "120", "180", "300", "600", "900"])
 def test_visibility_timeout_is_at_least_six_times_the_consumer_timeout(sam_template, timeout):
     assert timeout in sam_template["Parameters"]["ProcessorTimeout"]["AllowedValues"]
-    transformed, _ = transform_template(sam_template, {"ProcessorTimeout": timeout}, REGION)
-    stack = Stack(transformed, {"ProcessorTimeout": timeout})
-    for mapping in stack.resources_of_type("AWS::Lambda::EventSourceMapping"):
-        properties = stack.properties(mapping)
-        function = properties["FunctionName"].strip("<>")
-        queue = properties["EventSourceArn"].strip("<>").removesuffix(".Arn")
-        function_timeout = int(stack.properties(function)["Timeout"])
-        visibility = int(stack.properties(queue)["VisibilityTimeout"])
-        assert visibility >= 6 * function_timeout, (mapping, visibility, function_timeout)
+    root = Stack.from_tree(
+        transform_tree(TEMPLATE, {"ProcessorTimeout": timeout}, REGION), {"ProcessorTimeout": timeout}
+    )
+    checked = []
+    for _trail, stack in root.walk():
+        for mapping in stack.resources_of_type("AWS::Lambda::EventSourceMapping"):
+            properties = stack.properties(mapping)
+            function = properties["FunctionName"].strip("<>")
+            queue = properties["EventSourceArn"].strip("<>").removesuffix(".Arn")
+            function_timeout = int(stack.properties(function)["Timeout"])
+            visibility = int(stack.properties(queue)["VisibilityTimeout"])
+            assert visibility >= 6 * function_timeout, (mapping, visibility, function_timeout)
+            checked.append(mapping)
+    assert len(checked) == 3
 
 
 def test_every_allowed_processor_timeout_has_a_visibility_row(sam_template):
@@ -373,8 +410,10 @@ def test_every_allowed_processor_timeout_has_a_visibility_row(sam_template):
 
 
 def test_event_source_batch_sizes_fit_fifo_limits(stack):
-    for mapping in stack.resources_of_type("AWS::Lambda::EventSourceMapping"):
-        properties = stack.properties(mapping)
+    mappings = [(n, m) for _t, n in stack.walk() for m in n.resources_of_type("AWS::Lambda::EventSourceMapping")]
+    assert len(mappings) == 3
+    for nested, mapping in mappings:
+        properties = nested.properties(mapping)
         assert 1 <= int(properties["BatchSize"]) <= 10
         assert "MaximumBatchingWindowInSeconds" not in properties
         if "ScalingConfig" in properties:

@@ -10,7 +10,7 @@ from cfnlint.api import ManualArgs, lint_file
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from jobgraph.runs.outputs import QUEUE_OUTPUTS
-from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template
+from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template, transform_tree
 from jobgraph.services.settings import WorkerSettings
 from tests.cfn_eval import Stack
 from tests.integration.test_sam_template import TAG_KEYS, UNTAGGABLE, _allow_statements
@@ -58,6 +58,7 @@ def test_transform_rewrites_code_locations_relative_to_the_template(sam_template
     transformed, locations = transform_template(sam_template, {}, REGION)
     assert locations == {
         "CoreLayer": "../src",
+        "ScientificLayer": "../layers/scientific",  # the status API's numpy (POST /runs generate)
         "SchedulerFunction": "../functions/scheduler",
         "StartRunFunction": "../functions/start_run",
     }
@@ -72,29 +73,35 @@ def test_transform_rewrites_code_locations_relative_to_the_template(sam_template
 
 def test_every_taggable_resource_carries_the_four_tags(transformed):
     template, parameters = transformed
-    stack = Stack(template, parameters)
+    root = Stack.from_tree(transform_tree(TEMPLATE, parameters, REGION), parameters)
     expected = {
-        "PerfTestRun": stack.parameters["TestRunId"],
+        "PerfTestRun": root.parameters["TestRunId"],
         "Purpose": "PerformanceTesting",
-        "Environment": stack.parameters["Stage"],
-        "Project": stack.parameters["ProjectPrefix"],
+        "Environment": root.parameters["Stage"],
+        "Project": root.parameters["ProjectPrefix"],
     }
     untagged, checked = {}, set()
-    for logical_id, resource in template["Resources"].items():
-        if resource["Type"] in UNTAGGABLE_HERE or not stack.active(logical_id):
-            continue
-        checked.add(resource["Type"])
-        tags = stack.resolve(resource["Properties"].get("Tags", []))
-        found = {t["Key"]: t["Value"] for t in tags if t["Key"] in TAG_KEYS}
-        if found != expected:
-            untagged[logical_id] = found
+    for _trail, stack in root.walk():  # with the nested shared pieces (status API, triggers, dashboard)
+        for logical_id, resource in stack.template["Resources"].items():
+            if resource["Type"] in UNTAGGABLE_HERE or not stack.active(logical_id):
+                continue
+            checked.add(resource["Type"])
+            properties = resource["Properties"]  # only the tags are resolved (subnets use Fn::Select)
+            tags = stack.resolve(properties.get("Tags", []))
+            if resource["Type"] == "AWS::ApiGatewayV2::Api" and "Body" in properties:
+                body_tags = stack.resolve(properties["Body"].get("tags", []))
+                tags = {t["name"]: t["x-amazon-apigateway-tag-value"] for t in body_tags}
+            pairs = tags.items() if isinstance(tags, dict) else ((t["Key"], t["Value"]) for t in tags)
+            found = {key: value for key, value in pairs if key in TAG_KEYS}
+            if found != expected:
+                untagged[logical_id] = found
     assert untagged == {}
     assert checked >= {
         "AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::InternetGateway", "AWS::EC2::RouteTable",
         "AWS::EC2::SecurityGroup", "AWS::ECS::Cluster", "AWS::ECS::Service", "AWS::ECS::TaskDefinition",
         "AWS::ECR::Repository", "AWS::IAM::Role", "AWS::SQS::Queue", "AWS::S3::Bucket", "AWS::DynamoDB::Table",
         "AWS::Lambda::Function", "AWS::Lambda::EventSourceMapping", "AWS::Logs::LogGroup", "AWS::CloudWatch::Alarm",
-        "AWS::SNS::Topic",
+        "AWS::SNS::Topic", "AWS::ApiGatewayV2::Api", "AWS::CloudWatch::Dashboard", "AWS::Events::EventBus",
     }  # fmt: skip
     # and the service hands its tags to the tasks it starts (Fargate charges are per task)
     assert template["Resources"]["WorkerService"]["Properties"]["PropagateTags"] == "SERVICE"

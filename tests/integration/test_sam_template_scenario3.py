@@ -8,9 +8,9 @@ import json
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
-from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template
+from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template, transform_tree
 from tests.cfn_eval import Stack
-from tests.iam_policy import Permission, bindings_for, is_allowed, role_statements
+from tests.iam_policy import Permission, bindings_for, is_allowed, tree_role_statements
 from tests.integration.test_sam_template import TAG_KEYS, UNTAGGABLE, _allow_statements
 from tests.lambda_support import ROOT
 
@@ -37,9 +37,10 @@ def transformed(sam_template) -> dict:
 
 
 @pytest.fixture(scope="module", params=["default", "custom"])
-def stack(request, sam_template) -> Stack:
+def stack(request) -> Stack:
+    """The template and its nested shared pieces (status API, triggers, dashboard)."""
     parameters = {} if request.param == "default" else CUSTOM
-    return Stack(transform_template(sam_template, parameters, REGION, TEMPLATE.parent)[0], parameters)
+    return Stack.from_tree(transform_tree(TEMPLATE, parameters, REGION), parameters)
 
 
 def test_cfn_lint_reports_no_errors_or_warnings():
@@ -87,6 +88,22 @@ def test_the_definition_uses_only_substitutions_the_template_provides(sam_templa
         assert states[name]["Catch"][0]["Next"] == "RecordFailure"
 
 
+def test_every_run_end_is_announced_for_the_downstream_triggers():
+    """Both ends of a run pass an announcing StepTask call, whose own failure never changes the outcome."""
+    states = json.loads((ROOT / "statemachine" / "jobgraph.asl.json").read_text())["States"]
+    assert states["Merge"]["Next"] == "AnnounceRunCompleted"
+    assert states["RecordFailure"]["Next"] == states["RecordFailure"]["Catch"][0]["Next"] == "AnnounceRunFailed"
+    for name, path, end in (("AnnounceRunCompleted", "$.prepared.run.run_id", "RunCompleted"),
+                            ("AnnounceRunFailed", "$.run_id", "RunFailed")):  # fmt: skip
+        state = states[name]
+        assert state["Parameters"] == {
+            "FunctionName": "${StepTaskFunctionArn}",
+            "Payload": {"announce_run_end.$": path},
+        }
+        assert state["Next"] == end and [c["Next"] for c in state["Catch"]] == [end]
+        assert state["ResultPath"] is None and state["Catch"][0]["ResultPath"] != "$.failure"
+
+
 def test_every_taggable_resource_carries_the_four_tags(stack):
     expected = {
         "PerfTestRun": stack.parameters["TestRunId"],
@@ -95,17 +112,24 @@ def test_every_taggable_resource_carries_the_four_tags(stack):
         "Project": stack.parameters["ProjectPrefix"],
     }
     untagged, checked = {}, set()
-    for logical_id, resource in stack.template["Resources"].items():
-        if resource["Type"] in UNTAGGABLE or not stack.active(logical_id):
-            continue
-        checked.add(resource["Type"])
-        found = {t["Key"]: t["Value"] for t in stack.properties(logical_id).get("Tags", []) if t["Key"] in TAG_KEYS}
-        if found != expected:
-            untagged[logical_id] = found
+    for _trail, nested in stack.walk():
+        for logical_id, resource in nested.template["Resources"].items():
+            if resource["Type"] in UNTAGGABLE or not nested.active(logical_id):
+                continue
+            checked.add(resource["Type"])
+            tags = nested.properties(logical_id).get("Tags", [])
+            if resource["Type"] == "AWS::ApiGatewayV2::Api" and "Body" in nested.properties(logical_id):
+                body = nested.properties(logical_id)["Body"]
+                tags = [{"Key": t["name"], "Value": t["x-amazon-apigateway-tag-value"]} for t in body.get("tags", [])]
+            pairs = tags.items() if isinstance(tags, dict) else ((t["Key"], t["Value"]) for t in tags)
+            found = {key: value for key, value in pairs if key in TAG_KEYS}
+            if found != expected:
+                untagged[logical_id] = found
     assert untagged == {}
     assert checked >= {
         "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::SNS::Topic",
         "AWS::Logs::LogGroup", "AWS::CloudWatch::Alarm", "AWS::StepFunctions::StateMachine",
+        "AWS::ApiGatewayV2::Api", "AWS::CloudWatch::Dashboard", "AWS::Events::EventBus", "AWS::SQS::Queue",
     }  # fmt: skip
 
 
@@ -135,13 +159,17 @@ def test_state_machine_role_invokes_exactly_its_two_functions(transformed):
     assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"]
 
 
-def test_step_task_may_delete_only_its_own_idempotency_records(transformed):
+def test_step_task_may_delete_only_its_own_idempotency_records():
     bindings = bindings_for("scenario-3-dev-data-123456789012", "scenario-3-dev-jobs", {}, REGION, "123456789012")
-    statements = role_statements(transformed, "StepTaskFunction", bindings)
+    statements = tree_role_statements(transform_tree(TEMPLATE, {}, REGION), "StepTaskFunction", bindings)
     table = bindings.attributes["JobsTable.Arn"]
     assert is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#step-task",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("RUN#r1",)))
+    # it announces run ends on the stack's own bus (the nested triggers stack's), nowhere else
+    bus = bindings.attributes["RunEventsBus.Arn"]
+    assert is_allowed(statements, Permission("events:PutEvents", bus))
+    assert not is_allowed(statements, Permission("events:PutEvents", bus.replace("/runs", "/default")))
 
 
 def test_every_function_declares_an_empty_aws_endpoint_url(transformed):

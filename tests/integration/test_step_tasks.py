@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from jobgraph.core.errors import MissingStateError
 from jobgraph.core.results import request_key
-from jobgraph.sam.template import load_template, transform_template
-from tests.iam_policy import Call, bindings_for, is_allowed, required_permissions, role_statements
+from jobgraph.sam.template import transform_tree
+from tests.iam_policy import Call, bindings_for, is_allowed, required_permissions, tree_role_statements
 from tests.lambda_support import ROOT, FakeLambdaContext, event, load_handler, reset_cached_clients
 
 RUN = "events-demo"
@@ -22,7 +22,7 @@ FUNCTIONS = {"prepare_run": "PrepareRunFunction", "step_task": "StepTaskFunction
 
 
 @pytest.fixture
-def recorded(fake_stack):
+def recorded(fake_stack, monkeypatch):
     """The two handlers, with every boto3 call they make recorded per function."""
     calls: dict[str, list[Call]] = defaultdict(list)
     current = {"function": None}
@@ -31,6 +31,9 @@ def recorded(fake_stack):
         if current["function"] is not None:
             calls[current["function"]].append(Call(model.service_model.service_name, model.name, dict(params)))
 
+    # StepTask announces run ends on the stack's bus (as deployed: RUN_EVENTS_BUS_NAME, the nested triggers')
+    boto3.client("events", region_name=REGION).create_event_bus(Name="runs")
+    monkeypatch.setenv("RUN_EVENTS_BUS_NAME", "runs")
     events = boto3._get_default_session().events
     events.register("provide-client-params", record, unique_id="sfn-call-recorder")
     reset_cached_clients()
@@ -126,15 +129,16 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(recorded, fake_sta
         invoke("step_task", task(item["routes"][1]))
     for job in [*item["routes"], item["routes"][0], item["aggregation"], prepared["merge"]]:
         invoke("step_task", task(job))
-    transformed, _ = transform_template(
-        load_template(ROOT / "templates" / "scenario-3.yaml"), {}, REGION, ROOT / "templates"
-    )
+    # the state machine's AnnounceRunCompleted state (twice: at least once)
+    assert invoke("step_task", {"announce_run_end": RUN})["event_id"]
+    assert invoke("step_task", {"announce_run_end": RUN})["event_id"] is None
+    tree = transform_tree(ROOT / "templates" / "scenario-3.yaml", {}, REGION)
     bindings = bindings_for(fake_stack.bucket, fake_stack.table, {}, REGION, ACCOUNT)
     denied, actions = {}, {}
     for function, logical_id in FUNCTIONS.items():
         needed = {p for call in calls[function] for p in required_permissions(call, REGION, ACCOUNT)}
         actions[function] = {p.action for p in needed}
-        statements = role_statements(transformed, logical_id, bindings)
+        statements = tree_role_statements(tree, logical_id, bindings)
         missing = sorted(f"{p.action} on {p.resource}" for p in needed if not is_allowed(statements, p))
         if missing:
             denied[logical_id] = missing
@@ -144,6 +148,7 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(recorded, fake_sta
     assert {"s3:GetObject", "s3:PutObject", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem"} <= (
         actions["step_task"]
     )
+    assert "events:PutEvents" in actions["step_task"]  # the run's end, for the downstream triggers
 
 
 def test_the_step_task_events_run_the_demo_run(recorded, fake_stack):
@@ -153,3 +158,55 @@ def test_the_step_task_events_run_the_demo_run(recorded, fake_stack):
     for stage in ("first", "intermediate", "last", "aggregation", "merge"):
         assert invoke("step_task", event(f"step-task-{stage}"))["status"] == "completed", stage
     assert fake_stack.item(f"RUN#{RUN}", "RUN")["status"] == "COMPLETED"
+
+
+def test_the_status_api_of_scenario_3_may_make_every_call_it_makes(fake_stack, monkeypatch, seed_000_sequence):
+    """POST /runs (an execution), POST /tasks (an asynchronous StepTask invocation), GET /tasks, /runs and a job's
+    status, recorded and checked against the ApiFunction's role as nested in templates/scenario-3.yaml."""
+    from fastapi.testclient import TestClient
+
+    from jobgraph.api.app import create_app
+    from jobgraph.services import status
+    from jobgraph.services.settings import ApiSettings, load_settings
+
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    machine = sfn.create_state_machine(name="m", definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/r")
+    monkeypatch.setenv("SCENARIO", "3")
+    monkeypatch.setenv("STATE_MACHINE_ARN", machine["stateMachineArn"])
+    monkeypatch.setenv("STEP_TASK_FUNCTION", "scenario-3-dev-step-task")
+    monkeypatch.delenv("INCOMING_QUEUE_URL")
+    calls: list[Call] = []
+
+    def record(params, model, **_kwargs):
+        calls.append(Call(model.service_model.service_name, model.name, dict(params)))
+
+    class Lambda:  # moto's Lambda would need Docker to run the function: the call itself is what counts here
+        def invoke(self, **params):
+            calls.append(Call("lambda", "Invoke", params))
+
+    session_events = boto3._get_default_session().events
+    session_events.register("provide-client-params", record, unique_id="sfn-api-recorder")
+    reset_cached_clients()
+    try:
+        deps = status.ApiDeps.from_settings(
+            load_settings(ApiSettings), client=lambda service: Lambda() if service == "lambda" else None
+        )
+        api = TestClient(create_app(lambda: deps))
+        assert api.post("/runs", json={"run_id": "r3", "sequences": [seed_000_sequence]}).status_code == 202
+        task = api.post("/tasks", json={}, headers={"Idempotency-Key": "iam-task-1"}).json()
+        assert api.get(f"/tasks/{task['task_id']}").status_code == 200
+        assert api.get("/runs?status=RUNNING").status_code == 200
+        assert api.get("/status/r3-s0-r0").status_code == 404  # not started: no record (a GetItem all the same)
+    finally:
+        session_events.unregister("provide-client-params", unique_id="sfn-api-recorder")
+    tree = transform_tree(ROOT / "templates" / "scenario-3.yaml", {}, REGION)
+    bindings = bindings_for(fake_stack.bucket, fake_stack.table, {}, REGION, ACCOUNT)
+    bindings.refs["JobGraphStateMachine"] = machine["stateMachineArn"]
+    bindings.refs["StepTaskFunction"] = "scenario-3-dev-step-task"
+    statements = tree_role_statements(tree, "ApiFunction", bindings)
+    needed = {p for call in calls for p in required_permissions(call, REGION, ACCOUNT)}
+    assert sorted(f"{p.action} on {p.resource}" for p in needed if not is_allowed(statements, p)) == []
+    assert {"states:StartExecution", "lambda:InvokeFunction", "s3:PutObject", "dynamodb:PutItem"} <= {
+        p.action for p in needed
+    }

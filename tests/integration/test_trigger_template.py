@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobgraph.sam.template import load_template, transform_template
+from jobgraph.sam.template import load_template, transform_tree
 from jobgraph.sam.triggers import load_trigger_config, template_parameters
-from tests.iam_policy import Permission, bindings_for, is_allowed, role_statements
+from tests.iam_policy import Permission, bindings_for, is_allowed, tree_role_statements
 from tests.lambda_support import ROOT
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
@@ -48,21 +48,10 @@ READS = [
 
 
 def statements(parameters: dict) -> list:
-    template, _ = transform_template(load_template(ROOT / "template.yaml"), parameters, REGION)
+    """The TriggerFunction's role (templates/shared/triggers.yaml, nested in template.yaml) for these parameters."""
+    tree = transform_tree(ROOT / "template.yaml", parameters, REGION)
     bindings = bindings_for("bucket", "jobs", {"TriggerQueue": "trigger", "TriggerDlq": "trigger-dlq"}, REGION, ACCOUNT)
-    from tests.cfn_eval import Stack
-
-    original = Stack.__post_init__
-
-    def with_overrides(self):
-        self.overrides = {**parameters, **self.overrides}
-        original(self)
-
-    Stack.__post_init__ = with_overrides
-    try:
-        return role_statements(template, "TriggerFunction", bindings)
-    finally:
-        Stack.__post_init__ = original
+    return tree_role_statements(tree, "TriggerFunction", bindings, parameters)
 
 
 def test_without_triggers_the_function_can_reach_no_target():
@@ -94,5 +83,5 @@ def test_the_example_config_grants_exactly_its_targets():
 
 @pytest.mark.parametrize("kind", ["HasTriggerEventBuses", "HasTriggerMwaaRoles"])
 def test_each_target_type_has_its_own_condition(kind):
-    template = load_template(ROOT / "template.yaml")
+    template = load_template(ROOT / "templates" / "shared" / "triggers.yaml")
     assert kind in template["Conditions"]

@@ -18,13 +18,23 @@ def test_every_route_documents_its_client_errors():
     routes = {(path, method) for path, item in document["paths"].items() for method in item}
     assert routes == {
         ("/runs", "post"),
+        ("/runs", "get"),
         ("/runs/{run_id}", "get"),
         ("/runs/{run_id}/jobs", "get"),
         ("/runs/{run_id}/results", "get"),
         ("/runs/{run_id}/approval", "get"),
         ("/runs/{run_id}/approval", "post"),
         ("/tasks", "post"),
+        ("/tasks/{task_id}", "get"),
+        ("/status/{job_id}", "get"),
+        ("/download/{job_id}/{file_type}", "get"),
     }
+    # the template routes exactly these to the function (API Gateway refuses the rest before invoking it)
+    from jobgraph.sam.template import load_template
+
+    events = load_template(ROOT / "templates" / "shared" / "status-api.yaml")["Resources"]["ApiFunction"]["Properties"]
+    declared = {(e["Properties"]["Path"], e["Properties"]["Method"].lower()) for e in events["Events"].values()}
+    assert declared == routes
     for path, item in document["paths"].items():
         for method, operation in item.items():
             assert "422" in operation["responses"], (path, method)

@@ -16,7 +16,7 @@ from jobgraph.localcloud.saminvoke import (
     function_of,
     parse_sam_output,
 )
-from jobgraph.sam.template import load_template
+from jobgraph.sam.template import load_template, nested_locations
 from tests.lambda_support import EVENTS, ROOT
 
 
@@ -54,9 +54,15 @@ def test_start_run_is_startrun_in_scenario_1_and_preparerun_in_scenario_3():
 @pytest.mark.parametrize("scenario", sorted(APPS))
 def test_cases_name_template_functions_and_list_prerequisites_before_themselves(scenario):
     app = APPS[scenario]
+    # the template's functions and its nested templates' (`sam local invoke ApiFunction` finds those too)
+    templates = [ROOT / app.template]
+    for path in templates:
+        nested = nested_locations(load_template(path))
+        templates += [path.parent / location for location in nested.values()]
     functions = {
         name
-        for name, resource in load_template(ROOT / app.template)["Resources"].items()
+        for path in templates
+        for name, resource in load_template(path)["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
     order = list(app.cases)

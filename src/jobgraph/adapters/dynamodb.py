@@ -1,9 +1,25 @@
 """Run and job metadata in one DynamoDB table (single-table design, boto3 imported lazily).
 
-    pk = RUN#<run_id>   sk = RUN              the run: status, counters, timings
-    pk = RUN#<run_id>   sk = JOB#<job_id>     one job: status, attempts, processing time, error
-    GSI by-status: gsi1pk = RUN#<status> | JOB#<status>, gsi1sk = ISO time  (list runs/jobs by status)
+    pk = RUN#<run_id>    sk = RUN               the run: status, sequences countdown, timings
+    pk = RUN#<run_id>    sk = PROGRESS          its job counters (core/progress.py): O(1) progress
+    pk = RUN#<run_id>    sk = JOB#<job_id>      one job: status, attempts, processing time, error
+    pk = TASK#<task_id>  sk = TASK              one API task (POST /tasks): its own namespace, also its job record
+    pk = TASKKEY#<key>   sk = KEY               the client key a task was accepted under (idempotency)
+    pk = TASKS           sk = PROGRESS#<hour>   the tasks' counters per hour (recent medians for estimates)
+    GSI by-status:   gsi1pk = RUN#<status> (runs)           | JOBS#<run_id>#<status> (jobs), gsi1sk = time
+    GSI by-test-run: gsi2pk = TESTRUN#<test_run_id> (runs), gsi2sk = created_at
     TTL attribute expires_at (RECORD_TTL_DAYS).
+
+The status index is keyed by run *and* status for jobs: a listing of one run's jobs in one status reads
+exactly those (no filter over other runs' jobs), and job writes spread over runs × statuses instead of one
+partition per status for every run of the table. Runs use it as seed 002's StatusDateIndex (status,
+created time), by-test-run as its ClientProjectIndex; a date range is three small queries of the status
+index (one per run status), so the table needs one index more than before, not two (CloudFormation creates
+one index per stack update).
+
+A job's terminal status change and its run's counters are written in one transaction (``record_job``),
+conditioned on the job's previous status, so the counters count each job's latest status exactly once
+under duplicates, retries and concurrent reports.
 
 The countdown to MERGE is exactly-once under duplicates and concurrency: a sequence is counted by one
 conditional update that adds it to the run's set of counted sequences (condition: not in it yet), and the
@@ -20,7 +36,8 @@ from datetime import UTC, datetime
 from functools import cache
 
 from jobgraph.core.errors import JobGraphError
-from jobgraph.core.models import CompletedJob, RunStatus, utc_now_iso
+from jobgraph.core.models import CompletedJob, RunStatus, is_task_id, utc_now_iso
+from jobgraph.core.progress import Progress, counter_deltas
 
 
 class RunExistsError(JobGraphError):
@@ -31,6 +48,12 @@ class RunNotFoundError(JobGraphError):
     pass
 
 
+class TaskNotFoundError(JobGraphError):
+    """No task with this id (or it expired)."""
+
+
+RUN_STATUSES = tuple(status.value for status in RunStatus)
+MAX_OUTCOME_TRIES = 5  # a job record changed between reading and writing it this often: give up loudly
 APPROVAL_SK = "APPROVAL"
 
 
@@ -53,6 +76,12 @@ def _conditional_failed(exc) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def _condition_failed_first(exc) -> bool:
+    """A cancelled transaction whose first item (the job record) failed its condition."""
+    reasons = exc.response.get("CancellationReasons") or []
+    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
 def _plain(item: dict) -> dict:
     from boto3.dynamodb.types import TypeDeserializer
 
@@ -62,6 +91,28 @@ def _plain(item: dict) -> dict:
 
 def run_key(run_id: str) -> dict:
     return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
+
+
+def job_key(run_id: str, job_id: str) -> dict:
+    """A job's record; a task's job (run id = task id, core.models.is_task_id) is its task record."""
+    if is_task_id(run_id):
+        return task_key(run_id)
+    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}}
+
+
+def task_key(task_id: str) -> dict:
+    return {"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}}
+
+
+def progress_key(run_id: str, at: str) -> dict:
+    """Where a job's change is counted: its run's counters, or the tasks' counters of the hour ``at``."""
+    if is_task_id(run_id):
+        return {"pk": {"S": "TASKS"}, "sk": {"S": f"PROGRESS#{at[:13]}"}}
+    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "PROGRESS"}}
+
+
+def _counters(item: dict) -> dict:
+    return {k: v for k, v in item.items() if k not in ("pk", "sk", "expires_at")}
 
 
 class JobsTable:
@@ -109,9 +160,12 @@ class JobsTable:
             "scenarios": {"N": str(scenarios)},
             "seed": {"N": str(seed)},
             "started_at": {"S": now},
+            "created_at": {"S": now},
             "started_epoch_ms": {"N": str(int(time.time() * 1000))},
             "gsi1pk": {"S": f"RUN#{RunStatus.RUNNING.value}"},
             "gsi1sk": {"S": now},
+            "gsi2pk": {"S": f"TESTRUN#{test_run_id}"},
+            "gsi2sk": {"S": now},
             "expires_at": self._expires_at(),
         }
         try:
@@ -178,8 +232,8 @@ class JobsTable:
         return self._update_if(
             run_id,
             UpdateExpression=(
-                "SET #status = :done, completed_at = :now, duration_s = :duration, merged_key = :key, "
-                "gsi1pk = :gsi, gsi1sk = :now"
+                # gsi1sk stays the creation time: the status index lists runs by status and creation
+                "SET #status = :done, completed_at = :now, duration_s = :duration, merged_key = :key, gsi1pk = :gsi"
             ),
             ConditionExpression="#status = :running",
             ExpressionAttributeNames={"#status": "status"},
@@ -194,20 +248,79 @@ class JobsTable:
         )
 
     def runs_by_status(self, status: RunStatus, limit: int = 50) -> list[dict]:
+        items, _ = self.run_page("status", status.value, limit)
+        return items
+
+    def run_page(
+        self,
+        index: str,
+        value: str,
+        limit: int,
+        start_key: dict | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> tuple[list[dict], dict | None]:
+        """Runs newest first from one partition of an index: ``index`` "status" (``value`` a run status) or
+        "test_run" (a test_run_id), created between ``since`` and ``until`` (ISO times, inclusive) if given."""
+        attribute, name, prefix = {
+            "status": ("gsi1", "by-status", "RUN#"),
+            "test_run": ("gsi2", "by-test-run", "TESTRUN#"),
+        }[index]
+        condition = f"{attribute}pk = :pk"
+        values = {":pk": {"S": f"{prefix}{value}"}}
+        if since or until:
+            condition += f" AND {attribute}sk BETWEEN :since AND :until"
+            # "~" sorts after every character of an ISO time: an open end includes all of that day
+            values[":since"], values[":until"] = {"S": since or "0"}, {"S": until or "~"}
+        kwargs = {"ExclusiveStartKey": start_key} if start_key else {}
         response = self.client.query(
             TableName=self.table_name,
-            IndexName="by-status",
-            KeyConditionExpression="gsi1pk = :status",
-            ExpressionAttributeValues={":status": {"S": f"RUN#{status.value}"}},
+            IndexName=name,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
             ScanIndexForward=False,
             Limit=limit,
+            **kwargs,
         )
-        return [_plain(item) for item in response.get("Items", [])]
+        return [_plain(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+
+    def run_with_progress(self, run_id: str) -> tuple[dict, Progress]:
+        """The run record and its counters in one query (the two items of its partition that sort from
+        PROGRESS on: PROGRESS, RUN; the JOB# items sort before). RunNotFoundError for an unknown run."""
+        response = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND sk >= :progress",
+            ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":progress": {"S": "PROGRESS"}},
+            ConsistentRead=True,
+        )
+        items = {item["sk"]["S"]: _plain(item) for item in response.get("Items", [])}
+        if "RUN" not in items:
+            raise RunNotFoundError(f"run {run_id!r} not found in table {self.table_name}")
+        return items["RUN"], Progress.from_counters(_counters(items.get("PROGRESS", {})))
+
+    def task_progress(self, hours: list[str]) -> Progress:
+        """The tasks' counters of these hours (ISO prefixes "YYYY-MM-DDTHH"), added up."""
+        keys = [{"pk": {"S": "TASKS"}, "sk": {"S": f"PROGRESS#{hour}"}} for hour in hours]
+        response = self.client.batch_get_item(RequestItems={self.table_name: {"Keys": keys}})
+        progress = Progress()
+        for item in response.get("Responses", {}).get(self.table_name, []):
+            progress = progress.merged(Progress.from_counters(_counters(_plain(item))))
+        return progress
 
     # --- jobs -----------------------------------------------------------------------------------
-    def record_job(self, completed: CompletedJob, attempt: int = 1) -> None:
-        """Upsert a job's latest status; attempts counts every report (retries included)."""
+    def record_job(self, completed: CompletedJob, attempt: int = 1) -> dict | None:
+        """Record a job's outcome: None when written, else the COMPLETED record that refused it.
+
+        Never over a COMPLETED record, so a job completes exactly once even if two runners ran it. The
+        change is written together with its run's counters (core/progress.py) in one transaction,
+        conditioned on the status read just before: duplicates, retries and concurrent reports count each
+        job's latest status once. A change the counters do not see (a failure after a failure) is one
+        plain conditional update. ``reports`` counts the outcomes written, ``last_attempt`` the latest.
+        """
+        from botocore.exceptions import ClientError
+
         status = completed.status.value.upper()
+        key = job_key(completed.run_id, completed.job_id)
         names = {"#status": "status"}
         values = {
             ":status": {"S": status},
@@ -215,7 +328,6 @@ class JobsTable:
             ":at": {"S": completed.completed_at},
             ":ms": {"N": f"{completed.processing_time_ms:.3f}"},
             ":attempt": {"N": str(attempt)},
-            ":gsi": {"S": f"JOB#{status}"},
             ":ttl": self._expires_at(),
             ":one": {"N": "1"},
         }
@@ -223,24 +335,79 @@ class JobsTable:
             "#status = :status",
             "exec_type = :exec",
             "updated_at = :at",
+            # when the record was made: the claim's (or the task's submission) time if it made it
+            "created_at = if_not_exists(created_at, :at)",
             "processing_time_ms = :ms",
             "last_attempt = :attempt",
-            "gsi1pk = :gsi",
-            "gsi1sk = :at",
             "expires_at = :ttl",
         ]
+        if not is_task_id(completed.run_id):  # tasks are not listed per run
+            values[":gsi"] = {"S": f"JOBS#{completed.run_id}#{status}"}
+            sets += ["gsi1pk = :gsi", "gsi1sk = :at"]
         for field in ("sequence_id", "route_index", "output_key", "error_message", "correlation_id"):
             value = getattr(completed, field)
             if value is not None:
                 values[f":{field}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)[:2000]}
                 sets.append(f"{field} = :{field}")
-        self.client.update_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": f"RUN#{completed.run_id}"}, "sk": {"S": f"JOB#{completed.job_id}"}},
-            UpdateExpression="SET " + ", ".join(sets) + " ADD reports :one",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+        update = {
+            "TableName": self.table_name,
+            "Key": key,
+            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE claimed_by, lease_until_ms ADD reports :one",
+            "ExpressionAttributeNames": names,
+        }
+        for _ in range(MAX_OUTCOME_TRIES):
+            old = self.client.get_item(
+                TableName=self.table_name, Key=key, ConsistentRead=True, ProjectionExpression="#status",
+                ExpressionAttributeNames=names,
+            ).get("Item")  # fmt: skip
+            old_status = old["status"]["S"] if old and "status" in old else None
+            if old_status == "COMPLETED":
+                return self._job_item(key)
+            expected = {":old": {"S": old_status}} if old_status else {}
+            condition = "#status = :old" if old_status else "attribute_not_exists(#status)"
+            deltas = counter_deltas(completed.exec_type, old_status, status, completed.processing_time_ms)
+            try:
+                if not deltas:
+                    self.client.update_item(
+                        **update, ConditionExpression=condition, ExpressionAttributeValues={**values, **expected}
+                    )
+                    return None
+                self.client.transact_write_items(
+                    TransactItems=[
+                        {"Update": {**update, "ConditionExpression": condition,
+                                    "ExpressionAttributeValues": {**values, **expected}}},
+                        {"Update": self._counter_update(progress_key(completed.run_id, completed.completed_at), deltas)},
+                    ]
+                )  # fmt: skip
+                return None
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code not in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                    raise
+                if code == "TransactionCanceledException" and not _condition_failed_first(exc):
+                    raise
+        raise JobGraphError(
+            f"job {completed.job_id}: its record kept changing while its outcome was written ({MAX_OUTCOME_TRIES} tries)"
         )
+
+    def _counter_update(self, key: dict, deltas: dict[str, int | float]) -> dict:
+        """One ADD of every delta to a counters item (created by the first ADD)."""
+        names = {f"#c{i}": name for i, name in enumerate(deltas)}
+        values = {f":c{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
+        return {
+            "TableName": self.table_name,
+            "Key": key,
+            "UpdateExpression": "SET expires_at = :ttl ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(deltas))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {**values, ":ttl": self._expires_at()},
+        }
+
+    def _job_item(self, key: dict) -> dict:
+        return _plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item") or {})
+
+    def get_job(self, run_id: str, job_id: str) -> dict | None:
+        """A job's record (a task's: its task record), or None if it has none."""
+        return self._job_item(job_key(run_id, job_id)) or None
 
     def record_poison(self, message_id: str, error: str, body: str) -> None:
         """A message that is not a job at all: kept for inspection (it also ends in the DLQ)."""
@@ -275,80 +442,57 @@ class JobsTable:
             kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
 
     def count_jobs(self, run_id: str, status: str = "COMPLETED") -> int:
-        """Jobs of a run whose latest status is ``status`` (a COUNT query; progress of a run on AWS)."""
-        total, kwargs = 0, {}
-        while True:
-            response = self.client.query(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
-                FilterExpression="#status = :status",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":pk": {"S": f"RUN#{run_id}"},
-                    ":job": {"S": "JOB#"},
-                    ":status": {"S": status},
-                },
-                Select="COUNT",
-                **kwargs,
-            )
-            total += response.get("Count", 0)
-            if "LastEvaluatedKey" not in response:
-                return total
-            kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+        """Jobs of a run whose latest status is ``status`` (COMPLETED or FAILED), from its counters: one read."""
+        if status not in ("COMPLETED", "FAILED"):
+            raise ValueError(f"only COMPLETED and FAILED jobs are counted, not {status!r}")
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "PROGRESS"}},
+            ConsistentRead=True,
+        )
+        return int(response.get("Item", {}).get(f"n{status[0]}", {}).get("N", "0"))
 
     def job_page(
-        self, run_id: str, status: str | None, limit: int, start_key: dict | None = None, max_pages: int = 20
+        self, run_id: str, status: str | None, limit: int, start_key: dict | None = None
     ) -> tuple[list[dict], dict | None]:
         """One page of a run's job records, optionally only those whose latest status is ``status``.
 
-        With a status the query goes through the by-status GSI (gsi1pk = JOB#<STATUS>) filtered to the
-        run; DynamoDB applies ``Limit`` before the filter, so up to ``max_pages`` queries are made to fill
-        the page. Returns (items, the key to continue from or None at the end).
-        """
-        items: list[dict] = []
-        key = start_key
-        for _ in range(max_pages):
-            kwargs = {"ExclusiveStartKey": key} if key else {}
-            if status is None:
-                response = self.client.query(
-                    TableName=self.table_name,
-                    KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
-                    ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":job": {"S": "JOB#"}},
-                    Limit=limit - len(items),
-                    **kwargs,
-                )
-            else:
-                response = self.client.query(
-                    TableName=self.table_name,
-                    IndexName="by-status",
-                    KeyConditionExpression="gsi1pk = :status",
-                    FilterExpression="pk = :pk",
-                    ExpressionAttributeValues={":status": {"S": f"JOB#{status}"}, ":pk": {"S": f"RUN#{run_id}"}},
-                    Limit=limit - len(items),
-                    **kwargs,
-                )
-            items.extend(_plain(i) for i in response.get("Items", []))
-            key = response.get("LastEvaluatedKey")
-            if key is None or len(items) >= limit:
-                break
-        return items, key
+        With a status it is one query of the status index's partition of exactly that run and status.
+        Returns (items, the key to continue from or None at the end)."""
+        kwargs = {"ExclusiveStartKey": start_key} if start_key else {}
+        if status is None:
+            response = self.client.query(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
+                ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":job": {"S": "JOB#"}},
+                Limit=limit,
+                **kwargs,
+            )
+        else:
+            response = self.client.query(
+                TableName=self.table_name,
+                IndexName="by-status",
+                KeyConditionExpression="gsi1pk = :key",
+                ExpressionAttributeValues={":key": {"S": f"JOBS#{run_id}#{status}"}},
+                Limit=limit,
+                **kwargs,
+            )
+        return [_plain(i) for i in response.get("Items", [])], response.get("LastEvaluatedKey")
 
-    # --- API tasks (POST /tasks, seed 004) ---------------------------------------------------------
+    # --- API tasks (POST /tasks, seed 004): their own namespace --------------------------------------
     def claim_task(self, client_key: str, task_id: str, fingerprint: str) -> dict | None:
-        """Record a task under its client key; None when new, else the task recorded before under that key."""
+        """Remember that ``client_key`` names task ``task_id``; None when new, else the claim made before."""
         from botocore.exceptions import ClientError
 
-        now = utc_now_iso()
+        key = {"pk": {"S": f"TASKKEY#{client_key}"}, "sk": {"S": "KEY"}}
         try:
             self.client.put_item(
                 TableName=self.table_name,
                 Item={
-                    "pk": {"S": f"TASK#{client_key}"},
-                    "sk": {"S": "TASK"},
+                    **key,
                     "task_id": {"S": task_id},
                     "fingerprint": {"S": fingerprint},
-                    "status": {"S": "ACCEPTED"},
-                    "created_at": {"S": now},
+                    "created_at": {"S": utc_now_iso()},
                     "expires_at": self._expires_at(),
                 },
                 ConditionExpression="attribute_not_exists(pk)",
@@ -356,22 +500,47 @@ class JobsTable:
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
-            response = self.client.get_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": f"TASK#{client_key}"}, "sk": {"S": "TASK"}},
-                ConsistentRead=True,
-            )
-            return _plain(response["Item"])
+            return _plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)["Item"])
         return None
 
-    def mark_task_queued(self, client_key: str) -> None:
+    def record_task_queued(self, task_id: str, client_key: str, message_group_id: str, details: dict) -> None:
+        """The task's record once its job is on the queue: QUEUED, unless its job already moved it on."""
+        now = utc_now_iso()
+        values = {
+            ":queued": {"S": "QUEUED"},
+            ":now": {"S": now},
+            ":key": {"S": client_key},
+            ":group": {"S": message_group_id},
+            ":synthetic": {"S": "SYNTHETIC"},
+            ":ttl": self._expires_at(),
+        }
+        sets = [
+            "#status = if_not_exists(#status, :queued)",
+            "exec_type = if_not_exists(exec_type, :synthetic)",
+            "created_at = if_not_exists(created_at, :now)",
+            "updated_at = if_not_exists(updated_at, :now)",
+            "queued_at = :now",
+            "client_key = :key",
+            "message_group_id = :group",
+            "expires_at = :ttl",
+        ]
+        for name, value in details.items():
+            values[f":{name}"] = {"N": str(value)}
+            sets.append(f"{name} = :{name}")
         self.client.update_item(
             TableName=self.table_name,
-            Key={"pk": {"S": f"TASK#{client_key}"}, "sk": {"S": "TASK"}},
-            UpdateExpression="SET #status = :queued, queued_at = :now",
+            Key=task_key(task_id),
+            UpdateExpression="SET " + ", ".join(sets),
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":queued": {"S": "QUEUED"}, ":now": {"S": utc_now_iso()}},
+            ExpressionAttributeValues=values,
         )
+
+    def get_task(self, task_id: str) -> dict:
+        """A task's record; TaskNotFoundError for an unknown (or expired) task."""
+        item = self._job_item(task_key(task_id))
+        if not item:
+            raise TaskNotFoundError(f"task {task_id!r} not found")
+        return item
 
     def mark_run_announced(self, run_id: str, event_id: str) -> bool:
         """Remember that the run's end was published (once; False if it was before)."""
@@ -601,15 +770,17 @@ class JobsTable:
         )
 
     def fail_run(self, run_id: str, error: str) -> bool:
-        """RUNNING → FAILED (a job used up its attempts); False if the run had ended before."""
+        """RUNNING → FAILED (a job used up its attempts); False if the run had ended before, or if ``run_id`` is
+        an API task's (it has no run: its own record says FAILED)."""
+        if is_task_id(run_id):
+            return False
         run = self.get_run(run_id)
         now = utc_now_iso()
         duration_s = (time.time() * 1000 - float(run["started_epoch_ms"])) / 1000
         return self._update_if(
             run_id,
             UpdateExpression=(
-                "SET #status = :failed, completed_at = :now, duration_s = :duration, #error = :error, "
-                "gsi1pk = :gsi, gsi1sk = :now"
+                "SET #status = :failed, completed_at = :now, duration_s = :duration, #error = :error, gsi1pk = :gsi"
             ),
             ConditionExpression="#status = :running",
             ExpressionAttributeNames={"#status": "status", "#error": "error"},
@@ -627,7 +798,7 @@ class JobsTable:
         """The attempt of the job's latest report (0 if it has no record)."""
         response = self.client.get_item(
             TableName=self.table_name,
-            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}},
+            Key=job_key(run_id, job_id),
             ProjectionExpression="last_attempt",
             ConsistentRead=True,
         )

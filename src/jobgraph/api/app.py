@@ -8,40 +8,49 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from jobgraph.adapters.dynamodb import RunExistsError, RunNotFoundError
+from jobgraph.adapters.dynamodb import RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.api.approvals import add_approval_routes
 from jobgraph.api.schemas import (
     ClientKey,
     ErrorBody,
+    FileType,
+    IsoTime,
+    JobId,
     JobPage,
+    JobStatusBody,
     JobStatusName,
     ResultLinks,
+    RunPage,
     RunRequest,
     RunStarted,
     RunStatusBody,
-    TaskAccepted,
+    RunStatusName,
+    TaskId,
     TaskRequest,
+    TaskStatus,
+    TestRunId,
 )
 from jobgraph.core.errors import InvalidSequenceError
 from jobgraph.core.models import RUN_ID_PATTERN
 from jobgraph.services import status
-from jobgraph.services.start_run import launch_run, parse_sequences
+from jobgraph.services.start_run import parse_sequences
 
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
 RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="run id")]
 ERRORS = {
     400: {"model": ErrorBody, "description": "bad request (e.g. a foreign next_token)"},
     404: {"model": ErrorBody, "description": "unknown run"},
     422: {"model": ErrorBody, "description": "invalid input; errors[].field names each field"},
 }
+JOB_ERRORS = {**ERRORS, 404: {"model": ErrorBody, "description": "no record of this job (not started, or no such job)"}}
+TASK_ERRORS = {**ERRORS, 404: {"model": ErrorBody, "description": "unknown task"}}
 
 
 def _field(loc: tuple | list) -> str:
@@ -71,16 +80,30 @@ def error(status_code: int, code: str, message: str, errors: list[dict] | None =
     return JSONResponse(status_code=status_code, content=body.model_dump())
 
 
-def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps) -> FastAPI:
-    """``deps`` is called per request (cached in production), so tests can hand in their own stack."""
+def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps, cors_origins: tuple[str, ...] = ()) -> FastAPI:
+    """``deps`` is called per request (cached in production), so tests can hand in their own stack.
+
+    ``cors_origins``: browser origins allowed to call the app when it serves HTTP itself (`jobgraph serve`);
+    on AWS the HTTP API answers CORS (ApiCorsAllowOrigins), before IAM auth."""
     app = FastAPI(
         title="jobgraph status API",
         version=API_VERSION,
         description=(
-            "Start runs, follow their jobs, fetch their results, queue single tasks. On AWS every route "
-            "needs SigV4 (IAM auth, service execute-api)."
+            "Start and list runs, follow their jobs, fetch their results, queue single tasks and follow them, "
+            "read any job's status and download its file. On AWS every route needs SigV4 (IAM auth, service "
+            "execute-api)."
         ),
     )
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "idempotency-key"],
+            max_age=600,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -95,6 +118,22 @@ def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps) -> FastAPI:
     @app.exception_handler(RunNotFoundError)
     async def _not_found(_request: Request, exc: RunNotFoundError) -> JSONResponse:
         return error(404, "not_found", str(exc), [{"field": "path.run_id", "message": "no such run"}])
+
+    @app.exception_handler(TaskNotFoundError)
+    async def _task_not_found(_request: Request, exc: TaskNotFoundError) -> JSONResponse:
+        return error(404, "not_found", str(exc), [{"field": "path.task_id", "message": "no such task"}])
+
+    @app.exception_handler(status.JobNotFoundError)
+    async def _job_not_found(_request: Request, exc: status.JobNotFoundError) -> JSONResponse:
+        return error(404, "not_found", str(exc), [{"field": "path.job_id", "message": "no record of this job"}])
+
+    @app.exception_handler(status.NoSuchFileError)
+    async def _no_such_file(_request: Request, exc: status.NoSuchFileError) -> JSONResponse:
+        return error(404, "not_found", str(exc), [{"field": "path.file_type", "message": str(exc)}])
+
+    @app.exception_handler(status.NotReadyError)
+    async def _not_ready(_request: Request, exc: status.NotReadyError) -> JSONResponse:
+        return error(409, "not_ready", str(exc), [{"field": "path.job_id", "message": "not COMPLETED yet"}])
 
     @app.exception_handler(RunExistsError)
     async def _exists(_request: Request, exc: RunExistsError) -> JSONResponse:
@@ -118,7 +157,7 @@ def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps) -> FastAPI:
         status_code=202,
         response_model=RunStarted,
         responses={**ERRORS, 409: {"model": ErrorBody, "description": "run_id exists"}},
-        summary="Start a run from sequences or a generator spec",
+        summary="Start a run from sequences or a generator spec (on the stack's runner)",
     )
     def start_run(body: RunRequest, request: Request) -> RunStarted:
         if body.generate is not None:
@@ -128,15 +167,28 @@ def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps) -> FastAPI:
         else:
             # already valid one by one (the body model); duplicate ids are a property of the whole list
             sequences = parse_sequences([s.model_dump(mode="json") for s in body.sequences or []])
-        started = launch_run(
-            body.run_id or status.new_run_id(),
-            sequences,
-            deps().run,
-            scenarios=body.scenarios,
-            seed=body.seed,
-            test_run_id=body.test_run_id,
+        started = status.start_run(
+            deps(), body.run_id or status.new_run_id(), sequences, body.scenarios, body.seed, body.test_run_id
         )
-        return RunStarted(**asdict(started), status_url=str(request.url_for("get_run", run_id=started.run_id)))
+        return RunStarted(**started, status_url=str(request.url_for("get_run", run_id=started["run_id"])))
+
+    @app.get(
+        "/runs",
+        response_model=RunPage,
+        responses={400: ERRORS[400], 422: ERRORS[422]},
+        summary="Runs newest first: by status, by test run, or all of a date range (default: the last 7 days)",
+    )
+    def list_runs(
+        run_status: Annotated[
+            RunStatusName | None, Query(alias="status", description="only runs in this status")
+        ] = None,
+        test_run_id: Annotated[TestRunId | None, Query(description="only runs of this test run")] = None,
+        since: Annotated[IsoTime | None, Query(description="created at or after (ISO date or UTC time)")] = None,
+        until: Annotated[IsoTime | None, Query(description="created at or before (a date: all of that day)")] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+        next_token: Annotated[str | None, Query(max_length=4096, description="from the previous page")] = None,
+    ) -> dict:
+        return status.list_runs(deps(), run_status, test_run_id, since, until, limit, next_token)
 
     @app.get("/runs/{run_id}", response_model=RunStatusBody, responses=ERRORS, summary="Status, progress, timings")
     def get_run(run_id: RunIdPath) -> dict:
@@ -157,19 +209,46 @@ def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps) -> FastAPI:
     def get_results(run_id: RunIdPath) -> dict:
         return status.result_links(deps(), run_id)
 
+    @app.get(
+        "/status/{job_id}",
+        response_model=JobStatusBody,
+        responses=JOB_ERRORS,
+        summary="Any job's status (a run's job or a task), with its file's URL once completed",
+    )
+    def get_job_status(job_id: Annotated[JobId, Path(description="job id (or task id)")]) -> dict:
+        return status.job_status(deps(), job_id)
+
+    @app.get(
+        "/download/{job_id}/{file_type}",
+        status_code=302,
+        response_class=RedirectResponse,
+        responses={
+            302: {"description": "redirect to a presigned GET URL of the file (Location)"},
+            **JOB_ERRORS,
+            409: {"model": ErrorBody, "description": "the job has not completed: no file yet"},
+        },
+        summary="Redirect to a job's file: delays (routes), percentiles, merged_percentiles, data (tasks), or output",
+    )
+    def download(
+        job_id: Annotated[JobId, Path(description="job id (or task id)")],
+        file_type: Annotated[FileType, Path(description="the job's file, or 'output' for whichever it has")],
+    ) -> RedirectResponse:
+        return RedirectResponse(status.download_url(deps(), job_id, file_type), status_code=302)
+
     @app.post(
         "/tasks",
         status_code=202,
-        response_model=TaskAccepted,
+        response_model=TaskStatus,
         responses={
-            200: {"model": TaskAccepted, "description": "replay of a key already accepted: the first task"},
+            200: {"model": TaskStatus, "description": "replay of a key already accepted: the first task, as it is now"},
             **ERRORS,
             409: {"model": ErrorBody, "description": "key reused with another body"},
         },
-        summary="Queue one task on the incoming FIFO queue (idempotent per client key)",
+        summary="Queue one task (a SYNTHETIC job) on the stack's runner, idempotent per client key",
     )
     def submit_task(
         body: TaskRequest,
+        request: Request,
         idempotency_key: Annotated[ClientKey | None, Header(alias="Idempotency-Key")] = None,
     ) -> JSONResponse:
         key = body.client_key or idempotency_key
@@ -187,10 +266,19 @@ def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps) -> FastAPI:
                 "Idempotency-Key header and client_key differ",
                 [{"field": "body.client_key", "message": "differs from the Idempotency-Key header"}],
             )
-        task, created = status.submit_task(
-            deps(), key, body.work_duration_ms, body.data_size_kb, body.run_id, body.message_group_id
-        )
-        return JSONResponse(status_code=202 if created else 200, content=TaskAccepted(**task).model_dump())
+        task, created = status.submit_task(deps(), key, body.work_duration_ms, body.data_size_kb, body.message_group_id)
+        task["status_url"] = str(request.url_for("get_task", task_id=task["task_id"]))
+        return JSONResponse(status_code=202 if created else 200, content=TaskStatus(**task).model_dump())
+
+    @app.get(
+        "/tasks/{task_id}",
+        response_model=TaskStatus,
+        responses=TASK_ERRORS,
+        summary="A task's status (QUEUED, PROCESSING, COMPLETED, FAILED), estimate, and download URL once done",
+    )
+    def get_task(task_id: Annotated[TaskId, Path(description="from POST /tasks")], request: Request) -> dict:
+        task = status.task_status(deps(), task_id)
+        return {**task, "status_url": str(request.url_for("get_task", task_id=task_id))}
 
     add_approval_routes(app, deps)
     return app

@@ -86,7 +86,7 @@ def add_approval_routes(app: FastAPI, deps: Callable[[], ApiDeps]) -> None:
         summary="The run's approval: PENDING_APPROVAL, APPROVED, REJECTED or EXPIRED",
     )
     def get_approval(run_id: RunIdPath) -> dict:
-        return approvals.get_approval(deps().run.table, run_id)
+        return approvals.get_approval(deps().table, run_id)
 
     @app.post(
         "/runs/{run_id}/approval",
@@ -101,4 +101,4 @@ def add_approval_routes(app: FastAPI, deps: Callable[[], ApiDeps]) -> None:
     def decide(run_id: RunIdPath, body: ApprovalRequest, request: Request) -> dict:
         api = deps()
         decided_by = caller_identity(request) or body.decided_by or "anonymous"
-        return approvals.decide(api.run.table, api.events, run_id, body.decision, decided_by, body.comment)
+        return approvals.decide(api.table, api.events, run_id, body.decision, decided_by, body.comment)

@@ -6,7 +6,16 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from jobgraph.core.models import MAX_SCENARIOS, MAX_SYNTHETIC_DATA_KB, MAX_SYNTHETIC_WORK_MS, RunId, Sequence
+from jobgraph.core.models import (
+    MAX_SCENARIOS,
+    MAX_SYNTHETIC_DATA_KB,
+    MAX_SYNTHETIC_WORK_MS,
+    TASK_ID_PATTERN,
+    TASK_ID_PREFIX,
+    RunId,
+    Sequence,
+    is_task_id,
+)
 
 # API Gateway gives an integration 29 s: a run started through the API must be stored and seeded well
 # within that (each sequence is one S3 PUT). Bigger runs: the StartRun function or `jobgraph run --stack`.
@@ -14,6 +23,14 @@ MAX_API_SEQUENCES = 500
 MAX_GENERATED = 100
 
 JobStatusName = Literal["COMPLETED", "FAILED"]
+RunStatusName = Literal["RUNNING", "COMPLETED", "FAILED"]
+TaskStatusName = Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
+FileType = Literal["delays", "percentiles", "merged_percentiles", "data", "output"]
+TaskId = Annotated[str, StringConstraints(pattern=TASK_ID_PATTERN)]
+JobId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")]
+TestRunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/=+@-]{1,128}$")]
+# an ISO date or UTC time, as the records store them: 2026-12-02 or 2026-12-02T05:40[:00[.000]][Z]
+IsoTime = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?Z?)?$")]
 ClientKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{8,128}$")]
 GroupId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
 
@@ -35,25 +52,29 @@ class RunRequest(_Body):
     generate: GenerateSpec | None = None
     scenarios: int | None = Field(default=None, ge=1, le=MAX_SCENARIOS, description="default: DEFAULT_SCENARIOS")
     seed: int = Field(default=42, ge=0, lt=2**63)
-    test_run_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/=+@-]{1,128}$")] | None = None
+    test_run_id: TestRunId | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
         if (self.sequences is None) == (self.generate is None):
             raise ValueError("give exactly one of 'sequences' and 'generate'")
+        if self.run_id is not None and is_task_id(self.run_id):
+            raise ValueError(f"run_id: ids starting with {TASK_ID_PREFIX!r} are task ids, not run ids")
         return self
 
 
 class RunStarted(BaseModel):
     run_id: str
     status: Literal["RUNNING"] = "RUNNING"
+    scenario: int = Field(description="the stack's scenario: 1 Lambda, 2 ECS workers, 3 Step Functions")
     test_run_id: str
     sequences: int
     jobs_total: int
-    first_jobs_sent: int
+    first_jobs_sent: int | None = Field(description="null in scenario 3: the state machine starts them")
     scenarios: int
     seed: int
     status_url: str
+    estimated_time_seconds: int | None = Field(description="null until some of its jobs completed")
 
 
 class Progress(BaseModel):
@@ -62,11 +83,13 @@ class Progress(BaseModel):
 
 
 class StageTimings(BaseModel):
+    """Completed jobs' processing times (ms): the mean exact, percentiles from a histogram (within ±9 %)."""
+
     count: int
+    mean: float
     p50: float
     p90: float
     p99: float
-    max: float
 
 
 class Timings(BaseModel):
@@ -80,6 +103,7 @@ class RunStatusBody(BaseModel):
     run_id: str
     status: str
     test_run_id: str | None
+    created_at: str | None
     sequences_total: int
     sequences_remaining: int
     jobs_total: int
@@ -87,15 +111,38 @@ class RunStatusBody(BaseModel):
     seed: int
     progress: Progress
     timings: Timings
+    estimated_time_seconds: int | None = Field(
+        description="while RUNNING: jobs left x the median job time / jobs in parallel; null once ended or before a median"
+    )
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    status: str
+    test_run_id: str | None = None
+    created_at: str | None = None
+    completed_at: str | None = None
+    duration_s: float | None = None
+    sequences_total: int | None = None
+    jobs_total: int | None = None
+    scenarios: int | None = None
+    error: str | None = None
+
+
+class RunPage(BaseModel):
+    runs: list[RunSummary] = Field(description="newest first")
+    next_token: str | None = Field(description="pass as next_token for the next page; null on the last page")
 
 
 class JobRecord(BaseModel):
     job_id: str
+    run_id: str
     status: str | None = None
     exec_type: str | None = None
     sequence_id: int | None = None
     route_index: int | None = None
     processing_time_ms: float | None = None
+    created_at: str | None = None
     updated_at: str | None = None
     last_attempt: int | None = None
     reports: int | None = None
@@ -118,22 +165,41 @@ class ResultLinks(BaseModel):
     sequences: dict[str, str] = Field(description="sequence_id -> presigned GET URL of percentiles/<id>.json")
 
 
+class JobStatusBody(JobRecord):
+    """Any job's latest record (seed 002's GET /status/{job_id}): a run's job or a task's."""
+
+    task: bool = Field(description="a task of POST /tasks (its run_id is its task id)")
+    files: dict[str, str] = Field(description="once COMPLETED: file type -> presigned GET URL (also /download/...)")
+    expires_in_s: int
+
+
 class TaskRequest(_Body):
-    """One SYNTHETIC job for the Processor (seed 004's task), queued on the incoming FIFO queue."""
+    """One SYNTHETIC job (seed 004's task) on the stack's runner: its own namespace, never part of a run."""
 
     work_duration_ms: int = Field(default=100, ge=0, le=MAX_SYNTHETIC_WORK_MS)
     data_size_kb: int = Field(default=10, ge=0, le=MAX_SYNTHETIC_DATA_KB)
-    run_id: RunId = Field(default="api-tasks", description="the run the task's job record is filed under")
     message_group_id: GroupId | None = Field(default=None, description="FIFO group (default: TASK_GROUP_ID)")
     client_key: ClientKey | None = Field(default=None, description="idempotency key (or the Idempotency-Key header)")
 
 
-class TaskAccepted(BaseModel):
+class TaskStatus(BaseModel):
     task_id: str
-    run_id: str
-    message_group_id: str
-    client_key: str
-    status: Literal["QUEUED"]
+    status: TaskStatusName
+    created_at: str | None
+    updated_at: str | None
+    attempts: int = Field(description="the attempt of its latest run (0 before it ran)")
+    message_group_id: str | None
+    client_key: str | None
+    work_duration_ms: int | None
+    data_size_kb: int | None
+    processing_time_ms: float | None
+    output_key: str | None
+    error_message: str | None
+    download_url: str | None = Field(description="presigned GET URL of its output once COMPLETED")
+    estimated_time_seconds: int | None = Field(
+        description="while QUEUED/PROCESSING: queue ahead and recent tasks' median job time; else null"
+    )
+    status_url: str | None = None
 
 
 class FieldError(BaseModel):
@@ -144,6 +210,8 @@ class FieldError(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    error: str = Field(description="machine-readable code: validation_error, not_found, conflict, bad_request")
+    error: str = Field(
+        description="machine-readable code: validation_error, not_found, conflict, not_ready, bad_request"
+    )
     message: str
     errors: list[FieldError] = []

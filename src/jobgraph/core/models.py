@@ -6,6 +6,8 @@ them into one-line messages ("file: sequence 3: routes[1].estimated_takeoff_time
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
@@ -170,6 +172,31 @@ def aggregation_job_id(run_id: str, sequence_id: int) -> str:
 
 def merge_job_id(run_id: str) -> str:
     return f"{run_id}-merge"
+
+
+# the endings the job id makers above (and core.graph.synthetic_jobs) put after a run id: a job id's ending
+# fixes where its run id ends, so each job id names its run
+_JOB_ID = re.compile(r"^(?P<run>.+?)-(?:s\d+-(?:r\d+|agg)|merge|syn-\d{7})$")
+
+
+def run_id_of_job(job_id: str) -> str | None:
+    """The run a job id belongs to (None: not a job id these makers make)."""
+    match = _JOB_ID.match(job_id)
+    return match.group("run") if match and re.match(RUN_ID_PATTERN, match.group("run")) else None
+
+
+# API tasks (POST /tasks) are their own namespace: a task's job runs under a run id that is its task id,
+# which no run may take (services/start_run.py refuses it), so a task can never join or address a run.
+TASK_ID_PREFIX = "task-"
+TASK_ID_PATTERN = r"^task-[0-9a-f]{32}$"
+
+
+def new_task_id() -> str:
+    return f"{TASK_ID_PREFIX}{uuid.uuid4().hex}"
+
+
+def is_task_id(run_id: str) -> bool:
+    return run_id.startswith(TASK_ID_PREFIX)
 
 
 def utc_now_iso() -> str:

@@ -20,6 +20,12 @@ The speed-ups change no behaviour. The fix:
    tagged key fails the whole stack with ``KeyError: 'TagKey'`` (moto 5.2.5). Each tag is passed in both
    shapes, which stays right if moto starts converting them itself.
 
+5. Nested stacks: moto creates an ``AWS::CloudFormation::Stack`` resource from its TemplateURL, but its
+   ``Fn::GetAtt [Child, Outputs.Name]`` resolves to nothing (moto's Stack has no ``get_cfn_attribute``), so
+   a parent could not use what its nested stack made (the shared pieces' URLs, names and ARNs).
+   ``_nested_stack_output`` answers it from the nested stack's outputs, as CloudFormation does (an output
+   moto cannot resolve, of a resource type it does not model such as the HTTP API, is empty).
+
 And one about correctness under the serialised server (server.py runs one request at a time):
 
 4. SQS long polls: moto's ReceiveMessage with WaitTimeSeconds > 0 loops in the request until a message is
@@ -177,8 +183,25 @@ def apply() -> list[str]:
             kms_models.Key.create_from_cloudformation_json
         )
         _APPLIED.append("KMS key tags from CloudFormation")
+    from moto.cloudformation import models as cloudformation_models
+
+    if "get_cfn_attribute" not in cloudformation_models.Stack.__dict__:
+        cloudformation_models.Stack.get_cfn_attribute = _nested_stack_output
+        _APPLIED.append("nested stack outputs for Fn::GetAtt")
     _APPLIED.extend(_apply_step_functions())
     return list(_APPLIED)
+
+
+def _nested_stack_output(self, attribute_name: str):
+    """``Fn::GetAtt [NestedStack, Outputs.Name]``: the nested stack's output ``Name``."""
+    from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+    name = attribute_name.removeprefix("Outputs.")
+    if name == attribute_name or name not in (self.template_dict.get("Outputs") or {}):
+        raise UnformattedGetAttTemplateException()
+    output = self.output_map[name]
+    # None: an output of a resource type moto does not model (the HTTP API's id): empty, as its Ref is
+    return output.value if output is not None and output.value is not None else ""
 
 
 # --- Step Functions ---------------------------------------------------------------------------------

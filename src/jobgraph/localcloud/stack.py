@@ -9,6 +9,11 @@
    resolved by moto's own intrinsic-function resolver against the stack), so their state can be read;
 5. moto's own SQS→Lambda trigger is switched off (it ignores FIFO groups and ReportBatchItemFailures,
    GUIDE §7): the local runtime (runtime.py) polls each mapping's queue instead.
+
+Nested applications (the shared pieces under templates/shared/) are transformed too and uploaded as
+templates to the artifacts bucket, their stack resources pointed at them, as `sam deploy` does on AWS;
+moto's CloudFormation creates them as nested stacks. ``DeployedStack`` shows the parent and its nested
+stacks as one: their resources, physical ids and alarms together (logical ids are unique across them).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class DeployedStack:
     code_paths: dict[str, Path] = field(default_factory=dict)  # artifact key -> local folder
     physical_ids: dict[str, str] = field(default_factory=dict)  # logical id -> physical id
     alarms: list[str] = field(default_factory=list)
+    # stack name -> its transformed template: this stack and every nested one (the shared pieces)
+    stacks: dict[str, dict] = field(default_factory=dict)
 
     def resources_of_type(self, resource_type: str) -> dict[str, dict]:
         return {k: v for k, v in self.transformed["Resources"].items() if v.get("Type") == resource_type}
@@ -119,13 +126,21 @@ def _moto_stack(endpoint: LocalEndpoint, name: str):
 
 
 def create_alarms(endpoint: LocalEndpoint, stack: DeployedStack) -> list[str]:
-    """Create the template's AWS::CloudWatch::Alarm resources through the CloudWatch API."""
+    """Create the AWS::CloudWatch::Alarm resources of the stack and its nested stacks through the CloudWatch API."""
     from moto.cloudformation.parsing import clean_json
 
-    resource_map = _moto_stack(endpoint, stack.name).resource_map
     cloudwatch = endpoint.client("cloudwatch")
     names = []
-    for logical_id, resource in stack.resources_of_type("AWS::CloudWatch::Alarm").items():
+    for stack_name, template in (stack.stacks or {stack.name: stack.transformed}).items():
+        resource_map = _moto_stack(endpoint, stack_name).resource_map
+        alarms = {k: v for k, v in template["Resources"].items() if v.get("Type") == "AWS::CloudWatch::Alarm"}
+        names += _create_alarms(cloudwatch, stack, resource_map, alarms, clean_json)
+    return names
+
+
+def _create_alarms(cloudwatch, stack: DeployedStack, resource_map, alarms: dict, clean_json) -> list[str]:
+    names = []
+    for logical_id, resource in alarms.items():
         condition = resource.get("Condition")
         if condition and not resource_map.lazy_condition_map[condition]:
             continue
@@ -150,7 +165,7 @@ def deploy(
     parameters: dict[str, str] | None = None,
 ) -> DeployedStack:
     """Transform and deploy ``template_path`` into the local cloud; returns the stack's outputs and layout."""
-    from jobgraph.sam.template import load_template, transform_template
+    from jobgraph.sam.template import load_template, transform_tree
 
     template_path = Path(template_path).resolve()
     if not template_path.is_file():
@@ -161,21 +176,25 @@ def deploy(
         raise DeployError(f"{template_path}: cannot read the template: {exc}") from None
     values = _parameter_values(template, parameters or {})
     try:
-        transformed, _code_locations = transform_template(template, values, endpoint.region, template_path.parent)
+        tree = transform_tree(template_path, values, endpoint.region)
     except Exception as exc:
         raise DeployError(f"{template_path}: SAM transform failed: {exc}") from None
+    transformed = tree.transformed
 
     root = template_path.parent
     s3 = endpoint.client("s3")
     code_paths: dict[str, Path] = {}
-    for bucket, key in _artifact_locations(transformed):
-        # samtemplate names each artifact after its folder relative to the template
-        folder = root if key == "root" else root / key
-        if not folder.is_dir():
-            raise DeployError(f"{template_path}: code folder {folder} of s3://{bucket}/{key} does not exist")
-        _ensure_bucket(s3, bucket, endpoint.region)
-        s3.put_object(Bucket=bucket, Key=key, Body=_zip_folder(folder))
-        code_paths[key] = folder
+    for _trail, node in tree.walk():
+        for bucket, key in _artifact_locations(node.transformed):
+            # samtemplate names each artifact after its folder relative to the (root) template
+            folder = root if key == "root" else root / key
+            if not folder.is_dir():
+                raise DeployError(f"{node.path}: code folder {folder} of s3://{bucket}/{key} does not exist")
+            _ensure_bucket(s3, bucket, endpoint.region)
+            if key not in code_paths:
+                s3.put_object(Bucket=bucket, Key=key, Body=_zip_folder(folder))
+            code_paths[key] = folder
+    _upload_nested_templates(s3, tree, stack_name)
 
     cloudformation = endpoint.client("cloudformation")
     cloudformation.create_stack(
@@ -185,21 +204,68 @@ def deploy(
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
     described = _wait_for_stack(cloudformation, stack_name)
-    physical_ids = {
-        r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
-        for r in cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
-    }
+    stacks, physical_ids, resources = {}, {}, {}
+    pending = [(stack_name, tree, {})]
+    while pending:
+        name, node, passed = pending.pop()
+        stacks[name] = node.transformed
+        resources.update(_with_parent_layers(node.transformed["Resources"], passed, _moto_stack(endpoint, name)))
+        listed = cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
+        physical_ids.update({r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in listed})
+        pending += [
+            (physical_ids[logical_id], child, node.transformed["Resources"][logical_id]["Properties"]["Parameters"])
+            for logical_id, child in node.children.items()
+        ]
+    if len(resources) != sum(len(t["Resources"]) for t in stacks.values()):
+        raise DeployError(f"{template_path}: a logical id is used in more than one of its nested templates")
     stack = DeployedStack(
         name=stack_name,
         outputs={o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])},
         parameters=values,
-        transformed=transformed,
+        transformed={**transformed, "Resources": resources},
         root=root,
         code_paths=code_paths,
         physical_ids=physical_ids,
+        stacks=stacks,
     )
     stack.alarms = create_alarms(endpoint, stack)
     return stack
+
+
+def _with_parent_layers(resources: dict, passed: dict, moto_stack) -> dict:
+    """A nested stack's functions get their layers as parameters (``CoreLayerArn: !Ref CoreLayer``): in the
+    merged view their ``Layers`` name the parent's layer resources, as the runtime finds layer folders by
+    logical id (moto keeps no layer ARNs to match). Conditions are the nested stack's as moto evaluated them."""
+    if not passed:
+        return resources
+    merged = {}
+    for logical_id, resource in resources.items():
+        layers = resource.get("Properties", {}).get("Layers")
+        if resource.get("Type") == "AWS::Lambda::Function" and layers:
+            if isinstance(layers, dict) and "Fn::If" in layers:
+                name, when_true, when_false = layers["Fn::If"]
+                layers = when_true if moto_stack.resource_map.lazy_condition_map[name] else when_false
+            layers = [passed.get(ref["Ref"], ref) if isinstance(ref, dict) and "Ref" in ref else ref for ref in layers]
+            resource = {**resource, "Properties": {**resource["Properties"], "Layers": layers}}
+        merged[logical_id] = resource
+    return merged
+
+
+def _upload_nested_templates(s3, tree, stack_name: str) -> None:
+    """Each nested template (transformed) into the artifacts bucket, its stack resource pointed at it.
+
+    moto's CloudFormation reads a nested stack's TemplateURL from its own S3 and applies no transform, so
+    it gets the transformed child, as CloudFormation does after the child's own SAM transform on AWS."""
+    from jobgraph.sam.template import ARTIFACT_BUCKET
+
+    for trail, node in reversed(list(tree.walk())):
+        for logical_id, child in node.children.items():
+            key = f"templates/{stack_name}/{'/'.join((*trail, logical_id))}.json"
+            _ensure_bucket(s3, ARTIFACT_BUCKET, s3.meta.region_name)
+            s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=json.dumps(child.transformed).encode())
+            node.transformed["Resources"][logical_id]["Properties"]["TemplateURL"] = (
+                f"https://s3.amazonaws.com/{ARTIFACT_BUCKET}/{key}"
+            )
 
 
 def _ensure_bucket(s3, bucket: str, region: str) -> None:

@@ -33,7 +33,7 @@ from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
 from jobgraph.runs import local_runtime
 from jobgraph.runs.aws import AwsTarget
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
-from jobgraph.runs.serve import ApiServer, wait_until_interrupted
+from jobgraph.runs.serve import ApiServer, LocalAsyncLambda, wait_until_interrupted
 from jobgraph.runs.target import Output, Patience
 from jobgraph.runs.workload import alarm_states
 
@@ -135,9 +135,12 @@ class LocalTarget(AwsTarget):
         function = self.runtime.functions.get(API_FUNCTION)
         if function is None:
             raise JobGraphError(
-                f"stack {self.stack_name} has no {API_FUNCTION}: the status API is part of scenario 1's template"
+                f"stack {self.stack_name} has no {API_FUNCTION}: every scenario nests templates/shared/status-api.yaml"
             )
-        self.server = ApiServer(function.environment, self.clients, port=self.options.api_port).start()
+        # scenario 3's tasks are asynchronous StepTask invocations: run by the local runtime
+        tasks = LocalAsyncLambda(self.runtime)
+        self.server = ApiServer(function.environment, self.clients, port=self.options.api_port, lambda_client=tasks)
+        self.server.start()
         print(f"status API: {self.server.url} (docs: {self.server.url}/docs)", file=sys.stderr, flush=True)
         # e.g. `AWS_ENDPOINT_URL=... jobgraph triggers push CONFIG --stack <stack>` while the cloud stays up
         print(f"local AWS endpoint: {self.clients.url} (AWS_ENDPOINT_URL)", file=sys.stderr, flush=True)
@@ -279,6 +282,9 @@ class LocalTarget(AwsTarget):
         """With the status API served: keep the local cloud up until Ctrl-C (or until its runtime dies)."""
         if self.server is None:
             return
+        if self.ecs.services:  # finish() stopped the workers to count their time: the API's runs and tasks need them
+            self.ecs = LocalEcs(self.clients, self.stack, self.log_dir, self.options.faults, self.options.ecs_workers)
+            self.ecs.start()
         print(f"{what}; the local cloud stays up: status API at {self.server.url} — Ctrl-C to stop", flush=True)
         try:
             wait_until_interrupted(self.check)

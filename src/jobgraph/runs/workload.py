@@ -114,11 +114,7 @@ def alarm_states(cloudwatch, stack_name: str) -> dict[str, str]:
 
 
 def start_run_payload(sequences: list[Sequence], spec: RunSpec) -> dict:
-    """The StartRun event (events/start-run.json has the same shape)."""
-    return {
-        "run_id": spec.run_id,
-        "test_run_id": spec.test_run_id,
-        "scenarios": spec.scenarios,
-        "seed": spec.seed,
-        "sequences": [sequence.model_dump(mode="json") for sequence in sequences],
-    }
+    """The StartRun event (events/start-run.json has the same shape), made where the request is defined."""
+    from jobgraph.services.start_run import run_request  # Powertools' logger: only when a run starts
+
+    return run_request(sequences, spec)

@@ -5,7 +5,9 @@ benchmarks/bench_import.py). Nothing here imports boto3 or the SAM translator at
 
 ``built_functions(build_dir)`` reads ``<build_dir>/template.yaml`` (the template `sam build` writes,
 whose CodeUri/ContentUri point at the built folders) and returns, per function, its code folder and
-the folders of the layers it lists, in order.
+the folders of the layers it lists, in order. Nested applications (the shared pieces) are built into
+``<build_dir>/<LogicalId>/template.yaml``; their functions are listed too, their layers being the
+parent's layers they are passed as parameters (``CoreLayerArn: !Ref CoreLayer``).
 
 ``run_isolated(function, events, ...)`` runs a function's handler in a fresh interpreter started with
 ``-I -S -B`` from the base Python (no virtualenv, no site-packages, no bytecode written into the
@@ -66,24 +68,66 @@ class BuiltFunction:
 
 
 def built_functions(build_dir: str | Path) -> dict[str, BuiltFunction]:
-    from jobgraph.sam.template import load_template
-
     build_dir = Path(build_dir).resolve()
     template_path = build_dir / "template.yaml"
     if not template_path.is_file():
         raise FileNotFoundError(f"{template_path} not found: run `make build` (sam build) first")
+    return _built_functions(template_path, {})
+
+
+def _condition_holds(condition: dict, template: dict, passed: dict) -> bool:
+    """The conditions nested templates put on their layers: Not / Equals of a parameter and a string."""
+    ((fn, arg),) = condition.items()
+    if fn == "Fn::Not":
+        return not _condition_holds(arg[0], template, passed)
+    if fn == "Condition":
+        return _condition_holds(template["Conditions"][arg], template, passed)
+    if fn == "Fn::Equals":
+
+        def value(item):
+            if not (isinstance(item, dict) and "Ref" in item):
+                return item
+            given = passed.get(item["Ref"], template["Parameters"][item["Ref"]].get("Default"))
+            return f"<{given['Ref']}>" if isinstance(given, dict) else given  # a resource: never empty
+
+        return value(arg[0]) == value(arg[1])
+    raise ValueError(f"condition {fn} is not understood by sam/build.py")
+
+
+def _built_functions(template_path: Path, passed: dict) -> dict[str, BuiltFunction]:
+    from jobgraph.sam.template import load_template
+
+    build_dir = template_path.parent
     template = load_template(template_path)
     resources = template["Resources"]
     globals_ = (template.get("Globals") or {}).get("Function") or {}
-    functions = {}
+    functions: dict[str, BuiltFunction] = {}
     for logical_id, resource in resources.items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Application" and isinstance(properties.get("Location"), str):
+            # what this template passes its nested one, layer references resolved to their built folders
+            given = {
+                name: {"Ref": value["Ref"], "folder": build_dir / resources[value["Ref"]]["Properties"]["ContentUri"]}
+                if isinstance(value, dict)
+                and resources.get(value.get("Ref"), {}).get("Type") == "AWS::Serverless::LayerVersion"
+                else value
+                for name, value in (properties.get("Parameters") or {}).items()
+            }
+            functions.update(_built_functions(build_dir / properties["Location"], given))
+            continue
         if resource["Type"] != "AWS::Serverless::Function":
             continue
-        properties = resource.get("Properties", {})
+        listed = properties.get("Layers", [])
+        if isinstance(listed, dict) and "Fn::If" in listed:
+            name, when_true, when_false = listed["Fn::If"]
+            listed = when_true if _condition_holds({"Condition": name}, template, passed) else when_false
         layers = []
-        for ref in properties.get("Layers", []):
+        for ref in listed:
             layer_id = ref["Ref"] if isinstance(ref, dict) else ref
-            layers.append((layer_id, build_dir / resources[layer_id]["Properties"]["ContentUri"]))
+            if layer_id in passed and isinstance(passed[layer_id], dict) and "folder" in passed[layer_id]:
+                layers.append((passed[layer_id]["Ref"], passed[layer_id]["folder"]))
+            else:
+                layers.append((layer_id, build_dir / resources[layer_id]["Properties"]["ContentUri"]))
         functions[logical_id] = BuiltFunction(
             logical_id=logical_id,
             code_dir=build_dir / properties.get("CodeUri", globals_.get("CodeUri")),

@@ -40,6 +40,17 @@ API (keep stable, other modules rely on it):
 ``inline_definitions(template, root) -> dict[str, str]``
     That inlining on its own (in place); returns logical id → the definition file's path relative to ``root``.
 
+``transform_tree(path, parameters, region) -> TemplateTree``
+    The template at ``path`` transformed, and every nested application it declares
+    (``AWS::Serverless::Application`` whose ``Location`` is a local file, as the scenario templates nest
+    templates/shared/*.yaml) transformed too, recursively. Code artifact keys of nested templates are
+    relative to the *root* template's folder (``functions/api``, not ``../../functions/api``), so one
+    upload serves every template. In the parent, each nested application becomes an
+    ``AWS::CloudFormation::Stack`` whose ``TemplateURL`` is still the local path as written: whoever
+    deploys uploads the child's transformed template and points ``TemplateURL`` at it
+    (``sam package`` does the same with the untransformed child). Children are transformed with their
+    own defaults; their real parameter values are the parent's ``Parameters`` of that stack resource.
+
 ``ARTIFACT_BUCKET`` is ``"jobgraph-local-artifacts"``.
 """
 
@@ -47,7 +58,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +92,10 @@ def _is_local(uri: Any) -> bool:
     return isinstance(uri, str) and not uri.startswith("s3://")
 
 
-def rewrite_code_uris(template: dict) -> dict[str, str]:
-    """Rewrite local CodeUri/ContentUri values of ``template`` in place; return logical id → local path."""
+def rewrite_code_uris(template: dict, prefix: str = "") -> dict[str, str]:
+    """Rewrite local CodeUri/ContentUri values of ``template`` in place; return logical id → local path.
+
+    ``prefix``: the template's folder relative to the folder artifact keys are relative to ("" for itself)."""
     locations: dict[str, str] = {}
     global_function = (template.get("Globals") or {}).get("Function") or {}
     global_code_uri = global_function.get("CodeUri")
@@ -93,11 +109,11 @@ def rewrite_code_uris(template: dict) -> dict[str, str]:
         uri = properties.get(prop, global_code_uri if prop == "CodeUri" else None)
         if not _is_local(uri):
             continue
-        key = _artifact_key(uri)
+        key = _artifact_key(posixpath.join(prefix, uri))
         locations[logical_id] = key if key != "root" else "."
         properties[prop] = f"s3://{ARTIFACT_BUCKET}/{key}"
     if _is_local(global_code_uri):
-        global_function["CodeUri"] = f"s3://{ARTIFACT_BUCKET}/{_artifact_key(global_code_uri)}"
+        global_function["CodeUri"] = f"s3://{ARTIFACT_BUCKET}/{_artifact_key(posixpath.join(prefix, global_code_uri))}"
     return locations
 
 
@@ -120,9 +136,10 @@ def inline_definitions(template: dict, root: str | Path) -> dict[str, str]:
 
 
 def transform_template(
-    template: dict, parameters: dict, region: str, root: str | Path | None = None
+    template: dict, parameters: dict, region: str, root: str | Path | None = None, code_prefix: str = ""
 ) -> tuple[dict, dict[str, str]]:
-    """SAM → CloudFormation offline; see the module docstring for the contract."""
+    """SAM → CloudFormation offline; see the module docstring for the contract (``code_prefix``: see
+    ``rewrite_code_uris``; transform_tree passes a nested template's folder relative to the root's)."""
     import boto3
     from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
     from samtranslator.parser.parser import Parser
@@ -133,7 +150,7 @@ def transform_template(
     sam_template = copy.deepcopy(template)
     if root is not None:
         inline_definitions(sam_template, root)
-    code_locations = rewrite_code_uris(sam_template)
+    code_locations = rewrite_code_uris(sam_template, code_prefix)
     parameter_values = {key: value for key, value in parameters.items()}
     parameter_values.setdefault("AWS::Region", region)
     partition = ArnGenerator.get_partition_name(region)
@@ -155,3 +172,55 @@ def transform_template(
         sam_template, parameter_values=parameter_values, get_managed_policy_map=managed_policy_map
     )
     return undo_mark_unicode_str_in_template(transformed), code_locations
+
+
+# --------------------------------------------------------------------------- nested applications
+def nested_locations(template: dict) -> dict[str, str]:
+    """Logical id → local template path of every ``AWS::Serverless::Application`` with a local Location."""
+    found = {}
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::Serverless::Application":
+            continue
+        location = (resource.get("Properties") or {}).get("Location")
+        if isinstance(location, str) and not location.startswith(("s3://", "https://", "http://")):
+            found[logical_id] = location
+    return found
+
+
+@dataclass
+class TemplateTree:
+    """A transformed template and its transformed nested templates (see the module docstring)."""
+
+    path: Path
+    template: dict  # as written (SAM), parsed
+    transformed: dict
+    code_locations: dict[str, str]
+    children: dict[str, TemplateTree] = field(default_factory=dict)  # logical id of the stack resource -> child
+
+    def walk(self, trail: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], TemplateTree]]:
+        """(logical-id path from the root, node) for this node and every nested one, parents first."""
+        yield trail, self
+        for logical_id, child in self.children.items():
+            yield from child.walk((*trail, logical_id))
+
+
+def transform_tree(
+    path: str | Path, parameters: dict, region: str, *, _root: Path | None = None, _seen: tuple[Path, ...] = ()
+) -> TemplateTree:
+    """``path`` and its nested applications, transformed (see the module docstring)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ValueError(f"{path}: nested applications form a cycle ({' -> '.join(p.name for p in _seen)})")
+    root = _root or path.parent
+    template = load_template(path)
+    prefix = Path(os.path.relpath(path.parent, root)).as_posix()
+    transformed, locations = transform_template(
+        template, parameters, region, path.parent, code_prefix="" if prefix == "." else prefix
+    )
+    tree = TemplateTree(path=path, template=template, transformed=transformed, code_locations=locations)
+    for logical_id, location in nested_locations(template).items():
+        child_path = path.parent / location
+        if not child_path.is_file():
+            raise ValueError(f"{path}: {logical_id}'s Location {location} is not a file")
+        tree.children[logical_id] = transform_tree(child_path, {}, region, _root=root, _seen=(*_seen, path))
+    return tree

@@ -9,7 +9,21 @@ from __future__ import annotations
 
 from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.events import RunEvents
+from jobgraph.core.models import is_task_id
 from jobgraph.core.results import merged_key
+from jobgraph.services.settings import RunEndSettings
+
+
+def run_end_events(settings: RunEndSettings) -> tuple[RunEvents | None, dict]:
+    """The bus a function announces run ends on (None: this stack has none) and the context of its events."""
+    events = RunEvents(settings.event_bus_name) if settings.event_bus_name else None
+    context = {
+        "scenario": settings.scenario,
+        "stack": settings.stack_name,
+        "bucket": settings.bucket_name,
+        "prefix": settings.results_prefix,
+    }
+    return events, context
 
 
 def run_detail(run: dict, *, scenario: int, stack: str, bucket: str, prefix: str) -> dict:
@@ -36,7 +50,10 @@ def run_detail(run: dict, *, scenario: int, stack: str, bucket: str, prefix: str
 
 
 def announce_run_end(table: JobsTable, events: RunEvents, run_id: str, **context) -> str | None:
-    """Publish the run's end unless it was announced before; returns the event id or None."""
+    """Publish the run's end unless it was announced before; returns the event id or None (also for an API
+    task's run id: a task is no run, nothing downstream waits for it)."""
+    if is_task_id(run_id):
+        return None
     run = table.get_run(run_id)
     if "announced_event_id" in run or run.get("status") not in ("COMPLETED", "FAILED"):
         return None

@@ -19,7 +19,7 @@ from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus,
 from jobgraph.core.results import ResultStore
 from jobgraph.services.observability import MetricUnit, logger, metrics
 from jobgraph.services.records import CompletionRecord, ReportingFifoProcessor, process_batch_then_send
-from jobgraph.services.run_events import announce_run_end
+from jobgraph.services.run_events import announce_run_end, run_end_events
 from jobgraph.services.settings import SchedulerSettings, load_settings
 
 SEQUENCE_CACHE_SIZE = 4096
@@ -43,17 +43,13 @@ class SchedulerDeps:
 
     @classmethod
     def from_settings(cls, settings: SchedulerSettings) -> SchedulerDeps:
+        events, event_context = run_end_events(settings)
         return cls(
             results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
             table=JobsTable(settings.table_name, settings.record_ttl_days),
             incoming=FifoQueue(settings.incoming_queue_url),
-            events=RunEvents(settings.event_bus_name) if settings.event_bus_name else None,
-            event_context={
-                "scenario": settings.scenario,
-                "stack": settings.stack_name,
-                "bucket": settings.bucket_name,
-                "prefix": settings.results_prefix,
-            },
+            events=events,
+            event_context=event_context,
             job_max_attempts=settings.job_max_attempts,
         )
 

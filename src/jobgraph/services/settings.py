@@ -49,12 +49,17 @@ class WorkerSettings(ProcessorSettings):
         return self
 
 
-class SchedulerSettings(CommonSettings):
-    incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
+class RunEndSettings(CommonSettings):
+    """Functions that announce a run's end (the Scheduler in scenarios 1/2, StepTask in scenario 3)."""
+
     # where a run's end is announced for the downstream triggers; empty: not announced
     event_bus_name: str = Field(default="", validation_alias="RUN_EVENTS_BUS_NAME")
     scenario: int = Field(default=1, ge=1, validation_alias="SCENARIO")
     stack_name: str = Field(default="", validation_alias="STACK_NAME")
+
+
+class SchedulerSettings(RunEndSettings):
+    incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
     # the incoming queue's maxReceiveCount: a job failed that often is dead-lettered, so its run FAILED; 0: never
     job_max_attempts: int = Field(default=0, ge=0, validation_alias="JOB_MAX_ATTEMPTS")
 
@@ -73,17 +78,32 @@ class PrepareRunSettings(RunSettings):
     pass
 
 
-class StepTaskSettings(CommonSettings):
+class StepTaskSettings(RunEndSettings):
     pass
 
 
-class ApiSettings(StartRunSettings):
-    """The status API starts runs (POST /runs) and enqueues tasks (POST /tasks) like StartRun does."""
+class ApiSettings(RunSettings):
+    """The status API (templates/shared/status-api.yaml): it starts runs (POST /runs) and tasks (POST /tasks) on
+    its scenario's runner — the incoming queue in scenarios 1 and 2, the state machine and StepTask in 3."""
 
+    scenario: int = Field(default=1, ge=1, le=3, validation_alias="SCENARIO")
+    incoming_queue_url: str = Field(default="", validation_alias="INCOMING_QUEUE_URL")
+    state_machine_arn: str = Field(default="", validation_alias="STATE_MACHINE_ARN")
+    step_task_function: str = Field(default="", validation_alias="STEP_TASK_FUNCTION")
+    # jobs the runner works on at once: the divisor of estimated_time_seconds (0, scaled to zero: 1)
+    runner_concurrency: int = Field(default=10, ge=0, validation_alias="RUNNER_CONCURRENCY")
     url_expiry_s: int = Field(default=3600, ge=60, le=7 * 86400, validation_alias="RESULT_URL_EXPIRY_SECONDS")
     # approvals (POST /runs/{run_id}/approval) announce "Run Approved" here for the trigger function
     event_bus_name: str = Field(default="", validation_alias="RUN_EVENTS_BUS_NAME")
     task_group_id: str = Field(default="api-tasks", min_length=1, max_length=128, validation_alias="TASK_GROUP_ID")
+
+    @model_validator(mode="after")
+    def _runner_of_the_scenario(self) -> ApiSettings:
+        if self.scenario == 3 and not (self.state_machine_arn and self.step_task_function):
+            raise ValueError("scenario 3: STATE_MACHINE_ARN and STEP_TASK_FUNCTION are needed")
+        if self.scenario != 3 and not self.incoming_queue_url:
+            raise ValueError(f"scenario {self.scenario}: INCOMING_QUEUE_URL is needed")
+        return self
 
 
 class TriggerSettings(CommonSettings):

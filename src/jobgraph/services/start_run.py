@@ -13,10 +13,12 @@ from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.errors import InvalidSequenceError
 from jobgraph.core.graph import RunSpec, route_job, run_manifest, total_jobs
 from jobgraph.core.loader import check_unique, format_validation_error, parse_sequence
-from jobgraph.core.models import MAX_SCENARIOS, RunId, Sequence
+from jobgraph.core.models import MAX_SCENARIOS, TASK_ID_PREFIX, RunId, Sequence, is_task_id
 from jobgraph.core.results import ResultStore
 from jobgraph.services.observability import logger
 from jobgraph.services.settings import RunSettings, StartRunSettings, load_settings
+
+RESERVED_RUN_ID = f"run_id: ids starting with {TASK_ID_PREFIX!r} are the status API's task ids, not run ids"
 
 
 class StartRunRequest(BaseModel):
@@ -36,7 +38,7 @@ class StartRunDeps:
     results: ResultStore
     table: JobsTable
     incoming: FifoQueue
-    settings: StartRunSettings
+    settings: RunSettings  # StartRunSettings, or the status API's ApiSettings
 
     @classmethod
     def from_settings(cls, settings: StartRunSettings) -> StartRunDeps:
@@ -46,6 +48,18 @@ class StartRunDeps:
             incoming=FifoQueue(settings.incoming_queue_url),
             settings=settings,
         )
+
+
+def run_request(sequences: list[Sequence], spec: RunSpec) -> dict:
+    """A StartRunRequest document (events/start-run.json has the same shape): StartRun's event, PrepareRun's
+    stored request."""
+    return {
+        "run_id": spec.run_id,
+        "test_run_id": spec.test_run_id,
+        "scenarios": spec.scenarios,
+        "seed": spec.seed,
+        "sequences": [sequence.model_dump(mode="json") for sequence in sequences],
+    }
 
 
 def rejected(errors: list[str]) -> dict:
@@ -71,6 +85,8 @@ def parse_request(event: dict) -> tuple[StartRunRequest, list[Sequence]]:
         request = StartRunRequest.model_validate(event)
     except ValidationError as exc:
         raise InvalidSequenceError("request", format_validation_error(exc)) from None
+    if is_task_id(request.run_id):
+        raise InvalidSequenceError("request", [RESERVED_RUN_ID])
     return request, parse_sequences(request.sequences)
 
 
@@ -147,7 +163,7 @@ class StartedRun:
     test_run_id: str
     sequences: int
     jobs_total: int
-    first_jobs_sent: int
+    first_jobs_sent: int | None  # None: a state machine execution starts them (scenario 3)
     scenarios: int
     seed: int
 

@@ -14,19 +14,21 @@ does in scenario 1.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobgraph.adapters.dynamodb import JobsTable
+from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.core.errors import ObjectNotFoundError
 from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job
-from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, Sequence
+from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, RunId, Sequence
 from jobgraph.core.results import ResultStore, request_key
 from jobgraph.services.observability import logger
+from jobgraph.services.run_events import announce_run_end, run_end_events
 from jobgraph.services.settings import PrepareRunSettings, StepTaskSettings, load_settings
 from jobgraph.services.start_run import register_run, rejected, run_started
 
@@ -110,24 +112,39 @@ def prepare_run_deps() -> PrepareRunDeps:
 
 # --------------------------------------------------------------------------------------- StepTask
 class StepTaskEvent(BaseModel):
-    """The task's payload: ``{"job.$": <a job of the plan>, "retry_count.$": "$$.State.RetryCount"}``."""
+    """The task's payload: ``{"job.$": <a job of the plan>, "retry_count.$": "$$.State.RetryCount"}``, or
+    ``{"announce_run_end": <run id>}`` from the state machine's AnnounceRunCompleted/AnnounceRunFailed states
+    (the run's end on the stack's bus for the downstream triggers; services/run_events.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    job: IncomingJob
+    job: IncomingJob | None = None
     retry_count: int = Field(default=0, ge=0)
+    announce_run_end: RunId | None = None
+
+    @model_validator(mode="after")
+    def _one_task(self) -> StepTaskEvent:
+        if (self.job is None) == (self.announce_run_end is None):
+            raise ValueError("give exactly one of 'job' and 'announce_run_end'")
+        return self
 
 
 @dataclass(frozen=True)
 class StepTaskDeps:
     results: ResultStore
     table: JobsTable
+    # the run's end goes to this bus for the downstream triggers (None: no bus in this stack)
+    events: RunEvents | None = None
+    event_context: dict = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: StepTaskSettings) -> StepTaskDeps:
+        events, event_context = run_end_events(settings)
         return cls(
             results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
             table=JobsTable(settings.table_name, settings.record_ttl_days),
+            events=events,
+            event_context=event_context,
         )
 
 
@@ -151,8 +168,19 @@ class StepTaskRuntime:
     run_once: Callable[..., CompletedJob]
 
     def handle(self, event: StepTaskEvent) -> dict:
+        if event.announce_run_end is not None:
+            return {"run_id": event.announce_run_end, "event_id": self.announce(event.announce_run_end)}
         completed = self.run_once(job=event.job, attempt=event.retry_count + 1)
         return completed.model_dump(mode="json", exclude_none=True)
+
+    def announce(self, run_id: str) -> str | None:
+        """Publish the ended run's end once (None: announced before, or no bus in this stack)."""
+        if self.deps.events is None:
+            return None
+        event_id = announce_run_end(self.deps.table, self.deps.events, run_id, **self.deps.event_context)
+        if event_id:
+            logger.info("run end announced", extra={"run_id": run_id, "event_id": event_id})
+        return event_id
 
 
 @cache
