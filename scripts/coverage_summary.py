@@ -20,9 +20,10 @@ import coverage
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "jobgraph"
 
-# Floors: what the whole suite reaches, rounded down (docs/development.md, "Coverage"). Raise them as coverage
-# rises; the target for core and services is 90 %.
-FLOORS = {"all": 0.0, "core": 0.0, "services": 0.0}
+# Floors: what the whole suite reached (2026-12-02: all 88.2, core 97.1, services 95.3), less one point, as
+# retries, injected faults and hypothesis's examples vary the lines a run reaches (docs/development.md,
+# "Coverage"). Raise them as coverage rises; the target for core and services is 90 %.
+FLOORS = {"all": 87.0, "core": 96.0, "services": 94.0}
 
 
 @dataclass
