@@ -11,6 +11,5 @@ from jobgraph.services.processor import processor_runtime
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     runtime = processor_runtime()
-    runtime.idempotency.register_lambda_context(context)
     metrics.add_dimension(name="TestRunId", value=runtime.settings.test_run_id)
     return runtime.run_batch(event, context)

@@ -1,5 +1,5 @@
 """StepTask Lambda (scenario 3): runs one job of the plan — a route, an AGGREGATION or the MERGE — for the
-state machine, through the Processor's stage code and job records; idempotent on the job id."""
+state machine, through the Processor's stage code and job records; exactly once per job id (a claim on its record)."""
 
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,6 +14,5 @@ from jobgraph.services.step_tasks import StepTaskEvent, step_task_runtime
 @event_parser(model=StepTaskEvent)
 def lambda_handler(event: StepTaskEvent, context: LambdaContext) -> dict:
     runtime = step_task_runtime()
-    runtime.idempotency.register_lambda_context(context)
     metrics.add_dimension(name="TestRunId", value=runtime.settings.test_run_id)
-    return runtime.handle(event)
+    return runtime.handle(event, context)

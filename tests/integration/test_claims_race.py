@@ -154,3 +154,63 @@ def test_each_status_answers_a_new_claim(tables):
     assert table.claim_trigger("st", other, "f", T0 + 9999, STALE_S).outcome == "in_doubt"
     statuses = {c["sk"]: (c["status"], c.get("receipt")) for c in table.triggers_of_run("st")}
     assert statuses == {SK: ("FIRED", "message-id-1"), other: ("IN_DOUBT", None)}
+
+
+# --- the job record: one claim, one completion per job (services/processor.run_claimed) -------------
+
+
+def job_claims_for(run_id: str, jobs: int):
+    """Jobs of a run as claim_job takes them (what it reads: run_id, job_id, exec_type)."""
+    from jobgraph.core.generator import generate_sequences
+    from jobgraph.core.graph import RunSpec, route_job
+
+    spec = RunSpec(run_id, "t", 10, 1)
+    return [route_job(spec, sequence, 0) for sequence in generate_sequences(jobs, seed=6)]
+
+
+def test_each_job_is_claimed_once_and_completed_once_under_concurrent_duplicates(tables):
+    """Every job delivered DUPLICATES times (different messages: different claimants), all at once; each
+    delivery that wins a claim reports its completion DUPLICATES times, as redeliveries would."""
+    from jobgraph.core.models import CompletedJob, JobStatus
+
+    jobs = job_claims_for("jobclaims", SEQUENCES)
+    deliveries = [(job, f"message-{job.job_id}-{copy}") for job in jobs for copy in range(DUPLICATES)]
+    random.Random(3).shuffle(deliveries)
+    claims = race(
+        tables, [lambda t, j=j, m=m: (j.job_id, m, t.claim_job(j, m, lease_ms=60_000)) for j, m in deliveries]
+    )
+    winners = {}
+    for job_id, message, claim in claims:
+        if claim.granted:
+            assert job_id not in winners, f"{job_id} claimed twice"
+            winners[job_id] = message
+        else:  # refused by the winner's live claim
+            assert claim.record["status"] == "PROCESSING" and claim.record["claimed_by"] != message
+    assert sorted(winners) == sorted(job.job_id for job in jobs)
+
+    def completion(job, output: str) -> CompletedJob:
+        return CompletedJob(
+            job_id=job.job_id, status=JobStatus.COMPLETED, output_key=output, processing_time_ms=1.0,
+            test_run_id="t", run_id=job.run_id, correlation_id=job.correlation_id, exec_type=job.exec_type,
+        )  # fmt: skip
+
+    reports = [(job, f"out-{copy}") for job in jobs for copy in range(DUPLICATES)]
+    random.Random(4).shuffle(reports)
+    recorded = race(tables, [lambda t, j=j, o=o: (j.job_id, o, t.record_job(completion(j, o))) for j, o in reports])
+    firsts = {}
+    for job_id, output, refused in recorded:
+        if refused is None:
+            assert job_id not in firsts, f"{job_id} completed twice"
+            firsts[job_id] = output
+        else:  # the loser gets the one stored completion back
+            assert refused["status"] == "COMPLETED"
+    assert sorted(firsts) == sorted(winners)
+    for job in jobs:
+        item = tables[0].client.get_item(
+            TableName="race-jobs", Key={"pk": {"S": f"RUN#{job.run_id}"}, "sk": {"S": f"JOB#{job.job_id}"}}
+        )["Item"]
+        assert item["output_key"]["S"] == firsts[job.job_id] and item["reports"]["N"] == "1"
+        # and a late duplicate's claim is refused with that completion
+        refused = tables[1].claim_job(job, "late-message", lease_ms=60_000)
+        assert not refused.granted
+        assert refused.record["status"] == "COMPLETED" and refused.record["output_key"] == firsts[job.job_id]

@@ -110,19 +110,31 @@ def test_duplicate_delivery_is_idempotent(handlers, fake_stack):
     assert fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s0-r0")["reports"] == 1
 
 
-def test_failed_job_is_reported_recorded_and_returned_for_retry(handlers, fake_stack):
+def without_state(name: str) -> dict:
+    """The event's job without a carried state: its previous route's state is read from S3."""
+    payload = event(name)
+    body = json.loads(payload["Records"][0]["body"])
+    body.pop("state")
+    payload["Records"][0]["body"] = json.dumps(body)
+    return payload
+
+
+def test_failed_job_is_reported_recorded_and_returned_for_retry(handlers, fake_stack, monkeypatch):
+    monkeypatch.setenv("STATE_IN_MESSAGE_MAX_BYTES", "0")  # route states are S3 objects (as for a large S)
     start(handlers, fake_stack)
     # route 0's state is missing; a batch whose every record failed makes the invocation fail (Powertools),
     # so SQS retries the whole batch
     with pytest.raises(BatchProcessingError, match="MissingStateError"):
-        invoke(handlers, "processor", "processor-intermediate")
+        handlers["processor"](without_state("processor-intermediate"), FakeLambdaContext())
     record = fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s0-r1")
     assert record["status"] == "FAILED" and "MissingStateError" in record["error_message"]
     (report,) = fake_stack.drain(fake_stack.outgoing_url)
     assert report["body"]["status"] == "failed" and "state of route 0" in report["body"]["error_message"]
-    # once the missing input exists, the retry succeeds (no idempotency record was left by the failure)
+    # once the missing input exists, the retry succeeds (the failure released the job's claim)
     invoke(handlers, "processor", "processor-first")
-    assert invoke(handlers, "processor", "processor-intermediate") == {"batchItemFailures": []}
+    assert "state" not in fake_stack.drain(fake_stack.outgoing_url)[0]["body"]  # route 0's state went to S3
+    retry = handlers["processor"](without_state("processor-intermediate"), FakeLambdaContext())
+    assert retry == {"batchItemFailures": []}
     assert fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s0-r1")["status"] == "COMPLETED"
 
 

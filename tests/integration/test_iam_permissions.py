@@ -86,6 +86,13 @@ def bindings(fake_stack) -> Bindings:
     return bindings_for(fake_stack.bucket, fake_stack.table, queues, REGION, ACCOUNT)
 
 
+def on_queue(payload: dict, queue_url: str) -> dict:
+    """The SQS event as the queue at ``queue_url`` delivers it (a failed record's backoff is set there)."""
+    for record in payload["Records"]:
+        record["eventSourceARN"] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_url.rsplit('/', 1)[1]}"
+    return payload
+
+
 def exercise_every_path(recorder: CallRecorder, fake_stack) -> None:
     """StartRun, the whole Processor chain and the Scheduler over every event, incl. duplicates/failures."""
     handlers = {name: load_handler(name) for name in FUNCTIONS}
@@ -100,15 +107,20 @@ def exercise_every_path(recorder: CallRecorder, fake_stack) -> None:
     assert invoke("start_run", event("start-run"))["status"] == "RUNNING"
     assert invoke("start_run", event("start-run"))["status"] == "REJECTED"  # run exists
 
-    # Processor: a failure first (route 0's state is missing → failure recorded, idempotency record deleted)
+    # Processor: a failure first (route 0's state is neither carried nor stored → failure recorded, claim
+    # released, backoff set on the record's queue)
+    stateless = event("processor-intermediate")
+    body = json.loads(stateless["Records"][0]["body"])
+    body.pop("state")
+    stateless["Records"][0]["body"] = json.dumps(body)
     with pytest.raises(BatchProcessingError):
-        invoke("processor", event("processor-intermediate"))
+        invoke("processor", on_queue(stateless, fake_stack.incoming_url))
     with pytest.raises(BatchProcessingError):
-        invoke("processor", event("processor-poison"))
+        invoke("processor", on_queue(event("processor-poison"), fake_stack.incoming_url))
     for stage in ("first", "first", "intermediate", "last", "aggregation", "merge"):  # "first" twice: duplicate
         assert invoke("processor", event(f"processor-{stage}")) == {"batchItemFailures": []}
 
-    poison = event("processor-poison")  # not a completion either
+    poison = on_queue(event("processor-poison"), fake_stack.outgoing_url)  # not a completion either
     with pytest.raises(BatchProcessingError):
         invoke("scheduler", poison)
     for stage in ("failed", "first", "intermediate", "last", "aggregation", "aggregation", "merge", "merge"):
@@ -176,10 +188,9 @@ def test_the_recording_covers_the_calls_that_matter(fake_stack, recorder):
     assert {"s3:PutObject", "dynamodb:PutItem", "sqs:SendMessage"} <= actions["start_run"]
     assert {"s3:GetObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "sqs:SendMessage"} <= actions["scheduler"]
     assert "events:PutEvents" in actions["scheduler"]  # the run's end, announced for the downstream triggers
-    assert {"s3:GetObject", "s3:PutObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= (
-        actions["processor"]
-    )
-    assert "sqs:SendMessage" in actions["processor"]
+    assert {"s3:GetObject", "s3:PutObject", "dynamodb:PutItem", "dynamodb:UpdateItem"} <= actions["processor"]
+    assert {"sqs:SendMessage", "sqs:ChangeMessageVisibility"} <= actions["processor"]
+    assert "dynamodb:DeleteItem" not in actions["processor"]  # a failure releases its claim by recording itself
     assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"} <= actions["api"]
     assert {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "sqs:SendMessage"} <= actions["api"]
     # the estimates read the queue's depth and the tasks' recent counters
@@ -191,12 +202,13 @@ def test_the_recording_covers_the_calls_that_matter(fake_stack, recorder):
     assert {"UpdateItem", "GetItem"} <= operations
 
 
-def test_idempotency_delete_is_limited_to_idempotency_records(transformed, fake_stack):
-    """The Processor may delete its own idempotency records (failed jobs), never job or run records."""
+def test_the_processor_claims_jobs_and_deletes_nothing(transformed, fake_stack):
+    """The Processor claims and completes jobs by updating their records; it deletes no record or object."""
     statements = tree_role_statements(transformed, "ProcessorFunction", bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
-    assert is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
+    assert is_allowed(statements, Permission("dynamodb:UpdateItem", table, (f"RUN#{RUN}",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, (f"RUN#{RUN}",)))
+    assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("s3:DeleteObject", f"arn:aws:s3:::{fake_stack.bucket}/x"))
 
 

@@ -76,3 +76,45 @@ def test_counters_match_the_job_records_after_concurrent_duplicated_reports(tabl
         ]
         assert counts.total_ms == pytest.approx(sum(completed_ms), abs=0.01)  # the times of the records kept
     assert table.count_jobs(run_id) == 24 and table.count_jobs(run_id, "FAILED") == 8
+
+
+def test_counters_match_the_job_records_when_claimants_race_fail_and_take_over(table):
+    """As the Processor records jobs: claim (claim_job), then the outcome conditioned on the status the claim
+    left (record_job's expected_status). Leases of 0 ms let deliveries of one job take each other's claims over,
+    so outcomes of claimants that lost their claim race the new claimant's: the counters still agree."""
+    from jobgraph.core.generator import generate_sequences
+    from jobgraph.core.graph import RunSpec, route_job
+
+    run_id = "claims-race"
+    spec = RunSpec(run_id, "t", 10, 1)
+    jobs = [route_job(spec, sequence, 0) for sequence in generate_sequences(16, seed=8)]
+    table.create_run(run_id, "t", sequences=16, jobs_total=16, scenarios=1, seed=0)
+    rng = random.Random(5)
+    deliveries = [(job, f"m-{job.job_id}-{copy}", status) for job in jobs
+                  for copy, status in enumerate([JobStatus.FAILED, JobStatus.FAILED, JobStatus.COMPLETED,
+                                                 JobStatus.COMPLETED, JobStatus.FAILED])]  # fmt: skip
+    rng.shuffle(deliveries)
+
+    def deliver(delivery) -> str:
+        job, message, status = delivery
+        claim = table.claim_job(job, message, lease_ms=0)
+        if not claim.granted:
+            return "refused"
+        outcome = CompletedJob(
+            job_id=job.job_id, status=status, processing_time_ms=rng.uniform(5, 500), test_run_id="t",
+            run_id=run_id, correlation_id=job.correlation_id, exec_type=job.exec_type,
+            error_message="boom" if status is JobStatus.FAILED else None,
+        )  # fmt: skip
+        return "written" if table.record_job(outcome, 1, claim.status) is None else "refused"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = Counter(pool.map(deliver, deliveries))
+    assert results["written"] >= len(jobs)
+
+    records = table.jobs_of_run(run_id)
+    truth = Counter(record["status"] for record in records)
+    _run, progress = table.run_with_progress(run_id)
+    assert len(records) == len(jobs) and "PROCESSING" not in truth  # every claim ended in an outcome
+    assert (progress.completed, progress.failed) == (truth["COMPLETED"], truth["FAILED"])
+    stage = progress.stages[jobs[0].exec_type]
+    assert sum(stage.histogram.values()) == stage.completed == truth["COMPLETED"]

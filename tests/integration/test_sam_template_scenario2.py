@@ -144,7 +144,7 @@ def test_task_role_is_the_processors_permissions_plus_polling(sam_template):
     actions = _policy_actions(template, "WorkerTaskRole")
     assert set(actions) == {
         "s3:GetObject", "s3:PutObject", "s3:ListBucket",
-        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:DeleteMessageBatch", "sqs:ChangeMessageVisibility",
         "sqs:ChangeMessageVisibilityBatch", "sqs:GetQueueAttributes", "sqs:SendMessage",
     }  # fmt: skip

@@ -159,13 +159,13 @@ def test_state_machine_role_invokes_exactly_its_two_functions(transformed):
     assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"]
 
 
-def test_step_task_may_delete_only_its_own_idempotency_records():
+def test_step_task_updates_job_records_and_deletes_nothing():
     bindings = bindings_for("scenario-3-dev-data-123456789012", "scenario-3-dev-jobs", {}, REGION, "123456789012")
     statements = tree_role_statements(transform_tree(TEMPLATE, {}, REGION), "StepTaskFunction", bindings)
     table = bindings.attributes["JobsTable.Arn"]
-    assert is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#step-task",)))
-    assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
+    assert is_allowed(statements, Permission("dynamodb:UpdateItem", table, ("RUN#r1",)))  # claim, completion
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("RUN#r1",)))
+    assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#step-task",)))
     # it announces run ends on the stack's own bus (the nested triggers stack's), nowhere else
     bus = bindings.attributes["RunEventsBus.Arn"]
     assert is_allowed(statements, Permission("events:PutEvents", bus))

@@ -26,7 +26,7 @@ SPEC = RunSpec("worker-test", "default", 50, 3)
 @pytest.fixture
 def worker(fake_stack, monkeypatch):
     monkeypatch.setenv("WAIT_TIME_SECONDS", "0")
-    monkeypatch.setenv("RETRY_DELAY_SECONDS", "0")
+    monkeypatch.setenv("RETRY_BACKOFF_BASE_SECONDS", "0")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "worker")
     settings = load_settings(WorkerSettings)
     return QueueWorker(settings, build_processor_runtime(settings), sqs=fake_stack.sqs)
@@ -67,7 +67,7 @@ def test_a_batch_runs_the_processor_stage_and_deletes_what_succeeded(worker, fak
     assert FifoQueue(fake_stack.incoming_url, client=fake_stack.sqs).depth() == (0, 0)
 
 
-def test_a_duplicate_job_is_answered_by_the_idempotency_record(worker, fake_stack):
+def test_a_duplicate_job_is_answered_by_its_job_record(worker, fake_stack):
     (job,) = first_jobs(1)
     send_raw(fake_stack, job.model_dump_json(), job.correlation_id, "a")
     worker.run(max_batches=1)
@@ -210,3 +210,20 @@ def test_bad_configuration_exits_2_with_the_reason(tmp_path):
     )
     assert result.returncode == 2
     assert "INCOMING_QUEUE_URL: not set" in result.stderr
+
+
+def test_a_failed_message_returns_after_its_backoff_and_the_heartbeat_does_not_undo_it(fake_stack, monkeypatch):
+    """The batch path sets a failed message's backoff (1 s here) after the heartbeat let go of it: a beat
+    afterwards would push it out to the visibility timeout (10 s)."""
+    for name, value in {"WAIT_TIME_SECONDS": "0", "RETRY_BACKOFF_BASE_SECONDS": "1",
+                        "VISIBILITY_TIMEOUT_SECONDS": "10", "HEARTBEAT_SECONDS": "0.02"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    settings = load_settings(WorkerSettings)
+    worker = QueueWorker(settings, build_processor_runtime(settings), sqs=fake_stack.sqs)
+    send_raw(fake_stack, "not json", "g", "bad")
+    outcome = worker.handle(worker.receive())
+    assert (outcome.received, outcome.retried) == (1, 1)
+    assert worker.receive() == []  # backing off
+    time.sleep(1.3)
+    (again,) = worker.receive()
+    assert again["Body"] == "not json" and again["Attributes"]["ApproximateReceiveCount"] == "2"

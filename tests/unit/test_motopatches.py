@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import boto3
+import pytest
 from moto import mock_aws
 
 from jobgraph.localcloud import motopatches
@@ -126,3 +127,43 @@ def test_lambda_tasks_are_answered_by_the_invoker_set():
     assert failed["FunctionError"] == "Unhandled"
     assert json.loads(failed["Payload"].read()) == {"errorType": "Boom", "errorMessage": "no"}
     assert seen == [("arn:aws:lambda:eu-west-1:1:function:f", {"n": 1}), ("f", {"n": 0})]
+
+
+def test_dynamodb_transactions_roll_back_their_items_without_copying_the_table(monkeypatch):
+    from botocore.exceptions import ClientError
+    from moto.dynamodb.models.table import Table
+
+    assert "DynamoDB transactions back up their items, not their tables" in motopatches.apply()
+
+    def no_table_copies(self, memo):
+        raise AssertionError("a transaction deep-copied its table")
+
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="eu-west-1")
+        db.create_table(
+            TableName="t", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+        )  # fmt: skip
+        db.put_item(TableName="t", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+        monkeypatch.setattr(Table, "__deepcopy__", no_table_copies, raising=False)
+
+        def add(key: str, condition: str | None = None) -> dict:
+            update = {"TableName": "t", "Key": {"pk": {"S": "a"}, "sk": {"S": key}},
+                      "UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}  # fmt: skip
+            return {"Update": {**update, **({"ConditionExpression": condition} if condition else {})}}
+
+        def items() -> dict:
+            return {i["sk"]["S"]: i["n"]["N"] for i in db.scan(TableName="t")["Items"]}
+
+        # the first two items are written before the third's condition fails: all three are as before
+        with pytest.raises(ClientError, match="TransactionCanceled"):
+            db.transact_write_items(TransactItems=[add("1"), add("2"), add("3", "attribute_exists(pk)")])
+        assert items() == {"1": "1"}
+        db.transact_write_items(TransactItems=[add("1"), add("2")])
+        assert items() == {"1": "2", "2": "1"}
+        with pytest.raises(ClientError, match="TransactionCanceled"):
+            put = {"Put": {"TableName": "t", "Item": {"pk": {"S": "a"}, "sk": {"S": "4"}}}}
+            db.transact_write_items(TransactItems=[add("2"), put, add("1", "n = :one")])
+        assert items() == {"1": "2", "2": "1"}

@@ -41,3 +41,21 @@ def test_billing_units_and_harness_calls_kept_apart():
     assert workload["units"] == {"sqs_requests_64kb": 3, "dynamodb_wru": 6, "dynamodb_rru": 2}
     assert workload["total_requests"] == 4
     assert meter.snapshot("harness")["requests"] == {"sqs": {"GetQueueAttributes": 1}}
+
+
+def test_a_write_bills_its_item_not_its_expression_text():
+    """DynamoDB bills a write by item size (1 KB units): an UpdateItem's long expressions are not stored."""
+    meter = RequestMeter()
+    update = signed("dynamodb", HTTP_X_AMZ_TARGET="DynamoDB_20120810.UpdateItem")
+    small = {
+        "Key": {"pk": {"S": "RUN#r"}, "sk": {"S": "JOB#j"}},
+        "UpdateExpression": "SET " + ", ".join(f"attribute_{i} = :value_{i}" for i in range(40)),
+        "ExpressionAttributeValues": {":value_1": {"S": "x" * 100}},
+    }
+    assert len(json.dumps(small)) > 1024
+    meter.record(update, json.dumps(small).encode(), 10)
+    large = {**small, "ExpressionAttributeValues": {":value_1": {"S": "x" * 1500}}}
+    meter.record(update, json.dumps(large).encode(), 10)
+    item = {"Item": {"pk": {"S": "p"}, "data": {"S": "y" * 2100}}}
+    meter.record(signed("dynamodb", HTTP_X_AMZ_TARGET="DynamoDB_20120810.PutItem"), json.dumps(item).encode(), 10)
+    assert meter.snapshot()["units"] == {"dynamodb_wru": 1 + 2 + 3}

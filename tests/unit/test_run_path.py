@@ -91,6 +91,15 @@ def test_load_refuses_its_local_only_options_in_the_same_place(tmp_path, capsys)
     assert "--parameter, --max-workers apply to the local cloud only, not to --stack" in capsys.readouterr().err
 
 
+def test_bench_refuses_local_only_options_with_env_before_anything_starts(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["bench", "--env", "dev", "--generate", "1", "--service-latency", "default", "--ecs-workers", "2",
+                 "--out", str(out)])  # fmt: skip
+    assert code == 1
+    assert "--ecs-workers, --service-latency apply to the local cloud only, not to --env" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_poison_needs_an_incoming_queue():
     target = LocalTarget(LocalOptions(faults=FaultPlan(poison=1)), Output(Path("x")))
     target.refuse(QueueGraph([]))  # a queue graph has one

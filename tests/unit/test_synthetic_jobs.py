@@ -40,7 +40,7 @@ def test_the_stage_works_for_the_duration_and_writes_the_size(tmp_path):
     store = ResultStore(LocalDiskBlobStore(tmp_path))
     (job,) = synthetic_jobs(SPEC, 1, work_duration_ms=50, data_size_kb=3, groups=1)
     started = time.perf_counter()
-    key = run_job(job, store)
+    key = run_job(job, store).key
     assert time.perf_counter() - started >= 0.05
     assert key == synthetic_key(SPEC.run_id, job.job_id)
     written = (tmp_path / key).read_bytes()

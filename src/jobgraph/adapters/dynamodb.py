@@ -26,17 +26,26 @@ conditional update that adds it to the run's set of counted sequences (condition
 MERGE is claimed by one conditional update (remaining = 0 and no claim yet) that records which
 AGGREGATION completion claimed it, so a redelivery of that same completion can re-send the MERGE
 (FIFO-deduplicated) after a crash.
+
+A job runs under a claim on its own record and completes exactly once (``claim_job``, ``record_job``): one
+conditional update claims it (new, failed before, or its previous claimant's lease ran out — or the same
+claimant again, after a crash), one transaction records its outcome with the run's counters, never over a
+completion. A refused claim returns the record that refused it (ReturnValuesOnConditionCheckFailure), so a
+duplicate learns the stored completion without another read; a granted one tells record_job the status it
+left, so the outcome is written without reading it first. Two requests per job, where Powertools'
+idempotency record beside the job record took three.
 """
 
 from __future__ import annotations
 
+import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 
 from jobgraph.core.errors import JobGraphError
-from jobgraph.core.models import CompletedJob, RunStatus, is_task_id, utc_now_iso
+from jobgraph.core.models import CompletedJob, IncomingJob, RunStatus, is_task_id, utc_now_iso
 from jobgraph.core.progress import Progress, counter_deltas
 
 
@@ -55,6 +64,16 @@ class TaskNotFoundError(JobGraphError):
 RUN_STATUSES = tuple(status.value for status in RunStatus)
 MAX_OUTCOME_TRIES = 5  # a job record changed between reading and writing it this often: give up loudly
 APPROVAL_SK = "APPROVAL"
+
+
+@dataclass(frozen=True)
+class JobClaim:
+    """What claim_job did: ``granted`` (the job's record now holds ``status``: what record_job expects to
+    find), or not (``record``: the record that refused it — COMPLETED, or another claimant's lease)."""
+
+    granted: bool
+    status: str | None
+    record: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,11 @@ def _condition_failed_first(exc) -> bool:
     """A cancelled transaction whose first item (the job record) failed its condition."""
     reasons = exc.response.get("CancellationReasons") or []
     return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
+def _transaction_conflict(exc) -> bool:
+    """A cancelled transaction that met another transaction on one of its items."""
+    return any(r.get("Code") == "TransactionConflict" for r in exc.response.get("CancellationReasons") or [])
 
 
 def _plain(item: dict) -> dict:
@@ -308,14 +332,84 @@ class JobsTable:
         return progress
 
     # --- jobs -----------------------------------------------------------------------------------
-    def record_job(self, completed: CompletedJob, attempt: int = 1) -> dict | None:
-        """Record a job's outcome: None when written, else the COMPLETED record that refused it.
+    def claim_job(
+        self, job: IncomingJob, claimant: str, lease_ms: int, attempt: int = 1, now_ms: int | None = None
+    ) -> JobClaim:
+        """Claim ``job`` for ``claimant`` for ``lease_ms`` (JobClaim: granted, or the record that refused it).
+
+        One conditional update of the job record. It succeeds for a new job, a job whose last run failed
+        (the failure released the claim), a job whose claimant's lease has run out (it died mid-job), or
+        the same claimant again (its message redelivered after a crash). It is refused for a COMPLETED
+        job — the returned record holds the stored completion — and while another claimant's lease runs.
+        The claim marks the job PROCESSING, except a FAILED one: its status stays what the run's counters
+        count (record_job moves it from FAILED to its next outcome), so its retry's claim is a second
+        update, conditioned on that FAILED (retries only: the first refused the FAILED record).
+        """
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        # a short expression also keeps the local cloud's moto, which parses it on every request, quick
+        values = {
+            ":completed": {"S": "COMPLETED"},
+            ":failed": {"S": "FAILED"},
+            ":me": {"S": claimant},
+            ":lease": {"N": str(now_ms + max(0, int(lease_ms)))},
+            ":now_ms": {"N": str(now_ms)},
+            ":attempt": {"N": str(attempt)},
+            ":exec": {"S": job.exec_type.value},
+            ":submitted": {"S": job.submitted_at},
+            ":ttl": self._expires_at(),
+        }
+        lease_free = "(attribute_not_exists(lease_until_ms) OR lease_until_ms < :now_ms OR claimed_by = :me)"
+        sets = (
+            "claimed_by = :me, lease_until_ms = :lease, last_attempt = :attempt, exec_type = :exec,"
+            " created_at = if_not_exists(created_at, :submitted), expires_at = :ttl"
+        )
+        refused = self._claim(
+            job,
+            f"SET #status = :processing, {sets}",
+            f"attribute_not_exists(sk) OR (NOT #status IN (:completed, :failed) AND {lease_free})",
+            {**values, ":processing": {"S": "PROCESSING"}},
+        )
+        if refused is None:
+            return JobClaim(True, "PROCESSING")
+        if refused.get("status") != "FAILED":
+            return JobClaim(False, refused.get("status"), refused)
+        del values[":completed"]
+        refused = self._claim(job, f"SET {sets}", f"#status = :failed AND {lease_free}", values)
+        if refused is None:
+            return JobClaim(True, "FAILED")
+        return JobClaim(False, refused.get("status"), refused)
+
+    def _claim(self, job: IncomingJob, update: str, condition: str, values: dict) -> dict | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=job_key(job.run_id, job.job_id),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return _plain(exc.response.get("Item") or {})
+            raise
+        return None
+
+    def record_job(self, completed: CompletedJob, attempt: int = 1, expected_status: str | None = None) -> dict | None:
+        """Record a job's outcome and release its claim: None when written, else the COMPLETED record that
+        refused it.
 
         Never over a COMPLETED record, so a job completes exactly once even if two runners ran it. The
         change is written together with its run's counters (core/progress.py) in one transaction,
-        conditioned on the status read just before: duplicates, retries and concurrent reports count each
+        conditioned on the job's previous status: duplicates, retries and concurrent reports count each
         job's latest status once. A change the counters do not see (a failure after a failure) is one
         plain conditional update. ``reports`` counts the outcomes written, ``last_attempt`` the latest.
+        The previous status is read first, unless the caller knows what it should be (``expected_status``:
+        its claim's JobClaim.status) — one request fewer per job; if it was wrong, the condition refuses
+        the write and the status is read.
         """
         from botocore.exceptions import ClientError
 
@@ -344,23 +438,27 @@ class JobsTable:
         if not is_task_id(completed.run_id):  # tasks are not listed per run
             values[":gsi"] = {"S": f"JOBS#{completed.run_id}#{status}"}
             sets += ["gsi1pk = :gsi", "gsi1sk = :at"]
-        for field in ("sequence_id", "route_index", "output_key", "error_message", "correlation_id"):
-            value = getattr(completed, field)
+        optional = ("sequence_id", "route_index", "output_key", "error_message", "correlation_id", "input_size_bytes")
+        for name in optional:
+            value = getattr(completed, name)
             if value is not None:
-                values[f":{field}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)[:2000]}
-                sets.append(f"{field} = :{field}")
+                values[f":{name}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)[:2000]}
+                sets.append(f"{name} = :{name}")
         update = {
             "TableName": self.table_name,
             "Key": key,
             "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE claimed_by, lease_until_ms ADD reports :one",
             "ExpressionAttributeNames": names,
         }
-        for _ in range(MAX_OUTCOME_TRIES):
-            old = self.client.get_item(
-                TableName=self.table_name, Key=key, ConsistentRead=True, ProjectionExpression="#status",
-                ExpressionAttributeNames=names,
-            ).get("Item")  # fmt: skip
-            old_status = old["status"]["S"] if old and "status" in old else None
+        for tries in range(MAX_OUTCOME_TRIES):
+            if expected_status is not None:
+                old_status, expected_status = expected_status, None
+            else:
+                old = self.client.get_item(
+                    TableName=self.table_name, Key=key, ConsistentRead=True, ProjectionExpression="#status",
+                    ExpressionAttributeNames=names,
+                ).get("Item")  # fmt: skip
+                old_status = old["status"]["S"] if old and "status" in old else None
             if old_status == "COMPLETED":
                 return self._job_item(key)
             expected = {":old": {"S": old_status}} if old_status else {}
@@ -385,7 +483,11 @@ class JobsTable:
                 if code not in ("ConditionalCheckFailedException", "TransactionCanceledException"):
                     raise
                 if code == "TransactionCanceledException" and not _condition_failed_first(exc):
-                    raise
+                    if not _transaction_conflict(exc):
+                        raise
+                    # DynamoDB cancels a transaction that meets another on an item (here: the run's counters,
+                    # written by every job of the run) instead of waiting: try again a little later
+                    time.sleep(random.uniform(0.01, 0.05) * 2**tries)
         raise JobGraphError(
             f"job {completed.job_id}: its record kept changing while its outcome was written ({MAX_OUTCOME_TRIES} tries)"
         )

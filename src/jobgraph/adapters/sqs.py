@@ -10,6 +10,9 @@ from jobgraph.core.errors import StoreError
 from jobgraph.core.models import CompletedJob, IncomingJob
 
 MAX_BATCH = 10  # SQS SendMessageBatch limit
+# SendMessageBatch: the bodies of one call add up to at most 1 MiB (a route state carried in the messages
+# can make ten of them larger than that)
+MAX_BATCH_BYTES = 1024 * 1024
 
 
 @cache
@@ -35,6 +38,20 @@ class FifoQueue:
             self._client = default_sqs_client()
         return self._client
 
+    def _send_batches(self, entries: list[dict]) -> None:
+        """Entries in calls of at most 10 messages and 1 MiB of bodies, in order."""
+        batch: list[dict] = []
+        size = 0
+        for entry in entries:
+            body = len(entry["MessageBody"].encode())
+            if batch and (len(batch) == MAX_BATCH or size + body > MAX_BATCH_BYTES):
+                self._send_batch(batch)
+                batch, size = [], 0
+            batch.append(entry)
+            size += body
+        if batch:
+            self._send_batch(batch)
+
     def _send_batch(self, entries: list[dict]) -> None:
         """SendMessageBatch with one retry of entries SQS reports as failed (throttling, internal)."""
         for _attempt in range(3):
@@ -59,8 +76,7 @@ class FifoQueue:
             }
             for i, job in enumerate(jobs)
         ]
-        for start in range(0, len(entries), MAX_BATCH):
-            self._send_batch(entries[start : start + MAX_BATCH])
+        self._send_batches(entries)
         return len(entries)
 
     def send_completion(self, completed: CompletedJob, attempt: int = 1) -> None:
@@ -82,9 +98,24 @@ class FifoQueue:
                     "MessageDeduplicationId": dedup_id(*parts),
                 }
             )
-        for start in range(0, len(entries), MAX_BATCH):
-            self._send_batch(entries[start : start + MAX_BATCH])
+        self._send_batches(entries)
         return len(entries)
+
+    def set_visibility(self, entries: list[tuple[str, int]]) -> int:
+        """Messages in hand (receipt handle, seconds) visible again after their seconds; returns how many
+        SQS refused (logged by the caller; such a message comes back after the visibility it had)."""
+        refused = 0
+        for start in range(0, len(entries), MAX_BATCH):
+            chunk = entries[start : start + MAX_BATCH]
+            response = self.client.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": int(seconds)}
+                    for i, (handle, seconds) in enumerate(chunk)
+                ],
+            )
+            refused += len(response.get("Failed", []))
+        return refused
 
     def depth(self) -> tuple[int, int]:
         """(visible, in flight) messages, as SQS approximates them."""
@@ -103,6 +134,16 @@ class FifoQueue:
             MessageDeduplicationId=dedup_id(deduplication_id),
         )
         return response["MessageId"]
+
+
+def queue_url_for_arn(queue_arn: str, client=None) -> str:
+    """A queue's URL from its ARN (an SQS record's eventSourceARN), on the endpoint the client talks to:
+    ``https://sqs.<region>.amazonaws.com/<account>/<name>`` on AWS, the local cloud's under it."""
+    parts = queue_arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        raise StoreError(f"not an SQS queue ARN: {queue_arn[:120]!r}")
+    endpoint = (client or default_sqs_client()).meta.endpoint_url.rstrip("/")
+    return f"{endpoint}/{parts[4]}/{parts[5]}"
 
 
 def sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:

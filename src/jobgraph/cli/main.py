@@ -16,6 +16,10 @@ from jobgraph.runs.scenarios import SCENARIOS, scenario
 
 EXIT_INVALID_INPUT = 2
 EXIT_FAILED = 1
+SERVICE_LATENCY_HELP = (
+    "hold each AWS request for its service's p50/p99 latency: 'default' (stated assumptions) or a JSON profile "
+    "measured on AWS (README, How a job runs)"
+)
 
 
 def _run_id(value: str) -> str:
@@ -132,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--poison", type=_non_negative, default=0, help="send N malformed messages to the incoming queue"
     )
     local.add_argument("--fault-seed", type=_non_negative, default=0, help="seed of the fault injector")
+    local.add_argument("--service-latency", metavar="default|FILE", help=SERVICE_LATENCY_HELP)
     local.add_argument(
         "--serve",
         action="store_true",
@@ -167,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="local template parameter override, repeatable (e.g. ProcessorMemorySize=1024)",
     )  # fmt: skip
     load.add_argument("--max-workers", type=_positive, help="cap on local worker processes per event source mapping")
+    load.add_argument("--service-latency", metavar="default|FILE", help=SERVICE_LATENCY_HELP)
     load.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for every job")
     load.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
     add_price_options(load)
@@ -230,6 +236,7 @@ def add_bench_parser(commands) -> None:
     bench.add_argument("--region", help="AWS region of the --env stacks")
     bench.add_argument("--max-workers", type=_positive, help="local: cap on worker processes per event source mapping")
     bench.add_argument("--ecs-workers", type=_positive, help="local: worker tasks of scenario 2's ECS service")
+    bench.add_argument("--service-latency", metavar="default|FILE", help=f"local: {SERVICE_LATENCY_HELP}")
     bench.add_argument("--report-out", type=Path, help="report folder (default: <out>/<run-id>-report)")
     bench.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for each run to complete")
     bench.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
@@ -345,7 +352,9 @@ LOCAL_ONLY = {
     "fail_rate": "--fail-rate", "duplicate_rate": "--duplicate-rate", "kill_rate": "--kill-rate",
     "poison": "--poison", "parameter": "--parameter", "max_workers": "--max-workers", "template": "--template",
     "stack_name": "--stack-name", "ecs_workers": "--ecs-workers", "serve": "--serve", "triggers": "--triggers",
+    "service_latency": "--service-latency",
 }  # fmt: skip
+BENCH_LOCAL = ("max_workers", "ecs_workers", "service_latency")  # the LOCAL_ONLY options `bench` has
 
 
 def run_target(args, chosen, patience=None, parameters: dict[str, str] | None = None):
@@ -395,6 +404,7 @@ def local_options(args, chosen):
         max_workers=getattr(args, "max_workers", None),
         **({"ecs_workers": ecs_workers} if ecs_workers else {}),
         api_port=args.api_port if getattr(args, "serve", False) else None,
+        service_latency=getattr(args, "service_latency", None),
     )
 
 
@@ -521,8 +531,9 @@ def cmd_bench(args) -> int:
     from jobgraph.runs.outcome import RunFailed
     from jobgraph.runs.target import Patience
 
-    if args.env and (args.max_workers or args.ecs_workers):
-        raise JobGraphError("--max-workers, --ecs-workers apply to the local cloud only, not to --env")
+    local_only = [flag for dest, flag in LOCAL_ONLY.items() if dest in BENCH_LOCAL and getattr(args, dest, None)]
+    if args.env and local_only:
+        raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --env")
     points = sweep.sweep_points(args.memory, args.architecture) if args.memory else []
     table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
     sequences, base = run_inputs(args)

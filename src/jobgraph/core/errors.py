@@ -24,6 +24,10 @@ class InvalidJobError(JobGraphError):
     """A queue message does not parse into a job (poison message)."""
 
 
+class JobInProgressError(JobGraphError):
+    """Another claimant holds a live claim on the job (it is running it now); retry after its lease."""
+
+
 class MissingStateError(JobGraphError):
     """A stage needs an output of an earlier stage that is not stored (yet)."""
 

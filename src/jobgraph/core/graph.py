@@ -139,7 +139,7 @@ def next_for_sequence(spec: RunSpec, completed: CompletedJob, sequence: Sequence
     """The job a completed route unlocks: the next route, or AGGREGATION after the last route.
 
     Returns None for AGGREGATION and MERGE completions (the run-level countdown handles those).
-    ``sequence`` is needed only when a next route exists.
+    ``sequence`` is needed only when a next route exists. A state the completion carries goes on in the job.
     """
     if not completed.exec_type.is_route:
         return None
@@ -149,7 +149,9 @@ def next_for_sequence(spec: RunSpec, completed: CompletedJob, sequence: Sequence
             f"{completed.job_id}: {completed.exec_type} completion lacks sequence_id, route_index or total_routes"
         )
     if is_last_route(completed):
-        return aggregation_job(spec, sequence_id, total_routes)
-    if sequence is None:
+        job = aggregation_job(spec, sequence_id, total_routes)
+    elif sequence is None:
         raise ValueError(f"{completed.job_id}: the sequence is needed to schedule route {route_index + 1}")
-    return route_job(spec, sequence, route_index + 1)
+    else:
+        job = route_job(spec, sequence, route_index + 1)
+    return job if completed.state is None else job.model_copy(update={"state": completed.state})

@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from jobgraph.core.airports import is_known_iata
 from jobgraph.core.timeutil import parse_hms
@@ -25,6 +25,18 @@ MAX_SYNTHETIC_WORK_MS = 900_000  # a Lambda's longest timeout
 MAX_SYNTHETIC_DATA_KB = 10_240
 
 RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
+
+
+def _relative_key(key: str) -> str:
+    if key.startswith("/") or ".." in key.split("/"):
+        raise ValueError("must be a key relative to the bucket: no leading '/', no '..' segment")
+    return key
+
+
+# A key in the results bucket (relative to RESULTS_PREFIX): printable ASCII, no leading "/", no ".." segment.
+InputKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[!-~]+$"), AfterValidator(_relative_key)
+]
 IataCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3}$")]
 
 
@@ -205,6 +217,46 @@ def utc_now_iso() -> str:
 
 # --- messages (GUIDE §6) --------------------------------------------------------------------------
 
+# base64 of S little-endian float64: 4 characters per 3 bytes
+_B64 = r"^[A-Za-z0-9+/]*={0,2}$"
+MAX_CARRIED_ARRAY_CHARS = 4 * -(-8 * MAX_SCENARIOS // 3)
+
+
+# The largest route state carried in the messages instead of an S3 object (bytes, base64 as sent).
+# Per route, an S3 state costs one PUT and one GET ($0.005 + $0.0004 per 1,000, eu-west-1 and us-east-1,
+# 2026-11-01); a carried state rides in four SQS payloads (completion sent, received by the Scheduler's
+# event source; next job sent, received by the Processor's), each 64 KB chunk billed as one FIFO request
+# ($0.50 per million). Break-even: 4 x B / 64 KiB x $0.50e-6 = $5.4e-6, B = 2.7 x 64 KiB ~ 172 KiB, about
+# S = 8,000 scenarios (21.3 bytes per scenario). Below it the message is cheaper (and saves two S3 round
+# trips of the function's billed time); above it, S3. SQS's 1 MiB message limit is far above the line.
+# tests/unit/test_carried_state.py recomputes the line from the price tables.
+CARRY_STATE_MAX_BYTES = 172 * 1024
+
+
+def carried_state_bytes(scenarios: int) -> int:
+    """The size of a route state carried in a message: two base64 float64 arrays (plus ~100 B of keys)."""
+    return 2 * 4 * -(-8 * scenarios // 3) + 100
+
+
+def carries_state(scenarios: int, max_bytes: int) -> bool:
+    """Does a route state of ``scenarios`` travel in the messages (else it is an S3 object)?"""
+    return carried_state_bytes(scenarios) <= max_bytes
+
+
+class CarriedState(_Strict):
+    """A route's state travelling in the messages instead of an S3 object (route r's completion → the
+    Scheduler → route r+1's job, or the AGGREGATION after the last route).
+
+    GUIDE §4's hand-over from route r: the arrival delay of every scenario and the running sum of its
+    departure delays, as little-endian float64 in base64 (exact: the next route computes the same
+    numbers as from the S3 object), plus the route's scheduled arrival (the curfew needs it).
+    """
+
+    route_index: int = Field(ge=0)
+    scheduled_arrival_min: float
+    arrival_delay: str = Field(max_length=MAX_CARRIED_ARRAY_CHARS, pattern=_B64)
+    total_departure_delay: str = Field(max_length=MAX_CARRIED_ARRAY_CHARS, pattern=_B64)
+
 
 class IncomingJob(BaseModel):
     """Body of an incoming-queue message: one job for the Processor."""
@@ -223,9 +275,14 @@ class IncomingJob(BaseModel):
     scenarios: int = Field(ge=1, le=MAX_SCENARIOS)
     seed: int = Field(ge=0, lt=2**63)
     submitted_at: str = Field(default_factory=utc_now_iso)
-    # SYNTHETIC jobs only: how long the job works and how much output it writes
+    # SYNTHETIC jobs only: how long the job works and how much output it writes, and an object of the
+    # results bucket it reads first (seed 001's "S3 key with job details")
     work_duration_ms: int | None = Field(default=None, ge=0, le=MAX_SYNTHETIC_WORK_MS)
     data_size_kb: int | None = Field(default=None, ge=0, le=MAX_SYNTHETIC_DATA_KB)
+    input_key: InputKey | None = None
+    # the previous route's state (INTERMEDIATE, LAST, AGGREGATION), when it travels in the messages;
+    # absent: it is read from S3 (scenario 3, or a state too large for a message: stages.carries_state)
+    state: CarriedState | None = None
 
     @model_validator(mode="after")
     def _shape_matches_exec_type(self) -> Self:
@@ -251,6 +308,38 @@ class IncomingJob(BaseModel):
         return self
 
 
+PRODUCER_RUN_ID = "producer"  # the run a producer's seed-001 messages are recorded under
+PRODUCER_DEFAULT_WORK_MS = 100  # seed 001's example message
+PRODUCER_DEFAULT_DATA_KB = 10
+
+
+class ProducerJob(_Strict):
+    """Seed 001's incoming message, as a producer sends it: ``{job_id, work_duration_ms, data_size_kb,
+    input_key}``, only ``job_id`` required. It runs as a SYNTHETIC job (``as_job``): run ``producer``, the
+    message's FIFO group as correlation id, the Processor's TEST_RUN_ID, the perf runner's defaults
+    (100 ms, 10 KiB, seed 001's example) for missing figures. Unknown fields make it malformed (a
+    jobgraph job with an error must not pass as a producer's message)."""
+
+    job_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+    work_duration_ms: int = Field(default=PRODUCER_DEFAULT_WORK_MS, ge=0, le=MAX_SYNTHETIC_WORK_MS)
+    data_size_kb: int = Field(default=PRODUCER_DEFAULT_DATA_KB, ge=0, le=MAX_SYNTHETIC_DATA_KB)
+    input_key: InputKey | None = None
+
+    def as_job(self, group: str, test_run_id: str) -> IncomingJob:
+        return IncomingJob(
+            job_id=self.job_id,
+            run_id=PRODUCER_RUN_ID,
+            test_run_id=test_run_id,
+            correlation_id=group,
+            exec_type=ExecType.SYNTHETIC,
+            scenarios=1,
+            seed=0,
+            work_duration_ms=self.work_duration_ms,
+            data_size_kb=self.data_size_kb,
+            input_key=self.input_key,
+        )
+
+
 class CompletedJob(BaseModel):
     """Body of an outgoing-queue message: the Processor's report on one job."""
 
@@ -271,6 +360,10 @@ class CompletedJob(BaseModel):
     scenarios: int | None = None
     seed: int | None = None
     error_message: str | None = None
+    # a route's state, handed by the Scheduler to the job that needs it next (IncomingJob.state)
+    state: CarriedState | None = None
+    # SYNTHETIC jobs with an input_key: the size of the object read
+    input_size_bytes: int | None = None
 
 
 # which implementation wrote a run's results (RunManifest.implementation)
@@ -291,10 +384,10 @@ class RunManifest(_Strict):
 
 
 def message_label(body: str) -> str | None:
-    """The job id of a well-formed job or completion (completions: "<job_id> (<status>)"), else None."""
+    """The job id of a well-formed job (a producer's too) or completion ("<job_id> (<status>)"), else None."""
     from pydantic import ValidationError
 
-    for model in (IncomingJob, CompletedJob):
+    for model in (IncomingJob, ProducerJob, CompletedJob):
         try:
             message = model.model_validate_json(body)
         except ValidationError:

@@ -1,7 +1,10 @@
-"""Parquet encoding of route delays and route state (pyarrow only; pandas is not needed to write)."""
+"""Encodings of route delays and route state: Parquet for S3 objects (pyarrow only; pandas is not needed
+to write), base64 float64 for a state carried in the messages (models.CarriedState)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 from typing import TYPE_CHECKING
 
@@ -10,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobgraph.core.delay_model import RouteState
+from jobgraph.core.errors import InvalidJobError
+from jobgraph.core.models import CarriedState
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,4 +77,38 @@ def decode_state(data: bytes) -> RouteState:
         scheduled_arrival_min=float(meta[_STATE_META[1]]),
         arrival_delay=table.column("arrival_delay_min").to_numpy(),
         total_departure_delay=table.column("total_departure_delay_min").to_numpy(),
+    )
+
+
+def _f64(values: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode("ascii")
+
+
+def _from_f64(text: str, scenarios: int, name: str) -> np.ndarray:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidJobError(f"state.{name}: not base64") from None
+    if len(raw) != 8 * scenarios:
+        raise InvalidJobError(f"state.{name}: {len(raw) // 8} values for {scenarios} scenarios")
+    return np.frombuffer(raw, dtype="<f8").astype(np.float64)
+
+
+def carry_state(state: RouteState) -> CarriedState:
+    """The state as it travels in a message: bit-exact float64 (the next route computes the same numbers)."""
+    return CarriedState(
+        route_index=state.route_index,
+        scheduled_arrival_min=state.scheduled_arrival_min,
+        arrival_delay=_f64(state.arrival_delay),
+        total_departure_delay=_f64(state.total_departure_delay),
+    )
+
+
+def uncarry_state(carried: CarriedState, scenarios: int) -> RouteState:
+    """The RouteState of a message's state; InvalidJobError if its arrays do not hold ``scenarios`` values."""
+    return RouteState(
+        route_index=carried.route_index,
+        scheduled_arrival_min=carried.scheduled_arrival_min,
+        arrival_delay=_from_f64(carried.arrival_delay, scenarios, "arrival_delay"),
+        total_departure_delay=_from_f64(carried.total_departure_delay, scenarios, "total_departure_delay"),
     )

@@ -83,6 +83,10 @@ class ResultStore:
     def get_delays(self, run_id: str, job_id: str) -> bytes:
         return self.blobs.get(delays_key(run_id, job_id))
 
+    def get_input(self, key: str) -> bytes:
+        """A producer's input object (a SYNTHETIC job's ``input_key``), relative to the store's root."""
+        return self.blobs.get(key)
+
     def put_synthetic(self, run_id: str, job_id: str, data: bytes) -> str:
         key = synthetic_key(run_id, job_id)
         self.blobs.put(key, data)

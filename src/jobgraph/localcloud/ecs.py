@@ -12,7 +12,7 @@ that keeps failing at start (exit code other than the injected kill's, 3 times i
 its log's tail. ``stop()`` sends SIGTERM, waits the container's stopTimeout, then kills, as ECS does.
 
 Local differences (the same spirit as the Lambda runtime's 1 s retry delay): the long poll is 2 s instead
-of 20 s, a failed job is retried after 1 s instead of RETRY_DELAY_SECONDS, and a killed task's messages are
+of 20 s, a failed job backs off from 1 s instead of RETRY_BACKOFF_BASE_SECONDS, and a killed task's messages are
 visible again after 4 s instead of VISIBILITY_TIMEOUT_SECONDS, so runs, retries and shutdown take seconds. The task's own output (Powertools JSON logs) is ``<log_dir>/<service>-<n>.log``; the report reads
 its "batch processed" lines for queue waits and batch times.
 """
@@ -44,7 +44,7 @@ DEFAULT_TASKS = 2
 # after 4 s instead of 2 minutes (the heartbeat keeps a running batch invisible meanwhile).
 LOCAL_OVERRIDES = {
     "WAIT_TIME_SECONDS": "2",
-    "RETRY_DELAY_SECONDS": "1",
+    "RETRY_BACKOFF_BASE_SECONDS": "1",
     "VISIBILITY_TIMEOUT_SECONDS": "4",
     "HEARTBEAT_SECONDS": "1",
     "PYTHONUNBUFFERED": "1",

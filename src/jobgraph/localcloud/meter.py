@@ -10,9 +10,9 @@ workload's, so figures per job describe the job graph, not the tool watching it.
 
 Billing units are derived per request as AWS defines them: SQS bills each 64 KB chunk of a request's
 payload as one request; DynamoDB on-demand bills a write request unit per 1 KB written (2 in a
-transaction) and a read request unit per 4 KB read (strongly consistent; 2 in a transaction). Payload
-sizes are the HTTP bodies, which is what the SDK sends and gets back (an estimate of item sizes close
-to, but not exactly, DynamoDB's own accounting).
+transaction) and a read request unit per 4 KB read (strongly consistent; 2 in a transaction). Sizes are
+estimates close to, but not exactly, DynamoDB's own accounting (which bills an item's size): a PutItem's
+item, an UpdateItem's key and values (not its expression text), other requests' HTTP bodies.
 """
 
 from __future__ import annotations
@@ -82,6 +82,19 @@ def classify(environ: dict, body: bytes) -> tuple[str, str]:
     return service, action
 
 
+def _written_bytes(body: bytes, action: str) -> int:
+    """The bytes of item a single-item write bills: PutItem's item, UpdateItem's key and values (its
+    expressions and names are not stored), a DeleteItem's key; the whole body otherwise."""
+    if action not in ("PutItem", "UpdateItem", "DeleteItem"):
+        return len(body)
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return len(body)
+    parts = {"PutItem": ("Item",), "UpdateItem": ("Key", "ExpressionAttributeValues"), "DeleteItem": ("Key",)}
+    return sum(len(json.dumps(request.get(part, {}), separators=(",", ":"))) for part in parts[action])
+
+
 def _items(body: bytes, action: str) -> int:
     """Items a multi-item write touches (each is billed at least one unit); 1 for single-item writes."""
     if action not in ("TransactWriteItems", "BatchWriteItem"):
@@ -110,7 +123,7 @@ class RequestMeter:
         if service == "sqs":
             units["sqs_requests_64kb"] = max(1, math.ceil(max(len(request_body), response_bytes) / SQS_CHUNK))
         elif service == "dynamodb" and action in _DYNAMO_WRITES:
-            written = max(_items(request_body, action), math.ceil(len(request_body) / 1024))
+            written = max(_items(request_body, action), math.ceil(_written_bytes(request_body, action) / 1024))
             units["dynamodb_wru"] = written * (2 if action.startswith("Transact") else 1)
         elif service == "dynamodb" and action in _DYNAMO_READS:
             read = max(1, math.ceil(response_bytes / 4096))

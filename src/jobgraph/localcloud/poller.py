@@ -12,9 +12,12 @@ when it starts, delaying a group's next message by up to the wait time. One rece
 without a wait, has neither problem; when the queue is empty it sleeps until moto signals a new message
 (``wait_for_messages``), so an idle mapping costs the single-threaded server nothing.
 
-One deliberate difference from AWS: a message to retry is made visible again after ``retry_delay_s``
-(default 1 s) rather than after the queue's full visibility timeout (≥ 6 × the function timeout), so a
-local rehearsal with faults takes seconds, not hours.
+Retries as on AWS: the functions set a failed record's visibility to their exponential backoff before
+they return (services/records.py), and the poller leaves it so. One deliberate difference: when an
+invocation fails as a whole (a crash, an injected fault, a batch whose every record failed), AWS makes
+its messages visible again after the queue's visibility timeout (≥ 6 × the function timeout) unless the
+function shortened it; locally they come back after the same backoff curve from ``retry_delay_s``
+(default 1 s: 1, 2, 4 s…), so a local rehearsal with faults takes seconds, not hours.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from jobgraph.adapters.sqs import sqs_event
+from jobgraph.core.retry import backoff_s
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.localcloud.workers import FunctionSpec, Worker
 
 IDLE_MIN_S = 0.005
 IDLE_MAX_S = 0.05
 WAKE_UP_S = 0.25
+LOCAL_BACKOFF_MAX_S = 30
 
 
 @dataclass(frozen=True)
@@ -258,11 +263,14 @@ class MappingPoller:
         with self.stats.lock:
             self.stats.deleted[name] += len(done)
             self.stats.done_jobs[name].update(finished)
+        if outcome.ok:
+            return  # the function set its failed records' backoff itself (module docstring)
         for message in messages:
             if message["MessageId"] in retry:
-                # visible again after retry_delay_s, not after the queue's visibility timeout (module docstring)
+                # the local stand-in for the queue's visibility timeout (module docstring)
+                attempt = int(message["Attributes"].get("ApproximateReceiveCount", "1"))
                 self.sqs.change_message_visibility(
                     QueueUrl=self.mapping.queue_url,
                     ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=self.retry_delay_s,
+                    VisibilityTimeout=backoff_s(attempt, self.retry_delay_s, LOCAL_BACKOFF_MAX_S),
                 )

@@ -68,6 +68,8 @@ def function_specs(endpoint: LocalEndpoint, stack: DeployedStack) -> dict[str, F
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
             # no X-Ray daemon on a laptop: Tracer would fail to emit segments
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # the local time scale: failed messages back off 1, 2, 4 s… (the poller's own retry_delay_s)
+            "RETRY_BACKOFF_BASE_SECONDS": "1",
         }
         specs[logical_id] = FunctionSpec(
             logical_id=logical_id,

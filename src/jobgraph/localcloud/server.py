@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from jobgraph.localcloud import motopatches
+from jobgraph.localcloud.latency import LatencyProfile
 from jobgraph.localcloud.meter import HARNESS_USER_AGENT, RequestMeter
 from jobgraph.localcloud.sandbox import allow_loopback_only
 
@@ -40,7 +42,13 @@ class _SerialMotoServer:
     server is bound by the GIL anyway). A long poll gives the lock up while it waits (motopatches).
     """
 
-    def __init__(self, port: int, meter: RequestMeter, container_hosts: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        port: int,
+        meter: RequestMeter,
+        container_hosts: tuple[str, ...] = (),
+        latency: LatencyProfile | None = None,
+    ):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
@@ -51,9 +59,13 @@ class _SerialMotoServer:
         motopatches.SERVER_LOCKS.append(lock)
 
         def serial_app(environ, start_response):
+            arrived = time.monotonic()
             with lock:
                 # the body is materialised under the lock too: moto builds some responses lazily
-                return list(app(environ, start_response))
+                chunks = list(app(environ, start_response))
+            if latency is not None:  # outside the lock, so requests in flight together wait together (latency.py)
+                latency.wait(environ, since=arrived)
+            return chunks
 
         def listen(host: str, port: int):
             try:
@@ -106,6 +118,7 @@ class LocalEndpoint:
     # Extra addresses to serve on (a free port each), for containers only: each must be the gateway of a
     # local internal Docker network (containers.local_invoke_network checks that); never a public one.
     container_hosts: tuple[str, ...] = ()
+    latency: LatencyProfile | None = None  # each workload request held for its service time (latency.py)
     _server: object = field(default=None, repr=False)
     _clients: dict = field(default_factory=dict, repr=False)
 
@@ -119,7 +132,7 @@ class LocalEndpoint:
         if not _ACTIVE.acquire(blocking=False):
             raise RuntimeError("a local cloud is already running in this process")
         try:
-            self._server = _SerialMotoServer(self.port, self.meter, self.container_hosts)
+            self._server = _SerialMotoServer(self.port, self.meter, self.container_hosts, self.latency)
             self._server.start()
             self.port = self._server.port
             self._reset()

@@ -27,6 +27,7 @@ from jobgraph.localcloud import motopatches
 from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
 from jobgraph.localcloud.ecs import DEFAULT_TASKS, LocalEcs
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
+from jobgraph.localcloud.latency import load_profile
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
 from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
@@ -54,6 +55,7 @@ class LocalOptions:
     ecs_workers: int = DEFAULT_TASKS  # local tasks (worker processes) per ECS service: scenario 2
     log_dir: Path | None = None  # default: <out>/.logs/<run_id>
     api_port: int | None = None
+    service_latency: str | None = None  # "default" or a profile file: each AWS request's time (localcloud/latency.py)
     trigger_config: object | None = None  # a core.triggers.WorkflowConfig, pushed to the stack's S3 after deploy
 
 
@@ -84,7 +86,7 @@ class LocalTarget(AwsTarget):
         self.log_dir = self.options.log_dir or self.output.folder / ".logs" / run_id
         shutil.rmtree(self.log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
         options = self.options
-        with LocalEndpoint() as endpoint:
+        with LocalEndpoint(latency=load_profile(options.service_latency)) as endpoint:
             self.clients = endpoint
             self.stack = deploy(
                 endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters

@@ -81,6 +81,7 @@ def local_settings(runtime, options, spec: RunSpec) -> dict:
             m.function.logical_id: {"batch_size": m.batch_size, "workers": m.concurrency} for m in runtime.mappings
         },
         "ecs_workers": options.ecs_workers,
+        "service_latency": runtime.endpoint.latency.summary() if runtime.endpoint.latency else None,
     }
 
 

@@ -1,20 +1,46 @@
-"""SQS records parsed by Powertools' batch processor, and the FIFO processor the two queue handlers use."""
+"""SQS batches of the queue consumers (Processor, Scheduler, ECS worker): parsing, FIFO order, concurrency,
+backoff.
+
+A batch from a FIFO queue holds messages of several message groups (aircraft), each group's in order.
+``FifoBatch.process`` runs the groups concurrently — up to ``max_concurrency`` at once, each group's
+records in order through its own Powertools ``SqsFifoPartialProcessor`` with ``skip_group_on_error`` —
+so a failure fails only the rest of its own group, and the invocation's billed time is the slowest
+group's, not the sum of ten jobs' I/O waits. Powertools' own concurrent processor (AsyncBatchProcessor)
+ignores message groups, and its FIFO processor runs records one at a time; this composes the two ideas.
+
+Every failed record is made visible again after an exponential backoff (core/retry.py) before the batch
+returns, instead of after the queue's visibility timeout (ChangeMessageVisibility on the queue the
+record came from). A batch whose every record failed still fails the invocation, as Powertools does.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
 from pydantic import ValidationError
 
-from jobgraph.core.models import CompletedJob, IncomingJob
-from jobgraph.services.observability import MetricUnit, logger, metrics
+from jobgraph.adapters.sqs import FifoQueue, queue_url_for_arn
+from jobgraph.core.models import CompletedJob, IncomingJob, ProducerJob
+from jobgraph.core.retry import backoff_s
+from jobgraph.services.observability import MetricUnit, add_metric, logger
 
 
 class JobRecord(SqsRecordModel):
-    body: Json[IncomingJob]  # type: ignore[assignment]
+    # a job as jobgraph sends it, or seed 001's producer message (a SYNTHETIC job: ProducerJob)
+    body: Json[IncomingJob | ProducerJob]  # type: ignore[assignment]
+
+    def job(self, test_run_id: str) -> IncomingJob:
+        """The job to run: the body itself, or the SYNTHETIC job a producer's message stands for."""
+        if isinstance(self.body, IncomingJob):
+            return self.body
+        return self.body.as_job(group=self.attributes.MessageGroupId or self.body.job_id, test_run_id=test_run_id)
 
 
 class CompletionRecord(SqsRecordModel):
@@ -36,14 +62,20 @@ class ReportingFifoProcessor(SqsFifoPartialProcessor):
     def __init__(self, model, on_poison=None):
         super().__init__(model=model, skip_group_on_error=True)
         self.on_poison = on_poison
+        # FifoBatch decides about the whole batch; one group failing entirely is a partial failure
+        self.raise_on_entire_batch_failure = False
 
     def failure_handler(self, record, exception):
         _type, error, _tb = exception
         if isinstance(error, ValidationError):
-            # the body is not a job at all: keep it for inspection; SQS retries, then dead-letters it
+            # the body is not a job at all: keep it for inspection; it is retried (with backoff) until
+            # the queue's redrive policy dead-letters it after maxReceiveCount receives
             message_id, body = getattr(record, "message_id", "?"), getattr(record, "body", "")
-            logger.error("poison message", extra={"message_id": message_id, "errors": error.errors()[:5]})
-            metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
+            logger.error(
+                "poison message: it goes to the DLQ after the queue's maxReceiveCount receives",
+                extra={"message_id": message_id, "errors": error.errors(include_url=False)[:5]},
+            )
+            add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
             if self.on_poison:
                 try:
                     self.on_poison(message_id, str(error), body if isinstance(body, str) else str(body))
@@ -52,20 +84,125 @@ class ReportingFifoProcessor(SqsFifoPartialProcessor):
         return super().failure_handler(record, exception)
 
 
+@dataclass(frozen=True)
+class RetryBackoff:
+    """Sets failed records' visibility to base × 2^(attempt−1) seconds (capped, jittered) on their queue."""
+
+    base_s: float
+    max_s: int
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+    sqs: object = None  # an injected client (tests); default: the cached boto3 client
+
+    def delays(self, records: list[dict]) -> list[tuple[dict, int]]:
+        """(record, seconds) per failed record: a group's records share its first failed record's delay,
+        so the group comes back together and in order."""
+        by_group: dict[str, int] = {}
+        out = []
+        for record in records:
+            attributes = record.get("attributes", {})
+            group = attributes.get("MessageGroupId") or record["messageId"]
+            if group not in by_group:
+                attempt = int(attributes.get("ApproximateReceiveCount", "1"))
+                by_group[group] = backoff_s(attempt, self.base_s, self.max_s, self.rng)
+            out.append((record, by_group[group]))
+        return out
+
+    def apply(self, records: list[dict]) -> None:
+        """Before the batch returns: each failed record visible again after its backoff."""
+        by_queue: dict[str, list[tuple[str, int]]] = {}
+        for record, seconds in self.delays(records):
+            by_queue.setdefault(record["eventSourceARN"], []).append((record["receiptHandle"], seconds))
+        for queue_arn, entries in by_queue.items():
+            try:
+                queue = FifoQueue(queue_url_for_arn(queue_arn, self.sqs), self.sqs)
+                refused = queue.set_visibility(entries)
+            except Exception:  # the message still comes back, after the visibility it had
+                logger.exception("could not set the retry backoff", extra={"queue": queue_arn})
+                continue
+            logger.info(
+                "failed messages return after backoff",
+                extra={"queue": queue_arn, "delays_s": sorted({s for _, s in entries}), "refused": refused},
+            )
+
+
+def retry_backoff(settings) -> RetryBackoff:
+    """The consumer's backoff from its settings (QueueConsumerSettings); base 0: visible again at once."""
+    return RetryBackoff(settings.retry_backoff_base_s, settings.retry_backoff_max_s)
+
+
+def message_groups(records: list[dict]) -> list[list[dict]]:
+    """The batch's records by FIFO message group, each group in its order (a record without a group, from a
+    standard queue, is a group of its own)."""
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        group = record.get("attributes", {}).get("MessageGroupId") or f"message:{record.get('messageId')}"
+        groups.setdefault(group, []).append(record)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class FifoBatch:
+    """How a queue consumer processes one SQS batch: the record model, what to do with poison, how many
+    message groups at once, and the retry backoff."""
+
+    model: type[SqsRecordModel]
+    on_poison: Callable[[str, str, str], None] | None = None
+    max_concurrency: int = 1
+    backoff: RetryBackoff | None = None
+
+    def _run_group(self, records: list[dict], handler, context) -> tuple[list[dict], list]:
+        processor = ReportingFifoProcessor(self.model, self.on_poison)
+        try:
+            with processor(records, handler, context):
+                processor.process()
+        finally:
+            logger.thread_safe_clear_keys()  # the group's job keys, on a pooled thread
+        failed = {item["itemIdentifier"] for item in processor.response()["batchItemFailures"]}
+        return [r for r in records if r["messageId"] in failed], list(processor.exceptions)
+
+    def process(self, event: dict, context, handler, release: Callable[[Iterable[str]], None] | None = None) -> dict:
+        """Run ``handler`` over the batch (groups concurrently, each in order); back failed records off.
+
+        Returns the partial batch response; raises BatchProcessingError when every record failed (the
+        invocation fails; SQS redelivers after the backoff). ``release(message_ids)`` is called before
+        the backoff is set (the ECS worker stops its visibility heartbeat for those messages)."""
+        records = event.get("Records", [])
+        groups = message_groups(records)
+        workers = min(self.max_concurrency, len(groups))
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="group") as pool:
+                outcomes = list(pool.map(lambda group: self._run_group(group, handler, context), groups))
+        else:
+            outcomes = [self._run_group(group, handler, context) for group in groups]
+        failed_ids = {r["messageId"] for failed, _ in outcomes for r in failed}
+        failed = [r for r in records if r["messageId"] in failed_ids]  # the batch's order
+        if failed:
+            if release is not None:
+                release(failed_ids)
+            if self.backoff is not None:
+                self.backoff.apply(failed)
+        if records and len(failed) == len(records):
+            exceptions = [exc for _, excs in outcomes for exc in excs]
+            raise BatchProcessingError(
+                msg=f"All records failed processing. {len(exceptions)} individual errors logged separately below.",
+                child_exceptions=exceptions,
+            )
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in failed]}
+
+
 def process_batch_then_send(
     event: dict,
     context,
-    processor: SqsFifoPartialProcessor,
+    batch: FifoBatch,
     record_handler,
     pending: list,
     send: Callable[[list], object],
+    release: Callable[[Iterable[str]], None] | None = None,
 ) -> dict:
-    """Process an SQS batch (FIFO partial failures) whose record handler appends to ``pending``, then
-    ``send`` what was appended in one go. A failed send fails the invocation, so SQS redelivers the batch."""
+    """Process an SQS batch whose record handler appends to ``pending``, then ``send`` what was appended in
+    one go. A failed send fails the invocation, so SQS redelivers the batch."""
     pending.clear()
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    response = batch.process(event, context, record_handler, release)
     if pending:
         send(list(pending))
         pending.clear()

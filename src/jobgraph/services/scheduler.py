@@ -17,8 +17,8 @@ from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.graph import RunSpec, is_last_route, merge_job, next_for_sequence
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, Sequence
 from jobgraph.core.results import ResultStore
-from jobgraph.services.observability import MetricUnit, logger, metrics
-from jobgraph.services.records import CompletionRecord, ReportingFifoProcessor, process_batch_then_send
+from jobgraph.services.observability import MetricUnit, add_metric, logger
+from jobgraph.services.records import CompletionRecord, FifoBatch, process_batch_then_send, retry_backoff
 from jobgraph.services.run_events import announce_run_end, run_end_events
 from jobgraph.services.settings import SchedulerSettings, load_settings
 
@@ -66,7 +66,7 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
     ``send`` takes the next job; by default it is sent at once. The Scheduler Lambda collects them and
     sends one batch per invocation (SchedulerRuntime.run_batch)."""
     send = send or (lambda job: deps.incoming.send_jobs([job]))
-    logger.append_keys(correlation_id=completed.correlation_id, job_id=completed.job_id)
+    logger.thread_safe_append_keys(correlation_id=completed.correlation_id, job_id=completed.job_id)
     if completed.status is JobStatus.FAILED:
         # the Processor recorded the failure; SQS retries the job itself — nothing to schedule, unless this
         # was its last attempt: then the job goes to the DLQ and its run can never complete
@@ -100,7 +100,7 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
     completed_now = deps.table.complete_run(completed.run_id, completed.output_key or "")
     if completed_now:
         run = deps.table.get_run(completed.run_id)
-        metrics.add_metric(name="RunDurationSeconds", unit=MetricUnit.Seconds, value=float(run["duration_s"]))
+        add_metric(name="RunDurationSeconds", unit=MetricUnit.Seconds, value=float(run["duration_s"]))
         logger.info("run completed", extra={"run_id": completed.run_id, "duration_s": float(run["duration_s"])})
     # also on a redelivery: the first delivery may have died between completing and announcing
     announce(completed.run_id, deps)
@@ -120,7 +120,7 @@ def announce(run_id: str, deps: SchedulerDeps) -> None:
 class SchedulerRuntime:
     settings: SchedulerSettings
     deps: SchedulerDeps
-    batch: ReportingFifoProcessor
+    batch: FifoBatch
 
     pending: list[IncomingJob] = field(default_factory=list)  # this invocation's next jobs, not yet sent
 
@@ -128,7 +128,8 @@ class SchedulerRuntime:
         return schedule(record.body, self.deps, self.pending.append)
 
     def run_batch(self, event: dict, context) -> dict:
-        """Act on a batch of completions (FIFO partial failures), then send the next jobs: 10 per call.
+        """Act on a batch of completions (groups concurrently, FIFO partial failures, backoff), then send
+        the next jobs: 10 per call.
 
         If sending fails the invocation fails and SQS redelivers the batch; acting on a completion twice
         is harmless (the count-down and the MERGE claim are idempotent, job ids deduplicate)."""
@@ -141,6 +142,10 @@ class SchedulerRuntime:
 def scheduler_runtime() -> SchedulerRuntime:
     settings = load_settings(SchedulerSettings)
     deps = SchedulerDeps.from_settings(settings)
-    return SchedulerRuntime(
-        settings, deps, ReportingFifoProcessor(CompletionRecord, on_poison=deps.table.record_poison)
+    batch = FifoBatch(
+        CompletionRecord,
+        on_poison=deps.table.record_poison,
+        max_concurrency=settings.group_concurrency,
+        backoff=retry_backoff(settings),
     )
+    return SchedulerRuntime(settings, deps, batch)

@@ -8,7 +8,8 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobgraph.core.errors import ConfigurationError
-from jobgraph.core.models import MAX_SCENARIOS
+from jobgraph.core.models import CARRY_STATE_MAX_BYTES, MAX_SCENARIOS
+from jobgraph.core.retry import MAX_VISIBILITY_S
 
 
 class CommonSettings(BaseSettings):
@@ -21,8 +22,26 @@ class CommonSettings(BaseSettings):
     record_ttl_days: int = Field(default=30, ge=0, validation_alias="RECORD_TTL_DAYS")
 
 
-class ProcessorSettings(CommonSettings):
+class QueueConsumerSettings(CommonSettings):
+    """Functions fed by an SQS event source (and the ECS worker): retries and concurrency per batch."""
+
+    # A failed message is visible again after base x 2^(attempt-1) seconds (jittered), at most the cap
+    # (core/retry.py), instead of the queue's visibility timeout. 0: visible again at once.
+    retry_backoff_base_s: float = Field(default=5, ge=0, le=3600, validation_alias="RETRY_BACKOFF_BASE_SECONDS")
+    retry_backoff_max_s: int = Field(
+        default=300, ge=1, le=MAX_VISIBILITY_S, validation_alias="RETRY_BACKOFF_MAX_SECONDS"
+    )
+    # Message groups of one batch processed at once (each group in order); 1: one record at a time.
+    group_concurrency: int = Field(default=10, ge=1, le=100, validation_alias="GROUP_CONCURRENCY")
+
+
+class ProcessorSettings(QueueConsumerSettings):
     outgoing_queue_url: str = Field(min_length=1, validation_alias="OUTGOING_QUEUE_URL")
+    # The largest route state that travels in the messages instead of an S3 object (models.py has the
+    # line where S3 becomes cheaper); 0: always S3. Below SQS's 1 MiB message limit.
+    carry_state_max_bytes: int = Field(
+        default=CARRY_STATE_MAX_BYTES, ge=0, le=900 * 1024, validation_alias="STATE_IN_MESSAGE_MAX_BYTES"
+    )
 
 
 class WorkerSettings(ProcessorSettings):
@@ -33,11 +52,9 @@ class WorkerSettings(ProcessorSettings):
     wait_time_s: int = Field(default=20, ge=0, le=20, validation_alias="WAIT_TIME_SECONDS")
     max_messages: int = Field(default=10, ge=1, le=10, validation_alias="MAX_MESSAGES")
     # Messages in hand stay invisible this long after each heartbeat; a crashed task's batch comes back
-    # after at most this, and an in-progress idempotency record expires after it too.
+    # after at most this, and the job claims it holds (their lease) end after it too.
     visibility_timeout_s: int = Field(default=120, ge=2, le=43200, validation_alias="VISIBILITY_TIMEOUT_SECONDS")
     heartbeat_s: float = Field(default=30, gt=0, validation_alias="HEARTBEAT_SECONDS")
-    # A failed job (and the rest of its message group) is visible again after this long
-    retry_delay_s: int = Field(default=30, ge=0, le=43200, validation_alias="RETRY_DELAY_SECONDS")
 
     @model_validator(mode="after")
     def _heartbeat_within_visibility(self) -> WorkerSettings:
@@ -58,7 +75,7 @@ class RunEndSettings(CommonSettings):
     stack_name: str = Field(default="", validation_alias="STACK_NAME")
 
 
-class SchedulerSettings(RunEndSettings):
+class SchedulerSettings(QueueConsumerSettings, RunEndSettings):
     incoming_queue_url: str = Field(min_length=1, validation_alias="INCOMING_QUEUE_URL")
     # the incoming queue's maxReceiveCount: a job failed that often is dead-lettered, so its run FAILED; 0: never
     job_max_attempts: int = Field(default=0, ge=0, validation_alias="JOB_MAX_ATTEMPTS")

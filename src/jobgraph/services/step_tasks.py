@@ -4,20 +4,21 @@ PrepareRun registers a run exactly as StartRun does (start_run.register_run: val
 sequences, manifest) and writes the run's plan — each sequence's route jobs and AGGREGATION, built by
 core/graph as the Scheduler would build them — for the Distributed Map's ItemReader.
 
-StepTask runs one job through the Processor's code (processor.run_recorded: same stage functions, same
-S3 keys, same job records), idempotent on the job id: when Step Functions retries a task whose job had
-completed (the invocation failed afterwards), the stored completion is returned, so results stay
-identical and the job is recorded once. The MERGE task also completes the run record, as the Scheduler
-does in scenario 1.
+StepTask runs one job through the Processor's code (processor.run_claimed: same stage functions, same
+S3 keys, same claim and completion on the job record), exactly once per job id: when Step Functions
+retries a task whose job had completed (the invocation failed afterwards), the stored completion is
+returned, so results stay identical and the job is recorded once. The claimant is the state machine's
+task for the job, so a retry after a crash claims again at once. Route state stays in S3 here: the
+Map's iterations hand nothing to each other. The MERGE task also completes the run record, as the
+Scheduler does in scenario 1 — also when it answers from the record (the first try may have died between
+completing the job and the run).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobgraph.adapters.dynamodb import JobsTable
@@ -33,6 +34,8 @@ from jobgraph.services.settings import PrepareRunSettings, StepTaskSettings, loa
 from jobgraph.services.start_run import register_run, rejected, run_started
 
 IMPLEMENTATION = "stepfunctions"
+# A job's claimant in scenario 3: the state machine's task for it (one try at a time; a retry re-claims)
+CLAIMANT_PREFIX = "stepfunctions:"
 
 
 # ------------------------------------------------------------------------------------- PrepareRun
@@ -148,13 +151,20 @@ class StepTaskDeps:
         )
 
 
-def run_step_job(job: IncomingJob, deps: StepTaskDeps, attempt: int = 1) -> CompletedJob:
-    """Run and record one job; the MERGE also completes the run (once: complete_run is conditional)."""
+def run_step_job(job: IncomingJob, deps: StepTaskDeps, attempt: int = 1, lease_ms: int | None = None) -> CompletedJob:
+    """Claim, run and record one job; the MERGE also completes the run (once: complete_run is conditional)."""
     # Imported here, not at the top: processor needs numpy/pyarrow (core.stages), which StepTask's
     # function has (ScientificLayer) but PrepareRun's, which imports this module too, does not.
-    from jobgraph.services.processor import run_recorded
+    from jobgraph.services.processor import DEFAULT_LEASE_MS, run_claimed
 
-    completed = run_recorded(job, deps.results, deps.table, attempt)
+    completed = run_claimed(
+        job,
+        deps.results,
+        deps.table,
+        claimant=f"{CLAIMANT_PREFIX}{job.job_id}",
+        lease_ms=DEFAULT_LEASE_MS if lease_ms is None else lease_ms,
+        attempt=attempt,
+    )
     if job.exec_type is ExecType.MERGE and deps.table.complete_run(job.run_id, completed.output_key or ""):
         logger.info("run completed", extra={"run_id": job.run_id})
     return completed
@@ -164,13 +174,13 @@ def run_step_job(job: IncomingJob, deps: StepTaskDeps, attempt: int = 1) -> Comp
 class StepTaskRuntime:
     settings: StepTaskSettings
     deps: StepTaskDeps
-    idempotency: IdempotencyConfig
-    run_once: Callable[..., CompletedJob]
 
-    def handle(self, event: StepTaskEvent) -> dict:
+    def handle(self, event: StepTaskEvent, context=None) -> dict:
         if event.announce_run_end is not None:
             return {"run_id": event.announce_run_end, "event_id": self.announce(event.announce_run_end)}
-        completed = self.run_once(job=event.job, attempt=event.retry_count + 1)
+        from jobgraph.services.processor import lease_of  # see run_step_job
+
+        completed = run_step_job(event.job, self.deps, attempt=event.retry_count + 1, lease_ms=lease_of(context))
         return completed.model_dump(mode="json", exclude_none=True)
 
     def announce(self, run_id: str) -> str | None:
@@ -186,12 +196,4 @@ class StepTaskRuntime:
 @cache
 def step_task_runtime() -> StepTaskRuntime:
     settings = load_settings(StepTaskSettings)
-    deps = StepTaskDeps.from_settings(settings)
-
-    def run(job: IncomingJob, attempt: int = 1) -> CompletedJob:
-        return run_step_job(job, deps, attempt)
-
-    from jobgraph.services.processor import once_per_job  # see run_step_job
-
-    config, run_once = once_per_job(run, deps.table, "IDEMPOTENCY#step-task")
-    return StepTaskRuntime(settings, deps, config, run_once)
+    return StepTaskRuntime(settings, StepTaskDeps.from_settings(settings))

@@ -3,14 +3,16 @@
 A Fargate task runs ``python3.13 -m jobgraph.services.worker`` (or the ``jobgraph-worker`` script):
 
 - ReceiveMessage long-polls (WaitTimeSeconds 20, up to 10 messages, the task definition's environment).
-- Each batch goes through the Processor's own runtime (services/processor.py): the same idempotent
-  ``process_job``, the same Powertools FIFO batch processor with ``skip_group_on_error``. A failed job holds
-  back only the later messages of its own message group (aircraft); every message that succeeded is deleted,
-  the failed one and the rest of its group stay undeleted and are made visible again after
-  RETRY_DELAY_SECONDS, in order, as SQS FIFO redelivers them. A malformed body is recorded and retried until
-  the queue's redrive policy dead-letters it.
+- Each batch goes through the Processor's own runtime (services/processor.py): the same claim on the job
+  record, the same batch processing — message groups concurrently (GROUP_CONCURRENCY), each in order, a
+  failure holding back only the later messages of its own group (aircraft). Every message that succeeded
+  is deleted; the failed one and the rest of its group stay undeleted and are made visible again after an
+  exponential backoff (RETRY_BACKOFF_BASE_SECONDS × 2^(attempt−1), capped, jittered), in order, as SQS
+  FIFO redelivers them. A malformed body is recorded and retried until the queue's redrive policy
+  dead-letters it.
 - While a batch is processed, a heartbeat thread extends the visibility of the messages still in hand
-  (ChangeMessageVisibilityBatch every HEARTBEAT_SECONDS), so a long job is not handed to another task.
+  (ChangeMessageVisibilityBatch every HEARTBEAT_SECONDS), so a long job is not handed to another task; it
+  lets go of failed messages before their backoff is set.
 - SIGTERM (ECS stopping the task: scale-down, deployment, spot) sets a flag: the batch in hand is finished,
   nothing more is received, and the process exits 0 — within the container's stopTimeout (the last long
   poll returns within 20 s; a batch received after the signal is released at once, not processed).
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from jobgraph.adapters.sqs import MAX_BATCH, default_sqs_client, sqs_event
+from jobgraph.adapters.sqs import MAX_BATCH, FifoQueue, default_sqs_client, sqs_event
 from jobgraph.core.errors import ConfigurationError
 from jobgraph.services.observability import MetricUnit, logger, metrics
 from jobgraph.services.processor import ProcessorRuntime, build_processor_runtime
@@ -47,10 +49,10 @@ def run_batch(messages: list[dict], process: Callable[[list[dict]], set[str]]) -
 
 @dataclass
 class WorkerContext:
-    """What Powertools idempotency reads from a Lambda context: the time a job may still take.
+    """What the Processor reads from a Lambda context: the time a job may still take (its claim's lease).
 
-    An in-progress idempotency record expires after the visibility timeout, the time after which a crashed
-    task's message is delivered again, so the retry runs the job instead of finding it "in progress".
+    A claim's lease is the visibility timeout, the time after which a crashed task's message is delivered
+    again (to any task); the same message re-claims at once anyway (its id is the claimant).
     """
 
     visibility_timeout_s: int
@@ -91,6 +93,8 @@ class VisibilityHeartbeat:
             self._held.update((m["MessageId"], m["ReceiptHandle"]) for m in messages)
 
     def release(self, message_ids) -> None:
+        """Stop extending these messages; a beat in progress finishes first (it holds the lock), so no
+        later beat can undo a visibility set after this returns."""
         with self._lock:
             for message_id in message_ids:
                 self._held.pop(message_id, None)
@@ -98,23 +102,25 @@ class VisibilityHeartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             with self._lock:
-                held = list(self._held.items())
-            for start in range(0, len(held), MAX_BATCH):
-                chunk = held[start : start + MAX_BATCH]
-                try:
-                    response = self.sqs.change_message_visibility_batch(
-                        QueueUrl=self.queue_url,
-                        Entries=[
-                            {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": self.visibility_timeout_s}
-                            for i, (_message_id, handle) in enumerate(chunk)
-                        ],
-                    )
-                except Exception:  # a missed beat is not fatal: the next one tries again
-                    logger.exception("visibility heartbeat failed")
-                    continue
-                if response.get("Failed"):
-                    logger.warning("visibility not extended", extra={"failed": response["Failed"][:3]})
+                self._beat(list(self._held.items()))
             self.beats += 1
+
+    def _beat(self, held: list[tuple[str, str]]) -> None:
+        for start in range(0, len(held), MAX_BATCH):
+            chunk = held[start : start + MAX_BATCH]
+            try:
+                response = self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": self.visibility_timeout_s}
+                        for i, (_message_id, handle) in enumerate(chunk)
+                    ],
+                )
+            except Exception:  # a missed beat is not fatal: the next one tries again
+                logger.exception("visibility heartbeat failed")
+                continue
+            if response.get("Failed"):
+                logger.warning("visibility not extended", extra={"failed": response["Failed"][:3]})
 
 
 @dataclass
@@ -146,6 +152,7 @@ class QueueWorker:
         self.stopping = threading.Event()
         self.batches = 0
         self._queue_arn: str | None = None
+        self._heartbeat: VisibilityHeartbeat | None = None  # of the batch in hand
         self.context = WorkerContext(settings.visibility_timeout_s)
 
     @property
@@ -175,7 +182,7 @@ class QueueWorker:
                 continue
             if self.stopping.is_set():
                 # received during the last long poll after SIGTERM: hand it back at once rather than start it
-                self.retry_later(messages, delay_s=0)
+                self.retry_later(messages, backoff=False)
                 break
             self.handle(messages)
             if max_batches is not None and self.batches >= max_batches:
@@ -207,15 +214,19 @@ class QueueWorker:
         )
         with heartbeat:
             heartbeat.hold(messages)
+            self._heartbeat = heartbeat
             try:
                 retry = self.batch_runner(messages, self.process)
             except Exception:
                 logger.exception("batch failed: every message is retried")
                 retry = {m["MessageId"] for m in messages}
+                heartbeat.release(retry)
+                self.retry_later(messages)
+            finally:
+                self._heartbeat = None
             done = [m for m in messages if m["MessageId"] not in retry]
-            self.delete(done)
             heartbeat.release(m["MessageId"] for m in done)
-            self.retry_later([m for m in messages if m["MessageId"] in retry], self.settings.retry_delay_s)
+            self.delete(done)
         self.batches += 1
         outcome = BatchOutcome(
             received=len(messages),
@@ -230,16 +241,17 @@ class QueueWorker:
             metrics.flush_metrics()
         # one line per batch: the local cloud's report (and CloudWatch Logs Insights) read these fields
         logger.info("batch processed", extra={"batch": outcome.__dict__})
-        logger.remove_keys(["correlation_id", "job_id", "exec_type"])  # process_job's, of the batch's last job
         return outcome
 
     def process(self, messages: list[dict]) -> set[str]:
-        """Run messages through the Processor's batch path (ProcessorRuntime.run_batch); returns the ids to retry."""
-        self.runtime.idempotency.register_lambda_context(self.context)
+        """Run messages through the Processor's batch path (ProcessorRuntime.run_batch); returns the ids to
+        retry, whose backoff the batch path has set (after the heartbeat let go of them)."""
+        heartbeat = self._heartbeat
+        release = heartbeat.release if heartbeat is not None else None
         try:
-            # the Processor Lambda's own batch path: FIFO partial failures, then the successes' completions
-            # sent 10 per call
-            response = self.runtime.run_batch(sqs_event(messages, self.queue_arn, self.region), self.context)
+            # the Processor Lambda's own batch path: message groups concurrently, FIFO partial failures and
+            # backoff, then the successes' completions sent 10 per call
+            response = self.runtime.run_batch(sqs_event(messages, self.queue_arn, self.region), self.context, release)
         except BatchProcessingError:  # every record failed (each is logged already): all are retried
             return {m["MessageId"] for m in messages}
         return {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
@@ -252,20 +264,18 @@ class QueueWorker:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
             if response.get("Failed"):
-                # the job is done and recorded; a redelivery is answered by the idempotency record
+                # the job is done and recorded; a redelivery is answered from its job record (refused claim)
                 logger.warning("processed messages not deleted", extra={"failed": response["Failed"][:3]})
 
-    def retry_later(self, messages: list[dict], delay_s: int) -> None:
-        """Make messages visible again after ``delay_s`` (SQS redelivers a group's messages in order)."""
-        for start in range(0, len(messages), MAX_BATCH):
-            chunk = messages[start : start + MAX_BATCH]
-            self.sqs.change_message_visibility_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": delay_s}
-                    for i, m in enumerate(chunk)
-                ],
-            )
+    def retry_later(self, messages: list[dict], backoff: bool = True) -> None:
+        """Make messages visible again after their backoff (or at once): SQS redelivers a group's in order.
+
+        For a batch that failed as a whole (its report could not be sent, an injected fault); failed
+        records of a batch that ran have their backoff set by the batch path."""
+        event = sqs_event(messages, self.queue_arn, self.region)["Records"]
+        policy = self.runtime.batch.backoff if backoff else None
+        delays = policy.delays(event) if policy is not None else [(r, 0) for r in event]
+        FifoQueue(self.queue_url, self.sqs).set_visibility([(r["receiptHandle"], s) for r, s in delays])
 
 
 def main(batch_runner: BatchRunner = run_batch, signals=(signal.SIGTERM, signal.SIGINT)) -> int:
