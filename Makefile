@@ -115,7 +115,7 @@ typecheck: $(STAMP)
 ## make docs: the documentation site (mkdocs.yml over docs/*.md) built with --strict into $(DOCS_SITE)/ (a broken
 ## link or anchor, or a page missing from the nav, fails)
 DOCS_SITE ?= site
-MKDOCS_BUILD = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(DOCS_SITE)
+MKDOCS_BUILD = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(DOCS_SITE)
 docs: $(STAMP)
 	$(MKDOCS_BUILD)
 
