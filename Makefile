@@ -139,11 +139,13 @@ bench-compare: $(STAMP)
 ## make mutation: mutation score of the modules listed under [tool.mutmut] in pyproject.toml, against unit +
 # integration tests only (mutmut 3, in its own copy under mutants/; ~1-2 h on 2 cores; not part of `make test`).
 # Survivors: `$(BIN)/mutmut results`, one diff: `$(BIN)/mutmut show NAME`. Figures: docs/benchmarks.md.
+# On a shared machine: `make mutation MUTATION_WORKERS=1` (mutants tested at once; each is one pytest process).
 MUTMUT_VERSION := 3.8.1
+MUTATION_WORKERS ?= 2
 mutation: $(STAMP)
 	$(PY) -m pip install --quiet mutmut==$(MUTMUT_VERSION)
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut run --max-children $(MUTATION_WORKERS)
 	$(PY) tests/mutation_score.py
 
 ## make bench-build: function + layer sizes and cold import times of the built handlers

@@ -200,6 +200,7 @@ class Statement:
     condition: dict = field(hash=False, compare=False, default_factory=dict)
     not_actions: tuple[str, ...] | None = None
     not_resources: tuple[str, ...] | None = None
+    managed: bool = field(default=False, compare=False)  # from an AWS managed policy SAM attaches
 
     def __post_init__(self):
         if self.effect not in ("Allow", "Deny"):
@@ -292,7 +293,7 @@ def role_statements(
     for arn in role.get("ManagedPolicyArns", []):
         if arn not in MANAGED_POLICY_ACTIONS:
             raise AssertionError(f"{role_id}: managed policy {arn} is not modelled in tests/iam_policy.py")
-        statements.append(Statement("Allow", tuple(MANAGED_POLICY_ACTIONS[arn]), ("*",)))
+        statements.append(Statement("Allow", tuple(MANAGED_POLICY_ACTIONS[arn]), ("*",), managed=True))
     for policy in role.get("Policies", []):
         # resolved first: a statement may be an Fn::If (TriggerFunction: one per configured target type)
         for raw in stack.resolve(_listify(policy["PolicyDocument"]["Statement"])):
@@ -313,3 +314,23 @@ def is_allowed(statements: list[Statement], permission: Permission) -> bool:
     if any(s.effect == "Deny" and s.matches(permission) for s in statements):
         return False
     return any(s.effect == "Allow" and s.matches(permission) for s in statements)
+
+
+def granted_actions(statements: list[Statement]) -> set[str]:
+    """The actions the role's own statements allow (AWS managed policies left out: SAM attaches those for
+    logs and traces). A wildcard or a NotAction is returned as written, so it can never pass as "used"."""
+    granted = set()
+    for s in statements:
+        if s.effect == "Allow" and not s.managed:
+            granted |= {f"NotAction {a}" for a in s.not_actions} if s.not_actions is not None else set(s.actions)
+    return granted
+
+
+def unused_grants(statements: list[Statement], used: set[str], needed_unrecorded: dict[str, str]) -> list[str]:
+    """Allowed actions that neither a recorded call used nor ``needed_unrecorded`` (action → why it is needed
+    although no call of the code makes it, e.g. the SQS event source polling with the function's role) names."""
+    return sorted(
+        action
+        for action in granted_actions(statements)
+        if not any(action.lower() == u.lower() for u in (*used, *needed_unrecorded))
+    )

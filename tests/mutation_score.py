@@ -8,7 +8,7 @@ it is listed in EQUIVALENT below with the reason no test can tell it from the or
 survivor is neither killed nor justified.
 
 For the table adapter only its run and claim methods count (the issue's scope): the rest of the file
-(status API queries, task records) is mutated too, but reported apart.
+(status API queries, task records, triggers, approvals) is mutated too, but not counted.
 """
 
 from __future__ import annotations
@@ -30,6 +30,30 @@ SCOPE: dict[str, set[str] | None] = {
     "jobgraph.core.graph": None,
     "jobgraph.bench.cost": None,
     "jobgraph.runs.aws_usage": None,
+    "jobgraph.services.scheduler": None,
+    "jobgraph.services.records": None,
+    "jobgraph.core.retry": None,
+    # the run's countdown/MERGE claim/completion and the job record's claim and completion (issue 19.6)
+    "jobgraph.adapters.dynamodb": {
+        "_conditional_failed",
+        "_condition_failed_first",
+        "_transaction_conflict",
+        *(
+            f"JobsTable.{method}"
+            for method in (
+                "_update_if",
+                "count_down_sequence",
+                "claim_merge",
+                "complete_run",
+                "fail_run",
+                "claim_job",
+                "_claim",
+                "record_job",
+                "_counter_update",
+                "job_attempts",
+            )
+        ),
+    },
 }
 
 # mutant name → why no test can tell it from the original
@@ -39,6 +63,12 @@ _UNREACHABLE_MEMORY = (
 _LAST_PATH_PART = "the queue name is the URL's last path part whichever split count or index picks it"
 _ZIP_SAME_LENGTH = "zip over PERCENTILES and its five values: strict or not, the same pairs"
 _DTYPE_INFERRED = "numpy infers the same dtype from the JSON ints/floats (or a float index finds the same bin)"
+_NO_CONTEXT = "the record handler takes no Lambda context (Powertools hands it only to a handler with lambda_context)"
+_EXPONENT_BOUND = (
+    "the exponent's bound (2^32) only keeps the arithmetic finite: messages are dead-lettered after 3 receives "
+    "(maxReceiveCount), and past 32 any base over 10.1 µs meets SQS's 12 h ceiling either way"
+)
+_CASE_INSENSITIVE = "DynamoDB's expression keywords (SET, ADD, REMOVE, AND...) are case-insensitive"
 EQUIVALENT: dict[str, str] = {
     **{f"jobgraph.core.stats.x_describe__mutmut_{n}": _ZIP_SAME_LENGTH for n in (10, 13, 14)},
     **{f"jobgraph.core.stats.x_describe_histogram__mutmut_{n}": _ZIP_SAME_LENGTH for n in (72, 75, 76)},
@@ -52,6 +82,9 @@ EQUIVALENT: dict[str, str] = {
     "jobgraph.runs.aws_usage.x_stack_usage__mutmut_113": _LAST_PATH_PART,
     "jobgraph.runs.aws_usage.x_stack_usage__mutmut_116": _LAST_PATH_PART,
     "jobgraph.runs.aws_usage.x_stack_usage__mutmut_117": _LAST_PATH_PART,
+    "jobgraph.services.scheduler.xǁSchedulerRuntimeǁrun_batch__mutmut_2": _NO_CONTEXT,
+    "jobgraph.adapters.dynamodb.xǁJobsTableǁcomplete_run__mutmut_25": _CASE_INSENSITIVE,
+    "jobgraph.core.retry.x_backoff_s__mutmut_30": _EXPONENT_BOUND,
 }
 
 

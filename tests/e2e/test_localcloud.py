@@ -138,8 +138,11 @@ def test_a_run_that_cannot_complete_exits_non_zero_with_the_reason(graph, tmp_pa
     err = capsys.readouterr().err
     assert code == 1
     assert "error: local runtime stopped: ProcessorFunction: handler app.no_such_handler" in err
-    assert "failed to import" in err
-    assert not (tmp_path / "out" / "broken").exists()  # nothing that looks like a result
+    # the reason is kept in the run's record (the local cloud is gone), and nothing looks like a result
+    assert f"details: {tmp_path / 'out' / 'broken' / 'run.json'}" in err
+    kept = json.loads((tmp_path / "out" / "broken" / "run.json").read_text())
+    assert kept["status"] == "FAILED" and "failed to import" in kept["reason"]
+    assert not (tmp_path / "out" / "broken" / "merged_percentiles.json").exists()
 
 
 def test_unknown_template_parameter_is_a_clear_error(tmp_path, capsys):
@@ -148,7 +151,7 @@ def test_unknown_template_parameter_is_a_clear_error(tmp_path, capsys):
          "--parameter", "ProcessorMemory=512", "--no-progress"]
     )  # fmt: skip
     assert code == 1
-    assert "unknown template parameter(s) ProcessorMemory" in capsys.readouterr().err
+    assert "parameter 'ProcessorMemory': the template declares no such parameter" in capsys.readouterr().err
 
 
 def _children(pid: int) -> set[int]:

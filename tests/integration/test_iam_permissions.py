@@ -10,6 +10,7 @@ moto does not enforce IAM here, so without this test a missing grant only shows 
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from contextlib import contextmanager
 
@@ -17,15 +18,18 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.sam.template import transform_tree
 from tests.iam_policy import (
     Bindings,
     Call,
     Permission,
     bindings_for,
+    granted_actions,
     is_allowed,
     required_permissions,
     tree_role_statements,
+    unused_grants,
 )
 from tests.lambda_support import FUNCTIONS, ROOT, FakeLambdaContext, event, load_handler
 
@@ -152,6 +156,14 @@ def exercise_every_path(recorder: CallRecorder, fake_stack) -> None:
         (f"/download/{RUN}-merge/merged_percentiles", "", 302),
     ):
         assert invoke("api", get(path, query))["statusCode"] == code, (path, query)
+    # an approval decided through the API is announced on the run events bus
+    table = JobsTable(fake_stack.table, client=fake_stack.dynamodb)  # the test's client: not recorded
+    table.request_approval(RUN, "nightly", json.dumps({"job_name": "nightly"}), ["x > 1"], time.time() + 3600)
+    decide = event("api-post-runs")
+    decide["rawPath"] = decide["requestContext"]["http"]["path"] = f"/runs/{RUN}/approval"
+    decide["routeKey"] = decide["requestContext"]["routeKey"] = "$default"
+    decide["body"] = json.dumps({"decided_by": "ops@example.com"})
+    assert invoke("api", decide)["statusCode"] == 200
 
 
 def get(path: str, query: str = "") -> dict:
@@ -188,6 +200,7 @@ def test_the_recording_covers_the_calls_that_matter(fake_stack, recorder):
     assert {"s3:PutObject", "dynamodb:PutItem", "sqs:SendMessage"} <= actions["start_run"]
     assert {"s3:GetObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "sqs:SendMessage"} <= actions["scheduler"]
     assert "events:PutEvents" in actions["scheduler"]  # the run's end, announced for the downstream triggers
+    assert "events:PutEvents" in actions["api"]  # an approval decided
     assert {"s3:GetObject", "s3:PutObject", "dynamodb:PutItem", "dynamodb:UpdateItem"} <= actions["processor"]
     assert {"sqs:SendMessage", "sqs:ChangeMessageVisibility"} <= actions["processor"]
     assert "dynamodb:DeleteItem" not in actions["processor"]  # a failure releases its claim by recording itself
@@ -228,3 +241,44 @@ def test_other_functions_cannot_delete(transformed, fake_stack, function):
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("s3:DeleteObject", f"arn:aws:s3:::{fake_stack.bucket}/x"))
+
+
+# What a role may allow although no recorded call makes it, each with the reason.
+SQS_EVENT_SOURCE = {
+    "sqs:ReceiveMessage": "the SQS event source mapping polls the queue with the function's role",
+    "sqs:DeleteMessage": "the event source mapping deletes a batch's processed messages",
+    "sqs:GetQueueAttributes": "the event source mapping reads the queue's attributes",
+}
+MISSING_OBJECT_IS_404 = {
+    "s3:ListBucket": "without it S3 answers a missing key with 403, not 404 (NoSuchKey), which the code tells apart",
+}
+UNRECORDED = {
+    "ProcessorFunction": {**SQS_EVENT_SOURCE, **MISSING_OBJECT_IS_404},  # a route's missing previous state
+    "SchedulerFunction": SQS_EVENT_SOURCE,
+    "StartRunFunction": {},
+    "ApiFunction": {},  # its s3:ListBucket is a recorded call (a run's results listed)
+}
+
+
+def holds(tree, logical_id: str) -> bool:
+    return any(logical_id in node.transformed["Resources"] for _trail, node in tree.walk())
+
+
+@pytest.mark.parametrize("template", ["template.yaml", "templates/scenario-2.yaml"])
+def test_each_role_allows_only_what_its_code_calls(template, fake_stack, recorder):
+    """Least privilege, the other way round: every action a function's role allows is one its recorded calls
+    use, or one of the few the code needs without calling it (UNRECORDED, with why)."""
+    exercise_every_path(recorder, fake_stack)
+    tree = transform_tree(ROOT / template, {}, REGION)
+    excess, unneeded_reasons = {}, {}
+    for function, logical_id in FUNCTIONS.items():
+        if not holds(tree, logical_id):  # scenario 2's Processor is the ECS worker (test_iam_worker.py)
+            continue
+        statements = tree_role_statements(tree, logical_id, bindings(fake_stack))
+        used = {p.action for p in needed(recorder, function)}
+        if extra := unused_grants(statements, used, UNRECORDED[logical_id]):
+            excess[logical_id] = extra
+        if stale := set(UNRECORDED[logical_id]) - granted_actions(statements):
+            unneeded_reasons[logical_id] = sorted(stale)
+    assert excess == {}, "\n".join(f"{name} allows unused {', '.join(actions)}" for name, actions in excess.items())
+    assert unneeded_reasons == {}, f"UNRECORDED names actions the roles no longer allow: {unneeded_reasons}"

@@ -1,4 +1,6 @@
-"""template.yaml: lint, offline SAM transform, tags, IAM hygiene, queues and layers — no AWS, no Docker.
+"""template.yaml (scenario 1): offline SAM transform, parameters, deletion policies, IAM, queues, alarms and
+layers — no AWS, no Docker. What every scenario's template must hold (lint, tags, IAM hygiene, TLS, encryption)
+is checked once over the three in test_templates.py.
 
 template.yaml nests the shared pieces (templates/shared/*.yaml: status API, triggers, dashboard); the checks
 that concern every resource of the deployed stack run over the whole tree (``Stack.walk``).
@@ -15,7 +17,6 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template, transform_tree
 from tests.cfn_eval import Stack
 from tests.iam_policy import (
-    MANAGED_POLICY_ACTIONS,
     Bindings,
     Permission,
     bindings_for,
@@ -37,15 +38,6 @@ CUSTOM = {
     "ResultsRetentionDays": "7",
     "SchedulerReservedConcurrency": "50",
     "StartRunReservedConcurrency": "2",
-}
-TAG_KEYS = ("PerfTestRun", "Purpose", "Environment", "Project")
-# Resource types CloudFormation cannot tag (checked against cfn-lint's schemas below).
-UNTAGGABLE = {
-    "AWS::Lambda::LayerVersion",
-    "AWS::SNS::Subscription",
-    "AWS::S3::BucketPolicy",
-    "AWS::Lambda::Permission",
-    "AWS::SQS::QueuePolicy",
 }
 FUNCTIONS = ("ProcessorFunction", "SchedulerFunction", "StartRunFunction")
 
@@ -73,11 +65,6 @@ def stack(request) -> Stack:
 
 
 # ------------------------------------------------------------------------------------------- lint
-def test_cfn_lint_reports_no_errors_or_warnings():
-    matches = lint_file(TEMPLATE, config=ManualArgs(regions=["us-east-1", REGION]))
-    assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches if m.rule.id[0] in "EW"] == []
-
-
 def test_every_stateful_resource_says_what_deletion_does_to_it(tree):
     """cfn-lint's informational I3011 knows which types are stateful; the policies are the reviewed ones."""
     for _trail, node in tree.walk():
@@ -162,7 +149,8 @@ def test_transform_with_default_parameters(transformed):
     assert stack.properties("ProcessorFunction")["MemorySize"] == "256"
     assert not stack.active("AlarmEmailSubscription")
     assert "LifecycleConfiguration" not in stack.properties("ResultsBucket")
-    assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
+    # point-in-time recovery is on unless a throwaway stack turns it off
+    assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": "true"}
     assert stack.properties("SchedulerFunction")["ReservedConcurrentExecutions"] == "10"
     assert stack.properties("SchedulerFunctionCompletedJobs")["ScalingConfig"] == {"MaximumConcurrency": "10"}
     assert stack.properties("StartRunFunction")["ReservedConcurrentExecutions"] == "1"
@@ -183,8 +171,8 @@ def test_transform_with_non_default_parameters(sam_template):
     assert subscription["Protocol"] == "email" and subscription["Endpoint"] == "ops@example.com"
     assert subscription["TopicArn"] == "<AlarmTopic>"
     assert stack.properties("ResultsBucket")["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == "7"
-    # prod always gets point-in-time recovery
-    assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    # prod keeps point-in-time recovery (a Rule refuses turning it off: tests/unit/test_template_parameters.py)
+    assert stack.properties("JobsTable")["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": "true"}
     assert stack.properties("SchedulerFunction")["ReservedConcurrentExecutions"] == "50"
     assert stack.properties("SchedulerFunctionCompletedJobs")["ScalingConfig"] == {"MaximumConcurrency": "50"}
     assert stack.properties("StartRunFunction")["ReservedConcurrentExecutions"] == "2"
@@ -204,94 +192,7 @@ def test_parameter_validation_rejects_bad_values(transformed):
 
 
 # ------------------------------------------------------------------------------------------- tags
-def test_every_taggable_resource_carries_the_four_tags(stack):
-    expected = {
-        "PerfTestRun": stack.parameters["TestRunId"],
-        "Purpose": "PerformanceTesting",
-        "Environment": stack.parameters["Stage"],
-        "Project": stack.parameters["ProjectPrefix"],
-    }
-    untagged, checked = {}, set()
-    resources = [(nested, logical_id) for _trail, nested in stack.walk() for logical_id in nested.template["Resources"]]
-    for nested, logical_id in resources:
-        resource = nested.template["Resources"][logical_id]
-        if resource["Type"] in UNTAGGABLE or not nested.active(logical_id):
-            continue
-        checked.add(resource["Type"])
-        properties = nested.properties(logical_id)
-        tags = properties.get("Tags", [])
-        if resource["Type"] == "AWS::ApiGatewayV2::Api" and "Body" in properties:
-            # SAM writes an HTTP API's tags into its OpenAPI body, which API Gateway applies on import
-            tags = {t["name"]: t["x-amazon-apigateway-tag-value"] for t in properties["Body"].get("tags", [])}
-        # Tags are a list of {Key, Value} (SAM converts the function map form), except API Gateway V2's map
-        pairs = tags.items() if isinstance(tags, dict) else ((t["Key"], t["Value"]) for t in tags)
-        found = {key: value for key, value in pairs if key in TAG_KEYS}
-        if found != expected:
-            untagged[logical_id] = found
-    assert untagged == {}
-    assert checked >= {
-        "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::SQS::Queue", "AWS::S3::Bucket", "AWS::DynamoDB::Table",
-        "AWS::SNS::Topic", "AWS::Logs::LogGroup", "AWS::CloudWatch::Alarm", "AWS::Lambda::EventSourceMapping",
-        "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage", "AWS::CloudFormation::Stack",
-        "AWS::CloudWatch::Dashboard", "AWS::Events::EventBus", "AWS::Events::Rule",
-    }  # fmt: skip
-
-
-@pytest.mark.parametrize("resource_type", sorted(UNTAGGABLE))
-def test_exempt_types_really_cannot_be_tagged(resource_type):
-    """cfn-lint validates against us-east-1 (and sam validate too): tags there must not be possible."""
-    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema
-    assert "Tags" not in schema["properties"]
-
-
 # -------------------------------------------------------------------------------------------- IAM
-def _allow_statements(template: dict):
-    for logical_id, resource in template["Resources"].items():
-        documents = []
-        if resource["Type"] == "AWS::IAM::Role":
-            documents = [p["PolicyDocument"] for p in resource["Properties"].get("Policies", [])]
-        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy"):
-            documents = [resource["Properties"]["PolicyDocument"]]
-        for document in documents:
-            statements = document["Statement"]
-            for statement in statements if isinstance(statements, list) else [statements]:
-                # a conditional statement (TriggerFunction: one per configured target type): both branches
-                branches = statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
-                for branch in branches:
-                    if "Effect" in branch:
-                        yield logical_id, branch
-
-
-def test_no_allow_statement_grants_a_wildcard_action(tree):
-    statements = [s for _trail, node in tree.walk() for s in _allow_statements(node.transformed)]
-    allows = [(logical_id, s) for logical_id, s in statements if s["Effect"] == "Allow"]
-    assert len(allows) >= 10
-    offending = []
-    for logical_id, statement in allows:
-        assert "NotAction" not in statement and "NotResource" not in statement, logical_id
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        offending += [(logical_id, a) for a in actions if a == "*" or a.split(":", 1)[1] == "*"]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        offending += [(logical_id, "Resource *") for r in resources if r == "*"]
-    assert offending == []
-    # the bucket policy's s3:* sits only in the TLS-only Deny
-    denies = [s for _, s in statements if s["Effect"] == "Deny"]
-    assert [s["Sid"] for s in denies] == ["DenyInsecureTransport"]
-
-
-def test_roles_attach_only_known_managed_policies(tree):
-    roles = [(n.path.name, k, r) for _t, n in tree.walk() for k, r in n.transformed["Resources"].items()]
-    checked = 0
-    for template, logical_id, resource in roles:
-        if resource["Type"] == "AWS::IAM::Role":
-            assert set(resource["Properties"]["ManagedPolicyArns"]) <= set(MANAGED_POLICY_ACTIONS), (
-                template,
-                logical_id,
-            )
-            checked += 1
-    assert checked == len(FUNCTIONS) + 2  # and the ApiFunction's and TriggerFunction's roles
-
-
 def _stack_bindings() -> Bindings:
     queues = {
         "IncomingQueue": "scenario-1-dev-incoming.fifo",
@@ -318,9 +219,15 @@ def test_event_source_mapping_can_poll_only_its_own_queue(tree, mapping, functio
     statements = tree_role_statements(tree, function, bindings)
     own = bindings.attributes[f"{queue}.Arn"]
     other = bindings.attributes[f"{'Outgoing' if queue == 'IncomingQueue' else 'Incoming'}Queue.Arn"]
-    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"):
+    # what Lambda's poller does with the function's role (AWSLambdaSQSQueueExecutionRole's actions)
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
         assert is_allowed(statements, Permission(action, own)), action
         assert not is_allowed(statements, Permission(action, other)), action
+    # the poller never changes a message's visibility; the job loop's consumers do, on their own queue: a failed
+    # message's retry backoff (services/records.py)
+    backoff = function in ("ProcessorFunction", "SchedulerFunction")
+    assert is_allowed(statements, Permission("sqs:ChangeMessageVisibility", own)) == backoff
+    assert not is_allowed(statements, Permission("sqs:ChangeMessageVisibility", other))
     # and none of the functions polls anything else: the mappings are the only three
     mappings = [k for k, v in resources.items() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
     assert sorted(mappings) == [
@@ -453,13 +360,6 @@ def test_only_the_processor_gets_the_scientific_layer(stack):
 
 
 # ------------------------------------------------------------------------------ local endpoint variable
-
-
-def test_every_function_declares_an_empty_aws_endpoint_url(transformed):
-    """`sam local invoke --env-vars` sets only declared variables; empty keeps deployed functions on AWS."""
-    for name in FUNCTIONS:
-        variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
-        assert variables["AWS_ENDPOINT_URL"] == "", name
 
 
 def test_boto3_ignores_an_empty_aws_endpoint_url(monkeypatch):

@@ -23,7 +23,7 @@ SERVERLESS_RULES = ManualArgs(regions=["us-east-1", "eu-west-1"], append_rules=[
 FUNCTION_SKIPS = {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"}
 LOG_SKIPS = {"CKV_AWS_158"}
 SSE_SQS = {"CKV_AWS_27"}
-STORAGE_SKIPS = {"ResultsBucket": {"CKV_AWS_18", "CKV_AWS_21"}, "JobsTable": {"CKV_AWS_28", "CKV_AWS_119"}}
+STORAGE_SKIPS = {"ResultsBucket": {"CKV_AWS_18", "CKV_AWS_21"}, "JobsTable": {"CKV_AWS_119"}}
 # per template `make scan` covers (the three scenarios and the pieces they nest), per resource
 CHECKOV_SKIPS = {
     "template.yaml": {
@@ -42,14 +42,12 @@ CHECKOV_SKIPS = {
         "SchedulerFunction": FUNCTION_SKIPS,
         "StartRunFunction": FUNCTION_SKIPS,
         **{group: LOG_SKIPS for group in ("WorkerLogGroup", "SchedulerLogGroup", "StartRunLogGroup")},
-        "AlarmTopic": {"CKV_AWS_26"},
     },
     "templates/scenario-3.yaml": {
         **STORAGE_SKIPS,
         "PrepareRunFunction": FUNCTION_SKIPS | {"CKV_AWS_115"},  # once per run
         "StepTaskFunction": FUNCTION_SKIPS | {"CKV_AWS_115"},  # bounded by the Map's MaxConcurrency
         **{group: LOG_SKIPS for group in ("PrepareRunLogGroup", "StepTaskLogGroup", "StateMachineLogGroup")},
-        "AlarmTopic": {"CKV_AWS_26"},
     },
     "templates/shared/status-api.yaml": {
         "ApiFunction": FUNCTION_SKIPS | {"CKV_AWS_115"},  # bounded by the HTTP API's throttling

@@ -14,7 +14,16 @@ from pydantic import ValidationError
 from jobgraph.core.errors import MissingStateError
 from jobgraph.core.results import request_key
 from jobgraph.sam.template import transform_tree
-from tests.iam_policy import Call, bindings_for, is_allowed, required_permissions, tree_role_statements
+from tests.iam_policy import (
+    Call,
+    bindings_for,
+    granted_actions,
+    is_allowed,
+    required_permissions,
+    tree_role_statements,
+    unused_grants,
+)
+from tests.integration.test_iam_permissions import MISSING_OBJECT_IS_404
 from tests.lambda_support import ROOT, FakeLambdaContext, event, load_handler, reset_cached_clients
 
 RUN = "events-demo"
@@ -135,7 +144,7 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(recorded, fake_sta
     assert invoke("step_task", {"announce_run_end": RUN})["event_id"] is None
     tree = transform_tree(ROOT / "templates" / "scenario-3.yaml", {}, REGION)
     bindings = bindings_for(fake_stack.bucket, fake_stack.table, {}, REGION, ACCOUNT)
-    denied, actions = {}, {}
+    denied, actions, excess = {}, {}, {}
     for function, logical_id in FUNCTIONS.items():
         needed = {p for call in calls[function] for p in required_permissions(call, REGION, ACCOUNT)}
         actions[function] = {p.action for p in needed}
@@ -143,7 +152,12 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(recorded, fake_sta
         missing = sorted(f"{p.action} on {p.resource}" for p in needed if not is_allowed(statements, p))
         if missing:
             denied[logical_id] = missing
+        # and least privilege the other way: nothing allowed that no call used (but a missing object's 404)
+        if extra := unused_grants(statements, actions[function], MISSING_OBJECT_IS_404):
+            excess[logical_id] = extra
+        assert set(MISSING_OBJECT_IS_404) <= granted_actions(statements), logical_id
     assert denied == {}
+    assert excess == {}, excess
     # and the recording saw the calls that matter
     assert {"s3:GetObject", "s3:PutObject", "dynamodb:PutItem"} <= actions["prepare_run"]
     assert {"s3:GetObject", "s3:PutObject", "dynamodb:UpdateItem", "dynamodb:GetItem"} <= actions["step_task"]
@@ -210,3 +224,12 @@ def test_the_status_api_of_scenario_3_may_make_every_call_it_makes(fake_stack, m
     assert {"states:StartExecution", "lambda:InvokeFunction", "s3:PutObject", "dynamodb:PutItem"} <= {
         p.action for p in needed
     }
+    # what the API's role allows in scenario 3 only (test_iam_permissions.py checks the rest) is used here
+    queues = {"IncomingQueue": "incoming.fifo", "OutgoingQueue": "outgoing.fifo"}  # names only matter there
+    scenario_1 = tree_role_statements(
+        transform_tree(ROOT / "template.yaml", {}, REGION),
+        "ApiFunction",
+        bindings_for(fake_stack.bucket, fake_stack.table, queues, REGION, ACCOUNT),
+    )
+    only_here = granted_actions(statements) - granted_actions(scenario_1)
+    assert only_here and only_here <= {p.action for p in needed}, only_here

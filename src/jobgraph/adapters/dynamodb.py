@@ -6,6 +6,7 @@
     pk = TASK#<task_id>  sk = TASK              one API task (POST /tasks): its own namespace, also its job record
     pk = TASKKEY#<key>   sk = KEY               the client key a task was accepted under (idempotency)
     pk = TASKS           sk = PROGRESS#<hour>   the tasks' counters per hour (recent medians for estimates)
+    pk = CONFIG#page-tokens sk = SECRET         the status API's pagination-token secret (no TTL)
     GSI by-status:   gsi1pk = RUN#<status> (runs)           | JOBS#<run_id>#<status> (jobs), gsi1sk = time
     GSI by-test-run: gsi2pk = TESTRUN#<test_run_id> (runs), gsi2sk = created_at
     TTL attribute expires_at (RECORD_TTL_DAYS).
@@ -905,3 +906,27 @@ class JobsTable:
             ConsistentRead=True,
         )
         return int(response.get("Item", {}).get("last_attempt", {}).get("N", "0"))
+
+    # --- the status API's pagination-token secret (services/page_tokens.py) -----------------------
+    def page_token_secret(self) -> bytes:
+        """32 random bytes per deployment (table), made once by whichever API call first needs them."""
+        import os
+
+        from botocore.exceptions import ClientError
+
+        key = {"pk": {"S": "CONFIG#page-tokens"}, "sk": {"S": "SECRET"}}
+        for _ in range(2):
+            item = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+            if item:
+                return bytes(item["secret"]["B"])
+            try:
+                # no expires_at: the table's TTL never removes it, so tokens stay valid while the table lives
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item={**key, "secret": {"B": os.urandom(32)}, "created_at": {"S": utc_now_iso()}},
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise
+        raise JobGraphError(f"{self.table_name}: the page-token secret could not be read or made")

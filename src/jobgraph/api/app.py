@@ -7,16 +7,18 @@ Served on AWS by functions/api/app.py (Mangum, API Gateway HTTP API with IAM aut
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from jobgraph.adapters.dynamodb import RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.api.approvals import add_approval_routes
+from jobgraph.api.limits import BodyLimits
 from jobgraph.api.schemas import (
     ClientKey,
     ErrorBody,
@@ -80,11 +82,24 @@ def error(status_code: int, code: str, message: str, errors: list[dict] | None =
     return JSONResponse(status_code=status_code, content=body.model_dump())
 
 
-def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps, cors_origins: tuple[str, ...] = ()) -> FastAPI:
+def add_limits(app: FastAPI, trusted_hosts: Sequence[str] | None) -> None:
+    """Body limits before parsing (api/limits.py) and, on a local server, the Host header checked first:
+    a web page a browser was tricked into sending to 127.0.0.1 (DNS rebinding) names its own host."""
+    app.add_middleware(BodyLimits)
+    if trusted_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(trusted_hosts))
+
+
+def create_app(
+    deps: Callable[[], status.ApiDeps] = status.api_deps,
+    cors_origins: tuple[str, ...] = (),
+    trusted_hosts: Sequence[str] | None = None,
+) -> FastAPI:
     """``deps`` is called per request (cached in production), so tests can hand in their own stack.
 
     ``cors_origins``: browser origins allowed to call the app when it serves HTTP itself (`jobgraph serve`);
-    on AWS the HTTP API answers CORS (ApiCorsAllowOrigins), before IAM auth."""
+    on AWS the HTTP API answers CORS (ApiCorsAllowOrigins), before IAM auth. ``trusted_hosts``: the Host
+    names a local server answers (API Gateway checks them on AWS)."""
     app = FastAPI(
         title="jobgraph status API",
         version=API_VERSION,
@@ -104,6 +119,8 @@ def create_app(deps: Callable[[], status.ApiDeps] = status.api_deps, cors_origin
             allow_headers=["authorization", "content-type", "idempotency-key"],
             max_age=600,
         )
+
+    add_limits(app, trusted_hosts)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

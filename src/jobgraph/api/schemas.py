@@ -7,14 +7,17 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from jobgraph.core.models import (
-    MAX_SCENARIOS,
     MAX_SYNTHETIC_DATA_KB,
     MAX_SYNTHETIC_WORK_MS,
     TASK_ID_PATTERN,
     TASK_ID_PREFIX,
+    TEST_RUN_ID_PATTERN,
     RunId,
+    Scenarios,
+    Seed,
     Sequence,
     is_task_id,
+    json_int,
 )
 
 # API Gateway gives an integration 29 s: a run started through the API must be stored and seeded well
@@ -28,7 +31,7 @@ TaskStatusName = Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
 FileType = Literal["delays", "percentiles", "merged_percentiles", "data", "output"]
 TaskId = Annotated[str, StringConstraints(pattern=TASK_ID_PATTERN)]
 JobId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")]
-TestRunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/=+@-]{1,128}$")]
+TestRunId = Annotated[str, StringConstraints(pattern=TEST_RUN_ID_PATTERN)]
 # an ISO date or UTC time, as the records store them: 2026-12-02 or 2026-12-02T05:40[:00[.000]][Z]
 IsoTime = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?Z?)?$")]
 ClientKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{8,128}$")]
@@ -40,8 +43,8 @@ class _Body(BaseModel):
 
 
 class GenerateSpec(_Body):
-    count: int = Field(ge=1, le=MAX_GENERATED, description="sequences to generate (ids 0..count-1)")
-    seed: int = Field(ge=0, lt=2**63, description="generator seed (same seed, same sequences)")
+    count: json_int(ge=1, le=MAX_GENERATED) = Field(description="sequences to generate (ids 0..count-1)")
+    seed: Seed = Field(description="generator seed (same seed, same sequences)")
 
 
 class RunRequest(_Body):
@@ -50,8 +53,8 @@ class RunRequest(_Body):
     run_id: RunId | None = Field(default=None, description="default: a new unique id")
     sequences: list[Sequence] | None = Field(default=None, min_length=1, max_length=MAX_API_SEQUENCES)
     generate: GenerateSpec | None = None
-    scenarios: int | None = Field(default=None, ge=1, le=MAX_SCENARIOS, description="default: DEFAULT_SCENARIOS")
-    seed: int = Field(default=42, ge=0, lt=2**63)
+    scenarios: Scenarios | None = Field(default=None, description="default: DEFAULT_SCENARIOS")
+    seed: Seed = 42
     test_run_id: TestRunId | None = None
 
     @model_validator(mode="after")
@@ -176,8 +179,8 @@ class JobStatusBody(JobRecord):
 class TaskRequest(_Body):
     """One SYNTHETIC job (seed 004's task) on the stack's runner: its own namespace, never part of a run."""
 
-    work_duration_ms: int = Field(default=100, ge=0, le=MAX_SYNTHETIC_WORK_MS)
-    data_size_kb: int = Field(default=10, ge=0, le=MAX_SYNTHETIC_DATA_KB)
+    work_duration_ms: json_int(ge=0, le=MAX_SYNTHETIC_WORK_MS) = 100
+    data_size_kb: json_int(ge=0, le=MAX_SYNTHETIC_DATA_KB) = 10
     message_group_id: GroupId | None = Field(default=None, description="FIFO group (default: TASK_GROUP_ID)")
     client_key: ClientKey | None = Field(default=None, description="idempotency key (or the Idempotency-Key header)")
 

@@ -10,9 +10,9 @@ KMS, data transfer. Free tiers are ignored: a performance test compares runs, no
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from jobgraph.core.bounds import read_json
 from jobgraph.core.errors import JobGraphError
 
 DEFAULT_VERSION = "2026-11-01"
@@ -62,7 +62,7 @@ def price_table(region: str = DEFAULT_REGION, version: str = DEFAULT_VERSION, pa
     """``{"version", "region", "prices"}`` from the built-in tables or a JSON file of the same shape."""
     if path is not None:
         try:
-            tables = json.loads(path.read_text())
+            tables = read_json(path)
         except (OSError, ValueError) as exc:
             raise PriceTableError(f"{path}: not a readable JSON price table ({exc})") from None
         version = next(iter(tables), version) if version not in tables else version

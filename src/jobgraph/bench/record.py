@@ -15,11 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from jobgraph.adapters.local_disk import RUN_RECORD
 from jobgraph.bench.cost import run_cost
+from jobgraph.core.bounds import quote, read_json
 from jobgraph.core.errors import JobGraphError
+from jobgraph.runs.outcome import FAILED_RUN_SCHEMA
 
 SCHEMA = "jobgraph.run/1"
-RECORD_NAME = "run.json"
+RECORD_NAME = RUN_RECORD
 STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE", "SYNTHETIC")
 # the jobs that do the work, for the cost headline: route jobs of a graph, or a load's synthetic jobs
 WORK_STAGES = ("FIRST", "INTERMEDIATE", "LAST", "SYNTHETIC")
@@ -153,11 +156,14 @@ def read(run_dir: Path) -> dict:
     """The record of ``run_dir`` (a run folder, or its run.json itself)."""
     path = run_dir if run_dir.name == RECORD_NAME else run_dir / RECORD_NAME
     try:
-        record = json.loads(path.read_text())
+        record = read_json(path)
     except FileNotFoundError:
         raise RunRecordError(f"{path}: no run record (is {run_dir} a folder written by `jobgraph run`?)") from None
-    except ValueError as exc:
-        raise RunRecordError(f"{path}: not valid JSON ({exc})") from None
-    if record.get("schema") != SCHEMA:
-        raise RunRecordError(f"{path}: schema {record.get('schema')!r}, expected {SCHEMA!r}")
+    except (OSError, ValueError) as exc:
+        raise RunRecordError(f"{path}: not a readable JSON run record ({exc})") from None
+    found = record.get("schema") if isinstance(record, dict) else None
+    if found == FAILED_RUN_SCHEMA:
+        raise RunRecordError(f"{path}: run {record.get('run_id')} FAILED, nothing to report: {record.get('reason')}")
+    if found != SCHEMA:
+        raise RunRecordError(f"{path}: schema {quote(found)}, expected {SCHEMA!r}")
     return record

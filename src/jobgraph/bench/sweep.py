@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobgraph.core.bounds import quote
 from jobgraph.core.errors import JobGraphError
 
 ARCHITECTURES = ("x86_64", "arm64")
@@ -37,18 +38,19 @@ class SweepPoint:
 
 def sweep_points(memories: str, architectures: str) -> list[SweepPoint]:
     """``"256,1024"`` x ``"x86_64,arm64"``; a clear error names the bad value."""
-    try:
-        sizes = [int(m) for m in memories.split(",") if m.strip()]
-    except ValueError:
-        raise SweepError(f"--memory {memories!r}: a comma-separated list of MB, e.g. 256,512,1024") from None
-    bad = [m for m in sizes if not 128 <= m <= 10240]
-    if not sizes or bad:
-        raise SweepError(f"--memory {memories!r}: Lambda memory is 128..10240 MB (bad: {bad or 'none given'})")
+    words = [m.strip() for m in memories.split(",") if m.strip()]
+    if not all(m.isascii() and m.isdigit() for m in words):
+        raise SweepError(f"--memory {quote(memories)}: a comma-separated list of MB, e.g. 256,512,1024")
+    bad = [m for m in words if len(m) > 5 or not 128 <= int(m) <= 10240]  # len first: int() of 10⁵ digits is slow
+    if not words or bad:
+        listed = ", ".join(bad)
+        bad_text = "none given" if not bad else f"[{listed}]" if len(listed) <= 40 else quote(listed, 40)
+        raise SweepError(f"--memory {quote(memories, 40)}: Lambda memory is 128..10240 MB (bad: {bad_text})")
     archs = [a.strip() for a in architectures.split(",") if a.strip()]
     unknown = [a for a in archs if a not in ARCHITECTURES]
     if not archs or unknown:
-        raise SweepError(f"--architecture {architectures!r}: choose from {', '.join(ARCHITECTURES)}")
-    return [SweepPoint(m, a) for a in archs for m in sizes]
+        raise SweepError(f"--architecture {quote(architectures)}: choose from {', '.join(ARCHITECTURES)}")
+    return [SweepPoint(int(m), a) for a in archs for m in words]
 
 
 def deploy_command(env: str, point: SweepPoint, test_run_id: str) -> list[str]:

@@ -9,7 +9,10 @@ import threading
 from pathlib import Path
 
 from jobgraph.cli import billing as cli_billing
+from jobgraph.cli import options as opts
 from jobgraph.cli import triggers as cli_triggers
+from jobgraph.cli.errors import OneLineParser
+from jobgraph.cli.errors import report as report_error
 from jobgraph.core.errors import InvalidSequenceError, JobGraphError
 from jobgraph.core.models import MAX_SCENARIOS, RUN_ID_PATTERN
 from jobgraph.runs.scenarios import SCENARIOS, scenario
@@ -32,25 +35,10 @@ def _run_id(value: str) -> str:
     return value
 
 
-def _scenarios(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= MAX_SCENARIOS:
-        raise argparse.ArgumentTypeError(f"{value}: scenarios must be 1..{MAX_SCENARIOS}")
-    return number
-
-
-def _non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value}: must be >= 0")
-    return number
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be >= 1")
-    return number
+# numeric option types: ASCII whole numbers within bounds (cli/options.py)
+_scenarios = opts.bounded_int(1, MAX_SCENARIOS)
+_non_negative = opts.bounded_int(0)
+_positive = opts.bounded_int(1)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -58,24 +46,22 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequences", type=Path, default=Path("sequences"), help="folder of sequence JSON files")
     parser.add_argument(
         "--generate",
-        type=_positive,
+        type=opts.generated_count,
         metavar="N",
         help="generate N sequences with --seed instead of reading --sequences",
     )
     parser.add_argument("--run-id", type=_run_id, default="example", help="name of the run (results folder)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/ is written")
     parser.add_argument("--scenarios", type=_scenarios, default=1000, help="Monte-Carlo scenarios per sequence")
-    parser.add_argument("--seed", type=_non_negative, default=42, help="run seed (same seed, same numbers)")
-    parser.add_argument("--test-run-id", default="default", help="cost-tracking tag value (PerfTestRun)")
+    parser.add_argument("--seed", type=opts.seed, default=42, help="run seed (same seed, same numbers)")
+    parser.add_argument(
+        "--test-run-id", type=opts.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _rate(value: str) -> float:
-    number = float(value)
-    if not 0.0 <= number <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value}: must be between 0 and 1")
-    return number
+_rate = opts.rate
 
 
 def _key_value(value: str) -> tuple[str, str]:
@@ -86,14 +72,15 @@ def _key_value(value: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jobgraph", description=__doc__)
+    parser = OneLineParser(prog="jobgraph", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="write generated aircraft daily sequences")
-    generate.add_argument("--count", type=_positive, required=True)
-    generate.add_argument("--seed", type=_non_negative, required=True)
+    generate.add_argument("--count", type=opts.generated_count, required=True)
+    generate.add_argument("--seed", type=opts.seed, required=True)
     generate.add_argument("--out", type=Path, required=True)
-    generate.add_argument("--start-id", type=_non_negative, default=0, help="first sequence_id (to combine sets)")
+    generate.add_argument("--start-id", type=opts.sequence_id, default=0, help="first sequence_id (to combine sets)")
     generate.add_argument("--airports", help="comma-separated IATA codes to use instead of the default pool")
 
     validate = commands.add_parser("validate", help="check sequence files without running anything")
@@ -114,11 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="implementation: " + "; ".join(f"{n} = {s.name}" for n, s in SCENARIOS.items()),
     )
-    run.add_argument("--stack", metavar="NAME", help="run on this deployed AWS stack instead of the local cloud")
+    run.add_argument(
+        "--stack",
+        type=opts.stack_name,
+        metavar="NAME",
+        help="run on this deployed AWS stack instead of the local cloud",
+    )
     run.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
     local = run.add_argument_group("local cloud")
     local.add_argument("--template", type=Path, help="SAM template to deploy locally (default: the scenario's)")
-    local.add_argument("--stack-name", help="name of the local stack (default: scenario-<n>-local)")
+    local.add_argument(
+        "--stack-name", type=opts.stack_name, help="name of the local stack (default: scenario-<n>-local)"
+    )
     local.add_argument(
         "--parameter",
         action="append",
@@ -127,26 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=_key_value,
         help="template parameter override, repeatable (e.g. ProcessorBatchSize=5)",
     )
-    local.add_argument("--max-workers", type=_positive, help="cap on worker processes per event source mapping")
-    local.add_argument("--ecs-workers", type=_positive, help="worker tasks per ECS service (scenario 2; default 2)")
+    local.add_argument("--max-workers", type=opts.workers, help="cap on worker processes per event source mapping")
+    local.add_argument("--ecs-workers", type=opts.workers, help="worker tasks per ECS service (scenario 2; default 2)")
     local.add_argument("--fail-rate", type=_rate, default=0.0, help="P(an invocation raises before/after its effects)")
     local.add_argument("--duplicate-rate", type=_rate, default=0.0, help="P(a message is delivered twice)")
     local.add_argument("--kill-rate", type=_rate, default=0.0, help="P(a worker process dies mid-batch)")
-    local.add_argument(
-        "--poison", type=_non_negative, default=0, help="send N malformed messages to the incoming queue"
-    )
-    local.add_argument("--fault-seed", type=_non_negative, default=0, help="seed of the fault injector")
+    local.add_argument("--poison", type=opts.poison, default=0, help="send N malformed messages to the incoming queue")
+    local.add_argument("--fault-seed", type=opts.seed, default=0, help="seed of the fault injector")
     local.add_argument("--service-latency", metavar="default|FILE", help=SERVICE_LATENCY_HELP)
     local.add_argument(
         "--serve",
         action="store_true",
         help="serve the status API during the run and keep the local cloud up after it until Ctrl-C",
     )
-    local.add_argument("--api-port", type=_non_negative, default=0, help="port of --serve's API (default: a free one)")
+    local.add_argument("--api-port", type=opts.port, default=0, help="port of --serve's API (default: a free one)")
     local.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
     add_price_options(run)
-    run.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for the run to complete")
-    run.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
+    run.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for the run to complete")
+    run.add_argument("--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues")
     cost = commands.add_parser("cost", help="the cost of recorded runs (OUT/<run_id>/run.json), line by line")
     cost.add_argument("runs", nargs="*", type=Path, metavar="RUN_DIR", help="run folder(s) written by `jobgraph run`")
     add_price_options(cost)
@@ -154,39 +146,43 @@ def build_parser() -> argparse.ArgumentParser:
     load = commands.add_parser(
         "load", help="synthetic load (seed 000's perf runner): N independent jobs through the Processor"
     )
-    load.add_argument("--messages", type=_positive, required=True, help="jobs to send")
+    load.add_argument("--messages", type=opts.load_messages, required=True, help="jobs to send")
     load.add_argument("--work-duration-ms", type=_non_negative, default=100, help="work per job (ms)")
     load.add_argument("--data-size-kb", type=_non_negative, default=10, help="output written per job (KiB)")
-    load.add_argument("--concurrency", type=_positive, default=4, help="concurrent senders (10 messages per call)")
+    load.add_argument("--concurrency", type=opts.workers, default=4, help="concurrent senders (10 messages per call)")
     load.add_argument("--groups", type=_positive, default=100, help="FIFO message groups the jobs are spread over")
     load.add_argument("--run-id", type=_run_id, default="load", help="name of the load run (record folder)")
     load.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/run.json is written")
-    load.add_argument("--test-run-id", default="default", help="cost-tracking tag value (PerfTestRun)")
+    load.add_argument(
+        "--test-run-id", type=opts.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
+    )
     load.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
     load.add_argument("--no-progress", action="store_true", help="no progress bar")
     load.add_argument("--scenario", type=int, choices=[1, 2], default=1, help="1 = Lambda, 2 = ECS workers")
-    load.add_argument("--stack", metavar="NAME", help="send the load to this deployed AWS stack")
+    load.add_argument("--stack", type=opts.stack_name, metavar="NAME", help="send the load to this deployed AWS stack")
     load.add_argument("--region", help="AWS region of --stack")
     load.add_argument(
         "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
         help="local template parameter override, repeatable (e.g. ProcessorMemorySize=1024)",
     )  # fmt: skip
-    load.add_argument("--max-workers", type=_positive, help="cap on local worker processes per event source mapping")
+    load.add_argument("--max-workers", type=opts.workers, help="cap on local worker processes per event source mapping")
     load.add_argument("--service-latency", metavar="default|FILE", help=SERVICE_LATENCY_HELP)
-    load.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for every job")
-    load.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
+    load.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for every job")
+    load.add_argument(
+        "--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues"
+    )
     add_price_options(load)
     serve = commands.add_parser(
         "serve", help="the status API (uvicorn, loopback) against a freshly deployed local cloud, until Ctrl-C"
     )
-    serve.add_argument("--port", type=_non_negative, default=8000, help="port on 127.0.0.1 (0: a free one)")
+    serve.add_argument("--port", type=opts.port, default=8000, help="port on 127.0.0.1 (0: a free one)")
     serve.add_argument("--template", type=Path, default=Path("template.yaml"), help="SAM template to deploy locally")
-    serve.add_argument("--stack-name", default="scenario-1-local", help="name of the local stack")
+    serve.add_argument("--stack-name", type=opts.stack_name, default="scenario-1-local", help="name of the local stack")
     serve.add_argument(
         "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
         help="template parameter override, repeatable",
     )  # fmt: skip
-    serve.add_argument("--max-workers", type=_positive, help="cap on worker processes per event source mapping")
+    serve.add_argument("--max-workers", type=opts.workers, help="cap on worker processes per event source mapping")
     serve.add_argument("--out", type=Path, default=Path("results"), help="function logs go to <out>/.logs/serve")
     serve.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
     cli_triggers.add_parser(commands)
@@ -198,7 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(sweep)
     sweep.add_argument("--memory", default="256,512,1024,2048", help="Processor memory sizes, MB, comma-separated")
     sweep.add_argument("--architecture", default="x86_64", help="x86_64 and/or arm64, comma-separated")
-    sweep.add_argument("--stack", metavar="NAME", help="on AWS: redeploy this stack (make deploy) for each setting")
+    sweep.add_argument(
+        "--stack",
+        type=opts.stack_name,
+        metavar="NAME",
+        help="on AWS: redeploy this stack (make deploy) for each setting",
+    )
     sweep.add_argument("--env", default="dev", help="--stack's samconfig environment (make deploy ENV=…)")
     sweep.add_argument("--region", help="AWS region of --stack")
     sweep.add_argument("--compare-out", type=Path, help="report folder (default: <out>/<run-id>-sweep)")
@@ -208,7 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="compare recorded runs side by side: HTML report + PNG figures")
     compare.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="two or more run folders")
     compare.add_argument("--out", type=Path, default=Path("comparison"), help="folder for report.html and PNGs")
+    add_debug_option(commands)
     return parser
+
+
+def add_debug_option(commands) -> None:
+    """--debug after the command too (``jobgraph run ... --debug``, ``jobgraph triggers push ... --debug``);
+    SUPPRESS keeps the top-level one's value."""
+    for command in commands.choices.values():
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        for action in command._actions:  # nested commands (argparse keeps them as a subparsers action)
+            if isinstance(action, argparse._SubParsersAction):
+                add_debug_option(action)
 
 
 def _implementations(value: str) -> list[int]:
@@ -234,12 +246,16 @@ def add_bench_parser(commands) -> None:
     bench.add_argument("--architecture", default="x86_64", help="with --memory: x86_64 and/or arm64, comma-separated")
     bench.add_argument("--env", help="on AWS: the stacks scenario-<n>-<env> deployed for this environment")
     bench.add_argument("--region", help="AWS region of the --env stacks")
-    bench.add_argument("--max-workers", type=_positive, help="local: cap on worker processes per event source mapping")
-    bench.add_argument("--ecs-workers", type=_positive, help="local: worker tasks of scenario 2's ECS service")
+    bench.add_argument(
+        "--max-workers", type=opts.workers, help="local: cap on worker processes per event source mapping"
+    )
+    bench.add_argument("--ecs-workers", type=opts.workers, help="local: worker tasks of scenario 2's ECS service")
     bench.add_argument("--service-latency", metavar="default|FILE", help=f"local: {SERVICE_LATENCY_HELP}")
     bench.add_argument("--report-out", type=Path, help="report folder (default: <out>/<run-id>-report)")
-    bench.add_argument("--timeout", type=_positive, default=1800, help="seconds to wait for each run to complete")
-    bench.add_argument("--stall-timeout", type=_positive, default=60, help="seconds without progress and empty queues")
+    bench.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for each run to complete")
+    bench.add_argument(
+        "--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues"
+    )
     add_price_options(bench)
 
 
@@ -249,13 +265,18 @@ def add_project_parser(commands) -> None:
     )
     project.add_argument("run", type=Path, metavar="RUN_DIR", help="a graph run's folder written by `jobgraph run`")
     project.add_argument(
-        "--sequences", type=_positive, nargs="+", required=True, metavar="N", help="sequences (aircraft) to project"
+        "--sequences",
+        type=opts.projected_count,
+        nargs="+",
+        required=True,
+        metavar="N",
+        help="sequences (aircraft) to project",
     )
     project.add_argument(
         "--on", choices=("run", "aws"), default="run",
         help="run: the run's own platform and settings; aws: the stack's AWS settings and quotas",
     )  # fmt: skip
-    project.add_argument("--seed", type=_non_negative, default=0, help="seed of the simulation's draws")
+    project.add_argument("--seed", type=opts.seed, default=0, help="seed of the simulation's draws")
     project.add_argument("--json", type=Path, metavar="FILE", help="also write the projection as JSON")
 
 
@@ -266,8 +287,13 @@ def add_price_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_generate(args) -> int:
+    from jobgraph.adapters.local_disk import check_out_dir
+    from jobgraph.core.bounds import SEQUENCE_ID_LIMIT
     from jobgraph.core.generator import generate_sequences, write_sequences
 
+    if args.start_id + args.count > SEQUENCE_ID_LIMIT:
+        raise JobGraphError(f"--start-id {args.start_id} + --count {args.count}: ids must stay below 2**53")
+    check_out_dir(args.out)
     airports = [c.strip().upper() for c in args.airports.split(",") if c.strip()] if args.airports else None
     try:
         sequences = generate_sequences(args.count, args.seed, start_id=args.start_id, airports=airports)
@@ -535,11 +561,14 @@ def cmd_bench(args) -> int:
     if args.env and local_only:
         raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --env")
     points = sweep.sweep_points(args.memory, args.architecture) if args.memory else []
+    chosen_implementations = suite.implementations(args.implementations, points)
+    if len(chosen_implementations) < 2:  # refused before a run that could only end in "nothing to compare"
+        raise JobGraphError("bench compares at least two implementations: add scenarios or --memory sizes")
     table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
     sequences, base = run_inputs(args)
     patience = Patience(args.timeout, args.stall_timeout)
     folders, failed = [], []
-    for implementation in suite.implementations(args.implementations, points):
+    for implementation in chosen_implementations:
         run_id, chosen = implementation.run_id(args.run_id), scenario(implementation.scenario)
         spec = RunSpec(run_id, base.test_run_id, base.scenarios, base.seed)
         print(f"== {run_id}: scenario {chosen.number} ({chosen.name})", flush=True)
@@ -644,7 +673,7 @@ def _dispatch(args) -> int:
             print(f"error: {line}" if exc.source in line else f"error: {exc.source}: {line}", file=sys.stderr)
         return EXIT_INVALID_INPUT
     except JobGraphError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(args, exc, expected=True)
         return EXIT_FAILED
     except Terminated:
         print("terminated", file=sys.stderr)
@@ -652,6 +681,9 @@ def _dispatch(args) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an untranslated failure: one line, the traceback in a log file
+        report_error(args, exc, expected=False)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

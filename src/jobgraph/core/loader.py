@@ -1,7 +1,9 @@
 """Reading sequence files with errors a person can act on (GUIDE §2).
 
 Every file is checked before anything runs; all problems of all files are reported together, one line
-each, naming the file, the sequence and the field.
+each, naming the file, the sequence and the field. A file is bounded before it is parsed (core/bounds.py:
+at most 1 MiB, nesting at most 32 deep, numbers of at most 20 digits) and an error quotes at most ~80
+characters of a bad value.
 """
 
 from __future__ import annotations
@@ -12,6 +14,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from jobgraph.core.bounds import (
+    MAX_QUOTED_CHARS,
+    MAX_SEQUENCE_FILE_BYTES,
+    SEQUENCE_ID_LIMIT,
+    JsonBoundsError,
+    loads_bounded,
+    quote,
+)
 from jobgraph.core.errors import InvalidSequenceError
 from jobgraph.core.models import Sequence
 
@@ -19,6 +29,8 @@ from jobgraph.core.models import Sequence
 def _location(loc: Iterable[int | str]) -> str:
     text = ""
     for part in loc:
+        if isinstance(part, str) and (len(part) > MAX_QUOTED_CHARS or not part.isprintable()):
+            part = quote(part)  # an unknown field's name is user input too
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
 
@@ -33,7 +45,7 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         elif error["type"] == "extra_forbidden":
             message = "unknown field"
         elif error["type"] == "string_pattern_mismatch":
-            message = f"{error.get('input')!r} does not match the expected format ({error['ctx']['pattern']})"
+            message = f"{quote(error.get('input'))} does not match the expected format ({error['ctx']['pattern']})"
         lines.append(f"{where}: {message}" if where else message)
     return lines
 
@@ -42,33 +54,62 @@ def parse_sequence(document: object, source: str) -> Sequence:
     """Validate one decoded JSON document; raise InvalidSequenceError listing every problem."""
     if not isinstance(document, dict):
         raise InvalidSequenceError(source, [f"expected a JSON object, got {type(document).__name__}"])
-    label = f"sequence {document['sequence_id']}" if "sequence_id" in document else "sequence ?"
+    given = document.get("sequence_id")
+    # the id names the sequence in every line; one that is itself wrong is quoted once, in its own line
+    label = f"sequence {given}" if type(given) is int and 0 <= given < SEQUENCE_ID_LIMIT else "sequence ?"
     try:
         return Sequence.model_validate(document)
     except ValidationError as exc:
         raise InvalidSequenceError(source, [f"{label}: {line}" for line in format_validation_error(exc)]) from None
 
 
+def read_bounded(path: Path, max_bytes: int = MAX_SEQUENCE_FILE_BYTES) -> bytes:
+    """At most ``max_bytes`` of a file, read without trusting its reported size; JsonBoundsError beyond."""
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise JsonBoundsError(f"larger than {max_bytes} bytes (1 MiB), the limit of a sequence file")
+    return data
+
+
 def load_sequence_file(path: Path) -> Sequence:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = loads_bounded(read_bounded(path), max_bytes=MAX_SEQUENCE_FILE_BYTES)
     except json.JSONDecodeError as exc:
         raise InvalidSequenceError(
             str(path), [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidSequenceError(str(path), [f"cannot read file: {exc}"]) from None
+    except JsonBoundsError as exc:
+        raise InvalidSequenceError(str(path), [f"refused before parsing: {exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidSequenceError(str(path), [f"not UTF-8 text: byte {exc.start} cannot be decoded"]) from None
+    except OSError as exc:
+        raise InvalidSequenceError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from None
     return parse_sequence(document, str(path))
 
 
 def sequence_files(directory: Path) -> list[Path]:
     """*.json files of a folder, in numeric-then-name order."""
+    if not directory.exists():
+        raise InvalidSequenceError(str(directory), ["no such folder"])
     if not directory.is_dir():
-        raise InvalidSequenceError(str(directory), ["not a directory"])
-    files = [p for p in directory.iterdir() if p.suffix == ".json" and p.is_file()]
+        raise InvalidSequenceError(str(directory), ["not a folder (--sequences takes a folder of *.json files)"])
+    try:
+        files = [p for p in directory.iterdir() if p.suffix == ".json" and p.is_file()]
+    except OSError as exc:
+        raise InvalidSequenceError(str(directory), [f"cannot list the folder: {exc.strerror or exc}"]) from None
     if not files:
         raise InvalidSequenceError(str(directory), ["no *.json sequence files"])
-    return sorted(files, key=lambda p: (0, int(p.stem), "") if p.stem.isdigit() else (1, 0, p.stem))
+    return sorted(files, key=_numeric_first)
+
+
+def _numeric_first(path: Path) -> tuple:
+    # numbers compared as ASCII digit strings (no int(): a 5 000-digit file name would be refused by Python)
+    stem = path.stem
+    if stem.isascii() and stem.isdigit():
+        digits = stem.lstrip("0")
+        return (0, len(digits), digits, stem)
+    return (1, 0, "", stem)
 
 
 def check_unique(sequences: list[tuple[str, Sequence]]) -> list[str]:

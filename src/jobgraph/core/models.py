@@ -11,15 +11,27 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from jobgraph.core.airports import is_known_iata
+from jobgraph.core.bounds import SEED_LIMIT, SEQUENCE_ID_LIMIT, json_type, quote
 from jobgraph.core.timeutil import parse_hms
 
 MIN_TURNAROUND_MIN = 45.0  # GUIDE §4
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# the PerfTestRun cost-allocation tag value (the templates' TestRunId AllowedPattern)
+TEST_RUN_ID_PATTERN = r"^[A-Za-z0-9_.:/=+@-]{1,128}$"
 MAX_SCENARIOS = 100_000
 MAX_SYNTHETIC_WORK_MS = 900_000  # a Lambda's longest timeout
 MAX_SYNTHETIC_DATA_KB = 10_240
@@ -38,6 +50,26 @@ InputKey = Annotated[
     str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[!-~]+$"), AfterValidator(_relative_key)
 ]
 IataCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3}$")]
+
+
+def _json_integer(value: object) -> object:
+    # lax pydantic would take true as 1 and "1000" as 1000: the contract wants a JSON integer (GUIDE §2)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a JSON integer, got {json_type(value)} {quote(value)}")
+    return value
+
+
+def json_int(**bounds: int) -> Any:
+    """An integer field that takes JSON integers only (not booleans, strings or floats), within ``bounds``
+    (``ge``/``gt``/``le``/``lt``); the bounds come first so that OpenAPI documents them."""
+    return Annotated[int, Field(**bounds), BeforeValidator(_json_integer)]
+
+
+# the contract's integers (GUIDE §2): the same in sequence files, API bodies and queue messages
+SequenceId = json_int(ge=0, lt=SEQUENCE_ID_LIMIT)
+Seed = json_int(ge=0, lt=SEED_LIMIT)
+Count = json_int(ge=0)
+Scenarios = json_int(ge=1, le=MAX_SCENARIOS)
 
 
 class ExecType(StrEnum):
@@ -120,7 +152,7 @@ class Route(_Strict):
 class Sequence(_Strict):
     """One aircraft's operating day (seed 000 format)."""
 
-    sequence_id: int = Field(ge=0)
+    sequence_id: SequenceId
     home_airport_iata: IataCode
     routes: list[Route] = Field(min_length=1)
 
@@ -252,7 +284,7 @@ class CarriedState(_Strict):
     numbers as from the S3 object), plus the route's scheduled arrival (the curfew needs it).
     """
 
-    route_index: int = Field(ge=0)
+    route_index: Count
     scheduled_arrival_min: float
     arrival_delay: str = Field(max_length=MAX_CARRIED_ARRAY_CHARS, pattern=_B64)
     total_departure_delay: str = Field(max_length=MAX_CARRIED_ARRAY_CHARS, pattern=_B64)
@@ -267,18 +299,18 @@ class IncomingJob(BaseModel):
     run_id: RunId
     test_run_id: str = Field(min_length=1, max_length=256)
     correlation_id: str = Field(min_length=1, max_length=128)
-    sequence_id: int | None = Field(default=None, ge=0)
+    sequence_id: SequenceId | None = None
     exec_type: ExecType
-    route_index: int | None = Field(default=None, ge=0)
-    total_routes: int | None = Field(default=None, ge=1)
+    route_index: Count | None = None
+    total_routes: json_int(ge=1) | None = None
     route: Route | None = None
-    scenarios: int = Field(ge=1, le=MAX_SCENARIOS)
-    seed: int = Field(ge=0, lt=2**63)
+    scenarios: Scenarios
+    seed: Seed
     submitted_at: str = Field(default_factory=utc_now_iso)
     # SYNTHETIC jobs only: how long the job works and how much output it writes, and an object of the
     # results bucket it reads first (seed 001's "S3 key with job details")
-    work_duration_ms: int | None = Field(default=None, ge=0, le=MAX_SYNTHETIC_WORK_MS)
-    data_size_kb: int | None = Field(default=None, ge=0, le=MAX_SYNTHETIC_DATA_KB)
+    work_duration_ms: json_int(ge=0, le=MAX_SYNTHETIC_WORK_MS) | None = None
+    data_size_kb: json_int(ge=0, le=MAX_SYNTHETIC_DATA_KB) | None = None
     input_key: InputKey | None = None
     # the previous route's state (INTERMEDIATE, LAST, AGGREGATION), when it travels in the messages;
     # absent: it is read from S3 (scenario 3, or a state too large for a message: stages.carries_state)
@@ -353,17 +385,17 @@ class CompletedJob(BaseModel):
     test_run_id: str
     run_id: RunId
     correlation_id: str
-    sequence_id: int | None = None
+    sequence_id: SequenceId | None = None
     exec_type: ExecType
-    route_index: int | None = None
-    total_routes: int | None = None
-    scenarios: int | None = None
-    seed: int | None = None
+    route_index: Count | None = None
+    total_routes: Count | None = None
+    scenarios: Scenarios | None = None
+    seed: Seed | None = None
     error_message: str | None = None
     # a route's state, handed by the Scheduler to the job that needs it next (IncomingJob.state)
     state: CarriedState | None = None
     # SYNTHETIC jobs with an input_key: the size of the object read
-    input_size_bytes: int | None = None
+    input_size_bytes: Count | None = None
 
 
 # which implementation wrote a run's results (RunManifest.implementation)
@@ -375,10 +407,10 @@ class RunManifest(_Strict):
 
     run_id: RunId
     test_run_id: str = "default"
-    scenarios: int = Field(ge=1, le=MAX_SCENARIOS)
-    seed: int = Field(ge=0, lt=2**63)
-    sequence_ids: list[int] = Field(min_length=1)
-    total_route_jobs: int = Field(ge=1)
+    scenarios: Scenarios
+    seed: Seed
+    sequence_ids: list[SequenceId] = Field(min_length=1)
+    total_route_jobs: json_int(ge=1)
     created_at: str = Field(default_factory=utc_now_iso)
     implementation: Implementation = "solver"
 

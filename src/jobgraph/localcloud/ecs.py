@@ -9,7 +9,9 @@ moto unchanged. The command goes through ecs_task.py (loopback guard, fault inje
 
 Like ECS, a task that exits (killed by ``--kill-rate``, crashed) is replaced and the restart counted; a task
 that keeps failing at start (exit code other than the injected kill's, 3 times in a row) stops the run with
-its log's tail. ``stop()`` sends SIGTERM, waits the container's stopTimeout, then kills, as ECS does.
+its log's tail. ``stop()`` sends SIGTERM, waits the container's stopTimeout (at most LOCAL_STOP_TIMEOUT_S), then
+kills, as ECS does. Each task is tied to this process (lifetime.py): its own process group, and it dies with the
+parent, even a parent killed with SIGKILL; a task also exits by itself LOCAL_STOP_TIMEOUT_S after a SIGTERM.
 
 Local differences (the same spirit as the Lambda runtime's 1 s retry delay): the long poll is 2 s instead
 of 20 s, a failed job backs off from 1 s instead of RETRY_BACKOFF_BASE_SECONDS, and a killed task's messages are
@@ -32,7 +34,8 @@ from pathlib import Path
 
 import jobgraph
 from jobgraph.core.errors import JobGraphError
-from jobgraph.localcloud.ecs_task import FAULT_PLAN_VARIABLE
+from jobgraph.localcloud import lifetime
+from jobgraph.localcloud.ecs_task import FAULT_PLAN_VARIABLE, STOP_GRACE_VARIABLE
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.localcloud.interpreters import interpreter_for
 from jobgraph.localcloud.sandbox import KILL_EXIT_CODE
@@ -50,6 +53,9 @@ LOCAL_OVERRIDES = {
     "PYTHONUNBUFFERED": "1",
 }
 CRASH_LOOP = 3
+# ECS waits the container's stopTimeout (120 s in scenario 2) after SIGTERM; locally a task that has not finished
+# its batch by then is killed after this, as the local time scale above (its messages are redelivered).
+LOCAL_STOP_TIMEOUT_S = 10
 MONITOR_INTERVAL_S = 0.2
 
 
@@ -194,13 +200,11 @@ class LocalEcsService:
             "seed": seed,
             "max_receive_count": self._max_receive_count,
         }
+        environment = {**self._environment, FAULT_PLAN_VARIABLE: json.dumps(plan)}
+        environment[STOP_GRACE_VARIABLE] = str(self.stop_timeout_s)
         with open(task.log_path, "ab", buffering=0) as log:
-            task.process = subprocess.Popen(
-                self._command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env={**self._environment, FAULT_PLAN_VARIABLE: json.dumps(plan)},
+            task.process = lifetime.spawn(
+                self._command, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
         task.started_at = time.monotonic()
         task.starts += 1
@@ -226,6 +230,10 @@ class LocalEcsService:
                     self.restarts += 1
                     self._launch(task)
 
+    @property
+    def stop_timeout_s(self) -> float:
+        return min(self.spec.stop_timeout_s, LOCAL_STOP_TIMEOUT_S)
+
     def task_seconds(self) -> float:
         """Seconds the service's tasks ran, as Fargate bills them: per second, at least a minute per task."""
         end = self._stopped_at or time.monotonic()
@@ -237,16 +245,13 @@ class LocalEcsService:
             self._stopped_at = time.monotonic()
         with self._lock:
             self._stop.set()
-            running = [t.process for t in self._tasks if t.process is not None and t.process.poll() is None]
-            for process in running:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.spec.stop_timeout_s
-        for process in running:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            started = [t.process for t in self._tasks if t.process is not None]
+            for process in started:
+                lifetime.signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout_s
+        for process in started:
+            # after the deadline: SIGKILL to the task and to whatever it started
+            lifetime.stop_group(process, grace_s=max(0.1, deadline - time.monotonic()))
         if self._monitor is not None:
             self._monitor.join(timeout=5)
 

@@ -16,10 +16,12 @@ import random
 import signal
 import sys
 
+from jobgraph.localcloud import lifetime
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.localcloud.sandbox import KILL_EXIT_CODE, InjectedFault, allow_loopback_only
 
 FAULT_PLAN_VARIABLE = "JOBGRAPH_FAULT_PLAN"
+STOP_GRACE_VARIABLE = "JOBGRAPH_STOP_GRACE_S"  # seconds between SIGTERM and the task's own exit (ecs.py)
 
 
 class TaskFaults:
@@ -79,6 +81,10 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "-m":
         print(f"local ECS runs `python3.x -m <module>` commands only, not {argv}", file=sys.stderr)
         return 2
+    # dies with the local cloud, and exits within the local stopTimeout of a SIGTERM whatever the module does
+    # with it (a batch retrying calls to an endpoint that is gone would otherwise hold it for minutes)
+    lifetime.follow_parent()
+    lifetime.backstop_signals(float(os.environ.get(STOP_GRACE_VARIABLE, "10")))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     allow_loopback_only()
     module = importlib.import_module(argv[1])

@@ -114,10 +114,23 @@ def serve(conn) -> None:
             conn.send(("error", f"{type(exc).__name__}: {exc}", (time.perf_counter() - started) * 1000))
 
 
+def _follow_parent() -> None:
+    """Die with the worker's parent (lifetime.py, loaded by path: under ``-I`` jobgraph is not importable)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "jobgraph_lifetime", os.path.join(os.path.dirname(os.path.abspath(__file__)), "lifetime.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.follow_parent()
+
+
 def main(fd: int) -> None:
     import signal
     from multiprocessing.connection import Connection
 
+    _follow_parent()
     # Ctrl-C reaches the whole process group; the parent stops workers in order instead
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     allow_loopback_only()

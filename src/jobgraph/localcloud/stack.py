@@ -85,15 +85,12 @@ def _artifact_locations(transformed: dict) -> list[tuple[str, str]]:
 
 
 def _parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str]:
-    declared = template.get("Parameters", {})
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        raise DeployError(
-            f"unknown template parameter(s) {', '.join(unknown)}; the template declares {sorted(declared)}"
-        )
-    values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
-    values.update(overrides)
-    return values
+    from jobgraph.sam.template import parameter_values
+
+    try:  # what CloudFormation on AWS would refuse, refused here too, before anything is created
+        return parameter_values(template, overrides)
+    except ValueError as exc:
+        raise DeployError(str(exc)) from None
 
 
 def _wait_for_stack(cloudformation, name: str) -> dict:
@@ -165,15 +162,15 @@ def deploy(
     parameters: dict[str, str] | None = None,
 ) -> DeployedStack:
     """Transform and deploy ``template_path`` into the local cloud; returns the stack's outputs and layout."""
-    from jobgraph.sam.template import load_template, transform_tree
+    from jobgraph.sam.template import load_sam_template, transform_tree
 
     template_path = Path(template_path).resolve()
     if not template_path.is_file():
         raise DeployError(f"{template_path}: no such template (run from the project folder or pass --template)")
     try:
-        template = load_template(template_path)
-    except Exception as exc:
-        raise DeployError(f"{template_path}: cannot read the template: {exc}") from None
+        template = load_sam_template(template_path)
+    except ValueError as exc:
+        raise DeployError(str(exc)) from None
     values = _parameter_values(template, parameters or {})
     try:
         tree = transform_tree(template_path, values, endpoint.region)

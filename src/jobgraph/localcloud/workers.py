@@ -5,7 +5,8 @@ with the deployed function's environment plus AWS_ENDPOINT_URL, so handler code 
 server without knowing it. Each worker is a fresh process of the interpreter the function's Runtime names
 (interpreters.py) running sandbox.py, so python3.13 functions run on Python 3.13 whatever runs the CLI;
 invocations travel over a socket pair as pickles. A process, not a fork: the parent runs the moto server
-and poller threads, which must not be copied into a child.
+and poller threads, which must not be copied into a child. Each worker is tied to this process (lifetime.py):
+its own process group, and it dies with the parent, even a parent killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from jobgraph.core.errors import JobGraphError
-from jobgraph.localcloud import sandbox
+from jobgraph.localcloud import lifetime, sandbox
 from jobgraph.localcloud.interpreters import interpreter_for
 from jobgraph.localcloud.sandbox import KILL_EXIT_CODE, InjectedFault
 
@@ -92,13 +93,13 @@ class Worker:
             self.conn.close()
         parent, child = socket.socketpair()
         with parent, child, open(self.log_path, "ab", buffering=0) as log:
-            self.process = subprocess.Popen(
+            self.process = lifetime.spawn(
                 [interpreter, "-I", sandbox.__file__, str(child.fileno())],
+                env={**os.environ, **self.spec.environment},
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                env={**os.environ, **self.spec.environment},
             )
             self.conn = Connection(os.dup(parent.fileno()))
         try:
@@ -136,6 +137,7 @@ class Worker:
             if process is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=5)
+                lifetime.stop_group(process, grace_s=0)  # whatever the dead handler started goes too
             error, died = f"worker process died (exit code {process and process.returncode})", True
         if error:
             elapsed = (time.perf_counter() - started) * 1000
@@ -147,8 +149,7 @@ class Worker:
     def _kill(self) -> None:
         process, self.process = self.process, None
         if process is not None:
-            process.kill()
-            process.wait(timeout=5)
+            lifetime.stop_group(process, grace_s=0)
 
     def stop(self) -> None:
         """Ask the process to exit; kill it if it does not within 3 s (safe to call twice, from any thread)."""
@@ -157,10 +158,8 @@ class Worker:
             return
         with contextlib.suppress(BrokenPipeError, OSError):
             self.conn.send(None)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        lifetime.stop_group(process, grace_s=1)  # a handler that ignores the request; what it started
         with contextlib.suppress(OSError):
             self.conn.close()

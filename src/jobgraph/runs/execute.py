@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
+from jobgraph.adapters.local_disk import RUN_RECORD, staged_run
 from jobgraph.core.graph import RunSpec
-from jobgraph.runs.outcome import RunFailed, RunOutcome
+from jobgraph.core.models import utc_now_iso
+from jobgraph.runs.outcome import FAILED_RUN_SCHEMA, RunFailed, RunOutcome
 from jobgraph.runs.progress import progress_bar
 from jobgraph.runs.workload import StackRun, Workload
 
@@ -20,9 +23,12 @@ def execute(workload: Workload, target, spec: RunSpec, then: Callable[[RunOutcom
     with target.attach(spec.run_id):
         run = workload.on(target, spec)
         started = time.monotonic()
-        run.start()
-        target.after_start(spec.run_id)
-        record = follow(run, target)
+        try:
+            run.start()
+            target.after_start(spec.run_id)
+            record = follow(run, target)
+        except RunFailed as exc:
+            raise record_failure(run, target, exc) from None
         wall_seconds = time.monotonic() - started
         run.settle(target.settle_s, target.check)
         target.before_report()
@@ -32,6 +38,36 @@ def execute(workload: Workload, target, spec: RunSpec, then: Callable[[RunOutcom
             then(outcome)
         target.hold()
     return outcome
+
+
+def record_failure(run: StackRun, target, failed: RunFailed) -> RunFailed:
+    """Keep why the run failed in ``<out>/<run_id>/run.json`` while its stack is still up (the local cloud's job
+    records and queues vanish with it): the reason, the jobs not completed with their errors, the DLQs. Returns
+    the failure to raise: one line naming the failure, the first job not completed and why, and the record."""
+    reason = str(failed)
+    try:
+        document = {
+            "schema": FAILED_RUN_SCHEMA,
+            "run_id": run.run_id,
+            "status": "FAILED",
+            "mode": target.mode,
+            "stack_name": target.stack_name,
+            "failed_at": utc_now_iso(),
+            **run.failure(reason),
+        }
+        if getattr(target, "log_dir", None) is not None:
+            document["function_logs"] = str(target.log_dir)
+        with staged_run(target.output.folder, run.run_id, overwrite=target.output.overwrite) as store:
+            store.put(f"{run.run_id}/{RUN_RECORD}", json.dumps(document, indent=2, default=str).encode())
+    except Exception:  # the failure itself is what the user must see, not a failure to describe it
+        return failed
+    jobs = document["unfinished_jobs"]
+    named = f"; {document['unfinished_total']} job(s) not completed, e.g. {jobs[0]['job_id']}" if jobs else ""
+    because = f" ({jobs[0]['error'][:60]})" if jobs and jobs[0]["error"] else ""
+    tail = f"{named}{because}; details: {target.output.folder / run.run_id / RUN_RECORD}"
+    head = reason.strip().splitlines()[0] if reason.strip() else "the run failed"
+    room = max(60, 240 - len(tail))  # one line: the whole reason is in the record
+    return RunFailed((head if len(head) <= room else head[: room - 1] + "…") + tail)
 
 
 def follow(run: StackRun, target) -> dict:

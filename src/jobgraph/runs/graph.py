@@ -54,6 +54,15 @@ class QueueStackRun(StackRun):
         """Messages waiting or being processed on the two work queues."""
         return sum(sum(queue.depth()) for queue in self.queues.values())
 
+    def settle(self, timeout_s: float, check: Callable[[], None], interval_s: float = 0.5) -> None:
+        """Until both work queues are empty (late duplicates, poison messages on their way to a DLQ)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            check()
+            if self.in_flight() == 0:
+                return
+            time.sleep(interval_s)
+
     def dlq_depths(self) -> dict[str, int]:
         return {name: sum(queue.depth()) for name, queue in self.dlqs.items()}
 
@@ -78,6 +87,9 @@ class QueueStackRun(StackRun):
                 )
             contents[name] = found
         return contents
+
+    def failure(self, reason: str, limit: int = 100) -> dict:
+        return {**super().failure(reason, limit), "dlq": self.dlq_depths(), "dlq_contents": self.dlq_contents()}
 
     def observations(self) -> dict:
         """The RunOutcome fields read after the run: job timings, DLQs, alarms."""
@@ -145,25 +157,12 @@ class QueueGraphRun(QueueStackRun):
 
     def diagnose(self, record: dict) -> str:
         """Where a stuck run stands: sequences not yet counted, jobs whose last report is not COMPLETED."""
-        unfinished = [
-            f"{r['sk'].removeprefix('JOB#')} {r.get('status')}: {r.get('error_message', '')[:200]}"
-            for r in self.table.jobs_of_run(self.run_id)
-            if r.get("status") != "COMPLETED"
-        ]
+        unfinished = [f"{j['job_id']} {j['status']}: {j['error'][:200]}" for j in self.unfinished_jobs()]
         merge = record.get("merge_claimed_by", "not claimed")
         return (
             f"{record.get('sequences_remaining')} sequence(s) not aggregated, MERGE {merge}; "
             f"jobs not completed: {unfinished[:10] or 'none recorded'}"
         )
-
-    def settle(self, timeout_s: float, check: Callable[[], None], interval_s: float = 0.5) -> None:
-        """Until both work queues are empty (late duplicates, poison messages on their way to a DLQ)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            check()
-            if self.in_flight() == 0:
-                return
-            time.sleep(interval_s)
 
     def outcome(self, record: dict, wall_seconds: float) -> RunOutcome:
         return RunOutcome(

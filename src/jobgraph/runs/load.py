@@ -10,12 +10,12 @@ target, and gives a RunOutcome like a graph run, so the run record, cost and com
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from jobgraph.adapters.local_disk import fresh_run_dir
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.graph import RunSpec, synthetic_jobs
 from jobgraph.runs.graph import QueueStackRun
@@ -79,10 +79,7 @@ class LoadRun(QueueStackRun):
 
     def outcome(self, record: dict, wall_seconds: float) -> RunOutcome:
         load, output = self.load, self.target.output
-        run_dir = output.folder / self.run_id  # the load's record only: no results to export
-        if run_dir.exists() and output.overwrite:
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = fresh_run_dir(output.folder, self.run_id, output.overwrite)  # its record only: no results
         return RunOutcome(
             run_id=self.run_id,
             stack_name=self.target.stack_name,

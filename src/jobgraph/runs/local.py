@@ -12,7 +12,6 @@ in order).
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobgraph.adapters.local_disk import exclusive_folder
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.errors import JobGraphError
 from jobgraph.core.graph import RunSpec
@@ -37,6 +37,7 @@ from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 from jobgraph.runs.serve import ApiServer, LocalAsyncLambda, wait_until_interrupted
 from jobgraph.runs.target import Output, Patience
 from jobgraph.runs.workload import alarm_states
+from jobgraph.sam.template import load_sam_template, parameter_values
 
 METRICS_INTERVAL_S = 2.0
 API_FUNCTION = "ApiFunction"
@@ -83,10 +84,15 @@ class LocalTarget(AwsTarget):
         everything stopped on the way out (errors, Ctrl-C too)."""
         isolate_from_real_aws()
         allow_loopback_only()
+        self.preflight()
         self.log_dir = self.options.log_dir or self.output.folder / ".logs" / run_id
-        shutil.rmtree(self.log_dir, ignore_errors=True)  # workers append: start each run's logs afresh
         options = self.options
-        with LocalEndpoint(latency=load_profile(options.service_latency)) as endpoint:
+        # the run's logs: emptied for it (workers append) and held, so a second run of this id into this --out
+        # is refused rather than writing into them
+        with (
+            exclusive_folder(self.log_dir, f"run {run_id}"),
+            LocalEndpoint(latency=load_profile(options.service_latency)) as endpoint,
+        ):
             self.clients = endpoint
             self.stack = deploy(
                 endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters
@@ -107,6 +113,13 @@ class LocalTarget(AwsTarget):
                     yield self
             finally:
                 self._stop()
+
+    def preflight(self) -> None:
+        """The template and its parameter values, checked as CloudFormation would, before anything starts."""
+        try:
+            parameter_values(load_sam_template(self.options.template), self.options.parameters)
+        except ValueError as exc:
+            raise RunFailed(str(exc)) from None
 
     def _route_state_machine_tasks(self) -> None:
         """The state machines' Lambda tasks to the runtime, faults spared on the last try their Retry allows."""

@@ -12,6 +12,10 @@ class RunFailed(JobGraphError):
     """The run was rejected, failed, stalled or timed out; the message says which and why."""
 
 
+# the schema of <out>/<run_id>/run.json for a run that failed (runs/execute.py): why, and which jobs
+FAILED_RUN_SCHEMA = "jobgraph.failed-run/1"
+
+
 @dataclass
 class Progress:
     """Jobs done of ``total``; the queue figures are None where the target cannot tell them."""

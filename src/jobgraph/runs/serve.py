@@ -62,11 +62,16 @@ class ApiServer:
         import uvicorn
 
         from jobgraph.api.app import create_app
+        from jobgraph.api.limits import LOCAL_HOSTS
 
         deps = api_deps(environment, clients, lambda_client)
         self.host, self.port = host, port or _free_port(host)
         config = uvicorn.Config(
-            create_app(lambda: deps), host=self.host, port=self.port, log_level="warning", lifespan="off"
+            create_app(lambda: deps, trusted_hosts=LOCAL_HOSTS),
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="status-api", daemon=True)

@@ -78,6 +78,31 @@ class StackRun:
     def alarm_states(self) -> dict[str, str]:
         return alarm_states(self.target.client("cloudwatch"), self.target.stack_name)
 
+    def unfinished_jobs(self) -> list[dict]:
+        """The run's jobs whose latest report is not COMPLETED: id, stage, status, attempts and error."""
+        return [
+            {
+                "job_id": r["sk"].removeprefix("JOB#"),
+                "exec_type": r.get("exec_type"),
+                "status": r.get("status"),
+                "attempts": int(r.get("last_attempt", 1)),
+                "error": str(r.get("error_message", ""))[:500],
+            }
+            for r in self.table.jobs_of_run(self.run_id)
+            if r.get("status") != "COMPLETED"
+        ]
+
+    def failure(self, reason: str, limit: int = 100) -> dict:
+        """What a failed run's stack still knows, for its record (the local cloud's vanishes after the run)."""
+        unfinished = self.unfinished_jobs()
+        return {
+            "reason": reason,
+            "jobs": self.jobs,
+            "jobs_completed": self.table.count_jobs(self.run_id),
+            "unfinished_total": len(unfinished),
+            "unfinished_jobs": unfinished[:limit],
+        }
+
     def job_timings(self) -> tuple[dict[str, list[float]], dict[str, int]]:
         """Per-stage processing times (ms) and attempts per job, from the job records."""
         stage_ms: dict[str, list[float]] = defaultdict(list)

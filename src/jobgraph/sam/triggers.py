@@ -17,10 +17,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from jobgraph.core.bounds import JsonBoundsError, loads_yaml_bounded
 from jobgraph.core.errors import ConfigurationError
 from jobgraph.core.loader import format_validation_error
 from jobgraph.core.triggers import WorkflowConfig, queue_arn
 
+MAX_CONFIG_FILE_BYTES = 64 * 1024  # a YAML file of workflows with comments
 LOCAL_ACCOUNT = "123456789012"  # moto's
 GRANT_PARAMETERS = (
     "TriggerEventBusArns",
@@ -44,9 +46,18 @@ def load_trigger_config(path: Path) -> WorkflowConfig:
     import yaml
 
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"{path}: cannot read trigger config: {exc}") from None
+        with Path(path).open("rb") as handle:
+            document = loads_yaml_bounded(handle.read(MAX_CONFIG_FILE_BYTES + 1), max_bytes=MAX_CONFIG_FILE_BYTES)
+    except JsonBoundsError as exc:
+        raise ConfigurationError(f"{path}: trigger config refused: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{path}: trigger config is not UTF-8 text: byte {exc.start} cannot be decoded"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read trigger config: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
     return parse_trigger_config(document, str(path))
 
 

@@ -13,7 +13,7 @@ from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.errors import InvalidSequenceError
 from jobgraph.core.graph import RunSpec, route_job, run_manifest, total_jobs
 from jobgraph.core.loader import check_unique, format_validation_error, parse_sequence
-from jobgraph.core.models import MAX_SCENARIOS, TASK_ID_PREFIX, RunId, Sequence, is_task_id
+from jobgraph.core.models import TASK_ID_PREFIX, RunId, Scenarios, Seed, Sequence, is_task_id
 from jobgraph.core.results import ResultStore
 from jobgraph.services.observability import logger
 from jobgraph.services.settings import RunSettings, StartRunSettings, load_settings
@@ -28,8 +28,8 @@ class StartRunRequest(BaseModel):
 
     run_id: RunId
     sequences: list[dict] = Field(min_length=1)
-    scenarios: int | None = Field(default=None, ge=1, le=MAX_SCENARIOS)
-    seed: int = Field(default=42, ge=0, lt=2**63)
+    scenarios: Scenarios | None = None
+    seed: Seed = 42
     test_run_id: str | None = None
 
 

@@ -8,8 +8,6 @@ its record and counters (core/progress.py), one job record, or one page of an in
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import uuid
@@ -29,6 +27,7 @@ from jobgraph.core.graph import RunSpec, synthetic_job, total_jobs
 from jobgraph.core.models import ExecType, IncomingJob, Sequence, is_task_id, new_task_id, run_id_of_job, utc_now_iso
 from jobgraph.core.progress import Progress, estimate_seconds
 from jobgraph.core.results import ResultStore, merged_key, request_key
+from jobgraph.services import page_tokens
 from jobgraph.services.settings import ApiSettings, load_settings
 from jobgraph.services.start_run import StartedRun, StartRunDeps, launch_run, run_request, run_spec
 
@@ -249,18 +248,29 @@ def run_status(deps: ApiDeps, run_id: str) -> dict:
 
 
 # --- GET /runs ----------------------------------------------------------------------------------------
-def _encode_token(payload: dict) -> str:
-    text = json.dumps(payload, separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+_TOKEN_SECRETS: dict[str, bytes] = {}  # per table: read once per process (a cold start)
 
 
-def _decode_token(token: str, expected: dict) -> dict:
-    """The token's payload if it was handed out for the listing ``expected`` describes, else BadTokenError."""
+def _token_secret(deps: ApiDeps) -> bytes:
+    table = deps.table
+    if table.table_name not in _TOKEN_SECRETS:
+        _TOKEN_SECRETS[table.table_name] = table.page_token_secret()
+    return _TOKEN_SECRETS[table.table_name]
+
+
+def _encode_token(deps: ApiDeps, payload: dict) -> str:
+    """A token signed with this deployment's secret (services/page_tokens.py)."""
+    return page_tokens.encode(_token_secret(deps), payload)
+
+
+def _decode_token(deps: ApiDeps, token: str, expected: dict) -> dict:
+    """The token's payload if this API signed it for the listing ``expected`` describes, else BadTokenError:
+    a forged or edited token is refused before its start key reaches DynamoDB."""
     try:
-        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        payload = None
-    if not isinstance(payload, dict) or any(payload.get(k) != v for k, v in expected.items()):
+        payload = page_tokens.decode(_token_secret(deps), token)
+    except page_tokens.ForgedTokenError:
+        raise BadTokenError("next_token: not a token this API handed out") from None
+    if any(payload.get(k) != v for k, v in expected.items()):
         raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
     return payload
 
@@ -306,7 +316,7 @@ def list_runs(
     """Runs newest first, by status (the status index), by test run (by-test-run), or all in a date range
     (the status index's three run partitions, merged), paginated."""
     filters = {"f": [status, test_run_id, since, until]}  # as asked: a token is valid for the same question
-    state = _decode_token(next_token, filters) if next_token else None
+    state = _decode_token(deps, next_token, filters) if next_token else None
     if since is None and until is None and status is None and test_run_id is None:
         # the last week, as of the first page (the token carries it: later pages list the same runs)
         default_since = (datetime.now(UTC) - timedelta(days=DATE_RANGE_DAYS)).isoformat(timespec="seconds")[:19]
@@ -326,7 +336,7 @@ def list_runs(
                 break
         return {
             "runs": [_run_summary(i) for i in items],
-            "next_token": _encode_token({**filters, "k": last}) if last else None,
+            "next_token": _encode_token(deps, {**filters, "k": last}) if last else None,
         }
     # every status: each partition's next page from its own cursor, merged newest first
     cursors = state["c"] if state else dict.fromkeys(RUN_STATUSES)
@@ -351,7 +361,7 @@ def list_runs(
     more = any(cursor != "done" for cursor in cursors.values())
     return {
         "runs": [_run_summary(item) for item, _name in merged],
-        "next_token": _encode_token({**filters, "c": cursors}) if more else None,
+        "next_token": _encode_token(deps, {**filters, "c": cursors}) if more else None,
     }
 
 
@@ -386,7 +396,7 @@ def _job(job_id: str, run_id: str, item: dict) -> dict:
 
 def list_jobs(deps: ApiDeps, run_id: str, status: str | None, limit: int, next_token: str | None) -> dict:
     listing = {"r": run_id, "s": status}
-    start = _key_of(_decode_token(next_token, listing).get("k")) if next_token else None
+    start = _key_of(_decode_token(deps, next_token, listing).get("k")) if next_token else None
     if start is not None and start.get("pk") != {"S": f"RUN#{run_id}"}:
         raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
     deps.table.get_run(run_id)  # 404 for an unknown run, not an empty list
@@ -395,7 +405,7 @@ def list_jobs(deps: ApiDeps, run_id: str, status: str | None, limit: int, next_t
         "run_id": run_id,
         "status": status,
         "jobs": [_job(item["sk"].removeprefix("JOB#"), run_id, item) for item in items],
-        "next_token": _encode_token({**listing, "k": last}) if last else None,
+        "next_token": _encode_token(deps, {**listing, "k": last}) if last else None,
     }
 
 
