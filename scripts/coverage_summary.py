@@ -11,6 +11,7 @@ package counts, imported by a test or not. `make test` checks the floors only wh
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +21,11 @@ import coverage
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "jobgraph"
 
-# Floors: what the whole suite reached (2026-12-02: all 88.2, core 97.1, services 95.3), less one point, as
-# retries, injected faults and hypothesis's examples vary the lines a run reaches (docs/development.md,
-# "Coverage"). Raise them as coverage rises; the issue's target for core and services is 90 %.
-FLOORS = {"all": 87.0, "core": 96.0, "services": 94.0}
+# Floors: what the suite reached without tests/e2e (coverage is paused there, tests/conftest.py; 2026-12-02: all
+# 81.9, core 97.3, services 96.0), less about one point, as retries, injected faults and hypothesis's examples vary
+# the lines a run reaches (docs/development.md, "Coverage"). Raise them as coverage rises; the issue's target for
+# core and services is 90 %.
+FLOORS = {"all": 81.0, "core": 96.0, "services": 95.0}
 
 
 @dataclass
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         packages.setdefault(package_of(path), Figure()).add(figure)
         total.add(figure)
 
-    print(f"{'coverage (statements, in-process)':<44} {'stmts':>6} {'miss':>6} {'cover':>6} {'floor':>6}")
+    scope = "all tests" if os.environ.get("JOBGRAPH_COVER_E2E") == "1" else "tests/e2e not measured"
+    print(f"{f'coverage (in-process; {scope})':<44} {'stmts':>6} {'miss':>6} {'cover':>6} {'floor':>6}")
     for name, figure in sorted(packages.items()):
         print(row(f"src/jobgraph/{name}/" if name != "jobgraph" else "src/jobgraph/*.py", figure, FLOORS.get(name)))
         if name in args.modules:
