@@ -20,6 +20,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed-py$(LAMBDA_PYTHON_VERSION)
 
+# ENV: the deployed environment the AWS targets use (samconfig.toml): dev | prod | local, the local cloud
+# (`make cloud-up`). Given on the command line, it also sends `make run` to that environment's deployed stack.
 ENV ?= dev
 TEST_RUN_ID ?= default
 RUN_ID ?= example
@@ -55,8 +57,42 @@ BUILD_STAMP := .aws-sam/build/.jobgraph-built-$(LAYER_ARCH)
 BUILD_INPUTS := template.yaml $(wildcard templates/shared/*.yaml) $(shell find layers functions src -type f -not -path '*/__pycache__/*' \
 	-not -name '*.pyc' -not -path '*.egg-info/*' -not -path 'layers/*/build/*' 2>/dev/null)
 
-.PHONY: venv run solve run-aws test lint typecheck pre-commit docs bench bench-local bench-build bench-compare mutation sam-cli build validate scan check-env deploy \
-	destroy clean build-sfn validate-sfn deploy-sfn destroy-sfn bootstrap
+.PHONY: venv run solve run-aws test lint typecheck pre-commit docs bench bench-local bench-build bench-compare mutation sam-cli build validate scan \
+	check-env deploy destroy clean build-sfn validate-sfn deploy-sfn destroy-sfn bootstrap cloud-up cloud-down cloud-status \
+	codebuild-local
+
+# ------------------------------------------------------------------ the local cloud (ENV=local)
+# `make cloud-up` starts one long-lived loopback endpoint (jobgraph cloud up) that `sam deploy` and every AWS target
+# use with ENV=local: its AWS_ENDPOINT_URL and fake credentials (written to $(CLOUD_DIR)/cloud.mk) are exported
+# to every recipe, so sam, boto3 and `jobgraph --stack` talk to it and nothing else. The templates' Stage is
+# dev|prod: ENV=local deploys Stage=dev.
+CLOUD_DIR ?= $(or $(JOBGRAPH_CLOUD_DIR),.jobgraph)
+export JOBGRAPH_CLOUD_DIR := $(CLOUD_DIR)
+ifeq ($(ENV),local)
+-include $(CLOUD_DIR)/cloud.mk
+STAGE := dev
+else
+STAGE := $(ENV)
+endif
+# `make run` goes to the deployed stack scenario-$(SCENARIO)-$(ENV) when ENV is given, else to the embedded cloud
+RUN_ON_STACK := $(if $(filter file undefined,$(origin ENV)),,yes)
+
+## make cloud-up: start the local cloud (loopback endpoint + runtime) in the background; prints its exports
+cloud-up: $(STAMP)
+	$(BIN)/jobgraph cloud up
+
+## make cloud-status: what the local cloud serves and runs (stacks, functions, mappings, ECS tasks)
+cloud-status: $(STAMP)
+	$(BIN)/jobgraph cloud status
+
+## make cloud-down: stop the local cloud and every process it started
+cloud-down: $(STAMP)
+	$(BIN)/jobgraph cloud down
+
+## make codebuild-local [CODEBUILD_ARGS="--env PYTEST_ARGS=tests/unit"]: buildspec.yml run as CodeBuild runs it
+## (phases, CODEBUILD_* variables, artifacts, reports) against ENV=local: ends in a deployed stack and a run
+codebuild-local: $(STAMP)
+	$(PY) scripts/codebuild_local.py $(CODEBUILD_ARGS)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON_CHECK)
@@ -78,19 +114,32 @@ RUN_OPTIONS = --sequences $(SEQUENCES) --run-id $(RUN_ID) --out $(OUT) --scenari
 # with WORK_MS/DATA_KB per job.
 WORK_MS ?= 100
 DATA_KB ?= 10
+# With ENV given (`make run MESSAGES=1000 ENV=dev`, seed 000's command), both go to the deployed stack.
+LOAD_OPTIONS = --messages $(MESSAGES) --work-duration-ms $(WORK_MS) --data-size-kb $(DATA_KB) \
+	--run-id load-$(MESSAGES) --out $(OUT) --overwrite
+ifdef RUN_ON_STACK
+run: check-env $(STAMP)
+ifdef MESSAGES
+	$(BIN)/jobgraph load $(LOAD_OPTIONS) --scenario $(SCENARIO) --stack scenario-$(SCENARIO)-$(ENV) \
+		--test-run-id $(TEST_RUN_ID) $(RUN_ARGS)
+else
+	$(BIN)/jobgraph run --scenario $(SCENARIO) --stack scenario-$(SCENARIO)-$(ENV) --test-run-id $(TEST_RUN_ID) \
+		$(RUN_OPTIONS) $(RUN_ARGS)
+endif
+else
 run: $(STAMP)
 ifdef MESSAGES
-	$(BIN)/jobgraph load --messages $(MESSAGES) --work-duration-ms $(WORK_MS) --data-size-kb $(DATA_KB) \
-		--scenario $(SCENARIO) --run-id load-$(MESSAGES) --out $(OUT) --overwrite $(RUN_ARGS)
+	$(BIN)/jobgraph load $(LOAD_OPTIONS) --scenario $(SCENARIO) $(RUN_ARGS)
 else
 	$(BIN)/jobgraph run --scenario $(SCENARIO) $(RUN_OPTIONS) $(RUN_ARGS)
+endif
 endif
 
 ## make solve: the same graph with the in-process reference solver
 solve: $(STAMP)
 	$(BIN)/jobgraph solve $(RUN_OPTIONS)
 
-## make run-aws ENV=dev [SCENARIO=3]: the same run on the deployed stack scenario-$(SCENARIO)-$(ENV) (needs AWS credentials)
+## make run-aws ENV=dev|local [SCENARIO=2|3]: the same run on the deployed stack scenario-$(SCENARIO)-$(ENV)
 run-aws: check-env $(STAMP)
 	$(BIN)/jobgraph run --scenario $(SCENARIO) --stack scenario-$(SCENARIO)-$(ENV) --test-run-id $(TEST_RUN_ID) $(RUN_OPTIONS) $(RUN_ARGS)
 
@@ -202,14 +251,18 @@ scan: $(STAMP) $(CHECKOV_STAMP)
 	echo '$(CHECKOV_SCAN)'; $(CHECKOV_SCAN) || status=1; \
 	exit $$status
 
-check-env:
-	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod (samconfig.toml), not '$(ENV)'" >&2; exit 2;; esac
+check-env: $(if $(filter local,$(ENV)),$(STAMP))
+	@case "$(ENV)" in dev|prod|local) ;; *) echo "ENV must be dev, prod or local (samconfig.toml), not '$(ENV)'" >&2; exit 2;; esac
+ifeq ($(ENV),local)
+	@test -n "$$AWS_ENDPOINT_URL" && $(BIN)/jobgraph cloud status --quiet || { \
+		echo "ENV=local: the local cloud in $(CLOUD_DIR) is not running; start it with: make cloud-up" >&2; exit 2; }
+endif
 
 ## make deploy ENV=dev TEST_RUN_ID=baseline-256mb [PARAMS="ProcessorMemorySize=1024"]  (needs AWS credentials)
 # --parameter-overrides/--tags replace samconfig.toml's lists, so all of them are passed (docs/deploy.md).
 deploy: check-env $(BUILD_STAMP)
 	$(SAM) deploy --config-env $(ENV) \
-		--parameter-overrides 'Stage=$(ENV)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
+		--parameter-overrides 'Stage=$(STAGE)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
 		'Architecture=$(LAYER_ARCH)' $(PARAMS) \
 		--tags 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' \
 		'Project=$(PROJECT_PREFIX)'
@@ -219,10 +272,13 @@ deploy: check-env $(BUILD_STAMP)
 bootstrap: $(STAMP)
 	$(BIN)/jobgraph cost --activate-tags
 
+# SAM 1.170's `sam delete` reads [<env>.deploy.parameters] only (not [<env>.delete.parameters]): prod asks first
+NO_PROMPTS = $(if $(filter prod,$(ENV)),,--no-prompts)
+
 ## make destroy ENV=dev: empty the results bucket, then delete the stack (needs AWS credentials)
 destroy: check-env $(STAMP) $(SAM_STAMP)
 	$(PY) scripts/empty_results_bucket.py --config-env $(ENV)
-	$(SAM) delete --config-env $(ENV)
+	$(SAM) delete --config-env $(ENV) $(NO_PROMPTS)
 
 # ------------------------------------------------------------------ scenario 3: Step Functions
 SFN_TEMPLATE := templates/scenario-3.yaml
@@ -246,9 +302,11 @@ validate-sfn: $(STAMP) $(SAM_STAMP)
 	$(SAM) validate --lint -t $(SFN_TEMPLATE)
 
 ## make deploy-sfn ENV=dev TEST_RUN_ID=sfn-256mb [PARAMS="StepTaskMemorySize=512"]: stack scenario-3-$(ENV) (needs AWS credentials)
+# --config-file: with -t, SAM looks for samconfig.toml beside the template (in the build folder) and finds none.
 deploy-sfn: check-env $(SFN_BUILD_STAMP)
-	$(SAM) deploy -t $(SFN_BUILD_DIR)/template.yaml --config-env $(ENV) --stack-name $(SFN_STACK) --s3-prefix $(SFN_STACK) \
-		--parameter-overrides 'Stage=$(ENV)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
+	$(SAM) deploy -t $(SFN_BUILD_DIR)/template.yaml --config-file $(CURDIR)/samconfig.toml --config-env $(ENV) \
+		--stack-name $(SFN_STACK) --s3-prefix $(SFN_STACK) \
+		--parameter-overrides 'Stage=$(STAGE)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
 		'Architecture=$(LAYER_ARCH)' $(PARAMS) \
 		--tags 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' \
 		'Project=$(PROJECT_PREFIX)'
@@ -256,7 +314,7 @@ deploy-sfn: check-env $(SFN_BUILD_STAMP)
 ## make destroy-sfn ENV=dev: empty scenario-3-$(ENV)'s results bucket, then delete the stack (needs AWS credentials)
 destroy-sfn: check-env $(STAMP) $(SAM_STAMP)
 	$(PY) scripts/empty_results_bucket.py --config-env $(ENV) --stack-name $(SFN_STACK)
-	$(SAM) delete --config-env $(ENV) --stack-name $(SFN_STACK)
+	$(SAM) delete --config-env $(ENV) --stack-name $(SFN_STACK) $(NO_PROMPTS)
 
 clean:
 	rm -rf $(VENV) .aws-sam results .pytest_cache .mypy_cache .coverage $(DOCS_SITE)
@@ -304,15 +362,18 @@ worker-image: worker-context
 
 ## make deploy-ecs ENV=dev TEST_RUN_ID=x [PARAMS="WorkerCpu=512 WorkerMemory=1024"]: stack, then image to ECR
 # The service starts at DesiredCount 0 (a deploy also sets it back to 0): `make scale-up` starts workers.
-deploy-ecs: check-env build-ecs worker-image
+# ENV=local builds and pushes no image: the local cloud runs the task definition's command from source.
+deploy-ecs: check-env build-ecs $(if $(filter local,$(ENV)),,worker-image)
 	$(SAM) deploy --template-file $(S2_BUILD_DIR)/template.yaml --stack-name $(S2_STACK) --region $(S2_REGION) \
 		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --resolve-s3 --s3-prefix $(S2_STACK) --no-fail-on-empty-changeset \
 		$(if $(filter prod,$(ENV)),--confirm-changeset,--no-confirm-changeset) \
-		--parameter-overrides 'Stage=$(ENV)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
+		--parameter-overrides 'Stage=$(STAGE)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
 		'Architecture=$(LAYER_ARCH)' 'ImageTag=$(IMAGE_TAG)' $(PARAMS) \
 		--tags 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' \
 		'Project=$(PROJECT_PREFIX)'
+ifneq ($(ENV),local)
 	$(ECS_SERVICE) push-image $(WORKER_IMAGE) $(IMAGE_TAG)
+endif
 
 ## make scale-up DESIRED_COUNT=2 ENV=dev: start that many worker tasks (and wait until they run)
 scale-up: check-env $(STAMP)
@@ -326,11 +387,17 @@ scale-down: check-env $(STAMP)
 ecs-status: check-env $(STAMP)
 	$(ECS_SERVICE) status
 
-## make run-ecs ENV=dev TEST_RUN_ID=x: the graph through the deployed scenario-2 stack (workers must be running)
+## make run-ecs ENV=dev TEST_RUN_ID=x [MESSAGES=N]: the graph (or N synthetic jobs) through the deployed scenario-2
+## stack (workers must be running)
 run-ecs: check-env $(STAMP)
 	$(ECS_SERVICE) status --require-running
+ifdef MESSAGES
+	$(BIN)/jobgraph load $(LOAD_OPTIONS) --scenario 2 --stack $(S2_STACK) --region $(S2_REGION) \
+		--test-run-id $(TEST_RUN_ID) $(RUN_ARGS)
+else
 	$(BIN)/jobgraph run --scenario 2 --stack $(S2_STACK) --region $(S2_REGION) --test-run-id $(TEST_RUN_ID) \
 		$(RUN_OPTIONS) $(RUN_ARGS)
+endif
 
 ## make destroy-ecs ENV=dev: scale to 0, empty the results bucket, delete the stack (ECR images go with it)
 destroy-ecs: check-env $(STAMP) $(SAM_STAMP)

@@ -35,7 +35,7 @@ def describe_service(ecs, outputs: dict[str, str]) -> dict:
     return service
 
 
-def scale(ecs, outputs: dict[str, str], desired: int, wait: bool, timeout_s: float = 600, poll_s: float = 10) -> dict:
+def scale(ecs, outputs: dict[str, str], desired: int, wait: bool, timeout_s: float = 600, poll_s: float = 2) -> dict:
     """Set the desired count; with ``wait``, until that many tasks run (ECS stops tasks with SIGTERM)."""
     ecs.update_service(cluster=outputs["ClusterName"], service=outputs["ServiceName"], desiredCount=desired)
     print(f"{outputs['ServiceName']}: desired count {desired}")

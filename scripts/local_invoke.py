@@ -21,12 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-from jobgraph.core.errors import JobGraphError
-from jobgraph.localcloud import containers
-from jobgraph.localcloud.saminvoke import APPS, SamLocalInvoker, case_for, format_table
-from jobgraph.localcloud.server import allow_loopback_only
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the harness lives beside the tests that use it (tests/samlocal)
+
+from jobgraph.core.errors import JobGraphError  # noqa: E402
+from jobgraph.localcloud.server import allow_loopback_only  # noqa: E402
+from tests.samlocal import containers  # noqa: E402
+from tests.samlocal.saminvoke import APPS, SamLocalInvoker, case_for, format_table  # noqa: E402
+
 RECIPE = ROOT / "docker" / "lambda-python3.13"
 CACHE = ROOT / ".cache" / "lambda-image"
 LOGS = ROOT / "results" / ".logs" / "local-invoke"

@@ -33,26 +33,16 @@ SCOPE: dict[str, set[str] | None] = {
     "jobgraph.services.scheduler": None,
     "jobgraph.services.records": None,
     "jobgraph.core.retry": None,
-    # the run's countdown/MERGE claim/completion and the job record's claim and completion (issue 19.6)
-    "jobgraph.adapters.dynamodb": {
-        "_conditional_failed",
-        "_condition_failed_first",
-        "_transaction_conflict",
-        *(
-            f"JobsTable.{method}"
-            for method in (
-                "_update_if",
-                "count_down_sequence",
-                "claim_merge",
-                "complete_run",
-                "fail_run",
-                "claim_job",
-                "_claim",
-                "record_job",
-                "_counter_update",
-                "job_attempts",
-            )
-        ),
+    # the run's countdown/MERGE claim/completion and the job record's claim and completion (issue 19.6), in the
+    # table adapter's modules (adapters/dynamodb/: table.py's condition helpers, runs.py, jobs.py)
+    "jobgraph.adapters.dynamodb.table": {"conditional_failed", "condition_failed_first", "transaction_conflict"},
+    "jobgraph.adapters.dynamodb.runs": {
+        f"DynamoRunStore.{method}"
+        for method in ("_update_if", "count_down_sequence", "claim_merge", "complete_run", "fail_run")
+    },
+    "jobgraph.adapters.dynamodb.jobs": {
+        f"DynamoJobStore.{method}"
+        for method in ("claim_job", "_claim", "record_job", "_counter_update", "job_attempts")
     },
 }
 
@@ -83,7 +73,7 @@ EQUIVALENT: dict[str, str] = {
     "jobgraph.runs.aws_usage.x_stack_usage__mutmut_116": _LAST_PATH_PART,
     "jobgraph.runs.aws_usage.x_stack_usage__mutmut_117": _LAST_PATH_PART,
     "jobgraph.services.scheduler.xǁSchedulerRuntimeǁrun_batch__mutmut_2": _NO_CONTEXT,
-    "jobgraph.adapters.dynamodb.xǁJobsTableǁcomplete_run__mutmut_25": _CASE_INSENSITIVE,
+    "jobgraph.adapters.dynamodb.runs.xǁDynamoRunStoreǁcomplete_run__mutmut_25": _CASE_INSENSITIVE,
     "jobgraph.core.retry.x_backoff_s__mutmut_30": _EXPONENT_BOUND,
 }
 

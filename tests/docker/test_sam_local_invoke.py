@@ -17,10 +17,10 @@ import os
 
 import pytest
 
-from jobgraph.localcloud import containers
-from jobgraph.localcloud.saminvoke import APPS, SamLocalInvoker
 from tests.conftest import DOCKER_OPT_IN, capability_absent, opted_in
 from tests.lambda_support import EVENTS, ROOT
+from tests.samlocal import containers
+from tests.samlocal.saminvoke import APPS, SamLocalInvoker
 
 pytestmark = pytest.mark.docker
 

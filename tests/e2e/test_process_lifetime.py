@@ -123,7 +123,7 @@ def test_a_second_run_of_the_same_id_is_refused_while_the_first_runs(tmp_path, c
     first = start(args, tag, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_children(first, tag, 2)
-        log = next((tmp_path / ".logs" / "example").glob("*.log"))
+        log = next((tmp_path / ".logs" / "example").rglob("*.log"))  # <function>/<worker>.log
         # When the same run is started again: refused in one line, the first run's logs untouched
         from jobgraph.cli.main import main
 

@@ -19,11 +19,12 @@ import pytest
 
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec, route_job
-from jobgraph.localcloud import containers
+from jobgraph.core.graph import route_job
+from jobgraph.core.run import RunSpec
 from tests.conftest import DOCKER_OPT_IN, capability_absent, opted_in
 from tests.integration.conftest import create_fifo_queue, create_table
 from tests.lambda_support import ROOT
+from tests.samlocal import containers
 
 pytestmark = pytest.mark.e2e
 CANDIDATE_BASES = ("python:3.13-slim", containers.STANDIN_IMAGE)

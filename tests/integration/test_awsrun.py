@@ -1,8 +1,8 @@
 """`jobgraph run --stack NAME` (AWS mode), exercised against moto only.
 
 The deployed-stack path (stack outputs, StartRun payload, DynamoDB progress, waiting, export, job
-timings, alarms) runs against the template deployed into the local cloud, whose local runtime plays
-AWS Lambda; only lambda.invoke is replaced, because moto cannot run a function's code without Docker.
+timings, alarms, usage from REPORT lines and CloudWatch) runs against the template deployed into the local
+cloud, whose controller plays AWS Lambda behind the endpoint's own lambda:Invoke.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from moto import mock_aws
 
 from jobgraph.cli.main import main
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 from jobgraph.core.solver import solve
-from jobgraph.localcloud.runtime import LocalLambdaRuntime
+from jobgraph.localcloud.cloudformation.stack import deploy
+from jobgraph.localcloud.controller import Controller
 from jobgraph.localcloud.server import LocalEndpoint
-from jobgraph.localcloud.stack import deploy
 from jobgraph.runs.aws import AwsTarget, lambda_invoker
 from jobgraph.runs.execute import execute
 from jobgraph.runs.graph import QueueGraph
@@ -39,23 +39,28 @@ def test_aws_mode_drives_a_deployed_stack_through_its_outputs(tmp_path):
     spec = RunSpec("aws-mode", "perf-1", 50, 9)
     solve(sequences, spec, tmp_path / "solve")
     with LocalEndpoint() as endpoint:
-        stack = deploy(endpoint, ROOT / "template.yaml", stack_name="scenario-1-dev")
-        runtime = LocalLambdaRuntime(endpoint, stack, tmp_path / "logs").start()
+        controller = Controller(endpoint, tmp_path / "cloud").start()
         try:
+            stack = deploy(endpoint, ROOT / "template.yaml", stack_name="scenario-1-dev")
             invoked = []
 
             def invoker(lambda_client, function_name):
+                start_run = lambda_invoker(lambda_client, function_name)  # lambda:Invoke through the endpoint
+
                 def invoke(payload):
                     invoked.append((function_name, payload))
-                    return runtime.invoke(stack.logical_id_of(function_name), payload).result
+                    return start_run(payload)
 
                 return invoke
 
-            # the AWS target on the local endpoint: only its StartRun invoker is swapped
+            # the AWS target on the local endpoint, as `jobgraph run --stack` builds it (its invoker watched)
             target = AwsTarget(endpoint, "scenario-1-dev", Output(tmp_path / "out"), interval_s=0.5, invoker=invoker)
             outcome = execute(QueueGraph(sequences), target, spec)
+            processor = stack.physical_ids["ProcessorFunction"]
+            with controller.stats.lock:
+                processor_invocations = controller.stats.invocations[processor]
         finally:
-            runtime.stop()
+            controller.stop()
     # StartRun got the run from the stack's outputs, with the sequences and the cost tag
     ((function, payload),) = invoked
     assert function == "scenario-1-dev-start-run"
@@ -68,8 +73,10 @@ def test_aws_mode_drives_a_deployed_stack_through_its_outputs(tmp_path):
     assert outcome.dlq == {"incoming DLQ": 0, "outgoing DLQ": 0}
     assert outcome.dashboard_url.endswith("#dashboards:name=scenario-1-dev-dashboard")
     assert set(outcome.alarms) >= {"scenario-1-dev-incoming-dlq-messages", "scenario-1-dev-processor-errors"}
-    # usage and settings as the endpoint reports them (the local runtime writes no REPORT lines yet)
-    assert set(outcome.usage) >= {"lambda", "sqs", "dynamodb", "s3"}
+    # usage as the endpoint reports it: REPORT lines in CloudWatch Logs, consumed capacity and message counts
+    assert outcome.usage["lambda"]["StartRunFunction"]["requests"] == 1
+    assert outcome.usage["lambda"]["ProcessorFunction"]["requests"] == processor_invocations
+    assert outcome.usage["dynamodb"]["wru"] > 0 and outcome.usage["sqs"]["requests_64kb"] > 0
     assert outcome.settings["functions"]["ProcessorFunction"]["memory_mb"] == 256
     assert outcome.settings["scenarios"] == 50 and outcome.settings["seed"] == 9
 

@@ -21,12 +21,13 @@ from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job
+from jobgraph.core.graph import aggregation_job, merge_job, route_job
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, new_task_id
 from jobgraph.core.results import ResultStore, sequence_key
+from jobgraph.core.run import RunSpec
 from jobgraph.services import scheduler
 from jobgraph.services.observability import logger, metrics
-from jobgraph.services.scheduler import SchedulerDeps, schedule, spec_of
+from jobgraph.services.scheduler import SchedulerDeps, schedule
 from jobgraph.services.settings import SchedulerSettings, load_settings
 
 SPEC = RunSpec("sched", "default", 50, 7)
@@ -190,9 +191,9 @@ def test_a_synthetic_job_has_no_follow_up(stack):
 @pytest.mark.parametrize("missing", ["scenarios", "seed"])
 def test_a_completion_without_its_runs_scenarios_or_seed_is_refused_by_name(missing):
     report = done(route_job(SPEC, SEQUENCES[0], 0)).model_copy(update={missing: None})
-    with pytest.raises(ValueError, match=rf"^{report.job_id}: completion lacks scenarios/seed$"):
-        spec_of(report)
-    assert spec_of(done(route_job(SPEC, SEQUENCES[0], 0))) == SPEC
+    with pytest.raises(ValueError, match=rf"^{report.job_id}: message lacks scenarios/seed$"):
+        RunSpec.of(report)
+    assert RunSpec.of(done(route_job(SPEC, SEQUENCES[0], 0))) == SPEC
 
 
 def started_an_hour_ago(stack) -> float:

@@ -15,8 +15,8 @@ import re
 
 import pytest
 
+from jobgraph.localcloud.cloudformation.stack import deploy
 from jobgraph.localcloud.server import LocalEndpoint
-from jobgraph.localcloud.stack import deploy
 from jobgraph.runs.outputs import QUEUE_OUTPUTS
 from jobgraph.sam.template import transform_tree
 from jobgraph.services.settings import ApiSettings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from jobgraph.localcloud.cloudformation.stack import DeployedStack, deploy
 from jobgraph.localcloud.server import LocalEndpoint
-from jobgraph.localcloud.stack import DeployedStack, deploy
 from tests.lambda_support import ROOT
 
 PARAMETERS = {"SchedulerReservedConcurrency": "20", "StartRunReservedConcurrency": "2"}

@@ -9,16 +9,15 @@ from pathlib import Path
 import pytest
 
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 from jobgraph.core.solver import solve
-from jobgraph.localcloud import motopatches
-from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.localcloud.runtime import LocalLambdaRuntime
+from jobgraph.localcloud.cloudformation.stack import deploy
+from jobgraph.localcloud.controller import Controller
 from jobgraph.localcloud.server import LocalEndpoint
-from jobgraph.localcloud.stack import deploy
+from jobgraph.localcloud.stepfunctions import engine as sfn_engine
 from jobgraph.runs.aws import AwsTarget
 from jobgraph.runs.execute import execute
-from jobgraph.runs.local_runtime import TaskInvoker, retries_allowed
+from jobgraph.runs.local_runtime import retries_allowed
 from jobgraph.runs.outcome import RunFailed
 from jobgraph.runs.statemachine import StateMachineGraph
 from jobgraph.runs.target import Output
@@ -37,18 +36,17 @@ def run_on_stack(endpoint, sequences, spec, out: Path):
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
-    """The stack, with the state machine's Lambda tasks answered by the local runtime (``invoker`` swappable)."""
+    """The stack, with the state machine's Lambda tasks answered by the local cloud (``invoker`` swappable)."""
     with LocalEndpoint() as endpoint:
-        stack = deploy(endpoint, TEMPLATE, stack_name=STACK)
-        runtime = LocalLambdaRuntime(endpoint, stack, tmp_path_factory.mktemp("logs")).start()
-        tasks = TaskInvoker(runtime, FaultPlan(), clean_from_retry=3)
-        current = {"invoker": tasks}
-        motopatches.set_lambda_invoker(lambda function, payload: current["invoker"](function, payload))
+        controller = Controller(endpoint, tmp_path_factory.mktemp("cloud")).start()
         try:
+            deploy(endpoint, TEMPLATE, stack_name=STACK)
+            tasks = controller.sfn_invoker()
+            current = {"invoker": tasks}
+            sfn_engine.set_lambda_invoker(lambda function, payload: current["invoker"](function, payload))
             yield endpoint, tasks, current
         finally:
-            motopatches.set_lambda_invoker(None)
-            runtime.stop()
+            controller.stop()
 
 
 def test_aws_mode_drives_the_state_machine_through_the_stack_outputs(deployed, tmp_path):

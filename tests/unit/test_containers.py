@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jobgraph.localcloud import containers
 from tests.lambda_support import ROOT
+from tests.samlocal import containers
 
 
 def test_image_choice_turns_into_sam_options():

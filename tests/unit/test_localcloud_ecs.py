@@ -1,4 +1,4 @@
-"""Local ECS (localcloud/ecs.py): which commands it can run, and a task that cannot start stops the run."""
+"""Local ECS (localcloud/ecs/service.py): which commands it can run, and a task that cannot start stops the run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from jobgraph.localcloud.ecs import CRASH_LOOP, LocalEcsService, TaskSpec, TaskStartError, local_command
+from jobgraph.localcloud.ecs.service import CRASH_LOOP, LocalEcsService, TaskSpec, TaskStartError, local_command
 from jobgraph.localcloud.server import LocalEndpoint
 
 
@@ -26,7 +26,7 @@ def spec(command: tuple[str, ...], environment: dict[str, str] | None = None) ->
 
 def test_a_python_module_command_runs_through_the_task_wrapper_under_its_python_version():
     command = local_command(spec(("python3.13", "-m", "jobgraph.services.worker", "--flag")))
-    assert command[1:] == ["-m", "jobgraph.localcloud.ecs_task", "-m", "jobgraph.services.worker", "--flag"]
+    assert command[1:] == ["-m", "jobgraph.localcloud.ecs.task", "-m", "jobgraph.services.worker", "--flag"]
     assert command[0] == sys.executable  # the test suite runs on 3.13 itself (interpreters.py's order)
 
 

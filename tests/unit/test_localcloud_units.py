@@ -8,8 +8,8 @@ import random
 import pytest
 
 from jobgraph.core.models import message_label
-from jobgraph.localcloud.alarms import alarm_state
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
+from jobgraph.localcloud.observability.alarms import alarm_state
 
 DLQ_ALARM = {
     "ComparisonOperator": "GreaterThanThreshold",

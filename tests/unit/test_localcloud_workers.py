@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobgraph.localcloud.interpreters import RuntimeNotAvailable, interpreter_for
-from jobgraph.localcloud.workers import FunctionSpec, HandlerImportError, Worker
+from jobgraph.localcloud.lambda_runtime.interpreters import RuntimeNotAvailable, interpreter_for
+from jobgraph.localcloud.lambda_runtime.workers import FunctionSpec, HandlerImportError, Worker
 
 HANDLER = """
 import os, platform, time

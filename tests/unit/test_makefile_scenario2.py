@@ -89,4 +89,4 @@ def test_make_run_passes_the_scenario():
 @pytest.mark.parametrize("target", ["deploy-ecs", "scale-up"])
 def test_scenario_2_targets_refuse_an_unknown_environment(target):
     result = make(target, "ENV=qa", check=False)
-    assert result.returncode != 0 and "ENV must be dev or prod" in result.stderr
+    assert result.returncode != 0 and "ENV must be dev, prod or local" in result.stderr

@@ -12,16 +12,16 @@ The prices, as the 2026-11-01 table took them from AWS's public pricing pages (e
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 
 from jobgraph.bench.cost import line_items, run_cost
 from jobgraph.bench.prices import DEFAULT_REGION, DEFAULT_VERSION, PRICE_TABLES, price_table
-from jobgraph.localcloud.ecs import LocalEcs, TaskSpec
-from jobgraph.localcloud.meter import RequestMeter
-from jobgraph.localcloud.runtime import LocalLambdaRuntime
-from jobgraph.localcloud.workers import FunctionSpec
+from jobgraph.localcloud.lambda_runtime import lambdalogs
+from jobgraph.localcloud.observability.meter import RequestMeter
+from jobgraph.runs.aws_usage import fargate_usage, lambda_reports
 from jobgraph.runs.local_runtime import local_transitions
 
 EU = price_table("eu-west-1", "2026-11-01")
@@ -76,42 +76,35 @@ def test_a_function_without_an_architecture_is_priced_as_x86_64():
     assert line_items({"lambda": {"Fn": fn}}, EU["prices"])[1].item == "Fn duration (512 MB, x86_64)"
 
 
-def local_runtime(memory_mb=1024, architecture="arm64") -> LocalLambdaRuntime:
-    runtime = LocalLambdaRuntime(endpoint=None, stack=None, log_dir=None)
-    runtime.functions = {
-        "Fn": FunctionSpec(
-            logical_id="Fn",
-            function_name="fn",
-            handler="app.handler",
-            code_dir=None,
-            layer_dirs=(),
-            environment={},
-            timeout_s=30,
-            memory_mb=memory_mb,
-            architecture=architecture,
-        ),
-        "Idle": FunctionSpec("Idle", "idle", "app.handler", None, (), {}, 30, 128),
-    }
-    return runtime
+class LogPages:
+    """filter_log_events over fixed pages (CloudWatch Logs' shape), as lambda_reports reads them."""
+
+    class exceptions:
+        ResourceNotFoundException = KeyError
+
+    def __init__(self, messages: list[str]):
+        self.messages = messages
+
+    def filter_log_events(self, **kwargs):
+        page = int(kwargs.get("nextToken", 0))
+        events = [{"message": m} for m in self.messages[page * 2 : page * 2 + 2]]
+        more = (page + 1) * 2 < len(self.messages)
+        return {"events": events, **({"nextToken": str(page + 1)} if more else {})}
 
 
-def test_local_lambda_rounds_each_invocation_up_to_the_next_millisecond():
-    runtime = local_runtime()
-    invocations = [(True, 0.2, 301.4), (False, 1.0, 0.0), (False, 1.5, 0.0), (False, 2.999, 0.0), (True, 7.0001, 99.0)]
-    with runtime.stats.lock:
-        for cold, ms, init in invocations:
-            runtime.stats.record_invocation("Fn", SimpleNamespace(cold_start=cold, duration_ms=ms, init_ms=init))
-    usage = runtime.lambda_usage()
-    assert set(usage) == {"Fn"}  # a function that never ran is not billed
-    fn = usage["Fn"]
-    # each invocation rounded up on its own: 1 + 1 + 2 + 3 + 8 = 15 ms (rounding the sum, 12.7 → 13, is not
-    # what Lambda bills; rounding to nearest would give 0 + 1 + 2 + 3 + 7 = 13)
-    assert fn["duration_ms"] == 15
-    assert fn["init_ms"] == 302 + 99  # INIT rounded up per cold start too
-    assert (fn["requests"], fn["cold_starts"], fn["init_durations_ms"]) == (5, 2, [301.4, 99.0])
-    assert (fn["memory_mb"], fn["architecture"]) == (1024, "arm64")
-    # billed: 5 × $0.20/M + (15 + 401) ms × 1 GB × $0.0000133334
-    assert usd({"lambda": usage}) == pytest.approx(5 * 0.20e-6 + 0.416 * 0.0000133334, rel=1e-12)
+def test_lambda_bills_each_invocation_rounded_up_to_the_next_millisecond_init_included():
+    # (duration, INIT on a cold start) of five invocations as the local runtime writes their REPORT lines
+    invocations = [(0.2, 301.4), (1.0, None), (1.5, None), (2.999, None), (7.0001, 99.0)]
+    lines = [lambdalogs.report_line(f"r-{n}", ms, 1024, 80, init_ms=init) for n, (ms, init) in enumerate(invocations)]
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    usage = lambda_reports(LogPages([*lines, "START RequestId: r-9 Version: $LATEST"]), "fn", now, now)
+    # each invocation rounded up on its own, INIT included: 302 + 1 + 2 + 3 + 107 = 415 ms (rounding the sum,
+    # 413.1 → 414, is not what Lambda bills; rounding to nearest would give 302 + 1 + 2 + 3 + 106 = 414)
+    assert usage["duration_ms"] == 415
+    assert (usage["requests"], usage["init_durations_ms"], usage["memory_mb"]) == (5, [301.4, 99.0], 1024)
+    # billed: 5 × $0.20/M + 415 ms × 1 GB × $0.0000133334 (arm64)
+    fn = {**usage, "architecture": "arm64"}
+    assert usd({"lambda": {"Fn": fn}}) == pytest.approx(5 * 0.20e-6 + 0.415 * 0.0000133334, rel=1e-12)
 
 
 # --- SQS: 64 KB chunks ------------------------------------------------------------------------------------
@@ -157,11 +150,7 @@ def test_the_harness_own_calls_are_kept_apart_from_the_workloads():
 
 
 def test_step_functions_transitions_top_level_states_plus_one_per_task():
-    runtime = local_runtime()
-    with runtime.stats.lock:
-        for _ in range(37):
-            runtime.stats.record_invocation("StepTaskFunction", SimpleNamespace(cold_start=False, duration_ms=5.0))
-    transitions = local_transitions({"states_entered": 12}, runtime)["transitions"]
+    transitions = local_transitions({"states_entered": 12}, 37)["transitions"]  # 37 StepTask invocations
     assert transitions == 49
     # 49 transitions × $0.025 per 1,000 = $0.001225
     assert usd({"stepfunctions": {"transitions": transitions}}) == pytest.approx(0.001225, rel=1e-12)
@@ -188,20 +177,53 @@ def test_fargate_on_arm64_is_priced_at_the_arm64_rates():
     assert items == ["vCPU (arm64)", "memory (arm64)"]
 
 
-def test_local_fargate_hours_from_the_task_definition_with_a_minute_minimum():
-    def service(cpu, memory, seconds, architecture="arm64"):
-        spec = TaskSpec(
-            "svc", "c", "arn", "w", (), {}, 30, "q", cpu_units=cpu, memory_mb=memory, architecture=architecture
-        )
-        return SimpleNamespace(spec=spec, task_seconds=lambda: seconds)
+class EcsTasks:
+    """ListTasks / DescribeTasks / DescribeTaskDefinition over fixed tasks (ECS's shapes)."""
 
-    ecs = LocalEcs(endpoint=None, stack=None, log_dir=None)
+    def __init__(self, tasks: list[dict]):
+        self.tasks = {t["taskArn"]: t for t in tasks}
+
+    def get_paginator(self, name):
+        assert name == "list_tasks"
+        return SimpleNamespace(paginate=self._pages)
+
+    def _pages(self, cluster, desiredStatus):
+        return [{"taskArns": [a for a, t in self.tasks.items() if t["lastStatus"] == desiredStatus]}]
+
+    def describe_tasks(self, cluster, tasks):
+        return {"tasks": [self.tasks[a] for a in tasks]}
+
+    def describe_task_definition(self, taskDefinition):
+        return {"taskDefinition": {"runtimePlatform": {"cpuArchitecture": "ARM64"}}}
+
+
+def test_fargate_hours_from_ecs_task_records_with_a_minute_minimum():
+    start = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    end = start + timedelta(minutes=30)
+
+    def task(n, cpu, memory, started, stopped=None, group="service:svc"):
+        return {
+            "taskArn": f"arn:task/{n}", "group": group, "cpu": str(cpu), "memory": str(memory),
+            "startedAt": started, "stoppedAt": stopped, "lastStatus": "STOPPED" if stopped else "RUNNING",
+            "taskDefinitionArn": "arn:task-definition/worker:1",
+        }  # fmt: skip
+
+    ecs = EcsTasks([
+        task(1, 512, 1024, start - timedelta(minutes=5)),  # running since before the run: billed from its start
+        task(2, 512, 1024, start, end + timedelta(minutes=3)),  # stopped after the run: billed to its end
+        task(3, 2048, 4096, start + timedelta(minutes=1), start + timedelta(minutes=1, seconds=10)),  # a minute
+        task(4, 4096, 8192, start - timedelta(hours=2), start - timedelta(hours=1)),  # stopped before the run
+        task(5, 4096, 8192, start, group="family:other"),  # not a task of the stack's service
+    ])  # fmt: skip
+    by_type = {
+        "AWS::ECS::Service": [("Svc", "arn:aws:ecs:eu-west-1:1:service/c/svc")],
+        "AWS::ECS::Cluster": [("C", "c")],
+    }
+    usage = fargate_usage(ecs, by_type, start, end)
     # 2 tasks × 30 min of 0.5 vCPU / 1 GB, and 1 task that ran 10 s but is billed a minute (2 vCPU / 4 GB)
-    ecs.services = [service(512, 1024, 2 * 1800.0), service(2048, 4096, 60.0)]
-    usage = ecs.usage()
     assert usage["vcpu_hours"] == pytest.approx(0.5 + 2 / 60, rel=1e-12)
     assert usage["gb_hours"] == pytest.approx(1.0 + 4 / 60, rel=1e-12)
-    assert usage["architecture"] == "arm64"
+    assert (usage["architecture"], usage["tasks"]) == ("arm64", 3)
     assert usd({"fargate": usage}) == pytest.approx((0.5 + 2 / 60) * 0.03238 + (1 + 4 / 60) * 0.00356, rel=1e-12)
 
 

@@ -9,6 +9,7 @@ import pytest
 from moto import mock_aws
 
 from jobgraph.localcloud import motopatches
+from jobgraph.localcloud.stepfunctions import engine as sfn_engine
 
 
 def test_lazy_queue_attributes_equal_motos_own():
@@ -80,7 +81,7 @@ def test_step_functions_patches_are_applied():
 
 def test_definition_substitutions_replace_only_the_names_given():
     definition = '{"A": "${Fn}", "B": "${Other}", "C": "$.path", "D": "${Fn}-x"}'
-    assert motopatches._substitute(definition, {"Fn": "arn:1"}) == (
+    assert sfn_engine._substitute(definition, {"Fn": "arn:1"}) == (
         '{"A": "arn:1", "B": "${Other}", "C": "$.path", "D": "arn:1-x"}'
     )
 
@@ -120,7 +121,7 @@ def test_lambda_tasks_are_answered_by_the_invoker_set():
         seen.append((function, payload))
         return (payload["n"] > 0), {"errorType": "Boom", "errorMessage": "no"} if payload["n"] <= 0 else {"ok": 1}
 
-    client = motopatches.LocalLambdaClient(invoker)
+    client = sfn_engine.LocalLambdaClient(invoker)
     ok = client.invoke(FunctionName="arn:aws:lambda:eu-west-1:1:function:f", Payload=b'{"n": 1}')
     assert json.loads(ok["Payload"].read()) == {"ok": 1} and "FunctionError" not in ok
     failed = client.invoke(FunctionName="f", Payload=b'{"n": 0}')

@@ -8,9 +8,9 @@ import random
 import threading
 from pathlib import Path
 
+from jobgraph.localcloud.event_sources.poller import MappingPoller, MappingSpec, RuntimeStats
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.localcloud.poller import MappingPoller, MappingSpec, RuntimeStats
-from jobgraph.localcloud.workers import FunctionSpec, Invocation
+from jobgraph.localcloud.lambda_runtime.workers import FunctionSpec, Invocation
 
 
 class FakeSqs:

@@ -13,8 +13,9 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec, route_job
+from jobgraph.core.graph import route_job
 from jobgraph.core.models import PRODUCER_RUN_ID, ExecType
+from jobgraph.core.run import RunSpec
 from jobgraph.services.observability import metrics
 from jobgraph.services.records import (
     FifoBatch,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from jobgraph.localcloud.meter import HARNESS_USER_AGENT, RequestMeter, classify
+from jobgraph.localcloud.observability.meter import HARNESS_USER_AGENT, RequestMeter, classify
 
 
 def signed(service: str, **extra) -> dict:

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from jobgraph.localcloud.saminvoke import (
+from jobgraph.sam.template import load_template, nested_locations
+from tests.lambda_support import EVENTS, ROOT
+from tests.samlocal.saminvoke import (
     APPS,
     EventCase,
     InvokeError,
@@ -16,8 +18,6 @@ from jobgraph.localcloud.saminvoke import (
     function_of,
     parse_sam_output,
 )
-from jobgraph.sam.template import load_template, nested_locations
-from tests.lambda_support import EVENTS, ROOT
 
 
 def test_every_event_file_has_a_case_and_every_case_a_file():

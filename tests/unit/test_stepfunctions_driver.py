@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from jobgraph.localcloud.event_sources.poller import RuntimeStats
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.localcloud.poller import RuntimeStats
-from jobgraph.localcloud.runtime import DirectPool
-from jobgraph.localcloud.workers import FunctionSpec, Invocation
+from jobgraph.localcloud.lambda_runtime.runtime import DirectPool
+from jobgraph.localcloud.lambda_runtime.workers import FunctionSpec, Invocation
 from jobgraph.runs.local_runtime import TaskInvoker, retries_allowed
 from jobgraph.runs.outcome import RunFailed
 from jobgraph.runs.outputs import STATE_MACHINE_OUTPUTS, StackOutputs

@@ -150,7 +150,7 @@ def sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:
     """The SQS event Lambda's event source mapping would pass for ReceiveMessage ``messages``.
 
     The ECS worker (services/worker.py) hands its batches to the Processor's Powertools batch processor in
-    this shape, and the local Lambda runtime (localcloud/poller.py) builds its invocations with it.
+    this shape, and the local Lambda runtime (localcloud/event_sources/poller.py) builds its invocations with it.
     """
     return {
         "Records": [

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.core.errors import ConfigurationError
-from jobgraph.localcloud.meter import HARNESS_USER_AGENT, classify
+from jobgraph.localcloud.observability.meter import HARNESS_USER_AGENT, classify
 
 # z of the 99th percentile of a standard normal: p99 = p50 · exp(σ · Z99)
 Z99 = 2.3263478740408408

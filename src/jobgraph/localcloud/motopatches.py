@@ -1,5 +1,7 @@
 """Patches to moto's server, applied in-process by the local cloud: two speed-ups that leave behaviour
-unchanged, a fix for tagged KMS keys from CloudFormation, and what its Step Functions engine needs to run a deployed stack's state machine (below).
+unchanged, fixes for tagged KMS keys, function layers and nested stack outputs from CloudFormation, and
+DynamoDB transactions that copy items rather than tables; what moto's Step Functions engine needs to run a
+deployed stack's state machine is in stepfunctions/engine.py (apply() applies both).
 
 Profiling `jobgraph run` (py-spy, 100 sequences) showed the single-threaded moto server spending most
 of its time on two things that do not depend on the request:
@@ -61,32 +63,44 @@ LONG_POLL_STEP_S = 0.02
 
 
 class ServerLock:
-    """The serial server's lock; the thread holding it (a request) can give it up for a while."""
+    """The serial server's lock; the thread holding it (a request) can give it up for a while.
+
+    Re-entrant: a request that calls back into the local cloud (a Lambda invoke resolving its function) may
+    take it again. ``released()`` gives it up entirely, whatever the depth, and takes it back as deep.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._local = threading.local()
 
+    def _depth(self) -> int:
+        return getattr(self._local, "depth", 0)
+
     def __enter__(self) -> ServerLock:
-        self._lock.acquire()
-        self._local.held = True
+        if self._depth() == 0:
+            self._lock.acquire()
+        self._local.depth = self._depth() + 1
         return self
 
     def __exit__(self, *exc) -> None:
-        self._local.held = False
-        self._lock.release()
+        self._local.depth = self._depth() - 1
+        if self._local.depth == 0:
+            self._lock.release()
 
     def held_here(self) -> bool:
-        return getattr(self._local, "held", False)
+        return self._depth() > 0
 
     @contextlib.contextmanager
     def released(self):
         """Let other requests run meanwhile; only call while held by this thread."""
-        self.__exit__()
+        depth = self._depth()
+        self._local.depth = 0
+        self._lock.release()
         try:
             yield
         finally:
-            self.__enter__()
+            self._lock.acquire()
+            self._local.depth = depth
 
 
 SERVER_LOCKS: list[ServerLock] = []  # the running server's (server.py registers it)
@@ -190,6 +204,19 @@ def apply() -> list[str]:
             kms_models.Key.create_from_cloudformation_json
         )
         _APPLIED.append("KMS key tags from CloudFormation")
+    from moto.awslambda import models as lambda_models
+
+    function_class = lambda_models.LambdaFunction
+    if callable(function_class.__dict__.get("_get_layers_data")):
+        function_class._get_layers_data = _layers_by_arn(function_class._get_layers_data)
+        _APPLIED.append("function layers updated by CloudFormation")
+    if isinstance(function_class.__dict__.get("update_from_cloudformation_json"), classmethod) and hasattr(
+        function_class, "_create_zipfile_from_plaintext_code"
+    ):
+        function_class.update_from_cloudformation_json = _inline_code_zipped(
+            function_class.update_from_cloudformation_json
+        )
+        _APPLIED.append("inline function code updated by CloudFormation")
     from moto.cloudformation import models as cloudformation_models
 
     if "get_cfn_attribute" not in cloudformation_models.Stack.__dict__:
@@ -204,8 +231,37 @@ def apply() -> list[str]:
             dynamodb_models.DynamoDBBackend.transact_write_items
         )
         _APPLIED.append("DynamoDB transactions back up their items, not their tables")
-    _APPLIED.extend(_apply_step_functions())
+    from jobgraph.localcloud.stepfunctions import engine
+
+    _APPLIED.extend(engine.apply())
     return list(_APPLIED)
+
+
+def _inline_code_zipped(update):
+    """moto zips a function's ``Code: {ZipFile: <source>}`` (SAM's InlineCode) when CloudFormation creates it, but
+    stores the bare source when a stack update changes it; zipped as on create, as Lambda does."""
+
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, *args, **kw):
+        import base64
+
+        code = cloudformation_json.get("Properties", {}).get("Code", {})
+        if isinstance(code.get("ZipFile"), str):
+            zipped = base64.b64encode(cls._create_zipfile_from_plaintext_code(code["ZipFile"])).decode()
+            properties = {**cloudformation_json["Properties"], "Code": {**code, "ZipFile": zipped}}
+            cloudformation_json = {**cloudformation_json, "Properties": properties}
+        return update(original_resource, new_resource_name, cloudformation_json, *args, **kw)
+
+    return classmethod(update_from_cloudformation_json)
+
+
+def _layers_by_arn(original):
+    """moto resolves a function's ``Layers: [!Ref Layer]`` to the LayerVersion object on a stack update (its
+    ARN on create) and then fails on ``.replace``; the update of any function with a layer failed. ARNs it is."""
+
+    def _get_layers_data(self, layers_versions_arns):
+        return original(self, [getattr(layer, "arn", layer) for layer in layers_versions_arns])
+
+    return _get_layers_data
 
 
 _TRANSACTION_LOCK = threading.Lock()
@@ -275,126 +331,3 @@ def _nested_stack_output(self, attribute_name: str):
     output = self.output_map[name]
     # None: an output of a resource type moto does not model (the HTTP API's id): empty, as its Ref is
     return output.value if output is not None and output.value is not None else ""
-
-
-# --- Step Functions ---------------------------------------------------------------------------------
-# moto >= 5 executes state machines with its ASL engine (moto/stepfunctions/parser, LocalStack's) when
-# ``execute_state_machine`` is configured (GUIDE §7). Three gaps stand between that engine and a stack
-# deployed by moto's CloudFormation, and the local cloud closes them here:
-#
-# 1. CloudFormation creates ``AWS::StepFunctions::StateMachine`` in moto's plain (non-executing) backend
-#    and ignores ``DefinitionSubstitutions``, ``StateMachineType``, ``LoggingConfiguration`` and
-#    ``TracingConfiguration``: ``create_state_machine_from_cloudformation`` creates it where the API
-#    looks it up, with the substitutions applied as CloudFormation applies them.
-# 2. The engine's own clients (ItemReader's s3:GetObject, the dynamodb:updateItem integration) call
-#    ``localhost:$MOTO_PORT``: they are pointed at this server's port.
-# 3. Its lambda:invoke tasks call moto's Lambda, which runs code only in Docker: they go to the invoker
-#    set with ``set_lambda_invoker`` (the local Lambda runtime) instead.
-
-_SFN: dict[str, Any] = {"port": None, "invoker": None, "config": None}
-
-
-class LocalLambdaClient:
-    """The one call the ASL engine makes on its Lambda client (``invoke``), answered by the local runtime.
-
-    The invoker gets (function name or ARN, decoded JSON payload) and returns (ok, result): the
-    function's result, or on failure an ``{"errorType", "errorMessage"}`` document, which Step Functions
-    turns into the task's error name (matched by ``States.TaskFailed`` retriers).
-    """
-
-    def __init__(self, invoker):
-        self._invoker = invoker
-
-    def invoke(self, **parameters) -> dict:
-        import io
-
-        payload = parameters.get("Payload") or b"{}"
-        ok, result = self._invoker(parameters["FunctionName"], json.loads(payload))
-        response = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": io.BytesIO(json.dumps(result).encode())}
-        if not ok:
-            response["FunctionError"] = "Unhandled"
-        return response
-
-
-def set_lambda_invoker(invoker) -> None:
-    """Route the state machines' Lambda tasks to ``invoker(function, payload) -> (ok, result)`` (None: unset)."""
-    _SFN["invoker"] = invoker
-
-
-def _substitute(definition: str, substitutions: dict) -> str:
-    import re
-
-    def value(match):
-        name = match.group(1)
-        return str(substitutions[name]) if name in substitutions else match.group(0)
-
-    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", value, definition)
-
-
-def create_state_machine_from_cloudformation(cls, resource_name, cloudformation_json, account_id, region_name, **_kw):
-    from moto.stepfunctions.responses import get_backend
-    from moto.stepfunctions.utils import cfn_to_api_tags
-
-    properties = cloudformation_json["Properties"]
-    definition = properties.get("DefinitionString", "")
-    if not isinstance(definition, str):
-        definition = json.dumps(definition)
-    backend = get_backend(account_id, region_name)
-    return backend.create_state_machine(
-        name=properties.get("StateMachineName", resource_name),
-        definition=_substitute(definition, properties.get("DefinitionSubstitutions") or {}),
-        roleArn=properties.get("RoleArn", ""),
-        tags=cfn_to_api_tags(properties.get("Tags", [])),
-        loggingConfiguration=properties.get("LoggingConfiguration"),
-        tracingConfiguration=properties.get("TracingConfiguration"),
-        sm_type=properties.get("StateMachineType"),
-    )
-
-
-def enable_step_functions(port: int) -> None:
-    """Let the in-process server execute state machines (undone by ``disable_step_functions``)."""
-    from moto.core.config import default_user_config
-
-    if _SFN["config"] is None:
-        _SFN["config"] = dict(default_user_config.get("stepfunctions", {}))
-    default_user_config["stepfunctions"] = {**_SFN["config"], "execute_state_machine": True}
-    _SFN["port"] = port
-
-
-def disable_step_functions() -> None:
-    from moto.core.config import default_user_config
-
-    if _SFN["config"] is not None:
-        default_user_config["stepfunctions"] = _SFN["config"]
-        _SFN["config"] = None
-    _SFN["port"] = None
-    _SFN["invoker"] = None
-
-
-def _apply_step_functions() -> list[str]:
-    applied = []
-    from moto.stepfunctions.models import StateMachine
-
-    if hasattr(StateMachine, "create_from_cloudformation_json"):
-        StateMachine.create_from_cloudformation_json = classmethod(create_state_machine_from_cloudformation)
-        applied.append("CloudFormation state machines in the executing backend, with DefinitionSubstitutions")
-    try:
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-        from moto.stepfunctions.parser.asl.utils import boto_client
-    except ImportError:  # an engine of another shape: leave it alone
-        return applied
-    if callable(getattr(boto_client, "moto_server_port", None)):
-        default_port = boto_client.moto_server_port
-        boto_client.moto_server_port = lambda: str(_SFN["port"]) if _SFN["port"] else default_port()
-        applied.append("Step Functions engine clients on the local server's port")
-    if callable(getattr(lambda_eval_utils, "boto_client_for", None)):
-        engine_client = lambda_eval_utils.boto_client_for
-
-        def client_for(region, service, state_credentials=None):
-            if service == "lambda" and _SFN["invoker"] is not None:
-                return LocalLambdaClient(_SFN["invoker"])
-            return engine_client(region=region, service=service, state_credentials=state_credentials)
-
-        lambda_eval_utils.boto_client_for = client_for
-        applied.append("Step Functions Lambda tasks on the local runtime")
-    return applied

@@ -3,23 +3,27 @@
 Only 127.0.0.1 is ever used and credentials are fake, so nothing a local run does can reach AWS.
 The one exception is opt-in: ``LocalEndpoint(container_hosts=...)`` also serves the same backends on
 the gateway address of a local, internal Docker network, for `sam local invoke` containers
-(``jobgraph.localcloud.saminvoke``); this process and its workers keep using loopback.
+(``tests.samlocal.saminvoke``); this process and its workers keep using loopback.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from jobgraph.localcloud import motopatches
+from jobgraph.localcloud.cloudformation import changesets as cfn
+from jobgraph.localcloud.lambda_runtime.sandbox import allow_loopback_only
 from jobgraph.localcloud.latency import LatencyProfile
-from jobgraph.localcloud.meter import HARNESS_USER_AGENT, RequestMeter
-from jobgraph.localcloud.sandbox import allow_loopback_only
+from jobgraph.localcloud.observability.meter import HARNESS_USER_AGENT, RequestMeter
+from jobgraph.localcloud.stepfunctions import engine as sfn_engine
 
 __all__ = ["FAKE_CREDENTIALS", "LocalEndpoint", "allow_loopback_only", "isolate_from_real_aws"]
 
@@ -47,19 +51,27 @@ class _SerialMotoServer:
         port: int,
         meter: RequestMeter,
         container_hosts: tuple[str, ...] = (),
+        routes: dict[str, Callable[[], dict]] | None = None,
         latency: LatencyProfile | None = None,
     ):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         motopatches.apply()
+        cfn.apply()
         app = meter.wrap(DomainDispatcherApplication(create_backend_app))
         # a long poll gives the lock up while it waits (motopatches.ServerLock)
         lock = self._lock = motopatches.ServerLock()
         motopatches.SERVER_LOCKS.append(lock)
+        routes = routes or {}
 
         def serial_app(environ, start_response):
             arrived = time.monotonic()
+            route = routes.get(environ.get("PATH_INFO", ""))
+            if route is not None and environ.get("REQUEST_METHOD") == "GET":  # the local cloud's own answers
+                body = json.dumps(route(), default=str).encode()
+                start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+                return [body]
             with lock:
                 # the body is materialised under the lock too: moto builds some responses lazily
                 chunks = list(app(environ, start_response))
@@ -72,7 +84,7 @@ class _SerialMotoServer:
                 return make_server(host, port, serial_app, threaded=True, request_handler=MotoRequestHandler)
             except SystemExit:  # werkzeug reports a failed bind by printing it and exiting
                 raise OSError(
-                    f"moto server: cannot listen on {host}:{port} (not an address of this machine?)"
+                    f"moto server: cannot listen on {host}:{port} (the port is in use, or not an address of this machine)"
                 ) from None
 
         self._server = listen(LOOPBACK, port)
@@ -118,6 +130,8 @@ class LocalEndpoint:
     # Extra addresses to serve on (a free port each), for containers only: each must be the gateway of a
     # local internal Docker network (containers.local_invoke_network checks that); never a public one.
     container_hosts: tuple[str, ...] = ()
+    # GET paths the local cloud answers itself, with JSON (e.g. /_jobgraph/status), outside moto and its lock
+    routes: dict[str, Callable[[], dict]] = field(default_factory=dict)
     latency: LatencyProfile | None = None  # each workload request held for its service time (latency.py)
     _server: object = field(default=None, repr=False)
     _clients: dict = field(default_factory=dict, repr=False)
@@ -132,12 +146,12 @@ class LocalEndpoint:
         if not _ACTIVE.acquire(blocking=False):
             raise RuntimeError("a local cloud is already running in this process")
         try:
-            self._server = _SerialMotoServer(self.port, self.meter, self.container_hosts, self.latency)
+            self._server = _SerialMotoServer(self.port, self.meter, self.container_hosts, self.routes, self.latency)
             self._server.start()
             self.port = self._server.port
             self._reset()
             # state machines run in moto's ASL engine, whose own calls come back to this server
-            motopatches.enable_step_functions(self.port)
+            sfn_engine.enable_step_functions(self.port)
         except BaseException:
             if self._server is None:
                 _ACTIVE.release()
@@ -156,7 +170,7 @@ class LocalEndpoint:
             try:
                 self._reset()
             finally:
-                motopatches.disable_step_functions()
+                sfn_engine.disable_step_functions()
                 self._server.stop()
                 self._server = None
                 self._clients.clear()
@@ -171,6 +185,13 @@ class LocalEndpoint:
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def lock(self) -> motopatches.ServerLock:
+        """The lock every request holds: hold it to read or change moto's backends from another thread."""
+        if self._server is None:
+            raise RuntimeError("the local endpoint is not started")
+        return self._server._lock
 
     def container_url(self, host: str) -> str:
         """The URL a container reaches this server at, through ``host`` (one of ``container_hosts``)."""
@@ -189,21 +210,23 @@ class LocalEndpoint:
             region_name=self.region,
         )
 
-    def client(self, service: str, *, billed: bool = False):
+    def client(self, service: str, *, billed: bool = False, region: str | None = None):
         """A cached boto3 client for ``service`` that can only talk to this server.
 
         ``billed``: the calls stand for AWS's own work on the account's behalf (a Lambda event source
         mapping polling SQS is billed as SQS requests), so the meter counts them with the workload's;
         other clients are the harness's (deploy, progress, export) and are counted apart.
+        ``region``: another region than the endpoint's (a stack deployed with --region).
         """
         if self._server is None:
             raise RuntimeError("the local endpoint is not started")
-        key = (service, billed)
+        key = (service, billed, region or self.region)
         if key not in self._clients:
             from botocore.config import Config
 
             self._clients[key] = self._session.client(
                 service,
+                region_name=region or self.region,
                 endpoint_url=self.url,
                 config=Config(
                     retries={"max_attempts": 3, "mode": "standard"},
@@ -213,13 +236,13 @@ class LocalEndpoint:
             )
         return self._clients[key]
 
-    def environment(self) -> dict[str, str]:
+    def environment(self, region: str | None = None) -> dict[str, str]:
         """What a local Lambda worker needs so that unmodified boto3 code talks to this server."""
         return {
             **FAKE_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.url,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": region or self.region,
+            "AWS_REGION": region or self.region,
         }
 
 

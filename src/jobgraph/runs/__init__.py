@@ -10,5 +10,5 @@ exported and its figures gathered for the report — through one path, ``execute
   and Lambda or ECS workers; ``runs/graph.py``), the state machine graph (scenario 3, ``runs/statemachine.py``)
   or the synthetic load (``jobgraph load``, ``runs/load.py``). It starts, says when it has ended (or failed,
   stalled, timed out) and gathers its figures into a ``RunOutcome``.
-- ``spec`` (core.graph.RunSpec) names the run: run id, cost tag, scenarios, seed.
+- ``spec`` (core.run.RunSpec) names the run: run id, cost tag, scenarios, seed.
 """

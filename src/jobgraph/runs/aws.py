@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 from jobgraph.runs.outputs import StackOutputs, read_outputs
 from jobgraph.runs.target import Output, Patience
@@ -85,10 +85,22 @@ class AwsTarget:
 
     @contextmanager
     def attach(self, run_id: str) -> Iterator[AwsTarget]:
-        """The stack's outputs read; the usage window opens."""
-        self.outputs = read_outputs(self.client("cloudformation"), self.stack_name)
-        self._since = datetime.now(UTC)
-        yield self
+        """The stack's outputs read; the usage window opens. An endpoint that stops answering meanwhile (a
+        local cloud stopped or killed, a network gone) ends the run with one line naming it."""
+        from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+        try:
+            self.outputs = read_outputs(self.client("cloudformation"), self.stack_name)
+            self._since = datetime.now(UTC)
+            yield self
+        except (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError) as exc:
+            origin = _origin(exc.kwargs.get("endpoint_url", ""))
+            hint = (
+                " (the local cloud: `jobgraph cloud status`)" if "127.0.0.1" in origin or "localhost" in origin else ""
+            )
+            raise RunFailed(
+                f"the AWS endpoint {origin} stopped answering during run {run_id}: {type(exc).__name__}{hint}"
+            ) from None
 
     def client(self, service: str, *, billed: bool = False):
         """A client of the endpoint. ``billed``: calls the workload itself makes (the same client on AWS,
@@ -128,6 +140,14 @@ class AwsTarget:
 
     def hold(self, what: str = "run done") -> None:
         """Keep the target up after the run (an option of the local target): nothing to hold on AWS."""
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port of an endpoint URL (the request's path and query say nothing useful)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}" if parsed.netloc else (url or "(unknown)")
 
 
 def stack_parameters(cloudformation, stack_name: str) -> dict[str, str]:

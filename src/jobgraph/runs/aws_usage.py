@@ -8,6 +8,9 @@
   NumberOfEmptyReceives`` (Sum). That counts messages, so it is an upper bound on billed requests when
   batch calls carry several messages; it is labelled as such in the record.
 - S3: not measured (request metrics need a metrics configuration on the bucket, which costs extra).
+- Fargate (a stack with ECS services): vCPU- and GB-hours of the services' tasks from ECS's task records
+  (DescribeTasks startedAt/stoppedAt, cpu, memory) within the run, a minute at least per task.
+- Resources of nested stacks (SAM applications) count with their parent's.
 CloudWatch metrics arrive a few minutes late: the report reads them at the end of the run, so a
 `jobgraph cost` of the record after that can be lower than the truth for the last minutes.
 """
@@ -72,14 +75,9 @@ def metric_sum(cloudwatch, namespace: str, metric: str, dimension: tuple[str, st
 
 def stack_usage(session, stack_name: str, start: datetime, end: datetime) -> dict:
     """The usage section of run.json for a run on ``stack_name`` between ``start`` and ``end``."""
-    cloudformation, logs = session.client("cloudformation"), session.client("logs")
-    cloudwatch, lambda_client = session.client("cloudwatch"), session.client("lambda")
-    resources = []
-    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
-        resources.extend(page["StackResourceSummaries"])
-    by_type: dict[str, list[tuple[str, str]]] = {}
-    for r in resources:
-        by_type.setdefault(r["ResourceType"], []).append((r["LogicalResourceId"], r["PhysicalResourceId"]))
+    logs, cloudwatch, lambda_client = session.client("logs"), session.client("cloudwatch"), session.client("lambda")
+    by_type = stack_resources(session.client("cloudformation"), stack_name)
+    fargate = fargate_usage(session.client("ecs"), by_type, start, end) if "AWS::ECS::Service" in by_type else None
     # metrics are per minute: widen the window to whole minutes
     start, end = start.replace(second=0, microsecond=0), end + timedelta(minutes=1)
     functions = {}
@@ -103,31 +101,95 @@ def stack_usage(session, stack_name: str, start: datetime, end: datetime) -> dic
         dimension = ("TableName", table)
         wru += metric_sum(cloudwatch, "AWS/DynamoDB", "ConsumedWriteCapacityUnits", dimension, start, end)
         rru += metric_sum(cloudwatch, "AWS/DynamoDB", "ConsumedReadCapacityUnits", dimension, start, end)
-    return {
+    usage = {
         "lambda": functions,
         "sqs": {"requests_64kb": sqs_messages, "source": "CloudWatch message counts (upper bound on requests)"},
         "dynamodb": {"wru": wru, "rru": rru, "source": "CloudWatch consumed capacity"},
         "s3": {"put": 0, "get": 0, "source": "not measured (needs S3 request metrics)"},
     }
+    if fargate is not None:
+        usage["fargate"] = fargate
+    return usage
+
+
+def listed_resources(cloudformation, stack_name: str) -> list[tuple[str, str, str]]:
+    """(type, logical id, physical id) of a stack's resources in CloudFormation's listing order, its nested
+    stacks' (AWS::CloudFormation::Stack, a SAM application) included after it."""
+    found: list[tuple[str, str, str]] = []
+    pending = [stack_name]
+    while pending:
+        for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=pending.pop(0)):
+            for r in page["StackResourceSummaries"]:
+                found.append((r["ResourceType"], r["LogicalResourceId"], r["PhysicalResourceId"]))
+                if r["ResourceType"] == "AWS::CloudFormation::Stack" and r.get("PhysicalResourceId"):
+                    pending.append(r["PhysicalResourceId"])
+    return found
+
+
+def stack_resources(cloudformation, stack_name: str) -> dict[str, list[tuple[str, str]]]:
+    """(logical id, physical id) of a stack's resources by type, its nested stacks' included."""
+    by_type: dict[str, list[tuple[str, str]]] = {}
+    for kind, logical_id, physical_id in listed_resources(cloudformation, stack_name):
+        by_type.setdefault(kind, []).append((logical_id, physical_id))
+    return by_type
+
+
+def fargate_usage(ecs, by_type: dict[str, list[tuple[str, str]]], start: datetime, end: datetime) -> dict:
+    """vCPU- and GB-hours of the stack's ECS service tasks within [start, end], from ECS's own task records
+    (ListTasks/DescribeTasks: startedAt, stoppedAt, cpu, memory; ECS keeps stopped tasks for an hour at least).
+    Each task is billed from its start (or the run's) to its stop (or the run's end), a minute at least."""
+    groups = {f"service:{arn.rsplit('/', 1)[-1]}" for _logical_id, arn in by_type.get("AWS::ECS::Service", [])}
+    vcpu_hours = gb_hours = 0.0
+    tasks, definitions = 0, set()
+    for _logical_id, cluster in by_type.get("AWS::ECS::Cluster", []):
+        arns = [
+            arn
+            for status in ("RUNNING", "STOPPED")
+            for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, desiredStatus=status)
+            for arn in page["taskArns"]
+        ]
+        for chunk in range(0, len(arns), 100):
+            for task in ecs.describe_tasks(cluster=cluster, tasks=arns[chunk : chunk + 100])["tasks"]:
+                started = task.get("startedAt") or task.get("createdAt")
+                if task.get("group") not in groups or started is None:
+                    continue
+                seconds = (min(task.get("stoppedAt") or end, end) - max(started, start)).total_seconds()
+                if seconds <= 0:
+                    continue  # stopped before the run, or started after it
+                hours = max(60.0, seconds) / 3600
+                vcpu_hours += hours * int(task.get("cpu") or 256) / 1024
+                gb_hours += hours * int(task.get("memory") or 512) / 1024
+                tasks += 1
+                definitions.add(task["taskDefinitionArn"])
+    architecture = "x86_64"
+    for arn in sorted(definitions)[:1]:
+        platform = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"].get("runtimePlatform") or {}
+        architecture = "arm64" if platform.get("cpuArchitecture") == "ARM64" else "x86_64"
+    return {
+        "vcpu_hours": vcpu_hours,
+        "gb_hours": gb_hours,
+        "architecture": architecture,
+        "tasks": tasks,
+        "source": "ECS DescribeTasks: each service task's time within the run (1 minute minimum)",
+    }
 
 
 def stack_settings(session, stack_name: str) -> dict:
     """Per function memory/architecture/timeout and per event source batch size/concurrency, as deployed."""
-    cloudformation, lambda_client = session.client("cloudformation"), session.client("lambda")
+    lambda_client = session.client("lambda")
     functions, mappings = {}, {}
-    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
-        for r in page["StackResourceSummaries"]:
-            if r["ResourceType"] == "AWS::Lambda::Function":
-                config = lambda_client.get_function_configuration(FunctionName=r["PhysicalResourceId"])
-                functions[r["LogicalResourceId"]] = {
-                    "memory_mb": config["MemorySize"],
-                    "architecture": (config.get("Architectures") or ["x86_64"])[0],
-                    "timeout_s": config["Timeout"],
-                }
-            elif r["ResourceType"] == "AWS::Lambda::EventSourceMapping":
-                esm = lambda_client.get_event_source_mapping(UUID=r["PhysicalResourceId"])
-                mappings[r["LogicalResourceId"]] = {
-                    "batch_size": esm.get("BatchSize"),
-                    "workers": esm.get("ScalingConfig", {}).get("MaximumConcurrency"),
-                }
+    for kind, logical_id, physical_id in listed_resources(session.client("cloudformation"), stack_name):
+        if kind == "AWS::Lambda::Function":
+            config = lambda_client.get_function_configuration(FunctionName=physical_id)
+            functions[logical_id] = {
+                "memory_mb": config["MemorySize"],
+                "architecture": (config.get("Architectures") or ["x86_64"])[0],
+                "timeout_s": config["Timeout"],
+            }
+        elif kind == "AWS::Lambda::EventSourceMapping":
+            esm = lambda_client.get_event_source_mapping(UUID=physical_id)
+            mappings[logical_id] = {
+                "batch_size": esm.get("BatchSize"),
+                "workers": esm.get("ScalingConfig", {}).get("MaximumConcurrency"),
+            }
     return {"functions": functions, "mappings": mappings}

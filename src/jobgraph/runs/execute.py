@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 
 from jobgraph.adapters.local_disk import RUN_RECORD, staged_run
-from jobgraph.core.graph import RunSpec
 from jobgraph.core.models import utc_now_iso
+from jobgraph.core.run import RunSpec
 from jobgraph.runs.outcome import FAILED_RUN_SCHEMA, RunFailed, RunOutcome
 from jobgraph.runs.progress import progress_bar
 from jobgraph.runs.workload import StackRun, Workload
@@ -81,7 +81,8 @@ def follow(run: StackRun, target) -> dict:
         while True:
             target.check()
             record, current = run.poll(progress)
-            bar.n = min(current.done, run.jobs)
+            # an ended run has done every job, whatever the last (possibly older) count says
+            bar.n = run.jobs if record is not None else min(current.done, run.jobs)
             bar.set_postfix(current.postfix(), refresh=False)
             bar.refresh()
             if record is not None:

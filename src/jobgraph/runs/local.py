@@ -1,12 +1,15 @@
-"""The local target: `jobgraph run` on the embedded local cloud — the cloud brought up, the template deployed
-into it in-process (so a fresh clone needs no `sam build`), then the AWS target's path on it.
+"""The local target: `jobgraph run` on the embedded local cloud — an endpoint started in this process, the
+template deployed into it in-process (so a fresh clone needs no `sam build`), then exactly the AWS target's path
+on it: StartRun through lambda.invoke of the endpoint, progress from DynamoDB and the queues, usage from the
+REPORT lines and CloudWatch metrics the endpoint writes (runs/aws_usage.py).
 
-This is the one module of runs/ that imports jobgraph.localcloud; its surface: LocalEndpoint and the isolation
-helpers, deploy, the Lambda runtime, local ECS, metrics and alarm evaluation, faults, and the hook that routes
-state machines' Lambda tasks to the runtime. The stack's functions run in the local Lambda runtime, its ECS
-services (scenario 2's polling workers) as local worker processes of their task definitions. Everything it
-started is stopped on the way out, also after an error or Ctrl-C (workers ignore SIGINT; the parent stops them
-in order).
+What the local cloud adds beside that path: the fault injector, the status API (`--serve`), the per-function
+figures of the local runtime and the request meter (extra columns of the record, not the source of usage), the
+Fargate time of the local ECS tasks and the state transitions moto's engine does not keep (usage AWS reports
+elsewhere). The endpoint is the one `jobgraph cloud up` serves (localcloud/controller.py): whatever is deployed
+runs; everything it started is stopped on the way out, also after an error or Ctrl-C.
+
+This is the one module of runs/ that imports jobgraph.localcloud.
 """
 
 from __future__ import annotations
@@ -16,25 +19,24 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from jobgraph.adapters.local_disk import exclusive_folder
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.errors import JobGraphError
-from jobgraph.core.graph import RunSpec
-from jobgraph.localcloud import motopatches
-from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
-from jobgraph.localcloud.ecs import DEFAULT_TASKS, LocalEcs
+from jobgraph.core.run import RunSpec
+from jobgraph.localcloud.cloudformation.stack import LOCAL_STACK_NAME, deploy
+from jobgraph.localcloud.controller import Controller
+from jobgraph.localcloud.ecs.service import DEFAULT_TASKS
 from jobgraph.localcloud.faults import FaultPlan, poison_bodies
 from jobgraph.localcloud.latency import load_profile
-from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isolate_from_real_aws
-from jobgraph.localcloud.stack import LOCAL_STACK_NAME, deploy
+from jobgraph.localcloud.stepfunctions import engine as sfn_engine
 from jobgraph.runs import local_runtime
 from jobgraph.runs.aws import AwsTarget
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
-from jobgraph.runs.serve import ApiServer, LocalAsyncLambda, wait_until_interrupted
+from jobgraph.runs.serve import ApiServer, wait_until_interrupted
 from jobgraph.runs.target import Output, Patience
 from jobgraph.runs.workload import alarm_states
 from jobgraph.sam.template import load_sam_template, parameter_values
@@ -62,17 +64,21 @@ class LocalOptions:
 
 class LocalTarget(AwsTarget):
     """The embedded local cloud with ``options.template`` deployed: the AWS target on the local endpoint, with
-    StartRun, progress and usage read from the local runtime, faults injected, metrics and alarms evaluated."""
+    faults injected, alarms evaluated at each tick, and the local runtime's own figures added to the record."""
 
     mode = "local"
     links_to_console = False  # no AWS console behind the local cloud
     child_executions = False  # moto's ASL engine runs Map iterations in-process: no child executions
     settle_s = 30.0  # late duplicates and poison messages on their way to a DLQ, before the report
+    progress_interval_s = 1.0  # the job records and queue depths, at most this often (the server is single-file)
 
     def __init__(self, options: LocalOptions, output: Output, patience: Patience | None = None):
         super().__init__(None, options.stack_name, output, patience or Patience(), interval_s=0.5)
         self.options = options
         self.server: ApiServer | None = None
+        self.controller: Controller | None = None
+        self._last_sample = 0.0  # when check() last sampled metrics and alarms
+        self._counted: tuple[float, Progress | None] = (float("-inf"), None)  # the last progress read, and when
 
     def refuse(self, workload) -> None:
         if self.options.faults.poison and not workload.queue_fed:
@@ -80,8 +86,8 @@ class LocalTarget(AwsTarget):
 
     @contextmanager
     def attach(self, run_id: str) -> Iterator[LocalTarget]:
-        """Server up, stack deployed, runtime and ECS services started, the AWS target attached to it;
-        everything stopped on the way out (errors, Ctrl-C too)."""
+        """Endpoint up with its controller, stack deployed (the controller runs it), ECS services scaled to
+        ``ecs_workers``, the AWS target attached; everything stopped on the way out (errors, Ctrl-C too)."""
         isolate_from_real_aws()
         allow_loopback_only()
         self.preflight()
@@ -94,21 +100,19 @@ class LocalTarget(AwsTarget):
             LocalEndpoint(latency=load_profile(options.service_latency)) as endpoint,
         ):
             self.clients = endpoint
-            self.stack = deploy(
-                endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters
-            )
-            if options.trigger_config is not None:
-                push_local_triggers(endpoint, options.stack_name, options.trigger_config)
-            self.runtime = LocalLambdaRuntime(endpoint, self.stack, self.log_dir, options.faults, options.max_workers)
-            # the stack's ECS services (scenario 2's polling workers); none in a Lambda-only stack
-            self.ecs = LocalEcs(endpoint, self.stack, self.log_dir, options.faults, options.ecs_workers)
-            self.machines = [self.stack.physical_ids[m] for m in self.stack.resources_of_type(STATE_MACHINE)]
+            self.controller = Controller(
+                endpoint, self.log_dir, faults=options.faults, max_workers=options.max_workers, log_dir=self.log_dir
+            ).start()
             try:
-                self.runtime.start()
-                self.ecs.start()
+                self.stack = deploy(
+                    endpoint, options.template, stack_name=options.stack_name, parameters=options.parameters
+                )
+                if options.trigger_config is not None:
+                    push_local_triggers(endpoint, options.stack_name, options.trigger_config)
+                self.machines = [self.stack.physical_ids[m] for m in self.stack.resources_of_type(STATE_MACHINE)]
+                self._scale_services(options.ecs_workers)
                 self._route_state_machine_tasks()
                 with super().attach(run_id):
-                    self._watch()
                     self._serve()
                     yield self
             finally:
@@ -121,41 +125,62 @@ class LocalTarget(AwsTarget):
         except ValueError as exc:
             raise RunFailed(str(exc)) from None
 
+    # --- what runs the stack ---------------------------------------------------------------------------------
+    def _functions(self) -> dict[str, str]:
+        """Physical name -> logical id of the stack's functions."""
+        return {
+            self.stack.physical_ids[logical]: logical
+            for logical in self.stack.resources_of_type("AWS::Lambda::Function")
+            if logical in self.stack.physical_ids
+        }
+
+    def _services(self) -> list:
+        """The local ECS services running this stack's ECS services."""
+        arns = {self.stack.physical_ids.get(logical) for logical in self.stack.resources_of_type("AWS::ECS::Service")}
+        return [local.service for arn, local in list(self.controller.services.items()) if arn in arns]
+
+    def _scale_services(self, desired: int) -> None:
+        """ECS services to ``desired`` tasks through UpdateService (`make scale-up`'s call), until they run."""
+        ecs = self.client("ecs")
+        services = [
+            (logical, self.stack.physical_ids[logical]) for logical in self.stack.resources_of_type("AWS::ECS::Service")
+        ]
+        for logical, arn in services:
+            cluster = self.stack.transformed["Resources"][logical]["Properties"]["Cluster"]
+            cluster_name = self.stack.physical_ids[cluster["Ref"]] if isinstance(cluster, dict) else cluster
+            ecs.update_service(cluster=cluster_name, service=arn, desiredCount=desired)
+        deadline = time.monotonic() + 60
+        while services and time.monotonic() < deadline:
+            self.controller.poke()
+            running = self._services()
+            if len(running) == len(services) and all(s.running() == desired for s in running):
+                return
+            self.check()
+            time.sleep(0.1)
+        if services:
+            raise RunFailed(f"the stack's ECS services did not reach {desired} running tasks within 60 s")
+
     def _route_state_machine_tasks(self) -> None:
-        """The state machines' Lambda tasks to the runtime, faults spared on the last try their Retry allows."""
-        if not self.machines:
-            return
+        """The state machines' Lambda tasks with the run's faults, spared on the last try their Retry allows."""
+        if not self.machines or not (self.options.faults.fail_rate or self.options.faults.kill_rate
+                                     or self.options.faults.duplicate_rate):  # fmt: skip
+            return  # the controller runs them as they are (its own invoker)
         sfn = self.client("stepfunctions")
         definitions = [json.loads(sfn.describe_state_machine(stateMachineArn=a)["definition"]) for a in self.machines]
         clean_from_retry = min(local_runtime.retries_allowed(d) for d in definitions)
-        motopatches.set_lambda_invoker(local_runtime.TaskInvoker(self.runtime, self.options.faults, clean_from_retry))
-
-    def _watch(self) -> None:
-        """The metrics the stack's alarms need, and the mapping whose finished jobs count as progress: the
-        Processor's (where ECS workers consume the incoming queue instead: the Scheduler's)."""
-        stack, runtime, outputs = self.stack, self.runtime, self.outputs
-        self.processor = _mapping_on(runtime, outputs.get("IncomingQueueUrl")) or _mapping_on(
-            runtime, outputs.get("OutgoingQueueUrl")
-        )
-        queues = [stack.physical_ids[q] for q in stack.resources_of_type("AWS::SQS::Queue")]
-        self.metrics = LocalMetrics(
-            self.client("cloudwatch"), self.client("sqs"), queues, runtime.mappings, runtime.stats
-        )
-        self._reported: dict = {}
-        self._last_sample = 0.0
+        view = _StackRuntime(self.controller, self._functions())
+        sfn_engine.set_lambda_invoker(local_runtime.TaskInvoker(view, self.options.faults, clean_from_retry))
 
     def _serve(self) -> None:
         if self.options.api_port is None:
             return
-        function = self.runtime.functions.get(API_FUNCTION)
+        name = self.stack.physical_ids.get(API_FUNCTION)
+        function = self.controller.function(name) if name else None
         if function is None:
             raise JobGraphError(
                 f"stack {self.stack_name} has no {API_FUNCTION}: every scenario nests templates/shared/status-api.yaml"
             )
-        # scenario 3's tasks are asynchronous StepTask invocations: run by the local runtime
-        tasks = LocalAsyncLambda(self.runtime)
-        self.server = ApiServer(function.environment, self.clients, port=self.options.api_port, lambda_client=tasks)
-        self.server.start()
+        self.server = ApiServer(function.spec.environment, self.clients, port=self.options.api_port).start()
         print(f"status API: {self.server.url} (docs: {self.server.url}/docs)", file=sys.stderr, flush=True)
         # e.g. `AWS_ENDPOINT_URL=... jobgraph triggers push CONFIG --stack <stack>` while the cloud stays up
         print(f"local AWS endpoint: {self.clients.url} (AWS_ENDPOINT_URL)", file=sys.stderr, flush=True)
@@ -164,11 +189,10 @@ class LocalTarget(AwsTarget):
         if self.server is not None:
             self.server.stop()
             self.server = None
-        if self.machines:
+        if getattr(self, "machines", None):
             self._stop_executions("the local cloud is shutting down")
-            motopatches.set_lambda_invoker(None)
-        self.ecs.stop()
-        self.runtime.stop()
+        if self.controller is not None:
+            self.controller.stop()  # every poller, worker and ECS task (and the state machines' invoker)
 
     def _stop_executions(self, cause: str) -> None:
         """Stop every execution still running (moto's engine would go on calling the stopped runtime)."""
@@ -182,59 +206,44 @@ class LocalTarget(AwsTarget):
             except ClientError:
                 pass
 
+    # --- the AWS path, on this endpoint ---------------------------------------------------------------------------
     def client(self, service: str, *, billed: bool = False):
         return self.clients.client(service, billed=billed)
 
-    def start_run(self, function_name: str) -> Callable[[dict], dict]:
-        """StartRun in the local runtime (a direct invocation, as lambda.invoke would make)."""
-        logical_id = self.stack.logical_id_of(function_name)
-
-        def invoke(payload: dict) -> dict:
-            invocation = self.runtime.invoke(logical_id, payload)
-            if not invocation.ok:
-                raise RunFailed(f"{logical_id} failed: {invocation.error} (log: {self.log_dir / logical_id}.log)")
-            return invocation.result
-
-        return invoke
-
     def progress(self, run) -> Callable[[], Progress]:
-        """Jobs the progress mapping finished, from the runtime's own counters (cheaper than the job records,
-        and they tell retries); a stack without one (a state machine) is followed the AWS target's way."""
-        if self.processor is None:
-            return super().progress(run)
-        stats, done_by = self.runtime.stats, self.processor.function.logical_id
-        dlq_urls = (self.outputs["IncomingDlqUrl"], self.outputs["OutgoingDlqUrl"])
+        """The AWS target's progress (job records, queue depths), read at most every ``progress_interval_s``:
+        every request the harness makes waits its turn with the workload's on the local server."""
+        read, names = super().progress(run), set(self._functions())
 
         def progress() -> Progress:
-            with stats.lock:
-                done = len(stats.done_jobs[done_by])
-                in_flight = sum(stats.in_flight.values())
-                retries = sum(stats.redeliveries.values())
-            # the DLQ depths of the last metrics sample (check() refreshes them every METRICS_INTERVAL_S)
-            dlq = sum(sum(self.metrics.depths.get(url, (0, 0))) for url in dlq_urls)
-            return Progress(done=done, total=run.jobs, in_flight=in_flight, retries=retries, dlq=dlq)
+            at, last = self._counted
+            if last is None or time.monotonic() - at >= self.progress_interval_s:
+                current = read()
+                with self.controller.stats.lock:  # what only the local runtime can tell: redeliveries so far
+                    retries = sum(self.controller.stats.redeliveries[name] for name in names)
+                self._counted = (time.monotonic(), replace(current, retries=retries))
+            return self._counted[1]
 
         return progress
 
     def check(self) -> None:
-        """Raises if the runtime or an ECS service died; samples metrics and alarms every METRICS_INTERVAL_S."""
-        failure = self.runtime.failure()
-        if failure is not None:
-            raise RunFailed(f"local runtime stopped: {failure}")
-        if self.ecs.failure() is not None:
-            raise RunFailed(f"local ECS stopped: {self.ecs.failure()}")
+        """Raises if a function or service of the stack cannot run; metrics and alarms every METRICS_INTERVAL_S."""
+        names = {**self._functions(), **{s.spec.service_name: s.spec.service_name for s in self._services()}}
+        for name, logical_id in names.items():
+            problem = self.controller.failures.get(name)
+            if problem is not None:
+                raise RunFailed(f"local runtime stopped: {logical_id}: {problem}")
+        for service in self._services():
+            if service.fatal:
+                raise RunFailed(f"local ECS stopped: {service.fatal}")
         if time.monotonic() - self._last_sample >= METRICS_INTERVAL_S:
             self._last_sample = time.monotonic()
             self.sample_alarms()
 
     def sample_alarms(self) -> None:
-        """The metrics CloudWatch would have now, then every alarm of the stack evaluated on them."""
-        self.metrics.sample()
-        cloudwatch = self.client("cloudwatch")
-        if self.machines:
-            sfn = self.client("stepfunctions")
-            local_runtime.publish_state_machine_metrics(cloudwatch, sfn, self.machines, self.runtime, self._reported)
-        evaluate_alarms(cloudwatch, f"{self.stack_name}-")
+        """The metrics CloudWatch would have now, then every alarm evaluated on them (the controller also does
+        so every few seconds on its own)."""
+        self.controller.sample()
 
     def after_start(self, run_id: str) -> None:
         """The injected poison: malformed messages on the incoming queue, beside the run's own."""
@@ -249,21 +258,33 @@ class LocalTarget(AwsTarget):
         self.sample_alarms()
 
     def finish(self, outcome: RunOutcome, spec: RunSpec) -> None:
-        """The local runtime's figures, settings, usage and request counts; then the downstream triggers."""
-        self.ecs.stop()  # SIGTERM, as ECS stops tasks: their last "batch processed" lines are in the logs
-        runtime = self.runtime
-        outcome.extra.update(local_runtime.runtime_figures(runtime, self.log_dir, state_machines=bool(self.machines)))
-        if self.ecs.services:
-            outcome.extra["services"] = self.ecs.figures()
-        outcome.settings = local_runtime.local_settings(runtime, self.options, spec)
-        # every template parameter as deployed (defaults included): the stack's settings `jobgraph project` models
-        outcome.settings["stack_parameters"] = dict(self.stack.parameters)
+        """The AWS target's usage and settings (from what the endpoint reports), then the local cloud's own
+        figures beside them, and the downstream triggers."""
+        services = self._services()
+        if services:  # `make scale-down`: SIGTERM, as ECS stops tasks; their last "batch processed" lines land
+            self._scale_services(0)
+            self.controller.reconcile()  # the stopped tasks' times, as ECS records them (DescribeTasks)
+        super().finish(outcome, spec)
+        view = _StackRuntime(self.controller, self._functions())
+        figures = local_runtime.runtime_figures(view, self.log_dir, state_machines=bool(self.machines))
+        outcome.extra.update(view.by_logical_id(figures))
+        if services:
+            outcome.extra["services"] = {s.spec.service_name: s.figures() for s in services}
+        if "state_machine" in outcome.extra:  # moto keeps no history of Map iterations: counted from the runtime
+            tasks = outcome.extra["functions"].get("StepTaskFunction", {}).get("invocations", 0)
+            outcome.usage["stepfunctions"] = local_runtime.local_transitions(outcome.extra["state_machine"], tasks)
+        outcome.settings.update(
+            template=str(self.options.template), parameters=dict(self.options.parameters),
+            ecs_workers=self.options.ecs_workers,
+            service_latency=self.clients.latency.summary() if self.clients.latency else None,
+        )  # fmt: skip
         outcome.api_requests = self.clients.meter.snapshot()
-        outcome.usage = local_runtime.local_usage(runtime, outcome.api_requests)
-        if self.ecs.services:
-            outcome.usage["fargate"] = self.ecs.usage()
-        if "state_machine" in outcome.extra:
-            outcome.usage["stepfunctions"] = local_runtime.local_transitions(outcome.extra["state_machine"], runtime)
+        if not outcome.usage.get("s3", {}).get("put"):  # AWS reports S3 requests only with request metrics
+            units = outcome.api_requests["units"]
+            outcome.usage["s3"] = {
+                "put": units.get("s3_put", 0), "get": units.get("s3_get", 0),
+                "source": "the local cloud's request meter (AWS reports S3 requests only with request metrics)",
+            }  # fmt: skip
         triggered = self.triggers(outcome)
         if triggered is not None:
             outcome.extra["downstream_triggers"] = triggered
@@ -294,12 +315,11 @@ class LocalTarget(AwsTarget):
         return {"triggers": local_trigger_report(table, run_id), "dlq": dlq_depth}
 
     def hold(self, what: str = "run done") -> None:
-        """With the status API served: keep the local cloud up until Ctrl-C (or until its runtime dies)."""
+        """With the status API served: keep the local cloud up until Ctrl-C (or until its runtime fails)."""
         if self.server is None:
             return
-        if self.ecs.services:  # finish() stopped the workers to count their time: the API's runs and tasks need them
-            self.ecs = LocalEcs(self.clients, self.stack, self.log_dir, self.options.faults, self.options.ecs_workers)
-            self.ecs.start()
+        if self._services():  # finish() scaled the workers down to count their time: the API's runs and tasks need them
+            self._scale_services(self.options.ecs_workers)
         print(f"{what}; the local cloud stays up: status API at {self.server.url} — Ctrl-C to stop", flush=True)
         try:
             wait_until_interrupted(self.check)
@@ -343,8 +363,36 @@ def local_trigger_report(table, run_id: str) -> list[dict]:
     return report
 
 
-def _mapping_on(runtime: LocalLambdaRuntime, queue_url: str | None):
-    if not queue_url:
-        return None
-    name = queue_url.rsplit("/", 1)[1]
-    return next((m for m in runtime.mappings if m.queue_url.rsplit("/", 1)[1] == name), None)
+class _StackRuntime:
+    """The controller's runtime as one stack's, in the shape runs/local_runtime.py reads (functions keyed by their
+    physical names, as the controller counts them); ``by_logical_id`` renames its figures for the report."""
+
+    def __init__(self, controller: Controller, names: dict[str, str]):
+        self.controller, self.names = controller, names
+        self.stats = controller.stats
+        self.functions = {name: f.spec for name, f in _current(controller).items() if name in names}
+        self.mappings = [
+            m.poller.mapping
+            for m in list(controller.mappings.values())
+            if m.poller.mapping.function.function_name in names
+        ]
+
+    def direct_workers(self, name: str) -> int:
+        function = _current(self.controller).get(name)
+        return len(function.pool.workers) if function else 0
+
+    def invoke(self, name: str, payload, fault: str | None = None):
+        """TaskInvoker's call: a direct invocation of the function's current revision."""
+        function = self.controller.function(name)
+        if function is None:
+            raise RunFailed(f"{name}: {self.controller.failures.get(name, 'not deployed')}")
+        return self.controller.invoke(function, payload, fault)
+
+    def by_logical_id(self, figures: dict) -> dict:
+        renamed = {self.names.get(name, name): value for name, value in figures.get("functions", {}).items()}
+        return {**figures, "functions": renamed}
+
+
+def _current(controller: Controller) -> dict:
+    """The controller's functions by physical name."""
+    return {f.revision.name: f for f in list(controller.functions.values())}

@@ -1,6 +1,6 @@
 """What the local target reads from, and adds to, the local Lambda runtime of its cloud: the report's runtime
-figures, the run's settings and billed usage, the Step Functions metrics moto does not emit, and the bridge
-that runs a state machine's Lambda tasks in the runtime with the run's injected faults.
+figures, the state transitions moto's engine keeps no history of, and the bridge that runs a state machine's
+Lambda tasks in the runtime with the run's injected faults.
 
 The runtime objects come from runs/local.py (the one module of runs/ that imports jobgraph.localcloud).
 """
@@ -11,12 +11,7 @@ import json
 import random
 import threading
 import zlib
-from datetime import UTC, datetime
 from pathlib import Path
-
-from jobgraph.core.graph import RunSpec
-
-FAILED_EXECUTIONS = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
 def _mapped_figures(stats, mapping) -> dict:
@@ -65,84 +60,13 @@ def runtime_figures(runtime, log_dir: Path, *, state_machines: bool) -> dict:
         return {"functions": functions, "faults": dict(stats.faults), "log_dir": str(log_dir)}
 
 
-def local_settings(runtime, options, spec: RunSpec) -> dict:
-    """The settings a comparison tells runs apart by: per function memory/architecture, per mapping batch
-    size and workers, the template parameters given, and the run's own scenarios/seed."""
-    return {
-        "scenarios": spec.scenarios,
-        "seed": spec.seed,
-        "template": str(options.template),
-        "parameters": dict(options.parameters),
-        "functions": {
-            logical_id: {"memory_mb": f.memory_mb, "architecture": f.architecture, "timeout_s": f.timeout_s}
-            for logical_id, f in runtime.functions.items()
-        },
-        "mappings": {
-            m.function.logical_id: {"batch_size": m.batch_size, "workers": m.concurrency} for m in runtime.mappings
-        },
-        "ecs_workers": options.ecs_workers,
-        "service_latency": runtime.endpoint.latency.summary() if runtime.endpoint.latency else None,
-    }
-
-
-def local_usage(runtime, api_requests: dict) -> dict:
-    """Billing counters from the local runtime (Lambda) and the request meter (SQS, DynamoDB, S3)."""
-    units = api_requests["units"]
-    return {
-        "lambda": runtime.lambda_usage(),
-        "sqs": {"requests_64kb": units.get("sqs_requests_64kb", 0)},
-        "dynamodb": {"wru": units.get("dynamodb_wru", 0), "rru": units.get("dynamodb_rru", 0)},
-        "s3": {"put": units.get("s3_put", 0), "get": units.get("s3_get", 0)},
-    }
-
-
-def local_transitions(figures: dict, runtime) -> dict:
+def local_transitions(figures: dict, tasks: int) -> dict:
     """State transitions of a local execution: moto's engine keeps no history for Map iterations, so the
-    top-level execution's states plus one Task state per StepTask invocation (what AWS bills for them)."""
-    with runtime.stats.lock:
-        tasks = runtime.stats.invocations["StepTaskFunction"]
+    top-level execution's states plus one Task state per StepTask invocation (``tasks``: what AWS bills for them)."""
     return {
         "transitions": figures.get("states_entered", 0) + tasks,
         "source": "top-level history + one per task invocation (moto keeps no Map iteration history)",
     }
-
-
-def publish_state_machine_metrics(cloudwatch, sfn, machines: list[str], runtime, reported: dict) -> None:
-    """AWS/Lambda Errors/Invocations of every function and AWS/States ExecutionsFailed of every state machine,
-    as CloudWatch would record them (``reported``: what earlier calls published, so each counts once)."""
-    now = datetime.now(UTC)
-    data = {"AWS/Lambda": [], "AWS/States": []}
-    with runtime.stats.lock:
-        for logical_id, spec in runtime.functions.items():
-            dims = [{"Name": "FunctionName", "Value": spec.function_name}]
-            for metric, total in (("Invocations", runtime.stats.invocations[logical_id]),
-                                  ("Errors", runtime.stats.errors[logical_id])):  # fmt: skip
-                delta = total - reported.get((logical_id, metric), 0)
-                reported[(logical_id, metric)] = total
-                data["AWS/Lambda"].append(
-                    {"MetricName": metric, "Dimensions": dims, "Value": float(delta), "Timestamp": now}
-                )
-    for arn in machines:
-        failed = {
-            execution["executionArn"]
-            for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)
-            for execution in page["executions"]
-            if execution["status"] in FAILED_EXECUTIONS
-        }
-        counted = reported.setdefault(("failed", arn), set())
-        dims = [{"Name": "StateMachineArn", "Value": arn}]
-        data["AWS/States"].append(
-            {
-                "MetricName": "ExecutionsFailed",
-                "Dimensions": dims,
-                "Value": float(len(failed - counted)),
-                "Timestamp": now,
-            }
-        )
-        counted |= failed
-    for namespace, entries in data.items():
-        for start in range(0, len(entries), 20):
-            cloudwatch.put_metric_data(Namespace=namespace, MetricData=entries[start : start + 20])
 
 
 def retries_allowed(definition: dict) -> int:

@@ -8,7 +8,6 @@ S3 and runs it starts are picked up by the stack deployed there. No IAM auth loc
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -23,48 +22,26 @@ def _free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
-def api_deps(environment: dict[str, str], clients, lambda_client=None):
-    """The API's dependencies from the ApiFunction's environment, with clients of ``clients`` (``client(name)``);
-    ``lambda_client``: where scenario 3's tasks are invoked asynchronously (locally: ``LocalAsyncLambda``)."""
+def api_deps(environment: dict[str, str], clients):
+    """The API's dependencies from the ApiFunction's environment, with clients of ``clients`` (``client(name)``):
+    locally the endpoint's, whose lambda:Invoke runs scenario 3's asynchronous task invocations (controller.py)."""
     from jobgraph.services.settings import ApiSettings
     from jobgraph.services.status import ApiDeps
 
     settings = ApiSettings(**{k: v for k, v in environment.items() if k.isupper()})
-    return ApiDeps.from_settings(
-        settings,
-        client=lambda service: lambda_client if service == "lambda" and lambda_client else clients.client(service),
-    )
-
-
-class LocalAsyncLambda:
-    """lambda:Invoke with InvocationType Event (scenario 3's tasks on StepTask) for the local runtime's functions:
-    the invocation runs in the background, as Lambda's event queue would run it."""
-
-    def __init__(self, runtime):
-        self.runtime = runtime
-        self.by_name = {spec.function_name: logical_id for logical_id, spec in runtime.functions.items()}
-
-    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict:  # boto3's argument names
-        if InvocationType != "Event":
-            raise ValueError(f"only asynchronous (Event) invocations are run this way, not {InvocationType}")
-        logical_id = self.by_name[FunctionName.rsplit(":", 1)[-1]]
-        event = json.loads(Payload)
-        threading.Thread(target=self.runtime.invoke, args=(logical_id, event), name="async-invoke", daemon=True).start()
-        return {"StatusCode": 202}
+    return ApiDeps.from_settings(settings, client=clients.client)
 
 
 class ApiServer:
     """uvicorn in a background thread (no signal handlers there: the main thread keeps Ctrl-C)."""
 
-    def __init__(
-        self, environment: dict[str, str], clients, host: str = "127.0.0.1", port: int = 0, lambda_client=None
-    ):
+    def __init__(self, environment: dict[str, str], clients, host: str = "127.0.0.1", port: int = 0):
         import uvicorn
 
         from jobgraph.api.app import create_app
         from jobgraph.api.limits import LOCAL_HOSTS
 
-        deps = api_deps(environment, clients, lambda_client)
+        deps = api_deps(environment, clients)
         self.host, self.port = host, port or _free_port(host)
         config = uvicorn.Config(
             create_app(lambda: deps, trusted_hosts=LOCAL_HOSTS),

@@ -39,7 +39,7 @@ from jobgraph.services.settings import WorkerSettings, load_settings
 EXIT_CONFIGURATION = 2
 
 # (messages, process) -> ids of the messages to retry; ``process`` runs messages through the Processor.
-# The seam the local cloud's fault injector wraps (localcloud/ecs_task.py); the default just calls it.
+# The seam the local cloud's fault injector wraps (localcloud/ecs/task.py); the default just calls it.
 BatchRunner = Callable[[list[dict], Callable[[list[dict]], set[str]]], set[str]]
 
 

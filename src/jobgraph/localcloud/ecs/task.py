@@ -1,6 +1,6 @@
 """Inside a local ECS task: runs a task definition's ``python3.x -m <module>`` command on this machine.
 
-Started by ecs.py as ``<python3.x> -m jobgraph.localcloud.ecs_task -m <module> [args]``. Before handing over
+Started by ecs/service.py as ``<python3.x> -m jobgraph.localcloud.ecs.task -m <module> [args]``. Before handing over
 to ``<module>.main`` it does what only the local cloud needs: the loopback-only guard, SIGINT ignored
 (Ctrl-C reaches the whole process group; the supervisor stops tasks with SIGTERM, as ECS does), and the
 fault injector of ``jobgraph run --fail-rate/--duplicate-rate/--kill-rate`` around each batch, from the plan
@@ -18,7 +18,7 @@ import sys
 
 from jobgraph.localcloud import lifetime
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.localcloud.sandbox import KILL_EXIT_CODE, InjectedFault, allow_loopback_only
+from jobgraph.localcloud.lambda_runtime.sandbox import KILL_EXIT_CODE, InjectedFault, allow_loopback_only
 
 FAULT_PLAN_VARIABLE = "JOBGRAPH_FAULT_PLAN"
 STOP_GRACE_VARIABLE = "JOBGRAPH_STOP_GRACE_S"  # seconds between SIGTERM and the task's own exit (ecs.py)

@@ -53,12 +53,12 @@ class InjectedFault(RuntimeError):
 
 
 class LocalLambdaContext:
-    def __init__(self, spec: dict, deadline: float):
+    def __init__(self, spec: dict, deadline: float, request_id: str | None = None):
         self.function_name = spec["function_name"]
         self.function_version = "$LATEST"
         self.invoked_function_arn = spec["arn"] or f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
         self.memory_limit_in_mb = spec["memory_mb"]
-        self.aws_request_id = str(uuid.uuid4())
+        self.aws_request_id = request_id or str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{self.function_name}"
         self.log_stream_name = f"local/{os.getpid()}"
         self._deadline = deadline
@@ -89,8 +89,8 @@ def serve(conn) -> None:
             return
         if request is None:
             return
-        event, fault = request
-        context = LocalLambdaContext(spec, time.monotonic() + spec["timeout_s"])
+        event, fault, *rest = request  # the request id the platform's START line names (workers.Worker)
+        context = LocalLambdaContext(spec, time.monotonic() + spec["timeout_s"], rest[0] if rest else None)
         started = time.perf_counter()
         try:
             if fault == "fail-before":
@@ -108,10 +108,26 @@ def serve(conn) -> None:
             result = handler(event, context)
             if fault == "fail-after":
                 raise InjectedFault("injected failure after side effects")
-            conn.send(("ok", result, (time.perf_counter() - started) * 1000))
+            _flush()
+            conn.send(("ok", result, (time.perf_counter() - started) * 1000, _max_rss_mb()))
         except Exception as exc:
             print(traceback.format_exc(), file=log)
-            conn.send(("error", f"{type(exc).__name__}: {exc}", (time.perf_counter() - started) * 1000))
+            _flush()
+            conn.send(("error", f"{type(exc).__name__}: {exc}", (time.perf_counter() - started) * 1000, _max_rss_mb()))
+
+
+def _flush() -> None:
+    """Everything the invocation printed is in the log file before its answer is (the parent reads it then)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def _max_rss_mb() -> int:
+    """Peak resident memory of this environment so far (REPORT's Max Memory Used)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024)  # bytes on macOS, KiB on Linux
 
 
 def _follow_parent() -> None:
@@ -119,7 +135,7 @@ def _follow_parent() -> None:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "jobgraph_lifetime", os.path.join(os.path.dirname(os.path.abspath(__file__)), "lifetime.py")
+        "jobgraph_lifetime", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lifetime.py")
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.core.errors import JobGraphError
-from jobgraph.localcloud.containers import ImageChoice
 from jobgraph.localcloud.server import FAKE_CREDENTIALS, LocalEndpoint, isolate_from_real_aws
-from jobgraph.sam.localinvoke import local_invoke_template
+from tests.samlocal.containers import ImageChoice
 
 RUN = "events-demo"
 # `<function>-<case>.json` -> logical id; "start-run" is a function name with a dash in it
@@ -472,7 +471,7 @@ class SamLocalInvoker:
         return self.root / self.app.build_dir
 
     def __enter__(self) -> SamLocalInvoker:
-        from jobgraph.localcloud.stack import deploy
+        from jobgraph.localcloud.cloudformation.stack import deploy
 
         template = self.build_dir / "template.yaml"
         if not template.is_file():
@@ -557,8 +556,8 @@ class SamLocalInvoker:
 
     def seed(self, case: EventCase) -> None:
         """Run what ``case`` needs that has not run yet, in-process through the local cloud's workers."""
-        from jobgraph.localcloud.runtime import function_specs
-        from jobgraph.localcloud.workers import Worker
+        from jobgraph.localcloud.lambda_runtime.runtime import function_specs
+        from jobgraph.localcloud.lambda_runtime.workers import Worker
 
         missing = [need for need in case.needs if need not in self._done]
         if not missing:
@@ -580,9 +579,7 @@ class SamLocalInvoker:
         sam = self.sam or self.root / ".venv-sam" / "bin" / "sam"
         return [
             str(sam), "local", "invoke", case.function,
-            # a nested application's function: a template with the parent's layers beside it (SAM CLI #2820)
-            "--template", str(local_invoke_template(self.build_dir, case.function, self.log_dir)
-                              or self.build_dir / "template.yaml"),
+            "--template", str(self.build_dir / "template.yaml"),
             "--event", str(self.root / "events" / case.file),
             "--env-vars", str(self.env_file),
             "--docker-network", self.network,

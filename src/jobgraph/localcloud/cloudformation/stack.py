@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.core.errors import JobGraphError
+from jobgraph.localcloud.lambda_runtime.code import register_source
 from jobgraph.localcloud.server import LocalEndpoint
 
 LOCAL_STACK_NAME = "scenario-1-local"
@@ -122,35 +123,41 @@ def _moto_stack(endpoint: LocalEndpoint, name: str):
     return cloudformation_backends[DEFAULT_ACCOUNT_ID][endpoint.region].get_stack(name)
 
 
-def create_alarms(endpoint: LocalEndpoint, stack: DeployedStack) -> list[str]:
-    """Create the AWS::CloudWatch::Alarm resources of the stack and its nested stacks through the CloudWatch API."""
+def alarm_definitions(moto_stack) -> list[tuple[str, dict]]:
+    """(logical id, PutMetricAlarm arguments) of each AWS::CloudWatch::Alarm of a stack moto deployed, its
+    properties resolved by moto's own intrinsic-function resolver (moto's CloudFormation skips alarms).
+
+    Call it holding the server's lock: it reads moto's model of the stack."""
     from moto.cloudformation.parsing import clean_json
 
-    cloudwatch = endpoint.client("cloudwatch")
-    names = []
-    for stack_name, template in (stack.stacks or {stack.name: stack.transformed}).items():
-        resource_map = _moto_stack(endpoint, stack_name).resource_map
-        alarms = {k: v for k, v in template["Resources"].items() if v.get("Type") == "AWS::CloudWatch::Alarm"}
-        names += _create_alarms(cloudwatch, stack, resource_map, alarms, clean_json)
-    return names
-
-
-def _create_alarms(cloudwatch, stack: DeployedStack, resource_map, alarms: dict, clean_json) -> list[str]:
-    names = []
-    for logical_id, resource in alarms.items():
+    resource_map = moto_stack.resource_map
+    found = []
+    for logical_id, resource in (moto_stack.template_dict.get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
         condition = resource.get("Condition")
         if condition and not resource_map.lazy_condition_map[condition]:
             continue
         properties = clean_json(resource["Properties"], resource_map)
         properties = {k: v for k, v in properties.items() if v is not None}
-        properties.setdefault("AlarmName", f"{stack.name}-{logical_id}")
+        properties.setdefault("AlarmName", f"{moto_stack.name}-{logical_id}")
         for numeric in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
             if numeric in properties:
                 properties[numeric] = int(properties[numeric])
         properties["Threshold"] = float(properties["Threshold"])
-        cloudwatch.put_metric_alarm(**properties)
-        stack.physical_ids[logical_id] = properties["AlarmName"]
-        names.append(properties["AlarmName"])
+        found.append((logical_id, properties))
+    return found
+
+
+def create_alarms(endpoint: LocalEndpoint, stack: DeployedStack) -> list[str]:
+    """Create the AWS::CloudWatch::Alarm resources of the stack and its nested stacks through the CloudWatch API."""
+    cloudwatch = endpoint.client("cloudwatch")
+    names = []
+    for stack_name in stack.stacks or [stack.name]:
+        for logical_id, properties in alarm_definitions(_moto_stack(endpoint, stack_name)):
+            cloudwatch.put_metric_alarm(**properties)
+            stack.physical_ids[logical_id] = properties["AlarmName"]
+            names.append(properties["AlarmName"])
     return names
 
 
@@ -189,7 +196,9 @@ def deploy(
                 raise DeployError(f"{node.path}: code folder {folder} of s3://{bucket}/{key} does not exist")
             _ensure_bucket(s3, bucket, endpoint.region)
             if key not in code_paths:
-                s3.put_object(Bucket=bucket, Key=key, Body=_zip_folder(folder))
+                package = _zip_folder(folder)
+                register_source(package, folder)  # the local runtime runs this package from the folder itself
+                s3.put_object(Bucket=bucket, Key=key, Body=package)
             code_paths[key] = folder
     _upload_nested_templates(s3, tree, stack_name)
 

@@ -1,22 +1,25 @@
-"""ECS, locally: each ECS service of the deployed stack runs as local processes of its task definition.
+"""ECS, locally: an ECS service runs as local processes of its task definition's command.
 
-moto's ECS keeps clusters, services and task definitions but runs nothing. For every ``AWS::ECS::Service``
-of the stack, ``LocalEcsService`` reads the service and its task definition back from moto (the container's
-command and environment, its stopTimeout) and runs ``tasks`` copies of the command: each a process of the
-local Python the command names (``python3.13`` → interpreters.py, as functions' Runtime), with the container's
-environment plus the local endpoint (AWS_ENDPOINT_URL, fake credentials), so the worker's boto3 code talks to
-moto unchanged. The command goes through ecs_task.py (loopback guard, fault injector).
+moto's ECS keeps clusters, services and task definitions but runs nothing. For every active service the local
+cloud's controller (controller.py) reads the service and its task definition back from moto (the container's
+command and environment, its stopTimeout) and runs desired-count copies of the command in a
+``LocalEcsService``: each a process of the local Python the command names (``python3.13`` → interpreters.py, as
+functions' Runtime), with the container's environment plus the local endpoint (AWS_ENDPOINT_URL, fake
+credentials), so the worker's boto3 code talks to moto unchanged. The command goes through ecs/task.py (loopback
+guard, fault injector). No container image is needed: the command runs from the installed source.
 
 Like ECS, a task that exits (killed by ``--kill-rate``, crashed) is replaced and the restart counted; a task
-that keeps failing at start (exit code other than the injected kill's, 3 times in a row) stops the run with
-its log's tail. ``stop()`` sends SIGTERM, waits the container's stopTimeout (at most LOCAL_STOP_TIMEOUT_S), then
-kills, as ECS does. Each task is tied to this process (lifetime.py): its own process group, and it dies with the
-parent, even a parent killed with SIGKILL; a task also exits by itself LOCAL_STOP_TIMEOUT_S after a SIGTERM.
+that keeps failing at start (exit code other than the injected kill's, 3 times in a row) marks the service
+failed with its log's tail. ``scale()`` follows UpdateService's desired count; ``stop()`` and a scale-down send
+SIGTERM, wait the container's stopTimeout (at most LOCAL_STOP_TIMEOUT_S), then kill, as ECS does. Each task is
+tied to this process (lifetime.py): its own process group, and it dies with the parent, even a parent killed
+with SIGKILL; a task also exits by itself LOCAL_STOP_TIMEOUT_S after a SIGTERM.
 
 Local differences (the same spirit as the Lambda runtime's 1 s retry delay): the long poll is 2 s instead
 of 20 s, a failed job backs off from 1 s instead of RETRY_BACKOFF_BASE_SECONDS, and a killed task's messages are
-visible again after 4 s instead of VISIBILITY_TIMEOUT_SECONDS, so runs, retries and shutdown take seconds. The task's own output (Powertools JSON logs) is ``<log_dir>/<service>-<n>.log``; the report reads
-its "batch processed" lines for queue waits and batch times.
+visible again after 4 s instead of VISIBILITY_TIMEOUT_SECONDS, so runs, retries and shutdown take seconds.
+The task's own output (Powertools JSON logs) is ``<log_dir>/<service>-<n>.log`` (and its awslogs group in
+CloudWatch Logs); the report reads its "batch processed" lines for queue waits and batch times.
 """
 
 from __future__ import annotations
@@ -28,19 +31,20 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jobgraph
 from jobgraph.core.errors import JobGraphError
 from jobgraph.localcloud import lifetime
-from jobgraph.localcloud.ecs_task import FAULT_PLAN_VARIABLE, STOP_GRACE_VARIABLE
+from jobgraph.localcloud.ecs.task import FAULT_PLAN_VARIABLE, STOP_GRACE_VARIABLE
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.localcloud.interpreters import interpreter_for
-from jobgraph.localcloud.sandbox import KILL_EXIT_CODE
+from jobgraph.localcloud.lambda_runtime.interpreters import interpreter_for
+from jobgraph.localcloud.lambda_runtime.sandbox import KILL_EXIT_CODE
 from jobgraph.localcloud.server import LocalEndpoint
-from jobgraph.localcloud.stack import DeployedStack
 
 DEFAULT_TASKS = 2
 # Local time scale (module docstring): short long polls, quick retries, and a killed task's batch visible again
@@ -88,50 +92,30 @@ def _max_receive_count(endpoint: LocalEndpoint, queue_url: str) -> int | None:
     return int(json.loads(policy)["maxReceiveCount"]) if policy else None
 
 
-def task_specs(endpoint: LocalEndpoint, stack: DeployedStack) -> list[TaskSpec]:
-    """The stack's ECS services, read back from the deployed service and task definition in moto."""
-    ecs = endpoint.client("ecs")
-    specs = []
-    for logical_id in stack.resources_of_type("AWS::ECS::Service"):
-        service_arn = stack.physical_ids[logical_id]
-        cluster = stack.transformed["Resources"][logical_id]["Properties"]["Cluster"]
-        cluster_name = stack.physical_ids[cluster["Ref"]] if isinstance(cluster, dict) else cluster
-        (service,) = ecs.describe_services(cluster=cluster_name, services=[service_arn])["services"]
-        definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
-        essential = [c for c in definition["containerDefinitions"] if c.get("essential", True)]
-        if len(essential) != 1:
-            raise TaskStartError(f"{service['serviceName']}: the local cloud runs one essential container per task")
-        (container,) = essential
-        environment = {e["name"]: str(e["value"]) for e in container.get("environment", [])}
-        specs.append(
-            TaskSpec(
-                service_name=service["serviceName"],
-                cluster=cluster_name,
-                task_definition_arn=definition["taskDefinitionArn"],
-                container=container["name"],
-                command=tuple(container.get("command") or ()),
-                environment=environment,
-                stop_timeout_s=int(container.get("stopTimeout") or 30),
-                queue_url=environment.get("INCOMING_QUEUE_URL", ""),
-                cpu_units=int(definition.get("cpu") or 256),
-                memory_mb=int(definition.get("memory") or 512),
-                architecture=(
-                    "arm64" if definition.get("runtimePlatform", {}).get("cpuArchitecture") == "ARM64" else "x86_64"
-                ),
-            )
-        )
-    return specs
-
-
 def local_command(spec: TaskSpec) -> list[str]:
-    """``python3.13 -m module args`` → the local interpreter running ecs_task.py, which runs the module."""
+    """``python3.13 -m module args`` → the local interpreter running ecs/task.py, which runs the module."""
     if len(spec.command) < 3 or not re.fullmatch(r"python\d+\.\d+", spec.command[0]) or spec.command[1] != "-m":
         raise TaskStartError(
             f"{spec.service_name}: container {spec.container} command {list(spec.command)}: the local cloud runs "
             "`python3.x -m <module> [args]` commands only"
         )
     interpreter = interpreter_for(spec.command[0], spec.service_name)
-    return [interpreter, "-m", "jobgraph.localcloud.ecs_task", *spec.command[1:]]
+    return [interpreter, "-m", "jobgraph.localcloud.ecs.task", *spec.command[1:]]
+
+
+@dataclass
+class TaskRun:
+    """One ECS task as ECS reports it (DescribeTasks): each start of a slot is a task of its own, as a replaced
+    task is a new one on ECS, billed by Fargate per second from its start, at least a minute."""
+
+    task_id: str
+    started_at: datetime
+    stopped_at: datetime | None = None
+    exit_code: int | None = None
+    stopped_reason: str = ""
+
+    def billed_seconds(self, now: datetime) -> float:
+        return max(60.0, ((self.stopped_at or now) - self.started_at).total_seconds())
 
 
 @dataclass
@@ -142,6 +126,12 @@ class LocalTask:
     started_at: float = 0.0
     starts: int = 0
     failed_starts: int = 0  # consecutive exits other than an injected kill
+    run: TaskRun | None = None  # the ECS task its process is
+
+
+def _end_run(task: LocalTask, exit_code: int | None, reason: str) -> None:
+    if task.run is not None and task.run.stopped_at is None:
+        task.run.stopped_at, task.run.exit_code, task.run.stopped_reason = datetime.now(UTC), exit_code, reason
 
 
 @dataclass
@@ -154,19 +144,20 @@ class LocalEcsService:
     tasks: int = DEFAULT_TASKS
     faults: FaultPlan = field(default_factory=FaultPlan)
     restarts: int = 0
+    peak_tasks: int = 0
     exit_codes: Counter = field(default_factory=Counter)
     fatal: str | None = None
     _tasks: list[LocalTask] = field(default_factory=list)
     _command: list[str] = field(default_factory=list)
     _environment: dict[str, str] = field(default_factory=dict)
+    _retired: list[LocalTask] = field(default_factory=list)  # stopped by a scale-down
+    runs: list[TaskRun] = field(default_factory=list)  # every task started, running or stopped
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _monitor: threading.Thread | None = None
-    _started_at: float = 0.0
-    _stopped_at: float = 0.0
+    _next_slot: int = 0
 
     def start(self) -> LocalEcsService:
-        self._started_at = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._command = local_command(self.spec)
         package_root = str(Path(jobgraph.__file__).resolve().parents[1])
@@ -179,14 +170,42 @@ class LocalEcsService:
             "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
         }
         self._max_receive_count = _max_receive_count(self.endpoint, self.spec.queue_url)
-        self._tasks = [
-            LocalTask(slot, self.log_dir / f"{self.spec.service_name}-{slot}.log") for slot in range(self.tasks)
-        ]
-        for task in self._tasks:
-            self._launch(task)
+        with self._lock:
+            self.peak_tasks = max(self.peak_tasks, self.tasks)
+            self._tasks = [self._new_task() for _ in range(self.tasks)]
+            for task in self._tasks:
+                self._launch(task)
         self._monitor = threading.Thread(target=self._watch, daemon=True, name=f"{self.spec.service_name}-monitor")
         self._monitor.start()
         return self
+
+    def _new_task(self) -> LocalTask:
+        slot, self._next_slot = self._next_slot, self._next_slot + 1
+        return LocalTask(slot, self.log_dir / f"{self.spec.service_name}-{slot}.log")
+
+    def scale(self, desired: int) -> None:
+        """Follow a new desired count (UpdateService): start tasks up to it, stop those above it as ECS does
+        (SIGTERM, the container's stopTimeout, then SIGKILL), the newest first, in the background."""
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self.tasks = desired
+            self.peak_tasks = max(self.peak_tasks, desired)
+            while len(self._tasks) < desired:
+                task = self._new_task()
+                self._tasks.append(task)
+                self._launch(task)
+            extra, self._tasks = self._tasks[desired:], self._tasks[:desired]
+            self._retired.extend(extra)
+        if extra:
+            threading.Thread(
+                target=self._stop_tasks, args=(extra,), daemon=True, name=f"{self.spec.service_name}-stop"
+            ).start()
+
+    def running(self) -> int:
+        """Tasks whose process is alive (ECS's runningCount)."""
+        with self._lock:
+            return sum(1 for t in self._tasks if t.process is not None and t.process.poll() is None)
 
     def _launch(self, task: LocalTask) -> None:
         seed = self.faults.seed * 1_000_003 + task.slot * 1009 + task.starts
@@ -208,17 +227,22 @@ class LocalEcsService:
             )
         task.started_at = time.monotonic()
         task.starts += 1
+        task.run = TaskRun(uuid.uuid4().hex, datetime.now(UTC))
+        self.runs.append(task.run)
 
     def _watch(self) -> None:
         while not self._stop.wait(MONITOR_INTERVAL_S):
-            for task in self._tasks:
+            with self._lock:
+                tasks = list(self._tasks)
+            for task in tasks:
                 with self._lock:
-                    if self._stop.is_set() or task.process is None:
-                        continue
+                    if self._stop.is_set() or task.process is None or task not in self._tasks:
+                        continue  # stopped, or retired by a scale-down meanwhile: not replaced
                     code = task.process.poll()
                     if code is None:
                         continue
                     self.exit_codes[code] += 1
+                    _end_run(task, code, f"Essential container in task exited (exit code {code})")
                     task.failed_starts = 0 if code in (KILL_EXIT_CODE, -signal.SIGKILL) else task.failed_starts + 1
                     if task.failed_starts >= CRASH_LOOP:
                         self.fatal = (
@@ -234,29 +258,34 @@ class LocalEcsService:
     def stop_timeout_s(self) -> float:
         return min(self.spec.stop_timeout_s, LOCAL_STOP_TIMEOUT_S)
 
-    def task_seconds(self) -> float:
-        """Seconds the service's tasks ran, as Fargate bills them: per second, at least a minute per task."""
-        end = self._stopped_at or time.monotonic()
-        return self.tasks * max(60.0, end - self._started_at) if self._started_at else 0.0
+    def _stop_tasks(self, tasks: list[LocalTask]) -> None:
+        """SIGTERM each task's process group, wait its stopTimeout, then SIGKILL the group (what it started too)."""
+        running = []
+        with self._lock:
+            for task in tasks:
+                process = task.process
+                if process is not None and process.poll() is None:
+                    lifetime.signal_group(process, signal.SIGTERM)
+                    running.append((task, process))
+                else:
+                    _end_run(task, process.returncode if process is not None else None, "Task stopped")
+        deadline = time.monotonic() + self.stop_timeout_s
+        for task, process in running:
+            lifetime.stop_group(process, grace_s=max(0.1, deadline - time.monotonic()))
+            _end_run(task, process.returncode, "Scaling activity initiated by the service (SIGTERM)")
 
     def stop(self) -> None:
         """SIGTERM every task, wait its stopTimeout, then SIGKILL what is left (safe to call twice)."""
-        if self._started_at and not self._stopped_at:
-            self._stopped_at = time.monotonic()
         with self._lock:
             self._stop.set()
-            started = [t.process for t in self._tasks if t.process is not None]
-            for process in started:
-                lifetime.signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout_s
-        for process in started:
-            # after the deadline: SIGKILL to the task and to whatever it started
-            lifetime.stop_group(process, grace_s=max(0.1, deadline - time.monotonic()))
+            tasks = list(self._tasks)
+        self._stop_tasks(tasks)
         if self._monitor is not None:
             self._monitor.join(timeout=5)
 
     def pids(self) -> list[int]:
-        return [t.process.pid for t in self._tasks if t.process is not None]
+        with self._lock:
+            return [t.process.pid for t in self._tasks + self._retired if t.process is not None]
 
     def figures(self) -> dict:
         """The report's figures: tasks, restarts, and what the tasks' "batch processed" log lines say."""
@@ -274,7 +303,7 @@ class LocalEcsService:
                 elif entry.get("message") == "injected fault":
                     faults[entry["fault"]] += 1
         return {
-            "tasks": self.tasks,
+            "tasks": self.peak_tasks,  # the most that ran at once (a scale-down at the end leaves 0)
             "task_definition": self.spec.task_definition_arn,
             "restarts": self.restarts,
             "exit_codes": dict(self.exit_codes),
@@ -294,42 +323,3 @@ def _tail(path: Path, lines: int = 8) -> str:
         return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"(no log at {path})"
-
-
-@dataclass
-class LocalEcs:
-    """Every ECS service of the stack, run locally."""
-
-    endpoint: LocalEndpoint
-    stack: DeployedStack
-    log_dir: Path
-    faults: FaultPlan = field(default_factory=FaultPlan)
-    tasks: int = DEFAULT_TASKS
-    services: list[LocalEcsService] = field(default_factory=list)
-
-    def start(self) -> LocalEcs:
-        for spec in task_specs(self.endpoint, self.stack):
-            service = LocalEcsService(spec, self.endpoint, self.log_dir, self.tasks, self.faults)
-            self.services.append(service)
-            service.start()
-        return self
-
-    def failure(self) -> str | None:
-        return next((s.fatal for s in self.services if s.fatal), None)
-
-    def stop(self) -> None:
-        for service in self.services:
-            service.stop()
-
-    def figures(self) -> dict[str, dict]:
-        return {service.spec.service_name: service.figures() for service in self.services}
-
-    def usage(self) -> dict:
-        """Fargate's billing counters for the run: vCPU-hours and GB-hours of every task that ran."""
-        hours = [(s, s.task_seconds() / 3600) for s in self.services]
-        return {
-            "vcpu_hours": sum(h * s.spec.cpu_units / 1024 for s, h in hours),
-            "gb_hours": sum(h * s.spec.memory_mb / 1024 for s, h in hours),
-            "architecture": self.services[0].spec.architecture if self.services else "x86_64",
-            "source": "local tasks' run time at the task definition's CPU and memory (1 minute minimum)",
-        }

@@ -23,6 +23,7 @@ import math
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
@@ -108,13 +109,36 @@ def _items(body: bytes, action: str) -> int:
     return sum(len(items) for items in request.get("RequestItems", {}).values()) or 1
 
 
+def dynamodb_units(action: str, request_body: bytes, response_bytes: int) -> tuple[str | None, float]:
+    """("dynamodb_wru" | "dynamodb_rru" | None, units) one DynamoDB request consumes (module docstring)."""
+    if action in _DYNAMO_WRITES:
+        written = max(_items(request_body, action), math.ceil(_written_bytes(request_body, action) / 1024))
+        return "dynamodb_wru", written * (2 if action.startswith("Transact") else 1)
+    if action in _DYNAMO_READS:
+        read = max(1, math.ceil(response_bytes / 4096))
+        return "dynamodb_rru", read * (2 if action.startswith("Transact") else 1)
+    return None, 0
+
+
+# called after each request with (service, action, request body, response body), inside the server's lock
+RequestObserver = Callable[[str, str, bytes, bytes], None]
+# called before a request is answered with (service, action), inside the server's lock
+RequestHook = Callable[[str, str], None]
+
+
 @dataclass
 class RequestMeter:
-    """Thread-safe counters; ``snapshot()`` returns plain dicts for reports and run records."""
+    """Thread-safe counters; ``snapshot()`` returns plain dicts for reports and run records.
+
+    ``observers`` see every request and its response (the local CloudWatch's SQS/DynamoDB metrics);
+    ``before`` hooks run before a request is answered (the CloudWatch metrics are flushed before a read).
+    """
 
     requests: Counter = field(default_factory=Counter)  # (origin, service, action) -> requests
     units: Counter = field(default_factory=Counter)  # (origin, unit) -> billing units
     lock: threading.Lock = field(default_factory=threading.Lock)
+    observers: list[RequestObserver] = field(default_factory=list)
+    before: list[RequestHook] = field(default_factory=list)
 
     def record(self, environ: dict, request_body: bytes, response_bytes: int) -> None:
         service, action = classify(environ, request_body)
@@ -122,12 +146,10 @@ class RequestMeter:
         units: dict[str, float] = {}
         if service == "sqs":
             units["sqs_requests_64kb"] = max(1, math.ceil(max(len(request_body), response_bytes) / SQS_CHUNK))
-        elif service == "dynamodb" and action in _DYNAMO_WRITES:
-            written = max(_items(request_body, action), math.ceil(_written_bytes(request_body, action) / 1024))
-            units["dynamodb_wru"] = written * (2 if action.startswith("Transact") else 1)
-        elif service == "dynamodb" and action in _DYNAMO_READS:
-            read = max(1, math.ceil(response_bytes / 4096))
-            units["dynamodb_rru"] = read * (2 if action.startswith("Transact") else 1)
+        elif service == "dynamodb":
+            kind, consumed = dynamodb_units(action, request_body, response_bytes)
+            if kind is not None:
+                units[kind] = consumed
         elif service == "s3":
             kind = "s3_get" if action in ("GetObject", "HeadObject") else "s3_put"
             units[kind] = 1
@@ -145,8 +167,17 @@ class RequestMeter:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)
+            if self.before:
+                service, action = classify(environ, body)
+                for hook in self.before:
+                    hook(service, action)
             chunks = list(app(environ, start_response))
             self.record(environ, body, sum(len(c) for c in chunks))
+            if self.observers:
+                service, action = classify(environ, body)
+                response = b"".join(chunks)
+                for observer in self.observers:
+                    observer(service, action, body, response)
             return chunks
 
         return metered

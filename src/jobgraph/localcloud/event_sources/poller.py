@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from jobgraph.adapters.sqs import sqs_event
 from jobgraph.core.retry import backoff_s
 from jobgraph.localcloud.faults import FaultPlan
-from jobgraph.localcloud.workers import FunctionSpec, Worker
+from jobgraph.localcloud.lambda_runtime.workers import FunctionSpec, Worker
 
 IDLE_MIN_S = 0.005
 IDLE_MAX_S = 0.05

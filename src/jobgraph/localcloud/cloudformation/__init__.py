@@ -1,0 +1,1 @@
+"""CloudFormation, locally: change sets, the SAM transform, template locations, nested stacks and the fast in-process deploy; leaves out drift, stack policies and most resource types moto does not model."""

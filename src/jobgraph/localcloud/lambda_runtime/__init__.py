@@ -1,0 +1,1 @@
+"""Lambda, locally: functions run as worker processes of the runtime's Python from their code and layers, with START/END/REPORT lines; leaves out memory limits, concurrency quotas and container isolation."""
