@@ -69,7 +69,8 @@ def mentions(pattern: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("what", ["make", "jobgraph"])
 def test_every_command_named_exists(what):
     if what == "make":
-        named = mentions(r"(?:^|[\s;&(])make ([a-z][\w-]*)")
+        # a command line (its start, after a shell operator or a prompt), not an output line's "(make does ...)"
+        named = mentions(r"(?:^\s*|[;&|]\s*|\$ )make ([a-z][\w-]*)")
         missing = [(page, target) for page, target in named if target not in TARGETS]
     else:
         # a command line, not an output line that says "jobgraph did not ..."

@@ -9,6 +9,7 @@ An error quotes at most ~80 characters of a bad value, so a 10 MB field is not e
 from __future__ import annotations
 
 import json
+import os
 import re
 
 # 2**53: every id below it is exact in a JSON double (JavaScript clients, jq, DynamoDB's number type
@@ -116,9 +117,9 @@ def loads_yaml_bounded(data: bytes, *, max_bytes: int, max_depth: int = MAX_JSON
         depth = 0
         sizes: dict[int, int]
 
-        def compose_node(self, parent, index):
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
             if self.depth >= max_depth:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # PyYAML's stubs leave it untyped
                 raise JsonBoundsError(f"nested deeper than {max_depth} levels (line {mark.line + 1})")
             self.depth += 1
             try:
@@ -127,7 +128,7 @@ def loads_yaml_bounded(data: bytes, *, max_bytes: int, max_depth: int = MAX_JSON
                 self.depth -= 1
             # the size of the node once aliases are expanded: an alias repeats its anchor's whole subtree
             sizes = self.__dict__.setdefault("sizes", {})
-            if id(node) not in sizes:
+            if node is not None and id(node) not in sizes:
                 children = node.value if isinstance(node.value, list) else []
                 flat = [c for item in children for c in (item if isinstance(item, tuple) else (item,))]
                 sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in flat)
@@ -148,7 +149,9 @@ def loads_yaml_bounded(data: bytes, *, max_bytes: int, max_depth: int = MAX_JSON
 MAX_DOCUMENT_BYTES = 64 << 20  # a JSON file jobgraph wrote itself (run record, price table): generous
 
 
-def read_json(path, *, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: int = MAX_JSON_DEPTH) -> object:
+def read_json(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: int = MAX_JSON_DEPTH
+) -> object:
     """A JSON file, read at most ``max_bytes`` + 1 bytes and bounded like :func:`loads_bounded`; OSError or
     ValueError (JsonBoundsError, UnicodeDecodeError, json.JSONDecodeError) otherwise."""
     from pathlib import Path

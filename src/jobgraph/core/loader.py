@@ -103,7 +103,7 @@ def sequence_files(directory: Path) -> list[Path]:
     return sorted(files, key=_numeric_first)
 
 
-def _numeric_first(path: Path) -> tuple:
+def _numeric_first(path: Path) -> tuple[object, ...]:
     # numbers compared as ASCII digit strings (no int(): a 5 000-digit file name would be refused by Python)
     stem = path.stem
     if stem.isascii() and stem.isdigit():

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, cast
 
 from pydantic import (
     AfterValidator,
@@ -62,14 +62,26 @@ def _json_integer(value: object) -> object:
 def json_int(**bounds: int) -> Any:
     """An integer field that takes JSON integers only (not booleans, strings or floats), within ``bounds``
     (``ge``/``gt``/``le``/``lt``); the bounds come first so that OpenAPI documents them."""
-    return Annotated[int, Field(**bounds), BeforeValidator(_json_integer)]
+    return Annotated[int, Field(**cast(dict[str, Any], bounds)), BeforeValidator(_json_integer)]
 
 
 # the contract's integers (GUIDE §2): the same in sequence files, API bodies and queue messages
-SequenceId = json_int(ge=0, lt=SEQUENCE_ID_LIMIT)
-Seed = json_int(ge=0, lt=SEED_LIMIT)
-Count = json_int(ge=0)
-Scenarios = json_int(ge=1, le=MAX_SCENARIOS)
+if TYPE_CHECKING:  # to mypy they are ints (it takes no call as a type); pydantic gets the Annotated bounds
+    SequenceId = int
+    Seed = int
+    Count = int
+    Scenarios = int
+    Positive = int
+    WorkMs = int
+    DataKb = int
+else:
+    SequenceId = json_int(ge=0, lt=SEQUENCE_ID_LIMIT)
+    Seed = json_int(ge=0, lt=SEED_LIMIT)
+    Count = json_int(ge=0)
+    Scenarios = json_int(ge=1, le=MAX_SCENARIOS)
+    Positive = json_int(ge=1)
+    WorkMs = json_int(ge=0, le=MAX_SYNTHETIC_WORK_MS)
+    DataKb = json_int(ge=0, le=MAX_SYNTHETIC_DATA_KB)
 
 
 class ExecType(StrEnum):
@@ -302,15 +314,15 @@ class IncomingJob(BaseModel):
     sequence_id: SequenceId | None = None
     exec_type: ExecType
     route_index: Count | None = None
-    total_routes: json_int(ge=1) | None = None
+    total_routes: Positive | None = None
     route: Route | None = None
     scenarios: Scenarios
     seed: Seed
     submitted_at: str = Field(default_factory=utc_now_iso)
     # SYNTHETIC jobs only: how long the job works and how much output it writes, and an object of the
     # results bucket it reads first (seed 001's "S3 key with job details")
-    work_duration_ms: json_int(ge=0, le=MAX_SYNTHETIC_WORK_MS) | None = None
-    data_size_kb: json_int(ge=0, le=MAX_SYNTHETIC_DATA_KB) | None = None
+    work_duration_ms: WorkMs | None = None
+    data_size_kb: DataKb | None = None
     input_key: InputKey | None = None
     # the previous route's state (INTERMEDIATE, LAST, AGGREGATION), when it travels in the messages;
     # absent: it is read from S3 (scenario 3, or a state too large for a message: stages.carries_state)
@@ -410,7 +422,7 @@ class RunManifest(_Strict):
     scenarios: Scenarios
     seed: Seed
     sequence_ids: list[SequenceId] = Field(min_length=1)
-    total_route_jobs: json_int(ge=1)
+    total_route_jobs: Positive
     created_at: str = Field(default_factory=utc_now_iso)
     implementation: Implementation = "solver"
 
