@@ -30,9 +30,10 @@ import numpy as np
 from jobgraph.adapters.local_disk import LocalDiskBlobStore
 from jobgraph.core import delay_model, parquet_codec
 from jobgraph.core.delay_model import route_rng, simulate_route
-from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.graph import total_jobs
 from jobgraph.core.models import Route, Sequence
 from jobgraph.core.results import ResultStore
+from jobgraph.core.run import RunSpec
 from jobgraph.core.solver import solve_into
 
 # the naive model is the tests' oracle (tests/model_oracle.py): one copy, GUIDE §4's constants written out

@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.graph import total_jobs
+from jobgraph.core.run import RunSpec
 from jobgraph.core.solver import solve
 from jobgraph.localcloud.runtime import default_max_workers
 from jobgraph.runs.execute import execute

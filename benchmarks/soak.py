@@ -168,8 +168,8 @@ def soak(
     messages: int, scenario: int, work_ms: int, data_kb: int, poison: int, seed: int, rates: float, kill_rate: float
 ) -> dict:
     """Run the soak; returns the figures and the checks (see the module docstring)."""
-    from jobgraph.core.graph import RunSpec
     from jobgraph.core.results import synthetic_key
+    from jobgraph.core.run import RunSpec
     from jobgraph.runs.execute import execute
     from jobgraph.runs.load import LoadRun, SyntheticLoad
     from jobgraph.runs.local import FaultPlan, LocalOptions, LocalTarget

@@ -14,7 +14,7 @@ import pytest
 
 from jobgraph.cli.main import main
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 from jobgraph.core.solver import solve
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.runs.execute import execute

@@ -19,7 +19,8 @@ import pytest
 
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec, route_job
+from jobgraph.core.graph import route_job
+from jobgraph.core.run import RunSpec
 from jobgraph.localcloud import containers
 from tests.conftest import DOCKER_OPT_IN, capability_absent, opted_in
 from tests.integration.conftest import create_fifo_queue, create_table

@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from jobgraph.cli.main import main
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 from jobgraph.core.solver import solve
 from jobgraph.localcloud.runtime import LocalLambdaRuntime
 from jobgraph.localcloud.server import LocalEndpoint

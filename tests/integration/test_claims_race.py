@@ -13,7 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from jobgraph.adapters.dynamodb import JobsTable, RunNotFoundError
+from jobgraph.adapters.dynamodb import JobsTable
+from jobgraph.adapters.memory import MemoryJobsTable, MemoryTable
+from jobgraph.core.errors import RunNotFoundError
 from jobgraph.localcloud.server import LocalEndpoint
 from tests.integration.conftest import create_table
 
@@ -29,9 +31,13 @@ def endpoint():
         yield local
 
 
-@pytest.fixture
-def tables(endpoint):
-    """One adapter per thread, each with its own client (as separate Lambda instances have)."""
+@pytest.fixture(params=["dynamodb", "memory"])
+def tables(request):
+    """One adapter per thread, each with its own client (as separate Lambda instances have); or the in-memory
+    fake (adapters/memory) shared by every thread, held to the same exactly-once rules under the same race."""
+    if request.param == "memory":
+        return [MemoryJobsTable(MemoryTable("race-jobs"))] * THREADS
+    endpoint = request.getfixturevalue("endpoint")
     return [
         JobsTable("race-jobs", client=endpoint._session.client("dynamodb", endpoint_url=endpoint.url))
         for _ in range(THREADS)
@@ -156,13 +162,14 @@ def test_each_status_answers_a_new_claim(tables):
     assert statuses == {SK: ("FIRED", "message-id-1"), other: ("IN_DOUBT", None)}
 
 
-# --- the job record: one claim, one completion per job (services/processor.run_claimed) -------------
+# --- the job record: one claim, one completion per job (services/idempotency.run_claimed) -------------
 
 
 def job_claims_for(run_id: str, jobs: int):
     """Jobs of a run as claim_job takes them (what it reads: run_id, job_id, exec_type)."""
     from jobgraph.core.generator import generate_sequences
-    from jobgraph.core.graph import RunSpec, route_job
+    from jobgraph.core.graph import route_job
+    from jobgraph.core.run import RunSpec
 
     spec = RunSpec(run_id, "t", 10, 1)
     return [route_job(spec, sequence, 0) for sequence in generate_sequences(jobs, seed=6)]
@@ -206,10 +213,8 @@ def test_each_job_is_claimed_once_and_completed_once_under_concurrent_duplicates
             assert refused["status"] == "COMPLETED"
     assert sorted(firsts) == sorted(winners)
     for job in jobs:
-        item = tables[0].client.get_item(
-            TableName="race-jobs", Key={"pk": {"S": f"RUN#{job.run_id}"}, "sk": {"S": f"JOB#{job.job_id}"}}
-        )["Item"]
-        assert item["output_key"]["S"] == firsts[job.job_id] and item["reports"]["N"] == "1"
+        item = tables[0].get_job(job.run_id, job.job_id)
+        assert item is not None and item["output_key"] == firsts[job.job_id] and item["reports"] == 1
         # and a late duplicate's claim is refused with that completion
         refused = tables[1].claim_job(job, "late-message", lease_ms=60_000)
         assert not refused.granted

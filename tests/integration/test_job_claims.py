@@ -20,11 +20,12 @@ from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.core.errors import JobInProgressError
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec, route_job
+from jobgraph.core.graph import route_job
 from jobgraph.core.models import CompletedJob, JobStatus
 from jobgraph.core.results import ResultStore
+from jobgraph.core.run import RunSpec
 from jobgraph.localcloud.server import LocalEndpoint
-from jobgraph.services.processor import run_claimed
+from jobgraph.services.idempotency import run_claimed
 from tests.integration.conftest import create_table
 
 SPEC = RunSpec("claims", "default", 200, 11)
@@ -224,7 +225,7 @@ def test_an_outcome_whose_transaction_meets_another_on_the_counters_is_written_o
     from botocore.exceptions import ClientError
     from botocore.stub import Stubber
 
-    from jobgraph.adapters import dynamodb
+    from jobgraph.adapters.dynamodb import jobs as dynamodb
 
     monkeypatch.setattr(dynamodb.time, "sleep", lambda s: None)
     client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")

@@ -15,13 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from jobgraph.adapters.dynamodb import JobsTable
+from jobgraph.adapters.memory import MemoryJobsTable, MemoryTable
 from jobgraph.core.models import CompletedJob, ExecType, JobStatus, route_job_id
 from jobgraph.localcloud.server import LocalEndpoint
 from tests.integration.conftest import create_table
 
 
-@pytest.fixture(scope="module")
-def table():
+@pytest.fixture(scope="module", params=["dynamodb", "memory"])
+def table(request):
+    """The table on the local cloud's moto server, or the in-memory fake under the same concurrent reports."""
+    if request.param == "memory":
+        yield MemoryJobsTable(MemoryTable("counters"))
+        return
     with LocalEndpoint() as endpoint:
         client = endpoint.client("dynamodb")
         create_table(client, "counters")
@@ -83,7 +88,8 @@ def test_counters_match_the_job_records_when_claimants_race_fail_and_take_over(t
     left (record_job's expected_status). Leases of 0 ms let deliveries of one job take each other's claims over,
     so outcomes of claimants that lost their claim race the new claimant's: the counters still agree."""
     from jobgraph.core.generator import generate_sequences
-    from jobgraph.core.graph import RunSpec, route_job
+    from jobgraph.core.graph import route_job
+    from jobgraph.core.run import RunSpec
 
     run_id = "claims-race"
     spec = RunSpec(run_id, "t", 10, 1)

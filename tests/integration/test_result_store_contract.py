@@ -15,8 +15,9 @@ from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.core import parquet_codec
 from jobgraph.core.delay_model import RouteState
 from jobgraph.core.errors import ObjectNotFoundError, StoreError
-from jobgraph.core.models import RunManifest, Sequence
+from jobgraph.core.models import Sequence
 from jobgraph.core.results import ResultStore
+from jobgraph.core.run import RunManifest
 
 
 @pytest.fixture(params=["s3", "s3-prefixed", "local"])
@@ -89,13 +90,13 @@ def test_state_round_trip_is_exact(store):
         arrival_delay=np.random.default_rng(0).normal(size=100),
         total_departure_delay=np.random.default_rng(1).exponential(size=100),
     )
-    store.put_state("run-s1", 2, parquet_codec.encode_state(state))
-    back = parquet_codec.decode_state(store.get_state("run-s1", 2))
+    store.put_state("run", 1, 2, parquet_codec.encode_state(state))
+    back = parquet_codec.decode_state(store.get_state("run", 1, 2))
     assert back.route_index == 2 and back.scheduled_arrival_min == 1234.5
     assert np.array_equal(back.arrival_delay, state.arrival_delay)
     assert np.array_equal(back.total_departure_delay, state.total_departure_delay)
     with pytest.raises(ObjectNotFoundError):
-        store.get_state("run-s1", 3)
+        store.get_state("run", 1, 3)
 
 
 def test_manifest_and_sequences(store, seed_000_sequence):

@@ -11,8 +11,9 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from jobgraph.adapters.sqs import FifoQueue, sqs_event
-from jobgraph.core.graph import RunSpec, route_job
+from jobgraph.core.graph import route_job
 from jobgraph.core.models import Sequence
+from jobgraph.core.run import RunSpec
 from tests.lambda_support import FakeLambdaContext, event, load_handler
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 from jobgraph.core.solver import solve
 from jobgraph.localcloud import motopatches
 from jobgraph.localcloud.faults import FaultPlan

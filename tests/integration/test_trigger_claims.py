@@ -19,7 +19,8 @@ import pytest
 from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.targets import Targets
 from jobgraph.adapters.trigger_config import LoadedConfig
-from jobgraph.core.triggers import WorkflowConfig, dedup_token, source_event
+from jobgraph.core.trigger_event import source_event
+from jobgraph.core.triggers import WorkflowConfig, dedup_token
 from jobgraph.localcloud.server import LocalEndpoint
 from jobgraph.services.triggers import ClaimBusyError, TriggerDeps, fire_one
 from tests.integration.conftest import create_table

@@ -19,7 +19,8 @@ from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.targets import Targets
 from jobgraph.adapters.trigger_config import TriggerConfigStore
 from jobgraph.core.errors import ApprovalConflictError, ApprovalExpiredError, ApprovalNotFoundError
-from jobgraph.core.triggers import dedup_token, source_event
+from jobgraph.core.trigger_event import source_event
+from jobgraph.core.triggers import dedup_token
 from jobgraph.services import approvals
 from jobgraph.services.triggers import RunEvent, TriggerDeps, TriggerFailedError, handle_event
 from tests.lambda_support import FakeLambdaContext, event, load_handler

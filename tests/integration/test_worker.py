@@ -14,7 +14,8 @@ import pytest
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.errors import ConfigurationError
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec, route_job
+from jobgraph.core.graph import route_job
+from jobgraph.core.run import RunSpec
 from jobgraph.services.processor import build_processor_runtime
 from jobgraph.services.settings import WorkerSettings, load_settings
 from jobgraph.services.worker import QueueWorker, VisibilityHeartbeat

@@ -12,9 +12,10 @@ from jobgraph.core import parquet_codec, stages
 from jobgraph.core.delay_model import RouteState
 from jobgraph.core.errors import InvalidJobError, MissingStateError
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec, aggregation_job, route_job
+from jobgraph.core.graph import aggregation_job, route_job
 from jobgraph.core.models import CARRY_STATE_MAX_BYTES, CarriedState, carried_state_bytes, carries_state
 from jobgraph.core.results import ResultStore
+from jobgraph.core.run import RunSpec
 
 SQS_CHUNK = 64 * 1024
 # a carried state rides in four SQS payloads per route: completion sent and received, next job sent and received

@@ -19,7 +19,8 @@ from jobgraph.core.bounds import (
 )
 from jobgraph.core.errors import InvalidSequenceError
 from jobgraph.core.loader import load_sequences, sequence_files
-from jobgraph.core.models import CompletedJob, IncomingJob, RunManifest
+from jobgraph.core.models import CompletedJob, IncomingJob
+from jobgraph.core.run import RunManifest
 
 MAX_LINE = 300
 

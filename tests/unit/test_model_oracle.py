@@ -19,9 +19,9 @@ from jobgraph.adapters.local_disk import LocalDiskBlobStore
 from jobgraph.core import delay_model
 from jobgraph.core.delay_model import curfew_breaches, simulate_route, turnaround_buffer
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec
 from jobgraph.core.models import Route, Sequence
 from jobgraph.core.results import ResultStore
+from jobgraph.core.run import RunSpec
 from jobgraph.core.solver import solve_into
 from tests.conftest import THREE_ROUTES
 from tests.model_oracle import NaiveState, minutes, simulate_route_naive, simulate_sequence_naive

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobgraph.bench.project import ProjectionError, model_of, project, simulate
+from jobgraph.bench.project import model_of, project
+from jobgraph.bench.simulation import ProjectionError, simulate
 
 
 def record(scenario: int = 1, chains=(3,), job_ms: float = 100.0, overhead_ms: float = 0.0, **extra) -> dict:

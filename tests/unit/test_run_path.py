@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from jobgraph.cli.main import build_parser, main, run_target
 from jobgraph.core.generator import generate_sequences
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 from jobgraph.runs.aws import AwsTarget
 from jobgraph.runs.execute import execute
 from jobgraph.runs.graph import QueueGraph

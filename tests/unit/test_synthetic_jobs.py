@@ -8,9 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from jobgraph.adapters.local_disk import LocalDiskBlobStore
-from jobgraph.core.graph import RunSpec, synthetic_jobs
+from jobgraph.core.graph import synthetic_jobs
 from jobgraph.core.models import ExecType, IncomingJob
 from jobgraph.core.results import ResultStore, synthetic_key
+from jobgraph.core.run import RunSpec
 from jobgraph.core.stages import run_job, synthetic_payload
 
 SPEC = RunSpec("load-1", "default", 1, 0)

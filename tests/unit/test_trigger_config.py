@@ -10,16 +10,14 @@ import pytest
 from pydantic import ValidationError
 
 from jobgraph.core.errors import ConfigurationError
+from jobgraph.core.trigger_event import approved_event, render, source_event
 from jobgraph.core.triggers import (
     WorkflowConfig,
-    approved_event,
     dag_conf,
     dedup_token,
     glue_arguments,
     orchestration_input,
     plan,
-    render,
-    source_event,
     sqs_mwaa_message,
 )
 from jobgraph.sam.triggers import load_trigger_config, missing_grants, required_grants, template_parameters

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from functools import cache
 
-from jobgraph.adapters.dynamodb import RunExistsError
+from jobgraph.core.errors import RunExistsError
 
 
 @cache

@@ -1,4 +1,5 @@
-"""The status API as a FastAPI app: HTTP onto jobgraph.services.status / start_run, errors onto status codes.
+"""The status API as a FastAPI app: HTTP onto jobgraph.services (status, listings, tasks, start_run), errors
+onto status codes.
 
 Served on AWS by functions/api/app.py (Mangum, API Gateway HTTP API with IAM auth) and locally by
 `jobgraph serve` (uvicorn). Client mistakes are 4xx with an ErrorBody naming the field, never a 500.
@@ -7,7 +8,7 @@ Served on AWS by functions/api/app.py (Mangum, API Gateway HTTP API with IAM aut
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
 from fastapi import FastAPI, Header, Path, Query, Request
@@ -16,7 +17,6 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from jobgraph.adapters.dynamodb import RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.api.approvals import add_approval_routes
 from jobgraph.api.limits import BodyLimits
 from jobgraph.api.schemas import (
@@ -31,7 +31,7 @@ from jobgraph.api.schemas import (
     ResultLinks,
     RunPage,
     RunRequest,
-    RunStarted,
+    RunStartedBody,
     RunStatusBody,
     RunStatusName,
     TaskId,
@@ -39,10 +39,10 @@ from jobgraph.api.schemas import (
     TaskStatus,
     TestRunId,
 )
-from jobgraph.core.errors import InvalidSequenceError
+from jobgraph.core.errors import InvalidSequenceError, RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.core.models import RUN_ID_PATTERN
-from jobgraph.services import status
-from jobgraph.services.start_run import parse_sequences
+from jobgraph.services import listings, status, tasks
+from jobgraph.services.start_run import parse_sequences, run_spec
 
 API_VERSION = "1.1.0"
 RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="run id")]
@@ -82,6 +82,19 @@ def error(status_code: int, code: str, message: str, errors: list[dict] | None =
     return JSONResponse(status_code=status_code, content=body.model_dump())
 
 
+# a domain error -> (HTTP status, error code, the field at fault, what is wrong with it (None: the error's text))
+DOMAIN_ERRORS: tuple[tuple[type[Exception], int, str, str, str | None], ...] = (
+    (RunNotFoundError, 404, "not_found", "path.run_id", "no such run"),
+    (TaskNotFoundError, 404, "not_found", "path.task_id", "no such task"),
+    (status.JobNotFoundError, 404, "not_found", "path.job_id", "no record of this job"),
+    (status.NoSuchFileError, 404, "not_found", "path.file_type", None),
+    (status.NotReadyError, 409, "not_ready", "path.job_id", "not COMPLETED yet"),
+    (RunExistsError, 409, "conflict", "body.run_id", "a run with this id exists"),
+    (tasks.TaskConflictError, 409, "conflict", "client_key", None),
+    (listings.BadTokenError, 400, "bad_request", "query.next_token", None),
+)
+
+
 def add_limits(app: FastAPI, trusted_hosts: Sequence[str] | None) -> None:
     """Body limits before parsing (api/limits.py) and, on a local server, the Host header checked first:
     a web page a browser was tricked into sending to 127.0.0.1 (DNS rebinding) names its own host."""
@@ -119,8 +132,26 @@ def create_app(
             allow_headers=["authorization", "content-type", "idempotency-key"],
             max_age=600,
         )
-
     add_limits(app, trusted_hosts)
+    add_error_handlers(app)
+    add_run_routes(app, deps)
+    add_job_routes(app, deps)
+    add_task_routes(app, deps)
+    add_approval_routes(app, deps)
+    return app
+
+
+def _domain_error(
+    status_code: int, code: str, field: str, message: str | None
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        return error(status_code, code, str(exc), [{"field": field, "message": message or str(exc)}])
+
+    return handle
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Client mistakes and domain errors as ErrorBody (4xx naming the field), never a 500."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -132,51 +163,26 @@ def create_app(
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
         return error(exc.status_code, code, str(exc.detail))
 
-    @app.exception_handler(RunNotFoundError)
-    async def _not_found(_request: Request, exc: RunNotFoundError) -> JSONResponse:
-        return error(404, "not_found", str(exc), [{"field": "path.run_id", "message": "no such run"}])
-
-    @app.exception_handler(TaskNotFoundError)
-    async def _task_not_found(_request: Request, exc: TaskNotFoundError) -> JSONResponse:
-        return error(404, "not_found", str(exc), [{"field": "path.task_id", "message": "no such task"}])
-
-    @app.exception_handler(status.JobNotFoundError)
-    async def _job_not_found(_request: Request, exc: status.JobNotFoundError) -> JSONResponse:
-        return error(404, "not_found", str(exc), [{"field": "path.job_id", "message": "no record of this job"}])
-
-    @app.exception_handler(status.NoSuchFileError)
-    async def _no_such_file(_request: Request, exc: status.NoSuchFileError) -> JSONResponse:
-        return error(404, "not_found", str(exc), [{"field": "path.file_type", "message": str(exc)}])
-
-    @app.exception_handler(status.NotReadyError)
-    async def _not_ready(_request: Request, exc: status.NotReadyError) -> JSONResponse:
-        return error(409, "not_ready", str(exc), [{"field": "path.job_id", "message": "not COMPLETED yet"}])
-
-    @app.exception_handler(RunExistsError)
-    async def _exists(_request: Request, exc: RunExistsError) -> JSONResponse:
-        return error(409, "conflict", str(exc), [{"field": "body.run_id", "message": "a run with this id exists"}])
-
-    @app.exception_handler(status.TaskConflictError)
-    async def _task_conflict(_request: Request, exc: status.TaskConflictError) -> JSONResponse:
-        return error(409, "conflict", str(exc), [{"field": "client_key", "message": str(exc)}])
-
-    @app.exception_handler(status.BadTokenError)
-    async def _bad_token(_request: Request, exc: status.BadTokenError) -> JSONResponse:
-        return error(400, "bad_request", str(exc), [{"field": "query.next_token", "message": str(exc)}])
+    for exc_type, status_code, code, field, message in DOMAIN_ERRORS:
+        app.add_exception_handler(exc_type, _domain_error(status_code, code, field, message))
 
     @app.exception_handler(InvalidSequenceError)
     async def _invalid_sequences(_request: Request, exc: InvalidSequenceError) -> JSONResponse:
         errors = [{"field": "body." + p.split(":", 1)[0], "message": p.split(":", 1)[-1].strip()} for p in exc.problems]
         return error(422, "validation_error", "; ".join(exc.problems), errors)
 
+
+def add_run_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
+    """POST /runs, GET /runs, GET /runs/{run_id}, its jobs and its results."""
+
     @app.post(
         "/runs",
         status_code=202,
-        response_model=RunStarted,
+        response_model=RunStartedBody,
         responses={**ERRORS, 409: {"model": ErrorBody, "description": "run_id exists"}},
         summary="Start a run from sequences or a generator spec (on the stack's runner)",
     )
-    def start_run(body: RunRequest, request: Request) -> RunStarted:
+    def start_run(body: RunRequest, request: Request) -> RunStartedBody:
         if body.generate is not None:
             from jobgraph.core.generator import generate_sequences  # numpy: only when asked to generate
 
@@ -184,10 +190,16 @@ def create_app(
         else:
             # already valid one by one (the body model); duplicate ids are a property of the whole list
             sequences = parse_sequences([s.model_dump(mode="json") for s in body.sequences or []])
-        started = status.start_run(
-            deps(), body.run_id or status.new_run_id(), sequences, body.scenarios, body.seed, body.test_run_id
+        api = deps()
+        run_id = body.run_id or status.new_run_id()
+        started = api.runner.start_run(
+            run_spec(api.settings, run_id, body.scenarios, body.seed, body.test_run_id), sequences
         )
-        return RunStarted(**started, status_url=str(request.url_for("get_run", run_id=started["run_id"])))
+        status_url = str(request.url_for("get_run", run_id=started.run_id))
+        # nothing of it has run yet: no median to estimate from (GET /runs/{run_id} has one once jobs complete)
+        return RunStartedBody(
+            **started.model_dump(), scenario=api.settings.scenario, status_url=status_url, estimated_time_seconds=None
+        )
 
     @app.get(
         "/runs",
@@ -205,7 +217,7 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         next_token: Annotated[str | None, Query(max_length=4096, description="from the previous page")] = None,
     ) -> dict:
-        return status.list_runs(deps(), run_status, test_run_id, since, until, limit, next_token)
+        return listings.list_runs(deps(), run_status, test_run_id, since, until, limit, next_token)
 
     @app.get("/runs/{run_id}", response_model=RunStatusBody, responses=ERRORS, summary="Status, progress, timings")
     def get_run(run_id: RunIdPath) -> dict:
@@ -220,11 +232,15 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         next_token: Annotated[str | None, Query(max_length=4096, description="from the previous page")] = None,
     ) -> dict:
-        return status.list_jobs(deps(), run_id, job_status, limit, next_token)
+        return listings.list_jobs(deps(), run_id, job_status, limit, next_token)
 
     @app.get("/runs/{run_id}/results", response_model=ResultLinks, responses=ERRORS, summary="Presigned result URLs")
     def get_results(run_id: RunIdPath) -> dict:
         return status.result_links(deps(), run_id)
+
+
+def add_job_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
+    """GET /status/{job_id} and GET /download/{job_id}/{file_type}: any job, a run's or a task's."""
 
     @app.get(
         "/status/{job_id}",
@@ -252,6 +268,30 @@ def create_app(
     ) -> RedirectResponse:
         return RedirectResponse(status.download_url(deps(), job_id, file_type), status_code=302)
 
+
+def idempotency_key(body: TaskRequest, header: str | None) -> str | JSONResponse:
+    """The task's client key (the body's or the Idempotency-Key header, not two different ones), else a 422."""
+    if body.client_key and header and body.client_key != header:
+        return error(
+            422,
+            "validation_error",
+            "Idempotency-Key header and client_key differ",
+            [{"field": "body.client_key", "message": "differs from the Idempotency-Key header"}],
+        )
+    key = body.client_key or header
+    if key is None:
+        return error(
+            422,
+            "validation_error",
+            "give an idempotency key: the Idempotency-Key header or client_key",
+            [{"field": "header.Idempotency-Key", "message": "required (or body.client_key)"}],
+        )
+    return key
+
+
+def add_task_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
+    """POST /tasks (idempotent per client key) and GET /tasks/{task_id} (seed 004)."""
+
     @app.post(
         "/tasks",
         status_code=202,
@@ -266,24 +306,12 @@ def create_app(
     def submit_task(
         body: TaskRequest,
         request: Request,
-        idempotency_key: Annotated[ClientKey | None, Header(alias="Idempotency-Key")] = None,
+        idempotency_key_header: Annotated[ClientKey | None, Header(alias="Idempotency-Key")] = None,
     ) -> JSONResponse:
-        key = body.client_key or idempotency_key
-        if key is None:
-            return error(
-                422,
-                "validation_error",
-                "give an idempotency key: the Idempotency-Key header or client_key",
-                [{"field": "header.Idempotency-Key", "message": "required (or body.client_key)"}],
-            )
-        if body.client_key and idempotency_key and body.client_key != idempotency_key:
-            return error(
-                422,
-                "validation_error",
-                "Idempotency-Key header and client_key differ",
-                [{"field": "body.client_key", "message": "differs from the Idempotency-Key header"}],
-            )
-        task, created = status.submit_task(deps(), key, body.work_duration_ms, body.data_size_kb, body.message_group_id)
+        key = idempotency_key(body, idempotency_key_header)
+        if isinstance(key, JSONResponse):
+            return key
+        task, created = tasks.submit_task(deps(), key, body.work_duration_ms, body.data_size_kb, body.correlation_id)
         task["status_url"] = str(request.url_for("get_task", task_id=task["task_id"]))
         return JSONResponse(status_code=202 if created else 200, content=TaskStatus(**task).model_dump())
 
@@ -294,11 +322,8 @@ def create_app(
         summary="A task's status (QUEUED, PROCESSING, COMPLETED, FAILED), estimate, and download URL once done",
     )
     def get_task(task_id: Annotated[TaskId, Path(description="from POST /tasks")], request: Request) -> dict:
-        task = status.task_status(deps(), task_id)
+        task = tasks.task_status(deps(), task_id)
         return {**task, "status_url": str(request.url_for("get_task", task_id=task_id))}
-
-    add_approval_routes(app, deps)
-    return app
 
 
 def openapi_document() -> str:

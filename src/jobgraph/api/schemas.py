@@ -6,6 +6,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from jobgraph.core.bounds import Scenarios, Seed, json_int
 from jobgraph.core.models import (
     MAX_SYNTHETIC_DATA_KB,
     MAX_SYNTHETIC_WORK_MS,
@@ -13,12 +14,10 @@ from jobgraph.core.models import (
     TASK_ID_PREFIX,
     TEST_RUN_ID_PATTERN,
     RunId,
-    Scenarios,
-    Seed,
     Sequence,
     is_task_id,
-    json_int,
 )
+from jobgraph.core.run import RunStarted
 
 # API Gateway gives an integration 29 s: a run started through the API must be stored and seeded well
 # within that (each sequence is one S3 PUT). Bigger runs: the StartRun function or `jobgraph run --stack`.
@@ -66,16 +65,11 @@ class RunRequest(_Body):
         return self
 
 
-class RunStarted(BaseModel):
-    run_id: str
-    status: Literal["RUNNING"] = "RUNNING"
+class RunStartedBody(RunStarted):
+    """A run that started, and where to follow it."""
+
+    # the fields of core.run.RunStarted (StartRun's answer too), then the API's own
     scenario: int = Field(description="the stack's scenario: 1 Lambda, 2 ECS workers, 3 Step Functions")
-    test_run_id: str
-    sequences: int
-    jobs_total: int
-    first_jobs_sent: int | None = Field(description="null in scenario 3: the state machine starts them")
-    scenarios: int
-    seed: int
     status_url: str
     estimated_time_seconds: int | None = Field(description="null until some of its jobs completed")
 
@@ -181,17 +175,22 @@ class TaskRequest(_Body):
 
     work_duration_ms: json_int(ge=0, le=MAX_SYNTHETIC_WORK_MS) = 100
     data_size_kb: json_int(ge=0, le=MAX_SYNTHETIC_DATA_KB) = 10
-    message_group_id: GroupId | None = Field(default=None, description="FIFO group (default: TASK_GROUP_ID)")
+    # SQS's MessageGroupId: named so on the wire (seed 004), the correlation id in the code
+    correlation_id: GroupId | None = Field(
+        default=None, alias="message_group_id", description="FIFO group (default: TASK_GROUP_ID)"
+    )
     client_key: ClientKey | None = Field(default=None, description="idempotency key (or the Idempotency-Key header)")
 
 
 class TaskStatus(BaseModel):
+    model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
+
     task_id: str
     status: TaskStatusName
     created_at: str | None
     updated_at: str | None
     attempts: int = Field(description="the attempt of its latest run (0 before it ran)")
-    message_group_id: str | None
+    correlation_id: str | None = Field(alias="message_group_id")
     client_key: str | None
     work_duration_ms: int | None
     data_size_kb: int | None

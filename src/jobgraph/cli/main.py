@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from jobgraph.cli import billing as cli_billing
@@ -321,7 +322,7 @@ def cmd_validate(args) -> int:
 
 def run_inputs(args):
     """Sequences and run spec, shared by `solve` and `run` so both can be fed the same graph."""
-    from jobgraph.core.graph import RunSpec
+    from jobgraph.core.run import RunSpec
 
     if args.generate:
         from jobgraph.core.generator import generate_sequences
@@ -501,8 +502,8 @@ def cmd_cost(args) -> int:
 
 def cmd_load(args) -> int:
     from jobgraph.bench import prices
-    from jobgraph.core.graph import RunSpec
     from jobgraph.core.models import MAX_SYNTHETIC_DATA_KB, MAX_SYNTHETIC_WORK_MS
+    from jobgraph.core.run import RunSpec
     from jobgraph.runs.execute import execute
     from jobgraph.runs.load import SyntheticLoad
     from jobgraph.runs.target import Patience
@@ -516,14 +517,13 @@ def cmd_load(args) -> int:
         args.messages, args.work_duration_ms, args.data_size_kb, args.concurrency, args.groups, args.scenario
     )
     target = run_target(args, scenario(args.scenario), Patience(args.timeout, args.stall_timeout))
-    execute(load, target, RunSpec(args.run_id, args.test_run_id, 1, 0), then=lambda outcome: report(outcome, table))
+    execute(load, target, RunSpec.synthetic(args.run_id, args.test_run_id), then=lambda outcome: report(outcome, table))
     return 0
 
 
 def cmd_sweep(args) -> int:
     from jobgraph.bench import prices, sweep
     from jobgraph.bench.compare import compare
-    from jobgraph.core.graph import RunSpec
     from jobgraph.runs.execute import execute
 
     points = sweep.sweep_points(args.memory, args.architecture)
@@ -532,7 +532,7 @@ def cmd_sweep(args) -> int:
     chosen = scenario(1)
 
     def run_one(point, run_id: str) -> Path:
-        spec = RunSpec(run_id, base.test_run_id, base.scenarios, base.seed)
+        spec = replace(base, run_id=run_id)
         target = run_target(args, chosen, parameters=point.parameters())
         return execute(chosen.graph(sequences), target, spec, then=lambda outcome: report(outcome, table)).out_dir
 
@@ -552,7 +552,6 @@ def cmd_sweep(args) -> int:
 
 def cmd_bench(args) -> int:
     from jobgraph.bench import prices, suite, sweep
-    from jobgraph.core.graph import RunSpec
     from jobgraph.runs.execute import execute
     from jobgraph.runs.outcome import RunFailed
     from jobgraph.runs.target import Patience
@@ -570,7 +569,7 @@ def cmd_bench(args) -> int:
     folders, failed = [], []
     for implementation in chosen_implementations:
         run_id, chosen = implementation.run_id(args.run_id), scenario(implementation.scenario)
-        spec = RunSpec(run_id, base.test_run_id, base.scenarios, base.seed)
+        spec = replace(base, run_id=run_id)
         print(f"== {run_id}: scenario {chosen.number} ({chosen.name})", flush=True)
         try:
             if args.env:

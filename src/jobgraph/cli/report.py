@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from jobgraph.runs.outcome import RunOutcome
 
 
 def _fmt_metric(metric: dict) -> str:
@@ -77,7 +81,6 @@ def request_lines(record: dict) -> list[str]:
 def print_run_report(outcome, record: dict | None = None) -> None:
     """Report of `jobgraph run`: throughput, per-stage processing time, queue wait, retries, DLQs, alarms."""
     jobs_per_s = outcome.jobs / outcome.wall_seconds if outcome.wall_seconds else float("inf")
-    retried = {job: n for job, n in outcome.attempts.items() if n > 1}
     from jobgraph.runs.scenarios import scenario
 
     # scenario 3 starts a Step Functions execution and runs jobs in StepTask; the others use StartRun/Processor
@@ -92,8 +95,23 @@ def print_run_report(outcome, record: dict | None = None) -> None:
         f"  processing time per stage ({runner}, from the job records):",
         *stage_table(outcome.stage_ms),
     ]
-    functions = outcome.extra.get("functions", {})
-    for name, figures in functions.items():
+    lines += runner_lines(outcome) + failure_lines(outcome)
+    lines.extend(merged_lines(outcome.merged))
+    if record is not None:
+        lines.extend(request_lines(record))
+        lines.extend(cost_lines(record))
+    lines.append(f"results: {outcome.out_dir}")
+    if outcome.dashboard_url:
+        lines.append(f"dashboard: {outcome.dashboard_url}")
+    if outcome.extra.get("log_dir"):
+        lines.append(f"function logs: {outcome.extra['log_dir']}")
+    print("\n".join(lines))
+
+
+def runner_lines(outcome: RunOutcome) -> list[str]:
+    """Per function (Lambda workers) and per ECS service: its workers, invocations, waits and faults."""
+    lines: list[str] = []
+    for name, figures in outcome.extra.get("functions", {}).items():
         lines.append(
             f"  {name}: {figures['workers']} workers, {figures['invocations']} invocations "
             f"({figures['cold_starts']} cold), {figures['errors']} errors, {figures['worker_deaths']} worker deaths, "
@@ -114,6 +132,13 @@ def print_run_report(outcome, record: dict | None = None) -> None:
         lines.append(f"    batch {_percentiles(figures['batch_ms'])}")
         if figures["faults"]:
             lines.append("    faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(figures["faults"].items())))
+    return lines
+
+
+def failure_lines(outcome: RunOutcome) -> list[str]:
+    """What went wrong and what came of it: faults, retries, the state machine's tasks, DLQs, triggers, alarms."""
+    lines: list[str] = []
+    retried = {job: n for job, n in outcome.attempts.items() if n > 1}
     if outcome.extra.get("faults"):
         lines.append("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.extra["faults"].items())))
     lines.append(f"  jobs retried: {len(retried)} (max attempts {max(outcome.attempts.values(), default=0)})")
@@ -146,16 +171,7 @@ def print_run_report(outcome, record: dict | None = None) -> None:
     if outcome.alarms:
         lines.append("  alarms:")
         lines.extend(f"    {state:<17} {name}" for name, state in sorted(outcome.alarms.items()))
-    lines.extend(merged_lines(outcome.merged))
-    if record is not None:
-        lines.extend(request_lines(record))
-        lines.extend(cost_lines(record))
-    lines.append(f"results: {outcome.out_dir}")
-    if outcome.dashboard_url:
-        lines.append(f"dashboard: {outcome.dashboard_url}")
-    if outcome.extra.get("log_dir"):
-        lines.append(f"function logs: {outcome.extra['log_dir']}")
-    print("\n".join(lines))
+    return lines
 
 
 def print_load_report(outcome, record: dict) -> None:

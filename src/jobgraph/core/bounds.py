@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
+from pydantic import BeforeValidator, Field
 
 # 2**53: every id below it is exact in a JSON double (JavaScript clients, jq, DynamoDB's number type
 # round-trips it); ids are also part of job ids, S3 keys and seeds of the delay model
@@ -20,6 +23,7 @@ MAX_SEQUENCE_FILE_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
 MAX_NUMBER_DIGITS = 20  # 2**63 has 19 digits; a longer literal is refused before anything converts it
 MAX_QUOTED_CHARS = 80
+MAX_SCENARIOS = 100_000
 
 
 class JsonBoundsError(ValueError):
@@ -159,3 +163,31 @@ def read_json(
     with Path(path).open("rb") as handle:
         data = handle.read(max_bytes + 1)
     return loads_bounded(data, max_bytes=max_bytes, max_depth=max_depth)
+
+
+def _json_integer(value: object) -> object:
+    # lax pydantic would take true as 1 and "1000" as 1000: the contract wants a JSON integer (GUIDE §2)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a JSON integer, got {json_type(value)} {quote(value)}")
+    return value
+
+
+def json_int(**bounds: int) -> Any:
+    """An integer field that takes JSON integers only (not booleans, strings or floats), within ``bounds``
+    (``ge``/``gt``/``le``/``lt``); the bounds come first so that OpenAPI documents them."""
+    return Annotated[int, Field(**cast(dict[str, Any], bounds)), BeforeValidator(_json_integer)]
+
+
+# the contract's integers (GUIDE §2): the same in sequence files, API bodies and queue messages
+if TYPE_CHECKING:  # to mypy they are ints (it takes no call as a type); pydantic gets the Annotated bounds
+    SequenceId = int
+    Positive = int
+    Seed = int
+    Count = int
+    Scenarios = int
+else:
+    SequenceId = json_int(ge=0, lt=SEQUENCE_ID_LIMIT)
+    Positive = json_int(ge=1)
+    Seed = json_int(ge=0, lt=SEED_LIMIT)
+    Count = json_int(ge=0)
+    Scenarios = json_int(ge=1, le=MAX_SCENARIOS)

@@ -54,3 +54,15 @@ class ApprovalExpiredError(JobGraphError):
 
 class ApprovalConflictError(JobGraphError):
     """The run's approval was decided before, the other way."""
+
+
+class RunExistsError(JobGraphError):
+    """A run with this run_id was started before."""
+
+
+class RunNotFoundError(JobGraphError):
+    """No run with this id (or it expired)."""
+
+
+class TaskNotFoundError(JobGraphError):
+    """No task with this id (or it expired)."""

@@ -237,81 +237,91 @@ def _check_non_negative(**values: int) -> None:
 
 def check_constraints(seq: models.Sequence) -> list[str]:
     """Violations of the seven GUIDE §3 constraints, one human-readable line each; empty if none."""
-    problems: list[str] = []
-    routes = seq.routes
     where = f"sequence {seq.sequence_id}"
-    if not routes:
+    if not seq.routes:
         return [f"{where}: (5) has no flights; needs {FLIGHTS_PER_DAY[0]}-{FLIGHTS_PER_DAY[1]}"]
+    problems = _check_first_gate(seq)
+    for i, route in enumerate(seq.routes):
+        problems += _check_route(i, route)
+    for i in range(1, len(seq.routes)):
+        problems += _check_turnaround(i, seq.routes[i - 1], seq.routes[i])
+    problems += _check_day(seq)
+    return [f"{where}: {problem}" for problem in problems]
 
-    # (1) first gate at home, 00:05-02:00
-    first = routes[0]
+
+def _check_first_gate(seq: models.Sequence) -> list[str]:
+    """(1) first gate at home, 00:05-02:00."""
+    problems = []
+    first = seq.routes[0]
     if first.origin_iata != seq.home_airport_iata:
         problems.append(
-            f"{where}: (1) routes[0].origin_iata {first.origin_iata} is not the home airport {seq.home_airport_iata}"
+            f"(1) routes[0].origin_iata {first.origin_iata} is not the home airport {seq.home_airport_iata}"
         )
     lo, hi = FIRST_GATE_OPEN_MIN
     if not lo - _EPS <= first.gate_open_min <= hi + _EPS:
         problems.append(
-            f"{where}: (1) routes[0].estimated_gate_open_time {first.estimated_gate_open_time} "
+            f"(1) routes[0].estimated_gate_open_time {first.estimated_gate_open_time} "
             f"is not between {format_hms(lo)} and {format_hms(hi)}"
         )
+    return problems
 
-    for i, route in enumerate(routes):
-        # (2) takeoff 80-110 min after gate open
-        taxi = route.takeoff_min - route.gate_open_min
-        lo, hi = TAKEOFF_AFTER_GATE_MIN
-        if not lo - _EPS <= taxi <= hi + _EPS:
-            problems.append(f"{where}: (2) routes[{i}] takes off {taxi:g} min after gate open; must be {lo}-{hi} min")
-        # (3) block time = haversine / 800 km/h
-        if iata.is_known_iata(route.origin_iata) and iata.is_known_iata(route.destination_iata):
-            expected = iata.flight_minutes(route.origin_iata, route.destination_iata)
-            if abs(route.block_min - expected) > FLIGHT_TIME_TOLERANCE_MIN + _EPS:
-                problems.append(
-                    f"{where}: (3) routes[{i}] {route.origin_iata}-{route.destination_iata} flies "
-                    f"{route.block_min:g} min; haversine at {iata.CRUISE_SPEED_KMH:g} km/h gives "
-                    f"{expected:.1f} min (tolerance {FLIGHT_TIME_TOLERANCE_MIN:g} min)"
-                )
-        else:
-            problems.append(
-                f"{where}: (3) routes[{i}] {route.origin_iata}-{route.destination_iata}: unknown airport, "
-                "cannot compute the flight time"
-            )
-        # (7) no self-legs
-        if route.origin_iata == route.destination_iata:
-            problems.append(f"{where}: (7) routes[{i}] flies from {route.origin_iata} to itself")
 
-    for i in range(1, len(routes)):
-        prev, route = routes[i - 1], routes[i]
-        # (4) next gate 10-40 min after landing
-        turnaround = route.gate_open_min - prev.arrival_min
-        lo, hi = TURNAROUND_MIN
-        if not lo - _EPS <= turnaround <= hi + _EPS:
+def _check_route(i: int, route: models.Route) -> list[str]:
+    """(2) takeoff 80-110 min after gate open, (3) block time = haversine / 800 km/h, (7) no self-legs."""
+    problems = []
+    taxi = route.takeoff_min - route.gate_open_min
+    lo, hi = TAKEOFF_AFTER_GATE_MIN
+    if not lo - _EPS <= taxi <= hi + _EPS:
+        problems.append(f"(2) routes[{i}] takes off {taxi:g} min after gate open; must be {lo}-{hi} min")
+    if iata.is_known_iata(route.origin_iata) and iata.is_known_iata(route.destination_iata):
+        expected = iata.flight_minutes(route.origin_iata, route.destination_iata)
+        if abs(route.block_min - expected) > FLIGHT_TIME_TOLERANCE_MIN + _EPS:
             problems.append(
-                f"{where}: (4) routes[{i}] gate opens {turnaround:g} min after routes[{i - 1}] lands; "
-                f"must be {lo}-{hi} min"
+                f"(3) routes[{i}] {route.origin_iata}-{route.destination_iata} flies "
+                f"{route.block_min:g} min; haversine at {iata.CRUISE_SPEED_KMH:g} km/h gives "
+                f"{expected:.1f} min (tolerance {FLIGHT_TIME_TOLERANCE_MIN:g} min)"
             )
-        # (7) routes chain
-        if prev.destination_iata != route.origin_iata:
-            problems.append(
-                f"{where}: (7) routes[{i}].origin_iata {route.origin_iata} does not continue from "
-                f"routes[{i - 1}].destination_iata {prev.destination_iata}"
-            )
+    else:
+        problems.append(
+            f"(3) routes[{i}] {route.origin_iata}-{route.destination_iata}: unknown airport, "
+            "cannot compute the flight time"
+        )
+    if route.origin_iata == route.destination_iata:
+        problems.append(f"(7) routes[{i}] flies from {route.origin_iata} to itself")
+    return problems
 
-    # (5) 2-8 flights
+
+def _check_turnaround(i: int, prev: models.Route, route: models.Route) -> list[str]:
+    """(4) next gate 10-40 min after landing, (7) routes chain."""
+    problems = []
+    turnaround = route.gate_open_min - prev.arrival_min
+    lo, hi = TURNAROUND_MIN
+    if not lo - _EPS <= turnaround <= hi + _EPS:
+        problems.append(
+            f"(4) routes[{i}] gate opens {turnaround:g} min after routes[{i - 1}] lands; must be {lo}-{hi} min"
+        )
+    if prev.destination_iata != route.origin_iata:
+        problems.append(
+            f"(7) routes[{i}].origin_iata {route.origin_iata} does not continue from "
+            f"routes[{i - 1}].destination_iata {prev.destination_iata}"
+        )
+    return problems
+
+
+def _check_day(seq: models.Sequence) -> list[str]:
+    """(5) 2-8 flights, (6) the last flight lands at home, after 16:00 and before 23:00."""
+    problems = []
     lo, hi = FLIGHTS_PER_DAY
-    if not lo <= len(routes) <= hi:
-        problems.append(f"{where}: (5) has {len(routes)} flights; must be {lo}-{hi}")
-
-    # (6) last flight lands at home, after 16:00 and before 23:00
-    last = routes[-1]
+    if not lo <= len(seq.routes) <= hi:
+        problems.append(f"(5) has {len(seq.routes)} flights; must be {lo}-{hi}")
+    last = seq.routes[-1]
     if last.destination_iata != seq.home_airport_iata:
         problems.append(
-            f"{where}: (6) last flight lands at {last.destination_iata}, not at the home airport "
-            f"{seq.home_airport_iata}"
+            f"(6) last flight lands at {last.destination_iata}, not at the home airport {seq.home_airport_iata}"
         )
     if not LAST_ARRIVAL_AFTER_MIN < last.arrival_min < LAST_ARRIVAL_BEFORE_MIN:
         problems.append(
-            f"{where}: (6) last flight lands at {last.estimated_arrival_time}; must be after "
+            f"(6) last flight lands at {last.estimated_arrival_time}; must be after "
             f"{format_hms(LAST_ARRIVAL_AFTER_MIN)} and before {format_hms(LAST_ARRIVAL_BEFORE_MIN)}"
         )
     return problems

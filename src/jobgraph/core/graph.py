@@ -6,15 +6,11 @@ after every sequence's AGGREGATION. Pure functions shared by the solver, StartRu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from jobgraph.core.errors import InvalidJobError
 from jobgraph.core.models import (
     CompletedJob,
     ExecType,
-    Implementation,
     IncomingJob,
-    RunManifest,
     Sequence,
     aggregation_job_id,
     correlation_id,
@@ -22,70 +18,52 @@ from jobgraph.core.models import (
     merge_job_id,
     route_job_id,
 )
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    run_id: str
-    test_run_id: str
-    scenarios: int
-    seed: int
+from jobgraph.core.run import Implementation, RunManifest, RunSpec
 
 
 def route_job(spec: RunSpec, sequence: Sequence, route_index: int) -> IncomingJob:
     total = len(sequence.routes)
     return IncomingJob(
         job_id=route_job_id(spec.run_id, sequence.sequence_id, route_index),
-        run_id=spec.run_id,
-        test_run_id=spec.test_run_id,
+        **spec.fields(),
         correlation_id=correlation_id(spec.run_id, sequence.sequence_id),
         sequence_id=sequence.sequence_id,
         exec_type=exec_type_for(route_index, total),
         route_index=route_index,
         total_routes=total,
         route=sequence.routes[route_index],
-        scenarios=spec.scenarios,
-        seed=spec.seed,
     )
 
 
 def aggregation_job(spec: RunSpec, sequence_id: int, total_routes: int) -> IncomingJob:
     return IncomingJob(
         job_id=aggregation_job_id(spec.run_id, sequence_id),
-        run_id=spec.run_id,
-        test_run_id=spec.test_run_id,
+        **spec.fields(),
         correlation_id=correlation_id(spec.run_id, sequence_id),
         sequence_id=sequence_id,
         exec_type=ExecType.AGGREGATION,
         total_routes=total_routes,
-        scenarios=spec.scenarios,
-        seed=spec.seed,
     )
 
 
 def merge_job(spec: RunSpec) -> IncomingJob:
     return IncomingJob(
         job_id=merge_job_id(spec.run_id),
-        run_id=spec.run_id,
-        test_run_id=spec.test_run_id,
-        # the MERGE has its own message group: it depends on every sequence, not on one
-        correlation_id=f"{spec.run_id}-merge",
+        **spec.fields(),
+        correlation_id=correlation_id(spec.run_id),
         exec_type=ExecType.MERGE,
-        scenarios=spec.scenarios,
-        seed=spec.seed,
     )
 
 
-def synthetic_job(spec: RunSpec, job_id: str, group: str, work_duration_ms: int, data_size_kb: int) -> IncomingJob:
+def synthetic_job(
+    spec: RunSpec, job_id: str, correlation_id: str, work_duration_ms: int, data_size_kb: int
+) -> IncomingJob:
     """One perf-runner job (no graph, no follow-up): ``jobgraph load`` and the status API's POST /tasks."""
     return IncomingJob(
         job_id=job_id,
-        run_id=spec.run_id,
-        test_run_id=spec.test_run_id,
-        correlation_id=group,
+        **spec.fields(),
+        correlation_id=correlation_id,
         exec_type=ExecType.SYNTHETIC,
-        scenarios=spec.scenarios,
-        seed=spec.seed,
         work_duration_ms=work_duration_ms,
         data_size_kb=data_size_kb,
     )
@@ -94,11 +72,15 @@ def synthetic_job(spec: RunSpec, job_id: str, group: str, work_duration_ms: int,
 def synthetic_jobs(
     spec: RunSpec, count: int, work_duration_ms: int, data_size_kb: int, groups: int
 ) -> list[IncomingJob]:
-    """The perf runner's load: ``count`` independent jobs spread over ``groups`` FIFO message groups
-    (FIFO delivers one group in order, so the groups bound how many run at once)."""
+    """The perf runner's load: ``count`` independent jobs spread over ``groups`` correlation ids, FIFO
+    message groups (FIFO delivers one group in order, so the groups bound how many run at once)."""
     return [
         synthetic_job(
-            spec, f"{spec.run_id}-syn-{index:07d}", f"{spec.run_id}-g{index % groups}", work_duration_ms, data_size_kb
+            spec,
+            f"{spec.run_id}-syn-{index:07d}",
+            correlation_id(spec.run_id, lane=index % groups),
+            work_duration_ms,
+            data_size_kb,
         )
         for index in range(count)
     ]
@@ -107,10 +89,7 @@ def synthetic_jobs(
 def run_manifest(spec: RunSpec, sequences: list[Sequence], implementation: Implementation) -> RunManifest:
     """What a run was asked to do, stored beside its results by every implementation."""
     return RunManifest(
-        run_id=spec.run_id,
-        test_run_id=spec.test_run_id,
-        scenarios=spec.scenarios,
-        seed=spec.seed,
+        **spec.fields(),
         sequence_ids=[s.sequence_id for s in sequences],
         total_route_jobs=sum(len(s.routes) for s in sequences),
         implementation=implementation,

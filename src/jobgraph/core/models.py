@@ -11,12 +11,11 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, cast
+from typing import TYPE_CHECKING, Annotated, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -25,16 +24,21 @@ from pydantic import (
 )
 
 from jobgraph.core.airports import is_known_iata
-from jobgraph.core.bounds import SEED_LIMIT, SEQUENCE_ID_LIMIT, json_type, quote
+from jobgraph.core.bounds import MAX_SCENARIOS, Count, Positive, Scenarios, Seed, SequenceId, json_int
 from jobgraph.core.timeutil import parse_hms
 
 MIN_TURNAROUND_MIN = 45.0  # GUIDE §4
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # the PerfTestRun cost-allocation tag value (the templates' TestRunId AllowedPattern)
 TEST_RUN_ID_PATTERN = r"^[A-Za-z0-9_.:/=+@-]{1,128}$"
-MAX_SCENARIOS = 100_000
 MAX_SYNTHETIC_WORK_MS = 900_000  # a Lambda's longest timeout
 MAX_SYNTHETIC_DATA_KB = 10_240
+if TYPE_CHECKING:  # to mypy they are ints (as in core/bounds)
+    WorkMs = int
+    DataKb = int
+else:
+    WorkMs = json_int(ge=0, le=MAX_SYNTHETIC_WORK_MS)
+    DataKb = json_int(ge=0, le=MAX_SYNTHETIC_DATA_KB)
 
 RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
 
@@ -50,38 +54,6 @@ InputKey = Annotated[
     str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[!-~]+$"), AfterValidator(_relative_key)
 ]
 IataCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3}$")]
-
-
-def _json_integer(value: object) -> object:
-    # lax pydantic would take true as 1 and "1000" as 1000: the contract wants a JSON integer (GUIDE §2)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected a JSON integer, got {json_type(value)} {quote(value)}")
-    return value
-
-
-def json_int(**bounds: int) -> Any:
-    """An integer field that takes JSON integers only (not booleans, strings or floats), within ``bounds``
-    (``ge``/``gt``/``le``/``lt``); the bounds come first so that OpenAPI documents them."""
-    return Annotated[int, Field(**cast(dict[str, Any], bounds)), BeforeValidator(_json_integer)]
-
-
-# the contract's integers (GUIDE §2): the same in sequence files, API bodies and queue messages
-if TYPE_CHECKING:  # to mypy they are ints (it takes no call as a type); pydantic gets the Annotated bounds
-    SequenceId = int
-    Seed = int
-    Count = int
-    Scenarios = int
-    Positive = int
-    WorkMs = int
-    DataKb = int
-else:
-    SequenceId = json_int(ge=0, lt=SEQUENCE_ID_LIMIT)
-    Seed = json_int(ge=0, lt=SEED_LIMIT)
-    Count = json_int(ge=0)
-    Scenarios = json_int(ge=1, le=MAX_SCENARIOS)
-    Positive = json_int(ge=1)
-    WorkMs = json_int(ge=0, le=MAX_SYNTHETIC_WORK_MS)
-    DataKb = json_int(ge=0, le=MAX_SYNTHETIC_DATA_KB)
 
 
 class ExecType(StrEnum):
@@ -214,8 +186,14 @@ def exec_type_for(route_index: int, total_routes: int) -> ExecType:
 # --- deterministic identifiers (GUIDE §1) -------------------------------------------------------
 
 
-def correlation_id(run_id: str, sequence_id: int) -> str:
-    return f"{run_id}-s{sequence_id}"
+def correlation_id(run_id: str, sequence_id: int | None = None, *, lane: int | None = None) -> str:
+    """A job's correlation id: its FIFO message group (SQS's ``MessageGroupId``, named so only where a message
+    is sent or read). One per (run, sequence), so an aircraft's routes run in order while aircraft run in
+    parallel; the run's MERGE its own (it waits for every sequence, not for one); a synthetic load's jobs
+    one per ``lane``, the load's message groups (core.graph.synthetic_jobs)."""
+    if sequence_id is not None:
+        return f"{run_id}-s{sequence_id}"
+    return f"{run_id}-merge" if lane is None else f"{run_id}-g{lane}"
 
 
 def route_job_id(run_id: str, sequence_id: int, route_index: int) -> str:
@@ -369,12 +347,12 @@ class ProducerJob(_Strict):
     data_size_kb: int = Field(default=PRODUCER_DEFAULT_DATA_KB, ge=0, le=MAX_SYNTHETIC_DATA_KB)
     input_key: InputKey | None = None
 
-    def as_job(self, group: str, test_run_id: str) -> IncomingJob:
+    def as_job(self, correlation_id: str, test_run_id: str) -> IncomingJob:
         return IncomingJob(
             job_id=self.job_id,
             run_id=PRODUCER_RUN_ID,
             test_run_id=test_run_id,
-            correlation_id=group,
+            correlation_id=correlation_id,
             exec_type=ExecType.SYNTHETIC,
             scenarios=1,
             seed=0,
@@ -408,23 +386,6 @@ class CompletedJob(BaseModel):
     state: CarriedState | None = None
     # SYNTHETIC jobs with an input_key: the size of the object read
     input_size_bytes: Count | None = None
-
-
-# which implementation wrote a run's results (RunManifest.implementation)
-Implementation = Literal["solver", "lambda", "local", "stepfunctions"]
-
-
-class RunManifest(_Strict):
-    """What a run is: stored once when it starts, read by MERGE and by result exports."""
-
-    run_id: RunId
-    test_run_id: str = "default"
-    scenarios: Scenarios
-    seed: Seed
-    sequence_ids: list[SequenceId] = Field(min_length=1)
-    total_route_jobs: Positive
-    created_at: str = Field(default_factory=utc_now_iso)
-    implementation: Implementation = "solver"
 
 
 def message_label(body: str) -> str | None:

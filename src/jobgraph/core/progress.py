@@ -1,7 +1,7 @@
 """A run's progress as counters: what the jobs table keeps per run so the status API answers in O(1).
 
 Every terminal change of a job record (to COMPLETED or FAILED) adds to a few counters on one small item in
-the run's partition (adapters/dynamodb.py writes it in the same transaction as the job record, so they
+the run's partition (adapters/dynamodb/jobs.py writes it in the same transaction as the job record, so they
 never disagree): jobs per latest status, per stage and status, and per stage a histogram of the completed
 jobs' processing times in quarter-octave buckets (each bucket spans a factor 2^(1/4); a percentile read
 from it is within ±9 % of the true value), plus their sum for the exact mean.

@@ -8,7 +8,7 @@ Working data lives beside it under ``_jobgraph/`` (run ids cannot start with "_"
 
     _jobgraph/runs/<run_id>/manifest.json            the run: scenarios, seed, sequence ids
     _jobgraph/runs/<run_id>/sequences/<id>.json      the run's input sequences
-    _jobgraph/state/<correlation_id>/route_<r>.parquet   state after route r (write-once per r)
+    _jobgraph/runs/<run_id>/state/<sequence_id>/route_<r>.parquet   state after route r (write-once per r)
     _jobgraph/requests/<run_id>.json                 scenario 3: a run request too large for an execution input
     _jobgraph/runs/<run_id>/plan.json                scenario 3: the jobs of each sequence (the Map's ItemReader)
 
@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jobgraph.core.models import RunManifest, Sequence
+from jobgraph.core.models import Sequence
 from jobgraph.core.ports import BlobStore
+from jobgraph.core.run import RunManifest
 
 JSON = "application/json"
 PARQUET = "application/vnd.apache.parquet"
@@ -60,8 +61,8 @@ def plan_key(run_id: str) -> str:
     return f"_jobgraph/runs/{run_id}/plan.json"
 
 
-def state_key(correlation_id: str, route_index: int) -> str:
-    return f"_jobgraph/state/{correlation_id}/route_{route_index}.parquet"
+def route_state_key(run_id: str, sequence_id: int, route_index: int) -> str:
+    return f"_jobgraph/runs/{run_id}/state/{sequence_id}/route_{route_index}.parquet"
 
 
 def dump_json(document: dict[str, Any]) -> bytes:
@@ -144,10 +145,10 @@ class ResultStore:
         self.blobs.put(key, json.dumps(items, separators=(",", ":")).encode(), JSON)
         return key
 
-    def put_state(self, correlation_id: str, route_index: int, data: bytes) -> str:
-        key = state_key(correlation_id, route_index)
+    def put_state(self, run_id: str, sequence_id: int, route_index: int, data: bytes) -> str:
+        key = route_state_key(run_id, sequence_id, route_index)
         self.blobs.put(key, data, PARQUET)
         return key
 
-    def get_state(self, correlation_id: str, route_index: int) -> bytes:
-        return self.blobs.get(state_key(correlation_id, route_index))
+    def get_state(self, run_id: str, sequence_id: int, route_index: int) -> bytes:
+        return self.blobs.get(route_state_key(run_id, sequence_id, route_index))

@@ -15,9 +15,10 @@ from typing import Any
 
 from jobgraph.adapters.local_disk import staged_run
 from jobgraph.core import stages
-from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job, run_manifest, total_jobs
+from jobgraph.core.graph import aggregation_job, merge_job, route_job, run_manifest, total_jobs
 from jobgraph.core.models import IncomingJob, Sequence
 from jobgraph.core.results import ResultStore
+from jobgraph.core.run import RunSpec
 
 ProgressHook = Callable[[IncomingJob], None]
 

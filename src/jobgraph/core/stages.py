@@ -42,11 +42,12 @@ def previous_state(job: IncomingJob, store: ResultStore, route_index: int) -> Ro
                 f"{job.job_id}: carries the state of route {job.state.route_index}, needs route {route_index}"
             )
         return parquet_codec.uncarry_state(job.state, job.scenarios)
+    assert job.sequence_id is not None  # a route job has one (IncomingJob's validator)
     try:
-        return parquet_codec.decode_state(store.get_state(job.correlation_id, route_index))
+        return parquet_codec.decode_state(store.get_state(job.run_id, job.sequence_id, route_index))
     except ObjectNotFoundError:
         raise MissingStateError(
-            f"{job.job_id}: state of route {route_index} of {job.correlation_id} is not stored"
+            f"{job.job_id}: state of route {route_index} of sequence {job.sequence_id} is not stored"
         ) from None
 
 
@@ -79,7 +80,7 @@ def run_route(job: IncomingJob, store: ResultStore, carry_max_bytes: int = 0) ->
     if carries_state(job.scenarios, carry_max_bytes):
         return JobOutput(key, parquet_codec.carry_state(result.state))
     # state last: its presence means this route's outputs are complete
-    store.put_state(job.correlation_id, job.route_index, parquet_codec.encode_state(result.state))
+    store.put_state(job.run_id, job.sequence_id, job.route_index, parquet_codec.encode_state(result.state))
     return JobOutput(key)
 
 

@@ -27,146 +27,13 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-# --- the source event: what a trigger knows about the run that ended -----------------------------------
-PERCENTILES = ("p50", "p75", "p90", "p95", "p99", "mean", "max")
-RUN_METRICS = ("sequences_total", "jobs_total", "scenarios", "seed", "duration_s")
-MERGED_METRICS = ("curfew_breach_probability", "final_arrival_delay_min", "total_departure_delay_min")
-TOP_LEVEL = (
-    "event_type",
-    "job_name",
-    "job_run_id",
-    "status",
-    "run_id",
-    "test_run_id",
-    "scenario",
-    "stack",
-    "started_at",
-    "completed_at",
-    "start_date",
-    "end_date",
-    "duration_s",
-    "error",
-    "artifacts",
-    "metrics",
-    "approval",
-)
-ARTIFACTS = ("output_path", "results_uri", "merged_percentiles_uri")
-APPROVAL_FIELDS = ("decision", "decided_by", "decided_at", "comment", "requested_at", "reasons")
-# numeric paths an approval gate may test
-GATE_PATHS = (
-    "duration_s",
-    *(f"metrics.{m}" for m in RUN_METRICS),
-    "metrics.curfew_breach_probability",
-    *(f"metrics.{m}.{p}" for m in MERGED_METRICS[1:] for p in PERCENTILES),
-)
-EVENT_PATHS = frozenset(
-    (
-        *TOP_LEVEL,
-        *(f"artifacts.{a}" for a in ARTIFACTS),
-        *(f"approval.{a}" for a in APPROVAL_FIELDS),
-        *GATE_PATHS,
-        *(f"metrics.{m}" for m in MERGED_METRICS),
-    )
-)
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
-# what a run's end turns into, and which trigger list it fires
-STATUS = {"COMPLETED": "SUCCESS", "FAILED": "FAILED"}
-EVENT_TYPE = {"COMPLETED": "run_completed", "FAILED": "run_failed", "APPROVED": "run_approved"}
+from jobgraph.core.trigger_event import GATE_PATHS, check_paths, lookup, placeholders, render, text
+
 Kind = Literal["success", "failure", "approval"]
 
 # the trigger function's own bus listens to source "jobgraph": a trigger publishing there must not loop
 RESERVED_SOURCES = ("jobgraph",)
 GLUE_AUTOMATIC = ("--triggered_by_job", "--triggered_by_run_id", "--source_artifacts", "--jobgraph_trigger_id")
-
-
-def source_event(detail: dict[str, Any], merged: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The seed's job event for a run's end (``detail``: services.run_events.run_detail), with the merged
-    percentiles' headline figures as metrics when the run completed."""
-    outcome = str(detail["outcome"])
-    results_uri = detail.get("results_uri")
-    metrics: dict[str, Any] = {key: detail.get(key) for key in RUN_METRICS}
-    for key in MERGED_METRICS:
-        if merged and key in merged:
-            metrics[key] = merged[key]
-    event = {
-        "event_type": EVENT_TYPE.get(outcome, outcome),
-        "job_name": detail.get("test_run_id") or "default",
-        "job_run_id": detail["run_id"],
-        "status": STATUS.get(outcome, outcome),
-        "run_id": detail["run_id"],
-        "test_run_id": detail.get("test_run_id"),
-        "scenario": detail.get("scenario"),
-        "stack": detail.get("stack"),
-        "started_at": detail.get("started_at"),
-        "completed_at": detail.get("completed_at"),
-        "start_date": detail.get("started_at"),
-        "end_date": detail.get("completed_at"),
-        "duration_s": detail.get("duration_s"),
-        "error": detail.get("error"),
-        "artifacts": {
-            "output_path": results_uri,
-            "results_uri": results_uri,
-            "merged_percentiles_uri": detail.get("merged_percentiles_uri"),
-        },
-        "metrics": metrics,
-    }
-    return event
-
-
-def approved_event(event: dict[str, Any], approval: dict[str, Any]) -> dict[str, Any]:
-    """The source event of a run that waited for approval, once approved: what on_approval triggers get."""
-    return {
-        **event,
-        "event_type": EVENT_TYPE["APPROVED"],
-        "status": "APPROVED",
-        "approval": {key: approval.get(key) for key in APPROVAL_FIELDS},
-    }
-
-
-def lookup(event: dict[str, Any], path: str) -> Any:
-    """``a.b.c`` in the source event; None where a step is missing."""
-    value: Any = event
-    for step in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(step)
-    return value
-
-
-def placeholders(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return PLACEHOLDER.findall(value)
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in placeholders(k) + placeholders(v)]
-    if isinstance(value, list):
-        return [p for item in value for p in placeholders(item)]
-    return []
-
-
-def render(template: Any, event: dict[str, Any]) -> Any:
-    """``template`` with every ``${path}`` filled from the event; "${path}" alone keeps the value's type."""
-    if isinstance(template, str):
-        whole = PLACEHOLDER.fullmatch(template)
-        if whole:
-            return lookup(event, whole.group(1))
-        return PLACEHOLDER.sub(lambda m: _text(lookup(event, m.group(1))), template)
-    if isinstance(template, dict):
-        return {render(k, event): render(v, event) for k, v in template.items()}
-    if isinstance(template, list):
-        return [render(item, event) for item in template]
-    return template
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
-def _check_paths(paths: list[str], where: str) -> None:
-    unknown = sorted(set(paths) - EVENT_PATHS)
-    if unknown:
-        raise ValueError(f"{where}: unknown source event field(s) {unknown}; known: {', '.join(sorted(EVENT_PATHS))}")
 
 
 # --- targets ----------------------------------------------------------------------------------------------
@@ -209,7 +76,7 @@ class GlueJobTarget(_Trigger):
         automatic = sorted(set(value) & set(GLUE_AUTOMATIC))
         if automatic:
             raise ValueError(f"{automatic} are added automatically; leave them out")
-        _check_paths(placeholders(value), "arguments")
+        check_paths(placeholders(value), "arguments")
         return value
 
     def dedup(self, window_s: float | None = None) -> str | None:
@@ -251,8 +118,8 @@ class _Dag(_Trigger):
 
     @model_validator(mode="after")
     def _known_paths(self) -> _Dag:
-        _check_paths(list(self.parameter_mapping.values()), "parameter_mapping")
-        _check_paths(placeholders(self.conf), "conf")
+        check_paths(list(self.parameter_mapping.values()), "parameter_mapping")
+        check_paths(placeholders(self.conf), "conf")
         return self
 
 
@@ -495,7 +362,7 @@ def orchestration_input(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def glue_arguments(trigger: GlueJobTarget, event: dict[str, Any], token: str) -> dict[str, str]:
-    arguments = {k: _text(v) for k, v in render(trigger.arguments, event).items()}
+    arguments = {k: text(v) for k, v in render(trigger.arguments, event).items()}
     return {
         **arguments,
         "--triggered_by_job": str(event["job_name"]),

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 from jobgraph.runs.outputs import StackOutputs, read_outputs
 from jobgraph.runs.target import Output, Patience

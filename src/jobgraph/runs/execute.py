@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 
 from jobgraph.adapters.local_disk import RUN_RECORD, staged_run
-from jobgraph.core.graph import RunSpec
 from jobgraph.core.models import utc_now_iso
+from jobgraph.core.run import RunSpec
 from jobgraph.runs.outcome import FAILED_RUN_SCHEMA, RunFailed, RunOutcome
 from jobgraph.runs.progress import progress_bar
 from jobgraph.runs.workload import StackRun, Workload

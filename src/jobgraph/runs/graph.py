@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jobgraph.adapters.dynamodb import RunNotFoundError
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.errors import RunNotFoundError
+from jobgraph.core.graph import total_jobs
 from jobgraph.core.models import RunStatus, Sequence, message_label
+from jobgraph.core.run import RunSpec, RunStarted
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 from jobgraph.runs.outputs import QUEUE_OUTPUTS
 from jobgraph.runs.workload import StackRun, start_run_payload
@@ -127,8 +128,9 @@ class QueueGraphRun(QueueStackRun):
             errors = response.get("errors") if isinstance(response, dict) else None
             detail = "\n  ".join(errors[:20]) if errors else json.dumps(response)[:2000]
             raise RunFailed(f"StartRun rejected run {self.run_id}:\n  {detail}")
-        if response.get("jobs_total") != self.jobs:
-            raise RunFailed(f"StartRun planned {response.get('jobs_total')} jobs, expected {self.jobs}")
+        started = RunStarted.model_validate(response)
+        if started.jobs_total != self.jobs:
+            raise RunFailed(f"StartRun planned {started.jobs_total} jobs, expected {self.jobs}")
 
     def run_record(self) -> dict:
         try:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from jobgraph.adapters.local_disk import fresh_run_dir
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.core.graph import RunSpec, synthetic_jobs
+from jobgraph.core.graph import synthetic_jobs
+from jobgraph.core.run import RunSpec
 from jobgraph.runs.graph import QueueStackRun
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 

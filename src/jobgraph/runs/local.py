@@ -22,7 +22,7 @@ from pathlib import Path
 from jobgraph.adapters.local_disk import exclusive_folder
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.errors import JobGraphError
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 from jobgraph.localcloud import motopatches
 from jobgraph.localcloud.alarms import LocalMetrics, evaluate_alarms
 from jobgraph.localcloud.ecs import DEFAULT_TASKS, LocalEcs

@@ -14,7 +14,7 @@ import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobgraph.core.graph import RunSpec
+from jobgraph.core.run import RunSpec
 
 FAILED_EXECUTIONS = ("FAILED", "TIMED_OUT", "ABORTED")
 

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from jobgraph.adapters.dynamodb import RunNotFoundError
-from jobgraph.core.graph import RunSpec, total_jobs
+from jobgraph.core.errors import RunNotFoundError
+from jobgraph.core.graph import total_jobs
 from jobgraph.core.models import RunStatus, Sequence
 from jobgraph.core.results import ResultStore, request_key
+from jobgraph.core.run import RunSpec
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 from jobgraph.runs.outputs import STATE_MACHINE_OUTPUTS
 from jobgraph.runs.workload import StackRun, start_run_payload

@@ -19,9 +19,9 @@ from typing import Protocol
 from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.local_disk import staged_run
 from jobgraph.adapters.s3 import S3BlobStore
-from jobgraph.core.graph import RunSpec
 from jobgraph.core.models import Sequence
 from jobgraph.core.results import merged_key
+from jobgraph.core.run import RunSpec
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 from jobgraph.runs.outputs import StackOutputs
 

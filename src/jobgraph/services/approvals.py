@@ -17,9 +17,8 @@ import json
 import time
 from datetime import UTC, datetime
 
-from jobgraph.adapters.dynamodb import JobsTable
-from jobgraph.adapters.events import RunEvents
 from jobgraph.core.errors import ApprovalConflictError, ApprovalExpiredError, ApprovalNotFoundError
+from jobgraph.core.ports import ApprovalStore, EventPublisher
 
 DECISIONS = ("APPROVED", "REJECTED")
 
@@ -48,7 +47,7 @@ def approval_view(item: dict, now: float) -> dict:
     }
 
 
-def get_approval(table: JobsTable, run_id: str, now: float | None = None) -> dict:
+def get_approval(table: ApprovalStore, run_id: str, now: float | None = None) -> dict:
     item = table.get_approval(run_id)
     if item is None:
         raise ApprovalNotFoundError(f"run {run_id!r} has no approval (its workflow did not ask for one)")
@@ -56,8 +55,8 @@ def get_approval(table: JobsTable, run_id: str, now: float | None = None) -> dic
 
 
 def decide(
-    table: JobsTable,
-    events: RunEvents | None,
+    table: ApprovalStore,
+    events: EventPublisher | None,
     run_id: str,
     decision: str,
     decided_by: str,

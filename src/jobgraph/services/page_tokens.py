@@ -3,7 +3,7 @@
 A token is ``base64url(payload) "." base64url(HMAC-SHA256(secret, payload)[:16])``; the payload (the listing's
 run, status filter and DynamoDB start key) is read only once the signature matches, so a forged or edited
 token never reaches DynamoDB (which would answer a malformed start key with a 500-worthy ValidationException).
-The secret is per deployment: 32 random bytes kept in the jobs table (``JobsTable.page_token_secret``),
+The secret is per deployment: 32 random bytes kept in the jobs table (``core.ports.ConfigStore.page_token_secret``),
 made by the first API call that needs it.
 """
 

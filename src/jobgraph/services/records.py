@@ -40,7 +40,7 @@ class JobRecord(SqsRecordModel):
         """The job to run: the body itself, or the SYNTHETIC job a producer's message stands for."""
         if isinstance(self.body, IncomingJob):
             return self.body
-        return self.body.as_job(group=self.attributes.MessageGroupId or self.body.job_id, test_run_id=test_run_id)
+        return self.body.as_job(self.attributes.MessageGroupId or self.body.job_id, test_run_id)
 
 
 class CompletionRecord(SqsRecordModel):

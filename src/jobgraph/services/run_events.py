@@ -7,9 +7,9 @@ died in between). The trigger function fires each trigger once per run whatever 
 
 from __future__ import annotations
 
-from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.events import RunEvents
 from jobgraph.core.models import is_task_id
+from jobgraph.core.ports import EventPublisher, RunStore
 from jobgraph.core.results import merged_key
 from jobgraph.services.settings import RunEndSettings
 
@@ -49,7 +49,7 @@ def run_detail(run: dict, *, scenario: int, stack: str, bucket: str, prefix: str
     }
 
 
-def announce_run_end(table: JobsTable, events: RunEvents, run_id: str, **context) -> str | None:
+def announce_run_end(table: RunStore, events: EventPublisher, run_id: str, **context) -> str | None:
     """Publish the run's end unless it was announced before; returns the event id or None (also for an API
     task's run id: a task is no run, nothing downstream waits for it)."""
     if is_task_id(run_id):

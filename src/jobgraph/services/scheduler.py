@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
-from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.events import RunEvents
-from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.core.graph import RunSpec, is_last_route, merge_job, next_for_sequence
+from jobgraph.core.graph import is_last_route, merge_job, next_for_sequence
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, Sequence
+from jobgraph.core.ports import JobsTablePort
 from jobgraph.core.results import ResultStore
+from jobgraph.core.run import RunSpec
+from jobgraph.services.data import data_layer
 from jobgraph.services.observability import MetricUnit, add_metric, logger
 from jobgraph.services.records import CompletionRecord, FifoBatch, process_batch_then_send, retry_backoff
 from jobgraph.services.run_events import announce_run_end, run_end_events
@@ -28,7 +29,7 @@ SEQUENCE_CACHE_SIZE = 4096
 @dataclass(frozen=True)
 class SchedulerDeps:
     results: ResultStore
-    table: JobsTable
+    table: JobsTablePort  # runs (countdown, MERGE claim, run end) and jobs (attempts)
     incoming: FifoQueue
     # the run's end goes to this bus for the downstream triggers (None: no bus in this stack)
     events: RunEvents | None = None
@@ -44,20 +45,15 @@ class SchedulerDeps:
     @classmethod
     def from_settings(cls, settings: SchedulerSettings) -> SchedulerDeps:
         events, event_context = run_end_events(settings)
+        data = data_layer(settings)
         return cls(
-            results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
-            table=JobsTable(settings.table_name, settings.record_ttl_days),
-            incoming=FifoQueue(settings.incoming_queue_url),
+            results=data.results,
+            table=data.table,
+            incoming=data.queue("incoming"),
             events=events,
             event_context=event_context,
             job_max_attempts=settings.job_max_attempts,
         )
-
-
-def spec_of(completed: CompletedJob) -> RunSpec:
-    if completed.scenarios is None or completed.seed is None:
-        raise ValueError(f"{completed.job_id}: completion lacks scenarios/seed")
-    return RunSpec(completed.run_id, completed.test_run_id, completed.scenarios, completed.seed)
 
 
 def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[IncomingJob], None] | None = None) -> str:
@@ -85,14 +81,14 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
 
     if completed.exec_type.is_route:
         sequence = None if is_last_route(completed) else deps.sequence(completed.run_id, completed.sequence_id)
-        job = next_for_sequence(spec_of(completed), completed, sequence)
+        job = next_for_sequence(RunSpec.of(completed), completed, sequence)
         send(job)
         return f"sent {job.exec_type} {job.job_id}"
 
     if completed.exec_type is ExecType.AGGREGATION:
         counted = deps.table.count_down_sequence(completed.run_id, completed.sequence_id)
         if deps.table.claim_merge(completed.run_id, completed.job_id):
-            job = merge_job(spec_of(completed))
+            job = merge_job(RunSpec.of(completed))
             send(job)
             return f"sent MERGE {job.job_id}"
         return "sequence counted" if counted else "duplicate aggregation ignored"

@@ -7,8 +7,9 @@ from functools import cache
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobgraph.core.bounds import MAX_SCENARIOS
 from jobgraph.core.errors import ConfigurationError
-from jobgraph.core.models import CARRY_STATE_MAX_BYTES, MAX_SCENARIOS
+from jobgraph.core.models import CARRY_STATE_MAX_BYTES
 from jobgraph.core.retry import MAX_VISIBILITY_S
 
 
@@ -112,7 +113,10 @@ class ApiSettings(RunSettings):
     url_expiry_s: int = Field(default=3600, ge=60, le=7 * 86400, validation_alias="RESULT_URL_EXPIRY_SECONDS")
     # approvals (POST /runs/{run_id}/approval) announce "Run Approved" here for the trigger function
     event_bus_name: str = Field(default="", validation_alias="RUN_EVENTS_BUS_NAME")
-    task_group_id: str = Field(default="api-tasks", min_length=1, max_length=128, validation_alias="TASK_GROUP_ID")
+    # the correlation id (FIFO message group) of a task that names none
+    task_correlation_id: str = Field(
+        default="api-tasks", min_length=1, max_length=128, validation_alias="TASK_GROUP_ID"
+    )
 
     @model_validator(mode="after")
     def _runner_of_the_scenario(self) -> ApiSettings:

@@ -7,14 +7,16 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobgraph.adapters.dynamodb import JobsTable, RunExistsError
-from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.core.errors import InvalidSequenceError
-from jobgraph.core.graph import RunSpec, route_job, run_manifest, total_jobs
+from jobgraph.core.bounds import Scenarios, Seed
+from jobgraph.core.errors import InvalidSequenceError, RunExistsError
+from jobgraph.core.graph import route_job, run_manifest, total_jobs
 from jobgraph.core.loader import check_unique, format_validation_error, parse_sequence
-from jobgraph.core.models import TASK_ID_PREFIX, RunId, Scenarios, Seed, Sequence, is_task_id
+from jobgraph.core.models import TASK_ID_PREFIX, RunId, Sequence, is_task_id
+from jobgraph.core.ports import RunStore
 from jobgraph.core.results import ResultStore
+from jobgraph.core.run import RunSpec, RunStarted
+from jobgraph.services.data import data_layer
 from jobgraph.services.observability import logger
 from jobgraph.services.settings import RunSettings, StartRunSettings, load_settings
 
@@ -30,39 +32,38 @@ class StartRunRequest(BaseModel):
     sequences: list[dict] = Field(min_length=1)
     scenarios: Scenarios | None = None
     seed: Seed = 42
-    test_run_id: str | None = None
+    test_run_id: str | None = Field(default=None, max_length=256)
+
+    def spec(self, settings: RunSettings) -> RunSpec:
+        """The run's settings: the request's, the stack's defaults where it leaves them out."""
+        return run_spec(settings, self.run_id, self.scenarios, self.seed, self.test_run_id)
 
 
 @dataclass(frozen=True)
 class StartRunDeps:
     results: ResultStore
-    table: JobsTable
+    table: RunStore
     incoming: FifoQueue
     settings: RunSettings  # StartRunSettings, or the status API's ApiSettings
 
     @classmethod
     def from_settings(cls, settings: StartRunSettings) -> StartRunDeps:
+        data = data_layer(settings)
         return cls(
-            results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
-            table=JobsTable(settings.table_name, settings.record_ttl_days),
-            incoming=FifoQueue(settings.incoming_queue_url),
+            results=data.results,
+            table=data.table,
+            incoming=data.queue("incoming"),
             settings=settings,
         )
 
 
-def run_request(sequences: list[Sequence], spec: RunSpec) -> dict:
+def run_request(sequences: list[Sequence], spec: RunSpec) -> dict[str, object]:
     """A StartRunRequest document (events/start-run.json has the same shape): StartRun's event, PrepareRun's
-    stored request."""
-    return {
-        "run_id": spec.run_id,
-        "test_run_id": spec.test_run_id,
-        "scenarios": spec.scenarios,
-        "seed": spec.seed,
-        "sequences": [sequence.model_dump(mode="json") for sequence in sequences],
-    }
+    stored request: the spec's fields and the sequences."""
+    return {**spec.fields(), "sequences": [sequence.model_dump(mode="json") for sequence in sequences]}
 
 
-def rejected(errors: list[str]) -> dict:
+def rejected(errors: list[str]) -> dict[str, object]:
     return {"status": "REJECTED", "errors": errors}
 
 
@@ -96,8 +97,16 @@ class RegisteredRun:
     sequences: list[Sequence]
     jobs_total: int
 
+    def started(self, first_jobs_sent: int | None) -> RunStarted:
+        logger.info(
+            "run started",
+            extra={"run_id": self.spec.run_id, "sequences": len(self.sequences), "jobs_total": self.jobs_total},
+        )
+        return RunStarted.of(self.spec, len(self.sequences), self.jobs_total, first_jobs_sent)
+
 
 def run_spec(settings: RunSettings, run_id: str, scenarios: int | None, seed: int, test_run_id: str | None) -> RunSpec:
+    """A run's spec with the stack's defaults (TEST_RUN_ID, DEFAULT_SCENARIOS) where the caller gives none."""
     return RunSpec(
         run_id=run_id,
         test_run_id=test_run_id or settings.test_run_id,
@@ -107,7 +116,7 @@ def run_spec(settings: RunSettings, run_id: str, scenarios: int | None, seed: in
 
 
 def register(
-    spec: RunSpec, sequences: list[Sequence], results: ResultStore, table: JobsTable, implementation: str
+    spec: RunSpec, sequences: list[Sequence], results: ResultStore, table: RunStore, implementation: str
 ) -> RegisteredRun:
     """Run record, stored sequences and manifest. The run record is the uniqueness gate: a repeated run_id
     raises RunExistsError before anything is written or sent, so a run never half-starts twice."""
@@ -120,7 +129,7 @@ def register(
 
 
 def register_run(
-    event: dict, results: ResultStore, table: JobsTable, settings: RunSettings, implementation: str
+    event: dict, results: ResultStore, table: RunStore, settings: RunSettings, implementation: str
 ) -> RegisteredRun | dict:
     """Validate a run request and register it (``register``).
 
@@ -132,69 +141,29 @@ def register_run(
     except InvalidSequenceError as exc:
         logger.warning("run rejected", extra={"errors": exc.problems[:20]})
         return rejected(exc.problems)
-    spec = run_spec(settings, request.run_id, request.scenarios, request.seed, request.test_run_id)
     try:
-        return register(spec, sequences, results, table, implementation)
+        return register(request.spec(settings), sequences, results, table, implementation)
     except RunExistsError as exc:
         return rejected([str(exc)])
 
 
-def run_started(registered: RegisteredRun, **extra) -> dict:
-    spec = registered.spec
-    logger.info(
-        "run started",
-        extra={"run_id": spec.run_id, "sequences": len(registered.sequences), "jobs_total": registered.jobs_total},
-    )
-    return {
-        "status": "RUNNING",
-        "run_id": spec.run_id,
-        "test_run_id": spec.test_run_id,
-        "sequences": len(registered.sequences),
-        "jobs_total": registered.jobs_total,
-        **extra,
-        "scenarios": spec.scenarios,
-        "seed": spec.seed,
-    }
-
-
-@dataclass(frozen=True)
-class StartedRun:
-    run_id: str
-    test_run_id: str
-    sequences: int
-    jobs_total: int
-    first_jobs_sent: int | None  # None: a state machine execution starts them (scenario 3)
-    scenarios: int
-    seed: int
-
-
-def launch_run(
-    run_id: str,
-    sequences: list[Sequence],
-    deps: StartRunDeps,
-    *,
-    scenarios: int | None = None,
-    seed: int = 42,
-    test_run_id: str | None = None,
-) -> StartedRun:
+def launch_run(spec: RunSpec, sequences: list[Sequence], deps: StartRunDeps) -> RunStarted:
     """Start a run of validated sequences: registered (``register``: RunExistsError for a used run id), then
     every FIRST job sent. The status API's POST /runs; the StartRun Lambda goes through ``start_run``."""
-    spec = run_spec(deps.settings, run_id, scenarios, seed, test_run_id)
-    register(spec, sequences, deps.results, deps.table, implementation="lambda")
-    sent = deps.incoming.send_jobs(route_job(spec, s, 0) for s in sequences)
-    logger.info("run started", extra={"run_id": spec.run_id, "sequences": len(sequences)})
-    return StartedRun(
-        spec.run_id, spec.test_run_id, len(sequences), total_jobs(sequences), sent, spec.scenarios, spec.seed
-    )
+    return send_first_jobs(register(spec, sequences, deps.results, deps.table, implementation="lambda"), deps)
 
 
-def start_run(event: dict, deps: StartRunDeps) -> dict:
-    """Returns {"status": "RUNNING", ...} or {"status": "REJECTED", "errors": [...]}; never half-starts."""
+def send_first_jobs(registered: RegisteredRun, deps: StartRunDeps) -> RunStarted:
+    """Every sequence's FIRST job onto the incoming queue: the run has started."""
+    return registered.started(deps.incoming.send_jobs(route_job(registered.spec, s, 0) for s in registered.sequences))
+
+
+def start_run(event: dict, deps: StartRunDeps) -> dict[str, object]:
+    """RunStarted's fields or {"status": "REJECTED", "errors": [...]}; never half-starts."""
     registered = register_run(event, deps.results, deps.table, deps.settings, implementation="lambda")
     if isinstance(registered, dict):
         return registered
-    sent = deps.incoming.send_jobs(route_job(registered.spec, s, 0) for s in registered.sequences)
-    return run_started(registered, first_jobs_sent=sent)
+    return send_first_jobs(registered, deps).model_dump()
 
 
 @cache

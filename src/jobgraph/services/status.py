@@ -1,4 +1,5 @@
-"""Runs, jobs, tasks, downloads and estimates: what the status API (seed 002/004) answers with.
+"""The status API's dependencies and runners, a run's status, a job's status and files: what the status API
+(seed 002/004) answers with; its listings are in services/listings.py, its tasks in services/tasks.py.
 
 Pure logic over the JobsTable, the results bucket and the scenario's runner (the incoming queue in
 scenarios 1 and 2, the state machine and StepTask in scenario 3); the FastAPI app (jobgraph.api) only maps
@@ -8,37 +9,32 @@ its record and counters (core/progress.py), one job record, or one page of an in
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
 
-from jobgraph.adapters.dynamodb import RUN_STATUSES, JobsTable, RunExistsError, RunNotFoundError, TaskNotFoundError
 from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.runners import AsyncFunction, StateMachine
 from jobgraph.adapters.s3 import S3BlobStore
-from jobgraph.adapters.sqs import FifoQueue
-from jobgraph.core.errors import JobGraphError
-from jobgraph.core.graph import RunSpec, synthetic_job, total_jobs
-from jobgraph.core.models import ExecType, IncomingJob, Sequence, is_task_id, new_task_id, run_id_of_job, utc_now_iso
-from jobgraph.core.progress import Progress, estimate_seconds
+from jobgraph.core.errors import JobGraphError, RunExistsError, RunNotFoundError, TaskNotFoundError
+from jobgraph.core.graph import total_jobs
+from jobgraph.core.models import ExecType, IncomingJob, Sequence, is_task_id, run_id_of_job, utc_now_iso
+from jobgraph.core.ports import JobsTablePort
+from jobgraph.core.progress import estimate_seconds
 from jobgraph.core.results import ResultStore, merged_key, request_key
-from jobgraph.services import page_tokens
+from jobgraph.core.run import RunSpec, RunStarted
+from jobgraph.services.data import data_layer
 from jobgraph.services.settings import ApiSettings, load_settings
-from jobgraph.services.start_run import StartedRun, StartRunDeps, launch_run, run_request, run_spec
+from jobgraph.services.start_run import StartRunDeps, launch_run, run_request
 
 __all__ = [
     "ApiDeps",
-    "BadTokenError",
     "JobNotFoundError",
     "NoSuchFileError",
     "NotReadyError",
     "RunNotFoundError",
-    "TaskConflictError",
     "TaskNotFoundError",
     "api_deps",
 ]
@@ -54,15 +50,6 @@ FILE_TYPES = {
     ExecType.SYNTHETIC: "data",
 }
 ANY_FILE = "output"
-DATE_RANGE_DAYS = 7  # GET /runs without a filter or range: the last week
-
-
-class BadTokenError(JobGraphError):
-    """A pagination token that this API did not hand out for this listing."""
-
-
-class TaskConflictError(JobGraphError):
-    """A client key reused with a different task body."""
 
 
 class JobNotFoundError(JobGraphError):
@@ -79,7 +66,7 @@ class NotReadyError(JobGraphError):
 
 # --- runners: where runs and tasks start --------------------------------------------------------------
 class Runner(Protocol):
-    def start_run(self, spec: RunSpec, sequences: list[Sequence]) -> StartedRun: ...
+    def start_run(self, spec: RunSpec, sequences: list[Sequence]) -> RunStarted: ...
 
     def submit(self, job: IncomingJob, deduplication_id: str) -> None: ...
 
@@ -92,10 +79,8 @@ class QueueRunner:
 
     run: StartRunDeps
 
-    def start_run(self, spec: RunSpec, sequences: list[Sequence]) -> StartedRun:
-        return launch_run(
-            spec.run_id, sequences, self.run, scenarios=spec.scenarios, seed=spec.seed, test_run_id=spec.test_run_id
-        )
+    def start_run(self, spec: RunSpec, sequences: list[Sequence]) -> RunStarted:
+        return launch_run(spec, sequences, self.run)
 
     def submit(self, job: IncomingJob, deduplication_id: str) -> None:
         self.run.incoming.send_job(job, deduplication_id=deduplication_id)
@@ -111,11 +96,11 @@ class StateMachineRunner:
     executions do); a task's job is one asynchronous StepTask invocation."""
 
     results: ResultStore
-    table: JobsTable
+    table: JobsTablePort
     machine: StateMachine
     step_task: AsyncFunction
 
-    def start_run(self, spec: RunSpec, sequences: list[Sequence]) -> StartedRun:
+    def start_run(self, spec: RunSpec, sequences: list[Sequence]) -> RunStarted:
         # PrepareRun would refuse a used run id too, but only inside the execution, after this answer; and
         # Step Functions answers a repeated StartExecution of a running execution with that execution
         try:
@@ -124,15 +109,7 @@ class StateMachineRunner:
             if not self.results.blobs.exists(request_key(spec.run_id)):
                 self.results.put_request(spec.run_id, run_request(sequences, spec))
                 self.machine.start(spec.run_id, {"run_id": spec.run_id, "request_key": request_key(spec.run_id)})
-                return StartedRun(
-                    spec.run_id,
-                    spec.test_run_id,
-                    len(sequences),
-                    total_jobs(sequences),
-                    None,
-                    spec.scenarios,
-                    spec.seed,
-                )
+                return RunStarted.of(spec, len(sequences), total_jobs(sequences), first_jobs_sent=None)
         raise RunExistsError(f"run {spec.run_id!r} was started before")
 
     def submit(self, job: IncomingJob, deduplication_id: str) -> None:
@@ -144,7 +121,7 @@ class StateMachineRunner:
 
 @dataclass(frozen=True)
 class ApiDeps:
-    table: JobsTable
+    table: JobsTablePort
     blobs: S3BlobStore
     settings: ApiSettings
     runner: Runner
@@ -154,9 +131,10 @@ class ApiDeps:
     def from_settings(cls, settings: ApiSettings, client: Callable[[str], object] | None = None) -> ApiDeps:
         """``client(service)``: the boto3 clients to use (default: each adapter's own, built lazily)."""
         make = client or (lambda _service: None)
-        blobs = S3BlobStore(settings.bucket_name, settings.results_prefix, client=make("s3"))
-        table = JobsTable(settings.table_name, settings.record_ttl_days, client=make("dynamodb"))
-        results = ResultStore(blobs)
+        data = data_layer(settings, make)
+        blobs, table, results = data.blobs, data.table, data.results
+        if not isinstance(blobs, S3BlobStore):  # the API hands out presigned URLs
+            raise TypeError(f"the status API needs an S3 bucket, not {blobs.describe()}")
         runner: Runner
         if settings.scenario == 3:
             runner = StateMachineRunner(
@@ -166,7 +144,7 @@ class ApiDeps:
                 AsyncFunction(settings.step_task_function, client=make("lambda")),
             )
         else:
-            incoming = FifoQueue(settings.incoming_queue_url, client=make("sqs"))
+            incoming = data.queue("incoming")
             runner = QueueRunner(StartRunDeps(results=results, table=table, incoming=incoming, settings=settings))
         events = RunEvents(settings.event_bus_name, client=make("events")) if settings.event_bus_name else None
         return cls(table=table, blobs=blobs, settings=settings, runner=runner, events=events)
@@ -183,16 +161,6 @@ def api_deps() -> ApiDeps:
 
 def new_run_id() -> str:
     return f"api-{utc_now_iso()[:19].replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
-
-
-# --- POST /runs ---------------------------------------------------------------------------------------
-def start_run(
-    deps: ApiDeps, run_id: str, sequences: list[Sequence], scenarios: int | None, seed: int, test_run_id: str | None
-) -> dict:
-    spec = run_spec(deps.settings, run_id, scenarios, seed, test_run_id)
-    started = deps.runner.start_run(spec, sequences)
-    # nothing of it has run yet: no median to estimate from (GET /runs/{run_id} has one once jobs complete)
-    return {**asdict(started), "scenario": deps.settings.scenario, "estimated_time_seconds": None}
 
 
 # --- GET /runs/{run_id} -------------------------------------------------------------------------------
@@ -247,125 +215,7 @@ def run_status(deps: ApiDeps, run_id: str) -> dict:
     }
 
 
-# --- GET /runs ----------------------------------------------------------------------------------------
-_TOKEN_SECRETS: dict[str, bytes] = {}  # per table: read once per process (a cold start)
-
-
-def _token_secret(deps: ApiDeps) -> bytes:
-    table = deps.table
-    if table.table_name not in _TOKEN_SECRETS:
-        _TOKEN_SECRETS[table.table_name] = table.page_token_secret()
-    return _TOKEN_SECRETS[table.table_name]
-
-
-def _encode_token(deps: ApiDeps, payload: dict) -> str:
-    """A token signed with this deployment's secret (services/page_tokens.py)."""
-    return page_tokens.encode(_token_secret(deps), payload)
-
-
-def _decode_token(deps: ApiDeps, token: str, expected: dict) -> dict:
-    """The token's payload if this API signed it for the listing ``expected`` describes, else BadTokenError:
-    a forged or edited token is refused before its start key reaches DynamoDB."""
-    try:
-        payload = page_tokens.decode(_token_secret(deps), token)
-    except page_tokens.ForgedTokenError:
-        raise BadTokenError("next_token: not a token this API handed out") from None
-    if any(payload.get(k) != v for k, v in expected.items()):
-        raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
-    return payload
-
-
-def _key_of(value) -> dict | None:
-    """A token's DynamoDB key: a map of attribute name to {"S": ...} (nothing else this API hands out)."""
-    if value is None:
-        return None
-    if (
-        not isinstance(value, dict)
-        or not value
-        or not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in value.values())
-    ):
-        raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
-    return value
-
-
-INDEX_KEY = ("pk", "sk", "gsi1pk", "gsi1sk")  # where a query of the status index continues from
-RUN_FIELDS = ("status", "test_run_id", "created_at", "started_at", "completed_at", "duration_s", "sequences_total",
-              "jobs_total", "scenarios", "error")  # fmt: skip
-
-
-def _run_summary(item: dict) -> dict:
-    summary = {"run_id": item["run_id"], **{field: item[field] for field in RUN_FIELDS if field in item}}
-    summary.setdefault("created_at", item.get("started_at"))
-    for field in ("sequences_total", "jobs_total", "scenarios"):
-        if field in summary:
-            summary[field] = int(summary[field])
-    if "duration_s" in summary:
-        summary["duration_s"] = float(summary["duration_s"])
-    return summary
-
-
-def list_runs(
-    deps: ApiDeps,
-    status: str | None,
-    test_run_id: str | None,
-    since: str | None,
-    until: str | None,
-    limit: int,
-    next_token: str | None,
-) -> dict:
-    """Runs newest first, by status (the status index), by test run (by-test-run), or all in a date range
-    (the status index's three run partitions, merged), paginated."""
-    filters = {"f": [status, test_run_id, since, until]}  # as asked: a token is valid for the same question
-    state = _decode_token(deps, next_token, filters) if next_token else None
-    if since is None and until is None and status is None and test_run_id is None:
-        # the last week, as of the first page (the token carries it: later pages list the same runs)
-        default_since = (datetime.now(UTC) - timedelta(days=DATE_RANGE_DAYS)).isoformat(timespec="seconds")[:19]
-        since = state.get("since") if state else default_since
-        if not isinstance(since, str):
-            raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
-        filters["since"] = since
-    until_bound = (until or "") + "~" if until and len(until) == 10 else until  # a date: all of that day
-    if test_run_id is not None or status is not None:
-        index, value = ("test_run", test_run_id) if test_run_id is not None else ("status", status)
-        start = _key_of(state.get("k")) if state else None
-        items, last = [], start
-        while len(items) < limit:  # a status filter on the test-run index may thin a page
-            page, last = deps.table.run_page(index, value, limit - len(items), last, since, until_bound)
-            items += [i for i in page if status is None or i.get("status") == status]
-            if last is None:
-                break
-        return {
-            "runs": [_run_summary(i) for i in items],
-            "next_token": _encode_token(deps, {**filters, "k": last}) if last else None,
-        }
-    # every status: each partition's next page from its own cursor, merged newest first
-    cursors = state["c"] if state else dict.fromkeys(RUN_STATUSES)
-    if not isinstance(cursors, dict) or set(cursors) != set(RUN_STATUSES):
-        raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
-    pages = {}
-    for name, cursor in cursors.items():
-        if cursor != "done":
-            pages[name] = deps.table.run_page("status", name, limit, _key_of(cursor), since, until_bound)
-    merged = sorted(
-        ((item, name) for name, (page, _last) in pages.items() for item in page),
-        key=lambda pair: (pair[0].get("gsi1sk", ""), pair[0]["run_id"]),
-        reverse=True,
-    )[:limit]
-    for name, (page, last) in pages.items():
-        taken = [item for item, status_name in merged if status_name == name]
-        if taken:
-            whole_page = len(taken) == len(page)
-            cursors[name] = "done" if whole_page and last is None else {k: {"S": taken[-1][k]} for k in INDEX_KEY}
-        elif not page:
-            cursors[name] = "done"
-    more = any(cursor != "done" for cursor in cursors.values())
-    return {
-        "runs": [_run_summary(item) for item, _name in merged],
-        "next_token": _encode_token(deps, {**filters, "c": cursors}) if more else None,
-    }
-
-
-# --- GET /runs/{run_id}/jobs --------------------------------------------------------------------------
+# --- GET /runs/{run_id}/jobs, GET /status/{job_id}: a job record as the API shows it ----------------
 JOB_FIELDS = (
     "status",
     "exec_type",
@@ -381,7 +231,7 @@ JOB_FIELDS = (
 )
 
 
-def _job(job_id: str, run_id: str, item: dict) -> dict:
+def job_view(job_id: str, run_id: str, item: dict) -> dict:
     job = {"job_id": job_id, "run_id": run_id}
     for field in JOB_FIELDS:
         if field in item:
@@ -392,21 +242,6 @@ def _job(job_id: str, run_id: str, item: dict) -> dict:
         if field in job:
             job[field] = int(job[field])
     return job
-
-
-def list_jobs(deps: ApiDeps, run_id: str, status: str | None, limit: int, next_token: str | None) -> dict:
-    listing = {"r": run_id, "s": status}
-    start = _key_of(_decode_token(deps, next_token, listing).get("k")) if next_token else None
-    if start is not None and start.get("pk") != {"S": f"RUN#{run_id}"}:
-        raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
-    deps.table.get_run(run_id)  # 404 for an unknown run, not an empty list
-    items, last = deps.table.job_page(run_id, status, limit, start)
-    return {
-        "run_id": run_id,
-        "status": status,
-        "jobs": [_job(item["sk"].removeprefix("JOB#"), run_id, item) for item in items],
-        "next_token": _encode_token(deps, {**listing, "k": last}) if last else None,
-    }
 
 
 # --- GET /runs/{run_id}/results -----------------------------------------------------------------------
@@ -436,7 +271,7 @@ def _job_record(deps: ApiDeps, job_id: str) -> tuple[str, dict]:
     return run_id, record
 
 
-def _files(deps: ApiDeps, record: dict) -> dict[str, str]:
+def job_files(deps: ApiDeps, record: dict) -> dict[str, str]:
     """The job's files (type -> presigned GET URL) once it completed."""
     if record.get("status") != "COMPLETED" or not record.get("output_key"):
         return {}
@@ -447,9 +282,9 @@ def _files(deps: ApiDeps, record: dict) -> dict[str, str]:
 def job_status(deps: ApiDeps, job_id: str) -> dict:
     run_id, record = _job_record(deps, job_id)
     return {
-        **_job(job_id, run_id, record),
+        **job_view(job_id, run_id, record),
         "task": is_task_id(job_id),
-        "files": _files(deps, record),
+        "files": job_files(deps, record),
         "expires_in_s": deps.settings.url_expiry_s,
     }
 
@@ -464,72 +299,3 @@ def download_url(deps: ApiDeps, job_id: str, file_type: str) -> str:
     if record.get("status") != "COMPLETED" or not record.get("output_key"):
         raise NotReadyError(f"job {job_id!r} is {record.get('status')}: its {produced} file exists once it COMPLETED")
     return deps.blobs.presigned_url(record["output_key"], deps.settings.url_expiry_s)
-
-
-# --- POST /tasks, GET /tasks/{task_id} (seed 004) -----------------------------------------------------
-def submit_task(
-    deps: ApiDeps, client_key: str, work_duration_ms: int, data_size_kb: int, group_id: str | None
-) -> tuple[dict, bool]:
-    """One SYNTHETIC job on the scenario's runner, once per client key; returns (task, created).
-
-    A task is its own namespace (no run can be named like it, no task can name a run). The key is claimed
-    with a conditional put before anything is sent; a replay with the same key and body returns the first
-    task and re-sends only if the first attempt may have died between claim and send (the queue's FIFO
-    deduplication id is the key, so SQS drops that copy within its 5-minute window; StepTask runs a job once).
-    """
-    group = group_id or deps.settings.task_group_id
-    body = {"w": work_duration_ms, "d": data_size_kb, "g": group}
-    fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    task_id = new_task_id()
-    earlier = deps.table.claim_task(client_key, task_id, fingerprint)
-    if earlier is not None:
-        if earlier.get("fingerprint") != fingerprint:
-            raise TaskConflictError("client key: already used for a different task body")
-        task_id = str(earlier["task_id"])
-    try:
-        deps.table.get_task(task_id)
-    except TaskNotFoundError:  # not queued yet (new, or the first attempt died before recording it)
-        spec = RunSpec(task_id, deps.settings.test_run_id, 1, 0)
-        deps.runner.submit(synthetic_job(spec, task_id, group, work_duration_ms, data_size_kb), f"task:{client_key}")
-        details = {"work_duration_ms": work_duration_ms, "data_size_kb": data_size_kb}
-        deps.table.record_task_queued(task_id, client_key, group, details)
-    return task_status(deps, task_id), earlier is None
-
-
-def _recent_hours(now: datetime | None = None) -> list[str]:
-    now = now or datetime.now(UTC)
-    return [(now - timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in (0, 1)]
-
-
-def task_status(deps: ApiDeps, task_id: str) -> dict:
-    """A task's record as the API shows it; TaskNotFoundError for an unknown task."""
-    record = deps.table.get_task(task_id)
-    status = str(record.get("status", "QUEUED"))
-    estimate = None
-    if status in ("QUEUED", "PROCESSING"):
-        recent: Progress = deps.table.task_progress(_recent_hours())
-        # the recent tasks' median; with no history yet, the work this task asked for
-        p50 = recent.p50_ms((ExecType.SYNTHETIC,)) or float(record.get("work_duration_ms", 0)) or None
-        ahead = deps.runner.jobs_ahead() if status == "QUEUED" else 0
-        estimate = estimate_seconds(1, p50, deps.parallel, ahead)
-    files = _files(deps, record)
-    return {
-        "task_id": task_id,
-        "status": status,
-        "created_at": record.get("created_at"),
-        "updated_at": record.get("updated_at"),
-        "attempts": int(record.get("last_attempt", 0)),
-        "message_group_id": record.get("message_group_id"),
-        "client_key": record.get("client_key"),
-        "work_duration_ms": _int_or_none(record.get("work_duration_ms")),
-        "data_size_kb": _int_or_none(record.get("data_size_kb")),
-        "processing_time_ms": float(record["processing_time_ms"]) if "processing_time_ms" in record else None,
-        "output_key": record.get("output_key"),
-        "error_message": record.get("error_message"),
-        "download_url": files.get("data"),
-        "estimated_time_seconds": estimate,
-    }
-
-
-def _int_or_none(value) -> int | None:
-    return None if value is None else int(value)

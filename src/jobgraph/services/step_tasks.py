@@ -4,7 +4,7 @@ PrepareRun registers a run exactly as StartRun does (start_run.register_run: val
 sequences, manifest) and writes the run's plan — each sequence's route jobs and AGGREGATION, built by
 core/graph as the Scheduler would build them — for the Distributed Map's ItemReader.
 
-StepTask runs one job through the Processor's code (processor.run_claimed: same stage functions, same
+StepTask runs one job through the Processor's code (idempotency.run_claimed: same stage functions, same
 S3 keys, same claim and completion on the job record), exactly once per job id: when Step Functions
 retries a task whose job had completed (the invocation failed afterwards), the stored completion is
 returned, so results stay identical and the job is recorded once. The claimant is the state machine's
@@ -21,17 +21,19 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.events import RunEvents
-from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.core.errors import ObjectNotFoundError
-from jobgraph.core.graph import RunSpec, aggregation_job, merge_job, route_job
+from jobgraph.core.graph import aggregation_job, merge_job, route_job
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, RunId, Sequence
+from jobgraph.core.ports import JobsTablePort, RunStore
 from jobgraph.core.results import ResultStore, request_key
+from jobgraph.core.run import RunSpec
+from jobgraph.services.data import data_layer
+from jobgraph.services.idempotency import DEFAULT_LEASE_MS, lease_of, run_claimed
 from jobgraph.services.observability import logger
 from jobgraph.services.run_events import announce_run_end, run_end_events
 from jobgraph.services.settings import PrepareRunSettings, StepTaskSettings, load_settings
-from jobgraph.services.start_run import register_run, rejected, run_started
+from jobgraph.services.start_run import register_run, rejected
 
 IMPLEMENTATION = "stepfunctions"
 # A job's claimant in scenario 3: the state machine's task for it (one try at a time; a retry re-claims)
@@ -42,16 +44,13 @@ CLAIMANT_PREFIX = "stepfunctions:"
 @dataclass(frozen=True)
 class PrepareRunDeps:
     results: ResultStore
-    table: JobsTable
+    table: RunStore
     settings: PrepareRunSettings
 
     @classmethod
     def from_settings(cls, settings: PrepareRunSettings) -> PrepareRunDeps:
-        return cls(
-            results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
-            table=JobsTable(settings.table_name, settings.record_ttl_days),
-            settings=settings,
-        )
+        data = data_layer(settings)
+        return cls(results=data.results, table=data.table, settings=settings)
 
 
 def plan_item(spec: RunSpec, sequence: Sequence) -> dict:
@@ -100,12 +99,12 @@ def prepare_run(event: dict, deps: PrepareRunDeps) -> dict:
         return {**registered, "cause": "\n".join(registered["errors"])[:30000]}
     spec = registered.spec
     key = deps.results.put_plan(spec.run_id, [plan_item(spec, s) for s in registered.sequences])
-    return run_started(
-        registered,
-        bucket=deps.settings.bucket_name,
-        plan_key=deps.results.blobs.prefix + key,
-        merge=merge_job(spec).model_dump(mode="json"),
-    )
+    return {
+        **registered.started(first_jobs_sent=None).model_dump(),
+        "bucket": deps.settings.bucket_name,
+        "plan_key": deps.results.blobs.prefix + key,
+        "merge": merge_job(spec).model_dump(mode="json"),
+    }
 
 
 @cache
@@ -135,7 +134,7 @@ class StepTaskEvent(BaseModel):
 @dataclass(frozen=True)
 class StepTaskDeps:
     results: ResultStore
-    table: JobsTable
+    table: JobsTablePort  # jobs (claims, outcomes) and runs (the MERGE completes its run; the run's end)
     # the run's end goes to this bus for the downstream triggers (None: no bus in this stack)
     events: RunEvents | None = None
     event_context: dict = field(default_factory=dict)
@@ -143,9 +142,10 @@ class StepTaskDeps:
     @classmethod
     def from_settings(cls, settings: StepTaskSettings) -> StepTaskDeps:
         events, event_context = run_end_events(settings)
+        data = data_layer(settings)
         return cls(
-            results=ResultStore(S3BlobStore(settings.bucket_name, settings.results_prefix)),
-            table=JobsTable(settings.table_name, settings.record_ttl_days),
+            results=data.results,
+            table=data.table,
             events=events,
             event_context=event_context,
         )
@@ -153,10 +153,6 @@ class StepTaskDeps:
 
 def run_step_job(job: IncomingJob, deps: StepTaskDeps, attempt: int = 1, lease_ms: int | None = None) -> CompletedJob:
     """Claim, run and record one job; the MERGE also completes the run (once: complete_run is conditional)."""
-    # Imported here, not at the top: processor needs numpy/pyarrow (core.stages), which StepTask's
-    # function has (ScientificLayer) but PrepareRun's, which imports this module too, does not.
-    from jobgraph.services.processor import DEFAULT_LEASE_MS, run_claimed
-
     completed = run_claimed(
         job,
         deps.results,
@@ -178,8 +174,6 @@ class StepTaskRuntime:
     def handle(self, event: StepTaskEvent, context=None) -> dict:
         if event.announce_run_end is not None:
             return {"run_id": event.announce_run_end, "event_id": self.announce(event.announce_run_end)}
-        from jobgraph.services.processor import lease_of  # see run_step_job
-
         completed = run_step_job(event.job, self.deps, attempt=event.retry_count + 1, lease_ms=lease_of(context))
         return completed.model_dump(mode="json", exclude_none=True)
 

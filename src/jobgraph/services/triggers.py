@@ -28,20 +28,22 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Protocol
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import BaseModel, ConfigDict, Field, Json
 
-from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.events import RunEvents
-from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.targets import TargetRefusedError, Targets
 from jobgraph.adapters.trigger_config import LoadedConfig, TriggerConfigStore
 from jobgraph.core.errors import ConfigurationError, JobGraphError, ObjectNotFoundError
+from jobgraph.core.ports import ApprovalStore, BlobStore, TriggerStore
 from jobgraph.core.results import merged_key
-from jobgraph.core.triggers import WorkflowConfig, approved_event, dedup_token, plan, source_event
+from jobgraph.core.trigger_event import approved_event, source_event
+from jobgraph.core.triggers import WorkflowConfig, dedup_token, plan
 from jobgraph.services.approvals import kept_event
+from jobgraph.services.data import data_layer
 from jobgraph.services.observability import MetricUnit, logger, metrics
 from jobgraph.services.settings import TriggerSettings, load_settings
 
@@ -68,10 +70,14 @@ class ClaimBusyError(JobGraphError):
     """Another invocation holds the trigger's claim: come back when it has fired it, or died."""
 
 
+class TriggerTable(TriggerStore, ApprovalStore, Protocol):
+    """What the trigger function keeps in the jobs table: its claims, and the runs' approvals it requests."""
+
+
 @dataclass(frozen=True)
 class TriggerDeps:
     configs: TriggerConfigStore
-    table: JobsTable
+    table: TriggerTable
     targets: Targets
     merged: Callable[[str], dict | None]  # run_id -> merged percentiles (None: not there)
     stale_s: float = 90.0
@@ -235,7 +241,7 @@ class TriggerRuntime:
         return json.dumps(handle_event(record.body, self.deps))
 
 
-def merged_reader(blobs: S3BlobStore) -> Callable[[str], dict | None]:
+def merged_reader(blobs: BlobStore) -> Callable[[str], dict | None]:
     def read(run_id: str) -> dict | None:
         try:
             return json.loads(blobs.get(merged_key(run_id)))
@@ -258,11 +264,12 @@ def trigger_runtime() -> TriggerRuntime:
         )
     except ValueError as exc:
         raise ConfigurationError(f"TRIGGER_CONFIG: {exc}") from None
+    data = data_layer(settings)
     deps = TriggerDeps(
         configs,
-        JobsTable(settings.table_name, settings.record_ttl_days),
+        data.table,
         Targets(),
-        merged_reader(S3BlobStore(settings.bucket_name, settings.results_prefix)),
+        merged_reader(data.blobs),
         settings.claim_stale_s,
         events=RunEvents(settings.event_bus_name) if settings.event_bus_name else None,
     )

@@ -1,0 +1,106 @@
+"""What every store of the jobs table shares: the table, its client (made lazily), keys, and how DynamoDB's
+answers are read (typed attribute values to plain values, a failed condition told from other errors)."""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+from typing import Any
+
+from jobgraph.core.models import is_task_id
+from jobgraph.core.ports import Record
+
+Item = dict[str, Any]  # an item in DynamoDB's typed form: {"pk": {"S": "RUN#r"}, ...}
+
+
+@cache
+def default_dynamodb_client() -> Any:
+    import boto3
+
+    return boto3.client("dynamodb")
+
+
+def conditional_failed(exc: Any) -> bool:
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+def condition_failed_first(exc: Any) -> bool:
+    """A cancelled transaction whose first item (the job record) failed its condition."""
+    reasons = exc.response.get("CancellationReasons") or []
+    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
+def transaction_conflict(exc: Any) -> bool:
+    """A cancelled transaction that met another transaction on one of its items."""
+    return any(r.get("Code") == "TransactionConflict" for r in exc.response.get("CancellationReasons") or [])
+
+
+def plain(item: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+
+def run_key(run_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
+
+
+def job_key(run_id: str, job_id: str) -> dict[str, Any]:
+    """A job's record; a task's job (run id = task id, core.models.is_task_id) is its task record."""
+    if is_task_id(run_id):
+        return task_key(run_id)
+    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}}
+
+
+def task_key(task_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}}
+
+
+def progress_key(run_id: str, at: str) -> dict[str, Any]:
+    """Where a job's change is counted: its run's counters, or the tasks' counters of the hour ``at``."""
+    if is_task_id(run_id):
+        return {"pk": {"S": "TASKS"}, "sk": {"S": f"PROGRESS#{at[:13]}"}}
+    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "PROGRESS"}}
+
+
+def counters(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("pk", "sk", "expires_at")}
+
+
+class TableAccess:
+    """One jobs table: its name, records' time to live, and a boto3 client (the default one, made lazily)."""
+
+    def __init__(self, table_name: str, ttl_days: int = 30, client: Any = None):
+        self.table_name = table_name
+        self.ttl_days = ttl_days
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = default_dynamodb_client()
+        return self._client
+
+    def _expires_at(self) -> dict[str, Any]:
+        return {"N": str(int(time.time()) + self.ttl_days * 86400)} if self.ttl_days else {"NULL": True}
+
+    def _job_item(self, key: dict[str, Any]) -> dict[str, Any]:
+        return plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item") or {})
+
+    def _item(self, key: dict[str, Any]) -> Record | None:
+        """The item under ``key`` (a consistent read), or None."""
+        response = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
+        return plain(response["Item"]) if "Item" in response else None
+
+    def _update_new(self, key: dict[str, Any], **update: Any) -> Record | None:
+        """One conditional UpdateItem; the item's new image, or None when the condition failed."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.update_item(TableName=self.table_name, Key=key, ReturnValues="ALL_NEW", **update)
+        except ClientError as exc:
+            if conditional_failed(exc):
+                return None
+            raise
+        return plain(response["Attributes"])

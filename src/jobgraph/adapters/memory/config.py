@@ -1,0 +1,16 @@
+"""The deployment's own settings in memory: the ConfigStore port's fake (adapters/dynamodb/config.py)."""
+
+from __future__ import annotations
+
+import os
+
+from jobgraph.adapters.memory.table import MemoryAccess
+from jobgraph.core.models import utc_now_iso
+
+
+class MemoryConfigStore(MemoryAccess):
+    def page_token_secret(self) -> bytes:
+        key = ("CONFIG#page-tokens", "SECRET")
+        with self.memory.lock:
+            item = self.memory.get(key) or self.memory.put(key, {"secret": os.urandom(32), "created_at": utc_now_iso()})
+            return bytes(item["secret"])
