@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from jobgraph.api.limits import LOCAL_HOSTS, MAX_BODY_BYTES, BodyLimits
 from jobgraph.core.models import CompletedJob, ExecType, JobStatus
-from jobgraph.services import page_tokens, status
+from jobgraph.services import listings, page_tokens, status
 from jobgraph.services.settings import ApiSettings, load_settings
 
 MAX_MESSAGE = 300
@@ -21,7 +21,7 @@ MAX_MESSAGE = 300
 @pytest.fixture
 def api(fake_stack):
     status.api_deps.cache_clear()
-    status._TOKEN_SECRETS.clear()
+    listings._TOKEN_SECRETS.clear()
     deps = status.ApiDeps.from_settings(load_settings(ApiSettings))
     from jobgraph.api.app import create_app
 
@@ -29,7 +29,7 @@ def api(fake_stack):
     client.stack, client.deps = fake_stack, deps
     yield client
     status.api_deps.cache_clear()
-    status._TOKEN_SECRETS.clear()
+    listings._TOKEN_SECRETS.clear()
 
 
 def refused(response, code: int) -> dict:
