@@ -106,3 +106,25 @@ def pytest_terminal_summary(terminalreporter, config):
         reasons[reason] = reasons.get(reason, 0) + 1
     for reason, count in sorted(reasons.items()):
         terminalreporter.write_line(f"skipped {count:>3}: {reason}")
+
+
+# The coverage figure `make test` prints is measured on every test but the end-to-end ones (tests/e2e): those
+# drive whole local clouds, and measuring them cost ~1.5x their time (docs/development.md, "Coverage"). They
+# still run, in the same pytest run, with coverage paused. JOBGRAPH_COVER_E2E=1 measures them too.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    plugin = item.config.pluginmanager.get_plugin("_cov")
+    controller = getattr(plugin, "cov_controller", None)
+    pause = (
+        controller is not None
+        and getattr(controller, "started", False)
+        and "e2e" in item.path.relative_to(item.config.rootpath).parts[:2]
+        and not opted_in("JOBGRAPH_COVER_E2E")
+    )
+    if not pause:
+        return (yield)
+    controller.pause()
+    try:
+        return (yield)
+    finally:
+        controller.resume()

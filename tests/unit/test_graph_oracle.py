@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from jobgraph.core.errors import InvalidJobError
 from jobgraph.core.graph import (
     RunSpec,
     aggregation_job,
@@ -113,6 +114,15 @@ def test_the_last_route_needs_no_sequence_and_a_middle_route_does():
     with pytest.raises(ValueError, match="g1-s7-r1: the sequence is needed to schedule route 2"):
         next_for_sequence(SPEC, middle, None)
     assert not is_last_route(completion(aggregation_job(SPEC, 7, 3)))  # no route index: not a route
+
+
+def test_a_route_completion_without_its_route_fields_is_named_not_a_type_error():
+    torn = completion(route_job(SPEC, THREE, 1)).model_copy(update={"total_routes": None})
+    assert not is_last_route(torn)
+    with pytest.raises(
+        InvalidJobError, match="g1-s7-r1: INTERMEDIATE completion lacks sequence_id, route_index or total_routes"
+    ):
+        next_for_sequence(SPEC, torn, THREE)
 
 
 def test_job_counts():

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airportsdata import Airport
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG)
 CRUISE_SPEED_KMH = 800.0  # GUIDE §3.3
@@ -18,7 +22,7 @@ DEFAULT_AIRPORT_POOL: tuple[str, ...] = (
 
 
 @cache
-def _iata_table() -> dict[str, dict]:
+def _iata_table() -> dict[str, Airport]:
     import airportsdata  # loaded once per process; ~0.1 s
 
     return airportsdata.load("IATA")

@@ -9,8 +9,9 @@ An error quotes at most ~80 characters of a bad value, so a 10 MB field is not e
 from __future__ import annotations
 
 import json
+import os
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pydantic import BeforeValidator, Field
 
@@ -120,9 +121,9 @@ def loads_yaml_bounded(data: bytes, *, max_bytes: int, max_depth: int = MAX_JSON
         depth = 0
         sizes: dict[int, int]
 
-        def compose_node(self, parent, index):
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
             if self.depth >= max_depth:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # PyYAML's stubs leave it untyped
                 raise JsonBoundsError(f"nested deeper than {max_depth} levels (line {mark.line + 1})")
             self.depth += 1
             try:
@@ -131,7 +132,7 @@ def loads_yaml_bounded(data: bytes, *, max_bytes: int, max_depth: int = MAX_JSON
                 self.depth -= 1
             # the size of the node once aliases are expanded: an alias repeats its anchor's whole subtree
             sizes = self.__dict__.setdefault("sizes", {})
-            if id(node) not in sizes:
+            if node is not None and id(node) not in sizes:
                 children = node.value if isinstance(node.value, list) else []
                 flat = [c for item in children for c in (item if isinstance(item, tuple) else (item,))]
                 sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in flat)
@@ -152,7 +153,9 @@ def loads_yaml_bounded(data: bytes, *, max_bytes: int, max_depth: int = MAX_JSON
 MAX_DOCUMENT_BYTES = 64 << 20  # a JSON file jobgraph wrote itself (run record, price table): generous
 
 
-def read_json(path, *, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: int = MAX_JSON_DEPTH) -> object:
+def read_json(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: int = MAX_JSON_DEPTH
+) -> object:
     """A JSON file, read at most ``max_bytes`` + 1 bytes and bounded like :func:`loads_bounded`; OSError or
     ValueError (JsonBoundsError, UnicodeDecodeError, json.JSONDecodeError) otherwise."""
     from pathlib import Path
@@ -172,11 +175,19 @@ def _json_integer(value: object) -> object:
 def json_int(**bounds: int) -> Any:
     """An integer field that takes JSON integers only (not booleans, strings or floats), within ``bounds``
     (``ge``/``gt``/``le``/``lt``); the bounds come first so that OpenAPI documents them."""
-    return Annotated[int, Field(**bounds), BeforeValidator(_json_integer)]
+    return Annotated[int, Field(**cast(dict[str, Any], bounds)), BeforeValidator(_json_integer)]
 
 
 # the contract's integers (GUIDE §2): the same in sequence files, API bodies and queue messages
-SequenceId = json_int(ge=0, lt=SEQUENCE_ID_LIMIT)
-Seed = json_int(ge=0, lt=SEED_LIMIT)
-Count = json_int(ge=0)
-Scenarios = json_int(ge=1, le=MAX_SCENARIOS)
+if TYPE_CHECKING:  # to mypy they are ints (it takes no call as a type); pydantic gets the Annotated bounds
+    SequenceId = int
+    Positive = int
+    Seed = int
+    Count = int
+    Scenarios = int
+else:
+    SequenceId = json_int(ge=0, lt=SEQUENCE_ID_LIMIT)
+    Positive = json_int(ge=1)
+    Seed = json_int(ge=0, lt=SEED_LIMIT)
+    Count = json_int(ge=0)
+    Scenarios = json_int(ge=1, le=MAX_SCENARIOS)

@@ -6,6 +6,7 @@ after every sequence's AGGREGATION. Pure functions shared by the solver, StartRu
 
 from __future__ import annotations
 
+from jobgraph.core.errors import InvalidJobError
 from jobgraph.core.models import (
     CompletedJob,
     ExecType,
@@ -17,7 +18,7 @@ from jobgraph.core.models import (
     merge_job_id,
     route_job_id,
 )
-from jobgraph.core.run import RunManifest, RunSpec
+from jobgraph.core.run import Implementation, RunManifest, RunSpec
 
 
 def route_job(spec: RunSpec, sequence: Sequence, route_index: int) -> IncomingJob:
@@ -85,7 +86,7 @@ def synthetic_jobs(
     ]
 
 
-def run_manifest(spec: RunSpec, sequences: list[Sequence], implementation: str) -> RunManifest:
+def run_manifest(spec: RunSpec, sequences: list[Sequence], implementation: Implementation) -> RunManifest:
     """What a run was asked to do, stored beside its results by every implementation."""
     return RunManifest(
         **spec.fields(),
@@ -106,7 +107,11 @@ def total_jobs(sequences: list[Sequence]) -> int:
 
 
 def is_last_route(completed: CompletedJob) -> bool:
-    return completed.route_index is not None and completed.route_index == completed.total_routes - 1
+    return (
+        completed.route_index is not None
+        and completed.total_routes is not None
+        and completed.route_index == completed.total_routes - 1
+    )
 
 
 def next_for_sequence(spec: RunSpec, completed: CompletedJob, sequence: Sequence | None) -> IncomingJob | None:
@@ -117,10 +122,15 @@ def next_for_sequence(spec: RunSpec, completed: CompletedJob, sequence: Sequence
     """
     if not completed.exec_type.is_route:
         return None
+    sequence_id, route_index, total_routes = completed.sequence_id, completed.route_index, completed.total_routes
+    if sequence_id is None or route_index is None or total_routes is None:
+        raise InvalidJobError(
+            f"{completed.job_id}: {completed.exec_type} completion lacks sequence_id, route_index or total_routes"
+        )
     if is_last_route(completed):
-        job = aggregation_job(spec, completed.sequence_id, completed.total_routes)
+        job = aggregation_job(spec, sequence_id, total_routes)
     elif sequence is None:
-        raise ValueError(f"{completed.job_id}: the sequence is needed to schedule route {completed.route_index + 1}")
+        raise ValueError(f"{completed.job_id}: the sequence is needed to schedule route {route_index + 1}")
     else:
-        job = route_job(spec, sequence, completed.route_index + 1)
+        job = route_job(spec, sequence, route_index + 1)
     return job if completed.state is None else job.model_copy(update={"state": completed.state})

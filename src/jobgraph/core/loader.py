@@ -26,7 +26,7 @@ from jobgraph.core.errors import InvalidSequenceError
 from jobgraph.core.models import Sequence
 
 
-def _location(loc: Iterable) -> str:
+def _location(loc: Iterable[int | str]) -> str:
     text = ""
     for part in loc:
         if isinstance(part, str) and (len(part) > MAX_QUOTED_CHARS or not part.isprintable()):
@@ -103,7 +103,7 @@ def sequence_files(directory: Path) -> list[Path]:
     return sorted(files, key=_numeric_first)
 
 
-def _numeric_first(path: Path) -> tuple:
+def _numeric_first(path: Path) -> tuple[object, ...]:
     # numbers compared as ASCII digit strings (no int(): a 5 000-digit file name would be refused by Python)
     stem = path.stem
     if stem.isascii() and stem.isdigit():

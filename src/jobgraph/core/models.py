@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Self
 
 from pydantic import (
     AfterValidator,
@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from jobgraph.core.airports import is_known_iata
-from jobgraph.core.bounds import MAX_SCENARIOS, Count, Scenarios, Seed, SequenceId, json_int
+from jobgraph.core.bounds import MAX_SCENARIOS, Count, Positive, Scenarios, Seed, SequenceId, json_int
 from jobgraph.core.timeutil import parse_hms
 
 MIN_TURNAROUND_MIN = 45.0  # GUIDE §4
@@ -33,6 +33,12 @@ RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TEST_RUN_ID_PATTERN = r"^[A-Za-z0-9_.:/=+@-]{1,128}$"
 MAX_SYNTHETIC_WORK_MS = 900_000  # a Lambda's longest timeout
 MAX_SYNTHETIC_DATA_KB = 10_240
+if TYPE_CHECKING:  # to mypy they are ints (as in core/bounds)
+    WorkMs = int
+    DataKb = int
+else:
+    WorkMs = json_int(ge=0, le=MAX_SYNTHETIC_WORK_MS)
+    DataKb = json_int(ge=0, le=MAX_SYNTHETIC_DATA_KB)
 
 RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
 
@@ -286,15 +292,15 @@ class IncomingJob(BaseModel):
     sequence_id: SequenceId | None = None
     exec_type: ExecType
     route_index: Count | None = None
-    total_routes: json_int(ge=1) | None = None
+    total_routes: Positive | None = None
     route: Route | None = None
     scenarios: Scenarios
     seed: Seed
     submitted_at: str = Field(default_factory=utc_now_iso)
     # SYNTHETIC jobs only: how long the job works and how much output it writes, and an object of the
     # results bucket it reads first (seed 001's "S3 key with job details")
-    work_duration_ms: json_int(ge=0, le=MAX_SYNTHETIC_WORK_MS) | None = None
-    data_size_kb: json_int(ge=0, le=MAX_SYNTHETIC_DATA_KB) | None = None
+    work_duration_ms: WorkMs | None = None
+    data_size_kb: DataKb | None = None
     input_key: InputKey | None = None
     # the previous route's state (INTERMEDIATE, LAST, AGGREGATION), when it travels in the messages;
     # absent: it is read from S3 (scenario 3, or a state too large for a message: stages.carries_state)
@@ -306,6 +312,7 @@ class IncomingJob(BaseModel):
             missing = [f for f in ("sequence_id", "route_index", "total_routes", "route") if getattr(self, f) is None]
             if missing:
                 raise ValueError(f"{self.exec_type} job lacks {', '.join(missing)}")
+            assert self.route_index is not None and self.total_routes is not None  # checked just above
             expected = exec_type_for(self.route_index, self.total_routes)
             if expected != self.exec_type:
                 raise ValueError(
@@ -390,5 +397,5 @@ def message_label(body: str) -> str | None:
             message = model.model_validate_json(body)
         except ValidationError:
             continue
-        return f"{message.job_id} ({message.status.value})" if model is CompletedJob else message.job_id
+        return f"{message.job_id} ({message.status.value})" if isinstance(message, CompletedJob) else message.job_id
     return None

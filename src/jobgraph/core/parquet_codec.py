@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +15,9 @@ import pyarrow.parquet as pq
 from jobgraph.core.delay_model import RouteState
 from jobgraph.core.errors import InvalidJobError
 from jobgraph.core.models import CarriedState
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DELAYS_SCHEMA = pa.schema(
     [
@@ -48,7 +52,7 @@ def encode_delays(sequence_id: int, route_index: int, departure: np.ndarray, arr
     return _to_bytes(table)
 
 
-def decode_delays(data: bytes):
+def decode_delays(data: bytes) -> pd.DataFrame:
     """Delays as a pandas DataFrame (pandas imported here only)."""
     return pq.read_table(io.BytesIO(data)).to_pandas()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from jobgraph.core.models import ExecType
 
@@ -82,7 +83,7 @@ class StageProgress:
                 return round(bucket_value(bucket), 3)
         raise AssertionError("unreachable: the rank is at most the count")
 
-    def timings(self) -> dict[str, float | int] | None:
+    def timings(self) -> dict[str, float | None] | None:
         count = sum(self.histogram.values())
         if count == 0:
             return None
@@ -104,7 +105,7 @@ class Progress:
     stages: dict[ExecType, StageProgress] = field(default_factory=dict)
 
     @classmethod
-    def from_counters(cls, counters: dict) -> Progress:
+    def from_counters(cls, counters: dict[str, Any]) -> Progress:
         progress = cls(completed=int(counters.get("nC", 0)), failed=int(counters.get("nF", 0)))
         for name, value in counters.items():
             kind, code, rest = name[:1], name[1:2], name[2:]

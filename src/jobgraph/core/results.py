@@ -19,6 +19,7 @@ reads the same input and rewrites identical outputs: retries and duplicates cann
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from jobgraph.core.models import Sequence
 from jobgraph.core.ports import BlobStore
@@ -64,7 +65,7 @@ def route_state_key(run_id: str, sequence_id: int, route_index: int) -> str:
     return f"_jobgraph/runs/{run_id}/state/{sequence_id}/route_{route_index}.parquet"
 
 
-def dump_json(document: dict) -> bytes:
+def dump_json(document: dict[str, Any]) -> bytes:
     return json.dumps(document, indent=2, sort_keys=False).encode()
 
 
@@ -92,21 +93,23 @@ class ResultStore:
         self.blobs.put(key, data)
         return key
 
-    def put_percentiles(self, run_id: str, sequence_id: int, document: dict) -> str:
+    def put_percentiles(self, run_id: str, sequence_id: int, document: dict[str, Any]) -> str:
         key = percentiles_key(run_id, sequence_id)
         self.blobs.put(key, dump_json(document), JSON)
         return key
 
-    def get_percentiles(self, run_id: str, sequence_id: int) -> dict:
-        return json.loads(self.blobs.get(percentiles_key(run_id, sequence_id)))
+    def get_percentiles(self, run_id: str, sequence_id: int) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.blobs.get(percentiles_key(run_id, sequence_id)))
+        return document
 
-    def put_merged(self, run_id: str, document: dict) -> str:
+    def put_merged(self, run_id: str, document: dict[str, Any]) -> str:
         key = merged_key(run_id)
         self.blobs.put(key, dump_json(document), JSON)
         return key
 
-    def get_merged(self, run_id: str) -> dict:
-        return json.loads(self.blobs.get(merged_key(run_id)))
+    def get_merged(self, run_id: str) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.blobs.get(merged_key(run_id)))
+        return document
 
     def has_merged(self, run_id: str) -> bool:
         return self.blobs.exists(merged_key(run_id))
@@ -128,15 +131,16 @@ class ResultStore:
     def get_sequence(self, run_id: str, sequence_id: int) -> Sequence:
         return Sequence.model_validate_json(self.blobs.get(sequence_key(run_id, sequence_id)))
 
-    def put_request(self, run_id: str, request: dict) -> str:
+    def put_request(self, run_id: str, request: dict[str, Any]) -> str:
         key = request_key(run_id)
         self.blobs.put(key, json.dumps(request).encode(), JSON)
         return key
 
-    def get_request(self, run_id: str) -> dict:
-        return json.loads(self.blobs.get(request_key(run_id)))
+    def get_request(self, run_id: str) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.blobs.get(request_key(run_id)))
+        return document
 
-    def put_plan(self, run_id: str, items: list[dict]) -> str:
+    def put_plan(self, run_id: str, items: list[dict[str, Any]]) -> str:
         key = plan_key(run_id)
         self.blobs.put(key, json.dumps(items, separators=(",", ":")).encode(), JSON)
         return key

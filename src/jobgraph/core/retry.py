@@ -25,6 +25,6 @@ def backoff_s(attempt: int, base_s: float, max_s: int, rng: random.Random | None
     if base_s <= 0:
         return 0
     ceiling = max(1, min(int(max_s), MAX_VISIBILITY_S))
-    nominal = base_s * 2 ** min(max(attempt, 1) - 1, 32)
+    nominal: float = base_s * 2 ** min(max(attempt, 1) - 1, 32)
     draw = (rng or random).random()
     return max(1, min(ceiling, math.ceil(nominal * (1 - JITTER * draw))))

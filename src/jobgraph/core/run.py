@@ -13,7 +13,7 @@ from typing import Annotated, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
-from jobgraph.core.bounds import Scenarios, Seed, SequenceId, json_int
+from jobgraph.core.bounds import Positive, Scenarios, Seed, SequenceId
 from jobgraph.core.models import CompletedJob, IncomingJob, RunId, utc_now_iso
 
 TestRunId = Annotated[str, Field(min_length=1, max_length=256)]  # as the messages bound it
@@ -54,6 +54,10 @@ class RunSpec:
         return RunFields(run_id=self.run_id, test_run_id=self.test_run_id, scenarios=self.scenarios, seed=self.seed)
 
 
+# which implementation wrote a run's results (RunManifest.implementation)
+Implementation = Literal["solver", "lambda", "local", "stepfunctions"]
+
+
 class RunManifest(BaseModel):
     """What a run is: stored once when it starts, read by MERGE and by result exports."""
 
@@ -64,9 +68,9 @@ class RunManifest(BaseModel):
     scenarios: Scenarios
     seed: Seed
     sequence_ids: list[SequenceId] = Field(min_length=1)
-    total_route_jobs: json_int(ge=1)
+    total_route_jobs: Positive
     created_at: str = Field(default_factory=utc_now_iso)
-    implementation: Literal["solver", "lambda", "local", "stepfunctions"] = "solver"
+    implementation: Implementation = "solver"
 
 
 class RunStarted(BaseModel):

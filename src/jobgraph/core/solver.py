@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from jobgraph.adapters.local_disk import staged_run
 from jobgraph.core import stages
@@ -30,14 +31,16 @@ class SolveReport:
     jobs: int
     wall_seconds: float
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    merged: dict = field(default_factory=dict)
+    merged: dict[str, Any] = field(default_factory=dict)
 
     @property
     def route_jobs(self) -> int:
         return sum(len(v) for k, v in self.stage_ms.items() if k in ("FIRST", "INTERMEDIATE", "LAST"))
 
 
-def solve_into(store: ResultStore, spec: RunSpec, sequences: list[Sequence], on_job: ProgressHook | None = None):
+def solve_into(
+    store: ResultStore, spec: RunSpec, sequences: list[Sequence], on_job: ProgressHook | None = None
+) -> dict[str, list[float]]:
     """Run every job of the graph in dependency order against ``store``; returns per-stage timings (ms)."""
     stage_ms: dict[str, list[float]] = defaultdict(list)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from jobgraph.core import parquet_codec, stats
 from jobgraph.core.delay_model import RouteResult, RouteState, curfew_breaches, simulate_route
@@ -41,6 +42,7 @@ def previous_state(job: IncomingJob, store: ResultStore, route_index: int) -> Ro
                 f"{job.job_id}: carries the state of route {job.state.route_index}, needs route {route_index}"
             )
         return parquet_codec.uncarry_state(job.state, job.scenarios)
+    assert job.sequence_id is not None  # a route job has one (IncomingJob's validator)
     try:
         return parquet_codec.decode_state(store.get_state(job.run_id, job.sequence_id, route_index))
     except ObjectNotFoundError:
@@ -51,6 +53,8 @@ def previous_state(job: IncomingJob, store: ResultStore, route_index: int) -> Ro
 
 def simulate_job(job: IncomingJob, store: ResultStore) -> RouteResult:
     """A route job's delays, from the previous route's state (pure but for reading that state)."""
+    # IncomingJob's validator requires these of a route job; the assert narrows their types
+    assert job.route is not None and job.route_index is not None and job.sequence_id is not None
     previous = previous_state(job, store, job.route_index - 1) if job.route_index > 0 else None
     return simulate_route(
         job.route,
@@ -66,6 +70,7 @@ def run_route(job: IncomingJob, store: ResultStore, carry_max_bytes: int = 0) ->
     """FIRST / INTERMEDIATE / LAST: delays of one route given the previous route's state.
 
     The route's own state is returned for the messages when it fits ``carry_max_bytes``, else stored."""
+    assert job.route_index is not None and job.sequence_id is not None  # IncomingJob's validator requires them
     result = simulate_job(job, store)
     key = store.put_delays(
         job.run_id,
@@ -93,6 +98,7 @@ def replay_state(job: IncomingJob, store: ResultStore, carry_max_bytes: int) -> 
 
 def run_aggregation(job: IncomingJob, store: ResultStore) -> str:
     """AGGREGATION: per-sequence statistics from the last route's state."""
+    assert job.sequence_id is not None and job.total_routes is not None  # IncomingJob's validator requires them
     final = previous_state(job, store, job.total_routes - 1)
     samples = {"final_arrival_delay_min": final.arrival_delay, "total_departure_delay_min": final.total_departure_delay}
     breaches = int(curfew_breaches(final).sum())
@@ -109,7 +115,7 @@ def run_aggregation(job: IncomingJob, store: ResultStore) -> str:
     return store.put_percentiles(job.run_id, job.sequence_id, document)
 
 
-def merge_documents(run_id: str, documents: list[dict]) -> dict:
+def merge_documents(run_id: str, documents: list[dict[str, Any]]) -> dict[str, Any]:
     """Run statistics from per-sequence summaries only (never the delays files)."""
     scenarios = {d["scenarios"] for d in documents}
     merged = {name: stats.merge_histograms(d["summary"][name] for d in documents) for name in METRICS}
@@ -152,6 +158,7 @@ def run_synthetic(job: IncomingJob, store: ResultStore) -> JobOutput:
     """The perf runner's job: read its ``input_key`` if it names one (seed 001: "S3 key with job details";
     its size is recorded), work for ``work_duration_ms`` (sleep: the wait a real job spends on I/O), then
     write ``data_size_kb`` of output. A missing input fails the job (retried, then dead-lettered)."""
+    assert job.work_duration_ms is not None and job.data_size_kb is not None  # IncomingJob's validator requires them
     size = len(store.get_input(job.input_key)) if job.input_key else None
     time.sleep(job.work_duration_ms / 1000)
     key = store.put_synthetic(job.run_id, job.job_id, synthetic_payload(job.job_id, job.data_size_kb))

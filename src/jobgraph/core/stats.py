@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def describe(samples: np.ndarray) -> dict[str, float]:
     return out
 
 
-def histogram(samples: np.ndarray, bin_width: float = BIN_WIDTH_MIN) -> dict:
+def histogram(samples: np.ndarray, bin_width: float = BIN_WIDTH_MIN) -> dict[str, Any]:
     """Mergeable summary of one sample set."""
     bins, counts = np.unique(np.floor(samples / bin_width).astype(np.int64), return_counts=True)
     return {
@@ -40,8 +41,8 @@ def histogram(samples: np.ndarray, bin_width: float = BIN_WIDTH_MIN) -> dict:
     }
 
 
-def merge_histograms(parts: Iterable[dict]) -> dict:
-    parts = list(parts)
+def merge_histograms(histograms: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    parts = list(histograms)
     if not parts:
         raise ValueError("nothing to merge")
     widths = {p["bin_width"] for p in parts}
@@ -63,7 +64,7 @@ def merge_histograms(parts: Iterable[dict]) -> dict:
     }
 
 
-def describe_histogram(hist: dict) -> dict[str, float]:
+def describe_histogram(hist: dict[str, Any]) -> dict[str, float]:
     """{p50..p99, mean, max} from a histogram, emulating numpy's linear-interpolation percentile.
 
     The k-th smallest sample is taken as the midpoint of its bin (clamped to the exact min/max), so each
@@ -76,7 +77,8 @@ def describe_histogram(hist: dict) -> dict[str, float]:
 
     def kth(k: np.ndarray) -> np.ndarray:
         idx = np.searchsorted(cumulative, k, side="right")
-        return np.clip((bins[idx] + 0.5) * width, hist["min"], hist["max"])
+        clipped: np.ndarray = np.clip((bins[idx] + 0.5) * width, hist["min"], hist["max"])
+        return clipped
 
     rank = (n - 1) * np.asarray(PERCENTILES, dtype=np.float64) / 100.0
     lo = np.floor(rank)

@@ -54,7 +54,7 @@ STATUS = {"COMPLETED": "SUCCESS", "FAILED": "FAILED"}
 EVENT_TYPE = {"COMPLETED": "run_completed", "FAILED": "run_failed", "APPROVED": "run_approved"}
 
 
-def source_event(detail: dict, merged: dict | None = None) -> dict:
+def source_event(detail: dict[str, Any], merged: dict[str, Any] | None = None) -> dict[str, Any]:
     """The seed's job event for a run's end (``detail``: services.run_events.run_detail), with the merged
     percentiles' headline figures as metrics when the run completed."""
     outcome = str(detail["outcome"])
@@ -88,7 +88,7 @@ def source_event(detail: dict, merged: dict | None = None) -> dict:
     return event
 
 
-def approved_event(event: dict, approval: dict) -> dict:
+def approved_event(event: dict[str, Any], approval: dict[str, Any]) -> dict[str, Any]:
     """The source event of a run that waited for approval, once approved: what on_approval triggers get."""
     return {
         **event,
@@ -98,7 +98,7 @@ def approved_event(event: dict, approval: dict) -> dict:
     }
 
 
-def lookup(event: dict, path: str) -> Any:
+def lookup(event: dict[str, Any], path: str) -> Any:
     """``a.b.c`` in the source event; None where a step is missing."""
     value: Any = event
     for step in path.split("."):
@@ -118,7 +118,7 @@ def placeholders(value: Any) -> list[str]:
     return []
 
 
-def render(template: Any, event: dict) -> Any:
+def render(template: Any, event: dict[str, Any]) -> Any:
     """``template`` with every ``${path}`` filled from the event; "${path}" alone keeps the value's type."""
     if isinstance(template, str):
         whole = PLACEHOLDER.fullmatch(template)

@@ -69,7 +69,7 @@ class GlueJobTarget(_Trigger):
 
     @field_validator("arguments")
     @classmethod
-    def _argument_names(cls, value: dict) -> dict:
+    def _argument_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         bad = [k for k in value if not re.fullmatch(r"--[A-Za-z0-9_.-]+", k)]
         if bad:
             raise ValueError(f"Glue job arguments are named --name: {bad}")
@@ -222,7 +222,7 @@ class Gate(_Strict):
             raise ValueError("give exactly one of above / below")
         return self
 
-    def failure(self, event: dict) -> str | None:
+    def failure(self, event: dict[str, Any]) -> str | None:
         value = lookup(event, self.field)
         if value is None:
             return f"{self.field} is missing"
@@ -238,7 +238,7 @@ class Approval(_Strict):
     when: list[Gate] | None = Field(default=None, min_length=1)
     expires_after_hours: float = Field(default=24.0, gt=0, le=24 * 30)
 
-    def reasons(self, event: dict) -> list[str]:
+    def reasons(self, event: dict[str, Any]) -> list[str]:
         if self.when is None:
             return ["every run of this workflow needs approval"]
         return [reason for gate in self.when if (reason := gate.failure(event))]
@@ -266,7 +266,7 @@ class Workflow(_Strict):
                 raise ValueError(f"{kind}: trigger(s) {repeated} appear twice (give each a distinct name)")
         return self
 
-    def triggers(self, kind: Kind) -> list:
+    def triggers(self, kind: Kind) -> list[Trigger]:
         return list(getattr(self, f"on_{kind}"))
 
 
@@ -293,7 +293,7 @@ class WorkflowConfig(_Strict):
     def _queue_for_sqs_mwaa(self) -> WorkflowConfig:
         for key, workflow in self.workflows.items():
             for kind in ("success", "failure", "approval"):
-                for trigger in workflow.triggers(kind):  # type: ignore[arg-type]
+                for trigger in workflow.triggers(kind):
                     if trigger.type == "sqs_mwaa" and not (trigger.queue_url or self.sqs_mwaa_queue_url):
                         raise ValueError(f"workflows.{key}.on_{kind}: sqs_mwaa needs queue_url or sqs_mwaa_queue_url")
         return self
@@ -316,7 +316,7 @@ class WorkflowConfig(_Strict):
             (key, kind, trigger)
             for key, workflow in self.workflows.items()
             for kind in ("success", "failure", "approval")
-            for trigger in workflow.triggers(kind)  # type: ignore[arg-type]
+            for trigger in workflow.triggers(kind)
         ]
 
 
@@ -326,12 +326,12 @@ class Plan:
 
     workflow: str | None
     kind: Kind | None
-    triggers: list
+    triggers: list[Trigger]
     approval_reasons: list[str]  # non-empty: the run waits for approval instead (nothing fires now)
     approval_hours: float = 0.0  # how long that approval stays open
 
 
-def plan(config: WorkflowConfig, event: dict) -> Plan:
+def plan(config: WorkflowConfig, event: dict[str, Any]) -> Plan:
     found = config.workflow_for(str(event.get("job_name") or ""))
     if found is None:
         return Plan(None, None, [], [])
@@ -356,12 +356,12 @@ def dedup_token(run_id: str, workflow: str, kind: str, trigger_id: str) -> str:
 
 
 # --- what each target receives (seed 003) -----------------------------------------------------------------
-def orchestration_input(event: dict) -> dict:
+def orchestration_input(event: dict[str, Any]) -> dict[str, Any]:
     """Step Functions input, EventBridge detail, SQS/SNS message: the seed's shape."""
     return {"triggered_by_job": event["job_name"], "triggered_by_run_id": event["job_run_id"], "source_event": event}
 
 
-def glue_arguments(trigger: GlueJobTarget, event: dict, token: str) -> dict[str, str]:
+def glue_arguments(trigger: GlueJobTarget, event: dict[str, Any], token: str) -> dict[str, str]:
     arguments = {k: text(v) for k, v in render(trigger.arguments, event).items()}
     return {
         **arguments,
@@ -372,7 +372,7 @@ def glue_arguments(trigger: GlueJobTarget, event: dict, token: str) -> dict[str,
     }
 
 
-def dag_conf(trigger: _Dag, event: dict) -> dict:
+def dag_conf(trigger: _Dag, event: dict[str, Any]) -> dict[str, Any]:
     """The DAG run's conf: who triggered it, the mapped parameters, the run's artifacts and metrics, then the
     trigger's own conf (which wins on a name clash: it is what the config asked for)."""
     return {
@@ -385,7 +385,7 @@ def dag_conf(trigger: _Dag, event: dict) -> dict:
     }
 
 
-def sqs_mwaa_message(trigger: SqsMwaaTarget, event: dict, token: str) -> dict:
+def sqs_mwaa_message(trigger: SqsMwaaTarget, event: dict[str, Any], token: str) -> dict[str, Any]:
     """Seed 003's {dag_id, conf} message, plus the dag_run_id an event_dispatcher DAG can pass to Airflow so
     that a repeated message cannot start a second DAG run."""
     return {"dag_id": trigger.dag_id, "conf": dag_conf(trigger, event), "dag_run_id": token}
