@@ -580,7 +580,9 @@ class SamLocalInvoker:
         sam = self.sam or self.root / ".venv-sam" / "bin" / "sam"
         return [
             str(sam), "local", "invoke", case.function,
-            "--template", str(self.build_dir / "template.yaml"),
+            # a nested application's function: a template with the parent's layers beside it (SAM CLI #2820)
+            "--template", str(local_invoke_template(self.build_dir, case.function, self.log_dir)
+                              or self.build_dir / "template.yaml"),
             "--event", str(self.root / "events" / case.file),
             "--env-vars", str(self.env_file),
             "--docker-network", self.network,
