@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from jobgraph.adapters.local_disk import staged_run
 from jobgraph.cli.main import main
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.run import RunSpec
@@ -42,7 +43,7 @@ def graph():
 @pytest.fixture(scope="module")
 def reference(graph, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("solve")
-    solve(graph, RunSpec("same", "default", SCENARIOS, 5), out)
+    solve(graph, RunSpec("same", "default", SCENARIOS, 5), out, staging=staged_run)
     return read_run(out / "same")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from jobgraph.adapters.local_disk import staged_run
 from jobgraph.bench.record import RECORD_NAME
 from jobgraph.cli.main import main
 from jobgraph.core.generator import generate_sequences
@@ -37,7 +38,7 @@ def graph():
 @pytest.fixture(scope="module")
 def solved(graph, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("solve")
-    solve(graph, RunSpec("sfn", "default", SCENARIOS, 5), out)
+    solve(graph, RunSpec("sfn", "default", SCENARIOS, 5), out, staging=staged_run)
     return out / "sfn"
 
 
