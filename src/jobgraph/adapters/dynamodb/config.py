@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from jobgraph.adapters.dynamodb.table import TableAccess, conditional_failed
+from jobgraph.adapters.dynamodb.table import TableAccess
 from jobgraph.core.errors import JobGraphError
 from jobgraph.core.models import utc_now_iso
 
@@ -17,20 +17,10 @@ PAGE_TOKEN_KEY = {"pk": {"S": "CONFIG#page-tokens"}, "sk": {"S": "SECRET"}}
 class DynamoConfigStore(TableAccess):
     def page_token_secret(self) -> bytes:
         """32 random bytes per deployment (table), made once by whichever API call first needs them."""
-        from botocore.exceptions import ClientError
-
         for _ in range(2):
             item = self.client.get_item(TableName=self.table_name, Key=PAGE_TOKEN_KEY, ConsistentRead=True).get("Item")
             if item:
                 return bytes(item["secret"]["B"])
-            try:
-                # no expires_at: the table's TTL never removes it, so tokens stay valid while the table lives
-                self.client.put_item(
-                    TableName=self.table_name,
-                    Item={**PAGE_TOKEN_KEY, "secret": {"B": os.urandom(32)}, "created_at": {"S": utc_now_iso()}},
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except ClientError as exc:
-                if not conditional_failed(exc):
-                    raise
+            # no expires_at: the table's TTL never removes it, so tokens stay valid while the table lives
+            self._put_new({**PAGE_TOKEN_KEY, "secret": {"B": os.urandom(32)}, "created_at": {"S": utc_now_iso()}})
         raise JobGraphError(f"{self.table_name}: the page-token secret could not be read or made")

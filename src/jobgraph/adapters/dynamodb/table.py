@@ -85,22 +85,49 @@ class TableAccess:
     def _expires_at(self) -> dict[str, Any]:
         return {"N": str(int(time.time()) + self.ttl_days * 86400)} if self.ttl_days else {"NULL": True}
 
-    def _job_item(self, key: dict[str, Any]) -> dict[str, Any]:
-        return plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item") or {})
-
     def _item(self, key: dict[str, Any]) -> Record | None:
         """The item under ``key`` (a consistent read), or None."""
         response = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
         return plain(response["Item"]) if "Item" in response else None
 
-    def _update_new(self, key: dict[str, Any], **update: Any) -> Record | None:
-        """One conditional UpdateItem; the item's new image, or None when the condition failed."""
+    def _put_new(self, item: Item) -> bool:
+        """One PutItem of an item whose key is not taken yet; False (nothing written) when it is."""
         from botocore.exceptions import ClientError
 
         try:
-            response = self.client.update_item(TableName=self.table_name, Key=key, ReturnValues="ALL_NEW", **update)
+            self.client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def _update(self, key: dict[str, Any], **update: Any) -> dict[str, Any] | None:
+        """One conditional UpdateItem: DynamoDB's answer, or None when the condition failed."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self.client.update_item(TableName=self.table_name, Key=key, **update))
         except ClientError as exc:
             if conditional_failed(exc):
                 return None
             raise
-        return plain(response["Attributes"])
+
+    def _update_if(self, key: dict[str, Any], **update: Any) -> bool:
+        """One conditional UpdateItem; False when its condition does not hold."""
+        return self._update(key, **update) is not None
+
+    def _update_new(self, key: dict[str, Any], **update: Any) -> Record | None:
+        """One conditional UpdateItem; the item's new image, or None when the condition failed."""
+        response = self._update(key, ReturnValues="ALL_NEW", **update)
+        return None if response is None else plain(response["Attributes"])
+
+    def _query_all(self, **query: Any) -> list[Record]:
+        """Every item one query finds, page after page."""
+        items: list[Record] = []
+        while True:
+            response = self.client.query(TableName=self.table_name, **query)
+            items.extend(plain(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgraph.adapters.dynamodb.table import TableAccess, conditional_failed, counters, plain, task_key
+from jobgraph.adapters.dynamodb.table import TableAccess, counters, plain, task_key
 from jobgraph.core.errors import TaskNotFoundError
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.progress import Progress
@@ -18,26 +18,17 @@ from jobgraph.core.progress import Progress
 class DynamoTaskStore(TableAccess):
     def claim_task(self, client_key: str, task_id: str, fingerprint: str) -> dict[str, Any] | None:
         """Remember that ``client_key`` names task ``task_id``; None when new, else the claim made before."""
-        from botocore.exceptions import ClientError
-
         key = {"pk": {"S": f"TASKKEY#{client_key}"}, "sk": {"S": "KEY"}}
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item={
-                    **key,
-                    "task_id": {"S": task_id},
-                    "fingerprint": {"S": fingerprint},
-                    "created_at": {"S": utc_now_iso()},
-                    "expires_at": self._expires_at(),
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if not conditional_failed(exc):
-                raise
-            return plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)["Item"])
-        return None
+        item = {
+            **key,
+            "task_id": {"S": task_id},
+            "fingerprint": {"S": fingerprint},
+            "created_at": {"S": utc_now_iso()},
+            "expires_at": self._expires_at(),
+        }
+        if self._put_new(item):
+            return None
+        return plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)["Item"])
 
     def record_task_queued(self, task_id: str, client_key: str, correlation_id: str, details: dict[str, Any]) -> None:
         """The task's record once its job is on the queue: QUEUED, unless its job already moved it on."""
@@ -73,7 +64,7 @@ class DynamoTaskStore(TableAccess):
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         """A task's record; TaskNotFoundError for an unknown (or expired) task."""
-        item = self._job_item(task_key(task_id))
+        item = self._item(task_key(task_id))
         if not item:
             raise TaskNotFoundError(f"task {task_id!r} not found")
         return item

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -86,6 +85,7 @@ class MemoryRunStore(MemoryAccess):
                 run_key(run_id),
                 {
                     "status": status.value,
+                    "completed_at": utc_now_iso(),
                     "duration_s": number(f"{duration_s:.3f}"),
                     "gsi1pk": f"RUN#{status.value}",
                     **changes,
@@ -94,13 +94,12 @@ class MemoryRunStore(MemoryAccess):
             return True
 
     def complete_run(self, run_id: str, merged_key: str) -> bool:
-        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return self._end(run_id, RunStatus.COMPLETED, completed_at=now, merged_key=merged_key)
+        return self._end(run_id, RunStatus.COMPLETED, merged_key=merged_key)
 
     def fail_run(self, run_id: str, error: str) -> bool:
         if is_task_id(run_id):
             return False
-        return self._end(run_id, RunStatus.FAILED, completed_at=utc_now_iso(), error=error[:2000])
+        return self._end(run_id, RunStatus.FAILED, error=error[:2000])
 
     def mark_run_announced(self, run_id: str, event_id: str) -> bool:
         with self.memory.lock:
