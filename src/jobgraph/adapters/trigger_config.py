@@ -13,21 +13,14 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 
 from pydantic import ValidationError
 
+from jobgraph.adapters.clients import default_client
 from jobgraph.core.loader import format_validation_error
 from jobgraph.core.triggers import WorkflowConfig
 
 JSON = "application/json"
-
-
-@cache
-def default_client(service: str):
-    import boto3
-
-    return boto3.client(service)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from jobgraph.adapters.dynamodb.approvals import APPROVAL_SK, DynamoApprovalStor
 from jobgraph.adapters.dynamodb.config import DynamoConfigStore
 from jobgraph.adapters.dynamodb.jobs import MAX_OUTCOME_TRIES, DynamoJobStore
 from jobgraph.adapters.dynamodb.runs import RUN_STATUSES, DynamoRunStore
-from jobgraph.adapters.dynamodb.table import default_dynamodb_client, job_key, progress_key, run_key, task_key
+from jobgraph.adapters.dynamodb.table import job_key, progress_key, run_key, task_key
 from jobgraph.adapters.dynamodb.tasks import DynamoTaskStore
 from jobgraph.adapters.dynamodb.triggers import DynamoTriggerStore
 from jobgraph.core.ports import JobClaim, TriggerClaim
@@ -48,7 +48,6 @@ __all__ = [
     "JobClaim",
     "JobsTable",
     "TriggerClaim",
-    "default_dynamodb_client",
     "job_key",
     "progress_key",
     "run_key",

@@ -4,20 +4,13 @@ answers are read (typed attribute values to plain values, a failed condition tol
 from __future__ import annotations
 
 import time
-from functools import cache
 from typing import Any
 
+from jobgraph.adapters.clients import LazyClient
 from jobgraph.core.models import is_task_id
 from jobgraph.core.ports import Record
 
 Item = dict[str, Any]  # an item in DynamoDB's typed form: {"pk": {"S": "RUN#r"}, ...}
-
-
-@cache
-def default_dynamodb_client() -> Any:
-    import boto3
-
-    return boto3.client("dynamodb")
 
 
 def conditional_failed(exc: Any) -> bool:
@@ -71,16 +64,12 @@ def counters(item: dict[str, Any]) -> dict[str, Any]:
 class TableAccess:
     """One jobs table: its name, records' time to live, and a boto3 client (the default one, made lazily)."""
 
+    client = LazyClient("dynamodb")
+
     def __init__(self, table_name: str, ttl_days: int = 30, client: Any = None):
         self.table_name = table_name
         self.ttl_days = ttl_days
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = default_dynamodb_client()
-        return self._client
 
     def _expires_at(self) -> dict[str, Any]:
         return {"N": str(int(time.time()) + self.ttl_days * 86400)} if self.ttl_days else {"NULL": True}
