@@ -39,7 +39,17 @@ from jobgraph.api.schemas import (
     TaskStatus,
     TestRunId,
 )
-from jobgraph.core.errors import InvalidSequenceError, RunExistsError, RunNotFoundError, TaskNotFoundError
+from jobgraph.core.errors import (
+    BadTokenError,
+    InvalidSequenceError,
+    JobNotFoundError,
+    NoSuchFileError,
+    NotReadyError,
+    RunExistsError,
+    RunNotFoundError,
+    TaskConflictError,
+    TaskNotFoundError,
+)
 from jobgraph.core.models import RUN_ID_PATTERN
 from jobgraph.services import listings, status, tasks
 from jobgraph.services.start_run import parse_sequences, run_spec
@@ -86,12 +96,12 @@ def error(status_code: int, code: str, message: str, errors: list[dict] | None =
 DOMAIN_ERRORS: tuple[tuple[type[Exception], int, str, str, str | None], ...] = (
     (RunNotFoundError, 404, "not_found", "path.run_id", "no such run"),
     (TaskNotFoundError, 404, "not_found", "path.task_id", "no such task"),
-    (status.JobNotFoundError, 404, "not_found", "path.job_id", "no record of this job"),
-    (status.NoSuchFileError, 404, "not_found", "path.file_type", None),
-    (status.NotReadyError, 409, "not_ready", "path.job_id", "not COMPLETED yet"),
+    (JobNotFoundError, 404, "not_found", "path.job_id", "no record of this job"),
+    (NoSuchFileError, 404, "not_found", "path.file_type", None),
+    (NotReadyError, 409, "not_ready", "path.job_id", "not COMPLETED yet"),
     (RunExistsError, 409, "conflict", "body.run_id", "a run with this id exists"),
-    (tasks.TaskConflictError, 409, "conflict", "client_key", None),
-    (listings.BadTokenError, 400, "bad_request", "query.next_token", None),
+    (TaskConflictError, 409, "conflict", "client_key", None),
+    (BadTokenError, 400, "bad_request", "query.next_token", None),
 )
 
 

@@ -10,15 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from jobgraph.adapters.dynamodb import RUN_STATUSES
-from jobgraph.core.errors import JobGraphError
+from jobgraph.core.errors import BadTokenError
 from jobgraph.services import page_tokens
 from jobgraph.services.status import ApiDeps, job_view
 
 DATE_RANGE_DAYS = 7  # GET /runs without a filter or range: the last week
-
-
-class BadTokenError(JobGraphError):
-    """A pagination token that this API did not hand out for this listing."""
 
 
 # --- GET /runs ----------------------------------------------------------------------------------------

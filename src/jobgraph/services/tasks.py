@@ -6,16 +6,12 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
-from jobgraph.core.errors import JobGraphError, TaskNotFoundError
+from jobgraph.core.errors import TaskConflictError, TaskNotFoundError
 from jobgraph.core.graph import synthetic_job
 from jobgraph.core.models import ExecType, new_task_id
 from jobgraph.core.progress import Progress, estimate_seconds
 from jobgraph.core.run import RunSpec
 from jobgraph.services.status import ApiDeps, job_files
-
-
-class TaskConflictError(JobGraphError):
-    """A client key reused with a different task body."""
 
 
 def submit_task(
