@@ -195,7 +195,11 @@ def test_moto_never_starts_docker_for_a_function(monkeypatch):
         role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         lam = boto3.client("lambda", region_name="eu-west-1")
         lam.create_function(
-            FunctionName="f", Runtime="python3.13", Role=role, Handler="app.handler", Code={"ZipFile": _zipped_handler()}
+            FunctionName="f",
+            Runtime="python3.13",
+            Role=role,
+            Handler="app.handler",
+            Code={"ZipFile": _zipped_handler()},
         )
         # When it is invoked with no local runtime attached
         answer = lam.invoke(FunctionName="f", Payload=b"{}")
@@ -221,7 +225,11 @@ def test_motos_own_sqs_trigger_never_receives_once_the_hooks_are_installed(monke
         role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         lam = boto3.client("lambda", region_name="eu-west-1")
         lam.create_function(
-            FunctionName="f", Runtime="python3.13", Role=role, Handler="app.handler", Code={"ZipFile": _zipped_handler()}
+            FunctionName="f",
+            Runtime="python3.13",
+            Role=role,
+            Handler="app.handler",
+            Code={"ZipFile": _zipped_handler()},
         )
         sqs = boto3.client("sqs", region_name="eu-west-1")
         url = sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
