@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from typing import Any
 
 from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.sqs import FifoQueue
@@ -19,7 +20,13 @@ from jobgraph.core.results import ResultStore
 from jobgraph.core.run import RunSpec
 from jobgraph.services.data import data_layer
 from jobgraph.services.observability import MetricUnit, add_metric, logger
-from jobgraph.services.records import CompletionRecord, FifoBatch, process_batch_then_send, retry_backoff
+from jobgraph.services.records import (
+    CompletionRecord,
+    FifoBatch,
+    InvocationContext,
+    process_batch_then_send,
+    retry_backoff,
+)
 from jobgraph.services.run_events import announce_run_end, run_end_events
 from jobgraph.services.settings import SchedulerSettings, load_settings
 
@@ -33,11 +40,11 @@ class SchedulerDeps:
     incoming: FifoQueue
     # the run's end goes to this bus for the downstream triggers (None: no bus in this stack)
     events: RunEvents | None = None
-    event_context: dict = field(default_factory=dict)
+    event_context: dict[str, Any] = field(default_factory=dict)
     job_max_attempts: int = 0  # 0: a failed job never fails its run (SQS retries it; the DLQ keeps it)
     sequence: Callable[[str, int], Sequence] = field(init=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # A run's sequences never change once StartRun stored them, so a warm Scheduler reads each once
         # (one S3 GET less per route job).
         object.__setattr__(self, "sequence", lru_cache(maxsize=SEQUENCE_CACHE_SIZE)(self.results.get_sequence))
@@ -61,7 +68,11 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
 
     ``send`` takes the next job; by default it is sent at once. The Scheduler Lambda collects them and
     sends one batch per invocation (SchedulerRuntime.run_batch)."""
-    send = send or (lambda job: deps.incoming.send_jobs([job]))
+    if send is None:
+
+        def send(job: IncomingJob) -> None:
+            deps.incoming.send_jobs([job])
+
     logger.thread_safe_append_keys(correlation_id=completed.correlation_id, job_id=completed.job_id)
     if completed.status is JobStatus.FAILED:
         # the Processor recorded the failure; SQS retries the job itself — nothing to schedule, unless this
@@ -82,6 +93,7 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
     if completed.exec_type.is_route:
         sequence = None if is_last_route(completed) else deps.sequence(completed.run_id, completed.sequence_id)
         job = next_for_sequence(RunSpec.of(completed), completed, sequence)
+        assert job is not None  # a route completion always unlocks a job (next_for_sequence raises otherwise)
         send(job)
         return f"sent {job.exec_type} {job.job_id}"
 
@@ -123,7 +135,7 @@ class SchedulerRuntime:
     def handle_record(self, record: CompletionRecord) -> str:
         return schedule(record.body, self.deps, self.pending.append)
 
-    def run_batch(self, event: dict, context) -> dict:
+    def run_batch(self, event: dict[str, Any], context: InvocationContext | None) -> dict[str, Any]:
         """Act on a batch of completions (groups concurrently, FIFO partial failures, backoff), then send
         the next jobs: 10 per call.
 
