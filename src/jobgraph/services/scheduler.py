@@ -13,6 +13,7 @@ from typing import Any
 
 from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.sqs import FifoQueue
+from jobgraph.core.errors import InvalidJobError
 from jobgraph.core.graph import is_last_route, merge_job, next_for_sequence
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, Sequence
 from jobgraph.core.ports import JobsTablePort
@@ -91,14 +92,14 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
         return "synthetic job done"  # the perf runner's load has no follow-up job
 
     if completed.exec_type.is_route:
-        sequence = None if is_last_route(completed) else deps.sequence(completed.run_id, completed.sequence_id)
+        sequence = None if is_last_route(completed) else deps.sequence(completed.run_id, sequence_of(completed))
         job = next_for_sequence(RunSpec.of(completed), completed, sequence)
         assert job is not None  # a route completion always unlocks a job (next_for_sequence raises otherwise)
         send(job)
         return f"sent {job.exec_type} {job.job_id}"
 
     if completed.exec_type is ExecType.AGGREGATION:
-        counted = deps.table.count_down_sequence(completed.run_id, completed.sequence_id)
+        counted = deps.table.count_down_sequence(completed.run_id, sequence_of(completed))
         if deps.table.claim_merge(completed.run_id, completed.job_id):
             job = merge_job(RunSpec.of(completed))
             send(job)
@@ -113,6 +114,14 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
     # also on a redelivery: the first delivery may have died between completing and announcing
     announce(completed.run_id, deps)
     return "run completed" if completed_now else "run already completed"
+
+
+def sequence_of(completed: CompletedJob) -> int:
+    """The sequence a route or AGGREGATION completion belongs to; InvalidJobError when it names none (the
+    message was not made from a job: the sequence's next step cannot be found)."""
+    if completed.sequence_id is None:
+        raise InvalidJobError(f"{completed.job_id}: {completed.exec_type} completion lacks sequence_id")
+    return completed.sequence_id
 
 
 def announce(run_id: str, deps: SchedulerDeps) -> None:
