@@ -1,4 +1,4 @@
-"""core/progress.py (a run's counters) and the job id → run id reading of core/models.py: pure functions."""
+"""core/progress.py (a run's counters) and the job id → run id reading of core/ids.py: pure functions."""
 
 from __future__ import annotations
 
@@ -7,15 +7,8 @@ import random
 
 import pytest
 
-from jobgraph.core.models import (
-    ExecType,
-    aggregation_job_id,
-    is_task_id,
-    merge_job_id,
-    new_task_id,
-    route_job_id,
-    run_id_of_job,
-)
+from jobgraph.core.ids import aggregation_job_id, is_task_id, merge_job_id, new_task_id, route_job_id, run_id_of_job
+from jobgraph.core.models import ExecType
 from jobgraph.core.progress import Progress, bucket_value, counter_deltas, estimate_seconds, time_bucket
 
 

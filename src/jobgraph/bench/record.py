@@ -26,7 +26,7 @@ RECORD_NAME = RUN_RECORD
 STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE", "SYNTHETIC")
 # the jobs that do the work, for the cost headline: route jobs of a graph, or a load's synthetic jobs
 WORK_STAGES = ("FIRST", "INTERMEDIATE", "LAST", "SYNTHETIC")
-# a route job's id ends with -s<sequence id>-r<route index> (core.models.route_job_id)
+# a route job's id ends with -s<sequence id>-r<route index> (core.ids.route_job_id)
 ROUTE_JOB = re.compile(r"-s(\d+)-r(\d+)$")
 
 

@@ -8,7 +8,7 @@ died in between). The trigger function fires each trigger once per run whatever 
 from __future__ import annotations
 
 from jobgraph.adapters.events import RunEvents
-from jobgraph.core.models import is_task_id
+from jobgraph.core.ids import is_task_id
 from jobgraph.core.ports import EventPublisher, RunStore
 from jobgraph.core.results import merged_key
 from jobgraph.services.settings import RunEndSettings

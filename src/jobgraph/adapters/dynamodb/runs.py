@@ -14,7 +14,8 @@ from typing import Any
 
 from jobgraph.adapters.dynamodb.table import TableAccess, counters, plain, run_key
 from jobgraph.core.errors import RunExistsError, RunNotFoundError
-from jobgraph.core.models import RunStatus, is_task_id, utc_now_iso
+from jobgraph.core.ids import is_task_id
+from jobgraph.core.models import RunStatus, utc_now_iso
 from jobgraph.core.progress import Progress
 
 RUN_STATUSES = tuple(status.value for status in RunStatus)

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from jobgraph.adapters.clients import LazyClient
-from jobgraph.core.models import is_task_id
+from jobgraph.core.ids import is_task_id
 from jobgraph.core.ports import Record
 
 Item = dict[str, Any]  # an item in DynamoDB's typed form: {"pk": {"S": "RUN#r"}, ...}
@@ -40,7 +40,7 @@ def run_key(run_id: str) -> dict[str, Any]:
 
 
 def job_key(run_id: str, job_id: str) -> dict[str, Any]:
-    """A job's record; a task's job (run id = task id, core.models.is_task_id) is its task record."""
+    """A job's record; a task's job (run id = task id, core.ids.is_task_id) is its task record."""
     if is_task_id(run_id):
         return task_key(run_id)
     return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}}

@@ -11,7 +11,8 @@ import time
 from typing import Any
 
 from jobgraph.adapters.memory.table import MemoryAccess, job_key, number, page_of, progress_key
-from jobgraph.core.models import CompletedJob, IncomingJob, is_task_id, utc_now_iso
+from jobgraph.core.ids import is_task_id
+from jobgraph.core.models import CompletedJob, IncomingJob, utc_now_iso
 from jobgraph.core.ports import JobClaim, PageKey, Record
 from jobgraph.core.progress import counter_deltas
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from jobgraph.adapters.memory.table import MemoryAccess, counters, number, page_of, run_key
 from jobgraph.core.errors import RunExistsError, RunNotFoundError
-from jobgraph.core.models import RunStatus, is_task_id, utc_now_iso
+from jobgraph.core.ids import is_task_id
+from jobgraph.core.models import RunStatus, utc_now_iso
 from jobgraph.core.ports import PageKey, Record
 from jobgraph.core.progress import Progress
 

@@ -13,7 +13,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from jobgraph.core.models import is_task_id
+from jobgraph.core.ids import is_task_id
 from jobgraph.core.ports import Record
 
 Key = tuple[str, str]
