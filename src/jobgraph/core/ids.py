@@ -43,12 +43,19 @@ def synthetic_job_id(run_id: str, index: int) -> str:
 # the endings the job id makers above put after a run id: a job id's ending fixes where its run id ends,
 # so each job id names its run
 _JOB_ID = re.compile(r"^(?P<run>.+?)-(?:s\d+-(?:r\d+|agg)|merge|syn-\d{7})$")
+_ROUTE_JOB_ENDING = re.compile(r"-s(?P<sequence>\d+)-r(?P<route>\d+)$")
 
 
 def run_id_of_job(job_id: str) -> str | None:
     """The run a job id belongs to (None: not a job id these makers make)."""
     match = _JOB_ID.match(job_id)
     return match.group("run") if match and re.match(RUN_ID_PATTERN, match.group("run")) else None
+
+
+def route_of_job(job_id: str) -> tuple[int, int] | None:
+    """(sequence id, route index) of a route job's id (route_job_id), None for any other job."""
+    match = _ROUTE_JOB_ENDING.search(job_id)
+    return (int(match["sequence"]), int(match["route"])) if match else None
 
 
 # API tasks (POST /tasks) are their own namespace: a task's job runs under a run id that is its task id,
