@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jobgraph.core.models import route_job_id
+from jobgraph.core.ids import route_job_id
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from jobgraph.adapters.sqs import sqs_event
-from jobgraph.core.models import CompletedJob, ExecType, JobStatus, is_task_id, route_job_id, run_id_of_job
+from jobgraph.core.ids import is_task_id, route_job_id, run_id_of_job
+from jobgraph.core.models import CompletedJob, ExecType, JobStatus
 from jobgraph.core.progress import bucket_value, time_bucket
 from jobgraph.core.results import request_key
 from jobgraph.services import status

@@ -15,10 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
 from jobgraph.adapters.clients import ClientFactory, default_client
-from jobgraph.core.loader import format_validation_error
+from jobgraph.core.loader import validate_document
 from jobgraph.core.triggers import WorkflowConfig
 
 if TYPE_CHECKING:
@@ -43,10 +41,7 @@ def parse_document(text: str | bytes, source: str) -> WorkflowConfig:
         document = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{source}: not JSON ({exc})") from None
-    try:
-        return WorkflowConfig.model_validate(document if document is not None else {})
-    except ValidationError as exc:
-        raise ValueError(f"{source}: " + "; ".join(format_validation_error(exc))) from None
+    return validate_document(WorkflowConfig, document, source, ValueError)
 
 
 def _error_code(exc: Exception) -> str:

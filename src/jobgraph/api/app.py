@@ -50,7 +50,7 @@ from jobgraph.core.errors import (
     TaskConflictError,
     TaskNotFoundError,
 )
-from jobgraph.core.models import RUN_ID_PATTERN
+from jobgraph.core.ids import RUN_ID_PATTERN
 from jobgraph.services import listings, status, tasks
 from jobgraph.services.start_run import parse_sequences, run_spec
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from jobgraph.api.schemas import ErrorBody
 from jobgraph.core.errors import ApprovalConflictError, ApprovalExpiredError, ApprovalNotFoundError
-from jobgraph.core.models import RUN_ID_PATTERN
+from jobgraph.core.ids import RUN_ID_PATTERN
 from jobgraph.services import approvals
 from jobgraph.services.status import ApiDeps
 

@@ -7,16 +7,8 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from jobgraph.core.bounds import Scenarios, Seed, json_int
-from jobgraph.core.models import (
-    MAX_SYNTHETIC_DATA_KB,
-    MAX_SYNTHETIC_WORK_MS,
-    TASK_ID_PATTERN,
-    TASK_ID_PREFIX,
-    TEST_RUN_ID_PATTERN,
-    RunId,
-    Sequence,
-    is_task_id,
-)
+from jobgraph.core.ids import TASK_ID_PATTERN, TASK_ID_PREFIX, TEST_RUN_ID_PATTERN, is_task_id
+from jobgraph.core.models import MAX_SYNTHETIC_DATA_KB, MAX_SYNTHETIC_WORK_MS, RunId, Sequence
 from jobgraph.core.run import RunStarted
 
 # API Gateway gives an integration 29 s: a run started through the API must be stored and seeded well

@@ -8,7 +8,6 @@ read it back. The shape is versioned by ``schema``.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from jobgraph.adapters.local_disk import RUN_RECORD
 from jobgraph.bench.cost import run_cost
 from jobgraph.core.bounds import quote, read_json
 from jobgraph.core.errors import JobGraphError
+from jobgraph.core.ids import route_of_job
 from jobgraph.runs.outcome import FAILED_RUN_SCHEMA
 
 SCHEMA = "jobgraph.run/1"
@@ -26,8 +26,6 @@ RECORD_NAME = RUN_RECORD
 STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE", "SYNTHETIC")
 # the jobs that do the work, for the cost headline: route jobs of a graph, or a load's synthetic jobs
 WORK_STAGES = ("FIRST", "INTERMEDIATE", "LAST", "SYNTHETIC")
-# a route job's id ends with -s<sequence id>-r<route index> (core.models.route_job_id)
-ROUTE_JOB = re.compile(r"-s(\d+)-r(\d+)$")
 
 
 class RunRecordError(JobGraphError):
@@ -55,7 +53,7 @@ def _rounded(values) -> list[float]:
 
 def routes_per_sequence(job_ids) -> list[int]:
     """Routes of each sequence of a graph run (its shape, for `jobgraph project`), from its route jobs' ids."""
-    counts = Counter(int(match[1]) for job_id in job_ids if (match := ROUTE_JOB.search(job_id)))
+    counts = Counter(route[0] for job_id in job_ids if (route := route_of_job(job_id)))
     return [counts[sequence] for sequence in sorted(counts)]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobgraph.adapters.events import RunEvents
-from jobgraph.core.models import is_task_id
+from jobgraph.core.ids import is_task_id
 from jobgraph.core.ports import EventPublisher, RunStore
 from jobgraph.core.results import merged_key
 from jobgraph.services.settings import RunEndSettings

@@ -12,8 +12,9 @@ from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.bounds import Scenarios, Seed
 from jobgraph.core.errors import InvalidSequenceError, RunExistsError
 from jobgraph.core.graph import route_job, run_manifest, total_jobs
+from jobgraph.core.ids import TASK_ID_PREFIX, is_task_id
 from jobgraph.core.loader import check_unique, format_validation_error, parse_sequence
-from jobgraph.core.models import TASK_ID_PREFIX, RunId, Sequence, is_task_id
+from jobgraph.core.models import RunId, Sequence
 from jobgraph.core.ports import RunStore
 from jobgraph.core.results import ResultStore
 from jobgraph.core.run import Implementation, RunSpec, RunStarted

@@ -26,7 +26,8 @@ from jobgraph.core.errors import (
     RunNotFoundError,
 )
 from jobgraph.core.graph import total_jobs
-from jobgraph.core.models import ExecType, IncomingJob, Sequence, is_task_id, run_id_of_job, utc_now_iso
+from jobgraph.core.ids import is_task_id, run_id_of_job
+from jobgraph.core.models import ExecType, IncomingJob, Sequence, utc_now_iso
 from jobgraph.core.ports import JobsTablePort
 from jobgraph.core.progress import estimate_seconds
 from jobgraph.core.results import ResultStore, merged_key, request_key

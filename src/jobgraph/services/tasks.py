@@ -9,7 +9,8 @@ from typing import Any
 
 from jobgraph.core.errors import TaskConflictError, TaskNotFoundError
 from jobgraph.core.graph import synthetic_job
-from jobgraph.core.models import ExecType, new_task_id
+from jobgraph.core.ids import new_task_id
+from jobgraph.core.models import ExecType
 from jobgraph.core.progress import Progress, estimate_seconds
 from jobgraph.core.run import RunSpec
 from jobgraph.services.status import ApiDeps, job_files

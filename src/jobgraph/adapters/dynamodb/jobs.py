@@ -29,7 +29,8 @@ from jobgraph.adapters.dynamodb.table import (
     transaction_conflict,
 )
 from jobgraph.core.errors import JobGraphError
-from jobgraph.core.models import CompletedJob, IncomingJob, is_task_id, utc_now_iso
+from jobgraph.core.ids import is_task_id
+from jobgraph.core.models import CompletedJob, IncomingJob, utc_now_iso
 from jobgraph.core.ports import JobClaim
 from jobgraph.core.progress import counter_deltas
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from jobgraph.adapters.dynamodb.table import TableAccess, counters, plain, run_key
+from jobgraph.adapters.dynamodb.table import TableAccess, plain, run_key
+from jobgraph.adapters.table_layout import RUN_INDEXES, counters
 from jobgraph.core.errors import RunExistsError, RunNotFoundError
-from jobgraph.core.models import RunStatus, is_task_id, utc_now_iso
+from jobgraph.core.ids import is_task_id
+from jobgraph.core.models import RunStatus, utc_now_iso
 from jobgraph.core.progress import Progress
 
 RUN_STATUSES = tuple(status.value for status in RunStatus)
@@ -152,10 +154,7 @@ class DynamoRunStore(TableAccess):
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Runs newest first from one partition of an index: ``index`` "status" (``value`` a run status) or
         "test_run" (a test_run_id), created between ``since`` and ``until`` (ISO times, inclusive) if given."""
-        attribute, name, prefix = {
-            "status": ("gsi1", "by-status", "RUN#"),
-            "test_run": ("gsi2", "by-test-run", "TESTRUN#"),
-        }[index]
+        attribute, name, prefix = RUN_INDEXES[index]
         condition = f"{attribute}pk = :pk"
         values = {":pk": {"S": f"{prefix}{value}"}}
         if since or until:

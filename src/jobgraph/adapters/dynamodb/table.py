@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from jobgraph.adapters import table_layout as layout
 from jobgraph.adapters.clients import LazyClient
-from jobgraph.core.models import is_task_id
 from jobgraph.core.ports import Record
 
 if TYPE_CHECKING:
@@ -38,30 +38,25 @@ def plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: deserializer.deserialize(v) for k, v in item.items()}
 
 
+def typed_key(key: layout.Key) -> dict[str, Any]:
+    """A key of the table's layout in DynamoDB's typed form."""
+    return {"pk": {"S": key[0]}, "sk": {"S": key[1]}}
+
+
 def run_key(run_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
+    return typed_key(layout.run_key(run_id))
 
 
 def job_key(run_id: str, job_id: str) -> dict[str, Any]:
-    """A job's record; a task's job (run id = task id, core.models.is_task_id) is its task record."""
-    if is_task_id(run_id):
-        return task_key(run_id)
-    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}}
+    return typed_key(layout.job_key(run_id, job_id))
 
 
 def task_key(task_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}}
+    return typed_key(layout.task_key(task_id))
 
 
 def progress_key(run_id: str, at: str) -> dict[str, Any]:
-    """Where a job's change is counted: its run's counters, or the tasks' counters of the hour ``at``."""
-    if is_task_id(run_id):
-        return {"pk": {"S": "TASKS"}, "sk": {"S": f"PROGRESS#{at[:13]}"}}
-    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "PROGRESS"}}
-
-
-def counters(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("pk", "sk", "expires_at")}
+    return typed_key(layout.progress_key(run_id, at))
 
 
 class TableAccess:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgraph.adapters.dynamodb.table import TableAccess, counters, plain, task_key
+from jobgraph.adapters.dynamodb.table import TableAccess, plain, task_key
+from jobgraph.adapters.table_layout import counters
 from jobgraph.core.errors import TaskNotFoundError
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.progress import Progress

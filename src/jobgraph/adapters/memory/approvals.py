@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgraph.adapters.memory.table import Key, MemoryAccess, number
+from jobgraph.adapters.memory.table import MemoryAccess, number
+from jobgraph.adapters.table_layout import Key
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.ports import Record
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from jobgraph.adapters.memory.table import MemoryAccess, job_key, number, page_of, progress_key
-from jobgraph.core.models import CompletedJob, IncomingJob, is_task_id, utc_now_iso
+from jobgraph.adapters.memory.table import MemoryAccess, number, page_of
+from jobgraph.adapters.table_layout import job_key, progress_key
+from jobgraph.core.ids import is_task_id
+from jobgraph.core.models import CompletedJob, IncomingJob, utc_now_iso
 from jobgraph.core.ports import JobClaim, PageKey, Record
 from jobgraph.core.progress import counter_deltas
 

@@ -6,13 +6,13 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from jobgraph.adapters.memory.table import MemoryAccess, counters, number, page_of, run_key
+from jobgraph.adapters.memory.table import MemoryAccess, number, page_of
+from jobgraph.adapters.table_layout import RUN_INDEXES, counters, run_key
 from jobgraph.core.errors import RunExistsError, RunNotFoundError
-from jobgraph.core.models import RunStatus, is_task_id, utc_now_iso
+from jobgraph.core.ids import is_task_id
+from jobgraph.core.models import RunStatus, utc_now_iso
 from jobgraph.core.ports import PageKey, Record
 from jobgraph.core.progress import Progress
-
-INDEXES = {"status": ("gsi1", "RUN#"), "test_run": ("gsi2", "TESTRUN#")}
 
 
 class MemoryRunStore(MemoryAccess):
@@ -122,7 +122,7 @@ class MemoryRunStore(MemoryAccess):
         since: str | None = None,
         until: str | None = None,
     ) -> tuple[list[Record], PageKey | None]:
-        attribute, prefix = INDEXES[index]
+        attribute, _, prefix = RUN_INDEXES[index]
         low, high = since or "0", until or "~"
         with self.memory.lock:
             found = [

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from jobgraph.adapters.memory.table import MemoryAccess, counters, number, task_key
+from jobgraph.adapters.memory.table import MemoryAccess, number
+from jobgraph.adapters.table_layout import counters, task_key
 from jobgraph.core.errors import TaskNotFoundError
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.ports import Record

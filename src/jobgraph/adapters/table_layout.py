@@ -1,0 +1,37 @@
+"""The jobs table's keys and run indexes (the layout in adapters/dynamodb/__init__.py) as plain strings.
+
+One place for the DynamoDB stores and their in-memory twins (adapters/memory/), so a fake cannot key a
+record where the table does not: the DynamoDB stores spell these keys in DynamoDB's typed form.
+"""
+
+from __future__ import annotations
+
+from jobgraph.core.ids import is_task_id
+from jobgraph.core.ports import Record
+
+Key = tuple[str, str]  # (pk, sk)
+# a run listing's index: attribute prefix (gsi1pk, gsi1sk…), DynamoDB index name, partition value prefix
+RUN_INDEXES = {"status": ("gsi1", "by-status", "RUN#"), "test_run": ("gsi2", "by-test-run", "TESTRUN#")}
+
+
+def run_key(run_id: str) -> Key:
+    return (f"RUN#{run_id}", "RUN")
+
+
+def task_key(task_id: str) -> Key:
+    return (f"TASK#{task_id}", "TASK")
+
+
+def job_key(run_id: str, job_id: str) -> Key:
+    """A job's record; a task's job (run id = task id, core.ids.is_task_id) is its task record."""
+    return task_key(run_id) if is_task_id(run_id) else (f"RUN#{run_id}", f"JOB#{job_id}")
+
+
+def progress_key(run_id: str, at: str) -> Key:
+    """Where a job's change is counted: its run's counters, or the tasks' counters of the hour ``at``."""
+    return ("TASKS", f"PROGRESS#{at[:13]}") if is_task_id(run_id) else (f"RUN#{run_id}", "PROGRESS")
+
+
+def counters(item: Record) -> Record:
+    """A counters item's counters (its attributes but the key and the time to live)."""
+    return {k: v for k, v in item.items() if k not in ("pk", "sk", "expires_at")}
