@@ -32,6 +32,30 @@ def progress_key(run_id: str, at: str) -> Key:
     return ("TASKS", f"PROGRESS#{at[:13]}") if is_task_id(run_id) else (f"RUN#{run_id}", "PROGRESS")
 
 
+def client_key_key(client_key: str) -> Key:
+    """The client key a task was accepted under (POST /tasks idempotency)."""
+    return (f"TASKKEY#{client_key}", "KEY")
+
+
+def trigger_partition(run_id: str) -> str:
+    """The partition of a run's trigger claims (one item per trigger)."""
+    return f"TRIGGER#{run_id}"
+
+
+def trigger_key(run_id: str, sk: str) -> Key:
+    return (trigger_partition(run_id), sk)
+
+
+APPROVAL_SK = "APPROVAL"
+
+
+def approval_key(run_id: str) -> Key:
+    return (f"APPROVAL#{run_id}", APPROVAL_SK)
+
+
+PAGE_TOKEN_KEY: Key = ("CONFIG#page-tokens", "SECRET")  # the status API's pagination-token secret
+
+
 def counters(item: Record) -> Record:
     """A counters item's counters (its attributes but the key and the time to live)."""
     return {k: v for k, v in item.items() if k not in ("pk", "sk", "expires_at")}

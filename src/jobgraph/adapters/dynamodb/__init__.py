@@ -26,13 +26,14 @@ adapters/memory/ holds their in-memory fakes; tests/contract/ holds both to the 
 
 from __future__ import annotations
 
-from jobgraph.adapters.dynamodb.approvals import APPROVAL_SK, DynamoApprovalStore
+from jobgraph.adapters.dynamodb.approvals import DynamoApprovalStore
 from jobgraph.adapters.dynamodb.config import DynamoConfigStore
 from jobgraph.adapters.dynamodb.jobs import MAX_OUTCOME_TRIES, DynamoJobStore
 from jobgraph.adapters.dynamodb.runs import RUN_STATUSES, DynamoRunStore
 from jobgraph.adapters.dynamodb.table import job_key, progress_key, run_key, task_key
 from jobgraph.adapters.dynamodb.tasks import DynamoTaskStore
 from jobgraph.adapters.dynamodb.triggers import DynamoTriggerStore
+from jobgraph.adapters.table_layout import APPROVAL_SK
 from jobgraph.core.ports import JobClaim, TriggerClaim
 
 __all__ = [

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgraph.adapters.dynamodb.table import TableAccess, plain
+from jobgraph.adapters import table_layout as layout
+from jobgraph.adapters.dynamodb.table import TableAccess, plain, typed_key
 from jobgraph.core.models import utc_now_iso
-
-APPROVAL_SK = "APPROVAL"
 
 
 def approval_key(run_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"APPROVAL#{run_id}"}, "sk": {"S": APPROVAL_SK}}
+    return typed_key(layout.approval_key(run_id))
 
 
 class DynamoApprovalStore(TableAccess):

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 
-from jobgraph.adapters.dynamodb.table import TableAccess
+from jobgraph.adapters import table_layout as layout
+from jobgraph.adapters.dynamodb.table import TableAccess, typed_key
 from jobgraph.core.errors import JobGraphError
 from jobgraph.core.models import utc_now_iso
 
-PAGE_TOKEN_KEY = {"pk": {"S": "CONFIG#page-tokens"}, "sk": {"S": "SECRET"}}
+PAGE_TOKEN_KEY = typed_key(layout.PAGE_TOKEN_KEY)
 
 
 class DynamoConfigStore(TableAccess):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgraph.adapters.dynamodb.table import TableAccess, plain, task_key
-from jobgraph.adapters.table_layout import counters
+from jobgraph.adapters.dynamodb.table import TableAccess, plain, task_key, typed_key
+from jobgraph.adapters.table_layout import client_key_key, counters
 from jobgraph.core.errors import TaskNotFoundError
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.progress import Progress
@@ -19,7 +19,7 @@ from jobgraph.core.progress import Progress
 class DynamoTaskStore(TableAccess):
     def claim_task(self, client_key: str, task_id: str, fingerprint: str) -> dict[str, Any] | None:
         """Remember that ``client_key`` names task ``task_id``; None when new, else the claim made before."""
-        key = {"pk": {"S": f"TASKKEY#{client_key}"}, "sk": {"S": "KEY"}}
+        key = typed_key(client_key_key(client_key))
         item = {
             **key,
             "task_id": {"S": task_id},

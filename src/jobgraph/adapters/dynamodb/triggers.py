@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgraph.adapters.dynamodb.table import TableAccess
+from jobgraph.adapters import table_layout as layout
+from jobgraph.adapters.dynamodb.table import TableAccess, typed_key
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.ports import TriggerClaim
 
 
 def trigger_key(run_id: str, sk: str) -> dict[str, Any]:
-    return {"pk": {"S": f"TRIGGER#{run_id}"}, "sk": {"S": sk}}
+    return typed_key(layout.trigger_key(run_id, sk))
 
 
 class DynamoTriggerStore(TableAccess):
@@ -112,6 +113,6 @@ class DynamoTriggerStore(TableAccess):
         """The run's trigger claims, for reports and `jobgraph triggers show`."""
         return self._query_all(
             KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"TRIGGER#{run_id}"}},
+            ExpressionAttributeValues={":pk": {"S": layout.trigger_partition(run_id)}},
             ConsistentRead=True,
         )

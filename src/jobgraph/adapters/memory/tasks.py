@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobgraph.adapters.memory.table import MemoryAccess, number
-from jobgraph.adapters.table_layout import counters, task_key
+from jobgraph.adapters.table_layout import client_key_key, counters, task_key
 from jobgraph.core.errors import TaskNotFoundError
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.ports import Record
@@ -12,7 +12,7 @@ from jobgraph.core.progress import Progress
 
 class MemoryTaskStore(MemoryAccess):
     def claim_task(self, client_key: str, task_id: str, fingerprint: str) -> Record | None:
-        key = (f"TASKKEY#{client_key}", "KEY")
+        key = client_key_key(client_key)
         with self.memory.lock:
             earlier = self.memory.get(key)
             if earlier is not None:
