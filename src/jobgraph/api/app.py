@@ -29,6 +29,7 @@ from jobgraph.api.schemas import (
     JobStatusBody,
     JobStatusName,
     ResultLinks,
+    RunIdPath,
     RunPage,
     RunRequest,
     RunStartedBody,
@@ -50,12 +51,10 @@ from jobgraph.core.errors import (
     TaskConflictError,
     TaskNotFoundError,
 )
-from jobgraph.core.ids import RUN_ID_PATTERN
 from jobgraph.services import listings, status, tasks
 from jobgraph.services.start_run import parse_sequences, run_spec
 
 API_VERSION = "1.1.0"
-RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="run id")]
 ERRORS = {
     400: {"model": ErrorBody, "description": "bad request (e.g. a foreign next_token)"},
     404: {"model": ErrorBody, "description": "unknown run"},
