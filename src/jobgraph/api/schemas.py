@@ -8,7 +8,7 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from jobgraph.core.bounds import Scenarios, Seed, json_int
-from jobgraph.core.ids import RUN_ID_PATTERN, TASK_ID_PATTERN, TASK_ID_PREFIX, TEST_RUN_ID_PATTERN, is_task_id
+from jobgraph.core.ids import RESERVED_RUN_ID, RUN_ID_PATTERN, TASK_ID_PATTERN, TEST_RUN_ID_PATTERN, is_task_id
 from jobgraph.core.models import MAX_SYNTHETIC_DATA_KB, MAX_SYNTHETIC_WORK_MS, RunId, Sequence
 from jobgraph.core.run import RunStarted
 
@@ -55,7 +55,7 @@ class RunRequest(_Body):
         if (self.sequences is None) == (self.generate is None):
             raise ValueError("give exactly one of 'sequences' and 'generate'")
         if self.run_id is not None and is_task_id(self.run_id):
-            raise ValueError(f"run_id: ids starting with {TASK_ID_PREFIX!r} are task ids, not run ids")
+            raise ValueError(RESERVED_RUN_ID)
         return self
 
 

@@ -11,7 +11,7 @@ from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.bounds import Scenarios, Seed
 from jobgraph.core.errors import InvalidSequenceError, RunExistsError
 from jobgraph.core.graph import route_job, run_manifest, total_jobs
-from jobgraph.core.ids import TASK_ID_PREFIX, is_task_id
+from jobgraph.core.ids import RESERVED_RUN_ID, is_task_id
 from jobgraph.core.loader import check_unique, format_validation_error, parse_sequence
 from jobgraph.core.models import RunId, Sequence
 from jobgraph.core.ports import RunStore
@@ -20,8 +20,6 @@ from jobgraph.core.run import RunSpec, RunStarted
 from jobgraph.services.data import data_layer
 from jobgraph.services.observability import logger
 from jobgraph.services.settings import RunSettings, StartRunSettings, load_settings
-
-RESERVED_RUN_ID = f"run_id: ids starting with {TASK_ID_PREFIX!r} are the status API's task ids, not run ids"
 
 
 class StartRunRequest(BaseModel):
