@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from jobgraph.adapters.dynamodb import RUN_STATUSES
 from jobgraph.core.errors import BadTokenError
+from jobgraph.core.models import RunStatus
 from jobgraph.services import page_tokens
 from jobgraph.services.status import ApiDeps, job_view
 
 DATE_RANGE_DAYS = 7  # GET /runs without a filter or range: the last week
+RUN_STATUSES = tuple(status.value for status in RunStatus)  # the status index's run partitions
 FOREIGN_TOKEN = "next_token: not a token this listing handed out (or it was for another run/filter)"
 
 
