@@ -55,6 +55,10 @@ from jobgraph.services import listings, status, tasks
 from jobgraph.services.start_run import parse_sequences, run_spec
 
 API_VERSION = "1.1.0"
+# the parameters several routes share
+PageLimit = Annotated[int, Query(ge=1, le=100)]
+NextToken = Annotated[str | None, Query(max_length=4096, description="from the previous page")]
+JobIdPath = Annotated[JobId, Path(description="job id (or task id)")]
 ERRORS = {
     400: {"model": ErrorBody, "description": "bad request (e.g. a foreign next_token)"},
     404: {"model": ErrorBody, "description": "unknown run"},
@@ -223,8 +227,8 @@ def add_run_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
         test_run_id: Annotated[TestRunId | None, Query(description="only runs of this test run")] = None,
         since: Annotated[IsoTime | None, Query(description="created at or after (ISO date or UTC time)")] = None,
         until: Annotated[IsoTime | None, Query(description="created at or before (a date: all of that day)")] = None,
-        limit: Annotated[int, Query(ge=1, le=100)] = 50,
-        next_token: Annotated[str | None, Query(max_length=4096, description="from the previous page")] = None,
+        limit: PageLimit = 50,
+        next_token: NextToken = None,
     ) -> dict:
         return listings.list_runs(deps(), run_status, test_run_id, since, until, limit, next_token)
 
@@ -238,8 +242,8 @@ def add_run_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
         job_status: Annotated[
             JobStatusName | None, Query(alias="status", description="only jobs in this status")
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=100)] = 50,
-        next_token: Annotated[str | None, Query(max_length=4096, description="from the previous page")] = None,
+        limit: PageLimit = 50,
+        next_token: NextToken = None,
     ) -> dict:
         return listings.list_jobs(deps(), run_id, job_status, limit, next_token)
 
@@ -257,7 +261,7 @@ def add_job_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
         responses=JOB_ERRORS,
         summary="Any job's status (a run's job or a task), with its file's URL once completed",
     )
-    def get_job_status(job_id: Annotated[JobId, Path(description="job id (or task id)")]) -> dict:
+    def get_job_status(job_id: JobIdPath) -> dict:
         return status.job_status(deps(), job_id)
 
     @app.get(
@@ -272,7 +276,7 @@ def add_job_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
         summary="Redirect to a job's file: delays (routes), percentiles, merged_percentiles, data (tasks), or output",
     )
     def download(
-        job_id: Annotated[JobId, Path(description="job id (or task id)")],
+        job_id: JobIdPath,
         file_type: Annotated[FileType, Path(description="the job's file, or 'output' for whichever it has")],
     ) -> RedirectResponse:
         return RedirectResponse(status.download_url(deps(), job_id, file_type), status_code=302)
