@@ -52,7 +52,7 @@ from jobgraph.core.errors import (
     TaskNotFoundError,
 )
 from jobgraph.services import listings, status, tasks
-from jobgraph.services.start_run import parse_sequences, run_spec
+from jobgraph.services.start_run import run_spec, unique_ids
 
 API_VERSION = "1.1.0"
 # the parameters several routes share
@@ -201,8 +201,9 @@ def add_run_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
 
             sequences = generate_sequences(body.generate.count, body.generate.seed)
         else:
-            # already valid one by one (the body model); duplicate ids are a property of the whole list
-            sequences = parse_sequences([s.model_dump(mode="json") for s in body.sequences or []])
+            # already valid one by one (the body model): not validated again; duplicate ids are a property of
+            # the whole list
+            sequences = unique_ids(body.sequences or [])
         api = deps()
         run_id = body.run_id or status.new_run_id()
         started = api.runner.start_run(

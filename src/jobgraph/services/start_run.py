@@ -66,6 +66,15 @@ def rejected(errors: list[str]) -> dict[str, object]:
     return {"status": "REJECTED", "errors": errors}
 
 
+def unique_ids(sequences: list[Sequence]) -> list[Sequence]:
+    """Sequences validated one by one already (the status API's body model): InvalidSequenceError if two share
+    an id, as ``parse_sequences`` reports it."""
+    problems = check_unique([(f"sequences[{index}]", sequence) for index, sequence in enumerate(sequences)])
+    if problems:
+        raise InvalidSequenceError("request", problems)
+    return sequences
+
+
 def parse_sequences(documents: list[dict]) -> list[Sequence]:
     """Every document validated (GUIDE §2) and sequence ids unique; InvalidSequenceError lists every problem."""
     parsed, problems = [], []
