@@ -21,8 +21,8 @@ from jobgraph.runs.execute import execute
 from jobgraph.runs.graph import QueueGraph
 from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.target import Output, Patience
-from tests.e2e.test_solver_cli import assert_same_run, read_run
 from tests.price_oracle import assert_cost_is_the_priced_usage
+from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

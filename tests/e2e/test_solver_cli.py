@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobgraph.bench.record import RECORD_NAME
 from jobgraph.cli.main import main
 from tests.conftest import THREE_ROUTES
+from tests.run_files import assert_same_run, read_run
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sequences"
 
@@ -29,29 +29,6 @@ def write_sequences(folder: Path, sequences: list[dict]) -> Path:
     for sequence in sequences:
         (folder / f"{sequence['sequence_id']}.json").write_text(json.dumps(sequence))
     return folder
-
-
-def read_run(root: Path) -> dict[str, object]:
-    """Every file of a run's result layout: parquet as DataFrames, JSON as dicts (not run.json: that is
-    the record of how the run went, which differs between any two runs, not a result)."""
-    out: dict[str, object] = {}
-    for path in sorted(root.rglob("*")):
-        if path.relative_to(root).as_posix() == RECORD_NAME:
-            continue
-        if path.suffix == ".parquet":
-            out[path.relative_to(root).as_posix()] = pd.read_parquet(path)
-        elif path.suffix == ".json":
-            out[path.relative_to(root).as_posix()] = json.loads(path.read_text())
-    return out
-
-
-def assert_same_run(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key, value in a.items():
-        if isinstance(value, pd.DataFrame):
-            pd.testing.assert_frame_equal(value, b[key], check_exact=True)
-        else:
-            assert value == b[key], key
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from jobgraph.runs.execute import execute
 from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.statemachine import StateMachineGraph
 from jobgraph.runs.target import Output
-from tests.e2e.test_solver_cli import assert_same_run, read_run
 from tests.price_oracle import assert_cost_is_the_priced_usage
+from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "templates" / "scenario-3.yaml"
