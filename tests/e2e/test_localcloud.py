@@ -22,6 +22,7 @@ from jobgraph.runs.graph import QueueGraph
 from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.target import Output, Patience
 from tests.price_oracle import assert_cost_is_the_priced_usage
+from tests.processes import alive, children
 from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,25 +155,6 @@ def test_unknown_template_parameter_is_a_clear_error(tmp_path, capsys):
     assert "parameter 'ProcessorMemory': the template declares no such parameter" in capsys.readouterr().err
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            text = (task / "children").read_text().split()
-        except FileNotFoundError:  # the thread ended meanwhile
-            continue
-        found.update(int(child) for child in text)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
 @pytest.mark.parametrize(
     ("signum", "code", "said"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
 )
@@ -189,21 +171,21 @@ def test_ctrl_c_or_kill_stops_server_and_workers(tmp_path, signum, code, said):
     workers: set[int] = set()
     while time.monotonic() < deadline and len(workers) < 3:
         assert process.poll() is None, process.communicate()
-        workers = _children(process.pid)
+        workers = children(process.pid)
         time.sleep(0.2)
     assert len(workers) >= 3, "the run never started its worker processes"
     # When the user presses Ctrl-C (SIGINT to the whole process group, as a terminal does) or kills it
     os.kill(process.pid, signum)
     if signum == signal.SIGINT:
         for pid in workers:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGINT)
     _out, err = process.communicate(timeout=60)
     # then the command exits 130 (143), and no worker process is left behind
     assert process.returncode == code, err
     assert said in err
     time.sleep(0.5)
-    assert [pid for pid in workers if _alive(pid)] == []
+    assert [pid for pid in workers if alive(pid)] == []
 
 
 def test_progress_bar_shows_jobs_in_flight_retries_and_dlq(tmp_path, capsys):

@@ -23,8 +23,8 @@ from jobgraph.runs.execute import execute
 from jobgraph.runs.graph import QueueGraph
 from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.target import Output, Patience
-from tests.e2e.test_localcloud import _alive, _children
 from tests.price_oracle import assert_cost_is_the_priced_usage
+from tests.processes import alive, children
 from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,14 +114,14 @@ def test_sigterm_stops_the_run_and_its_worker_tasks(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    children: set[int] = set()
-    while time.monotonic() < deadline and len(children) < 3:  # 2 worker tasks + a Scheduler/StartRun worker
+    workers: set[int] = set()
+    while time.monotonic() < deadline and len(workers) < 3:  # 2 worker tasks + a Scheduler/StartRun worker
         assert process.poll() is None, process.communicate()
-        children = _children(process.pid)
+        workers = children(process.pid)
         time.sleep(0.2)
-    assert len(children) >= 3, "the run never started its worker processes"
+    assert len(workers) >= 3, "the run never started its worker processes"
     os.kill(process.pid, signal.SIGTERM)
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
     time.sleep(0.5)
-    assert [pid for pid in children if _alive(pid)] == []
+    assert [pid for pid in workers if alive(pid)] == []
