@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
-from contextlib import contextmanager
 
 import boto3
 import pytest
@@ -22,7 +20,6 @@ from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.sam.template import transform_tree
 from tests.iam_policy import (
     Bindings,
-    Call,
     Permission,
     bindings_for,
     granted_actions,
@@ -31,7 +28,15 @@ from tests.iam_policy import (
     tree_role_statements,
     unused_grants,
 )
-from tests.lambda_support import FUNCTIONS, ROOT, FakeLambdaContext, event, load_handler
+from tests.lambda_support import (
+    FUNCTIONS,
+    ROOT,
+    CallRecorder,
+    FakeLambdaContext,
+    event,
+    load_handler,
+    recording_calls,
+)
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -44,42 +49,14 @@ def transformed():
     return transform_tree(ROOT / "template.yaml", {}, REGION)
 
 
-class CallRecorder:
-    """Records every API call of boto3 clients created from the default session while installed."""
-
-    def __init__(self):
-        self.calls: dict[str, list[Call]] = defaultdict(list)
-        self.function: str | None = None
-
-    def __call__(self, params, model, **_kwargs):
-        if self.function is None:
-            raise AssertionError(f"AWS call {model.name} outside a handler invocation")
-        self.calls[self.function].append(Call(model.service_model.service_name, model.name, dict(params)))
-
-    @contextmanager
-    def invoking(self, function: str):
-        self.function = function
-        try:
-            yield
-        finally:
-            self.function = None
-
-
 @pytest.fixture
 def recorder(fake_stack, monkeypatch):
     """Installed on the default session before the adapters create their (cached, lazily built) clients."""
-    from tests.lambda_support import reset_cached_clients
-
     # the Scheduler announces the run's end on the stack's bus (as deployed: RUN_EVENTS_BUS_NAME)
     boto3.client("events", region_name=REGION).create_event_bus(Name="runs")
     monkeypatch.setenv("RUN_EVENTS_BUS_NAME", "runs")
-
-    recorder = CallRecorder()
-    events = boto3._get_default_session().events
-    events.register("provide-client-params", recorder, unique_id="iam-call-recorder")
-    reset_cached_clients()  # the next getter call builds a client that carries the hook
-    yield recorder
-    events.unregister("provide-client-params", unique_id="iam-call-recorder")
+    with recording_calls(CallRecorder()) as recorder:
+        yield recorder
 
 
 def bindings(fake_stack) -> Bindings:

@@ -7,7 +7,6 @@ IAM action and resource must be allowed by the task role of the transformed temp
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from jobgraph.adapters.sqs import FifoQueue
@@ -19,8 +18,8 @@ from jobgraph.services.processor import build_processor_runtime
 from jobgraph.services.settings import WorkerSettings, load_settings
 from jobgraph.services.worker import QueueWorker, VisibilityHeartbeat
 from tests.iam_policy import Permission, is_allowed, required_permissions, role_statements, unused_grants
-from tests.integration.test_iam_permissions import ACCOUNT, MISSING_OBJECT_IS_404, REGION, CallRecorder, bindings
-from tests.lambda_support import ROOT, reset_cached_clients
+from tests.integration.test_iam_permissions import ACCOUNT, MISSING_OBJECT_IS_404, REGION, bindings
+from tests.lambda_support import ROOT, CallRecorder, recording_calls
 
 SPEC = RunSpec("iam-worker", "default", 20, 1)
 
@@ -36,12 +35,8 @@ def transformed() -> dict:
 @pytest.fixture
 def recorder(fake_stack):
     """As test_iam_permissions.py's: on the default session before the adapters build their clients."""
-    recorder = CallRecorder()
-    events = boto3._get_default_session().events
-    events.register("provide-client-params", recorder, unique_id="iam-worker-recorder")
-    reset_cached_clients()
-    yield recorder
-    events.unregister("provide-client-params", unique_id="iam-worker-recorder")
+    with recording_calls(CallRecorder()) as recorder:
+        yield recorder
 
 
 def exercise_the_worker(recorder, fake_stack, monkeypatch) -> None:
