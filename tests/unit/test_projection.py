@@ -6,10 +6,15 @@ constant service times (every recorded sample equal), so the simulation must lan
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from jobgraph.bench.project import model_of, project
+from jobgraph.bench.project import TEMPLATE_DEFAULTS, model_of, project
 from jobgraph.bench.simulation import ProjectionError, simulate
+from jobgraph.sam.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def record(scenario: int = 1, chains=(3,), job_ms: float = 100.0, overhead_ms: float = 0.0, **extra) -> dict:
@@ -150,3 +155,15 @@ def test_a_run_on_aws_is_modelled_from_its_report_lines_and_deployed_settings():
     assert (model.runner_concurrency, model.batch_size, model.scheduler_concurrency) == (4, 10, 3)
     assert model.job_overhead_ms == 0.0 and model.scheduler_ms_per_message == pytest.approx(50 / 5)
     assert model.hop_ms == 20.0  # AWS reports no queue wait per message: the stated assumption
+
+
+def test_the_defaults_a_record_without_stack_parameters_falls_back_on_are_the_templates():
+    """TEMPLATE_DEFAULTS copies parameter defaults: each is declared by a template, with that very default in
+    every template declaring it — a default changed in a template and not here would model the wrong stack."""
+    declared: dict[str, dict[str, str]] = {}
+    for path in [ROOT / "template.yaml", *sorted((ROOT / "templates").glob("*.yaml"))]:
+        for name, parameter in load_template(path).get("Parameters", {}).items():
+            if name in TEMPLATE_DEFAULTS:
+                declared.setdefault(name, {})[path.relative_to(ROOT).as_posix()] = str(parameter.get("Default"))
+    assert sorted(declared) == sorted(TEMPLATE_DEFAULTS)
+    assert declared == {name: dict.fromkeys(found, TEMPLATE_DEFAULTS[name]) for name, found in declared.items()}
