@@ -1,5 +1,6 @@
 """Fixtures the end-to-end files share. Each file that compares runs with the reference solver names its own
-``graph`` (module scope); ``reference`` is then that graph solved once per file, in the layout a run writes.
+``graph`` (module scope); ``reference`` is then that graph solved once per file, in the layout a run writes, and
+``sequence_files`` the graph as the folder of sequence files `--sequences` reads.
 ``chromium`` is the headless browser command the report checks render pages with."""
 
 from __future__ import annotations
@@ -51,3 +52,13 @@ def solved(graph, tmp_path_factory) -> Path:
 def reference(solved) -> dict:
     """``solved``'s result files, read as ``read_run`` reads a run's."""
     return read_run(solved)
+
+
+@pytest.fixture
+def sequence_files(graph, tmp_path) -> Path:
+    """The module's ``graph`` written as a user gives it to `jobgraph run --sequences`: one JSON file a sequence."""
+    folder = tmp_path / "sequences"
+    folder.mkdir()
+    for sequence in graph:
+        (folder / f"{sequence.sequence_id}.json").write_text(sequence.model_dump_json())
+    return folder

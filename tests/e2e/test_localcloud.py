@@ -35,14 +35,10 @@ def graph():
     return generate_sequences(6, seed=11)
 
 
-def test_run_cli_matches_the_solver_and_reports(graph, reference, tmp_path, capsys):
+def test_run_cli_matches_the_solver_and_reports(graph, sequence_files, reference, tmp_path, capsys):
     # Given the graph as sequence files, when `jobgraph run` runs it on the local cloud
-    folder = tmp_path / "sequences"
-    folder.mkdir()
-    for sequence in graph:
-        (folder / f"{sequence.sequence_id}.json").write_text(sequence.model_dump_json())
     code = main(
-        ["run", "--sequences", str(folder), "--run-id", RUN_ID, "--out", str(tmp_path / "out"),
+        ["run", "--sequences", str(sequence_files), "--run-id", RUN_ID, "--out", str(tmp_path / "out"),
          "--scenarios", str(SCENARIOS), "--seed", str(SEED), "--template", str(TEMPLATE), "--no-progress"]
     )  # fmt: skip
     report = capsys.readouterr().out

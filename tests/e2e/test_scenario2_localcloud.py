@@ -37,15 +37,11 @@ def graph():
     return generate_sequences(6, seed=12)
 
 
-def test_scenario_2_cli_matches_the_solver_and_reports(graph, reference, tmp_path, capsys, monkeypatch):
+def test_scenario_2_cli_matches_the_solver_and_reports(graph, sequence_files, reference, tmp_path, capsys, monkeypatch):
     # Given the graph as sequence files, when `jobgraph run --scenario 2` runs it with 3 local ECS tasks
-    folder = tmp_path / "sequences"
-    folder.mkdir()
-    for sequence in graph:
-        (folder / f"{sequence.sequence_id}.json").write_text(sequence.model_dump_json())
     monkeypatch.chdir(ROOT)  # the scenario's template path is relative to the project folder
     code = main(
-        ["run", "--scenario", "2", "--sequences", str(folder), "--run-id", RUN_ID, "--out", str(tmp_path / "out"),
+        ["run", "--scenario", "2", "--sequences", str(sequence_files), "--run-id", RUN_ID, "--out", str(tmp_path / "out"),
          "--scenarios", str(SCENARIOS), "--seed", str(SEED), "--ecs-workers", "3", "--no-progress"]
     )  # fmt: skip
     report = capsys.readouterr().out

@@ -40,14 +40,10 @@ def assert_identical_files(a: Path, b: Path) -> None:
     assert (mismatch, errors) == ([], [])
 
 
-def test_run_scenario_3_matches_the_solver_file_for_file(graph, solved, tmp_path, capsys):
+def test_run_scenario_3_matches_the_solver_file_for_file(graph, sequence_files, solved, tmp_path, capsys):
     # Given the graph as sequence files, when `jobgraph run --scenario 3` runs it on the local cloud
-    folder = tmp_path / "sequences"
-    folder.mkdir()
-    for sequence in graph:
-        (folder / f"{sequence.sequence_id}.json").write_text(sequence.model_dump_json())
     code = main(
-        ["run", "--scenario", "3", "--sequences", str(folder), "--run-id", RUN_ID, "--out", str(tmp_path / "out"),
+        ["run", "--scenario", "3", "--sequences", str(sequence_files), "--run-id", RUN_ID, "--out", str(tmp_path / "out"),
          "--scenarios", str(SCENARIOS), "--seed", str(SEED), "--no-progress"]
     )  # fmt: skip
     report = capsys.readouterr().out
