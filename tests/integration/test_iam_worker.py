@@ -17,8 +17,8 @@ from jobgraph.sam.template import load_template, transform_template
 from jobgraph.services.processor import build_processor_runtime
 from jobgraph.services.settings import WorkerSettings, load_settings
 from jobgraph.services.worker import QueueWorker, VisibilityHeartbeat
+from tests.iam_grants import ACCOUNT, MISSING_OBJECT_IS_404, REGION, fake_stack_bindings
 from tests.iam_policy import Permission, is_allowed, required_permissions, role_statements, unused_grants
-from tests.integration.test_iam_permissions import ACCOUNT, MISSING_OBJECT_IS_404, REGION, bindings
 from tests.lambda_support import ROOT, CallRecorder, recording_calls
 
 SPEC = RunSpec("iam-worker", "default", 20, 1)
@@ -90,14 +90,14 @@ def test_every_recorded_call_of_the_worker_is_allowed_by_its_task_role(transform
         "sqs:SendMessage",
     } <= actions  # fmt: skip
     assert "dynamodb:DeleteItem" not in actions
-    statements = role_statements(transformed, "Worker", bindings(fake_stack))
+    statements = role_statements(transformed, "Worker", fake_stack_bindings(fake_stack))
     assert sorted(f"{p.action} on {p.resource}" for p in needed if not is_allowed(statements, p)) == []
     # least privilege the other way: nothing allowed that no call used (but a missing object's 404)
     assert unused_grants(statements, actions, MISSING_OBJECT_IS_404) == []
 
 
 def test_the_task_role_cannot_delete_job_records_or_results(transformed, fake_stack):
-    statements = role_statements(transformed, "Worker", bindings(fake_stack))
+    statements = role_statements(transformed, "Worker", fake_stack_bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, (f"RUN#{SPEC.run_id}",)))

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from jobgraph.core.errors import MissingStateError
 from jobgraph.core.results import request_key
 from jobgraph.sam.template import transform_tree
+from tests.iam_grants import ACCOUNT, MISSING_OBJECT_IS_404, REGION
 from tests.iam_policy import (
     Call,
     bindings_for,
@@ -23,11 +24,9 @@ from tests.iam_policy import (
     tree_role_statements,
     unused_grants,
 )
-from tests.integration.test_iam_permissions import MISSING_OBJECT_IS_404
 from tests.lambda_support import ROOT, FakeLambdaContext, event, load_handler, recording_calls
 
 RUN = "events-demo"
-REGION, ACCOUNT = "eu-west-1", "123456789012"
 FUNCTIONS = {"prepare_run": "PrepareRunFunction", "step_task": "StepTaskFunction"}
 
 
