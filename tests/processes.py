@@ -55,6 +55,18 @@ def alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+def started_children(process: subprocess.Popen, count: int, timeout_s: float = 120) -> set[int]:
+    """The process's children once it has ``count`` of them (a run's worker processes); fails if it ends first."""
+    deadline = time.monotonic() + timeout_s
+    found: set[int] = set()
+    while time.monotonic() < deadline and len(found) < count:
+        assert process.poll() is None, process.communicate()
+        found = children(process.pid)
+        time.sleep(0.2)
+    assert len(found) >= count, "the run never started its worker processes"
+    return found
+
+
 SERVED = "run done; the local cloud stays up"
 
 

@@ -22,7 +22,7 @@ from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.target import Output, Patience
 from tests.e2e.conftest import RUN_ID, SCENARIOS, SEED
 from tests.price_oracle import assert_cost_is_the_priced_usage
-from tests.processes import alive, children
+from tests.processes import alive, started_children
 from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,13 +153,7 @@ def test_ctrl_c_or_kill_stops_server_and_workers(tmp_path, signum, code, said):
         # a shell's background job (CI) ignores SIGINT, and children inherit that; a terminal's does not
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    workers: set[int] = set()
-    while time.monotonic() < deadline and len(workers) < 3:
-        assert process.poll() is None, process.communicate()
-        workers = children(process.pid)
-        time.sleep(0.2)
-    assert len(workers) >= 3, "the run never started its worker processes"
+    workers = started_children(process, 3)
     # When the user presses Ctrl-C (SIGINT to the whole process group, as a terminal does) or kills it
     os.kill(process.pid, signum)
     if signum == signal.SIGINT:

@@ -24,7 +24,7 @@ from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.target import Output, Patience
 from tests.e2e.conftest import RUN_ID, SCENARIOS, SEED
 from tests.price_oracle import assert_cost_is_the_priced_usage
-from tests.processes import alive, children
+from tests.processes import alive, started_children
 from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,13 +100,7 @@ def test_sigterm_stops_the_run_and_its_worker_tasks(tmp_path):
          "--out", str(tmp_path), "--scenarios", "50", "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    workers: set[int] = set()
-    while time.monotonic() < deadline and len(workers) < 3:  # 2 worker tasks + a Scheduler/StartRun worker
-        assert process.poll() is None, process.communicate()
-        workers = children(process.pid)
-        time.sleep(0.2)
-    assert len(workers) >= 3, "the run never started its worker processes"
+    workers = started_children(process, 3)  # 2 worker tasks + a Scheduler/StartRun worker
     os.kill(process.pid, signal.SIGTERM)
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
