@@ -73,7 +73,7 @@ import copy
 import json
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -372,6 +372,18 @@ def nested_locations(template: dict) -> dict[str, str]:
         if isinstance(location, str) and not location.startswith(("s3://", "https://", "http://")):
             found[logical_id] = location
     return found
+
+
+def nested_function_layers(layers: Any, passed: dict, condition_holds: Callable[[str], bool]) -> list:
+    """A function's ``Layers`` in a nested template, as its parent's layer references: an ``Fn::If`` decided by
+    ``condition_holds`` (called with the nested template's condition name), then each ``Ref`` to a parameter
+    the parent passes replaced by what it passes (``CoreLayerArn: !Ref CoreLayer`` -> ``{"Ref": "CoreLayer"}``).
+    A template's own functions (nothing passed) keep their references. The one reading of a nested function's
+    layers, for `sam build`'s output (sam/build.py, sam/localinvoke.py) and a stack deployed locally."""
+    if isinstance(layers, dict) and "Fn::If" in layers:
+        name, when_true, when_false = layers["Fn::If"]
+        layers = when_true if condition_holds(name) else when_false
+    return [passed.get(ref["Ref"], ref) if isinstance(ref, dict) and "Ref" in ref else ref for ref in layers]
 
 
 @dataclass
