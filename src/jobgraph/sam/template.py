@@ -155,6 +155,7 @@ def transform_template(
     ``rewrite_code_uris``; transform_tree passes a nested template's folder relative to the root's)."""
     import boto3
     from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+    from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.arn_generator import ArnGenerator
     from samtranslator.translator.translator import Translator
@@ -181,9 +182,16 @@ def transform_template(
     # A session only names the region (no credentials or calls needed); Translator reads region_name.
     session = boto3.session.Session(region_name=region)
     to_py27_compatible_template(sam_template, parameter_values)
-    transformed = Translator(None, Parser(), boto_session=session).translate(
-        sam_template, parameter_values=parameter_values, get_managed_policy_map=managed_policy_map
-    )
+    # samtranslator records metrics per transform and, if nobody publishes them, warns on stderr when they are
+    # garbage-collected ("There are unpublished metrics", once per template of every `jobgraph run`): offline,
+    # published to its dummy publisher, which drops them
+    metrics = Metrics(metrics_publisher=DummyMetricsPublisher())
+    try:
+        transformed = Translator(None, Parser(), boto_session=session, metrics=metrics).translate(
+            sam_template, parameter_values=parameter_values, get_managed_policy_map=managed_policy_map
+        )
+    finally:
+        metrics.publish()
     return undo_mark_unicode_str_in_template(transformed), code_locations
 
 
