@@ -1,5 +1,5 @@
 """Waiting on and watching processes and servers the tests start: free loopback ports, polling with a deadline,
-a process's children, and `jobgraph run --serve` kept up after its run."""
+a process's children, `jobgraph` run as a process of its own, and `jobgraph run --serve` kept up after its run."""
 
 from __future__ import annotations
 
@@ -65,6 +65,20 @@ def started_children(process: subprocess.Popen, count: int, timeout_s: float = 1
         time.sleep(0.2)
     assert len(found) >= count, "the run never started its worker processes"
     return found
+
+
+def jobgraph_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout_s: float = 300
+) -> subprocess.CompletedProcess:
+    """`jobgraph ARGS` as a user's shell runs it, in a process of its own: its exit code and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "jobgraph.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 SERVED = "run done; the local cloud stays up"

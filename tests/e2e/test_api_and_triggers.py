@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import boto3
 import httpx
 import pytest
 
-from tests.processes import served_run, wait_for
+from tests.processes import jobgraph_cli, served_run, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -54,9 +53,7 @@ def jobgraph(*args: str, endpoint: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}  # fmt: skip
     env.pop("AWS_PROFILE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "jobgraph.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    return jobgraph_cli(*args, cwd=ROOT, env=env, timeout_s=120)
 
 
 def test_run_serve_with_triggers_then_a_pushed_config_and_an_approval(tmp_path):
