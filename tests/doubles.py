@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from jobgraph.core.models import CompletedJob, IncomingJob, JobStatus
+from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus
 
 
 class Bus:
@@ -47,3 +47,11 @@ def report_on(
         exec_type=job.exec_type, route_index=job.route_index, total_routes=job.total_routes, scenarios=job.scenarios,
         seed=job.seed,
     )  # fmt: skip
+
+
+def report_by_id(
+    run_id: str, job_id: str, exec_type: ExecType, ms: float, state: JobStatus = JobStatus.COMPLETED, **extra: Any
+) -> CompletedJob:
+    """The Processor's report on ``job_id`` of sequence 0 of ``run_id`` (test run "default"), the job not at hand."""
+    return CompletedJob(job_id=job_id, status=state, processing_time_ms=ms, test_run_id="default", run_id=run_id,
+                        correlation_id=f"{run_id}-s0", exec_type=exec_type, **extra)  # fmt: skip
