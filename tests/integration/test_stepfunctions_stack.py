@@ -22,7 +22,7 @@ from jobgraph.runs.outcome import RunFailed
 from jobgraph.runs.statemachine import StateMachineGraph
 from jobgraph.runs.target import Output
 from jobgraph.sam.template import load_template
-from tests.e2e.test_solver_cli import assert_same_run, read_run
+from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "templates" / "scenario-3.yaml"
