@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.core.errors import ConfigurationError
-from jobgraph.localcloud.observability.meter import HARNESS_USER_AGENT, classify
+from jobgraph.localcloud.observability.meter import HARNESS_USER_AGENT, classified
 
 # z of the 99th percentile of a standard normal: p99 = p50 · exp(σ · Z99)
 Z99 = 2.3263478740408408
@@ -122,7 +122,7 @@ class LatencyProfile:
         ):
             return 0.0
         body = environ.get("wsgi.input")
-        service, action = classify(environ, body.getvalue() if hasattr(body, "getvalue") else b"")
+        service, action = classified(environ, body.getvalue() if hasattr(body, "getvalue") else b"")
         delay = self.draw_ms(service, action)
         if since is not None:
             delay = max(0.0, delay - (time.monotonic() - since) * 1000)
