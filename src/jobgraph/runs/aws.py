@@ -124,9 +124,11 @@ class AwsTarget:
 
     def finish(self, outcome: RunOutcome, spec: RunSpec) -> None:
         """The usage and settings of the run, as the endpoint reports them."""
-        from jobgraph.runs.aws_usage import stack_settings, stack_usage
+        from jobgraph.runs.aws_usage import listed_resources, stack_settings, stack_usage
 
-        outcome.usage = stack_usage(self.clients, self.stack_name, self._since, datetime.now(UTC))
+        # the stack and its nested stacks listed once, for both the usage and the settings
+        listed = listed_resources(self.client("cloudformation"), self.stack_name)
+        outcome.usage = stack_usage(self.clients, self.stack_name, self._since, datetime.now(UTC), listed)
         machine = outcome.extra.get("state_machine")
         if machine:
             read = f"{machine['child_histories_read']} of {machine['child_executions']} child executions"
@@ -134,7 +136,7 @@ class AwsTarget:
                 "transitions": machine["states_entered"],
                 "source": f"states entered in the execution's history and {read}",
             }
-        settings = stack_settings(self.clients, self.stack_name)
+        settings = stack_settings(self.clients, self.stack_name, listed)
         outcome.settings = {"scenarios": spec.scenarios, "seed": spec.seed, **settings}
         outcome.settings["stack_parameters"] = stack_parameters(self.client("cloudformation"), self.stack_name)
 
