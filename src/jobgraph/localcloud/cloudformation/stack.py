@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.core.errors import JobGraphError
+from jobgraph.localcloud.cloudformation import changesets
 from jobgraph.localcloud.lambda_runtime.code import register_source
 from jobgraph.localcloud.server import LocalEndpoint
 
@@ -150,12 +151,14 @@ def alarm_definitions(moto_stack) -> list[tuple[str, dict]]:
 
 
 def create_alarms(endpoint: LocalEndpoint, stack: DeployedStack) -> list[str]:
-    """Create the AWS::CloudWatch::Alarm resources of the stack and its nested stacks through the CloudWatch API."""
-    cloudwatch = endpoint.client("cloudwatch")
+    """Create the AWS::CloudWatch::Alarm resources of the stack and its nested stacks through the CloudWatch API,
+    unless the local cloud's controller stabilised the stack: it made them then (observability/control.py)."""
+    cloudwatch = None if changesets.has_listener() else endpoint.client("cloudwatch")
     names = []
     for stack_name in stack.stacks or [stack.name]:
         for logical_id, properties in alarm_definitions(_moto_stack(endpoint, stack_name)):
-            cloudwatch.put_metric_alarm(**properties)
+            if cloudwatch is not None:
+                cloudwatch.put_metric_alarm(**properties)
             stack.physical_ids[logical_id] = properties["AlarmName"]
             names.append(properties["AlarmName"])
     return names
