@@ -96,6 +96,14 @@ def run_inputs(args):
     return sequences, spec
 
 
+def run_prices(args):
+    """The price table of `run`, `load`, `sweep` and `bench`: --prices, for --price-region, else --region, else the
+    default region. Read before the run: a bad price table must not cost a finished run its record."""
+    from jobgraph.bench import prices
+
+    return prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+
+
 def cmd_solve(args) -> int:
     from jobgraph.cli.report import print_solve_report
     from jobgraph.core.graph import total_jobs
@@ -110,12 +118,10 @@ def cmd_solve(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from jobgraph.bench import prices
     from jobgraph.runs.execute import execute
     from jobgraph.runs.target import Patience
 
-    # before the run: a bad price table must not cost a finished run its record
-    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+    table = run_prices(args)
     sequences, spec = run_inputs(args)
     chosen = scenario(args.scenario)
     target = run_target(args, chosen, Patience(args.timeout, args.stall_timeout))
@@ -188,7 +194,6 @@ def cmd_cost(args) -> int:
 
 
 def cmd_load(args) -> int:
-    from jobgraph.bench import prices
     from jobgraph.core.models import MAX_SYNTHETIC_DATA_KB, MAX_SYNTHETIC_WORK_MS
     from jobgraph.core.run import RunSpec
     from jobgraph.runs.execute import execute
@@ -199,7 +204,7 @@ def cmd_load(args) -> int:
         raise JobGraphError(
             f"--work-duration-ms is at most {MAX_SYNTHETIC_WORK_MS}, --data-size-kb at most {MAX_SYNTHETIC_DATA_KB}"
         )
-    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+    table = run_prices(args)
     load = SyntheticLoad(
         args.messages, args.work_duration_ms, args.data_size_kb, args.concurrency, args.groups, args.scenario
     )
@@ -209,12 +214,12 @@ def cmd_load(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from jobgraph.bench import prices, sweep
+    from jobgraph.bench import sweep
     from jobgraph.bench.compare import compare
     from jobgraph.runs.execute import execute
 
     points = sweep.sweep_points(args.memory, args.architecture)
-    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+    table = run_prices(args)
     sequences, base = run_inputs(args)
     chosen = scenario(1)
 
@@ -238,7 +243,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from jobgraph.bench import prices, suite, sweep
+    from jobgraph.bench import suite, sweep
     from jobgraph.runs.execute import execute
     from jobgraph.runs.outcome import RunFailed
     from jobgraph.runs.target import Patience
@@ -250,7 +255,7 @@ def cmd_bench(args) -> int:
     chosen_implementations = suite.implementations(args.implementations, points)
     if len(chosen_implementations) < 2:  # refused before a run that could only end in "nothing to compare"
         raise JobGraphError("bench compares at least two implementations: add scenarios or --memory sizes")
-    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+    table = run_prices(args)
     sequences, base = run_inputs(args)
     patience = Patience(args.timeout, args.stall_timeout)
     folders, failed = [], []
