@@ -12,7 +12,7 @@ from jobgraph.cli import billing as cli_billing
 from jobgraph.cli import triggers as cli_triggers
 from jobgraph.cli.errors import report as report_error
 from jobgraph.cli.parser import build_parser
-from jobgraph.cli.targets import BENCH_LOCAL, LOCAL_ONLY, local_options, run_target
+from jobgraph.cli.targets import BENCH_LOCAL, local_options, refuse_local_only, run_output, run_target
 from jobgraph.core.errors import InvalidSequenceError, JobGraphError
 from jobgraph.runs.scenarios import scenario
 
@@ -248,9 +248,8 @@ def cmd_bench(args) -> int:
     from jobgraph.runs.outcome import RunFailed
     from jobgraph.runs.target import Patience
 
-    local_only = [flag for dest, flag in LOCAL_ONLY.items() if dest in BENCH_LOCAL and getattr(args, dest, None)]
-    if args.env and local_only:
-        raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --env")
+    if args.env:
+        refuse_local_only(args, BENCH_LOCAL, "--env")
     points = sweep.sweep_points(args.memory, args.architecture) if args.memory else []
     chosen_implementations = suite.implementations(args.implementations, points)
     if len(chosen_implementations) < 2:  # refused before a run that could only end in "nothing to compare"
@@ -290,12 +289,10 @@ def bench_aws_target(args, chosen, implementation, run_id: str, patience):
     """The stack scenario-<n>-<env> on AWS, redeployed first with the implementation's Processor settings."""
     from jobgraph.bench import sweep
     from jobgraph.runs.aws import AwsTarget
-    from jobgraph.runs.target import Output
 
     if implementation.memory_mb:
         sweep.redeploy(args.env, sweep.SweepPoint(implementation.memory_mb, implementation.architecture), run_id)
-    output = Output(args.out, args.overwrite, not args.no_progress and sys.stderr.isatty())
-    return AwsTarget.with_session(chosen.stack_name(args.env), output, patience, region=args.region)
+    return AwsTarget.with_session(chosen.stack_name(args.env), run_output(args), patience, region=args.region)
 
 
 def cmd_project(args) -> int:
