@@ -148,8 +148,7 @@ def add_run_parser(commands) -> None:
     local.add_argument("--api-port", type=opts.port, default=0, help="port of --serve's API (default: a free one)")
     local.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
     add_price_options(run)
-    run.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for the run to complete")
-    run.add_argument("--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues")
+    add_patience_options(run, "seconds to wait for the run to complete")
 
 
 def add_cost_parser(commands) -> None:
@@ -186,10 +185,7 @@ def add_load_parser(commands) -> None:
     )  # fmt: skip
     load.add_argument("--max-workers", type=opts.workers, help="cap on local worker processes per event source mapping")
     load.add_argument("--service-latency", metavar="default|FILE", help=SERVICE_LATENCY_HELP)
-    load.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for every job")
-    load.add_argument(
-        "--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues"
-    )
+    add_patience_options(load, "seconds to wait for every job")
     add_price_options(load)
 
 
@@ -293,10 +289,7 @@ def add_bench_parser(commands) -> None:
     bench.add_argument("--ecs-workers", type=opts.workers, help="local: worker tasks of scenario 2's ECS service")
     bench.add_argument("--service-latency", metavar="default|FILE", help=f"local: {SERVICE_LATENCY_HELP}")
     bench.add_argument("--report-out", type=Path, help="report folder (default: <out>/<run-id>-report)")
-    bench.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for each run to complete")
-    bench.add_argument(
-        "--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues"
-    )
+    add_patience_options(bench, "seconds to wait for each run to complete")
     add_price_options(bench)
 
 
@@ -319,6 +312,14 @@ def add_project_parser(commands) -> None:
     )  # fmt: skip
     project.add_argument("--seed", type=opts.seed, default=0, help="seed of the simulation's draws")
     project.add_argument("--json", type=Path, metavar="FILE", help="also write the projection as JSON")
+
+
+def add_patience_options(parser: argparse.ArgumentParser, timeout_help: str) -> None:
+    """--timeout and --stall-timeout of the commands that wait for runs (runs.target.Patience)."""
+    parser.add_argument("--timeout", type=opts.seconds, default=1800, help=timeout_help)
+    parser.add_argument(
+        "--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues"
+    )
 
 
 def add_price_options(parser: argparse.ArgumentParser) -> None:
