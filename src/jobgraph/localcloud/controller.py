@@ -145,7 +145,7 @@ class Controller(FunctionControl, MappingControl, ServiceControl, MetricsControl
         if getattr(self._operating, "active", False):
             # a nested stack deleted by its parent's delete (moto deletes it inside finish_delete, holding the
             # lock): what ran its resources was stopped with the parent's (stack_resources recurses)
-            self._delete_alarms(operation.stack_id)
+            self._delete_alarms(operation)
             cfn.finish_delete(operation)
             return
         lock = self.endpoint.lock
@@ -190,7 +190,7 @@ class Controller(FunctionControl, MappingControl, ServiceControl, MetricsControl
             with self.endpoint.lock:
                 resources = stack_resources(operation)
             self._release(resources)
-            self._delete_alarms(operation.stack_id)
+            self._delete_alarms(operation)
             with self.endpoint.lock:
                 cfn.finish_delete(operation)
             self.reconcile()
