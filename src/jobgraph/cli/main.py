@@ -32,7 +32,7 @@ def cmd_cloud(args) -> int:
         state = daemon.up(directory, port=args.port, region=args.region)
         print(f"local cloud up: {state.url} (pid {state.pid}); log {state.log}; `jobgraph cloud down` stops it")
         print("point AWS tools at it (make does for ENV=local):")
-        print("".join(f"export {key}={value}\n" for key, value in state.exports().items()), end="")
+        print(state.shell_exports(), end="")
         return 0
     found = daemon.running(directory)
     if found is None:
@@ -41,7 +41,7 @@ def cmd_cloud(args) -> int:
         return 1
     state, answer = found
     if args.action == "env":
-        print("".join(f"export {key}={value}\n" for key, value in state.exports().items()), end="")
+        print(state.shell_exports(), end="")
     elif not args.quiet:
         print("\n".join(daemon.status_lines(state, answer)))
     return 0
