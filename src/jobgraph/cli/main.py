@@ -141,8 +141,6 @@ def report(outcome, table) -> None:
 
 
 def cmd_serve(args) -> int:
-    from dataclasses import replace
-
     from jobgraph.runs.local import LocalTarget
     from jobgraph.runs.target import Output
 
