@@ -246,8 +246,7 @@ class Controller(FunctionControl, MappingControl, ServiceControl, MetricsControl
             self._reconcile_mappings(mappings)
             self._reconcile_services(services)
 
-    # --- invocations -------------------------------------------------------------------------------------
-    # --- metrics and alarms --------------------------------------------------------------------------------
+    # --- failures ------------------------------------------------------------------------------------------
     def failure(self, names: set[str] | None = None) -> str | None:
         """What keeps a function or service (of ``names``, default any) from running, if anything does."""
         return next(
