@@ -54,12 +54,6 @@ class DeployedStack:
     def resources_of_type(self, resource_type: str) -> dict[str, dict]:
         return {k: v for k, v in self.transformed["Resources"].items() if v.get("Type") == resource_type}
 
-    def logical_id_of(self, physical_id: str) -> str:
-        for logical, physical in self.physical_ids.items():
-            if physical == physical_id:
-                return logical
-        raise KeyError(physical_id)
-
 
 def _zip_folder(folder: Path) -> bytes:
     buffer = io.BytesIO()
