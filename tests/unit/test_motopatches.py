@@ -168,3 +168,75 @@ def test_dynamodb_transactions_roll_back_their_items_without_copying_the_table(m
             put = {"Put": {"TableName": "t", "Item": {"pk": {"S": "a"}, "sk": {"S": "4"}}}}
             db.transact_write_items(TransactItems=[add("2"), put, add("1", "n = :one")])
         assert items() == {"1": "2", "2": "1"}
+
+
+def _zipped_handler() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+def test_moto_never_starts_docker_for_a_function(monkeypatch):
+    # Given the local cloud's patches, and a Docker client that would fail the test if moto made one
+    assert "functions never run in moto's Docker" in motopatches.apply()
+    import docker
+
+    def no_client(*_args, **_kwargs):
+        raise AssertionError("moto asked Docker to run a function")
+
+    monkeypatch.setattr(docker, "from_env", no_client)
+    monkeypatch.setattr(docker, "DockerClient", no_client)
+    with mock_aws():
+        iam = boto3.client("iam", region_name="eu-west-1")
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lam = boto3.client("lambda", region_name="eu-west-1")
+        lam.create_function(
+            FunctionName="f",
+            Runtime="python3.13",
+            Role=role,
+            Handler="app.handler",
+            Code={"ZipFile": _zipped_handler()},
+        )
+        # When it is invoked with no local runtime attached
+        answer = lam.invoke(FunctionName="f", Payload=b"{}")
+    # Then Lambda's error document says why, at once, and no container was asked for
+    assert answer["FunctionError"]
+    document = json.loads(answer["Payload"].read())
+    assert document == {"errorType": "Runtime.Unavailable", "errorMessage": f"f: {motopatches.NO_DOCKER}"}
+
+
+def test_motos_own_sqs_trigger_never_receives_once_the_hooks_are_installed(monkeypatch):
+    # Given the service hooks installed and then detached (a controller that has stopped)
+    from jobgraph.localcloud import servicehooks
+
+    class Stopped:
+        def sfn_invoker(self):
+            return None
+
+    stopped = Stopped()
+    servicehooks.attach(stopped)
+    servicehooks.detach(stopped)
+    with mock_aws():
+        iam = boto3.client("iam", region_name="eu-west-1")
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lam = boto3.client("lambda", region_name="eu-west-1")
+        lam.create_function(
+            FunctionName="f",
+            Runtime="python3.13",
+            Role=role,
+            Handler="app.handler",
+            Code={"ZipFile": _zipped_handler()},
+        )
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        url = sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        lam.create_event_source_mapping(FunctionName="f", EventSourceArn=arn, BatchSize=1)
+        # When a message is sent to a queue a mapping reads
+        sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g", MessageDeduplicationId="1")
+        # Then moto did not receive it for its own trigger: it is still the first receive that gets it
+        got = sqs.receive_message(QueueUrl=url, AttributeNames=["ApproximateReceiveCount"])["Messages"]
+    assert [m["Attributes"]["ApproximateReceiveCount"] for m in got] == ["1"]

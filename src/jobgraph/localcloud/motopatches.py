@@ -44,6 +44,13 @@ And one about correctness under the serialised server (server.py runs one reques
    backs up only the items the transaction names and puts them back if moto raises; the tables are not
    copied. Same results: tests/unit/test_motopatches.py cancels transactions half-applied.
 
+7. No Docker: moto runs a function's code by pulling a Lambda image and starting a container, on every
+   path that reaches ``LambdaFunction._invoke_lambda`` (Invoke with no controller attached, SNS and log
+   subscriptions). The local cloud runs functions in its own runtime (servicehooks.py); where a Docker
+   engine is up but no registry is reachable, each such call blocked the serialised server on an image pull
+   (a stopping run's reset timed out behind them). ``_no_docker`` answers at once with Lambda's error
+   document naming why, and starts nothing.
+
 All are applied only if moto still has the shape they replace (``apply()`` returns what it applied);
 ``tests/unit/test_motopatches.py`` checks that the lazy mapping equals moto's own property and that a
 tagged key deploys with its tags.
@@ -210,6 +217,9 @@ def apply() -> list[str]:
     if callable(function_class.__dict__.get("_get_layers_data")):
         function_class._get_layers_data = _layers_by_arn(function_class._get_layers_data)
         _APPLIED.append("function layers updated by CloudFormation")
+    if callable(function_class.__dict__.get("_invoke_lambda")):
+        function_class._invoke_lambda = _no_docker
+        _APPLIED.append("functions never run in moto's Docker")
     if isinstance(function_class.__dict__.get("update_from_cloudformation_json"), classmethod) and hasattr(
         function_class, "_create_zipfile_from_plaintext_code"
     ):
@@ -235,6 +245,15 @@ def apply() -> list[str]:
 
     _APPLIED.extend(engine.apply())
     return list(_APPLIED)
+
+
+NO_DOCKER = "the local cloud runs functions in its own runtime, not in moto's Docker containers"
+
+
+def _no_docker(self, event=None) -> tuple[str, bool, str]:
+    """moto's ``LambdaFunction._invoke_lambda``: (response, errored, log tail) — an error at once, no container."""
+    document = {"errorType": "Runtime.Unavailable", "errorMessage": f"{self.function_name}: {NO_DOCKER}"}
+    return json.dumps(document), True, ""
 
 
 def _inline_code_zipped(update):

@@ -6,14 +6,16 @@
    two retries, DryRun answers 204 — so `aws lambda invoke`, `sam remote invoke` and the AWS run path work
    unchanged. The server's lock is given up while the function runs: its own calls come back to this server.
 2. **SQS → Lambda**: moto's own trigger hands messages to a function as they are sent, ignoring FIFO groups
-   and ReportBatchItemFailures (GUIDE §7); with a controller attached it does nothing, the controller's
-   pollers do the work, and the mapping still reads ``Enabled`` as on AWS.
+   and ReportBatchItemFailures (GUIDE §7), and runs it in Docker. Once the hooks are installed it never runs:
+   while a controller is attached its pollers do the work; while none is (a controller stopping, its workers
+   still sending) messages wait in the queue, unreceived, as on AWS when no poller runs. The mapping still
+   reads ``Enabled`` as on AWS.
 3. **ECS**: moto reports ``runningCount`` = desired count the moment UpdateService is called; the local cloud
    reports the tasks really running (``report_running``, from the controller) and the service's events, and
    an UpdateService or DeleteService wakes the controller at once.
 
 ``attach(controller)`` installs the patches (once per process) and routes them to ``controller``;
-``detach(controller)`` restores moto's behaviour.
+``detach(controller)`` unroutes them (moto's own SQS trigger stays off, see 2).
 """
 
 from __future__ import annotations
@@ -96,10 +98,10 @@ def _document(value) -> bytes:
 
 # --- SQS --------------------------------------------------------------------------------------------------------
 class _Mappings(dict):
-    """A queue's event source mappings; moto's own trigger sees none while a controller polls the queue."""
+    """A queue's event source mappings; moto's own trigger (in SendMessage) sees none, the controller polls."""
 
     def items(self):
-        return [] if _controller() is not None else super().items()
+        return []
 
 
 def _queue_init(original):
