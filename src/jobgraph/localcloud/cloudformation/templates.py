@@ -79,8 +79,9 @@ def _transforms(template: dict) -> list[str]:
     return [declared] if isinstance(declared, str) else list(declared)
 
 
-def parameter_values(template: dict, given: dict[str, Any]) -> dict[str, str]:
-    """The template's parameter defaults overridden by the values given (strings, as CloudFormation holds them)."""
+def _defaults_overridden(template: dict, given: dict[str, Any]) -> dict[str, str]:
+    """The template's parameter defaults overridden by the values given (strings, as CloudFormation holds them),
+    unchecked: unlike :func:`jobgraph.sam.template.parameter_values`, which refuses what CloudFormation would."""
     values = {
         name: str(spec["Default"])
         for name, spec in (template.get("Parameters") or {}).items()
@@ -102,7 +103,7 @@ def process_template(text: str | dict, parameters: dict[str, Any], region: str) 
     from jobgraph.sam.template import transform_template
 
     try:
-        transformed, _locations = transform_template(template, parameter_values(template, parameters), region)
+        transformed, _locations = transform_template(template, _defaults_overridden(template, parameters), region)
     except Exception as exc:  # samtranslator's InvalidDocumentException and friends: the change set fails
         raise TransformFailed(f"Transform {SAM_TRANSFORM} failed with: {_transform_message(exc)}") from None
     return json.dumps(transformed)
