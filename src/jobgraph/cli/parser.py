@@ -47,11 +47,23 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/ is written")
     parser.add_argument("--scenarios", type=_scenarios, default=1000, help="Monte-Carlo scenarios per sequence")
     parser.add_argument("--seed", type=opts.seed, default=42, help="run seed (same seed, same numbers)")
+    add_record_options(parser)
+
+
+def add_record_options(parser: argparse.ArgumentParser) -> None:
+    """--test-run-id, --overwrite and --no-progress of the commands that write <out>/<run-id> (add_run_options, load)."""
     parser.add_argument(
         "--test-run-id", type=opts.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_parameter_option(parser, help_text: str) -> None:
+    """--parameter KEY=VALUE, repeatable: a template parameter override of `run`, `load` and `serve`."""
+    parser.add_argument(
+        "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value, help=help_text
+    )
 
 
 _rate = opts.rate
@@ -124,14 +136,7 @@ def add_run_parser(commands) -> None:
     local.add_argument(
         "--stack-name", type=opts.stack_name, help="name of the local stack (default: scenario-<n>-local)"
     )
-    local.add_argument(
-        "--parameter",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        type=_key_value,
-        help="template parameter override, repeatable (e.g. ProcessorBatchSize=5)",
-    )
+    add_parameter_option(local, "template parameter override, repeatable (e.g. ProcessorBatchSize=5)")
     local.add_argument("--max-workers", type=opts.workers, help="cap on worker processes per event source mapping")
     local.add_argument("--ecs-workers", type=opts.workers, help="worker tasks per ECS service (scenario 2; default 2)")
     local.add_argument("--fail-rate", type=_rate, default=0.0, help="P(an invocation raises before/after its effects)")
@@ -171,18 +176,11 @@ def add_load_parser(commands) -> None:
     load.add_argument("--groups", type=_positive, default=100, help="FIFO message groups the jobs are spread over")
     load.add_argument("--run-id", type=_run_id, default="load", help="name of the load run (record folder)")
     load.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/run.json is written")
-    load.add_argument(
-        "--test-run-id", type=opts.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
-    )
-    load.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
-    load.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_record_options(load)
     load.add_argument("--scenario", type=int, choices=[1, 2], default=1, help="1 = Lambda, 2 = ECS workers")
     load.add_argument("--stack", type=opts.stack_name, metavar="NAME", help="send the load to this deployed AWS stack")
     load.add_argument("--region", help="AWS region of --stack")
-    load.add_argument(
-        "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
-        help="local template parameter override, repeatable (e.g. ProcessorMemorySize=1024)",
-    )  # fmt: skip
+    add_parameter_option(load, "local template parameter override, repeatable (e.g. ProcessorMemorySize=1024)")
     load.add_argument("--max-workers", type=opts.workers, help="cap on local worker processes per event source mapping")
     load.add_argument("--service-latency", metavar="default|FILE", help=SERVICE_LATENCY_HELP)
     add_patience_options(load, "seconds to wait for every job")
@@ -197,10 +195,7 @@ def add_serve_parser(commands) -> None:
     serve.add_argument("--port", type=opts.port, default=8000, help="port on 127.0.0.1 (0: a free one)")
     serve.add_argument("--template", type=Path, default=Path("template.yaml"), help="SAM template to deploy locally")
     serve.add_argument("--stack-name", type=opts.stack_name, default="scenario-1-local", help="name of the local stack")
-    serve.add_argument(
-        "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
-        help="template parameter override, repeatable",
-    )  # fmt: skip
+    add_parameter_option(serve, "template parameter override, repeatable")
     serve.add_argument("--max-workers", type=opts.workers, help="cap on worker processes per event source mapping")
     serve.add_argument("--out", type=Path, default=Path("results"), help="function logs go to <out>/.logs/serve")
     serve.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
