@@ -81,12 +81,16 @@ class RuntimeStats:
             return self.oldest_age_s.pop(queue_url, None)
 
     def record_invocation(self, name: str, outcome) -> None:
-        """One invocation's billing figures (the caller holds the lock)."""
+        """One invocation's billing figures, and its error if it failed (the caller holds the lock)."""
         self.invocations[name] += 1
         self.cold_starts[name] += int(outcome.cold_start)
         self.invocation_ms[name].append(outcome.duration_ms)
         if outcome.cold_start:
             self.init_ms[name].append(outcome.init_ms)
+        if not outcome.ok:
+            self.errors[name] += 1
+            self.deaths[name] += int(outcome.died)
+            self.last_error[name] = outcome.error
 
     def add(self, **counters) -> None:
         with self.lock:
@@ -246,10 +250,6 @@ class MappingPoller:
                 retry = set()
         with self.stats.lock:
             self.stats.record_invocation(name, outcome)
-            if not outcome.ok:
-                self.stats.errors[name] += 1
-                self.stats.deaths[name] += int(outcome.died)
-                self.stats.last_error[name] = outcome.error
         done = [m for m in messages if m["MessageId"] not in retry]
         for start in range(0, len(done), 10):
             chunk = done[start : start + 10]

@@ -104,10 +104,6 @@ class FunctionControl:
             self.stats.record_invocation(name, invocation)
             if fault:
                 self.stats.faults[fault] += 1
-            if not invocation.ok:
-                self.stats.errors[name] += 1
-                self.stats.deaths[name] += invocation.died
-                self.stats.last_error[name] = invocation.error
         return invocation
 
     def invoke_event(self, function: LocalFunction, event) -> None:
