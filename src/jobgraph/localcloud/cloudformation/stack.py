@@ -185,19 +185,20 @@ def deploy(
     root = template_path.parent
     s3 = endpoint.client("s3")
     code_paths: dict[str, Path] = {}
+    buckets: set[str] = set()  # those known to exist: one head_bucket each, not one per artifact
     for _trail, node in tree.walk():
         for bucket, key in _artifact_locations(node.transformed):
             # samtemplate names each artifact after its folder relative to the (root) template
             folder = root if key == "root" else root / key
             if not folder.is_dir():
                 raise DeployError(f"{node.path}: code folder {folder} of s3://{bucket}/{key} does not exist")
-            _ensure_bucket(s3, bucket, endpoint.region)
+            _ensure_bucket(s3, bucket, endpoint.region, buckets)
             if key not in code_paths:
                 package = _zip_folder(folder)
                 register_source(package, folder)  # the local runtime runs this package from the folder itself
                 s3.put_object(Bucket=bucket, Key=key, Body=package)
             code_paths[key] = folder
-    _upload_nested_templates(s3, tree, stack_name)
+    _upload_nested_templates(s3, tree, stack_name, buckets)
 
     cloudformation = endpoint.client("cloudformation")
     cloudformation.create_stack(
@@ -254,7 +255,7 @@ def _with_parent_layers(resources: dict, passed: dict, moto_stack) -> dict:
     return merged
 
 
-def _upload_nested_templates(s3, tree, stack_name: str) -> None:
+def _upload_nested_templates(s3, tree, stack_name: str, buckets: set[str]) -> None:
     """Each nested template (transformed) into the artifacts bucket, its stack resource pointed at it.
 
     moto's CloudFormation reads a nested stack's TemplateURL from its own S3 and applies no transform, so
@@ -264,17 +265,21 @@ def _upload_nested_templates(s3, tree, stack_name: str) -> None:
     for trail, node in reversed(list(tree.walk())):
         for logical_id, child in node.children.items():
             key = f"templates/{stack_name}/{'/'.join((*trail, logical_id))}.json"
-            _ensure_bucket(s3, ARTIFACT_BUCKET, s3.meta.region_name)
+            _ensure_bucket(s3, ARTIFACT_BUCKET, s3.meta.region_name, buckets)
             s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=json.dumps(child.transformed).encode())
             node.transformed["Resources"][logical_id]["Properties"]["TemplateURL"] = (
                 f"https://s3.amazonaws.com/{ARTIFACT_BUCKET}/{key}"
             )
 
 
-def _ensure_bucket(s3, bucket: str, region: str) -> None:
+def _ensure_bucket(s3, bucket: str, region: str, buckets: set[str]) -> None:
+    """``bucket`` made if it does not exist yet, unless ``buckets`` (those seen this deploy) has it already."""
     from botocore.exceptions import ClientError
 
+    if bucket in buckets:
+        return
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    buckets.add(bucket)
