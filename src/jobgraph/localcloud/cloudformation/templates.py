@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 _VIRTUAL_HOST = re.compile(r"^(?P<bucket>.+)\.s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
-_PATH_HOST = re.compile(r"^s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
 
 
 class TemplateLocationError(ValueError):
