@@ -73,12 +73,6 @@ class RuntimeStats:
     in_flight: Counter = field(default_factory=Counter)
     last_error: dict = field(default_factory=dict)
     done_jobs: dict = field(default_factory=lambda: defaultdict(set))  # function -> job ids it finished
-    oldest_age_s: dict = field(default_factory=dict)  # queue url -> largest wait seen since last read
-
-    def take_oldest_age(self, queue_url: str) -> float | None:
-        """Largest queue wait of a first receive since the previous call (ApproximateAgeOfOldestMessage)."""
-        with self.lock:
-            return self.oldest_age_s.pop(queue_url, None)
 
     def record_invocation(self, name: str, outcome) -> None:
         """One invocation's billing figures, and its error if it failed (the caller holds the lock)."""
@@ -192,10 +186,7 @@ class MappingPoller:
             count = int(message["Attributes"].get("ApproximateReceiveCount", "1"))
             with self.stats.lock:
                 if count == 1:
-                    wait_ms = now_ms - int(message["Attributes"]["SentTimestamp"])
-                    self.stats.queue_wait_ms[name].append(wait_ms)
-                    url = self.mapping.queue_url
-                    self.stats.oldest_age_s[url] = max(self.stats.oldest_age_s.get(url, 0.0), wait_ms / 1000)
+                    self.stats.queue_wait_ms[name].append(now_ms - int(message["Attributes"]["SentTimestamp"]))
                 else:
                     self.stats.redeliveries[name] += 1
             if self.faults.duplicate(self.rng, message["Body"]):
