@@ -73,7 +73,7 @@ import copy
 import json
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +155,7 @@ def transform_template(
     ``rewrite_code_uris``; transform_tree passes a nested template's folder relative to the root's)."""
     import boto3
     from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+    from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.arn_generator import ArnGenerator
     from samtranslator.translator.translator import Translator
@@ -181,9 +182,16 @@ def transform_template(
     # A session only names the region (no credentials or calls needed); Translator reads region_name.
     session = boto3.session.Session(region_name=region)
     to_py27_compatible_template(sam_template, parameter_values)
-    transformed = Translator(None, Parser(), boto_session=session).translate(
-        sam_template, parameter_values=parameter_values, get_managed_policy_map=managed_policy_map
-    )
+    # samtranslator records metrics per transform and, if nobody publishes them, warns on stderr when they are
+    # garbage-collected ("There are unpublished metrics", once per template of every `jobgraph run`): offline,
+    # published to its dummy publisher, which drops them
+    metrics = Metrics(metrics_publisher=DummyMetricsPublisher())
+    try:
+        transformed = Translator(None, Parser(), boto_session=session, metrics=metrics).translate(
+            sam_template, parameter_values=parameter_values, get_managed_policy_map=managed_policy_map
+        )
+    finally:
+        metrics.publish()
     return undo_mark_unicode_str_in_template(transformed), code_locations
 
 
@@ -372,6 +380,18 @@ def nested_locations(template: dict) -> dict[str, str]:
         if isinstance(location, str) and not location.startswith(("s3://", "https://", "http://")):
             found[logical_id] = location
     return found
+
+
+def nested_function_layers(layers: Any, passed: dict, condition_holds: Callable[[str], bool]) -> list:
+    """A function's ``Layers`` in a nested template, as its parent's layer references: an ``Fn::If`` decided by
+    ``condition_holds`` (called with the nested template's condition name), then each ``Ref`` to a parameter
+    the parent passes replaced by what it passes (``CoreLayerArn: !Ref CoreLayer`` -> ``{"Ref": "CoreLayer"}``).
+    A template's own functions (nothing passed) keep their references. The one reading of a nested function's
+    layers, for `sam build`'s output (sam/build.py, sam/localinvoke.py) and a stack deployed locally."""
+    if isinstance(layers, dict) and "Fn::If" in layers:
+        name, when_true, when_false = layers["Fn::If"]
+        layers = when_true if condition_holds(name) else when_false
+    return [passed.get(ref["Ref"], ref) if isinstance(ref, dict) and "Ref" in ref else ref for ref in layers]
 
 
 @dataclass
