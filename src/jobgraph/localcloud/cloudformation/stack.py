@@ -240,16 +240,16 @@ def _with_parent_layers(resources: dict, passed: dict, moto_stack) -> dict:
     """A nested stack's functions get their layers as parameters (``CoreLayerArn: !Ref CoreLayer``): in the
     merged view their ``Layers`` name the parent's layer resources, as the runtime finds layer folders by
     logical id (moto keeps no layer ARNs to match). Conditions are the nested stack's as moto evaluated them."""
+    from jobgraph.sam.template import nested_function_layers
+
     if not passed:
         return resources
+    holds = moto_stack.resource_map.lazy_condition_map.__getitem__
     merged = {}
     for logical_id, resource in resources.items():
         layers = resource.get("Properties", {}).get("Layers")
         if resource.get("Type") == "AWS::Lambda::Function" and layers:
-            if isinstance(layers, dict) and "Fn::If" in layers:
-                name, when_true, when_false = layers["Fn::If"]
-                layers = when_true if moto_stack.resource_map.lazy_condition_map[name] else when_false
-            layers = [passed.get(ref["Ref"], ref) if isinstance(ref, dict) and "Ref" in ref else ref for ref in layers]
+            layers = nested_function_layers(layers, passed, holds)
             resource = {**resource, "Properties": {**resource["Properties"], "Layers": layers}}
         merged[logical_id] = resource
     return merged
