@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from jobgraph.adapters.sqs import sqs_event
 from jobgraph.core.retry import backoff_s
-from jobgraph.localcloud.faults import FaultPlan
+from jobgraph.localcloud.faults import FaultPlan, on_last_receive
 from jobgraph.localcloud.lambda_runtime.workers import FunctionSpec, Worker
 
 IDLE_MIN_S = 0.005
@@ -223,10 +223,7 @@ class MappingPoller:
     def dispatch(self, worker: Worker, rng: random.Random, messages: list[dict]) -> None:
         """Invoke the function with one batch and settle every message: delete it or return it for retry."""
         name = self.mapping.function.logical_id
-        last_attempt = bool(self.mapping.max_receive_count) and any(
-            int(m["Attributes"].get("ApproximateReceiveCount", "1")) >= self.mapping.max_receive_count for m in messages
-        )
-        fault = self.faults.invocation_fault(rng, last_attempt)
+        fault = self.faults.invocation_fault(rng, on_last_receive(messages, self.mapping.max_receive_count))
         if fault:
             self.stats.add(faults=(fault, 1))
         try:
