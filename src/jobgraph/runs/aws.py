@@ -138,7 +138,7 @@ class AwsTarget:
             }
         settings = stack_settings(self.clients, self.stack_name, listed)
         outcome.settings = {"scenarios": spec.scenarios, "seed": spec.seed, **settings}
-        outcome.settings["stack_parameters"] = stack_parameters(self.client("cloudformation"), self.stack_name)
+        outcome.settings["stack_parameters"] = dict(self.outputs.parameters)  # read with the outputs at attach
 
     def hold(self, what: str = "run done") -> None:
         """Keep the target up after the run (an option of the local target): nothing to hold on AWS."""
@@ -150,9 +150,3 @@ def _origin(url: str) -> str:
 
     parsed = urlparse(url)
     return f"{parsed.scheme}://{parsed.netloc}" if parsed.netloc else (url or "(unknown)")
-
-
-def stack_parameters(cloudformation, stack_name: str) -> dict[str, str]:
-    """Every parameter of the deployed stack (the settings `jobgraph project` models: batch size, concurrency...)."""
-    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    return {p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue", "")) for p in stack.get("Parameters", [])}
