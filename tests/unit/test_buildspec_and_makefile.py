@@ -28,6 +28,11 @@ def commands(phase: str) -> list[str]:
     return [" ".join(c.split()) for c in buildspec()["phases"][phase]["commands"]]
 
 
+def make_invocations(command: str) -> list[list[str]]:
+    """The words of each `make` a buildspec command runs (on its own, or in an `if ...; then make ...; fi`)."""
+    return [shlex.split(m) for m in re.findall(r"(?:^|;|&&|\bthen)\s*make\s+([^;&|]+)", command)]
+
+
 def make(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     # a clean make: under `make test` the parent's MAKEFLAGS/MAKELEVEL would leak into this one
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
@@ -45,8 +50,8 @@ def test_buildspec_make_targets_exist():
         word
         for phase in buildspec()["phases"]
         for command in commands(phase)
-        if command.startswith("make ")
-        for word in shlex.split(command)[1:]
+        for invocation in make_invocations(command)
+        for word in invocation
         if "=" not in word
     }
     assert used == {"venv", "sam-cli", "validate", "build", "build-sfn", "run-aws"}

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from jobgraph.bench.record import ROUTE_STAGES
 from jobgraph.bench.simulation import Model, ProjectionError, simulate
+from jobgraph.core.models import ExecType
 
-# a sequence's jobs: its routes, then its AGGREGATION (bench/suite.py's ROUTE_STAGES are the routes alone)
-SEQUENCE_STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION")
+# a sequence's jobs: its routes, then its AGGREGATION
+SEQUENCE_STAGES = (*ROUTE_STAGES, ExecType.AGGREGATION.value)
 STARTERS = ("StartRunFunction", "PrepareRunFunction")
 RUNNER_FUNCTION = {1: "ProcessorFunction", 3: "StepTaskFunction"}
 SCHEDULER = "SchedulerFunction"

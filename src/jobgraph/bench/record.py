@@ -19,13 +19,16 @@ from jobgraph.adapters.local_disk import RUN_RECORD
 from jobgraph.bench.cost import run_cost
 from jobgraph.core.bounds import quote, read_json
 from jobgraph.core.errors import JobGraphError
+from jobgraph.core.models import ExecType
 from jobgraph.runs.outcome import FAILED_RUN_SCHEMA
 
 SCHEMA = "jobgraph.run/1"
 RECORD_NAME = RUN_RECORD
-STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE", "SYNTHETIC")
+# the record's stage keys are the job types' names (core.models.ExecType), in the graph's order
+STAGES = tuple(stage.value for stage in ExecType)
+ROUTE_STAGES = tuple(stage.value for stage in ExecType if stage.is_route)
 # the jobs that do the work, for the cost headline: route jobs of a graph, or a load's synthetic jobs
-WORK_STAGES = ("FIRST", "INTERMEDIATE", "LAST", "SYNTHETIC")
+WORK_STAGES = (*ROUTE_STAGES, ExecType.SYNTHETIC.value)
 # a route job's id ends with -s<sequence id>-r<route index> (core.models.route_job_id)
 ROUTE_JOB = re.compile(r"-s(\d+)-r(\d+)$")
 FUNCTION_COUNTS = ("invocations", "cold_starts", "errors", "worker_deaths")

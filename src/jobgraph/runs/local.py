@@ -39,7 +39,8 @@ from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 from jobgraph.runs.serve import ApiServer, wait_until_interrupted
 from jobgraph.runs.target import Output, Patience
 from jobgraph.runs.workload import alarm_states
-from jobgraph.sam.template import load_sam_template, parameter_values
+from jobgraph.sam.parameters import parameter_values
+from jobgraph.sam.template import load_sam_template
 
 METRICS_INTERVAL_S = 2.0
 API_FUNCTION = "ApiFunction"

@@ -81,7 +81,7 @@ def _artifact_locations(transformed: dict) -> list[tuple[str, str]]:
 
 
 def _parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str]:
-    from jobgraph.sam.template import parameter_values
+    from jobgraph.sam.parameters import parameter_values
 
     try:  # what CloudFormation on AWS would refuse, refused here too, before anything is created
         return parameter_values(template, overrides)
