@@ -80,7 +80,7 @@ def _transforms(template: dict) -> list[str]:
 
 def _defaults_overridden(template: dict, given: dict[str, Any]) -> dict[str, str]:
     """The template's parameter defaults overridden by the values given (strings, as CloudFormation holds them),
-    unchecked: unlike :func:`jobgraph.sam.template.parameter_values`, which refuses what CloudFormation would."""
+    unchecked: unlike :func:`jobgraph.sam.parameters.parameter_values`, which refuses what CloudFormation would."""
     values = {
         name: str(spec["Default"])
         for name, spec in (template.get("Parameters") or {}).items()
