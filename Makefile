@@ -258,14 +258,17 @@ ifeq ($(ENV),local)
 		echo "ENV=local: the local cloud in $(CLOUD_DIR) is not running; start it with: make cloud-up" >&2; exit 2; }
 endif
 
+# What every scenario's stack is deployed with (deploy, deploy-sfn, deploy-ecs): the parameters all three templates
+# take, and the tags costs are allocated by (`make bootstrap`). buildspec.yml passes the same to `sam deploy`.
+STACK_PARAMETERS = 'Stage=$(STAGE)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' 'Architecture=$(LAYER_ARCH)'
+STACK_TAGS = 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' 'Project=$(PROJECT_PREFIX)'
+
 ## make deploy ENV=dev TEST_RUN_ID=baseline-256mb [PARAMS="ProcessorMemorySize=1024"]  (needs AWS credentials)
 # --parameter-overrides/--tags replace samconfig.toml's lists, so all of them are passed (docs/deploy.md).
 deploy: check-env $(BUILD_STAMP)
 	$(SAM) deploy --config-env $(ENV) \
-		--parameter-overrides 'Stage=$(STAGE)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
-		'Architecture=$(LAYER_ARCH)' $(PARAMS) \
-		--tags 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' \
-		'Project=$(PROJECT_PREFIX)'
+		--parameter-overrides $(STACK_PARAMETERS) $(PARAMS) \
+		--tags $(STACK_TAGS)
 
 ## make bootstrap: activate PerfTestRun (+ Purpose, Environment, Project) as cost allocation tags (AWS credentials
 ## of the paying account; idempotent). Costs count from activation on; `jobgraph cost RUN_DIR --billed` reads them.
@@ -306,10 +309,8 @@ validate-sfn: $(STAMP) $(SAM_STAMP)
 deploy-sfn: check-env $(SFN_BUILD_STAMP)
 	$(SAM) deploy -t $(SFN_BUILD_DIR)/template.yaml --config-file $(CURDIR)/samconfig.toml --config-env $(ENV) \
 		--stack-name $(SFN_STACK) --s3-prefix $(SFN_STACK) \
-		--parameter-overrides 'Stage=$(STAGE)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
-		'Architecture=$(LAYER_ARCH)' $(PARAMS) \
-		--tags 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' \
-		'Project=$(PROJECT_PREFIX)'
+		--parameter-overrides $(STACK_PARAMETERS) $(PARAMS) \
+		--tags $(STACK_TAGS)
 
 ## make destroy-sfn ENV=dev: empty scenario-3-$(ENV)'s results bucket, then delete the stack (needs AWS credentials)
 destroy-sfn: check-env $(STAMP) $(SAM_STAMP)
@@ -367,10 +368,8 @@ deploy-ecs: check-env build-ecs $(if $(filter local,$(ENV)),,worker-image)
 	$(SAM) deploy --template-file $(S2_BUILD_DIR)/template.yaml --stack-name $(S2_STACK) --region $(S2_REGION) \
 		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --resolve-s3 --s3-prefix $(S2_STACK) --no-fail-on-empty-changeset \
 		$(if $(filter prod,$(ENV)),--confirm-changeset,--no-confirm-changeset) \
-		--parameter-overrides 'Stage=$(STAGE)' 'TestRunId=$(TEST_RUN_ID)' 'ProjectPrefix=$(PROJECT_PREFIX)' \
-		'Architecture=$(LAYER_ARCH)' 'ImageTag=$(IMAGE_TAG)' $(PARAMS) \
-		--tags 'PerfTestRun=$(TEST_RUN_ID)' 'Purpose=PerformanceTesting' 'Environment=$(ENV)' \
-		'Project=$(PROJECT_PREFIX)'
+		--parameter-overrides $(STACK_PARAMETERS) 'ImageTag=$(IMAGE_TAG)' $(PARAMS) \
+		--tags $(STACK_TAGS)
 ifneq ($(ENV),local)
 	$(ECS_SERVICE) push-image $(WORKER_IMAGE) $(IMAGE_TAG)
 endif

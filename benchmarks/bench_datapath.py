@@ -29,6 +29,8 @@ import time
 from io import BytesIO
 from pathlib import Path
 
+from jobgraph.bench.record import read
+
 ROOT = Path(__file__).resolve().parents[1]
 JOBGRAPH = Path(sys.executable).with_name("jobgraph")
 RUN_ID = "bench"
@@ -64,7 +66,7 @@ def result_files(run_dir: Path) -> dict[str, bytes]:
 
 
 def figures(run_dir: Path) -> dict:
-    record = json.loads((run_dir / "run.json").read_text())
+    record = read(run_dir)
     jobs, route_jobs = record["jobs"], record["route_jobs"]
     usage = record["usage"]
     lam = usage["lambda"]

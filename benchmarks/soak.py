@@ -168,6 +168,7 @@ def soak(
     messages: int, scenario: int, work_ms: int, data_kb: int, poison: int, seed: int, rates: float, kill_rate: float
 ) -> dict:
     """Run the soak; returns the figures and the checks (see the module docstring)."""
+    from jobgraph.core.graph import synthetic_jobs
     from jobgraph.core.results import synthetic_key
     from jobgraph.core.run import RunSpec
     from jobgraph.runs.execute import execute
@@ -189,7 +190,9 @@ def soak(
 
         results = S3BlobStore(target.outputs["ResultsBucketName"], client=target.client("s3"))
         keys = set(results.list(f"{spec.run_id}/synthetic/"))
-        expected = {synthetic_key(spec.run_id, f"{spec.run_id}-syn-{n:07d}") for n in range(messages)}
+        # the jobs the load sent (the same call makes them: their ids are core.graph's to make)
+        sent = synthetic_jobs(spec, messages, load.work_duration_ms, load.data_size_kb, load.groups)
+        expected = {synthetic_key(spec.run_id, job.job_id) for job in sent}
         table = JobsTable(target.outputs["JobsTableName"], client=target.client("dynamodb"))
         records = table.jobs_of_run(spec.run_id)
         stored.update(

@@ -1,4 +1,5 @@
-"""Helpers to run the Lambda handlers in-process: load by path, a Lambda context, cache resets."""
+"""Helpers to run the Lambda handlers in-process: load by path, a Lambda context, cache resets, the AWS calls
+they make recorded."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import importlib.util
 import json
 import sys
 import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.iam_policy import Call
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -65,3 +71,40 @@ def reset_cached_clients() -> None:
         targets.default_client,
     ):
         cached.cache_clear()
+
+
+@contextmanager
+def recording_calls[H: Callable](hook: H) -> Iterator[H]:
+    """``hook(params, model)`` sees every API call of the boto3 clients built from the default session while this
+    lasts; the cached clients and runtimes are dropped first, so the next ones the code builds carry it."""
+    import boto3
+
+    events = boto3._get_default_session().events
+    unique_id = f"call-recorder-{id(hook)}"
+    events.register("provide-client-params", hook, unique_id=unique_id)
+    reset_cached_clients()
+    try:
+        yield hook
+    finally:
+        events.unregister("provide-client-params", unique_id=unique_id)
+
+
+class CallRecorder:
+    """Every API call, per handler: installed with ``recording_calls``, a call outside ``invoking`` fails."""
+
+    def __init__(self):
+        self.calls: dict[str, list[Call]] = defaultdict(list)
+        self.function: str | None = None
+
+    def __call__(self, params, model, **_kwargs):
+        if self.function is None:
+            raise AssertionError(f"AWS call {model.name} outside a handler invocation")
+        self.calls[self.function].append(Call(model.service_model.service_name, model.name, dict(params)))
+
+    @contextmanager
+    def invoking(self, function: str):
+        self.function = function
+        try:
+            yield
+        finally:
+            self.function = None

@@ -8,16 +8,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import boto3
 import httpx
 import pytest
+
+from tests.processes import jobgraph_cli, served_run, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -49,60 +48,24 @@ workflows:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def jobgraph(*args: str, endpoint: str) -> subprocess.CompletedProcess:
     """A second `jobgraph` process talking to the served local cloud, as a user's shell would."""
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}  # fmt: skip
     env.pop("AWS_PROFILE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "jobgraph.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-
-
-def wait_for(check, what: str, timeout_s: float = 90.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if (result := check()) is not None:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    return jobgraph_cli(*args, cwd=ROOT, env=env, timeout_s=120)
 
 
 def test_run_serve_with_triggers_then_a_pushed_config_and_an_approval(tmp_path):
     first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
     first.write_text(FIRST)
     second.write_text(SECOND)
-    port = free_port()
-    command = [
-        sys.executable, "-m", "jobgraph.cli", "run", "--generate", "2", "--seed", "3", "--scenarios", "50",
-        "--run-id", "served", "--out", str(tmp_path / "out"), "--no-progress",
-        "--triggers", str(first), "--serve", "--api-port", str(port),
-        "--parameter", "TriggerConfigCacheSeconds=1",
+    args = [
+        "--generate", "2", "--seed", "3", "--scenarios", "50", "--run-id", "served", "--out", str(tmp_path / "out"),
+        "--no-progress", "--triggers", str(first), "--parameter", "TriggerConfigCacheSeconds=1",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        # a background CI shell ignores SIGINT; the child must not inherit that
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    lines: list[str] = []
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "run done; the local cloud stays up" in line:
-                break
-        output = "".join(lines)
-        assert "run done; the local cloud stays up" in output, output
+    with served_run(args, ready_within_s=240) as served:
+        base, lines, output = served.base, served.lines, served.output
         # Then the report lists what was triggered: one fired, one failed into the trigger DLQ
         assert "downstream triggers (trigger DLQ 1):" in output
         assert any(line.split()[:2] == ["FIRED", "default/on_success/announce"] for line in lines), output
@@ -110,7 +73,6 @@ def test_run_serve_with_triggers_then_a_pushed_config_and_an_approval(tmp_path):
         assert "only-on-failure" not in output
         assert any(line.split() == ["ALARM", "scenario-1-local-trigger-dlq-messages"] for line in lines), output
         # and the API still answers after the run, on the same local cloud
-        base = f"http://127.0.0.1:{port}"
         run = httpx.get(f"{base}/runs/served", timeout=10).json()
         assert run["status"] == "COMPLETED" and run["progress"]["jobs_by_status"]["PENDING"] == 0
         links = httpx.get(f"{base}/runs/served/results", timeout=10).json()
@@ -146,7 +108,7 @@ def test_run_serve_with_triggers_then_a_pushed_config_and_an_approval(tmp_path):
             response = httpx.get(f"{base}/runs/gated/approval", timeout=10)
             return response.json() if response.status_code == 200 else None
 
-        waiting = wait_for(approval, "the gated run's approval request")
+        waiting = wait_for(approval, "the gated run's approval request", 90)
         assert waiting["status"] == "PENDING_APPROVAL" and waiting["reasons"] == ["metrics.scenarios = 50 > 10.0"]
         assert sqs.receive_message(QueueUrl=approved_queue).get("Messages") is None
         # When someone approves it from the command line, Then on_approval fires once, with the decision
@@ -158,7 +120,7 @@ def test_run_serve_with_triggers_then_a_pushed_config_and_an_approval(tmp_path):
         def delivered():
             return sqs.receive_message(QueueUrl=approved_queue, WaitTimeSeconds=1).get("Messages")
 
-        (message,) = wait_for(delivered, "the on_approval trigger's message")
+        (message,) = wait_for(delivered, "the on_approval trigger's message", 90)
         body = json.loads(message["Body"])
         assert body["triggered_by_run_id"] == "gated" and body["source_event"]["approval"]["decided_by"] == "e2e-tester"
         # the source event's metrics are the run's merged percentiles, as the trigger function read them from S3
@@ -170,11 +132,3 @@ def test_run_serve_with_triggers_then_a_pushed_config_and_an_approval(tmp_path):
         shown = jobgraph("triggers", "show", "--stack", "scenario-1-local", "--run", "gated", endpoint=endpoint)
         assert "approval (default): APPROVED by e2e-tester" in shown.stdout, shown
         assert re.search(r"FIRED\s+on_approval\s+after-approval -> sqs \(attempts 1\)", shown.stdout), shown.stdout
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert code == 0

@@ -29,8 +29,6 @@ from jobgraph.bench.project import busy_ms_per_job, project
 from jobgraph.bench.record import read
 from jobgraph.bench.suite import recommend, summary
 from jobgraph.cli.main import main
-from tests.conftest import BROWSER_OPT_IN, capability_absent
-from tests.e2e.test_compare import CHROMIUM, CHROMIUM_FLAGS
 
 pytestmark = pytest.mark.e2e
 
@@ -114,14 +112,10 @@ def test_a_projection_from_the_small_runs_predicts_the_larger_runs(small, large,
     assert "replay at the run's size" in capsys.readouterr().out
 
 
-def test_the_bench_report_renders_in_headless_chromium(small, tmp_path):
-    if CHROMIUM is None:
-        capability_absent(
-            "no headless browser: Debian's chromium is not installed (.ci/run installs it)", BROWSER_OPT_IN
-        )
+def test_the_bench_report_renders_in_headless_chromium(chromium, small, tmp_path):
     report = small[1][0].parent / f"b{SMALL}-report" / "report.html"
     dom = subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", report.as_uri()],
+        [*chromium, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", report.as_uri()],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     figures = report.read_text().count('class="figure"')

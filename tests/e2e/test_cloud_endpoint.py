@@ -24,7 +24,7 @@ import pytest
 
 from jobgraph.localcloud import daemon
 from jobgraph.runs.scenarios import SCENARIOS
-from tests.e2e.test_solver_cli import assert_same_run, read_run
+from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".venv-sam" / "bin" / "sam"

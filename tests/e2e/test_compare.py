@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,21 +11,10 @@ import pytest
 from jobgraph.bench.compare import compare, sweep_settings
 from jobgraph.bench.record import read
 from jobgraph.cli.main import main
-from tests.conftest import BROWSER_OPT_IN, capability_absent
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-# Debian's chromium (.ci/run installs it) or Google Chrome (CodeBuild's standard image ships it)
-CHROMIUM = next(
-    filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"))), None
-)
-# flags for a machine without network or display (see the machine notes in docs/development.md)
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--virtual-time-budget=5000",
-)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -72,18 +60,13 @@ def test_fewer_than_two_runs_is_a_clear_error(two_runs, tmp_path, capsys):
     assert "compare needs at least two run folders" in capsys.readouterr().err
 
 
-def test_the_report_renders_in_headless_chromium(two_runs, tmp_path):
+def test_the_report_renders_in_headless_chromium(chromium, two_runs, tmp_path):
     import matplotlib.image
-
-    if CHROMIUM is None:
-        capability_absent(
-            "no headless browser: Debian's chromium is not installed (.ci/run installs it)", BROWSER_OPT_IN
-        )
 
     report, figures = compare(two_runs, tmp_path / "cmp")
     profile = tmp_path / "profile"
     dom = subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+        [*chromium, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
          "--dump-dom", report.as_uri()],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -93,7 +76,7 @@ def test_the_report_renders_in_headless_chromium(two_runs, tmp_path):
     assert console == []
     shot = tmp_path / "shot.png"
     subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,2600",
+        [*chromium, f"--user-data-dir={profile}", "--window-size=1280,2600",
          f"--screenshot={shot}", report.as_uri()],
         capture_output=True, timeout=120, check=True,
     )  # fmt: skip

@@ -8,20 +8,12 @@ with the local cloud kept up, a second run started through the API itself and a 
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import pytest
 
 from jobgraph.core.ids import route_job_id
+from tests.processes import served_run, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
@@ -38,51 +30,18 @@ workflows:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(check, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
-
-
 @pytest.mark.parametrize("scenario", [2, 3])
 def test_the_scenario_serves_the_api_and_fires_its_triggers(scenario, tmp_path, seed_000_sequence):
     stack, run_id = f"scenario-{scenario}-local", f"observed-{scenario}"
     config = tmp_path / "triggers.yaml"
     config.write_text(own_bus_trigger(stack))
-    port = free_port()
-    command = [
-        sys.executable, "-m", "jobgraph.cli", "run", "--scenario", str(scenario), "--generate", "2", "--seed", "4",
-        "--scenarios", "20", "--run-id", run_id, "--out", str(tmp_path / "out"), "--no-progress",
-        "--triggers", str(config), "--serve", "--api-port", str(port),
+    args = [
+        "--scenario", str(scenario), "--generate", "2", "--seed", "4", "--scenarios", "20", "--run-id", run_id,
+        "--out", str(tmp_path / "out"), "--no-progress", "--triggers", str(config),
         *(["--ecs-workers", "2"] if scenario == 2 else []),
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    lines: list[str] = []
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "run done; the local cloud stays up" in line:
-                break
-        output = "".join(lines)
-        assert "run done; the local cloud stays up" in output, output
+    with served_run(args, ready_within_s=300) as served:
+        base, lines, output = served.base, served.lines, served.output
         # the API answers about the run
         run = httpx.get(f"{base}/runs/{run_id}", timeout=10).json()
         assert run["status"] == "COMPLETED" and run["progress"]["jobs_by_status"]["PENDING"] == 0, run
@@ -99,7 +58,7 @@ def test_the_scenario_serves_the_api_and_fires_its_triggers(scenario, tmp_path, 
                                                    "scenarios": 20}, timeout=30)  # fmt: skip
         assert started.status_code == 202 and started.json()["scenario"] == scenario, started.text
         second = wait_for(lambda: (r := httpx.get(f"{base}/runs/{run_id}-api", timeout=10)).status_code == 200
-                          and r.json()["status"] == "COMPLETED" and r.json(), 180, "the API's run")  # fmt: skip
+                          and r.json()["status"] == "COMPLETED" and r.json(), "the API's run", 180)  # fmt: skip
         assert second["progress"]["jobs_by_status"] == {"COMPLETED": 4, "PENDING": 0}
         assert httpx.get(f"{base}/download/{run_id}-api-merge/output", timeout=10).status_code == 302
         # and a task, run to completion by the scenario's runner (ECS workers / StepTask)
@@ -108,13 +67,5 @@ def test_the_scenario_serves_the_api_and_fires_its_triggers(scenario, tmp_path, 
         )
         assert task.status_code == 202, task.text
         url = f"{base}/tasks/{task.json()['task_id']}"
-        done = wait_for(lambda: (t := httpx.get(url, timeout=10).json())["status"] == "COMPLETED" and t, 90, "task")
+        done = wait_for(lambda: (t := httpx.get(url, timeout=10).json())["status"] == "COMPLETED" and t, "task", 90)
         assert done["attempts"] == 1 and done["download_url"]
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert code == 0, "".join(lines)

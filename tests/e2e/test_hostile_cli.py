@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.processes import jobgraph_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = str(ROOT / "template.yaml")
@@ -291,13 +291,11 @@ def test_hostile_invocation_through_the_entry_point(scratch, case):
     (args, said) = next((a, s) for c, a, s in cases() if c == case)
     out_dir = scratch / "work" / "out"
     before = snapshot(scratch, out_dir)
-    completed = subprocess.run(
-        [sys.executable, "-m", "jobgraph.cli", *args],
+    completed = jobgraph_cli(
+        *args,
         cwd=scratch / "work",
         env={**os.environ, "HOME": str(scratch / "home"), "TMPDIR": str(scratch / "tmp")},
-        capture_output=True,
-        text=True,
-        timeout=120,
+        timeout_s=120,
     )
     assert_one_clean_line(completed.returncode, completed.stdout, completed.stderr, said)
     assert snapshot(scratch, out_dir) == before

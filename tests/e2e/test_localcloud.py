@@ -12,24 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from jobgraph.adapters.local_disk import staged_run
 from jobgraph.cli.main import main
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.run import RunSpec
-from jobgraph.core.solver import solve
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.runs.execute import execute
 from jobgraph.runs.graph import QueueGraph
 from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.target import Output, Patience
-from tests.e2e.test_solver_cli import assert_same_run, read_run
+from tests.e2e.conftest import RUN_ID, SCENARIOS, SEED
 from tests.price_oracle import assert_cost_is_the_priced_usage
+from tests.processes import alive, started_children
+from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 pytestmark = pytest.mark.e2e
-
-SCENARIOS = 100
 
 
 @pytest.fixture(scope="module")
@@ -37,28 +35,16 @@ def graph():
     return generate_sequences(6, seed=11)
 
 
-@pytest.fixture(scope="module")
-def reference(graph, tmp_path_factory) -> dict:
-    """The reference solver's result for the graph: what every local run must reproduce exactly."""
-    out = tmp_path_factory.mktemp("solve")
-    solve(graph, RunSpec("same", "default", SCENARIOS, 5), out, staging=staged_run)
-    return read_run(out / "same")
-
-
-def test_run_cli_matches_the_solver_and_reports(graph, reference, tmp_path, capsys):
+def test_run_cli_matches_the_solver_and_reports(graph, sequence_files, reference, tmp_path, capsys):
     # Given the graph as sequence files, when `jobgraph run` runs it on the local cloud
-    folder = tmp_path / "sequences"
-    folder.mkdir()
-    for sequence in graph:
-        (folder / f"{sequence.sequence_id}.json").write_text(sequence.model_dump_json())
     code = main(
-        ["run", "--sequences", str(folder), "--run-id", "same", "--out", str(tmp_path / "out"),
-         "--scenarios", str(SCENARIOS), "--seed", "5", "--template", str(TEMPLATE), "--no-progress"]
+        ["run", "--sequences", str(sequence_files), "--run-id", RUN_ID, "--out", str(tmp_path / "out"),
+         "--scenarios", str(SCENARIOS), "--seed", str(SEED), "--template", str(TEMPLATE), "--no-progress"]
     )  # fmt: skip
     report = capsys.readouterr().out
     # then it completes, and its exported results equal the solver's, file for file and value for value
     assert code == 0, report
-    assert_same_run(read_run(tmp_path / "out" / "same"), reference)
+    assert_same_run(read_run(tmp_path / "out" / RUN_ID), reference)
     # and the report has the figures a performance test needs
     jobs = sum(len(s.routes) + 1 for s in graph) + 1
     assert f"6 sequences, {jobs} jobs" in report and "jobs/s" in report
@@ -71,9 +57,9 @@ def test_run_cli_matches_the_solver_and_reports(graph, reference, tmp_path, caps
     ):
         assert line in report, line
     assert "OK                scenario-1-local-incoming-dlq-messages" in report
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".logs", "same"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".logs", RUN_ID]
     # and the run is recorded: settings, timings, usage per service, requests per job, and its cost
-    record = json.loads((tmp_path / "out" / "same" / "run.json").read_text())
+    record = json.loads((tmp_path / "out" / RUN_ID / "run.json").read_text())
     route_jobs = sum(len(s.routes) for s in graph)
     assert record["scenario"] == 1 and record["jobs"] == jobs and record["route_jobs"] == route_jobs
     assert record["settings"]["functions"]["ProcessorFunction"]["memory_mb"] == 256
@@ -92,7 +78,7 @@ def test_run_cli_matches_the_solver_and_reports(graph, reference, tmp_path, caps
     assert "per 1,000 route jobs" in report and "AWS requests" in report and "run record:" in report
     # `jobgraph cost` re-prices the record line by line, here with us-east-1 prices
     capsys.readouterr()
-    assert main(["cost", str(tmp_path / "out" / "same"), "--price-region", "us-east-1"]) == 0
+    assert main(["cost", str(tmp_path / "out" / RUN_ID), "--price-region", "us-east-1"]) == 0
     priced = capsys.readouterr().out
     assert "prices 2026-11-01, us-east-1" in priced and "SQS            FIFO requests" in priced
 
@@ -101,7 +87,7 @@ def test_faults_still_give_the_clean_result_and_dead_letter_only_the_poison(grap
     # Given failures before/after side effects, duplicate deliveries, dying workers and 6 malformed messages
     faults = FaultPlan(fail_rate=0.1, duplicate_rate=0.1, kill_rate=0.05, poison=6, seed=3)
     target = LocalTarget(LocalOptions(template=TEMPLATE, faults=faults), Output(tmp_path), Patience(stall_s=30))
-    outcome = execute(QueueGraph(graph), target, RunSpec("same", "default", SCENARIOS, 5))
+    outcome = execute(QueueGraph(graph), target, RunSpec(RUN_ID, "default", SCENARIOS, SEED))
     # then every valid sequence completes with exactly the clean result
     assert_same_run(read_run(outcome.out_dir), reference)
     assert outcome.run_record["status"] == "COMPLETED" and outcome.run_record["sequences_remaining"] == 0
@@ -155,25 +141,6 @@ def test_unknown_template_parameter_is_a_clear_error(tmp_path, capsys):
     assert "parameter 'ProcessorMemory': the template declares no such parameter" in capsys.readouterr().err
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            text = (task / "children").read_text().split()
-        except FileNotFoundError:  # the thread ended meanwhile
-            continue
-        found.update(int(child) for child in text)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
 @pytest.mark.parametrize(
     ("signum", "code", "said"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
 )
@@ -186,25 +153,19 @@ def test_ctrl_c_or_kill_stops_server_and_workers(tmp_path, signum, code, said):
         # a shell's background job (CI) ignores SIGINT, and children inherit that; a terminal's does not
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    workers: set[int] = set()
-    while time.monotonic() < deadline and len(workers) < 3:
-        assert process.poll() is None, process.communicate()
-        workers = _children(process.pid)
-        time.sleep(0.2)
-    assert len(workers) >= 3, "the run never started its worker processes"
+    workers = started_children(process, 3)
     # When the user presses Ctrl-C (SIGINT to the whole process group, as a terminal does) or kills it
     os.kill(process.pid, signum)
     if signum == signal.SIGINT:
         for pid in workers:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGINT)
     _out, err = process.communicate(timeout=60)
     # then the command exits 130 (143), and no worker process is left behind
     assert process.returncode == code, err
     assert said in err
     time.sleep(0.5)
-    assert [pid for pid in workers if _alive(pid)] == []
+    assert [pid for pid in workers if alive(pid)] == []
 
 
 def test_progress_bar_shows_jobs_in_flight_retries_and_dlq(tmp_path, capsys):

@@ -14,25 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from jobgraph.adapters.local_disk import staged_run
 from jobgraph.cli.main import main
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.run import RunSpec
-from jobgraph.core.solver import solve
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.runs.execute import execute
 from jobgraph.runs.graph import QueueGraph
 from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.target import Output, Patience
-from tests.e2e.test_localcloud import _alive, _children
-from tests.e2e.test_solver_cli import assert_same_run, read_run
+from tests.e2e.conftest import RUN_ID, SCENARIOS, SEED
 from tests.price_oracle import assert_cost_is_the_priced_usage
+from tests.processes import alive, started_children
+from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "templates" / "scenario-2.yaml"
 pytestmark = pytest.mark.e2e
-
-SCENARIOS = 100
 
 
 @pytest.fixture(scope="module")
@@ -40,30 +37,19 @@ def graph():
     return generate_sequences(6, seed=12)
 
 
-@pytest.fixture(scope="module")
-def reference(graph, tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("solve")
-    solve(graph, RunSpec("same", "default", SCENARIOS, 5), out, staging=staged_run)
-    return read_run(out / "same")
-
-
-def test_scenario_2_cli_matches_the_solver_and_reports(graph, reference, tmp_path, capsys, monkeypatch):
+def test_scenario_2_cli_matches_the_solver_and_reports(graph, sequence_files, reference, tmp_path, capsys, monkeypatch):
     # Given the graph as sequence files, when `jobgraph run --scenario 2` runs it with 3 local ECS tasks
-    folder = tmp_path / "sequences"
-    folder.mkdir()
-    for sequence in graph:
-        (folder / f"{sequence.sequence_id}.json").write_text(sequence.model_dump_json())
     monkeypatch.chdir(ROOT)  # the scenario's template path is relative to the project folder
     code = main(
-        ["run", "--scenario", "2", "--sequences", str(folder), "--run-id", "same", "--out", str(tmp_path / "out"),
-         "--scenarios", str(SCENARIOS), "--seed", "5", "--ecs-workers", "3", "--no-progress"]
+        ["run", "--scenario", "2", "--sequences", str(sequence_files), "--run-id", RUN_ID, "--out", str(tmp_path / "out"),
+         "--scenarios", str(SCENARIOS), "--seed", str(SEED), "--ecs-workers", "3", "--no-progress"]
     )  # fmt: skip
     report = capsys.readouterr().out
     # then its exported results equal the solver's, file for file
     assert code == 0, report
-    assert_same_run(read_run(tmp_path / "out" / "same"), reference)
+    assert_same_run(read_run(tmp_path / "out" / RUN_ID), reference)
     # and the record prices the 3 tasks' Fargate time: at least a minute each at 256 CPU units / 512 MB
-    record = json.loads((tmp_path / "out" / "same" / "run.json").read_text())
+    record = json.loads((tmp_path / "out" / RUN_ID / "run.json").read_text())
     fargate = record["usage"]["fargate"]
     assert fargate["vcpu_hours"] >= 3 * 60 / 3600 * 0.25 and fargate["gb_hours"] == pytest.approx(
         2 * fargate["vcpu_hours"]
@@ -83,7 +69,7 @@ def test_scenario_2_cli_matches_the_solver_and_reports(graph, reference, tmp_pat
         assert line in report, line
     assert "ProcessorFunction" not in report
     # the worker logs are there, one per task
-    logs = sorted(p.name for p in (tmp_path / "out" / ".logs" / "same").glob("scenario-2-local-service-*.log"))
+    logs = sorted(p.name for p in (tmp_path / "out" / ".logs" / RUN_ID).glob("scenario-2-local-service-*.log"))
     assert logs == [f"scenario-2-local-service-{n}.log" for n in range(3)]
 
 
@@ -92,7 +78,7 @@ def test_scenario_2_faults_still_give_the_clean_result(graph, reference, tmp_pat
     faults = FaultPlan(fail_rate=0.1, duplicate_rate=0.1, kill_rate=0.1, poison=2, seed=4)
     options = LocalOptions(template=TEMPLATE, stack_name="scenario-2-local", faults=faults)
     target = LocalTarget(options, Output(tmp_path), Patience(stall_s=30))
-    outcome = execute(QueueGraph(graph, scenario=2), target, RunSpec("same", "default", SCENARIOS, 5))
+    outcome = execute(QueueGraph(graph, scenario=2), target, RunSpec(RUN_ID, "default", SCENARIOS, SEED))
     # then every valid sequence completes with exactly the clean result
     assert_same_run(read_run(outcome.out_dir), reference)
     assert outcome.run_record["status"] == "COMPLETED" and outcome.run_record["sequences_remaining"] == 0
@@ -114,15 +100,9 @@ def test_sigterm_stops_the_run_and_its_worker_tasks(tmp_path):
          "--out", str(tmp_path), "--scenarios", "50", "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    children: set[int] = set()
-    while time.monotonic() < deadline and len(children) < 3:  # 2 worker tasks + a Scheduler/StartRun worker
-        assert process.poll() is None, process.communicate()
-        children = _children(process.pid)
-        time.sleep(0.2)
-    assert len(children) >= 3, "the run never started its worker processes"
+    workers = started_children(process, 3)  # 2 worker tasks + a Scheduler/StartRun worker
     os.kill(process.pid, signal.SIGTERM)
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
     time.sleep(0.5)
-    assert [pid for pid in children if _alive(pid)] == []
+    assert [pid for pid in workers if alive(pid)] == []

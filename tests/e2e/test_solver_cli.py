@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from jobgraph.bench.record import RECORD_NAME
 from jobgraph.cli.main import main
 from tests.conftest import THREE_ROUTES
+from tests.processes import jobgraph_cli
+from tests.run_files import assert_same_run, read_run
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sequences"
-
-
-def jobgraph(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jobgraph.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
 
 
 def write_sequences(folder: Path, sequences: list[dict]) -> Path:
@@ -31,40 +24,17 @@ def write_sequences(folder: Path, sequences: list[dict]) -> Path:
     return folder
 
 
-def read_run(root: Path) -> dict[str, object]:
-    """Every file of a run's result layout: parquet as DataFrames, JSON as dicts (not run.json: that is
-    the record of how the run went, which differs between any two runs, not a result)."""
-    out: dict[str, object] = {}
-    for path in sorted(root.rglob("*")):
-        if path.relative_to(root).as_posix() == RECORD_NAME:
-            continue
-        if path.suffix == ".parquet":
-            out[path.relative_to(root).as_posix()] = pd.read_parquet(path)
-        elif path.suffix == ".json":
-            out[path.relative_to(root).as_posix()] = json.loads(path.read_text())
-    return out
-
-
-def assert_same_run(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key, value in a.items():
-        if isinstance(value, pd.DataFrame):
-            pd.testing.assert_frame_equal(value, b[key], check_exact=True)
-        else:
-            assert value == b[key], key
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("generated")
-    result = jobgraph("generate", "--count", "12", "--seed", "3", "--out", str(folder))
+    result = jobgraph_cli("generate", "--count", "12", "--seed", "3", "--out", str(folder))
     assert result.returncode == 0, result.stderr
     assert "wrote 12 sequences" in result.stdout
     return folder
 
 
 def test_solve_writes_the_layout_and_a_summary(generated, tmp_path):
-    result = jobgraph(
+    result = jobgraph_cli(
         "solve", "--sequences", str(generated), "--run-id", "r1", "--out", str(tmp_path), "--scenarios", "200"
     )
     assert result.returncode == 0, result.stderr
@@ -144,7 +114,7 @@ def test_bad_sequence_files_fail_cleanly_and_write_nothing(tmp_path, seed_000_se
     bad["routes"] = [dict(r) for r in bad["routes"]]
     bad["routes"][1]["estimated_takeoff_time"] = "5:28"
     folder = write_sequences(tmp_path / "in", [seed_000_sequence, bad])
-    result = jobgraph("solve", "--sequences", str(folder), "--run-id", "bad", "--out", str(tmp_path / "out"))
+    result = jobgraph_cli("solve", "--sequences", str(folder), "--run-id", "bad", "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
@@ -159,7 +129,7 @@ def test_existing_run_is_not_overwritten_silently(tmp_path, seed_000_sequence):
     folder = write_sequences(tmp_path / "in", [seed_000_sequence])
     args = ["solve", "--sequences", str(folder), "--run-id", "x", "--out", str(tmp_path / "out"), "--no-progress"]
     assert main(args) == 0
-    result = jobgraph(*args)
+    result = jobgraph_cli(*args)
     assert result.returncode == 1 and "already exists" in result.stderr and "--overwrite" in result.stderr
     assert main([*args, "--overwrite"]) == 0
 
@@ -170,21 +140,23 @@ def test_generate_is_reproducible(tmp_path):
     files_a = sorted((tmp_path / "a").iterdir())
     assert len(files_a) == 200
     assert all(f.read_bytes() == (tmp_path / "b" / f.name).read_bytes() for f in files_a)
-    result = jobgraph("validate", "--sequences", str(tmp_path / "a"), "--strict-generator")
+    result = jobgraph_cli("validate", "--sequences", str(tmp_path / "a"), "--strict-generator")
     assert result.returncode == 0 and "200 sequences" in result.stdout, result.stderr
 
 
 def test_generate_rejects_unknown_airports(tmp_path):
-    result = jobgraph("generate", "--count", "2", "--seed", "1", "--out", str(tmp_path), "--airports", "DUB,QQQ,LHR")
+    result = jobgraph_cli(
+        "generate", "--count", "2", "--seed", "1", "--out", str(tmp_path), "--airports", "DUB,QQQ,LHR"
+    )
     assert result.returncode == 1 and "QQQ" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_cli_arguments_are_named():
-    result = jobgraph("solve", "--run-id", "../up", "--scenarios", "5")
+    result = jobgraph_cli("solve", "--run-id", "../up", "--scenarios", "5")
     assert result.returncode == 2 and "--run-id" in result.stderr
 
 
 def test_example_sequences_are_valid():
-    result = jobgraph("validate", "--sequences", str(EXAMPLES), "--strict-generator")
+    result = jobgraph_cli("validate", "--sequences", str(EXAMPLES), "--strict-generator")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("20 sequences")

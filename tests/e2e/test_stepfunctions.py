@@ -9,37 +9,27 @@ from pathlib import Path
 
 import pytest
 
-from jobgraph.adapters.local_disk import staged_run
 from jobgraph.bench.record import RECORD_NAME
 from jobgraph.cli.main import main
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.run import RunSpec
-from jobgraph.core.solver import solve
 from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.runs.execute import execute
 from jobgraph.runs.local import LocalOptions, LocalTarget
 from jobgraph.runs.statemachine import StateMachineGraph
 from jobgraph.runs.target import Output
-from tests.e2e.test_solver_cli import assert_same_run, read_run
+from tests.e2e.conftest import RUN_ID, SCENARIOS, SEED
 from tests.price_oracle import assert_cost_is_the_priced_usage
+from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "templates" / "scenario-3.yaml"
 pytestmark = pytest.mark.e2e
 
-SCENARIOS = 100
-
 
 @pytest.fixture(scope="module")
 def graph():
     return generate_sequences(4, seed=13)
-
-
-@pytest.fixture(scope="module")
-def solved(graph, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("solve")
-    solve(graph, RunSpec("sfn", "default", SCENARIOS, 5), out, staging=staged_run)
-    return out / "sfn"
 
 
 def assert_identical_files(a: Path, b: Path) -> None:
@@ -50,26 +40,22 @@ def assert_identical_files(a: Path, b: Path) -> None:
     assert (mismatch, errors) == ([], [])
 
 
-def test_run_scenario_3_matches_the_solver_file_for_file(graph, solved, tmp_path, capsys):
+def test_run_scenario_3_matches_the_solver_file_for_file(graph, sequence_files, solved, tmp_path, capsys):
     # Given the graph as sequence files, when `jobgraph run --scenario 3` runs it on the local cloud
-    folder = tmp_path / "sequences"
-    folder.mkdir()
-    for sequence in graph:
-        (folder / f"{sequence.sequence_id}.json").write_text(sequence.model_dump_json())
     code = main(
-        ["run", "--scenario", "3", "--sequences", str(folder), "--run-id", "sfn", "--out", str(tmp_path / "out"),
-         "--scenarios", str(SCENARIOS), "--seed", "5", "--no-progress"]
+        ["run", "--scenario", "3", "--sequences", str(sequence_files), "--run-id", RUN_ID, "--out", str(tmp_path / "out"),
+         "--scenarios", str(SCENARIOS), "--seed", str(SEED), "--no-progress"]
     )  # fmt: skip
     report = capsys.readouterr().out
     # then the execution completes and its results are the solver's, byte for byte
     assert code == 0, report
-    assert_identical_files(tmp_path / "out" / "sfn", solved)
-    record = json.loads((tmp_path / "out" / "sfn" / "run.json").read_text())
+    assert_identical_files(tmp_path / "out" / RUN_ID, solved)
+    record = json.loads((tmp_path / "out" / RUN_ID / "run.json").read_text())
     assert record["scenario"] == 3
     # every job is at least one Task state; the cost is exactly the usage at the published prices
     assert record["usage"]["stepfunctions"]["transitions"] >= sum(len(s.routes) + 1 for s in graph) + 1
     assert "Step Functions" in assert_cost_is_the_priced_usage(record)
-    assert_same_run(read_run(tmp_path / "out" / "sfn"), read_run(solved))
+    assert_same_run(read_run(tmp_path / "out" / RUN_ID), read_run(solved))
     # and the report names the scenario, per-stage times, the state machine and its functions
     jobs = sum(len(s.routes) + 1 for s in graph) + 1
     assert f"scenario 3 (Step Functions), on local stack scenario-3-local: 4 sequences, {jobs} jobs" in report
@@ -88,7 +74,7 @@ def test_failed_invocations_are_retried_by_the_state_machine(graph, solved, tmp_
     )
     # when the run goes through the state machine
     target = LocalTarget(options, Output(tmp_path / "out"))
-    outcome = execute(StateMachineGraph(graph), target, RunSpec("sfn", "default", SCENARIOS, 5))
+    outcome = execute(StateMachineGraph(graph), target, RunSpec(RUN_ID, "default", SCENARIOS, SEED))
     # then its Retry recovers every job: the results still equal the solver's
     assert outcome.run_record["status"] == "COMPLETED"
     assert_identical_files(outcome.out_dir, solved)

@@ -1,4 +1,5 @@
-"""A moto-backed copy of the stack's data plane (bucket, table, FIFO queues with DLQs) for handler tests."""
+"""A moto-backed copy of the stack's data plane (bucket, table, FIFO queues with DLQs) for handler tests, and the
+status API served on it."""
 
 from __future__ import annotations
 
@@ -102,3 +103,20 @@ def fake_stack(monkeypatch):
             s3, sqs, dynamodb, "jobgraph-results", "jobgraph-jobs", incoming, outgoing, incoming_dlq, outgoing_dlq
         )
         reset_cached_clients()
+
+
+@pytest.fixture
+def api(fake_stack):
+    """The status API (FastAPI's TestClient, redirects not followed) on ``fake_stack``; ``api.stack``, ``api.deps``."""
+    from fastapi.testclient import TestClient
+
+    from jobgraph.api.app import create_app
+    from jobgraph.services import status
+    from jobgraph.services.settings import ApiSettings, load_settings
+
+    status.api_deps.cache_clear()
+    deps = status.ApiDeps.from_settings(load_settings(ApiSettings))
+    client = TestClient(create_app(lambda: deps), raise_server_exceptions=False, follow_redirects=False)
+    client.stack, client.deps = fake_stack, deps
+    yield client
+    status.api_deps.cache_clear()

@@ -19,16 +19,10 @@ MAX_MESSAGE = 300
 
 
 @pytest.fixture
-def api(fake_stack):
-    status.api_deps.cache_clear()
+def api(api):
+    """The integration conftest's status API, its page-token secret read afresh (each fake stack has its own)."""
     listings._TOKEN_SECRETS.clear()
-    deps = status.ApiDeps.from_settings(load_settings(ApiSettings))
-    from jobgraph.api.app import create_app
-
-    client = TestClient(create_app(lambda: deps), raise_server_exceptions=False)
-    client.stack, client.deps = fake_stack, deps
-    yield client
-    status.api_deps.cache_clear()
+    yield api
     listings._TOKEN_SECRETS.clear()
 
 

@@ -30,7 +30,7 @@ from jobgraph.runs.graph import QueueGraph
 from jobgraph.runs.outcome import RunFailed
 from jobgraph.runs.outputs import QUEUE_OUTPUTS, read_outputs
 from jobgraph.runs.target import Output
-from tests.e2e.test_solver_cli import assert_same_run, read_run
+from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,6 +17,7 @@ import pytest
 from jobgraph.localcloud.controller import Controller
 from jobgraph.localcloud.server import LocalEndpoint
 from jobgraph.runs.aws_usage import REPORT_LINE, lambda_reports
+from tests.processes import wait_for
 
 TEMPLATE = """
 Transform: AWS::Serverless-2016-10-31
@@ -61,16 +62,6 @@ def cloud(tmp_path_factory):
             controller.stop()
 
 
-def wait_for(condition, timeout_s: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def deploy(cloudformation, stack: str, change_set_type: str, greeting: str) -> dict:
     """What `sam deploy` does: a change set, its description, its execution, the wait for the stack."""
     created = cloudformation.create_change_set(
@@ -90,7 +81,7 @@ def deploy(cloudformation, stack: str, change_set_type: str, greeting: str) -> d
         stack_info = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
         return stack_info if not stack_info["StackStatus"].endswith("IN_PROGRESS") else None
 
-    stack_info = wait_for(done, what=f"{stack} to stabilise")
+    stack_info = wait_for(done, f"{stack} to stabilise", every_s=0.2)
     assert stack_info["StackStatus"] == final, stack_info
     return {o["OutputKey"]: o["OutputValue"] for o in stack_info["Outputs"]}
 
@@ -130,7 +121,9 @@ def test_a_stack_deployed_through_change_sets_runs_updates_and_goes(cloud):
         pages = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}", filterPattern='"echo"')
         return [e["message"] for e in pages["events"]]
 
-    wait_for(lambda: any("Records" in m for m in logged()) and any('"async"' in m for m in logged()), what="logs")
+    wait_for(
+        lambda: any("Records" in m for m in logged()) and any('"async"' in m for m in logged()), "logs", every_s=0.2
+    )
 
     # every invocation left exactly one REPORT line in CloudWatch Logs, as aws_usage reads them
     with controller.stats.lock:
@@ -198,7 +191,8 @@ def test_a_function_the_local_cloud_cannot_run_rolls_its_stack_back_with_the_rea
             ),
             None,
         ),
-        what="the rollback",
+        "the rollback",
+        every_s=0.2,
     )
     reasons = [
         e.get("ResourceStatusReason") or ""

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
-from contextlib import contextmanager
 
 import boto3
 import pytest
@@ -20,21 +18,25 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.sam.template import transform_tree
+from tests.iam_grants import ACCOUNT, MISSING_OBJECT_IS_404, REGION, fake_stack_bindings
 from tests.iam_policy import (
-    Bindings,
-    Call,
     Permission,
-    bindings_for,
     granted_actions,
     is_allowed,
     required_permissions,
     tree_role_statements,
     unused_grants,
 )
-from tests.lambda_support import FUNCTIONS, ROOT, FakeLambdaContext, event, load_handler
+from tests.lambda_support import (
+    FUNCTIONS,
+    ROOT,
+    CallRecorder,
+    FakeLambdaContext,
+    event,
+    load_handler,
+    recording_calls,
+)
 
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"  # moto's default account
 RUN = "events-demo"
 
 
@@ -44,50 +46,14 @@ def transformed():
     return transform_tree(ROOT / "template.yaml", {}, REGION)
 
 
-class CallRecorder:
-    """Records every API call of boto3 clients created from the default session while installed."""
-
-    def __init__(self):
-        self.calls: dict[str, list[Call]] = defaultdict(list)
-        self.function: str | None = None
-
-    def __call__(self, params, model, **_kwargs):
-        if self.function is None:
-            raise AssertionError(f"AWS call {model.name} outside a handler invocation")
-        self.calls[self.function].append(Call(model.service_model.service_name, model.name, dict(params)))
-
-    @contextmanager
-    def invoking(self, function: str):
-        self.function = function
-        try:
-            yield
-        finally:
-            self.function = None
-
-
 @pytest.fixture
 def recorder(fake_stack, monkeypatch):
     """Installed on the default session before the adapters create their (cached, lazily built) clients."""
-    from tests.lambda_support import reset_cached_clients
-
     # the Scheduler announces the run's end on the stack's bus (as deployed: RUN_EVENTS_BUS_NAME)
     boto3.client("events", region_name=REGION).create_event_bus(Name="runs")
     monkeypatch.setenv("RUN_EVENTS_BUS_NAME", "runs")
-
-    recorder = CallRecorder()
-    events = boto3._get_default_session().events
-    events.register("provide-client-params", recorder, unique_id="iam-call-recorder")
-    reset_cached_clients()  # the next getter call builds a client that carries the hook
-    yield recorder
-    events.unregister("provide-client-params", unique_id="iam-call-recorder")
-
-
-def bindings(fake_stack) -> Bindings:
-    def name(url: str) -> str:
-        return url.rstrip("/").rsplit("/", 1)[1]
-
-    queues = {"IncomingQueue": name(fake_stack.incoming_url), "OutgoingQueue": name(fake_stack.outgoing_url)}
-    return bindings_for(fake_stack.bucket, fake_stack.table, queues, REGION, ACCOUNT)
+    with recording_calls(CallRecorder()) as recorder:
+        yield recorder
 
 
 def on_queue(payload: dict, queue_url: str) -> dict:
@@ -184,7 +150,7 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(transformed, fake_
     exercise_every_path(recorder, fake_stack)
     denied = {}
     for function, logical_id in FUNCTIONS.items():
-        statements = tree_role_statements(transformed, logical_id, bindings(fake_stack))
+        statements = tree_role_statements(transformed, logical_id, fake_stack_bindings(fake_stack))
         missing = sorted(
             f"{p.action} on {p.resource}" for p in needed(recorder, function) if not is_allowed(statements, p)
         )
@@ -217,7 +183,7 @@ def test_the_recording_covers_the_calls_that_matter(fake_stack, recorder):
 
 def test_the_processor_claims_jobs_and_deletes_nothing(transformed, fake_stack):
     """The Processor claims and completes jobs by updating their records; it deletes no record or object."""
-    statements = tree_role_statements(transformed, "ProcessorFunction", bindings(fake_stack))
+    statements = tree_role_statements(transformed, "ProcessorFunction", fake_stack_bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert is_allowed(statements, Permission("dynamodb:UpdateItem", table, (f"RUN#{RUN}",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, (f"RUN#{RUN}",)))
@@ -226,7 +192,7 @@ def test_the_processor_claims_jobs_and_deletes_nothing(transformed, fake_stack):
 
 
 def test_the_api_writes_only_run_and_task_records(transformed, fake_stack):
-    statements = tree_role_statements(transformed, "ApiFunction", bindings(fake_stack))
+    statements = tree_role_statements(transformed, "ApiFunction", fake_stack_bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert is_allowed(statements, Permission("dynamodb:PutItem", table, (f"RUN#{RUN}",)))
     assert is_allowed(statements, Permission("dynamodb:PutItem", table, ("TASK#task-1",)))
@@ -237,7 +203,7 @@ def test_the_api_writes_only_run_and_task_records(transformed, fake_stack):
 
 @pytest.mark.parametrize("function", ["SchedulerFunction", "StartRunFunction", "ApiFunction"])
 def test_other_functions_cannot_delete(transformed, fake_stack, function):
-    statements = tree_role_statements(transformed, function, bindings(fake_stack))
+    statements = tree_role_statements(transformed, function, fake_stack_bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("s3:DeleteObject", f"arn:aws:s3:::{fake_stack.bucket}/x"))
@@ -248,9 +214,6 @@ SQS_EVENT_SOURCE = {
     "sqs:ReceiveMessage": "the SQS event source mapping polls the queue with the function's role",
     "sqs:DeleteMessage": "the event source mapping deletes a batch's processed messages",
     "sqs:GetQueueAttributes": "the event source mapping reads the queue's attributes",
-}
-MISSING_OBJECT_IS_404 = {
-    "s3:ListBucket": "without it S3 answers a missing key with 403, not 404 (NoSuchKey), which the code tells apart",
 }
 UNRECORDED = {
     "ProcessorFunction": {**SQS_EVENT_SOURCE, **MISSING_OBJECT_IS_404},  # a route's missing previous state
@@ -274,7 +237,7 @@ def test_each_role_allows_only_what_its_code_calls(template, fake_stack, recorde
     for function, logical_id in FUNCTIONS.items():
         if not holds(tree, logical_id):  # scenario 2's Processor is the ECS worker (test_iam_worker.py)
             continue
-        statements = tree_role_statements(tree, logical_id, bindings(fake_stack))
+        statements = tree_role_statements(tree, logical_id, fake_stack_bindings(fake_stack))
         used = {p.action for p in needed(recorder, function)}
         if extra := unused_grants(statements, used, UNRECORDED[logical_id]):
             excess[logical_id] = extra

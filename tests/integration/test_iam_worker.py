@@ -7,7 +7,6 @@ IAM action and resource must be allowed by the task role of the transformed temp
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from jobgraph.adapters.sqs import FifoQueue
@@ -18,9 +17,9 @@ from jobgraph.sam.template import load_template, transform_template
 from jobgraph.services.processor import build_processor_runtime
 from jobgraph.services.settings import WorkerSettings, load_settings
 from jobgraph.services.worker import QueueWorker, VisibilityHeartbeat
+from tests.iam_grants import ACCOUNT, MISSING_OBJECT_IS_404, REGION, fake_stack_bindings
 from tests.iam_policy import Permission, is_allowed, required_permissions, role_statements, unused_grants
-from tests.integration.test_iam_permissions import ACCOUNT, MISSING_OBJECT_IS_404, REGION, CallRecorder, bindings
-from tests.lambda_support import ROOT, reset_cached_clients
+from tests.lambda_support import ROOT, CallRecorder, recording_calls
 
 SPEC = RunSpec("iam-worker", "default", 20, 1)
 
@@ -36,12 +35,8 @@ def transformed() -> dict:
 @pytest.fixture
 def recorder(fake_stack):
     """As test_iam_permissions.py's: on the default session before the adapters build their clients."""
-    recorder = CallRecorder()
-    events = boto3._get_default_session().events
-    events.register("provide-client-params", recorder, unique_id="iam-worker-recorder")
-    reset_cached_clients()
-    yield recorder
-    events.unregister("provide-client-params", unique_id="iam-worker-recorder")
+    with recording_calls(CallRecorder()) as recorder:
+        yield recorder
 
 
 def exercise_the_worker(recorder, fake_stack, monkeypatch) -> None:
@@ -95,14 +90,14 @@ def test_every_recorded_call_of_the_worker_is_allowed_by_its_task_role(transform
         "sqs:SendMessage",
     } <= actions  # fmt: skip
     assert "dynamodb:DeleteItem" not in actions
-    statements = role_statements(transformed, "Worker", bindings(fake_stack))
+    statements = role_statements(transformed, "Worker", fake_stack_bindings(fake_stack))
     assert sorted(f"{p.action} on {p.resource}" for p in needed if not is_allowed(statements, p)) == []
     # least privilege the other way: nothing allowed that no call used (but a missing object's 404)
     assert unused_grants(statements, actions, MISSING_OBJECT_IS_404) == []
 
 
 def test_the_task_role_cannot_delete_job_records_or_results(transformed, fake_stack):
-    statements = role_statements(transformed, "Worker", bindings(fake_stack))
+    statements = role_statements(transformed, "Worker", fake_stack_bindings(fake_stack))
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{fake_stack.table}"
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, ("IDEMPOTENCY#processor",)))
     assert not is_allowed(statements, Permission("dynamodb:DeleteItem", table, (f"RUN#{SPEC.run_id}",)))

@@ -9,10 +9,8 @@ re-claiming after its crash, and a claimant whose lease ran out.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -26,6 +24,7 @@ from jobgraph.core.results import ResultStore
 from jobgraph.core.run import RunSpec
 from jobgraph.localcloud.server import LocalEndpoint
 from jobgraph.services.idempotency import run_claimed
+from tests.concurrency import at_once
 from tests.integration.conftest import create_table
 
 SPEC = RunSpec("claims", "default", 200, 11)
@@ -55,21 +54,6 @@ def results(endpoint, request):
 def a_job(route_index: int = 0):
     sequence = next(s for s in generate_sequences(3, seed=5) if len(s.routes) > route_index)
     return route_job(SPEC, sequence, route_index)
-
-
-def at_once(count: int, call) -> list:
-    """``call(i)`` from ``count`` threads released together; returns each result or the exception raised."""
-    barrier = threading.Barrier(count)
-
-    def run(i: int):
-        barrier.wait(timeout=30)
-        try:
-            return call(i)
-        except Exception as exc:  # collected: the test says which outcomes are allowed
-            return exc
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def completed(job, key: str = "k", ms: float = 1.0) -> CompletedJob:

@@ -10,8 +10,8 @@ import pytest
 
 from jobgraph.sam.template import ARTIFACT_BUCKET, load_template, transform_template, transform_tree
 from tests.cfn_eval import Stack
+from tests.iam_grants import LOG_DELIVERY_ACTIONS
 from tests.iam_policy import Permission, bindings_for, is_allowed, tree_role_statements
-from tests.integration.test_templates import LOG_DELIVERY_ACTIONS
 from tests.lambda_support import ROOT
 
 TEMPLATE = ROOT / "templates" / "scenario-3.yaml"

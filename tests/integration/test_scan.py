@@ -15,7 +15,7 @@ from cfnlint.api import ManualArgs, lint, lint_file
 
 from jobgraph.sam.template import load_template
 from tests.lambda_support import ROOT
-from tests.unit.test_buildspec_and_makefile import make
+from tests.make_support import make
 
 TEMPLATE = ROOT / "template.yaml"
 SERVERLESS_RULES = ManualArgs(regions=["us-east-1", "eu-west-1"], append_rules=["cfn_lint_serverless.rules"])

@@ -30,6 +30,7 @@ from jobgraph.services import scheduler
 from jobgraph.services.observability import logger, metrics
 from jobgraph.services.scheduler import SchedulerDeps, schedule
 from jobgraph.services.settings import SchedulerSettings, load_settings
+from tests.doubles import report_on
 
 SPEC = RunSpec("sched", "default", 50, 7)
 SEQUENCES = [s for s in generate_sequences(8, seed=3) if len(s.routes) >= 3][:2]
@@ -81,12 +82,7 @@ class RecordingBus(RunEvents):
 
 def done(job: IncomingJob, status: JobStatus = JobStatus.COMPLETED, error: str | None = None) -> CompletedJob:
     """The Processor's report on ``job`` (as services/processor builds it)."""
-    return CompletedJob(
-        job_id=job.job_id, status=status, output_key=None if error else f"out/{job.job_id}", processing_time_ms=3.0,
-        test_run_id=job.test_run_id, run_id=job.run_id, correlation_id=job.correlation_id, sequence_id=job.sequence_id,
-        exec_type=job.exec_type, route_index=job.route_index, total_routes=job.total_routes, scenarios=job.scenarios,
-        seed=job.seed, error_message=error,
-    )  # fmt: skip
+    return report_on(job, status, ms=3.0, output_key=None if error else f"out/{job.job_id}", error_message=error)
 
 
 def fields(job: IncomingJob) -> dict:

@@ -5,37 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from fastapi.testclient import TestClient
 
-from jobgraph.core.models import CompletedJob, ExecType, JobStatus
+from jobgraph.core.models import ExecType, JobStatus
 from jobgraph.services import status
-from jobgraph.services.settings import ApiSettings, load_settings
-
-
-@pytest.fixture
-def api(fake_stack):
-    status.api_deps.cache_clear()
-    deps = status.ApiDeps.from_settings(load_settings(ApiSettings))
-    from jobgraph.api.app import create_app
-
-    client = TestClient(create_app(lambda: deps), raise_server_exceptions=False)
-    client.stack = fake_stack
-    client.deps = deps
-    yield client
-    status.api_deps.cache_clear()
-
-
-def completed(run_id: str, job_id: str, exec_type: ExecType, ms: float, state=JobStatus.COMPLETED, **extra):
-    return CompletedJob(
-        job_id=job_id,
-        status=state,
-        processing_time_ms=ms,
-        test_run_id="default",
-        run_id=run_id,
-        correlation_id=f"{run_id}-s0",
-        exec_type=exec_type,
-        **extra,
-    )
+from tests.doubles import report_by_id
 
 
 def test_post_runs_starts_a_run_like_start_run(api, seed_000_sequence):
@@ -113,9 +86,9 @@ def test_unknown_run_is_404_everywhere(api):
 def test_run_status_counts_progress_by_stage_and_status(api, seed_000_sequence):
     api.post("/runs", json={"run_id": "r1", "sequences": [seed_000_sequence], "scenarios": 10})
     table = api.deps.table
-    table.record_job(completed("r1", "r1-s0-r0", ExecType.FIRST, 12.0, sequence_id=0, route_index=0))
+    table.record_job(report_by_id("r1", "r1-s0-r0", ExecType.FIRST, 12.0, sequence_id=0, route_index=0))
     table.record_job(
-        completed("r1", "r1-s0-r1", ExecType.LAST, 30.0, JobStatus.FAILED, sequence_id=0, route_index=1),
+        report_by_id("r1", "r1-s0-r1", ExecType.LAST, 30.0, JobStatus.FAILED, sequence_id=0, route_index=1),
         attempt=1,
     )
     body = api.get("/runs/r1").json()
@@ -134,9 +107,11 @@ def test_jobs_are_paginated_through_the_status_gsi_with_an_opaque_token(api, see
     api.post("/runs", json={"run_id": "other", "sequences": [seed_000_sequence]})
     table = api.deps.table
     for index in range(7):
-        table.record_job(completed("r2", f"r2-job-{index}", ExecType.INTERMEDIATE, 1.0, sequence_id=0, route_index=1))
-        table.record_job(completed("other", f"o-job-{index}", ExecType.INTERMEDIATE, 1.0, sequence_id=0))
-    table.record_job(completed("r2", "r2-bad", ExecType.LAST, 1.0, JobStatus.FAILED, sequence_id=0, route_index=1))
+        table.record_job(
+            report_by_id("r2", f"r2-job-{index}", ExecType.INTERMEDIATE, 1.0, sequence_id=0, route_index=1)
+        )
+        table.record_job(report_by_id("other", f"o-job-{index}", ExecType.INTERMEDIATE, 1.0, sequence_id=0))
+    table.record_job(report_by_id("r2", "r2-bad", ExecType.LAST, 1.0, JobStatus.FAILED, sequence_id=0, route_index=1))
 
     seen, token, pages = [], None, 0
     while True:

@@ -11,36 +11,19 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
 import boto3
-import pytest
 from fastapi.testclient import TestClient
 
 from jobgraph.adapters.sqs import sqs_event
 from jobgraph.core.ids import is_task_id, route_job_id, run_id_of_job
-from jobgraph.core.models import CompletedJob, ExecType, JobStatus
+from jobgraph.core.models import ExecType, JobStatus
 from jobgraph.core.progress import bucket_value, time_bucket
 from jobgraph.core.results import request_key
 from jobgraph.services import status
 from jobgraph.services.settings import ApiSettings, load_settings
+from tests.doubles import report_by_id
 from tests.lambda_support import FakeLambdaContext, load_handler
 
 REGION = "eu-west-1"
-
-
-@pytest.fixture
-def api(fake_stack):
-    from jobgraph.api.app import create_app
-
-    status.api_deps.cache_clear()
-    deps = status.ApiDeps.from_settings(load_settings(ApiSettings))
-    client = TestClient(create_app(lambda: deps), raise_server_exceptions=False, follow_redirects=False)
-    client.stack, client.deps = fake_stack, deps
-    yield client
-    status.api_deps.cache_clear()
-
-
-def completed(run_id, job_id, exec_type, ms, state=JobStatus.COMPLETED, **extra) -> CompletedJob:
-    return CompletedJob(job_id=job_id, status=state, processing_time_ms=ms, test_run_id="default", run_id=run_id,
-                        correlation_id=f"{run_id}-s0", exec_type=exec_type, **extra)  # fmt: skip
 
 
 def process_queued(stack) -> dict:
@@ -100,7 +83,7 @@ def test_recent_tasks_median_and_the_queue_ahead_make_the_estimate(api):
     for index in range(10):
         task_id = f"task-{index:032x}"
         table.record_task_queued(task_id, f"key-{index:05d}", "g", {"work_duration_ms": 1500, "data_size_kb": 0})
-        table.record_job(completed(task_id, task_id, ExecType.SYNTHETIC, 1500.0))
+        table.record_job(report_by_id(task_id, task_id, ExecType.SYNTHETIC, 1500.0))
     ahead = [api.post("/tasks", json={}, headers={"Idempotency-Key": f"queued-{i:04d}"}).json() for i in range(25)]
     # the last one has 25 messages on the queue (its own included), 10 at a time, 1.5 s each (within the bucket)
     median = bucket_value(time_bucket(1500.0))
@@ -124,10 +107,10 @@ def test_any_job_has_a_status_and_its_file_once_completed(api, seed_000_sequence
     first, last = route_job_id("j1-s9", 0, 0), route_job_id("j1-s9", 0, 1)
     assert run_id_of_job(first) == "j1-s9" and run_id_of_job("j1-s9-merge") == "j1-s9"
     api.stack.s3.put_object(Bucket=api.stack.bucket, Key=f"j1-s9/delays/{first}.parquet", Body=b"PAR1")
-    table.record_job(completed("j1-s9", first, ExecType.FIRST, 8.0, sequence_id=0, route_index=0,
-                               output_key=f"j1-s9/delays/{first}.parquet"))  # fmt: skip
-    table.record_job(completed("j1-s9", last, ExecType.LAST, 3.0, JobStatus.FAILED, sequence_id=0, route_index=1,
-                               error_message="boom"), attempt=2)  # fmt: skip
+    table.record_job(report_by_id("j1-s9", first, ExecType.FIRST, 8.0, sequence_id=0, route_index=0,
+                                  output_key=f"j1-s9/delays/{first}.parquet"))  # fmt: skip
+    table.record_job(report_by_id("j1-s9", last, ExecType.LAST, 3.0, JobStatus.FAILED, sequence_id=0, route_index=1,
+                                  error_message="boom"), attempt=2)  # fmt: skip
 
     body = api.get(f"/status/{first}").json()
     assert body["run_id"] == "j1-s9" and body["status"] == "COMPLETED" and body["exec_type"] == "FIRST"
@@ -156,7 +139,7 @@ def test_run_progress_and_estimate_come_from_the_counters(api, seed_000_sequence
     table = api.deps.table
     for i in range(3):
         table.record_job(
-            completed("est", route_job_id("est", i, 0), ExecType.FIRST, 400.0, sequence_id=i, route_index=0)
+            report_by_id("est", route_job_id("est", i, 0), ExecType.FIRST, 400.0, sequence_id=i, route_index=0)
         )
     body = api.get("/runs/est").json()
     # 3 × (2 routes + AGGREGATION) + MERGE = 10 jobs, 3 done: 7 left, 3 sequences in parallel, ~400 ms each
@@ -165,11 +148,13 @@ def test_run_progress_and_estimate_come_from_the_counters(api, seed_000_sequence
     assert body["estimated_time_seconds"] == math.ceil(math.ceil(7 / 3) * median / 1000)
     # a failure then a success of the same job moves it, once, from FAILED to COMPLETED
     job = route_job_id("est", 0, 1)
-    table.record_job(completed("est", job, ExecType.LAST, 5.0, JobStatus.FAILED, sequence_id=0, route_index=1))
-    table.record_job(completed("est", job, ExecType.LAST, 5.0, JobStatus.FAILED, sequence_id=0, route_index=1), 2)
+    table.record_job(report_by_id("est", job, ExecType.LAST, 5.0, JobStatus.FAILED, sequence_id=0, route_index=1))
+    table.record_job(report_by_id("est", job, ExecType.LAST, 5.0, JobStatus.FAILED, sequence_id=0, route_index=1), 2)
     assert api.get("/runs/est").json()["progress"]["jobs_by_status"] == {"COMPLETED": 3, "FAILED": 1, "PENDING": 6}
-    table.record_job(completed("est", job, ExecType.LAST, 5.0, sequence_id=0, route_index=1), 3)
-    table.record_job(completed("est", job, ExecType.LAST, 9.0, sequence_id=0, route_index=1), 3)  # duplicate: refused
+    table.record_job(report_by_id("est", job, ExecType.LAST, 5.0, sequence_id=0, route_index=1), 3)
+    table.record_job(
+        report_by_id("est", job, ExecType.LAST, 9.0, sequence_id=0, route_index=1), 3
+    )  # duplicate: refused
     progress = api.get("/runs/est").json()["progress"]
     assert progress["jobs_by_status"] == {"COMPLETED": 4, "PENDING": 6}
     assert progress["jobs_by_stage"] == {"FIRST": {"COMPLETED": 3}, "LAST": {"COMPLETED": 1}}

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from jobgraph.core.errors import MissingStateError
 from jobgraph.core.results import request_key
 from jobgraph.sam.template import transform_tree
+from tests.iam_grants import ACCOUNT, MISSING_OBJECT_IS_404, REGION
 from tests.iam_policy import (
     Call,
     bindings_for,
@@ -23,11 +24,9 @@ from tests.iam_policy import (
     tree_role_statements,
     unused_grants,
 )
-from tests.integration.test_iam_permissions import MISSING_OBJECT_IS_404
-from tests.lambda_support import ROOT, FakeLambdaContext, event, load_handler, reset_cached_clients
+from tests.lambda_support import ROOT, FakeLambdaContext, event, load_handler, recording_calls
 
 RUN = "events-demo"
-REGION, ACCOUNT = "eu-west-1", "123456789012"
 FUNCTIONS = {"prepare_run": "PrepareRunFunction", "step_task": "StepTaskFunction"}
 
 
@@ -44,20 +43,17 @@ def recorded(fake_stack, monkeypatch):
     # StepTask announces run ends on the stack's bus (as deployed: RUN_EVENTS_BUS_NAME, the nested triggers')
     boto3.client("events", region_name=REGION).create_event_bus(Name="runs")
     monkeypatch.setenv("RUN_EVENTS_BUS_NAME", "runs")
-    events = boto3._get_default_session().events
-    events.register("provide-client-params", record, unique_id="sfn-call-recorder")
-    reset_cached_clients()
-    handlers = {name: load_handler(name) for name in FUNCTIONS}
+    with recording_calls(record):
+        handlers = {name: load_handler(name) for name in FUNCTIONS}
 
-    def invoke(function: str, payload: dict):
-        current["function"] = function
-        try:
-            return handlers[function](payload, FakeLambdaContext(function_name=function))
-        finally:
-            current["function"] = None
+        def invoke(function: str, payload: dict):
+            current["function"] = function
+            try:
+                return handlers[function](payload, FakeLambdaContext(function_name=function))
+            finally:
+                current["function"] = None
 
-    yield invoke, calls
-    events.unregister("provide-client-params", unique_id="sfn-call-recorder")
+        yield invoke, calls
 
 
 def plan(fake_stack, key: str) -> list[dict]:
@@ -199,10 +195,7 @@ def test_the_status_api_of_scenario_3_may_make_every_call_it_makes(fake_stack, m
         def invoke(self, **params):
             calls.append(Call("lambda", "Invoke", params))
 
-    session_events = boto3._get_default_session().events
-    session_events.register("provide-client-params", record, unique_id="sfn-api-recorder")
-    reset_cached_clients()
-    try:
+    with recording_calls(record):
         deps = status.ApiDeps.from_settings(
             load_settings(ApiSettings), client=lambda service: Lambda() if service == "lambda" else None
         )
@@ -212,8 +205,6 @@ def test_the_status_api_of_scenario_3_may_make_every_call_it_makes(fake_stack, m
         assert api.get(f"/tasks/{task['task_id']}").status_code == 200
         assert api.get("/runs?status=RUNNING").status_code == 200
         assert api.get("/status/r3-s0-r0").status_code == 404  # not started: no record (a GetItem all the same)
-    finally:
-        session_events.unregister("provide-client-params", unique_id="sfn-api-recorder")
     tree = transform_tree(ROOT / "templates" / "scenario-3.yaml", {}, REGION)
     bindings = bindings_for(fake_stack.bucket, fake_stack.table, {}, REGION, ACCOUNT)
     bindings.refs["JobGraphStateMachine"] = machine["stateMachineArn"]

@@ -4,6 +4,8 @@ runtime plays Lambda. Also the state machine's own failure paths: a rejected req
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from jobgraph.runs.outcome import RunFailed
 from jobgraph.runs.statemachine import StateMachineGraph
 from jobgraph.runs.target import Output
 from jobgraph.sam.template import load_template
-from tests.e2e.test_solver_cli import assert_same_run, read_run
+from tests.run_files import assert_same_run, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "templates" / "scenario-3.yaml"
@@ -77,8 +79,13 @@ def test_aws_mode_drives_the_state_machine_through_the_stack_outputs(deployed, t
 def test_an_invalid_request_fails_the_execution_as_rejected(deployed, tmp_path):
     endpoint, _tasks, _current = deployed
     sequence = generate_sequences(1, seed=2)[0]
-    with pytest.raises(RunFailed, match=r"run twice rejected:\n  sequences\[1\].*duplicate"):
+    with pytest.raises(RunFailed, match=r"run twice rejected: sequences\[1\].*duplicate") as failed:
         run_on_stack(endpoint, [sequence, sequence], RunSpec("twice", "t", 10, 1), tmp_path)
+    # one line for the user, naming the record that keeps the whole reason (as scenarios 1 and 2 do)
+    assert "\n" not in str(failed.value) and str(tmp_path / "twice" / "run.json") in str(failed.value)
+    record = json.loads((tmp_path / "twice" / "run.json").read_text())
+    assert record["status"] == "FAILED" and record["run_id"] == "twice"
+    assert re.search(r"^run twice rejected: sequences\[1\].*duplicate", record["reason"])
 
 
 def test_a_job_out_of_retries_records_the_run_failed(deployed, tmp_path):

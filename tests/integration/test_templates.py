@@ -13,6 +13,7 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from jobgraph.sam.template import load_template, transform_tree
 from tests.cfn_eval import Stack
+from tests.iam_grants import LOG_DELIVERY_ACTIONS
 from tests.iam_policy import MANAGED_POLICY_ACTIONS
 from tests.lambda_support import ROOT
 
@@ -56,12 +57,7 @@ TAGGED_BY_SCENARIO = {
     },
     "templates/scenario-3.yaml": {"AWS::StepFunctions::StateMachine"},
 }  # fmt: skip
-# Actions without resource-level permissions: "*" is their only valid resource (as AWS documents). A state
-# machine's execution logging needs CloudWatch Logs' log-delivery ones, an ECS task's image pull the ECR one.
-LOG_DELIVERY_ACTIONS = {
-    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
-}  # fmt: skip
+# Actions whose only valid resource is "*": an ECS task's image pull, and a state machine's log delivery.
 RESOURCE_STAR_ACTIONS = {"ecr:GetAuthorizationToken", *LOG_DELIVERY_ACTIONS}
 
 

@@ -11,8 +11,6 @@ before calling its target lost the trigger for good.
 from __future__ import annotations
 
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,6 +21,7 @@ from jobgraph.core.trigger_event import source_event
 from jobgraph.core.triggers import WorkflowConfig, dedup_token
 from jobgraph.localcloud.server import LocalEndpoint
 from jobgraph.services.triggers import ClaimBusyError, TriggerDeps, fire_one
+from tests.concurrency import at_once
 from tests.integration.conftest import create_table
 
 THREADS = 8
@@ -82,21 +81,6 @@ def world(endpoint, request):
             "run_id": f"run-{name}"}  # fmt: skip
 
 
-def race(count: int, call) -> list:
-    """``count`` threads released at once, each making ``call(i)``; their results (or exceptions)."""
-    barrier = threading.Barrier(count)
-
-    def one(i: int):
-        barrier.wait()
-        try:
-            return call(i)
-        except Exception as exc:  # the outcome under test, kept per thread
-            return exc
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(one, range(count)))
-
-
 def fire(world, deps, config, trigger_index: int = 0):
     trigger = config.workflows["nightly"].on_success[trigger_index]
     event = source_event({**DETAIL, "run_id": world["run_id"]})
@@ -120,7 +104,7 @@ def crash_after_sending(world, deps, config) -> None:
 
 def test_a_fresh_claim_has_one_winner_among_racing_claimants(world):
     table, run_id = world["table"], world["run_id"]
-    claims = race(THREADS, lambda i: table.claim_trigger(run_id, "FIRED#success#t", f"owner-{i}", T0, 90))
+    claims = at_once(THREADS, lambda i: table.claim_trigger(run_id, "FIRED#success#t", f"owner-{i}", T0, 90))
     assert sorted(c.outcome for c in claims) == ["busy"] * (THREADS - 1) + ["fresh"]
     (winner,) = [c for c in claims if c.outcome == "fresh"]
     assert winner.item["status"] == "CLAIMED" and int(winner.item["attempts"]) == 1
@@ -128,7 +112,7 @@ def test_a_fresh_claim_has_one_winner_among_racing_claimants(world):
 
 def test_racing_invocations_of_one_trigger_send_exactly_one_message(world):
     deps, config = world["deps_for"]({"type": "sqs", "name": "q", "queue_url": world["plain"]})
-    outcomes = race(THREADS, lambda i: fire(world, deps, config))
+    outcomes = at_once(THREADS, lambda i: fire(world, deps, config))
     fired = [o for o in outcomes if isinstance(o, tuple) and o[0] == "fired"]
     # the winner fired; each loser either saw it FIRED or found it busy (its message is retried later)
     assert len(fired) == 1
@@ -161,7 +145,7 @@ def test_a_holder_that_died_before_calling_its_target_loses_nothing(world):
 def test_racing_takers_of_a_stale_claim_have_one_winner_and_the_loser_cannot_finish(world):
     table, run_id = world["table"], world["run_id"]
     table.claim_trigger(run_id, "FIRED#success#t", "dead-holder", T0, 90)
-    claims = race(THREADS, lambda i: table.claim_trigger(run_id, "FIRED#success#t", f"taker-{i}", T0 + 200, 90))
+    claims = at_once(THREADS, lambda i: table.claim_trigger(run_id, "FIRED#success#t", f"taker-{i}", T0 + 200, 90))
     assert sorted(c.outcome for c in claims) == ["busy"] * (THREADS - 1) + ["takeover"]
     (winner,) = [c for c in claims if c.outcome == "takeover"]
     assert winner.item["taken_over_from"] == "dead-holder" and int(winner.item["attempts"]) == 2
@@ -178,7 +162,7 @@ def test_a_crashed_send_to_a_standard_queue_is_not_sent_again_by_racing_takers(w
     deps, config = world["deps_for"]({"type": "sqs", "name": "q", "queue_url": world["plain"]})
     crash_after_sending(world, deps, config)
     world["clock"].now = T0 + 181
-    outcomes = race(THREADS, lambda i: fire(world, deps, config))
+    outcomes = at_once(THREADS, lambda i: fire(world, deps, config))
     assert sum(isinstance(o, tuple) and o[0] == "in doubt" for o in outcomes) >= 1
     assert not any(isinstance(o, tuple) and o[0] == "fired" for o in outcomes)
     assert len(world["messages"](world["plain"])) == 1
@@ -194,7 +178,7 @@ def test_at_least_once_refires_once_however_many_takers_race(world):
     )
     crash_after_sending(world, deps, config)
     world["clock"].now = T0 + 181
-    outcomes = race(THREADS, lambda i: fire(world, deps, config))
+    outcomes = at_once(THREADS, lambda i: fire(world, deps, config))
     assert sum(isinstance(o, tuple) and o[0] == "fired" for o in outcomes) == 1
     assert len(world["messages"](world["plain"])) == 2
 
@@ -229,7 +213,7 @@ def test_a_step_functions_execution_name_makes_the_takeover_safe(world, endpoint
     deps, config = world["deps_for"]({"type": "step_function", "name": "sfn", "arn": machine})
     crash_after_sending(world, deps, config)
     world["clock"].now = T0 + 181
-    outcomes = race(THREADS, lambda i: fire(world, deps, config))
+    outcomes = at_once(THREADS, lambda i: fire(world, deps, config))
     assert sum(isinstance(o, tuple) and o[0] == "fired" for o in outcomes) == 1
     (execution,) = sfn.list_executions(stateMachineArn=machine)["executions"]
     assert execution["name"] == dedup_token(world["run_id"], "nightly", "success", "sfn")

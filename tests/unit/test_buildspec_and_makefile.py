@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 import shlex
 import shutil
@@ -12,12 +11,7 @@ import subprocess
 import yaml
 
 from tests.lambda_support import ROOT
-
-TAGS = ("PerfTestRun", "Purpose", "Environment", "Project")
-
-
-def makefile_targets() -> set[str]:
-    return set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", (ROOT / "Makefile").read_text(), re.MULTILINE))
+from tests.make_support import TAGS, dry_run, make, makefile_targets
 
 
 def buildspec() -> dict:
@@ -28,16 +22,9 @@ def commands(phase: str) -> list[str]:
     return [" ".join(c.split()) for c in buildspec()["phases"][phase]["commands"]]
 
 
-def make(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    # a clean make: under `make test` the parent's MAKEFLAGS/MAKELEVEL would leak into this one
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
-    return subprocess.run(
-        ["make", "--no-print-directory", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=check
-    )
-
-
-def dry_run(*args: str) -> str:
-    return make("-n", *args).stdout
+def make_invocations(command: str) -> list[list[str]]:
+    """The words of each `make` a buildspec command runs (on its own, or in an `if ...; then make ...; fi`)."""
+    return [shlex.split(m) for m in re.findall(r"(?:^|;|&&|\bthen)\s*make\s+([^;&|]+)", command)]
 
 
 def test_buildspec_make_targets_exist():
@@ -45,8 +32,8 @@ def test_buildspec_make_targets_exist():
         word
         for phase in buildspec()["phases"]
         for command in commands(phase)
-        if command.startswith("make ")
-        for word in shlex.split(command)[1:]
+        for invocation in make_invocations(command)
+        for word in invocation
         if "=" not in word
     }
     assert used == {"venv", "sam-cli", "validate", "build", "build-sfn", "run-aws"}

@@ -12,7 +12,7 @@ from jobgraph.bench import record
 from jobgraph.runs.execute import execute
 from jobgraph.runs.outcome import FAILED_RUN_SCHEMA, RunFailed
 from jobgraph.runs.target import Patience
-from tests.unit.test_run_path import SPEC, FakeRun, FakeTarget, FakeWorkload
+from tests.run_doubles import SPEC, FakeRun, FakeTarget, FakeWorkload
 
 FAILED_JOB = {
     "job_id": "r1-s3-r1",

@@ -20,8 +20,9 @@ from jobgraph.core.graph import (
     synthetic_jobs,
     total_jobs,
 )
-from jobgraph.core.models import CompletedJob, ExecType, JobStatus, Sequence
+from jobgraph.core.models import ExecType, Sequence
 from tests.conftest import THREE_ROUTES, make_route
+from tests.doubles import report_on
 
 SPEC = RunSpec(run_id="g1", test_run_id="perf-7", scenarios=250, seed=42)
 THREE = Sequence.model_validate(THREE_ROUTES)  # sequence 7, three routes
@@ -34,29 +35,12 @@ ONE = Sequence.model_validate(
 )
 
 
-def completion(job) -> CompletedJob:
-    return CompletedJob(
-        job_id=job.job_id,
-        status=JobStatus.COMPLETED,
-        processing_time_ms=1.0,
-        test_run_id=job.test_run_id,
-        run_id=job.run_id,
-        correlation_id=job.correlation_id,
-        sequence_id=job.sequence_id,
-        exec_type=job.exec_type,
-        route_index=job.route_index,
-        total_routes=job.total_routes,
-        scenarios=job.scenarios,
-        seed=job.seed,
-    )
-
-
 def walk(sequence: Sequence) -> list[tuple[str, str]]:
     """(exec type, job id) of every job the graph unlocks for one sequence, starting from route 0."""
     job, seen = route_job(SPEC, sequence, 0), []
     while job is not None:
         seen.append((job.exec_type.value, job.job_id))
-        job = next_for_sequence(SPEC, completion(job), sequence)
+        job = next_for_sequence(SPEC, report_on(job), sequence)
     return seen
 
 
@@ -102,22 +86,22 @@ def test_aggregation_and_merge_jobs():
 
 
 def test_aggregation_and_merge_completions_unlock_nothing_here():
-    assert next_for_sequence(SPEC, completion(aggregation_job(SPEC, 7, 3)), THREE) is None
-    assert next_for_sequence(SPEC, completion(merge_job(SPEC)), None) is None
+    assert next_for_sequence(SPEC, report_on(aggregation_job(SPEC, 7, 3)), THREE) is None
+    assert next_for_sequence(SPEC, report_on(merge_job(SPEC)), None) is None
 
 
 def test_the_last_route_needs_no_sequence_and_a_middle_route_does():
-    last = completion(route_job(SPEC, THREE, 2))
+    last = report_on(route_job(SPEC, THREE, 2))
     assert is_last_route(last) and next_for_sequence(SPEC, last, None).job_id == "g1-s7-agg"
-    middle = completion(route_job(SPEC, THREE, 1))
+    middle = report_on(route_job(SPEC, THREE, 1))
     assert not is_last_route(middle)
     with pytest.raises(ValueError, match="g1-s7-r1: the sequence is needed to schedule route 2"):
         next_for_sequence(SPEC, middle, None)
-    assert not is_last_route(completion(aggregation_job(SPEC, 7, 3)))  # no route index: not a route
+    assert not is_last_route(report_on(aggregation_job(SPEC, 7, 3)))  # no route index: not a route
 
 
 def test_a_route_completion_without_its_route_fields_is_named_not_a_type_error():
-    torn = completion(route_job(SPEC, THREE, 1)).model_copy(update={"total_routes": None})
+    torn = report_on(route_job(SPEC, THREE, 1)).model_copy(update={"total_routes": None})
     assert not is_last_route(torn)
     with pytest.raises(
         InvalidJobError, match="g1-s7-r1: INTERMEDIATE completion lacks sequence_id, route_index or total_routes"

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from jobgraph.localcloud import lifetime
+from tests.processes import alive
 
 SRC = str(Path(lifetime.__file__).resolve().parents[2])
 
@@ -33,13 +34,6 @@ CHILD = textwrap.dedent(
     time.sleep(600)
     """
 )
-
-
-def alive(pid: int) -> bool:
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
 
 
 def wait_gone(pids: list[int], timeout_s: float) -> list[int]:

@@ -7,12 +7,7 @@ import shlex
 
 import pytest
 
-from tests.unit.test_buildspec_and_makefile import TAGS, dry_run, make, makefile_targets
-
-
-def commands(out: str) -> list[str]:
-    """Recipe lines of a dry run, continuation lines joined."""
-    return [" ".join(c.replace("\\\n", " ").split()) for c in out.replace("\\\n", " ").splitlines() if c.strip()]
+from tests.make_support import TAGS, dry_run, make, makefile_targets, recipe_lines
 
 
 def test_the_seed_targets_exist():
@@ -20,7 +15,7 @@ def test_the_seed_targets_exist():
 
 
 def test_deploy_ecs_builds_deploys_with_every_parameter_and_tag_then_pushes_the_image():
-    out = commands(dry_run("deploy-ecs", "ENV=prod", "TEST_RUN_ID=fargate-1", "IMAGE_TAG=abc123",
+    out = recipe_lines(dry_run("deploy-ecs", "ENV=prod", "TEST_RUN_ID=fargate-1", "IMAGE_TAG=abc123",
                            "PARAMS=WorkerCpu=512 WorkerMemory=1024"))  # fmt: skip
     build = next(i for i, c in enumerate(out) if "sam build -t templates/scenario-2.yaml" in c)
     image = next(i for i, c in enumerate(out) if c.startswith("docker build"))
@@ -60,12 +55,12 @@ def test_the_worker_image_can_be_built_from_a_local_base_image():
     ],
 )
 def test_scaling_targets_drive_the_stacks_service(target, args, expected):
-    out = commands(dry_run(target, "ENV=dev", *args))
+    out = recipe_lines(dry_run(target, "ENV=dev", *args))
     assert out[-1].endswith(f"scripts/ecs_service.py --stack scenario-2-dev --region eu-west-1 {expected}")
 
 
 def test_run_ecs_checks_for_running_workers_then_runs_scenario_2_on_the_stack():
-    out = commands(dry_run("run-ecs", "ENV=dev", "TEST_RUN_ID=t1", "RUN_ID=r1"))
+    out = recipe_lines(dry_run("run-ecs", "ENV=dev", "TEST_RUN_ID=t1", "RUN_ID=r1"))
     assert out[-2].endswith("status --require-running")
     run = shlex.split(out[-1])
     assert run[:3] == [".venv/bin/jobgraph", "run", "--scenario"] and run[3] == "2"
@@ -74,7 +69,7 @@ def test_run_ecs_checks_for_running_workers_then_runs_scenario_2_on_the_stack():
 
 
 def test_destroy_ecs_scales_down_empties_the_bucket_then_deletes_the_stack():
-    out = commands(dry_run("destroy-ecs", "ENV=dev"))
+    out = recipe_lines(dry_run("destroy-ecs", "ENV=dev"))
     scale = next(i for i, c in enumerate(out) if c.endswith("scale 0 --wait"))
     empty = next(i for i, c in enumerate(out) if "empty_results_bucket.py --stack-name scenario-2-dev" in c)
     delete = next(i for i, c in enumerate(out) if "sam delete --stack-name scenario-2-dev" in c)

@@ -170,14 +170,21 @@ def test_dynamodb_transactions_roll_back_their_items_without_copying_the_table(m
         assert items() == {"1": "2", "2": "1"}
 
 
-def _zipped_handler() -> bytes:
+def _function_f():
+    """A Lambda client of the mocked account holding function ``f`` (a handler that returns its event)."""
     import io
     import zipfile
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", "def handler(event, context):\n    return event\n")
-    return buffer.getvalue()
+    iam = boto3.client("iam", region_name="eu-west-1")
+    role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    lam = boto3.client("lambda", region_name="eu-west-1")
+    lam.create_function(
+        FunctionName="f", Runtime="python3.13", Role=role, Handler="app.handler", Code={"ZipFile": buffer.getvalue()}
+    )
+    return lam
 
 
 def test_moto_never_starts_docker_for_a_function(monkeypatch):
@@ -191,16 +198,7 @@ def test_moto_never_starts_docker_for_a_function(monkeypatch):
     monkeypatch.setattr(docker, "from_env", no_client)
     monkeypatch.setattr(docker, "DockerClient", no_client)
     with mock_aws():
-        iam = boto3.client("iam", region_name="eu-west-1")
-        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        lam = boto3.client("lambda", region_name="eu-west-1")
-        lam.create_function(
-            FunctionName="f",
-            Runtime="python3.13",
-            Role=role,
-            Handler="app.handler",
-            Code={"ZipFile": _zipped_handler()},
-        )
+        lam = _function_f()
         # When it is invoked with no local runtime attached
         answer = lam.invoke(FunctionName="f", Payload=b"{}")
     # Then Lambda's error document says why, at once, and no container was asked for
@@ -221,16 +219,7 @@ def test_motos_own_sqs_trigger_never_receives_once_the_hooks_are_installed(monke
     servicehooks.attach(stopped)
     servicehooks.detach(stopped)
     with mock_aws():
-        iam = boto3.client("iam", region_name="eu-west-1")
-        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        lam = boto3.client("lambda", region_name="eu-west-1")
-        lam.create_function(
-            FunctionName="f",
-            Runtime="python3.13",
-            Role=role,
-            Handler="app.handler",
-            Code={"ZipFile": _zipped_handler()},
-        )
+        lam = _function_f()
         sqs = boto3.client("sqs", region_name="eu-west-1")
         url = sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -6,10 +6,15 @@ constant service times (every recorded sample equal), so the simulation must lan
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from jobgraph.bench.project import model_of, project
+from jobgraph.bench.project import TEMPLATE_DEFAULTS, model_of, project
 from jobgraph.bench.simulation import ProjectionError, simulate
+from jobgraph.sam.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def record(scenario: int = 1, chains=(3,), job_ms: float = 100.0, overhead_ms: float = 0.0, **extra) -> dict:
@@ -150,3 +155,13 @@ def test_a_run_on_aws_is_modelled_from_its_report_lines_and_deployed_settings():
     assert (model.runner_concurrency, model.batch_size, model.scheduler_concurrency) == (4, 10, 3)
     assert model.job_overhead_ms == 0.0 and model.scheduler_ms_per_message == pytest.approx(50 / 5)
     assert model.hop_ms == 20.0  # AWS reports no queue wait per message: the stated assumption
+
+
+def test_the_template_defaults_a_projection_falls_back_on_are_the_templates_own():
+    """bench/project.py copies the defaults (an installed tool has no templates to read): they must not drift."""
+    declared: dict[str, set[str]] = {}
+    for template in ("template.yaml", "templates/scenario-2.yaml", "templates/scenario-3.yaml"):
+        for name, spec in (load_template(ROOT / template).get("Parameters") or {}).items():
+            if name in TEMPLATE_DEFAULTS:
+                declared.setdefault(name, set()).add(str(spec["Default"]))
+    assert declared == {name: {value} for name, value in TEMPLATE_DEFAULTS.items()}

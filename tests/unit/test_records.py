@@ -26,7 +26,7 @@ from jobgraph.services.records import (
     receive_count,
     retry_backoff,
 )
-from tests.unit.test_fifo_batch import Recorder, interleaved, record
+from tests.fifo_records import Recorder, interleaved, record
 
 JOB = route_job(RunSpec("r", "default", 10, 1), generate_sequences(1, seed=4)[0], 0)
 

@@ -15,7 +15,7 @@ from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus
 from jobgraph.core.results import ResultStore
 from jobgraph.core.run import RunSpec
 from jobgraph.services.scheduler import SchedulerDeps, schedule
-from tests.doubles import Bus, Queue
+from tests.doubles import Bus, Queue, report_on
 
 SPEC = RunSpec("sched", "default", 20, 4)
 
@@ -34,13 +34,12 @@ def deps_on_fakes(tmp_path, max_attempts: int = 0) -> SchedulerDeps:
 
 
 def done(job: IncomingJob, status: JobStatus = JobStatus.COMPLETED) -> CompletedJob:
-    return CompletedJob(
-        job_id=job.job_id, status=status, processing_time_ms=1.0, test_run_id=job.test_run_id, run_id=job.run_id,
-        correlation_id=job.correlation_id, sequence_id=job.sequence_id, exec_type=job.exec_type,
-        route_index=job.route_index, total_routes=job.total_routes, scenarios=job.scenarios, seed=job.seed,
+    return report_on(
+        job,
+        status,
         output_key="out" if status is JobStatus.COMPLETED else None,
         error_message="boom" if status is JobStatus.FAILED else None,
-    )  # fmt: skip
+    )
 
 
 def test_a_route_completion_sends_the_next_route(tmp_path) -> None:

@@ -52,7 +52,7 @@ def test_task_invoker_maps_failures_to_lambda_error_names_and_spares_the_last_tr
         Invocation(ok=True, result={"job_id": "j"}),
         Invocation(ok=False, error="InjectedFault: injected failure before side effects"),
         Invocation(ok=False, error="worker process died (exit code 137)", died=True),
-        Invocation(ok=False, error="Task timed out after 60 s"),
+        Invocation(ok=False, error="Task timed out after 60 s", timed_out=True),
     ])  # fmt: skip
     invoker = TaskInvoker(runtime, FaultPlan(fail_rate=0.9, seed=1), clean_from_retry=3)
     arn = "arn:aws:lambda:eu-west-1:123456789012:function:s-step-task"

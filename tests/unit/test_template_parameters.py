@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jobgraph.sam.template import (
-    check_parameters,
-    check_rules,
-    check_sam_template,
-    load_sam_template,
-    load_template,
-    parameter_values,
-)
+from jobgraph.sam.parameters import check_parameters, check_rules, parameter_values
+from jobgraph.sam.template import check_sam_template, load_sam_template, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ["template.yaml", "templates/scenario-2.yaml", "templates/scenario-3.yaml"]

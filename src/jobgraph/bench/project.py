@@ -30,9 +30,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from jobgraph.bench.record import ROUTE_STAGES
 from jobgraph.bench.simulation import Model, ProjectionError, simulate
+from jobgraph.core.models import ExecType
 
-ROUTE_STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION")
+# a sequence's jobs: its routes, then its AGGREGATION
+SEQUENCE_STAGES = (*ROUTE_STAGES, ExecType.AGGREGATION.value)
 STARTERS = ("StartRunFunction", "PrepareRunFunction")
 RUNNER_FUNCTION = {1: "ProcessorFunction", 3: "StepTaskFunction"}
 SCHEDULER = "SchedulerFunction"
@@ -123,9 +126,9 @@ def model_of(record: dict, on: str = "run") -> Model:
         raise ProjectionError(f"run {record['run_id']}: only graph runs can be projected, not a {record['kind']}")
     scenario, chains = record["scenario"], chains_of(record)
     stage_samples = record["samples"]["stage_ms"]
-    stage_ms = {s: np.asarray(stage_samples.get(s) or [0.0], dtype=float) for s in ROUTE_STAGES}
+    stage_ms = {s: np.asarray(stage_samples.get(s) or [0.0], dtype=float) for s in SEQUENCE_STAGES}
     merge = stage_samples.get("MERGE") or [0.0]
-    processed_ms = sum(sum(stage_samples.get(s) or []) for s in (*ROUTE_STAGES, "MERGE"))
+    processed_ms = sum(sum(stage_samples.get(s) or []) for s in (*SEQUENCE_STAGES, "MERGE"))
     jobs = record["jobs"]
     functions = record.get("functions", {})
     if scenario == 2:

@@ -19,13 +19,18 @@ from jobgraph.bench.cost import run_cost
 from jobgraph.core.bounds import quote, read_json
 from jobgraph.core.errors import JobGraphError
 from jobgraph.core.ids import route_of_job
+from jobgraph.core.models import ExecType
 from jobgraph.runs.outcome import FAILED_RUN_SCHEMA
 
 SCHEMA = "jobgraph.run/1"
 RECORD_NAME = RUN_RECORD
-STAGES = ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE", "SYNTHETIC")
+# the record's stage keys are the job types' names (core.models.ExecType), in the graph's order
+STAGES = tuple(stage.value for stage in ExecType)
+ROUTE_STAGES = tuple(stage.value for stage in ExecType if stage.is_route)
 # the jobs that do the work, for the cost headline: route jobs of a graph, or a load's synthetic jobs
-WORK_STAGES = ("FIRST", "INTERMEDIATE", "LAST", "SYNTHETIC")
+WORK_STAGES = (*ROUTE_STAGES, ExecType.SYNTHETIC.value)
+FUNCTION_COUNTS = ("invocations", "cold_starts", "errors", "worker_deaths")
+SERVICE_COUNTS = ("tasks", "batches", "received", "retried", "restarts")
 
 
 class RunRecordError(JobGraphError):
@@ -57,19 +62,13 @@ def routes_per_sequence(job_ids) -> list[int]:
     return [counts[sequence] for sequence in sorted(counts)]
 
 
-def _services(services: dict) -> dict:
-    """Scenario 2's ECS services: tasks, batches and their times (the polling workers' own figures)."""
+def _figures(figures: dict, counts: tuple[str, ...], timings: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+    """A function's or service's figures as recorded: ``counts`` (and those of ``optional`` it has) as they are,
+    each of ``timings`` as its distribution."""
     return {
-        name: {
-            "tasks": s["tasks"],
-            "batches": s["batches"],
-            "received": s["received"],
-            "retried": s["retried"],
-            "restarts": s["restarts"],
-            "queue_wait_ms": distribution(s["queue_wait_ms"]),
-            "batch_ms": distribution(s["batch_ms"]),
-        }
-        for name, s in services.items()
+        **{key: figures[key] for key in counts},
+        **{key: figures[key] for key in optional if key in figures},
+        **{key: distribution(figures[key]) for key in timings},
     }
 
 
@@ -79,6 +78,7 @@ def build(outcome, table: dict) -> dict:
 
     route_jobs = sum(len(outcome.stage_ms.get(stage, [])) for stage in WORK_STAGES)
     functions = outcome.extra.get("functions", {})
+    services = outcome.extra.get("services", {})
     requests = outcome.api_requests.get("total_requests")
     return {
         "schema": SCHEMA,
@@ -101,19 +101,14 @@ def build(outcome, table: dict) -> dict:
         "seconds_per_job": outcome.wall_seconds / outcome.jobs if outcome.jobs else None,
         "stage_ms": {stage: distribution(outcome.stage_ms.get(stage, [])) for stage in STAGES},
         "functions": {
-            name: {
-                "invocations": f["invocations"],
-                "cold_starts": f["cold_starts"],
-                "errors": f["errors"],
-                "worker_deaths": f["worker_deaths"],
-                # how the function ran: workers (concurrency), event source batch size, messages received
-                **{key: f[key] for key in ("workers", "batch_size", "received") if key in f},
-                "queue_wait_ms": distribution(f["queue_wait_ms"]),
-                "invocation_ms": distribution(f["invocation_ms"]),
-            }
+            # optional: how the function ran: workers (concurrency), event source batch size, messages received
+            name: _figures(
+                f, FUNCTION_COUNTS, ("queue_wait_ms", "invocation_ms"), ("workers", "batch_size", "received")
+            )
             for name, f in functions.items()
         },
-        "services": _services(outcome.extra.get("services", {})),
+        # scenario 2's ECS services: tasks, batches and their times (the polling workers' own figures)
+        "services": {name: _figures(s, SERVICE_COUNTS, ("queue_wait_ms", "batch_ms")) for name, s in services.items()},
         "graph": {"routes_per_sequence": routes_per_sequence(outcome.attempts)},
         "init_ms": {
             name: distribution(u.get("init_durations_ms", [])) for name, u in outcome.usage.get("lambda", {}).items()
@@ -139,7 +134,7 @@ def build(outcome, table: dict) -> dict:
             "stage_ms": {stage: [round(v, 3) for v in outcome.stage_ms.get(stage, [])] for stage in STAGES},
             "invocation_ms": {name: _rounded(f["invocation_ms"]) for name, f in functions.items()},
             "queue_wait_ms": {name: _rounded(f["queue_wait_ms"]) for name, f in functions.items()},
-            "batch_ms": {name: _rounded(s["batch_ms"]) for name, s in outcome.extra.get("services", {}).items()},
+            "batch_ms": {name: _rounded(s["batch_ms"]) for name, s in services.items()},
         },
     }
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jobgraph.core.errors import JobGraphError
+from jobgraph.core.models import ExecType, exec_type_for
 
 
 class ProjectionError(JobGraphError):
@@ -76,14 +77,8 @@ class _Sim:
 
     def service_ms(self, sequence: int, position: int) -> float:
         routes = self.chains[sequence]
-        if position == routes:
-            stage = "AGGREGATION"
-        elif position == 0:
-            stage = "FIRST"
-        elif position == routes - 1:
-            stage = "LAST"
-        else:
-            stage = "INTERMEDIATE"
+        # positions 0..routes-1 are the routes (named as the graph names them), ``routes`` the AGGREGATION
+        stage = ExecType.AGGREGATION if position == routes else exec_type_for(position, routes)
         samples = self.model.stage_ms[stage]
         return (float(samples[self.rng.integers(len(samples))]) + self.model.job_overhead_ms) * self.model.job_scale
 

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from jobgraph.bench.compare import CompareError, draw, write_report
-from jobgraph.bench.record import read
+from jobgraph.bench.record import ROUTE_STAGES, read
 
-ROUTE_STAGES = ("FIRST", "INTERMEDIATE", "LAST")
 STRATEGIES = {
     "cheapest": "lowest cost per 1,000 route jobs",
     "fastest": "shortest makespan, start to run COMPLETED",

@@ -12,7 +12,7 @@ from jobgraph.cli import billing as cli_billing
 from jobgraph.cli import triggers as cli_triggers
 from jobgraph.cli.errors import report as report_error
 from jobgraph.cli.parser import build_parser
-from jobgraph.cli.targets import BENCH_LOCAL, LOCAL_ONLY, local_options, run_target
+from jobgraph.cli.targets import BENCH_LOCAL, local_options, refuse_local_only, run_output, run_target
 from jobgraph.core.errors import InvalidSequenceError, JobGraphError
 from jobgraph.runs.scenarios import scenario
 
@@ -32,7 +32,7 @@ def cmd_cloud(args) -> int:
         state = daemon.up(directory, port=args.port, region=args.region)
         print(f"local cloud up: {state.url} (pid {state.pid}); log {state.log}; `jobgraph cloud down` stops it")
         print("point AWS tools at it (make does for ENV=local):")
-        print("".join(f"export {key}={value}\n" for key, value in state.exports().items()), end="")
+        print(state.shell_exports(), end="")
         return 0
     found = daemon.running(directory)
     if found is None:
@@ -41,7 +41,7 @@ def cmd_cloud(args) -> int:
         return 1
     state, answer = found
     if args.action == "env":
-        print("".join(f"export {key}={value}\n" for key, value in state.exports().items()), end="")
+        print(state.shell_exports(), end="")
     elif not args.quiet:
         print("\n".join(daemon.status_lines(state, answer)))
     return 0
@@ -96,6 +96,14 @@ def run_inputs(args):
     return sequences, spec
 
 
+def run_prices(args):
+    """The price table of `run`, `load`, `sweep` and `bench`: --prices, for --price-region, else --region, else the
+    default region. Read before the run: a bad price table must not cost a finished run its record."""
+    from jobgraph.bench import prices
+
+    return prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+
+
 def cmd_solve(args) -> int:
     from jobgraph.adapters.local_disk import staged_run
     from jobgraph.cli.report import print_solve_report
@@ -113,12 +121,10 @@ def cmd_solve(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from jobgraph.bench import prices
     from jobgraph.runs.execute import execute
     from jobgraph.runs.target import Patience
 
-    # before the run: a bad price table must not cost a finished run its record
-    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+    table = run_prices(args)
     sequences, spec = run_inputs(args)
     chosen = scenario(args.scenario)
     target = run_target(args, chosen, Patience(args.timeout, args.stall_timeout))
@@ -138,8 +144,6 @@ def report(outcome, table) -> None:
 
 
 def cmd_serve(args) -> int:
-    from dataclasses import replace
-
     from jobgraph.runs.local import LocalTarget
     from jobgraph.runs.target import Output
 
@@ -191,7 +195,6 @@ def cmd_cost(args) -> int:
 
 
 def cmd_load(args) -> int:
-    from jobgraph.bench import prices
     from jobgraph.core.models import MAX_SYNTHETIC_DATA_KB, MAX_SYNTHETIC_WORK_MS
     from jobgraph.core.run import RunSpec
     from jobgraph.runs.execute import execute
@@ -202,7 +205,7 @@ def cmd_load(args) -> int:
         raise JobGraphError(
             f"--work-duration-ms is at most {MAX_SYNTHETIC_WORK_MS}, --data-size-kb at most {MAX_SYNTHETIC_DATA_KB}"
         )
-    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+    table = run_prices(args)
     load = SyntheticLoad(
         args.messages, args.work_duration_ms, args.data_size_kb, args.concurrency, args.groups, args.scenario
     )
@@ -212,12 +215,12 @@ def cmd_load(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from jobgraph.bench import prices, sweep
+    from jobgraph.bench import sweep
     from jobgraph.bench.compare import compare
     from jobgraph.runs.execute import execute
 
     points = sweep.sweep_points(args.memory, args.architecture)
-    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+    table = run_prices(args)
     sequences, base = run_inputs(args)
     chosen = scenario(1)
 
@@ -241,19 +244,18 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from jobgraph.bench import prices, suite, sweep
+    from jobgraph.bench import suite, sweep
     from jobgraph.runs.execute import execute
     from jobgraph.runs.outcome import RunFailed
     from jobgraph.runs.target import Patience
 
-    local_only = [flag for dest, flag in LOCAL_ONLY.items() if dest in BENCH_LOCAL and getattr(args, dest, None)]
-    if args.env and local_only:
-        raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --env")
+    if args.env:
+        refuse_local_only(args, BENCH_LOCAL, "--env")
     points = sweep.sweep_points(args.memory, args.architecture) if args.memory else []
     chosen_implementations = suite.implementations(args.implementations, points)
     if len(chosen_implementations) < 2:  # refused before a run that could only end in "nothing to compare"
         raise JobGraphError("bench compares at least two implementations: add scenarios or --memory sizes")
-    table = prices.price_table(args.price_region or args.region or prices.DEFAULT_REGION, path=args.prices)
+    table = run_prices(args)
     sequences, base = run_inputs(args)
     patience = Patience(args.timeout, args.stall_timeout)
     folders, failed = [], []
@@ -288,12 +290,10 @@ def bench_aws_target(args, chosen, implementation, run_id: str, patience):
     """The stack scenario-<n>-<env> on AWS, redeployed first with the implementation's Processor settings."""
     from jobgraph.bench import sweep
     from jobgraph.runs.aws import AwsTarget
-    from jobgraph.runs.target import Output
 
     if implementation.memory_mb:
         sweep.redeploy(args.env, sweep.SweepPoint(implementation.memory_mb, implementation.architecture), run_id)
-    output = Output(args.out, args.overwrite, not args.no_progress and sys.stderr.isatty())
-    return AwsTarget.with_session(chosen.stack_name(args.env), output, patience, region=args.region)
+    return AwsTarget.with_session(chosen.stack_name(args.env), run_output(args), patience, region=args.region)
 
 
 def cmd_project(args) -> int:

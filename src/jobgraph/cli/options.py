@@ -32,10 +32,10 @@ def bounded_int(low: int, high: int = _LIMIT - 1, what: str = "") -> Callable[[s
     def parse(value: str) -> int:
         text = value.strip()
         digits = text[1:] if text[:1] in "+-" else text
-        if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
-            if digits.isascii() and digits.isdigit():
-                raise argparse.ArgumentTypeError(f"{quote(value)}: must be {low}..{high}{what}")
+        if not (digits.isascii() and digits.isdigit()):
             raise argparse.ArgumentTypeError(f"{quote(value)}: not a whole number")
+        if len(digits) > 19:  # beyond any bound: not worth converting
+            raise argparse.ArgumentTypeError(f"{quote(value)}: must be {low}..{high}{what}")
         number = int(text)
         if not low <= number <= high:
             raise argparse.ArgumentTypeError(f"{value}: must be {low}..{high}{what}")

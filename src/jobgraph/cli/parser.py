@@ -48,11 +48,23 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/ is written")
     parser.add_argument("--scenarios", type=_scenarios, default=1000, help="Monte-Carlo scenarios per sequence")
     parser.add_argument("--seed", type=opts.seed, default=42, help="run seed (same seed, same numbers)")
+    add_record_options(parser)
+
+
+def add_record_options(parser: argparse.ArgumentParser) -> None:
+    """--test-run-id, --overwrite and --no-progress of the commands that write <out>/<run-id> (add_run_options, load)."""
     parser.add_argument(
         "--test-run-id", type=opts.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_parameter_option(parser, help_text: str) -> None:
+    """--parameter KEY=VALUE, repeatable: a template parameter override of `run`, `load` and `serve`."""
+    parser.add_argument(
+        "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value, help=help_text
+    )
 
 
 _rate = opts.rate
@@ -125,14 +137,7 @@ def add_run_parser(commands) -> None:
     local.add_argument(
         "--stack-name", type=opts.stack_name, help="name of the local stack (default: scenario-<n>-local)"
     )
-    local.add_argument(
-        "--parameter",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        type=_key_value,
-        help="template parameter override, repeatable (e.g. ProcessorBatchSize=5)",
-    )
+    add_parameter_option(local, "template parameter override, repeatable (e.g. ProcessorBatchSize=5)")
     local.add_argument("--max-workers", type=opts.workers, help="cap on worker processes per event source mapping")
     local.add_argument("--ecs-workers", type=opts.workers, help="worker tasks per ECS service (scenario 2; default 2)")
     local.add_argument("--fail-rate", type=_rate, default=0.0, help="P(an invocation raises before/after its effects)")
@@ -149,8 +154,7 @@ def add_run_parser(commands) -> None:
     local.add_argument("--api-port", type=opts.port, default=0, help="port of --serve's API (default: a free one)")
     local.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
     add_price_options(run)
-    run.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for the run to complete")
-    run.add_argument("--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues")
+    add_patience_options(run, "seconds to wait for the run to complete")
 
 
 def add_cost_parser(commands) -> None:
@@ -173,24 +177,14 @@ def add_load_parser(commands) -> None:
     load.add_argument("--groups", type=_positive, default=100, help="FIFO message groups the jobs are spread over")
     load.add_argument("--run-id", type=_run_id, default="load", help="name of the load run (record folder)")
     load.add_argument("--out", type=Path, default=Path("results"), help="where <run-id>/run.json is written")
-    load.add_argument(
-        "--test-run-id", type=opts.test_run_id, default="default", help="cost-tracking tag value (PerfTestRun)"
-    )
-    load.add_argument("--overwrite", action="store_true", help="replace an existing <out>/<run-id>")
-    load.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_record_options(load)
     load.add_argument("--scenario", type=int, choices=[1, 2], default=1, help="1 = Lambda, 2 = ECS workers")
     load.add_argument("--stack", type=opts.stack_name, metavar="NAME", help="send the load to this deployed AWS stack")
     load.add_argument("--region", help="AWS region of --stack")
-    load.add_argument(
-        "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
-        help="local template parameter override, repeatable (e.g. ProcessorMemorySize=1024)",
-    )  # fmt: skip
+    add_parameter_option(load, "local template parameter override, repeatable (e.g. ProcessorMemorySize=1024)")
     load.add_argument("--max-workers", type=opts.workers, help="cap on local worker processes per event source mapping")
     load.add_argument("--service-latency", metavar="default|FILE", help=SERVICE_LATENCY_HELP)
-    load.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for every job")
-    load.add_argument(
-        "--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues"
-    )
+    add_patience_options(load, "seconds to wait for every job")
     add_price_options(load)
 
 
@@ -202,10 +196,7 @@ def add_serve_parser(commands) -> None:
     serve.add_argument("--port", type=opts.port, default=8000, help="port on 127.0.0.1 (0: a free one)")
     serve.add_argument("--template", type=Path, default=Path("template.yaml"), help="SAM template to deploy locally")
     serve.add_argument("--stack-name", type=opts.stack_name, default="scenario-1-local", help="name of the local stack")
-    serve.add_argument(
-        "--parameter", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
-        help="template parameter override, repeatable",
-    )  # fmt: skip
+    add_parameter_option(serve, "template parameter override, repeatable")
     serve.add_argument("--max-workers", type=opts.workers, help="cap on worker processes per event source mapping")
     serve.add_argument("--out", type=Path, default=Path("results"), help="function logs go to <out>/.logs/serve")
     serve.add_argument("--triggers", type=Path, metavar="CONFIG", help="downstream trigger config (docs/triggers.md)")
@@ -294,10 +285,7 @@ def add_bench_parser(commands) -> None:
     bench.add_argument("--ecs-workers", type=opts.workers, help="local: worker tasks of scenario 2's ECS service")
     bench.add_argument("--service-latency", metavar="default|FILE", help=f"local: {SERVICE_LATENCY_HELP}")
     bench.add_argument("--report-out", type=Path, help="report folder (default: <out>/<run-id>-report)")
-    bench.add_argument("--timeout", type=opts.seconds, default=1800, help="seconds to wait for each run to complete")
-    bench.add_argument(
-        "--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues"
-    )
+    add_patience_options(bench, "seconds to wait for each run to complete")
     add_price_options(bench)
 
 
@@ -320,6 +308,14 @@ def add_project_parser(commands) -> None:
     )  # fmt: skip
     project.add_argument("--seed", type=opts.seed, default=0, help="seed of the simulation's draws")
     project.add_argument("--json", type=Path, metavar="FILE", help="also write the projection as JSON")
+
+
+def add_patience_options(parser: argparse.ArgumentParser, timeout_help: str) -> None:
+    """--timeout and --stall-timeout of the commands that wait for runs (runs.target.Patience)."""
+    parser.add_argument("--timeout", type=opts.seconds, default=1800, help=timeout_help)
+    parser.add_argument(
+        "--stall-timeout", type=opts.seconds, default=60, help="seconds without progress and empty queues"
+    )
 
 
 def add_price_options(parser: argparse.ArgumentParser) -> None:

@@ -131,8 +131,12 @@ def runner_lines(outcome: RunOutcome) -> list[str]:
         lines.append(f"    queue wait {_percentiles(figures['queue_wait_ms'])}")
         lines.append(f"    batch {_percentiles(figures['batch_ms'])}")
         if figures["faults"]:
-            lines.append("    faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(figures["faults"].items())))
+            lines.append(f"    {_faults_injected(figures['faults'])}")
     return lines
+
+
+def _faults_injected(faults: dict[str, int]) -> str:
+    return "faults injected: " + ", ".join(f"{kind} {count}" for kind, count in sorted(faults.items()))
 
 
 def failure_lines(outcome: RunOutcome) -> list[str]:
@@ -140,7 +144,7 @@ def failure_lines(outcome: RunOutcome) -> list[str]:
     lines: list[str] = []
     retried = {job: n for job, n in outcome.attempts.items() if n > 1}
     if outcome.extra.get("faults"):
-        lines.append("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.extra["faults"].items())))
+        lines.append(f"  {_faults_injected(outcome.extra['faults'])}")
     lines.append(f"  jobs retried: {len(retried)} (max attempts {max(outcome.attempts.values(), default=0)})")
     machine = outcome.extra.get("state_machine")
     if machine:

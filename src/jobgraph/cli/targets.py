@@ -22,21 +22,31 @@ def run_target(args, chosen, patience=None, parameters: dict[str, str] | None = 
     """Where a run goes: the stack that --stack names, on AWS; else the local cloud with the scenario's template
     (``parameters``: template parameters on top of --parameter). Local-only options are refused with --stack:
     they would be silently ignored there."""
-    from jobgraph.runs.target import Output
-
-    output = Output(args.out, args.overwrite, not args.no_progress and sys.stderr.isatty())
+    output = run_output(args)
     if getattr(args, "stack", None):
         from jobgraph.runs.aws import AwsTarget
 
-        local_only = [flag for dest, flag in LOCAL_ONLY.items() if getattr(args, dest, None)]
-        if local_only:
-            raise JobGraphError(f"{', '.join(local_only)} apply to the local cloud only, not to --stack")
+        refuse_local_only(args, LOCAL_ONLY, "--stack")
         return AwsTarget.with_session(args.stack, output, patience, region=args.region)
     from jobgraph.runs.local import LocalTarget
 
     options = local_options(args, chosen)
     options.parameters.update(parameters or {})
     return LocalTarget(options, output, patience)
+
+
+def run_output(args):
+    """Where a run's results go (--out, --overwrite) and whether its progress bar shows."""
+    from jobgraph.runs.target import Output
+
+    return Output(args.out, args.overwrite, not args.no_progress and sys.stderr.isatty())
+
+
+def refuse_local_only(args, dests, where: str) -> None:
+    """Local-only options given with an AWS target (``where``: --stack, --env) would be silently ignored there."""
+    given = [flag for dest, flag in LOCAL_ONLY.items() if dest in dests and getattr(args, dest, None)]
+    if given:
+        raise JobGraphError(f"{', '.join(given)} apply to the local cloud only, not to {where}")
 
 
 def local_options(args, chosen):

@@ -62,6 +62,7 @@ def route_of_job(job_id: str) -> tuple[int, int] | None:
 # which no run may take (services/start_run.py refuses it), so a task can never join or address a run.
 TASK_ID_PREFIX = "task-"
 TASK_ID_PATTERN = r"^task-[0-9a-f]{32}$"
+RESERVED_RUN_ID = f"run_id: ids starting with {TASK_ID_PREFIX!r} are the status API's task ids, not run ids"
 
 
 def new_task_id() -> str:

@@ -145,7 +145,7 @@ class Controller(FunctionControl, MappingControl, ServiceControl, MetricsControl
         if getattr(self._operating, "active", False):
             # a nested stack deleted by its parent's delete (moto deletes it inside finish_delete, holding the
             # lock): what ran its resources was stopped with the parent's (stack_resources recurses)
-            self._delete_alarms(operation.stack_id)
+            self._delete_alarms(operation)
             cfn.finish_delete(operation)
             return
         lock = self.endpoint.lock
@@ -190,7 +190,7 @@ class Controller(FunctionControl, MappingControl, ServiceControl, MetricsControl
             with self.endpoint.lock:
                 resources = stack_resources(operation)
             self._release(resources)
-            self._delete_alarms(operation.stack_id)
+            self._delete_alarms(operation)
             with self.endpoint.lock:
                 cfn.finish_delete(operation)
             self.reconcile()
@@ -246,8 +246,7 @@ class Controller(FunctionControl, MappingControl, ServiceControl, MetricsControl
             self._reconcile_mappings(mappings)
             self._reconcile_services(services)
 
-    # --- invocations -------------------------------------------------------------------------------------
-    # --- metrics and alarms --------------------------------------------------------------------------------
+    # --- failures ------------------------------------------------------------------------------------------
     def failure(self, names: set[str] | None = None) -> str | None:
         """What keeps a function or service (of ``names``, default any) from running, if anything does."""
         return next(

@@ -72,6 +72,10 @@ class CloudState:
             "SAM_CLI_TELEMETRY": "0",
         }
 
+    def shell_exports(self) -> str:
+        """``exports()`` as shell lines (cloud.env; what `jobgraph cloud up` and `cloud env` print)."""
+        return "".join(f"export {key}={value}\n" for key, value in self.exports().items())
+
 
 def _write_atomic(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".partial")
@@ -81,7 +85,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _write_state(directory: Path, state: CloudState) -> None:
     exports = state.exports()
-    _write_atomic(directory / "cloud.env", "".join(f"export {k}={v}\n" for k, v in exports.items()))
+    _write_atomic(directory / "cloud.env", state.shell_exports())
     _write_atomic(directory / "cloud.mk", "".join(f"export {k} := {v}\n" for k, v in exports.items()))
     _write_atomic(directory / "cloud.json", json.dumps(state.__dict__, indent=2) + "\n")
 

@@ -50,6 +50,14 @@ class FaultPlan:
         return message_label(body) is not None
 
 
+def on_last_receive(messages: list[dict], max_receive_count: int | None) -> bool:
+    """Whether a batch of SQS messages holds one on its last allowed receive (the ``last_attempt`` of
+    FaultPlan.invocation_fault); never without a redrive policy."""
+    return bool(max_receive_count) and any(
+        int(m["Attributes"].get("ApproximateReceiveCount", "1")) >= max_receive_count for m in messages
+    )
+
+
 def poison_bodies(count: int, run_id: str) -> list[tuple[str, str]]:
     """(group id, body) of malformed messages: each in its own group so none blocks another."""
     shapes = [

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.core.errors import ConfigurationError
-from jobgraph.localcloud.observability.meter import HARNESS_USER_AGENT, classify
+from jobgraph.localcloud.observability.meter import classified, request_origin
 
 # z of the 99th percentile of a standard normal: p99 = p50 · exp(σ · Z99)
 Z99 = 2.3263478740408408
@@ -117,12 +117,10 @@ class LatencyProfile:
     def wait(self, environ: dict, since: float | None = None) -> float:
         """Hold a served workload request until its service time has passed since ``since`` (its arrival,
         time.monotonic(); default: now). The caller holds no lock. Returns the ms slept."""
-        if environ.get("PATH_INFO", "").startswith("/moto-api") or HARNESS_USER_AGENT in environ.get(
-            "HTTP_USER_AGENT", ""
-        ):
+        if request_origin(environ) != "workload":
             return 0.0
         body = environ.get("wsgi.input")
-        service, action = classify(environ, body.getvalue() if hasattr(body, "getvalue") else b"")
+        service, action = classified(environ, body.getvalue() if hasattr(body, "getvalue") else b"")
         delay = self.draw_ms(service, action)
         if since is not None:
             delay = max(0.0, delay - (time.monotonic() - since) * 1000)

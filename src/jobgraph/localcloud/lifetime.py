@@ -123,8 +123,15 @@ _keep: list = []
 
 
 def signal_group(process: subprocess.Popen, sig: int) -> None:
-    """Send ``sig`` to a child of :func:`spawn` and everything in its process group."""
-    _signal_group(process, sig)
+    """Send ``sig`` to a child of :func:`spawn` and everything in its process group (to a child started
+    otherwise, while it runs, alone)."""
+    try:
+        if getattr(process, "jobgraph_group", False):
+            os.killpg(process.pid, sig)
+        elif process.returncode is None:
+            process.send_signal(sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def spawn(args: list[str], *, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = (), **popen_kwargs):
@@ -139,22 +146,12 @@ def stop_group(process: subprocess.Popen, grace_s: float) -> int | None:
     ``grace_s`` seconds to exit, then SIGKILL. Returns its exit code. Safe to call on a child that has exited
     (what it left behind in its group is killed) and twice."""
     if process.returncode is None:
-        _signal_group(process, signal.SIGTERM)
+        signal_group(process, signal.SIGTERM)
         try:
             process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
-            _signal_group(process, signal.SIGKILL)
+            signal_group(process, signal.SIGKILL)
             process.wait(timeout=5)
     # grandchildren left in the group: while any lives, the kernel keeps the group's id (the pid) reserved
-    _signal_group(process, signal.SIGKILL)
+    signal_group(process, signal.SIGKILL)
     return process.returncode
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    try:
-        if getattr(process, "jobgraph_group", False):
-            os.killpg(process.pid, sig)
-        elif process.returncode is None:
-            process.send_signal(sig)
-    except (ProcessLookupError, PermissionError):
-        pass

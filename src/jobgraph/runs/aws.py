@@ -124,9 +124,11 @@ class AwsTarget:
 
     def finish(self, outcome: RunOutcome, spec: RunSpec) -> None:
         """The usage and settings of the run, as the endpoint reports them."""
-        from jobgraph.runs.aws_usage import stack_settings, stack_usage
+        from jobgraph.runs.aws_usage import listed_resources, stack_settings, stack_usage
 
-        outcome.usage = stack_usage(self.clients, self.stack_name, self._since, datetime.now(UTC))
+        # the stack and its nested stacks listed once, for both the usage and the settings
+        listed = listed_resources(self.client("cloudformation"), self.stack_name)
+        outcome.usage = stack_usage(self.clients, self.stack_name, self._since, datetime.now(UTC), listed)
         machine = outcome.extra.get("state_machine")
         if machine:
             read = f"{machine['child_histories_read']} of {machine['child_executions']} child executions"
@@ -134,9 +136,9 @@ class AwsTarget:
                 "transitions": machine["states_entered"],
                 "source": f"states entered in the execution's history and {read}",
             }
-        settings = stack_settings(self.clients, self.stack_name)
+        settings = stack_settings(self.clients, self.stack_name, listed)
         outcome.settings = {"scenarios": spec.scenarios, "seed": spec.seed, **settings}
-        outcome.settings["stack_parameters"] = stack_parameters(self.client("cloudformation"), self.stack_name)
+        outcome.settings["stack_parameters"] = dict(self.outputs.parameters)  # read with the outputs at attach
 
     def hold(self, what: str = "run done") -> None:
         """Keep the target up after the run (an option of the local target): nothing to hold on AWS."""
@@ -148,9 +150,3 @@ def _origin(url: str) -> str:
 
     parsed = urlparse(url)
     return f"{parsed.scheme}://{parsed.netloc}" if parsed.netloc else (url or "(unknown)")
-
-
-def stack_parameters(cloudformation, stack_name: str) -> dict[str, str]:
-    """Every parameter of the deployed stack (the settings `jobgraph project` models: batch size, concurrency...)."""
-    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    return {p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue", "")) for p in stack.get("Parameters", [])}

@@ -73,10 +73,15 @@ def metric_sum(cloudwatch, namespace: str, metric: str, dimension: tuple[str, st
     return sum(point["Sum"] for point in response.get("Datapoints", []))
 
 
-def stack_usage(session, stack_name: str, start: datetime, end: datetime) -> dict:
-    """The usage section of run.json for a run on ``stack_name`` between ``start`` and ``end``."""
+def stack_usage(
+    session, stack_name: str, start: datetime, end: datetime, listed: list[tuple[str, str, str]] | None = None
+) -> dict:
+    """The usage section of run.json for a run on ``stack_name`` between ``start`` and ``end`` (``listed``: the
+    stack's listed_resources, when the caller has read them already)."""
     logs, cloudwatch, lambda_client = session.client("logs"), session.client("cloudwatch"), session.client("lambda")
-    by_type = stack_resources(session.client("cloudformation"), stack_name)
+    if listed is None:
+        listed = listed_resources(session.client("cloudformation"), stack_name)
+    by_type = resources_by_type(listed)
     fargate = fargate_usage(session.client("ecs"), by_type, start, end) if "AWS::ECS::Service" in by_type else None
     # metrics are per minute: widen the window to whole minutes
     start, end = start.replace(second=0, microsecond=0), end + timedelta(minutes=1)
@@ -126,10 +131,10 @@ def listed_resources(cloudformation, stack_name: str) -> list[tuple[str, str, st
     return found
 
 
-def stack_resources(cloudformation, stack_name: str) -> dict[str, list[tuple[str, str]]]:
-    """(logical id, physical id) of a stack's resources by type, its nested stacks' included."""
+def resources_by_type(listed: list[tuple[str, str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """(logical id, physical id) of listed_resources by type."""
     by_type: dict[str, list[tuple[str, str]]] = {}
-    for kind, logical_id, physical_id in listed_resources(cloudformation, stack_name):
+    for kind, logical_id, physical_id in listed:
         by_type.setdefault(kind, []).append((logical_id, physical_id))
     return by_type
 
@@ -174,11 +179,14 @@ def fargate_usage(ecs, by_type: dict[str, list[tuple[str, str]]], start: datetim
     }
 
 
-def stack_settings(session, stack_name: str) -> dict:
-    """Per function memory/architecture/timeout and per event source batch size/concurrency, as deployed."""
+def stack_settings(session, stack_name: str, listed: list[tuple[str, str, str]] | None = None) -> dict:
+    """Per function memory/architecture/timeout and per event source batch size/concurrency, as deployed
+    (``listed`` as for stack_usage)."""
     lambda_client = session.client("lambda")
     functions, mappings = {}, {}
-    for kind, logical_id, physical_id in listed_resources(session.client("cloudformation"), stack_name):
+    if listed is None:
+        listed = listed_resources(session.client("cloudformation"), stack_name)
+    for kind, logical_id, physical_id in listed:
         if kind == "AWS::Lambda::Function":
             config = lambda_client.get_function_configuration(FunctionName=physical_id)
             functions[logical_id] = {

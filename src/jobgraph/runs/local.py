@@ -39,7 +39,8 @@ from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 from jobgraph.runs.serve import ApiServer, wait_until_interrupted
 from jobgraph.runs.target import Output, Patience
 from jobgraph.runs.workload import alarm_states
-from jobgraph.sam.template import load_sam_template, parameter_values
+from jobgraph.sam.parameters import parameter_values
+from jobgraph.sam.template import load_sam_template
 
 METRICS_INTERVAL_S = 2.0
 API_FUNCTION = "ApiFunction"
@@ -228,12 +229,13 @@ class LocalTarget(AwsTarget):
 
     def check(self) -> None:
         """Raises if a function or service of the stack cannot run; metrics and alarms every METRICS_INTERVAL_S."""
-        names = {**self._functions(), **{s.spec.service_name: s.spec.service_name for s in self._services()}}
+        services = self._services()
+        names = {**self._functions(), **{s.spec.service_name: s.spec.service_name for s in services}}
         for name, logical_id in names.items():
             problem = self.controller.failures.get(name)
             if problem is not None:
                 raise RunFailed(f"local runtime stopped: {logical_id}: {problem}")
-        for service in self._services():
+        for service in services:
             if service.fatal:
                 raise RunFailed(f"local ECS stopped: {service.fatal}")
         if time.monotonic() - self._last_sample >= METRICS_INTERVAL_S:

@@ -122,12 +122,5 @@ class TaskInvoker:
                 self.runtime.stats.duplicates[logical_id] += 1
             self.runtime.invoke(logical_id, payload)
         invocation = self.runtime.invoke(logical_id, payload, fault)
-        if invocation.ok:
-            return True, invocation.result
-        error = invocation.error or "Unknown"
-        if invocation.died:
-            return False, {"errorType": "Runtime.ExitError", "errorMessage": error}
-        if error.startswith("Task timed out"):
-            return False, {"errorType": "Sandbox.Timedout", "errorMessage": error}
-        error_type, _, message = error.partition(": ")
-        return False, {"errorType": error_type, "errorMessage": message}
+        # a failure as Lambda names it (Runtime.ExitError, Sandbox.Timedout, the exception's type): Retry matches it
+        return (True, invocation.result) if invocation.ok else (False, invocation.error_document())

@@ -7,7 +7,7 @@ no second vocabulary to keep in step (``outputs["JobsTableName"]``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jobgraph.runs.outcome import RunFailed
 
@@ -28,10 +28,12 @@ STATE_MACHINE_OUTPUTS = ("StateMachineArn", "ResultsBucketName", "JobsTableName"
 
 @dataclass(frozen=True)
 class StackOutputs(Mapping[str, str]):
-    """Every output of one deployed stack, by output key."""
+    """Every output of one deployed stack, by output key; its parameter values beside them (the settings
+    `jobgraph project` models: batch size, concurrency...), read in the same call."""
 
     stack_name: str
     values: Mapping[str, str]
+    parameters: Mapping[str, str] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> str:
         return self.values[key]
@@ -51,7 +53,7 @@ class StackOutputs(Mapping[str, str]):
 
 
 def read_outputs(cloudformation, stack_name: str) -> StackOutputs:
-    """The outputs of a deployed stack; RunFailed if it does not exist or is not deployed."""
+    """The outputs (and parameters) of a deployed stack; RunFailed if it does not exist or is not deployed."""
     from botocore.exceptions import ClientError
 
     try:
@@ -61,4 +63,8 @@ def read_outputs(cloudformation, stack_name: str) -> StackOutputs:
     stack = stacks[0]
     if stack["StackStatus"] not in DEPLOYED:
         raise RunFailed(f"stack {stack_name} is {stack['StackStatus']}, not deployed")
-    return StackOutputs(stack_name, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
+    return StackOutputs(
+        stack_name,
+        {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+        {p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue", "")) for p in stack.get("Parameters", [])},
+    )

@@ -99,16 +99,18 @@ class StateMachineRun(StackRun):
                 return record, current
             raise RunFailed(f"run {self.run_id}: the execution SUCCEEDED but the run record is {record}")
         if self.status in FINISHED:
-            raise RunFailed(self.failure(execution))
+            raise RunFailed(self.execution_failure(execution))
         return None, current
 
     def timed_out(self, current: Progress, timeout_s: float) -> str:
         return f"run {self.run_id}: execution still {self.status} after {timeout_s:.0f} s"
 
-    def failure(self, execution: dict) -> str:
+    def execution_failure(self, execution: dict) -> str:
+        """Why the execution ended unsucceeded; the first line names the first problem (the one line the user sees,
+        runs/execute.record_failure), the run record keeps the rest. Not ``failure``: that is StackRun's record."""
         error, cause = execution.get("error", ""), execution.get("cause", "")
         if error == "RunRejected":
-            return f"run {self.run_id} rejected:\n  " + "\n  ".join(cause.splitlines()[:20])
+            return f"run {self.run_id} rejected: " + "\n  ".join(cause.splitlines()[:20])
         record = self.run_record() or {}
         recorded = f"; run record {record['status']}" if record else ""
         return f"run {self.run_id}: execution {execution['status']}: {error}: {cause[:2000]}{recorded}"

@@ -72,7 +72,7 @@ def built_functions(build_dir: str | Path) -> dict[str, BuiltFunction]:
     template_path = build_dir / "template.yaml"
     if not template_path.is_file():
         raise FileNotFoundError(f"{template_path} not found: run `make build` (sam build) first")
-    return _built_functions(template_path, {})
+    return _built_functions(template_path, {}, {})
 
 
 def _condition_holds(condition: dict, template: dict, passed: dict) -> bool:
@@ -94,45 +94,43 @@ def _condition_holds(condition: dict, template: dict, passed: dict) -> bool:
     raise ValueError(f"condition {fn} is not understood by sam/build.py")
 
 
-def _built_functions(template_path: Path, passed: dict) -> dict[str, BuiltFunction]:
-    from jobgraph.sam.template import load_template
+def _built_functions(template_path: Path, passed: dict, parent_layers: dict[str, Path]) -> dict[str, BuiltFunction]:
+    """``passed``: the Parameters the parent gives this (nested) template; ``parent_layers``: the parent's layer
+    logical ids and built folders, which a nested function lists through those parameters."""
+    from jobgraph.sam.template import load_template, nested_function_layers
 
     build_dir = template_path.parent
     template = load_template(template_path)
     resources = template["Resources"]
     globals_ = (template.get("Globals") or {}).get("Function") or {}
+    layer_folders = {
+        **parent_layers,
+        **{
+            logical_id: build_dir / resource["Properties"]["ContentUri"]
+            for logical_id, resource in resources.items()
+            if resource["Type"] == "AWS::Serverless::LayerVersion"
+        },
+    }
+
+    def holds(condition: str) -> bool:
+        return _condition_holds({"Condition": condition}, template, passed)
+
     functions: dict[str, BuiltFunction] = {}
     for logical_id, resource in resources.items():
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Application" and isinstance(properties.get("Location"), str):
-            # what this template passes its nested one, layer references resolved to their built folders
-            given = {
-                name: {"Ref": value["Ref"], "folder": build_dir / resources[value["Ref"]]["Properties"]["ContentUri"]}
-                if isinstance(value, dict)
-                and resources.get(value.get("Ref"), {}).get("Type") == "AWS::Serverless::LayerVersion"
-                else value
-                for name, value in (properties.get("Parameters") or {}).items()
-            }
-            functions.update(_built_functions(build_dir / properties["Location"], given))
+            given = properties.get("Parameters") or {}
+            functions.update(_built_functions(build_dir / properties["Location"], given, layer_folders))
             continue
         if resource["Type"] != "AWS::Serverless::Function":
             continue
-        listed = properties.get("Layers", [])
-        if isinstance(listed, dict) and "Fn::If" in listed:
-            name, when_true, when_false = listed["Fn::If"]
-            listed = when_true if _condition_holds({"Condition": name}, template, passed) else when_false
-        layers = []
-        for ref in listed:
-            layer_id = ref["Ref"] if isinstance(ref, dict) else ref
-            if layer_id in passed and isinstance(passed[layer_id], dict) and "folder" in passed[layer_id]:
-                layers.append((passed[layer_id]["Ref"], passed[layer_id]["folder"]))
-            else:
-                layers.append((layer_id, build_dir / resources[layer_id]["Properties"]["ContentUri"]))
+        listed = nested_function_layers(properties.get("Layers", []), passed, holds)
+        layer_ids = [ref["Ref"] if isinstance(ref, dict) else ref for ref in listed]
         functions[logical_id] = BuiltFunction(
             logical_id=logical_id,
             code_dir=build_dir / properties.get("CodeUri", globals_.get("CodeUri")),
             handler=properties.get("Handler", globals_.get("Handler")),
-            layers=tuple(layers),
+            layers=tuple((layer_id, layer_folders[layer_id]) for layer_id in layer_ids),
         )
     return functions
 

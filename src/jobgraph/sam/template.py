@@ -40,15 +40,6 @@ API (keep stable, other modules rely on it):
 ``inline_definitions(template, root) -> dict[str, str]``
     That inlining on its own (in place); returns logical id → the definition file's path relative to ``root``.
 
-``check_parameters(template, values) -> list[str]``
-    What CloudFormation would refuse in these parameter values (AllowedValues, AllowedPattern, Min/MaxValue,
-    Min/MaxLength, Number, unknown names, missing values), one line each; empty when valid. Local deploys
-    call it before anything is created, so a local run refuses what a deploy to AWS would.
-
-``parameter_values(template, overrides) -> dict``
-    Overrides over the defaults, checked (``check_parameters``, then the template's ``Rules``:
-    ``check_rules``); ValueError with one line otherwise.
-
 ``load_sam_template(path) -> dict``
     ``load_template`` for a user's ``--template``: a file, at most 1 MB, UTF-8, YAML/JSON, a mapping with the
     SAM Transform and Resources (``check_sam_template``); ValueError with one line naming the file otherwise.
@@ -64,7 +55,7 @@ API (keep stable, other modules rely on it):
     (``sam package`` does the same with the untransformed child). Children are transformed with their
     own defaults; their real parameter values are the parent's ``Parameters`` of that stack resource.
 
-``ARTIFACT_BUCKET`` is ``"jobgraph-local-artifacts"``.
+``ARTIFACT_BUCKET`` is ``"jobgraph-local-artifacts"``. Parameter values are checked in ``jobgraph.sam.parameters``.
 """
 
 from __future__ import annotations
@@ -73,7 +64,7 @@ import copy
 import json
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +146,7 @@ def transform_template(
     ``rewrite_code_uris``; transform_tree passes a nested template's folder relative to the root's)."""
     import boto3
     from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+    from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.arn_generator import ArnGenerator
     from samtranslator.translator.translator import Translator
@@ -181,135 +173,17 @@ def transform_template(
     # A session only names the region (no credentials or calls needed); Translator reads region_name.
     session = boto3.session.Session(region_name=region)
     to_py27_compatible_template(sam_template, parameter_values)
-    transformed = Translator(None, Parser(), boto_session=session).translate(
-        sam_template, parameter_values=parameter_values, get_managed_policy_map=managed_policy_map
-    )
+    # samtranslator records metrics per transform and, if nobody publishes them, warns on stderr when they are
+    # garbage-collected ("There are unpublished metrics", once per template of every `jobgraph run`): offline,
+    # published to its dummy publisher, which drops them
+    metrics = Metrics(metrics_publisher=DummyMetricsPublisher())
+    try:
+        transformed = Translator(None, Parser(), boto_session=session, metrics=metrics).translate(
+            sam_template, parameter_values=parameter_values, get_managed_policy_map=managed_policy_map
+        )
+    finally:
+        metrics.publish()
     return undo_mark_unicode_str_in_template(transformed), code_locations
-
-
-# --- parameter values, checked as CloudFormation checks them before it creates anything ------------------
-
-_LIST_TYPES = ("CommaDelimitedList", "List<Number>")
-
-
-def _is_number(text: str) -> bool:
-    # CloudFormation's Number: an integer or a float, written plainly ("1", "-2.5", "1e3"); not nan/inf
-    import re
-
-    return bool(re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text.strip()))
-
-
-def parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str]:
-    """Every parameter's value as CloudFormation would take it: ``overrides`` over the template's defaults;
-    ValueError, one line, naming every problem :func:`check_parameters` finds."""
-    declared = template.get("Parameters") or {}
-    values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
-    values.update(overrides)
-    problems = check_parameters(template, values) or check_rules(template, values)
-    if problems:
-        raise ValueError("; ".join(problems))
-    return values
-
-
-class _Unknown(Exception):
-    """A rule function this checker does not evaluate (CloudFormation will judge the rule on AWS)."""
-
-
-def _rule_value(node, values: dict[str, str]):
-    if isinstance(node, str | int | float | bool):
-        return str(node).lower() if isinstance(node, bool) else str(node)
-    if isinstance(node, list):
-        return [_rule_value(item, values) for item in node]
-    if isinstance(node, dict) and len(node) == 1:
-        ((name, argument),) = node.items()
-        if name == "Ref" and argument in values:
-            return values[argument]
-        if name == "Fn::Equals":
-            left, right = (_rule_value(a, values) for a in argument)
-            return left == right
-        if name == "Fn::Not":
-            return not _rule_value(argument[0], values)
-        if name == "Fn::And":
-            return all(_rule_value(a, values) for a in argument)
-        if name == "Fn::Or":
-            return any(_rule_value(a, values) for a in argument)
-        if name == "Fn::Contains":
-            choices, value = (_rule_value(a, values) for a in argument)
-            return value in choices
-    raise _Unknown(node)
-
-
-def check_rules(template: dict, values: dict[str, str]) -> list[str]:
-    """The template's ``Rules`` as CloudFormation applies them before it creates anything: for each rule
-    whose RuleCondition holds (or that has none), every Assert must hold, else its AssertDescription.
-    Rules using functions beyond Ref, Equals, Not, And, Or and Contains are left to CloudFormation."""
-    problems = []
-    for name, rule in (template.get("Rules") or {}).items():
-        try:
-            if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], values):
-                continue
-            for assertion in rule.get("Assertions") or []:
-                if not _rule_value(assertion["Assert"], values):
-                    problems.append(f"rule {name}: {assertion.get('AssertDescription') or 'an assertion fails'}")
-        except (_Unknown, KeyError, TypeError, ValueError):
-            continue
-    return problems
-
-
-def check_parameters(template: dict, values: dict[str, str]) -> list[str]:
-    """The problems CloudFormation would report for these parameter values, one line each (empty: valid).
-
-    ``values``: every parameter's value as CloudFormation receives it (overrides over the template's
-    defaults, all strings). Checked as CloudFormation documents: names the template declares, a value for
-    each parameter without a Default; Number (and each List<Number> item) a number within MinValue/MaxValue;
-    String within MinLength/MaxLength; AllowedValues and AllowedPattern (the whole value must match) on a
-    String, or on each item of a CommaDelimitedList. A NoEcho parameter's value is never quoted.
-    """
-    import re
-
-    from jobgraph.core.bounds import quote
-
-    declared = template.get("Parameters") or {}
-    problems = [
-        f"parameter {quote(name)}: the template declares no such parameter" for name in values if name not in declared
-    ]
-    for name, spec in declared.items():
-        if name not in values:
-            problems.append(f"parameter {name}: must have a value (it has no Default)")
-            continue
-        value, kind = str(values[name]), str(spec.get("Type", "String"))
-        shown = "(NoEcho value)" if str(spec.get("NoEcho", "false")).lower() == "true" else quote(value)
-        hint = f" ({spec['ConstraintDescription']})" if spec.get("ConstraintDescription") else ""
-        items = [item.strip() if kind == "List<Number>" else item for item in value.split(",")]
-        items = items if kind in _LIST_TYPES else [value]
-        for item in items:
-            what = f"parameter {name}: {shown}" + (f" item {quote(item)}" if kind in _LIST_TYPES else "")
-            if kind in ("Number", "List<Number>"):
-                if not _is_number(item):
-                    problems.append(f"{what} is not a number")
-                    continue
-                number = float(item)
-                if "MinValue" in spec and number < float(spec["MinValue"]):
-                    problems.append(f"{what} is less than MinValue {spec['MinValue']}{hint}")
-                if "MaxValue" in spec and number > float(spec["MaxValue"]):
-                    problems.append(f"{what} is greater than MaxValue {spec['MaxValue']}{hint}")
-            if kind == "String":
-                if "MinLength" in spec and len(item) < int(spec["MinLength"]):
-                    problems.append(f"{what} is shorter than MinLength {spec['MinLength']}{hint}")
-                if "MaxLength" in spec and len(item) > int(spec["MaxLength"]):
-                    problems.append(f"{what} is longer than MaxLength {spec['MaxLength']}{hint}")
-            allowed = spec.get("AllowedValues")
-            if allowed is not None and item not in [str(a) for a in allowed]:
-                problems.append(f"{what} is not one of AllowedValues {[str(a) for a in allowed]}{hint}")
-            pattern = spec.get("AllowedPattern")
-            if pattern is not None and kind in ("String", "CommaDelimitedList"):
-                try:
-                    matched = re.fullmatch(str(pattern), item) is not None
-                except re.error:
-                    matched = True  # a Java-only construct: CloudFormation will judge it
-                if not matched:
-                    problems.append(f"{what} does not match AllowedPattern {quote(str(pattern))}{hint}")
-    return problems
 
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
@@ -372,6 +246,18 @@ def nested_locations(template: dict) -> dict[str, str]:
         if isinstance(location, str) and not location.startswith(("s3://", "https://", "http://")):
             found[logical_id] = location
     return found
+
+
+def nested_function_layers(layers: Any, passed: dict, condition_holds: Callable[[str], bool]) -> list:
+    """A function's ``Layers`` in a nested template, as its parent's layer references: an ``Fn::If`` decided by
+    ``condition_holds`` (called with the nested template's condition name), then each ``Ref`` to a parameter
+    the parent passes replaced by what it passes (``CoreLayerArn: !Ref CoreLayer`` -> ``{"Ref": "CoreLayer"}``).
+    A template's own functions (nothing passed) keep their references. The one reading of a nested function's
+    layers, for `sam build`'s output (sam/build.py, sam/localinvoke.py) and a stack deployed locally."""
+    if isinstance(layers, dict) and "Fn::If" in layers:
+        name, when_true, when_false = layers["Fn::If"]
+        layers = when_true if condition_holds(name) else when_false
+    return [passed.get(ref["Ref"], ref) if isinstance(ref, dict) and "Ref" in ref else ref for ref in layers]
 
 
 @dataclass

@@ -51,12 +51,15 @@ def run_detail(run: dict[str, Any], *, scenario: int, stack: str, bucket: str, p
     }
 
 
-def announce_run_end(table: RunStore, events: EventPublisher, run_id: str, **context: Any) -> str | None:
+def announce_run_end(
+    table: RunStore, events: EventPublisher, run_id: str, run: dict[str, Any] | None = None, **context: Any
+) -> str | None:
     """Publish the run's end unless it was announced before; returns the event id or None (also for an API
-    task's run id: a task is no run, nothing downstream waits for it)."""
+    task's run id: a task is no run, nothing downstream waits for it). ``run``: its record, if the caller
+    has just read it after ending the run (else it is read here)."""
     if is_task_id(run_id):
         return None
-    run = table.get_run(run_id)
+    run = run if run is not None else table.get_run(run_id)
     if "announced_event_id" in run or run.get("status") not in ("COMPLETED", "FAILED"):
         return None
     event_id = events.publish(run_detail(run, **context))

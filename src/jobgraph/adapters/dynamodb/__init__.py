@@ -29,7 +29,7 @@ from __future__ import annotations
 from jobgraph.adapters.dynamodb.approvals import DynamoApprovalStore
 from jobgraph.adapters.dynamodb.config import DynamoConfigStore
 from jobgraph.adapters.dynamodb.jobs import MAX_OUTCOME_TRIES, DynamoJobStore
-from jobgraph.adapters.dynamodb.runs import RUN_STATUSES, DynamoRunStore
+from jobgraph.adapters.dynamodb.runs import DynamoRunStore
 from jobgraph.adapters.dynamodb.table import job_key, progress_key, run_key, task_key
 from jobgraph.adapters.dynamodb.tasks import DynamoTaskStore
 from jobgraph.adapters.dynamodb.triggers import DynamoTriggerStore
@@ -39,7 +39,6 @@ from jobgraph.core.ports import JobClaim, TriggerClaim
 __all__ = [
     "APPROVAL_SK",
     "MAX_OUTCOME_TRIES",
-    "RUN_STATUSES",
     "DynamoApprovalStore",
     "DynamoConfigStore",
     "DynamoJobStore",

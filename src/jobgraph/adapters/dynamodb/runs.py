@@ -19,8 +19,6 @@ from jobgraph.core.ids import is_task_id
 from jobgraph.core.models import RunStatus, utc_now_iso
 from jobgraph.core.progress import Progress
 
-RUN_STATUSES = tuple(status.value for status in RunStatus)
-
 
 class DynamoRunStore(TableAccess):
     def create_run(

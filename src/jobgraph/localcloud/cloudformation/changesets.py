@@ -70,6 +70,11 @@ def set_listener(listener: Callable[[StackOperation], None] | None) -> None:
             _LISTENER.append(listener)
 
 
+def has_listener() -> bool:
+    """Whether a listener stabilises stacks (it then also makes their alarms: the controller's MetricsControl)."""
+    return bool(_LISTENER)
+
+
 def _backend(account_id: str, region: str):
     from moto.cloudformation.models import cloudformation_backends
 

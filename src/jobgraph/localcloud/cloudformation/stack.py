@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.core.errors import JobGraphError
+from jobgraph.localcloud.cloudformation import changesets
 from jobgraph.localcloud.lambda_runtime.code import register_source
 from jobgraph.localcloud.server import LocalEndpoint
 
@@ -52,12 +53,6 @@ class DeployedStack:
 
     def resources_of_type(self, resource_type: str) -> dict[str, dict]:
         return {k: v for k, v in self.transformed["Resources"].items() if v.get("Type") == resource_type}
-
-    def logical_id_of(self, physical_id: str) -> str:
-        for logical, physical in self.physical_ids.items():
-            if physical == physical_id:
-                return logical
-        raise KeyError(physical_id)
 
 
 def _zip_folder(folder: Path) -> bytes:
@@ -86,7 +81,7 @@ def _artifact_locations(transformed: dict) -> list[tuple[str, str]]:
 
 
 def _parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str]:
-    from jobgraph.sam.template import parameter_values
+    from jobgraph.sam.parameters import parameter_values
 
     try:  # what CloudFormation on AWS would refuse, refused here too, before anything is created
         return parameter_values(template, overrides)
@@ -150,12 +145,14 @@ def alarm_definitions(moto_stack) -> list[tuple[str, dict]]:
 
 
 def create_alarms(endpoint: LocalEndpoint, stack: DeployedStack) -> list[str]:
-    """Create the AWS::CloudWatch::Alarm resources of the stack and its nested stacks through the CloudWatch API."""
-    cloudwatch = endpoint.client("cloudwatch")
+    """Create the AWS::CloudWatch::Alarm resources of the stack and its nested stacks through the CloudWatch API,
+    unless the local cloud's controller stabilised the stack: it made them then (observability/control.py)."""
+    cloudwatch = None if changesets.has_listener() else endpoint.client("cloudwatch")
     names = []
     for stack_name in stack.stacks or [stack.name]:
         for logical_id, properties in alarm_definitions(_moto_stack(endpoint, stack_name)):
-            cloudwatch.put_metric_alarm(**properties)
+            if cloudwatch is not None:
+                cloudwatch.put_metric_alarm(**properties)
             stack.physical_ids[logical_id] = properties["AlarmName"]
             names.append(properties["AlarmName"])
     return names
@@ -188,19 +185,20 @@ def deploy(
     root = template_path.parent
     s3 = endpoint.client("s3")
     code_paths: dict[str, Path] = {}
+    buckets: set[str] = set()  # those known to exist: one head_bucket each, not one per artifact
     for _trail, node in tree.walk():
         for bucket, key in _artifact_locations(node.transformed):
             # samtemplate names each artifact after its folder relative to the (root) template
             folder = root if key == "root" else root / key
             if not folder.is_dir():
                 raise DeployError(f"{node.path}: code folder {folder} of s3://{bucket}/{key} does not exist")
-            _ensure_bucket(s3, bucket, endpoint.region)
+            _ensure_bucket(s3, bucket, endpoint.region, buckets)
             if key not in code_paths:
                 package = _zip_folder(folder)
                 register_source(package, folder)  # the local runtime runs this package from the folder itself
                 s3.put_object(Bucket=bucket, Key=key, Body=package)
             code_paths[key] = folder
-    _upload_nested_templates(s3, tree, stack_name)
+    _upload_nested_templates(s3, tree, stack_name, buckets)
 
     cloudformation = endpoint.client("cloudformation")
     cloudformation.create_stack(
@@ -242,22 +240,22 @@ def _with_parent_layers(resources: dict, passed: dict, moto_stack) -> dict:
     """A nested stack's functions get their layers as parameters (``CoreLayerArn: !Ref CoreLayer``): in the
     merged view their ``Layers`` name the parent's layer resources, as the runtime finds layer folders by
     logical id (moto keeps no layer ARNs to match). Conditions are the nested stack's as moto evaluated them."""
+    from jobgraph.sam.template import nested_function_layers
+
     if not passed:
         return resources
+    holds = moto_stack.resource_map.lazy_condition_map.__getitem__
     merged = {}
     for logical_id, resource in resources.items():
         layers = resource.get("Properties", {}).get("Layers")
         if resource.get("Type") == "AWS::Lambda::Function" and layers:
-            if isinstance(layers, dict) and "Fn::If" in layers:
-                name, when_true, when_false = layers["Fn::If"]
-                layers = when_true if moto_stack.resource_map.lazy_condition_map[name] else when_false
-            layers = [passed.get(ref["Ref"], ref) if isinstance(ref, dict) and "Ref" in ref else ref for ref in layers]
+            layers = nested_function_layers(layers, passed, holds)
             resource = {**resource, "Properties": {**resource["Properties"], "Layers": layers}}
         merged[logical_id] = resource
     return merged
 
 
-def _upload_nested_templates(s3, tree, stack_name: str) -> None:
+def _upload_nested_templates(s3, tree, stack_name: str, buckets: set[str]) -> None:
     """Each nested template (transformed) into the artifacts bucket, its stack resource pointed at it.
 
     moto's CloudFormation reads a nested stack's TemplateURL from its own S3 and applies no transform, so
@@ -267,17 +265,21 @@ def _upload_nested_templates(s3, tree, stack_name: str) -> None:
     for trail, node in reversed(list(tree.walk())):
         for logical_id, child in node.children.items():
             key = f"templates/{stack_name}/{'/'.join((*trail, logical_id))}.json"
-            _ensure_bucket(s3, ARTIFACT_BUCKET, s3.meta.region_name)
+            _ensure_bucket(s3, ARTIFACT_BUCKET, s3.meta.region_name, buckets)
             s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=json.dumps(child.transformed).encode())
             node.transformed["Resources"][logical_id]["Properties"]["TemplateURL"] = (
                 f"https://s3.amazonaws.com/{ARTIFACT_BUCKET}/{key}"
             )
 
 
-def _ensure_bucket(s3, bucket: str, region: str) -> None:
+def _ensure_bucket(s3, bucket: str, region: str, buckets: set[str]) -> None:
+    """``bucket`` made if it does not exist yet, unless ``buckets`` (those seen this deploy) has it already."""
     from botocore.exceptions import ClientError
 
+    if bucket in buckets:
+        return
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    buckets.add(bucket)

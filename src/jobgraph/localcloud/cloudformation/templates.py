@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 _VIRTUAL_HOST = re.compile(r"^(?P<bucket>.+)\.s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
-_PATH_HOST = re.compile(r"^s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
 
 
 class TemplateLocationError(ValueError):
@@ -79,8 +78,9 @@ def _transforms(template: dict) -> list[str]:
     return [declared] if isinstance(declared, str) else list(declared)
 
 
-def parameter_values(template: dict, given: dict[str, Any]) -> dict[str, str]:
-    """The template's parameter defaults overridden by the values given (strings, as CloudFormation holds them)."""
+def _defaults_overridden(template: dict, given: dict[str, Any]) -> dict[str, str]:
+    """The template's parameter defaults overridden by the values given (strings, as CloudFormation holds them),
+    unchecked: unlike :func:`jobgraph.sam.parameters.parameter_values`, which refuses what CloudFormation would."""
     values = {
         name: str(spec["Default"])
         for name, spec in (template.get("Parameters") or {}).items()
@@ -102,7 +102,7 @@ def process_template(text: str | dict, parameters: dict[str, Any], region: str) 
     from jobgraph.sam.template import transform_template
 
     try:
-        transformed, _locations = transform_template(template, parameter_values(template, parameters), region)
+        transformed, _locations = transform_template(template, _defaults_overridden(template, parameters), region)
     except Exception as exc:  # samtranslator's InvalidDocumentException and friends: the change set fails
         raise TransformFailed(f"Transform {SAM_TRANSFORM} failed with: {_transform_message(exc)}") from None
     return json.dumps(transformed)

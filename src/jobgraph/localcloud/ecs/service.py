@@ -114,9 +114,6 @@ class TaskRun:
     exit_code: int | None = None
     stopped_reason: str = ""
 
-    def billed_seconds(self, now: datetime) -> float:
-        return max(60.0, ((self.stopped_at or now) - self.started_at).total_seconds())
-
 
 @dataclass
 class LocalTask:

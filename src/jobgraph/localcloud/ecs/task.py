@@ -17,7 +17,7 @@ import signal
 import sys
 
 from jobgraph.localcloud import lifetime
-from jobgraph.localcloud.faults import FaultPlan
+from jobgraph.localcloud.faults import FaultPlan, on_last_receive
 from jobgraph.localcloud.lambda_runtime.sandbox import KILL_EXIT_CODE, InjectedFault, allow_loopback_only
 
 FAULT_PLAN_VARIABLE = "JOBGRAPH_FAULT_PLAN"
@@ -58,10 +58,7 @@ class TaskFaults:
                     MessageDeduplicationId=f"dup-{message['MessageId']}",
                 )
                 logger.warning("injected fault", extra={"fault": "duplicate"})
-        last_attempt = bool(self.max_receive_count) and any(
-            int(m["Attributes"].get("ApproximateReceiveCount", "1")) >= self.max_receive_count for m in messages
-        )
-        fault = self.plan.invocation_fault(self.rng, last_attempt)
+        fault = self.plan.invocation_fault(self.rng, on_last_receive(messages, self.max_receive_count))
         if fault:
             logger.warning("injected fault", extra={"fault": fault})
         if fault == "fail-before":

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from jobgraph.adapters.sqs import sqs_event
 from jobgraph.core.retry import backoff_s
-from jobgraph.localcloud.faults import FaultPlan
+from jobgraph.localcloud.faults import FaultPlan, on_last_receive
 from jobgraph.localcloud.lambda_runtime.workers import FunctionSpec, Worker
 
 IDLE_MIN_S = 0.005
@@ -73,20 +73,18 @@ class RuntimeStats:
     in_flight: Counter = field(default_factory=Counter)
     last_error: dict = field(default_factory=dict)
     done_jobs: dict = field(default_factory=lambda: defaultdict(set))  # function -> job ids it finished
-    oldest_age_s: dict = field(default_factory=dict)  # queue url -> largest wait seen since last read
-
-    def take_oldest_age(self, queue_url: str) -> float | None:
-        """Largest queue wait of a first receive since the previous call (ApproximateAgeOfOldestMessage)."""
-        with self.lock:
-            return self.oldest_age_s.pop(queue_url, None)
 
     def record_invocation(self, name: str, outcome) -> None:
-        """One invocation's billing figures (the caller holds the lock)."""
+        """One invocation's billing figures, and its error if it failed (the caller holds the lock)."""
         self.invocations[name] += 1
         self.cold_starts[name] += int(outcome.cold_start)
         self.invocation_ms[name].append(outcome.duration_ms)
         if outcome.cold_start:
             self.init_ms[name].append(outcome.init_ms)
+        if not outcome.ok:
+            self.errors[name] += 1
+            self.deaths[name] += int(outcome.died)
+            self.last_error[name] = outcome.error
 
     def add(self, **counters) -> None:
         with self.lock:
@@ -188,10 +186,7 @@ class MappingPoller:
             count = int(message["Attributes"].get("ApproximateReceiveCount", "1"))
             with self.stats.lock:
                 if count == 1:
-                    wait_ms = now_ms - int(message["Attributes"]["SentTimestamp"])
-                    self.stats.queue_wait_ms[name].append(wait_ms)
-                    url = self.mapping.queue_url
-                    self.stats.oldest_age_s[url] = max(self.stats.oldest_age_s.get(url, 0.0), wait_ms / 1000)
+                    self.stats.queue_wait_ms[name].append(now_ms - int(message["Attributes"]["SentTimestamp"]))
                 else:
                     self.stats.redeliveries[name] += 1
             if self.faults.duplicate(self.rng, message["Body"]):
@@ -228,10 +223,7 @@ class MappingPoller:
     def dispatch(self, worker: Worker, rng: random.Random, messages: list[dict]) -> None:
         """Invoke the function with one batch and settle every message: delete it or return it for retry."""
         name = self.mapping.function.logical_id
-        last_attempt = bool(self.mapping.max_receive_count) and any(
-            int(m["Attributes"].get("ApproximateReceiveCount", "1")) >= self.mapping.max_receive_count for m in messages
-        )
-        fault = self.faults.invocation_fault(rng, last_attempt)
+        fault = self.faults.invocation_fault(rng, on_last_receive(messages, self.mapping.max_receive_count))
         if fault:
             self.stats.add(faults=(fault, 1))
         try:
@@ -246,10 +238,6 @@ class MappingPoller:
                 retry = set()
         with self.stats.lock:
             self.stats.record_invocation(name, outcome)
-            if not outcome.ok:
-                self.stats.errors[name] += 1
-                self.stats.deaths[name] += int(outcome.died)
-                self.stats.last_error[name] = outcome.error
         done = [m for m in messages if m["MessageId"] not in retry]
         for start in range(0, len(done), 10):
             chunk = done[start : start + 10]

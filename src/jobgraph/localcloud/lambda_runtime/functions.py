@@ -75,7 +75,7 @@ class FunctionControl:
         return _EndpointWorker(spec, log_path, observer=self._observe, controller=self)
 
     def _function_named(self, name_or_arn: str) -> LocalFunction | None:
-        name = name_or_arn.split(":function:", 1)[1].split(":", 1)[0] if ":function:" in name_or_arn else name_or_arn
+        name = _function_name(name_or_arn)
         return next((f for f in self.functions.values() if f.revision.name == name), None)
 
     def function(self, name_or_arn: str) -> LocalFunction | None:
@@ -85,9 +85,8 @@ class FunctionControl:
             return found
         with self.endpoint.lock:
             revisions = read_functions()
-        revision = revisions.get(name_or_arn) or next(
-            (r for r in revisions.values() if r.name == name_or_arn.split(":function:")[-1].split(":")[0]), None
-        )
+        name = _function_name(name_or_arn)
+        revision = revisions.get(name_or_arn) or next((r for r in revisions.values() if r.name == name), None)
         return self._install(revision) if revision is not None else None
 
     def invoke(self, function: LocalFunction, event, fault: str | None = None) -> Invocation:
@@ -105,10 +104,6 @@ class FunctionControl:
             self.stats.record_invocation(name, invocation)
             if fault:
                 self.stats.faults[fault] += 1
-            if not invocation.ok:
-                self.stats.errors[name] += 1
-                self.stats.deaths[name] += invocation.died
-                self.stats.last_error[name] = invocation.error
         return invocation
 
     def invoke_event(self, function: LocalFunction, event) -> None:
@@ -144,6 +139,11 @@ class FunctionControl:
         buffer.add("AWS/Lambda", "Invocations", dimensions, 1, "Count")
         buffer.add("AWS/Lambda", "Errors", dimensions, 0 if invocation.ok else 1, "Count")
         buffer.add("AWS/Lambda", "Duration", dimensions, invocation.duration_ms, "Milliseconds")
+
+
+def _function_name(name_or_arn: str) -> str:
+    """The function name in a name or a (possibly qualified) function ARN."""
+    return name_or_arn.split(":function:", 1)[-1].split(":", 1)[0]
 
 
 class _EndpointWorker(Worker):

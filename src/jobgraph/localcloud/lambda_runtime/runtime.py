@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobgraph.localcloud.cloudformation.stack import DeployedStack
+from jobgraph.localcloud.lambda_runtime.code import layer_path
 from jobgraph.localcloud.lambda_runtime.workers import FunctionSpec, Worker
 from jobgraph.localcloud.server import LocalEndpoint
 
@@ -33,12 +34,6 @@ def default_max_workers() -> int:
 
 def _code_folder(stack: DeployedStack, location: dict) -> Path:
     return stack.code_paths[location["S3Key"]]
-
-
-def _layer_folder(folder: Path) -> Path:
-    """Lambda unpacks a layer to /opt and puts /opt/python on sys.path; a source layer is importable as is."""
-    python = folder / "python"
-    return python if python.is_dir() else folder
 
 
 def function_spec(
@@ -76,7 +71,7 @@ def function_spec(
 def function_specs(endpoint: LocalEndpoint, stack: DeployedStack) -> dict[str, FunctionSpec]:
     lambda_client = endpoint.client("lambda")
     layers = {
-        logical_id: _layer_folder(_code_folder(stack, resource["Properties"]["Content"]))
+        logical_id: layer_path(_code_folder(stack, resource["Properties"]["Content"]))
         for logical_id, resource in stack.resources_of_type("AWS::Lambda::LayerVersion").items()
     }
     specs = {}

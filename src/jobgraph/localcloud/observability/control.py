@@ -31,15 +31,14 @@ class MetricsControl:
             cloudwatch.put_metric_alarm(**properties)
         self.alarms[operation.stack_id] = names
 
-    def _delete_alarms(self, stack_id: str) -> None:
+    def _delete_alarms(self, operation: cfn.StackOperation) -> None:
         """The stack's alarms, deleted in moto's CloudWatch directly: this may run holding the lock."""
         from moto.cloudwatch.models import cloudwatch_backends
 
-        names = self.alarms.pop(stack_id, [])
+        names = self.alarms.pop(operation.stack_id, [])
         if names:
-            _arn, _partition, _service, region, account, *_rest = [*stack_id.split(":"), "", "", "", "", ""]
             with self.endpoint.lock:
-                cloudwatch_backends[account or "123456789012"][region or self.endpoint.region].delete_alarms(names)
+                cloudwatch_backends[operation.account_id][operation.region].delete_alarms(names)
 
     def _before_request(self, service: str, _action: str) -> None:
         """Inside the server's lock, before a request: a CloudWatch reader sees every metric so far."""

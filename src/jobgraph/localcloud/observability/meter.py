@@ -83,6 +83,26 @@ def classify(environ: dict, body: bytes) -> tuple[str, str]:
     return service, action
 
 
+CLASSIFIED = "jobgraph.classified"  # WSGI environ key: the request's (service, action), once it is known
+
+
+def request_origin(environ: dict) -> str:
+    """``control`` (the local cloud's own /moto-api calls: neither counted nor delayed), ``harness`` (the run
+    harness's clients: counted apart) or ``workload`` (what the job graph does)."""
+    if environ.get("PATH_INFO", "").startswith("/moto-api"):
+        return "control"
+    return "harness" if HARNESS_USER_AGENT in environ.get("HTTP_USER_AGENT", "") else "workload"
+
+
+def classified(environ: dict, body: bytes) -> tuple[str, str]:
+    """classify(), once per request: the meter's hooks, its counters, its observers and the latency profile
+    (latency.py) all ask, some inside the server's lock."""
+    found = environ.get(CLASSIFIED)
+    if found is None:
+        found = environ[CLASSIFIED] = classify(environ, body)
+    return found
+
+
 def _written_bytes(body: bytes, action: str) -> int:
     """The bytes of item a single-item write bills: PutItem's item, UpdateItem's key and values (its
     expressions and names are not stored), a DeleteItem's key; the whole body otherwise."""
@@ -141,8 +161,8 @@ class RequestMeter:
     before: list[RequestHook] = field(default_factory=list)
 
     def record(self, environ: dict, request_body: bytes, response_bytes: int) -> None:
-        service, action = classify(environ, request_body)
-        origin = "harness" if HARNESS_USER_AGENT in environ.get("HTTP_USER_AGENT", "") else "workload"
+        service, action = classified(environ, request_body)
+        origin = request_origin(environ)
         units: dict[str, float] = {}
         if service == "sqs":
             units["sqs_requests_64kb"] = max(1, math.ceil(max(len(request_body), response_bytes) / SQS_CHUNK))
@@ -162,19 +182,17 @@ class RequestMeter:
         """WSGI middleware: count the request, then pass it (with its body intact) to ``app``."""
 
         def metered(environ, start_response):
-            if environ.get("PATH_INFO", "").startswith("/moto-api"):  # the local cloud's own control calls
+            if request_origin(environ) == "control":
                 return app(environ, start_response)
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)
-            if self.before:
-                service, action = classify(environ, body)
-                for hook in self.before:
-                    hook(service, action)
+            service, action = classified(environ, body)
+            for hook in self.before:
+                hook(service, action)
             chunks = list(app(environ, start_response))
             self.record(environ, body, sum(len(c) for c in chunks))
             if self.observers:
-                service, action = classify(environ, body)
                 response = b"".join(chunks)
                 for observer in self.observers:
                     observer(service, action, body, response)
