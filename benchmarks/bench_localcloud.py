@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from jobgraph.adapters.local_disk import staged_run
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import total_jobs
 from jobgraph.core.run import RunSpec
@@ -44,7 +45,7 @@ def measure(
     spec = RunSpec(f"bench-{size}", "bench", scenarios, seed)
     jobs = total_jobs(sequences)
     with tempfile.TemporaryDirectory() as tmp:
-        solved = solve(sequences, spec, Path(tmp) / "solve")
+        solved = solve(sequences, spec, Path(tmp) / "solve", staging=staged_run)
         started = time.monotonic()
         chosen = scenario_of(scenario)
         options = LocalOptions(

@@ -56,13 +56,11 @@ def event(name: str) -> dict:
 
 def reset_cached_clients() -> None:
     """Runtimes and boto3 clients are cached per process (as in Lambda); tests start each stack fresh."""
-    from jobgraph.adapters import dynamodb, events, runners, s3, sqs, targets
+    from jobgraph.adapters import clients, targets
     from jobgraph.services import processor, scheduler, start_run, status, step_tasks, triggers
 
     for cached in (
-        s3.default_s3_client,
-        sqs.default_sqs_client,
-        dynamodb.default_dynamodb_client,
+        clients.default_client,
         processor.processor_runtime,
         scheduler.scheduler_runtime,
         start_run.start_run_deps,
@@ -70,9 +68,7 @@ def reset_cached_clients() -> None:
         step_tasks.step_task_runtime,
         status.api_deps,
         triggers.trigger_runtime,
-        events.default_events_client,
         targets.default_client,
-        runners.default_client,
     ):
         cached.cache_clear()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from jobgraph.adapters.local_disk import staged_run
 from jobgraph.core.run import RunSpec
 from jobgraph.core.solver import solve
 from tests.conftest import BROWSER_OPT_IN, capability_absent
@@ -44,7 +45,7 @@ def chromium() -> tuple[str, ...]:
 def solved(graph, tmp_path_factory) -> Path:
     """The reference solver's run of the module's ``graph``: what every run of it must reproduce exactly."""
     out = tmp_path_factory.mktemp("solve")
-    solve(graph, RunSpec(RUN_ID, "default", SCENARIOS, SEED), out)
+    solve(graph, RunSpec(RUN_ID, "default", SCENARIOS, SEED), out, staging=staged_run)
     return out / RUN_ID
 
 

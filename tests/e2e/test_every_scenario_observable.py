@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from jobgraph.core.models import route_job_id
+from jobgraph.core.ids import route_job_id
 from tests.processes import served_run, wait_for
 
 pytestmark = pytest.mark.e2e

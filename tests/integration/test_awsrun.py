@@ -16,6 +16,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from jobgraph.adapters.local_disk import staged_run
 from jobgraph.cli.main import main
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.run import RunSpec
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_aws_mode_drives_a_deployed_stack_through_its_outputs(tmp_path):
     sequences = generate_sequences(3, seed=21)
     spec = RunSpec("aws-mode", "perf-1", 50, 9)
-    solve(sequences, spec, tmp_path / "solve")
+    solve(sequences, spec, tmp_path / "solve", staging=staged_run)
     with LocalEndpoint() as endpoint:
         controller = Controller(endpoint, tmp_path / "cloud").start()
         try:

@@ -16,7 +16,8 @@ import pytest
 
 from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.memory import MemoryJobsTable, MemoryTable
-from jobgraph.core.models import CompletedJob, ExecType, JobStatus, route_job_id
+from jobgraph.core.ids import route_job_id
+from jobgraph.core.models import CompletedJob, ExecType, JobStatus
 from jobgraph.localcloud.server import LocalEndpoint
 from tests.integration.conftest import create_table
 

@@ -22,7 +22,8 @@ from jobgraph.adapters.s3 import S3BlobStore
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import aggregation_job, merge_job, route_job
-from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, new_task_id
+from jobgraph.core.ids import new_task_id
+from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus
 from jobgraph.core.results import ResultStore, sequence_key
 from jobgraph.core.run import RunSpec
 from jobgraph.services import scheduler

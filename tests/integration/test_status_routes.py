@@ -14,7 +14,8 @@ import boto3
 from fastapi.testclient import TestClient
 
 from jobgraph.adapters.sqs import sqs_event
-from jobgraph.core.models import ExecType, JobStatus, is_task_id, route_job_id, run_id_of_job
+from jobgraph.core.ids import is_task_id, route_job_id, run_id_of_job
+from jobgraph.core.models import ExecType, JobStatus
 from jobgraph.core.progress import bucket_value, time_bucket
 from jobgraph.core.results import request_key
 from jobgraph.services import status

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from jobgraph.adapters.local_disk import staged_run
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.run import RunSpec
 from jobgraph.core.solver import solve
@@ -55,7 +56,7 @@ def test_aws_mode_drives_the_state_machine_through_the_stack_outputs(deployed, t
     endpoint, _tasks, _current = deployed
     sequences = generate_sequences(3, seed=21)
     spec = RunSpec("sfn-aws", "perf-1", 50, 9)
-    solve(sequences, spec, tmp_path / "solve")
+    solve(sequences, spec, tmp_path / "solve", staging=staged_run)
     outcome = run_on_stack(endpoint, sequences, spec, tmp_path / "out")
     assert outcome.mode == "AWS" and outcome.scenario == 3 and outcome.run_record["status"] == "COMPLETED"
     assert_same_run(read_run(outcome.out_dir), read_run(tmp_path / "solve" / "sfn-aws"))

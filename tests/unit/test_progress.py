@@ -1,4 +1,4 @@
-"""core/progress.py (a run's counters) and the job id → run id reading of core/models.py: pure functions."""
+"""core/progress.py (a run's counters) and the job id → run id reading of core/ids.py: pure functions."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import random
 
 import pytest
 
-from jobgraph.core.models import (
-    ExecType,
+from jobgraph.core.ids import (
     aggregation_job_id,
     is_task_id,
     merge_job_id,
     new_task_id,
     route_job_id,
+    route_of_job,
     run_id_of_job,
 )
+from jobgraph.core.models import ExecType
 from jobgraph.core.progress import Progress, bucket_value, counter_deltas, estimate_seconds, time_bucket
 
 
@@ -71,6 +72,13 @@ def test_every_job_id_names_its_run(run_id):
     for job_id in (route_job_id(run_id, 0, 0), route_job_id(run_id, 12, 7), aggregation_job_id(run_id, 3),
                    merge_job_id(run_id), f"{run_id}-syn-{42:07d}"):  # fmt: skip
         assert run_id_of_job(job_id) == run_id, job_id
+
+
+@pytest.mark.parametrize("run_id", ["r1", "a-s1-r2", "s0-r0"])
+def test_a_route_job_id_reads_back_its_sequence_and_route(run_id):
+    assert route_of_job(route_job_id(run_id, 12, 7)) == (12, 7)
+    for other in (aggregation_job_id(run_id, 3), merge_job_id(run_id), f"{run_id}-syn-{1:07d}"):
+        assert route_of_job(other) is None, other
 
 
 def test_a_run_id_alone_is_no_job_id_unless_it_ends_like_one():

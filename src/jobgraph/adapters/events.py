@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 
+from jobgraph.adapters.clients import LazyClient
 from jobgraph.core.errors import StoreError
 
 SOURCE = "jobgraph"
@@ -18,23 +18,12 @@ DETAIL_TYPES = {
 }
 
 
-@cache
-def default_events_client():
-    import boto3
-
-    return boto3.client("events")
-
-
 class RunEvents:
+    client = LazyClient("events")
+
     def __init__(self, bus_name: str, client=None):
         self.bus_name = bus_name
         self._client = client
-
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = default_events_client()
-        return self._client
 
     def publish(self, detail: dict) -> str:
         response = self.client.put_events(

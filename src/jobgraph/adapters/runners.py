@@ -5,28 +5,17 @@ run, named after it) and the StepTask function (a task's job, invoked asynchrono
 from __future__ import annotations
 
 import json
-from functools import cache
 
+from jobgraph.adapters.clients import LazyClient
 from jobgraph.core.errors import RunExistsError
 
 
-@cache
-def default_client(service: str):
-    import boto3
-
-    return boto3.client(service)
-
-
 class StateMachine:
+    client = LazyClient("stepfunctions")
+
     def __init__(self, arn: str, client=None):
         self.arn = arn
         self._client = client
-
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = default_client("stepfunctions")
-        return self._client
 
     def start(self, name: str, execution_input: dict) -> str:
         """Start the execution ``name``; RunExistsError if one of that name ran before (names are never reused)."""
@@ -47,15 +36,11 @@ class AsyncFunction:
     """A Lambda function invoked with InvocationType Event: Lambda queues the event and retries a failed
     invocation twice, so the function must be idempotent (StepTask is, on the job id)."""
 
+    client = LazyClient("lambda")
+
     def __init__(self, name: str, client=None):
         self.name = name
         self._client = client
-
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = default_client("lambda")
-        return self._client
 
     def invoke(self, payload: dict) -> None:
         self.client.invoke(FunctionName=self.name, InvocationType="Event", Payload=json.dumps(payload).encode())

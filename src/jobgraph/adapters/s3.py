@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-from functools import cache
-
+from jobgraph.adapters.clients import LazyClient
 from jobgraph.core.errors import ObjectNotFoundError, StoreError
 
 
-@cache
-def default_s3_client():
-    import boto3  # honours AWS_ENDPOINT_URL, so the local cloud needs no special code
-
-    return boto3.client("s3")
-
-
 class S3BlobStore:
+    client = LazyClient("s3")
+
     def __init__(self, bucket: str, prefix: str = "", client=None):
         if not bucket:
             raise StoreError("S3 bucket name is empty")
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._client = client
-
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = default_s3_client()
-        return self._client
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, ContentType=content_type)

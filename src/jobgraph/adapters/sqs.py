@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from functools import cache
 
+from jobgraph.adapters.clients import LazyClient, default_client
 from jobgraph.core.errors import StoreError
 from jobgraph.core.models import CompletedJob, IncomingJob
 
@@ -15,28 +15,17 @@ MAX_BATCH = 10  # SQS SendMessageBatch limit
 MAX_BATCH_BYTES = 1024 * 1024
 
 
-@cache
-def default_sqs_client():
-    import boto3
-
-    return boto3.client("sqs")
-
-
 def dedup_id(*parts: str) -> str:
     """FIFO MessageDeduplicationId from the deterministic job id (≤128 chars, safe alphabet)."""
     return hashlib.sha256(":".join(parts).encode()).hexdigest()
 
 
 class FifoQueue:
+    client = LazyClient("sqs")
+
     def __init__(self, queue_url: str, client=None):
         self.queue_url = queue_url
         self._client = client
-
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = default_sqs_client()
-        return self._client
 
     def _send_batches(self, entries: list[dict]) -> None:
         """Entries in calls of at most 10 messages and 1 MiB of bodies, in order."""
@@ -142,7 +131,7 @@ def queue_url_for_arn(queue_arn: str, client=None) -> str:
     parts = queue_arn.split(":")
     if len(parts) != 6 or parts[2] != "sqs":
         raise StoreError(f"not an SQS queue ARN: {queue_arn[:120]!r}")
-    endpoint = (client or default_sqs_client()).meta.endpoint_url.rstrip("/")
+    endpoint = (client or default_client("sqs")).meta.endpoint_url.rstrip("/")
     return f"{endpoint}/{parts[4]}/{parts[5]}"
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import cache
 from urllib.parse import urlparse
 
-from jobgraph.core.errors import StoreError
+from jobgraph.core.errors import TargetRefusedError
 from jobgraph.core.triggers import (
     EventBridgeTarget,
     GlueJobTarget,
@@ -45,10 +45,6 @@ def default_client(service: str, region: str | None = None):
 
     # one attempt per call: a retry after an ambiguous failure is the claim's decision, not the SDK's
     return boto3.client(service, region_name=region, config=Config(retries={"mode": "standard", "max_attempts": 1}))
-
-
-class TargetRefusedError(StoreError):
-    """The target answered that it did not take the request: firing again is safe."""
 
 
 class Targets:

@@ -13,21 +13,12 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 
-from pydantic import ValidationError
-
-from jobgraph.core.loader import format_validation_error
+from jobgraph.adapters.clients import default_client
+from jobgraph.core.loader import validate_document
 from jobgraph.core.triggers import WorkflowConfig
 
 JSON = "application/json"
-
-
-@cache
-def default_client(service: str):
-    import boto3
-
-    return boto3.client(service)
 
 
 @dataclass(frozen=True)
@@ -44,10 +35,7 @@ def parse_document(text: str | bytes, source: str) -> WorkflowConfig:
         document = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{source}: not JSON ({exc})") from None
-    try:
-        return WorkflowConfig.model_validate(document if document is not None else {})
-    except ValidationError as exc:
-        raise ValueError(f"{source}: " + "; ".join(format_validation_error(exc))) from None
+    return validate_document(WorkflowConfig, document, source, ValueError)
 
 
 def _error_code(exc: Exception) -> str:

@@ -29,6 +29,7 @@ from jobgraph.api.schemas import (
     JobStatusBody,
     JobStatusName,
     ResultLinks,
+    RunIdPath,
     RunPage,
     RunRequest,
     RunStartedBody,
@@ -39,13 +40,25 @@ from jobgraph.api.schemas import (
     TaskStatus,
     TestRunId,
 )
-from jobgraph.core.errors import InvalidSequenceError, RunExistsError, RunNotFoundError, TaskNotFoundError
-from jobgraph.core.models import RUN_ID_PATTERN
+from jobgraph.core.errors import (
+    BadTokenError,
+    InvalidSequenceError,
+    JobNotFoundError,
+    NoSuchFileError,
+    NotReadyError,
+    RunExistsError,
+    RunNotFoundError,
+    TaskConflictError,
+    TaskNotFoundError,
+)
 from jobgraph.services import listings, status, tasks
-from jobgraph.services.start_run import parse_sequences, run_spec
+from jobgraph.services.start_run import run_spec, unique_ids
 
 API_VERSION = "1.1.0"
-RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="run id")]
+# the parameters several routes share
+PageLimit = Annotated[int, Query(ge=1, le=100)]
+NextToken = Annotated[str | None, Query(max_length=4096, description="from the previous page")]
+JobIdPath = Annotated[JobId, Path(description="job id (or task id)")]
 ERRORS = {
     400: {"model": ErrorBody, "description": "bad request (e.g. a foreign next_token)"},
     404: {"model": ErrorBody, "description": "unknown run"},
@@ -86,12 +99,12 @@ def error(status_code: int, code: str, message: str, errors: list[dict] | None =
 DOMAIN_ERRORS: tuple[tuple[type[Exception], int, str, str, str | None], ...] = (
     (RunNotFoundError, 404, "not_found", "path.run_id", "no such run"),
     (TaskNotFoundError, 404, "not_found", "path.task_id", "no such task"),
-    (status.JobNotFoundError, 404, "not_found", "path.job_id", "no record of this job"),
-    (status.NoSuchFileError, 404, "not_found", "path.file_type", None),
-    (status.NotReadyError, 409, "not_ready", "path.job_id", "not COMPLETED yet"),
+    (JobNotFoundError, 404, "not_found", "path.job_id", "no record of this job"),
+    (NoSuchFileError, 404, "not_found", "path.file_type", None),
+    (NotReadyError, 409, "not_ready", "path.job_id", "not COMPLETED yet"),
     (RunExistsError, 409, "conflict", "body.run_id", "a run with this id exists"),
-    (tasks.TaskConflictError, 409, "conflict", "client_key", None),
-    (listings.BadTokenError, 400, "bad_request", "query.next_token", None),
+    (TaskConflictError, 409, "conflict", "client_key", None),
+    (BadTokenError, 400, "bad_request", "query.next_token", None),
 )
 
 
@@ -188,8 +201,9 @@ def add_run_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
 
             sequences = generate_sequences(body.generate.count, body.generate.seed)
         else:
-            # already valid one by one (the body model); duplicate ids are a property of the whole list
-            sequences = parse_sequences([s.model_dump(mode="json") for s in body.sequences or []])
+            # already valid one by one (the body model): not validated again; duplicate ids are a property of
+            # the whole list
+            sequences = unique_ids(body.sequences or [])
         api = deps()
         run_id = body.run_id or status.new_run_id()
         started = api.runner.start_run(
@@ -214,8 +228,8 @@ def add_run_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
         test_run_id: Annotated[TestRunId | None, Query(description="only runs of this test run")] = None,
         since: Annotated[IsoTime | None, Query(description="created at or after (ISO date or UTC time)")] = None,
         until: Annotated[IsoTime | None, Query(description="created at or before (a date: all of that day)")] = None,
-        limit: Annotated[int, Query(ge=1, le=100)] = 50,
-        next_token: Annotated[str | None, Query(max_length=4096, description="from the previous page")] = None,
+        limit: PageLimit = 50,
+        next_token: NextToken = None,
     ) -> dict:
         return listings.list_runs(deps(), run_status, test_run_id, since, until, limit, next_token)
 
@@ -229,8 +243,8 @@ def add_run_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
         job_status: Annotated[
             JobStatusName | None, Query(alias="status", description="only jobs in this status")
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=100)] = 50,
-        next_token: Annotated[str | None, Query(max_length=4096, description="from the previous page")] = None,
+        limit: PageLimit = 50,
+        next_token: NextToken = None,
     ) -> dict:
         return listings.list_jobs(deps(), run_id, job_status, limit, next_token)
 
@@ -248,7 +262,7 @@ def add_job_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
         responses=JOB_ERRORS,
         summary="Any job's status (a run's job or a task), with its file's URL once completed",
     )
-    def get_job_status(job_id: Annotated[JobId, Path(description="job id (or task id)")]) -> dict:
+    def get_job_status(job_id: JobIdPath) -> dict:
         return status.job_status(deps(), job_id)
 
     @app.get(
@@ -263,7 +277,7 @@ def add_job_routes(app: FastAPI, deps: Callable[[], status.ApiDeps]) -> None:
         summary="Redirect to a job's file: delays (routes), percentiles, merged_percentiles, data (tasks), or output",
     )
     def download(
-        job_id: Annotated[JobId, Path(description="job id (or task id)")],
+        job_id: JobIdPath,
         file_type: Annotated[FileType, Path(description="the job's file, or 'output' for whichever it has")],
     ) -> RedirectResponse:
         return RedirectResponse(status.download_url(deps(), job_id, file_type), status_code=302)

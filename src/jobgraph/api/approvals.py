@@ -10,17 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, Path, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from jobgraph.api.schemas import ErrorBody
+from jobgraph.api.schemas import ErrorBody, RunIdPath
 from jobgraph.core.errors import ApprovalConflictError, ApprovalExpiredError, ApprovalNotFoundError
-from jobgraph.core.models import RUN_ID_PATTERN
 from jobgraph.services import approvals
 from jobgraph.services.status import ApiDeps
 
-RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="run id")]
 ApprovalStatus = Literal["PENDING_APPROVAL", "APPROVED", "REJECTED", "EXPIRED"]
 
 

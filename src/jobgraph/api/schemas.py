@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from jobgraph.core.bounds import Scenarios, Seed, json_int
-from jobgraph.core.models import (
-    MAX_SYNTHETIC_DATA_KB,
-    MAX_SYNTHETIC_WORK_MS,
-    TASK_ID_PATTERN,
-    TASK_ID_PREFIX,
-    TEST_RUN_ID_PATTERN,
-    RunId,
-    Sequence,
-    is_task_id,
-)
+from jobgraph.core.ids import RESERVED_RUN_ID, RUN_ID_PATTERN, TASK_ID_PATTERN, TEST_RUN_ID_PATTERN, is_task_id
+from jobgraph.core.models import MAX_SYNTHETIC_DATA_KB, MAX_SYNTHETIC_WORK_MS, RunId, Sequence
 from jobgraph.core.run import RunStarted
 
 # API Gateway gives an integration 29 s: a run started through the API must be stored and seeded well
@@ -35,6 +28,7 @@ TestRunId = Annotated[str, StringConstraints(pattern=TEST_RUN_ID_PATTERN)]
 IsoTime = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?Z?)?$")]
 ClientKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{8,128}$")]
 GroupId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="run id")]  # /runs/{run_id}...
 
 
 class _Body(BaseModel):
@@ -61,7 +55,7 @@ class RunRequest(_Body):
         if (self.sequences is None) == (self.generate is None):
             raise ValueError("give exactly one of 'sequences' and 'generate'")
         if self.run_id is not None and is_task_id(self.run_id):
-            raise ValueError(f"run_id: ids starting with {TASK_ID_PREFIX!r} are task ids, not run ids")
+            raise ValueError(RESERVED_RUN_ID)
         return self
 
 

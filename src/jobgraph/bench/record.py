@@ -8,7 +8,6 @@ read it back. The shape is versioned by ``schema``.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from jobgraph.adapters.local_disk import RUN_RECORD
 from jobgraph.bench.cost import run_cost
 from jobgraph.core.bounds import quote, read_json
 from jobgraph.core.errors import JobGraphError
+from jobgraph.core.ids import route_of_job
 from jobgraph.core.models import ExecType
 from jobgraph.runs.outcome import FAILED_RUN_SCHEMA
 
@@ -29,8 +29,6 @@ STAGES = tuple(stage.value for stage in ExecType)
 ROUTE_STAGES = tuple(stage.value for stage in ExecType if stage.is_route)
 # the jobs that do the work, for the cost headline: route jobs of a graph, or a load's synthetic jobs
 WORK_STAGES = (*ROUTE_STAGES, ExecType.SYNTHETIC.value)
-# a route job's id ends with -s<sequence id>-r<route index> (core.models.route_job_id)
-ROUTE_JOB = re.compile(r"-s(\d+)-r(\d+)$")
 FUNCTION_COUNTS = ("invocations", "cold_starts", "errors", "worker_deaths")
 SERVICE_COUNTS = ("tasks", "batches", "received", "retried", "restarts")
 
@@ -60,7 +58,7 @@ def _rounded(values) -> list[float]:
 
 def routes_per_sequence(job_ids) -> list[int]:
     """Routes of each sequence of a graph run (its shape, for `jobgraph project`), from its route jobs' ids."""
-    counts = Counter(int(match[1]) for job_id in job_ids if (match := ROUTE_JOB.search(job_id)))
+    counts = Counter(route[0] for job_id in job_ids if (route := route_of_job(job_id)))
     return [counts[sequence] for sequence in sorted(counts)]
 
 

@@ -105,6 +105,7 @@ def run_prices(args):
 
 
 def cmd_solve(args) -> int:
+    from jobgraph.adapters.local_disk import staged_run
     from jobgraph.cli.report import print_solve_report
     from jobgraph.core.graph import total_jobs
     from jobgraph.core.solver import solve
@@ -112,7 +113,9 @@ def cmd_solve(args) -> int:
 
     sequences, spec = run_inputs(args)
     with progress_bar(total_jobs(sequences), enabled=not args.no_progress and sys.stderr.isatty()) as bar:
-        report = solve(sequences, spec, args.out, overwrite=args.overwrite, on_job=lambda _job: bar.update())
+        report = solve(
+            sequences, spec, args.out, staging=staged_run, overwrite=args.overwrite, on_job=lambda _job: bar.update()
+        )
     print_solve_report(report)
     return 0
 

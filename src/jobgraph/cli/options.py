@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 
 from jobgraph.core.bounds import SEED_LIMIT, SEQUENCE_ID_LIMIT, quote
-from jobgraph.core.models import TEST_RUN_ID_PATTERN
+from jobgraph.core.ids import TEST_RUN_ID_PATTERN
 
 MAX_GENERATED_SEQUENCES = 10_000
 MAX_PORT = 65_535

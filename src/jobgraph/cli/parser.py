@@ -9,7 +9,8 @@ from jobgraph.cli import billing as cli_billing
 from jobgraph.cli import options as opts
 from jobgraph.cli import triggers as cli_triggers
 from jobgraph.cli.errors import OneLineParser
-from jobgraph.core.models import MAX_SCENARIOS, RUN_ID_PATTERN
+from jobgraph.core.ids import RUN_ID_PATTERN
+from jobgraph.core.models import MAX_SCENARIOS
 from jobgraph.runs.scenarios import SCENARIOS
 
 SERVICE_LATENCY_HELP = (

@@ -66,3 +66,35 @@ class RunNotFoundError(JobGraphError):
 
 class TaskNotFoundError(JobGraphError):
     """No task with this id (or it expired)."""
+
+
+class TaskConflictError(JobGraphError):
+    """A client key reused with a different task body."""
+
+
+class JobNotFoundError(JobGraphError):
+    """No record of this job (not started yet, or no such job)."""
+
+
+class NoSuchFileError(JobGraphError):
+    """The job has no file of this type."""
+
+
+class NotReadyError(JobGraphError):
+    """The job has not completed: its file does not exist yet."""
+
+
+class BadTokenError(JobGraphError):
+    """A pagination token that this API did not hand out for this listing."""
+
+
+class TriggerFailedError(JobGraphError):
+    """One or more triggers of a run did not fire (yet); the message is retried (and dead-lettered in the end)."""
+
+
+class ClaimBusyError(JobGraphError):
+    """Another invocation holds the trigger's claim: come back when it has fired it, or died."""
+
+
+class TargetRefusedError(StoreError):
+    """A trigger's target answered that it did not take the request: firing again is safe."""

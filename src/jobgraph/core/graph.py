@@ -7,17 +7,8 @@ after every sequence's AGGREGATION. Pure functions shared by the solver, StartRu
 from __future__ import annotations
 
 from jobgraph.core.errors import InvalidJobError
-from jobgraph.core.models import (
-    CompletedJob,
-    ExecType,
-    IncomingJob,
-    Sequence,
-    aggregation_job_id,
-    correlation_id,
-    exec_type_for,
-    merge_job_id,
-    route_job_id,
-)
+from jobgraph.core.ids import aggregation_job_id, correlation_id, merge_job_id, route_job_id, synthetic_job_id
+from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, Sequence, exec_type_for
 from jobgraph.core.run import Implementation, RunManifest, RunSpec
 
 
@@ -77,7 +68,7 @@ def synthetic_jobs(
     return [
         synthetic_job(
             spec,
-            f"{spec.run_id}-syn-{index:07d}",
+            synthetic_job_id(spec.run_id, index),
             correlation_id(spec.run_id, lane=index % groups),
             work_duration_ms,
             data_size_kb,

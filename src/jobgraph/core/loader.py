@@ -9,10 +9,10 @@ characters of a bad value.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from jobgraph.core.bounds import (
     MAX_QUOTED_CHARS,
@@ -22,7 +22,7 @@ from jobgraph.core.bounds import (
     loads_bounded,
     quote,
 )
-from jobgraph.core.errors import InvalidSequenceError
+from jobgraph.core.errors import ConfigurationError, InvalidSequenceError
 from jobgraph.core.models import Sequence
 
 
@@ -48,6 +48,16 @@ def format_validation_error(exc: ValidationError) -> list[str]:
             message = f"{quote(error.get('input'))} does not match the expected format ({error['ctx']['pattern']})"
         lines.append(f"{where}: {message}" if where else message)
     return lines
+
+
+def validate_document[M: BaseModel](
+    model: type[M], document: object, source: str, error: Callable[[str], Exception] = ConfigurationError
+) -> M:
+    """A decoded document (None, an empty file: {}) → ``model``; ``error`` names the source and every bad field."""
+    try:
+        return model.model_validate(document if document is not None else {})
+    except ValidationError as exc:
+        raise error(f"{source}: " + "; ".join(format_validation_error(exc))) from None
 
 
 def parse_sequence(document: object, source: str) -> Sequence:

@@ -6,8 +6,6 @@ them into one-line messages ("file: sequence 3: routes[1].estimated_takeoff_time
 
 from __future__ import annotations
 
-import re
-import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
@@ -25,12 +23,10 @@ from pydantic import (
 
 from jobgraph.core.airports import is_known_iata
 from jobgraph.core.bounds import MAX_SCENARIOS, Count, Positive, Scenarios, Seed, SequenceId, json_int
+from jobgraph.core.ids import RUN_ID_PATTERN
 from jobgraph.core.timeutil import parse_hms
 
 MIN_TURNAROUND_MIN = 45.0  # GUIDE §4
-RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-# the PerfTestRun cost-allocation tag value (the templates' TestRunId AllowedPattern)
-TEST_RUN_ID_PATTERN = r"^[A-Za-z0-9_.:/=+@-]{1,128}$"
 MAX_SYNTHETIC_WORK_MS = 900_000  # a Lambda's longest timeout
 MAX_SYNTHETIC_DATA_KB = 10_240
 if TYPE_CHECKING:  # to mypy they are ints (as in core/bounds)
@@ -181,56 +177,6 @@ def exec_type_for(route_index: int, total_routes: int) -> ExecType:
     if route_index == 0:
         return ExecType.FIRST
     return ExecType.LAST if route_index == total_routes - 1 else ExecType.INTERMEDIATE
-
-
-# --- deterministic identifiers (GUIDE §1) -------------------------------------------------------
-
-
-def correlation_id(run_id: str, sequence_id: int | None = None, *, lane: int | None = None) -> str:
-    """A job's correlation id: its FIFO message group (SQS's ``MessageGroupId``, named so only where a message
-    is sent or read). One per (run, sequence), so an aircraft's routes run in order while aircraft run in
-    parallel; the run's MERGE its own (it waits for every sequence, not for one); a synthetic load's jobs
-    one per ``lane``, the load's message groups (core.graph.synthetic_jobs)."""
-    if sequence_id is not None:
-        return f"{run_id}-s{sequence_id}"
-    return f"{run_id}-merge" if lane is None else f"{run_id}-g{lane}"
-
-
-def route_job_id(run_id: str, sequence_id: int, route_index: int) -> str:
-    return f"{run_id}-s{sequence_id}-r{route_index}"
-
-
-def aggregation_job_id(run_id: str, sequence_id: int) -> str:
-    return f"{run_id}-s{sequence_id}-agg"
-
-
-def merge_job_id(run_id: str) -> str:
-    return f"{run_id}-merge"
-
-
-# the endings the job id makers above (and core.graph.synthetic_jobs) put after a run id: a job id's ending
-# fixes where its run id ends, so each job id names its run
-_JOB_ID = re.compile(r"^(?P<run>.+?)-(?:s\d+-(?:r\d+|agg)|merge|syn-\d{7})$")
-
-
-def run_id_of_job(job_id: str) -> str | None:
-    """The run a job id belongs to (None: not a job id these makers make)."""
-    match = _JOB_ID.match(job_id)
-    return match.group("run") if match and re.match(RUN_ID_PATTERN, match.group("run")) else None
-
-
-# API tasks (POST /tasks) are their own namespace: a task's job runs under a run id that is its task id,
-# which no run may take (services/start_run.py refuses it), so a task can never join or address a run.
-TASK_ID_PREFIX = "task-"
-TASK_ID_PATTERN = r"^task-[0-9a-f]{32}$"
-
-
-def new_task_id() -> str:
-    return f"{TASK_ID_PREFIX}{uuid.uuid4().hex}"
-
-
-def is_task_id(run_id: str) -> bool:
-    return run_id.startswith(TASK_ID_PREFIX)
 
 
 def utc_now_iso() -> str:

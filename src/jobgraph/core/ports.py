@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from jobgraph.core.models import CompletedJob, IncomingJob
@@ -26,6 +28,13 @@ class BlobStore(Protocol):
 
     def describe(self) -> str:
         """Human-readable location (for messages)."""
+
+
+class RunStaging(Protocol):
+    """Where a whole run is written before it counts: a store that becomes ``out_dir/run_id`` only when the
+    block ends well (adapters/local_disk.staged_run), so a failed run never looks complete."""
+
+    def __call__(self, out_dir: Path, run_id: str, *, overwrite: bool) -> AbstractContextManager[BlobStore]: ...
 
 
 # --- the jobs table, one port per kind of record ---------------------------------------------------------

@@ -1,7 +1,7 @@
 """Reference solver: the whole graph in-process, through the same stage functions as the Lambdas.
 
-Results are staged (``local_disk.staged_run``) and moved into place only when the MERGE has been
-written, so ``OUT/<run_id>`` either holds a complete run or does not exist.
+Results are written through the caller's ``staging`` (``adapters/local_disk.staged_run``) and moved into
+place only when the MERGE has been written, so ``OUT/<run_id>`` either holds a complete run or does not exist.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobgraph.adapters.local_disk import staged_run
 from jobgraph.core import stages
 from jobgraph.core.graph import aggregation_job, merge_job, route_job, run_manifest, total_jobs
 from jobgraph.core.models import IncomingJob, Sequence
+from jobgraph.core.ports import RunStaging
 from jobgraph.core.results import ResultStore
 from jobgraph.core.run import RunSpec
 
@@ -65,12 +65,13 @@ def solve(
     spec: RunSpec,
     out_dir: Path,
     *,
+    staging: RunStaging,
     overwrite: bool = False,
     on_job: ProgressHook | None = None,
 ) -> SolveReport:
     started = time.perf_counter()
-    with staged_run(out_dir, spec.run_id, overwrite=overwrite) as staging:
-        store = ResultStore(staging)
+    with staging(out_dir, spec.run_id, overwrite=overwrite) as blobs:
+        store = ResultStore(blobs)
         stage_ms = solve_into(store, spec, sequences, on_job)
         merged = store.get_merged(spec.run_id)
     return SolveReport(

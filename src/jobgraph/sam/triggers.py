@@ -15,11 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from jobgraph.core.bounds import JsonBoundsError, loads_yaml_bounded
 from jobgraph.core.errors import ConfigurationError
-from jobgraph.core.loader import format_validation_error
+from jobgraph.core.loader import validate_document
 from jobgraph.core.triggers import WorkflowConfig, queue_arn
 
 MAX_CONFIG_FILE_BYTES = 64 * 1024  # a YAML file of workflows with comments
@@ -32,13 +30,6 @@ GRANT_PARAMETERS = (
     "TriggerTopicArns",
     "TriggerMwaaRoleArns",
 )
-
-
-def parse_trigger_config(document: object, source: str) -> WorkflowConfig:
-    try:
-        return WorkflowConfig.model_validate(document if document is not None else {})
-    except ValidationError as exc:
-        raise ConfigurationError(f"{source}: " + "; ".join(format_validation_error(exc))) from None
 
 
 def load_trigger_config(path: Path) -> WorkflowConfig:
@@ -58,7 +49,7 @@ def load_trigger_config(path: Path) -> WorkflowConfig:
         raise ConfigurationError(f"{path}: cannot read trigger config: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
-    return parse_trigger_config(document, str(path))
+    return validate_document(WorkflowConfig, document, str(path))
 
 
 def required_grants(config: WorkflowConfig, region: str, account: str) -> dict[str, list[str]]:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from jobgraph.adapters.dynamodb import RUN_STATUSES
-from jobgraph.core.errors import JobGraphError
+from jobgraph.core.errors import BadTokenError
+from jobgraph.core.models import RunStatus
 from jobgraph.services import page_tokens
 from jobgraph.services.status import ApiDeps, job_view
 
 DATE_RANGE_DAYS = 7  # GET /runs without a filter or range: the last week
-
-
-class BadTokenError(JobGraphError):
-    """A pagination token that this API did not hand out for this listing."""
+RUN_STATUSES = tuple(status.value for status in RunStatus)  # the status index's run partitions
+FOREIGN_TOKEN = "next_token: not a token this listing handed out (or it was for another run/filter)"
 
 
 # --- GET /runs ----------------------------------------------------------------------------------------
@@ -45,7 +43,7 @@ def _decode_token(deps: ApiDeps, token: str, expected: dict) -> dict:
     except page_tokens.ForgedTokenError:
         raise BadTokenError("next_token: not a token this API handed out") from None
     if any(payload.get(k) != v for k, v in expected.items()):
-        raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
+        raise BadTokenError(FOREIGN_TOKEN)
     return payload
 
 
@@ -58,7 +56,7 @@ def _key_of(value) -> dict | None:
         or not value
         or not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in value.values())
     ):
-        raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
+        raise BadTokenError(FOREIGN_TOKEN)
     return value
 
 
@@ -96,7 +94,7 @@ def list_runs(
         default_since = (datetime.now(UTC) - timedelta(days=DATE_RANGE_DAYS)).isoformat(timespec="seconds")[:19]
         since = state.get("since") if state else default_since
         if not isinstance(since, str):
-            raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
+            raise BadTokenError(FOREIGN_TOKEN)
         filters["since"] = since
     until_bound = (until or "") + "~" if until and len(until) == 10 else until  # a date: all of that day
     if test_run_id is not None or status is not None:
@@ -115,7 +113,7 @@ def list_runs(
     # every status: each partition's next page from its own cursor, merged newest first
     cursors = state["c"] if state else dict.fromkeys(RUN_STATUSES)
     if not isinstance(cursors, dict) or set(cursors) != set(RUN_STATUSES):
-        raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
+        raise BadTokenError(FOREIGN_TOKEN)
     pages = {}
     for name, cursor in cursors.items():
         if cursor != "done":
@@ -144,7 +142,7 @@ def list_jobs(deps: ApiDeps, run_id: str, status: str | None, limit: int, next_t
     listing = {"r": run_id, "s": status}
     start = _key_of(_decode_token(deps, next_token, listing).get("k")) if next_token else None
     if start is not None and start.get("pk") != {"S": f"RUN#{run_id}"}:
-        raise BadTokenError("next_token: not a token this listing handed out (or it was for another run/filter)")
+        raise BadTokenError(FOREIGN_TOKEN)
     deps.table.get_run(run_id)  # 404 for an unknown run, not an empty list
     items, last = deps.table.job_page(run_id, status, limit, start)
     return {

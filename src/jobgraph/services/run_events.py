@@ -8,7 +8,7 @@ died in between). The trigger function fires each trigger once per run whatever 
 from __future__ import annotations
 
 from jobgraph.adapters.events import RunEvents
-from jobgraph.core.models import is_task_id
+from jobgraph.core.ids import is_task_id
 from jobgraph.core.ports import EventPublisher, RunStore
 from jobgraph.core.results import merged_key
 from jobgraph.services.settings import RunEndSettings
@@ -49,12 +49,15 @@ def run_detail(run: dict, *, scenario: int, stack: str, bucket: str, prefix: str
     }
 
 
-def announce_run_end(table: RunStore, events: EventPublisher, run_id: str, **context) -> str | None:
+def announce_run_end(
+    table: RunStore, events: EventPublisher, run_id: str, run: dict | None = None, **context
+) -> str | None:
     """Publish the run's end unless it was announced before; returns the event id or None (also for an API
-    task's run id: a task is no run, nothing downstream waits for it)."""
+    task's run id: a task is no run, nothing downstream waits for it). ``run``: its record, if the caller
+    has just read it after ending the run (else it is read here)."""
     if is_task_id(run_id):
         return None
-    run = table.get_run(run_id)
+    run = run if run is not None else table.get_run(run_id)
     if "announced_event_id" in run or run.get("status") not in ("COMPLETED", "FAILED"):
         return None
     event_id = events.publish(run_detail(run, **context))

@@ -94,20 +94,22 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
         return "sequence counted" if counted else "duplicate aggregation ignored"
 
     completed_now = deps.table.complete_run(completed.run_id, completed.output_key or "")
+    run: dict | None = None
     if completed_now:
         run = deps.table.get_run(completed.run_id)
         add_metric(name="RunDurationSeconds", unit=MetricUnit.Seconds, value=float(run["duration_s"]))
         logger.info("run completed", extra={"run_id": completed.run_id, "duration_s": float(run["duration_s"])})
     # also on a redelivery: the first delivery may have died between completing and announcing
-    announce(completed.run_id, deps)
+    announce(completed.run_id, deps, run)
     return "run completed" if completed_now else "run already completed"
 
 
-def announce(run_id: str, deps: SchedulerDeps) -> None:
-    """The run's end on the stack's bus for the downstream triggers (no-op without a bus or if done before)."""
+def announce(run_id: str, deps: SchedulerDeps, run: dict | None = None) -> None:
+    """The run's end on the stack's bus for the downstream triggers (no-op without a bus or if done before);
+    ``run``: the record just read after completing it (one read per MERGE completion, not two)."""
     if deps.events is None:
         return
-    event_id = announce_run_end(deps.table, deps.events, run_id, **deps.event_context)
+    event_id = announce_run_end(deps.table, deps.events, run_id, run, **deps.event_context)
     if event_id:
         logger.info("run end announced", extra={"run_id": run_id, "event_id": event_id})
 

@@ -11,16 +11,15 @@ from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.bounds import Scenarios, Seed
 from jobgraph.core.errors import InvalidSequenceError, RunExistsError
 from jobgraph.core.graph import route_job, run_manifest, total_jobs
+from jobgraph.core.ids import RESERVED_RUN_ID, is_task_id
 from jobgraph.core.loader import check_unique, format_validation_error, parse_sequence
-from jobgraph.core.models import TASK_ID_PREFIX, RunId, Sequence, is_task_id
+from jobgraph.core.models import RunId, Sequence
 from jobgraph.core.ports import RunStore
 from jobgraph.core.results import ResultStore
 from jobgraph.core.run import RunSpec, RunStarted
 from jobgraph.services.data import data_layer
 from jobgraph.services.observability import logger
 from jobgraph.services.settings import RunSettings, StartRunSettings, load_settings
-
-RESERVED_RUN_ID = f"run_id: ids starting with {TASK_ID_PREFIX!r} are the status API's task ids, not run ids"
 
 
 class StartRunRequest(BaseModel):
@@ -65,6 +64,15 @@ def run_request(sequences: list[Sequence], spec: RunSpec) -> dict[str, object]:
 
 def rejected(errors: list[str]) -> dict[str, object]:
     return {"status": "REJECTED", "errors": errors}
+
+
+def unique_ids(sequences: list[Sequence]) -> list[Sequence]:
+    """Sequences validated one by one already (the status API's body model): InvalidSequenceError if two share
+    an id, as ``parse_sequences`` reports it."""
+    problems = check_unique([(f"sequences[{index}]", sequence) for index, sequence in enumerate(sequences)])
+    if problems:
+        raise InvalidSequenceError("request", problems)
+    return sequences
 
 
 def parse_sequences(documents: list[dict]) -> list[Sequence]:

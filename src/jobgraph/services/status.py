@@ -18,26 +18,29 @@ from typing import Protocol
 from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.runners import AsyncFunction, StateMachine
 from jobgraph.adapters.s3 import S3BlobStore
-from jobgraph.core.errors import JobGraphError, RunExistsError, RunNotFoundError, TaskNotFoundError
+from jobgraph.core.errors import (
+    JobNotFoundError,
+    NoSuchFileError,
+    NotReadyError,
+    RunExistsError,
+    RunNotFoundError,
+)
 from jobgraph.core.graph import total_jobs
-from jobgraph.core.models import ExecType, IncomingJob, Sequence, is_task_id, run_id_of_job, utc_now_iso
+from jobgraph.core.ids import is_task_id, run_id_of_job
+from jobgraph.core.models import ExecType, IncomingJob, Sequence, utc_now_iso
 from jobgraph.core.ports import JobsTablePort
 from jobgraph.core.progress import estimate_seconds
-from jobgraph.core.results import ResultStore, merged_key, request_key
+from jobgraph.core.results import (
+    ResultStore,
+    merged_key,
+    percentiles_prefix,
+    request_key,
+    sequence_of_percentiles_key,
+)
 from jobgraph.core.run import RunSpec, RunStarted
 from jobgraph.services.data import data_layer
 from jobgraph.services.settings import ApiSettings, load_settings
 from jobgraph.services.start_run import StartRunDeps, launch_run, run_request
-
-__all__ = [
-    "ApiDeps",
-    "JobNotFoundError",
-    "NoSuchFileError",
-    "NotReadyError",
-    "RunNotFoundError",
-    "TaskNotFoundError",
-    "api_deps",
-]
 
 STAGES = [t.value for t in ExecType if t is not ExecType.SYNTHETIC]
 # what a job's output file is called in GET /download/{job_id}/{file_type} ("output" names it for any job)
@@ -50,18 +53,6 @@ FILE_TYPES = {
     ExecType.SYNTHETIC: "data",
 }
 ANY_FILE = "output"
-
-
-class JobNotFoundError(JobGraphError):
-    """No record of this job (not started yet, or no such job)."""
-
-
-class NoSuchFileError(JobGraphError):
-    """The job has no file of this type."""
-
-
-class NotReadyError(JobGraphError):
-    """The job has not completed: its file does not exist yet."""
 
 
 # --- runners: where runs and tasks start --------------------------------------------------------------
@@ -249,15 +240,13 @@ def result_links(deps: ApiDeps, run_id: str) -> dict:
     run = deps.table.get_run(run_id)
     expiry = deps.settings.url_expiry_s
     merged = merged_key(run_id)
-    per_sequence = deps.blobs.list(f"{run_id}/percentiles/")
+    per_sequence = deps.blobs.list(percentiles_prefix(run_id))
     return {
         "run_id": run_id,
         "status": run["status"],
         "expires_in_s": expiry,
         "merged_percentiles": deps.blobs.presigned_url(merged, expiry) if deps.blobs.exists(merged) else None,
-        "sequences": {
-            key.rsplit("/", 1)[1].removesuffix(".json"): deps.blobs.presigned_url(key, expiry) for key in per_sequence
-        },
+        "sequences": {sequence_of_percentiles_key(key): deps.blobs.presigned_url(key, expiry) for key in per_sequence},
     }
 
 

@@ -6,16 +6,13 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
-from jobgraph.core.errors import JobGraphError, TaskNotFoundError
+from jobgraph.core.errors import TaskConflictError, TaskNotFoundError
 from jobgraph.core.graph import synthetic_job
-from jobgraph.core.models import ExecType, new_task_id
+from jobgraph.core.ids import new_task_id
+from jobgraph.core.models import ExecType
 from jobgraph.core.progress import Progress, estimate_seconds
 from jobgraph.core.run import RunSpec
 from jobgraph.services.status import ApiDeps, job_files
-
-
-class TaskConflictError(JobGraphError):
-    """A client key reused with a different task body."""
 
 
 def submit_task(
@@ -37,15 +34,16 @@ def submit_task(
         if earlier.get("fingerprint") != fingerprint:
             raise TaskConflictError("client key: already used for a different task body")
         task_id = str(earlier["task_id"])
+    record: dict | None = None
     try:
-        deps.table.get_task(task_id)
+        record = deps.table.get_task(task_id)
     except TaskNotFoundError:  # not queued yet (new, or the first attempt died before recording it)
         spec = RunSpec.synthetic(task_id, deps.settings.test_run_id)
         job = synthetic_job(spec, task_id, correlation_id, work_duration_ms, data_size_kb)
         deps.runner.submit(job, f"task:{client_key}")
         details = {"work_duration_ms": work_duration_ms, "data_size_kb": data_size_kb}
         deps.table.record_task_queued(task_id, client_key, correlation_id, details)
-    return task_status(deps, task_id), earlier is None
+    return task_status(deps, task_id, record), earlier is None
 
 
 def _recent_hours(now: datetime | None = None) -> list[str]:
@@ -53,9 +51,10 @@ def _recent_hours(now: datetime | None = None) -> list[str]:
     return [(now - timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in (0, 1)]
 
 
-def task_status(deps: ApiDeps, task_id: str) -> dict:
-    """A task's record as the API shows it; TaskNotFoundError for an unknown task."""
-    record = deps.table.get_task(task_id)
+def task_status(deps: ApiDeps, task_id: str, record: dict | None = None) -> dict:
+    """A task's record as the API shows it (``record``: read just before, else read here); TaskNotFoundError
+    for an unknown task."""
+    record = record if record is not None else deps.table.get_task(task_id)
     status = str(record.get("status", "QUEUED"))
     estimate = None
     if status in ("QUEUED", "PROCESSING"):

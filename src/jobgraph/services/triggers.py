@@ -35,9 +35,15 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import BaseModel, ConfigDict, Field, Json
 
 from jobgraph.adapters.events import RunEvents
-from jobgraph.adapters.targets import TargetRefusedError, Targets
+from jobgraph.adapters.targets import Targets
 from jobgraph.adapters.trigger_config import LoadedConfig, TriggerConfigStore
-from jobgraph.core.errors import ConfigurationError, JobGraphError, ObjectNotFoundError
+from jobgraph.core.errors import (
+    ClaimBusyError,
+    ConfigurationError,
+    ObjectNotFoundError,
+    TargetRefusedError,
+    TriggerFailedError,
+)
 from jobgraph.core.ports import ApprovalStore, BlobStore, TriggerStore
 from jobgraph.core.results import merged_key
 from jobgraph.core.trigger_event import approved_event, source_event
@@ -60,14 +66,6 @@ class RunEvent(BaseModel):
 
 class RunEventRecord(SqsRecordModel):
     body: Json[RunEvent]  # type: ignore[assignment]
-
-
-class TriggerFailedError(JobGraphError):
-    """One or more triggers of a run did not fire (yet); the message is retried (and dead-lettered in the end)."""
-
-
-class ClaimBusyError(JobGraphError):
-    """Another invocation holds the trigger's claim: come back when it has fired it, or died."""
 
 
 class TriggerTable(TriggerStore, ApprovalStore, Protocol):

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from jobgraph.adapters.sqs import MAX_BATCH, FifoQueue, default_sqs_client, sqs_event
+from jobgraph.adapters.clients import default_client
+from jobgraph.adapters.sqs import MAX_BATCH, FifoQueue, sqs_event
 from jobgraph.core.errors import ConfigurationError
 from jobgraph.services.observability import MetricUnit, logger, metrics
 from jobgraph.services.processor import ProcessorRuntime, build_processor_runtime
@@ -146,7 +147,7 @@ class QueueWorker:
         region: str | None = None,
     ):
         self.settings, self.runtime = settings, runtime
-        self.sqs = sqs or default_sqs_client()
+        self.sqs = sqs or default_client("sqs")
         self.batch_runner = batch_runner
         self.region = region or self.sqs.meta.region_name
         self.stopping = threading.Event()

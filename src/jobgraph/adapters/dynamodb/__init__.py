@@ -21,24 +21,25 @@ one index per stack update).
 Each kind of record has its store behind a port (core/ports.py): DynamoRunStore (runs.py), DynamoJobStore
 (jobs.py), DynamoTaskStore (tasks.py), DynamoTriggerStore (triggers.py), DynamoApprovalStore (approvals.py), DynamoConfigStore (config.py).
 ``JobsTable`` is all of them over one table, for the tools that look at every kind (the CLI, run drivers).
-adapters/memory/ holds their in-memory fakes; tests/contract/ holds both to the same behaviour.
+adapters/memory/ holds their in-memory fakes; tests/contract/ holds both to the same behaviour. The keys and run
+indexes above are made in adapters/table_layout.py, for both.
 """
 
 from __future__ import annotations
 
-from jobgraph.adapters.dynamodb.approvals import APPROVAL_SK, DynamoApprovalStore
+from jobgraph.adapters.dynamodb.approvals import DynamoApprovalStore
 from jobgraph.adapters.dynamodb.config import DynamoConfigStore
 from jobgraph.adapters.dynamodb.jobs import MAX_OUTCOME_TRIES, DynamoJobStore
-from jobgraph.adapters.dynamodb.runs import RUN_STATUSES, DynamoRunStore
-from jobgraph.adapters.dynamodb.table import default_dynamodb_client, job_key, progress_key, run_key, task_key
+from jobgraph.adapters.dynamodb.runs import DynamoRunStore
+from jobgraph.adapters.dynamodb.table import job_key, progress_key, run_key, task_key
 from jobgraph.adapters.dynamodb.tasks import DynamoTaskStore
 from jobgraph.adapters.dynamodb.triggers import DynamoTriggerStore
+from jobgraph.adapters.table_layout import APPROVAL_SK
 from jobgraph.core.ports import JobClaim, TriggerClaim
 
 __all__ = [
     "APPROVAL_SK",
     "MAX_OUTCOME_TRIES",
-    "RUN_STATUSES",
     "DynamoApprovalStore",
     "DynamoConfigStore",
     "DynamoJobStore",
@@ -48,7 +49,6 @@ __all__ = [
     "JobClaim",
     "JobsTable",
     "TriggerClaim",
-    "default_dynamodb_client",
     "job_key",
     "progress_key",
     "run_key",

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgraph.adapters.dynamodb.table import TableAccess, conditional_failed, plain
+from jobgraph.adapters import table_layout as layout
+from jobgraph.adapters.dynamodb.table import TableAccess, plain, typed_key
 from jobgraph.core.models import utc_now_iso
-
-APPROVAL_SK = "APPROVAL"
 
 
 def approval_key(run_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"APPROVAL#{run_id}"}, "sk": {"S": APPROVAL_SK}}
+    return typed_key(layout.approval_key(run_id))
 
 
 class DynamoApprovalStore(TableAccess):
@@ -24,8 +23,6 @@ class DynamoApprovalStore(TableAccess):
         self, run_id: str, workflow: str, event: str, reasons: list[str], expires_epoch: float
     ) -> tuple[dict[str, Any], bool]:
         """PENDING_APPROVAL for the run, once (a redelivered run end finds the first request); (item, created)."""
-        from botocore.exceptions import ClientError
-
         now = utc_now_iso()
         item = {
             **approval_key(run_id),
@@ -38,12 +35,8 @@ class DynamoApprovalStore(TableAccess):
             "source_event": {"S": event},
             "expires_at": self._expires_at(),
         }
-        try:
-            self.client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if conditional_failed(exc):
-                return self._item(approval_key(run_id)) or {}, False
-            raise
+        if not self._put_new(item):
+            return self._item(approval_key(run_id)) or {}, False
         return plain(item), True
 
     def get_approval(self, run_id: str) -> dict[str, Any] | None:

@@ -7,30 +7,21 @@ from __future__ import annotations
 
 import os
 
-from jobgraph.adapters.dynamodb.table import TableAccess, conditional_failed
+from jobgraph.adapters import table_layout as layout
+from jobgraph.adapters.dynamodb.table import TableAccess, typed_key
 from jobgraph.core.errors import JobGraphError
 from jobgraph.core.models import utc_now_iso
 
-PAGE_TOKEN_KEY = {"pk": {"S": "CONFIG#page-tokens"}, "sk": {"S": "SECRET"}}
+PAGE_TOKEN_KEY = typed_key(layout.PAGE_TOKEN_KEY)
 
 
 class DynamoConfigStore(TableAccess):
     def page_token_secret(self) -> bytes:
         """32 random bytes per deployment (table), made once by whichever API call first needs them."""
-        from botocore.exceptions import ClientError
-
         for _ in range(2):
             item = self.client.get_item(TableName=self.table_name, Key=PAGE_TOKEN_KEY, ConsistentRead=True).get("Item")
             if item:
                 return bytes(item["secret"]["B"])
-            try:
-                # no expires_at: the table's TTL never removes it, so tokens stay valid while the table lives
-                self.client.put_item(
-                    TableName=self.table_name,
-                    Item={**PAGE_TOKEN_KEY, "secret": {"B": os.urandom(32)}, "created_at": {"S": utc_now_iso()}},
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except ClientError as exc:
-                if not conditional_failed(exc):
-                    raise
+            # no expires_at: the table's TTL never removes it, so tokens stay valid while the table lives
+            self._put_new({**PAGE_TOKEN_KEY, "secret": {"B": os.urandom(32)}, "created_at": {"S": utc_now_iso()}})
         raise JobGraphError(f"{self.table_name}: the page-token secret could not be read or made")

@@ -19,6 +19,7 @@ import random
 import time
 from typing import Any
 
+from jobgraph.adapters import table_layout as layout
 from jobgraph.adapters.dynamodb.table import (
     TableAccess,
     condition_failed_first,
@@ -29,8 +30,9 @@ from jobgraph.adapters.dynamodb.table import (
     transaction_conflict,
 )
 from jobgraph.core.errors import JobGraphError
-from jobgraph.core.models import CompletedJob, IncomingJob, is_task_id, utc_now_iso
-from jobgraph.core.ports import JobClaim, Record
+from jobgraph.core.ids import is_task_id
+from jobgraph.core.models import CompletedJob, IncomingJob, utc_now_iso
+from jobgraph.core.ports import JobClaim
 from jobgraph.core.progress import counter_deltas
 
 MAX_OUTCOME_TRIES = 5  # a job record changed between reading and writing it this often: give up loudly
@@ -135,7 +137,7 @@ class DynamoJobStore(TableAccess):
                 ).get("Item")  # fmt: skip
                 old_status = old["status"]["S"] if old and "status" in old else None
             if old_status == "COMPLETED":
-                return self._job_item(key)
+                return self._item(key) or {}
             expected = {":old": {"S": old_status}} if old_status else {}
             condition = "#status = :old" if old_status else "attribute_not_exists(#status)"
             deltas = counter_deltas(completed.exec_type, old_status, status, completed.processing_time_ms)
@@ -220,7 +222,7 @@ class DynamoJobStore(TableAccess):
 
     def get_job(self, run_id: str, job_id: str) -> dict[str, Any] | None:
         """A job's record (a task's: its task record), or None if it has none."""
-        return self._job_item(job_key(run_id, job_id)) or None
+        return self._item(job_key(run_id, job_id))
 
     def job_attempts(self, run_id: str, job_id: str) -> int:
         """The attempt of the job's latest report (0 if it has no record)."""
@@ -251,19 +253,10 @@ class DynamoJobStore(TableAccess):
         )
 
     def jobs_of_run(self, run_id: str) -> list[dict[str, Any]]:
-        items: list[Record] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            response = self.client.query(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
-                ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":job": {"S": "JOB#"}},
-                **kwargs,
-            )
-            items.extend(plain(i) for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+        return self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
+            ExpressionAttributeValues={":pk": {"S": layout.run_partition(run_id)}, ":job": {"S": layout.JOB_SK_PREFIX}},
+        )
 
     def job_page(
         self, run_id: str, status: str | None, limit: int, start_key: dict[str, Any] | None = None
@@ -277,7 +270,10 @@ class DynamoJobStore(TableAccess):
             response = self.client.query(
                 TableName=self.table_name,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
-                ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":job": {"S": "JOB#"}},
+                ExpressionAttributeValues={
+                    ":pk": {"S": layout.run_partition(run_id)},
+                    ":job": {"S": layout.JOB_SK_PREFIX},
+                },
                 Limit=limit,
                 **kwargs,
             )

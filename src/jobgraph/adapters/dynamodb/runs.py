@@ -10,35 +10,20 @@ AGGREGATION completion claimed it, so a redelivery of that same completion can r
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from jobgraph.adapters.dynamodb.table import TableAccess, conditional_failed, counters, plain, run_key
+from jobgraph.adapters.dynamodb.table import TableAccess, plain, run_key, typed_key
+from jobgraph.adapters.table_layout import RUN_INDEXES, counters, run_progress_key
 from jobgraph.core.errors import RunExistsError, RunNotFoundError
-from jobgraph.core.models import RunStatus, is_task_id, utc_now_iso
+from jobgraph.core.ids import is_task_id
+from jobgraph.core.models import RunStatus, utc_now_iso
 from jobgraph.core.progress import Progress
-
-RUN_STATUSES = tuple(status.value for status in RunStatus)
 
 
 class DynamoRunStore(TableAccess):
-    def _update_if(self, run_id: str, **update: Any) -> bool:
-        """One conditional UpdateItem of the run item; False when its condition does not hold."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.update_item(TableName=self.table_name, Key=run_key(run_id), **update)
-        except ClientError as exc:
-            if conditional_failed(exc):
-                return False
-            raise
-        return True
-
     def create_run(
         self, run_id: str, test_run_id: str, sequences: int, jobs_total: int, scenarios: int, seed: int
     ) -> None:
-        from botocore.exceptions import ClientError
-
         now = utc_now_iso()
         item = {
             **run_key(run_id),
@@ -59,18 +44,14 @@ class DynamoRunStore(TableAccess):
             "gsi2sk": {"S": now},
             "expires_at": self._expires_at(),
         }
-        try:
-            self.client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if conditional_failed(exc):
-                raise RunExistsError(f"run {run_id!r} already exists in table {self.table_name}") from None
-            raise
+        if not self._put_new(item):
+            raise RunExistsError(f"run {run_id!r} already exists in table {self.table_name}")
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        response = self.client.get_item(TableName=self.table_name, Key=run_key(run_id), ConsistentRead=True)
-        if "Item" not in response:
+        run = self._item(run_key(run_id))
+        if run is None:
             raise RunNotFoundError(f"run {run_id!r} not found in table {self.table_name}")
-        return plain(response["Item"])
+        return run
 
     def count_down_sequence(self, run_id: str, sequence_id: int) -> bool:
         """Count one finished sequence; False if it was counted before (duplicate delivery).
@@ -82,7 +63,7 @@ class DynamoRunStore(TableAccess):
         far above StartRun's 6 MB payload limit (~4000 sequences).
         """
         counted = self._update_if(
-            run_id,
+            run_key(run_id),
             UpdateExpression="ADD counted_sequences :sequence, sequences_remaining :minus_one",
             ConditionExpression=(
                 "attribute_exists(pk) AND sequences_remaining > :zero AND NOT contains(counted_sequences, :id)"
@@ -94,16 +75,14 @@ class DynamoRunStore(TableAccess):
                 ":zero": {"N": "0"},
             },
         )
-        if not counted:
-            run = self.client.get_item(TableName=self.table_name, Key=run_key(run_id), ConsistentRead=True)
-            if "Item" not in run:
-                raise RunNotFoundError(f"run {run_id!r}: cannot count sequence {sequence_id}")
+        if not counted and self._item(run_key(run_id)) is None:
+            raise RunNotFoundError(f"run {run_id!r}: cannot count sequence {sequence_id}")
         return counted
 
     def claim_merge(self, run_id: str, claimant_job_id: str) -> bool:
         """True for exactly one claimant once every sequence is counted (and again for that claimant)."""
         return self._update_if(
-            run_id,
+            run_key(run_id),
             UpdateExpression="SET merge_claimed_by = :me, merge_claimed_at = :now",
             ConditionExpression=(
                 "sequences_remaining = :zero AND (attribute_not_exists(merge_claimed_by) OR merge_claimed_by = :me)"
@@ -115,58 +94,44 @@ class DynamoRunStore(TableAccess):
             },
         )
 
-    def complete_run(self, run_id: str, merged_key: str) -> bool:
-        """RUNNING → COMPLETED with timings; False if it was completed before."""
+    def _end(self, run_id: str, status: RunStatus, attribute: str, value: str) -> bool:
+        """RUNNING -> ``status`` with the run's duration and ``attribute`` (merged_key, error) set to ``value``;
+        False if the run ended before."""
         run = self.get_run(run_id)
-        now = datetime.now(UTC)
         duration_s = (time.time() * 1000 - float(run["started_epoch_ms"])) / 1000
         return self._update_if(
-            run_id,
+            run_key(run_id),
+            # gsi1sk stays the creation time: the status index lists runs by status and creation
             UpdateExpression=(
-                # gsi1sk stays the creation time: the status index lists runs by status and creation
-                "SET #status = :done, completed_at = :now, duration_s = :duration, merged_key = :key, gsi1pk = :gsi"
+                "SET #status = :end, completed_at = :now, duration_s = :duration, #attribute = :value, gsi1pk = :gsi"
             ),
             ConditionExpression="#status = :running",
-            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeNames={"#status": "status", "#attribute": attribute},
             ExpressionAttributeValues={
-                ":done": {"S": RunStatus.COMPLETED.value},
+                ":end": {"S": status.value},
                 ":running": {"S": RunStatus.RUNNING.value},
-                ":now": {"S": now.isoformat(timespec="milliseconds").replace("+00:00", "Z")},
+                ":now": {"S": utc_now_iso()},
                 ":duration": {"N": f"{duration_s:.3f}"},
-                ":key": {"S": merged_key},
-                ":gsi": {"S": f"RUN#{RunStatus.COMPLETED.value}"},
+                ":value": {"S": value},
+                ":gsi": {"S": f"RUN#{status.value}"},
             },
         )
+
+    def complete_run(self, run_id: str, merged_key: str) -> bool:
+        """RUNNING → COMPLETED with timings; False if it was completed before."""
+        return self._end(run_id, RunStatus.COMPLETED, "merged_key", merged_key)
 
     def fail_run(self, run_id: str, error: str) -> bool:
         """RUNNING → FAILED (a job used up its attempts); False if the run had ended before, or if ``run_id`` is
         an API task's (it has no run: its own record says FAILED)."""
         if is_task_id(run_id):
             return False
-        run = self.get_run(run_id)
-        now = utc_now_iso()
-        duration_s = (time.time() * 1000 - float(run["started_epoch_ms"])) / 1000
-        return self._update_if(
-            run_id,
-            UpdateExpression=(
-                "SET #status = :failed, completed_at = :now, duration_s = :duration, #error = :error, gsi1pk = :gsi"
-            ),
-            ConditionExpression="#status = :running",
-            ExpressionAttributeNames={"#status": "status", "#error": "error"},
-            ExpressionAttributeValues={
-                ":failed": {"S": RunStatus.FAILED.value},
-                ":running": {"S": RunStatus.RUNNING.value},
-                ":now": {"S": now},
-                ":duration": {"N": f"{duration_s:.3f}"},
-                ":error": {"S": error[:2000]},
-                ":gsi": {"S": f"RUN#{RunStatus.FAILED.value}"},
-            },
-        )
+        return self._end(run_id, RunStatus.FAILED, "error", error[:2000])
 
     def mark_run_announced(self, run_id: str, event_id: str) -> bool:
         """Remember that the run's end was published (once; False if it was before)."""
         return self._update_if(
-            run_id,
+            run_key(run_id),
             UpdateExpression="SET announced_event_id = :id, announced_at = :now",
             ConditionExpression="attribute_exists(pk) AND attribute_not_exists(announced_event_id)",
             ExpressionAttributeValues={":id": {"S": event_id}, ":now": {"S": utc_now_iso()}},
@@ -187,10 +152,7 @@ class DynamoRunStore(TableAccess):
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Runs newest first from one partition of an index: ``index`` "status" (``value`` a run status) or
         "test_run" (a test_run_id), created between ``since`` and ``until`` (ISO times, inclusive) if given."""
-        attribute, name, prefix = {
-            "status": ("gsi1", "by-status", "RUN#"),
-            "test_run": ("gsi2", "by-test-run", "TESTRUN#"),
-        }[index]
+        attribute, name, prefix = RUN_INDEXES[index]
         condition = f"{attribute}pk = :pk"
         values = {":pk": {"S": f"{prefix}{value}"}}
         if since or until:
@@ -212,10 +174,11 @@ class DynamoRunStore(TableAccess):
     def run_with_progress(self, run_id: str) -> tuple[dict[str, Any], Progress]:
         """The run record and its counters in one query (the two items of its partition that sort from
         PROGRESS on: PROGRESS, RUN; the JOB# items sort before). RunNotFoundError for an unknown run."""
+        progress = typed_key(run_progress_key(run_id))
         response = self.client.query(
             TableName=self.table_name,
             KeyConditionExpression="pk = :pk AND sk >= :progress",
-            ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":progress": {"S": "PROGRESS"}},
+            ExpressionAttributeValues={":pk": progress["pk"], ":progress": progress["sk"]},
             ConsistentRead=True,
         )
         items = {item["sk"]["S"]: plain(item) for item in response.get("Items", [])}
@@ -229,7 +192,7 @@ class DynamoRunStore(TableAccess):
             raise ValueError(f"only COMPLETED and FAILED jobs are counted, not {status!r}")
         response = self.client.get_item(
             TableName=self.table_name,
-            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "PROGRESS"}},
+            Key=typed_key(run_progress_key(run_id)),
             ConsistentRead=True,
         )
         return int(response.get("Item", {}).get(f"n{status[0]}", {}).get("N", "0"))

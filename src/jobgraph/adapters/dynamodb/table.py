@@ -4,20 +4,13 @@ answers are read (typed attribute values to plain values, a failed condition tol
 from __future__ import annotations
 
 import time
-from functools import cache
 from typing import Any
 
-from jobgraph.core.models import is_task_id
+from jobgraph.adapters import table_layout as layout
+from jobgraph.adapters.clients import LazyClient
 from jobgraph.core.ports import Record
 
 Item = dict[str, Any]  # an item in DynamoDB's typed form: {"pk": {"S": "RUN#r"}, ...}
-
-
-@cache
-def default_dynamodb_client() -> Any:
-    import boto3
-
-    return boto3.client("dynamodb")
 
 
 def conditional_failed(exc: Any) -> bool:
@@ -42,65 +35,83 @@ def plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: deserializer.deserialize(v) for k, v in item.items()}
 
 
+def typed_key(key: layout.Key) -> dict[str, Any]:
+    """A key of the table's layout in DynamoDB's typed form."""
+    return {"pk": {"S": key[0]}, "sk": {"S": key[1]}}
+
+
 def run_key(run_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
+    return typed_key(layout.run_key(run_id))
 
 
 def job_key(run_id: str, job_id: str) -> dict[str, Any]:
-    """A job's record; a task's job (run id = task id, core.models.is_task_id) is its task record."""
-    if is_task_id(run_id):
-        return task_key(run_id)
-    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": f"JOB#{job_id}"}}
+    return typed_key(layout.job_key(run_id, job_id))
 
 
 def task_key(task_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}}
+    return typed_key(layout.task_key(task_id))
 
 
 def progress_key(run_id: str, at: str) -> dict[str, Any]:
-    """Where a job's change is counted: its run's counters, or the tasks' counters of the hour ``at``."""
-    if is_task_id(run_id):
-        return {"pk": {"S": "TASKS"}, "sk": {"S": f"PROGRESS#{at[:13]}"}}
-    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "PROGRESS"}}
-
-
-def counters(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("pk", "sk", "expires_at")}
+    return typed_key(layout.progress_key(run_id, at))
 
 
 class TableAccess:
     """One jobs table: its name, records' time to live, and a boto3 client (the default one, made lazily)."""
+
+    client = LazyClient("dynamodb")
 
     def __init__(self, table_name: str, ttl_days: int = 30, client: Any = None):
         self.table_name = table_name
         self.ttl_days = ttl_days
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = default_dynamodb_client()
-        return self._client
-
     def _expires_at(self) -> dict[str, Any]:
         return {"N": str(int(time.time()) + self.ttl_days * 86400)} if self.ttl_days else {"NULL": True}
-
-    def _job_item(self, key: dict[str, Any]) -> dict[str, Any]:
-        return plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item") or {})
 
     def _item(self, key: dict[str, Any]) -> Record | None:
         """The item under ``key`` (a consistent read), or None."""
         response = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
         return plain(response["Item"]) if "Item" in response else None
 
-    def _update_new(self, key: dict[str, Any], **update: Any) -> Record | None:
-        """One conditional UpdateItem; the item's new image, or None when the condition failed."""
+    def _put_new(self, item: Item) -> bool:
+        """One PutItem of an item whose key is not taken yet; False (nothing written) when it is."""
         from botocore.exceptions import ClientError
 
         try:
-            response = self.client.update_item(TableName=self.table_name, Key=key, ReturnValues="ALL_NEW", **update)
+            self.client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def _update(self, key: dict[str, Any], **update: Any) -> dict[str, Any] | None:
+        """One conditional UpdateItem: DynamoDB's answer, or None when the condition failed."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self.client.update_item(TableName=self.table_name, Key=key, **update))
         except ClientError as exc:
             if conditional_failed(exc):
                 return None
             raise
-        return plain(response["Attributes"])
+
+    def _update_if(self, key: dict[str, Any], **update: Any) -> bool:
+        """One conditional UpdateItem; False when its condition does not hold."""
+        return self._update(key, **update) is not None
+
+    def _update_new(self, key: dict[str, Any], **update: Any) -> Record | None:
+        """One conditional UpdateItem; the item's new image, or None when the condition failed."""
+        response = self._update(key, ReturnValues="ALL_NEW", **update)
+        return None if response is None else plain(response["Attributes"])
+
+    def _query_all(self, **query: Any) -> list[Record]:
+        """Every item one query finds, page after page."""
+        items: list[Record] = []
+        while True:
+            response = self.client.query(TableName=self.table_name, **query)
+            items.extend(plain(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgraph.adapters.dynamodb.table import TableAccess, conditional_failed, counters, plain, task_key
+from jobgraph.adapters.dynamodb.table import TableAccess, plain, task_key, typed_key
+from jobgraph.adapters.table_layout import client_key_key, counters, tasks_progress_key
 from jobgraph.core.errors import TaskNotFoundError
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.progress import Progress
@@ -18,26 +19,17 @@ from jobgraph.core.progress import Progress
 class DynamoTaskStore(TableAccess):
     def claim_task(self, client_key: str, task_id: str, fingerprint: str) -> dict[str, Any] | None:
         """Remember that ``client_key`` names task ``task_id``; None when new, else the claim made before."""
-        from botocore.exceptions import ClientError
-
-        key = {"pk": {"S": f"TASKKEY#{client_key}"}, "sk": {"S": "KEY"}}
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item={
-                    **key,
-                    "task_id": {"S": task_id},
-                    "fingerprint": {"S": fingerprint},
-                    "created_at": {"S": utc_now_iso()},
-                    "expires_at": self._expires_at(),
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if not conditional_failed(exc):
-                raise
-            return plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)["Item"])
-        return None
+        key = typed_key(client_key_key(client_key))
+        item = {
+            **key,
+            "task_id": {"S": task_id},
+            "fingerprint": {"S": fingerprint},
+            "created_at": {"S": utc_now_iso()},
+            "expires_at": self._expires_at(),
+        }
+        if self._put_new(item):
+            return None
+        return plain(self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)["Item"])
 
     def record_task_queued(self, task_id: str, client_key: str, correlation_id: str, details: dict[str, Any]) -> None:
         """The task's record once its job is on the queue: QUEUED, unless its job already moved it on."""
@@ -73,14 +65,14 @@ class DynamoTaskStore(TableAccess):
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         """A task's record; TaskNotFoundError for an unknown (or expired) task."""
-        item = self._job_item(task_key(task_id))
+        item = self._item(task_key(task_id))
         if not item:
             raise TaskNotFoundError(f"task {task_id!r} not found")
         return item
 
     def task_progress(self, hours: list[str]) -> Progress:
         """The tasks' counters of these hours (ISO prefixes "YYYY-MM-DDTHH"), added up."""
-        keys = [{"pk": {"S": "TASKS"}, "sk": {"S": f"PROGRESS#{hour}"}} for hour in hours]
+        keys = [typed_key(tasks_progress_key(hour)) for hour in hours]
         response = self.client.batch_get_item(RequestItems={self.table_name: {"Keys": keys}})
         progress = Progress()
         for item in response.get("Responses", {}).get(self.table_name, []):

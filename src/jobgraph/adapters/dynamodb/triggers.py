@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgraph.adapters.dynamodb.table import TableAccess, plain
+from jobgraph.adapters import table_layout as layout
+from jobgraph.adapters.dynamodb.table import TableAccess, typed_key
 from jobgraph.core.models import utc_now_iso
-from jobgraph.core.ports import Record, TriggerClaim
+from jobgraph.core.ports import TriggerClaim
 
 
 def trigger_key(run_id: str, sk: str) -> dict[str, Any]:
-    return {"pk": {"S": f"TRIGGER#{run_id}"}, "sk": {"S": sk}}
+    return typed_key(layout.trigger_key(run_id, sk))
 
 
 class DynamoTriggerStore(TableAccess):
@@ -110,17 +111,8 @@ class DynamoTriggerStore(TableAccess):
 
     def triggers_of_run(self, run_id: str) -> list[dict[str, Any]]:
         """The run's trigger claims, for reports and `jobgraph triggers show`."""
-        items: list[Record] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            response = self.client.query(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": f"TRIGGER#{run_id}"}},
-                ConsistentRead=True,
-                **kwargs,
-            )
-            items.extend(plain(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            kwargs = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+        return self._query_all(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": layout.trigger_partition(run_id)}},
+            ConsistentRead=True,
+        )

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgraph.adapters.memory.table import Key, MemoryAccess, number
+from jobgraph.adapters.memory.table import MemoryAccess, number
+from jobgraph.adapters.table_layout import approval_key
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.ports import Record
-
-
-def _key(run_id: str) -> Key:
-    return (f"APPROVAL#{run_id}", "APPROVAL")
 
 
 class MemoryApprovalStore(MemoryAccess):
     def request_approval(
         self, run_id: str, workflow: str, event: str, reasons: list[str], expires_epoch: float
     ) -> tuple[Record, bool]:
-        key = _key(run_id)
+        key = approval_key(run_id)
         with self.memory.lock:
             earlier = self.memory.get(key)
             if earlier is not None:
@@ -35,11 +32,11 @@ class MemoryApprovalStore(MemoryAccess):
             return self.memory.put(key, item), True
 
     def get_approval(self, run_id: str) -> Record | None:
-        return self.memory.get(_key(run_id))
+        return self.memory.get(approval_key(run_id))
 
     def _pending(self, run_id: str, now: float, expired: bool, changes: dict[str, Any]) -> Record | None:
         """PENDING_APPROVAL whose expiry is (``expired``) or is not yet past ``now`` -> ``changes``."""
-        key = _key(run_id)
+        key = approval_key(run_id)
         with self.memory.lock:
             item = self.memory.get(key)
             if item is None or item.get("status") != "PENDING_APPROVAL":
@@ -62,7 +59,7 @@ class MemoryApprovalStore(MemoryAccess):
         return self._pending(run_id, now, True, {"status": "EXPIRED"})
 
     def mark_approval_announced(self, run_id: str, event_id: str, attribute: str = "announced_event_id") -> bool:
-        key = _key(run_id)
+        key = approval_key(run_id)
         with self.memory.lock:
             item = self.memory.get(key)
             if item is None or attribute in item:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from jobgraph.adapters.memory.table import MemoryAccess, counters, number, page_of, run_key
+from jobgraph.adapters.memory.table import MemoryAccess, number, page_of
+from jobgraph.adapters.table_layout import RUN_INDEXES, counters, run_key, run_progress_key
 from jobgraph.core.errors import RunExistsError, RunNotFoundError
-from jobgraph.core.models import RunStatus, is_task_id, utc_now_iso
+from jobgraph.core.ids import is_task_id
+from jobgraph.core.models import RunStatus, utc_now_iso
 from jobgraph.core.ports import PageKey, Record
 from jobgraph.core.progress import Progress
-
-INDEXES = {"status": ("gsi1", "RUN#"), "test_run": ("gsi2", "TESTRUN#")}
 
 
 class MemoryRunStore(MemoryAccess):
@@ -86,6 +85,7 @@ class MemoryRunStore(MemoryAccess):
                 run_key(run_id),
                 {
                     "status": status.value,
+                    "completed_at": utc_now_iso(),
                     "duration_s": number(f"{duration_s:.3f}"),
                     "gsi1pk": f"RUN#{status.value}",
                     **changes,
@@ -94,13 +94,12 @@ class MemoryRunStore(MemoryAccess):
             return True
 
     def complete_run(self, run_id: str, merged_key: str) -> bool:
-        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return self._end(run_id, RunStatus.COMPLETED, completed_at=now, merged_key=merged_key)
+        return self._end(run_id, RunStatus.COMPLETED, merged_key=merged_key)
 
     def fail_run(self, run_id: str, error: str) -> bool:
         if is_task_id(run_id):
             return False
-        return self._end(run_id, RunStatus.FAILED, completed_at=utc_now_iso(), error=error[:2000])
+        return self._end(run_id, RunStatus.FAILED, error=error[:2000])
 
     def mark_run_announced(self, run_id: str, event_id: str) -> bool:
         with self.memory.lock:
@@ -123,7 +122,7 @@ class MemoryRunStore(MemoryAccess):
         since: str | None = None,
         until: str | None = None,
     ) -> tuple[list[Record], PageKey | None]:
-        attribute, prefix = INDEXES[index]
+        attribute, _, prefix = RUN_INDEXES[index]
         low, high = since or "0", until or "~"
         with self.memory.lock:
             found = [
@@ -137,11 +136,11 @@ class MemoryRunStore(MemoryAccess):
     def run_with_progress(self, run_id: str) -> tuple[Record, Progress]:
         with self.memory.lock:
             run = self.get_run(run_id)
-            progress = self.memory.get((f"RUN#{run_id}", "PROGRESS")) or {}
+            progress = self.memory.get(run_progress_key(run_id)) or {}
         return run, Progress.from_counters(counters(progress))
 
     def count_jobs(self, run_id: str, status: str = "COMPLETED") -> int:
         if status not in ("COMPLETED", "FAILED"):
             raise ValueError(f"only COMPLETED and FAILED jobs are counted, not {status!r}")
-        progress = self.memory.get((f"RUN#{run_id}", "PROGRESS")) or {}
+        progress = self.memory.get(run_progress_key(run_id)) or {}
         return int(progress.get(f"n{status[0]}", 0))

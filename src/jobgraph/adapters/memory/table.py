@@ -13,37 +13,13 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from jobgraph.core.models import is_task_id
+from jobgraph.adapters.table_layout import Key
 from jobgraph.core.ports import Record
-
-Key = tuple[str, str]
 
 
 def number(value: float | int | str) -> Decimal:
     """A number as DynamoDB stores it (its decimal string)."""
     return Decimal(str(value))
-
-
-def run_key(run_id: str) -> Key:
-    return (f"RUN#{run_id}", "RUN")
-
-
-def task_key(task_id: str) -> Key:
-    return (f"TASK#{task_id}", "TASK")
-
-
-def job_key(run_id: str, job_id: str) -> Key:
-    """A job's record; a task's job (run id = task id) is its task record."""
-    return task_key(run_id) if is_task_id(run_id) else (f"RUN#{run_id}", f"JOB#{job_id}")
-
-
-def progress_key(run_id: str, at: str) -> Key:
-    """Where a job's change is counted: its run's counters, or the tasks' counters of the hour ``at``."""
-    return ("TASKS", f"PROGRESS#{at[:13]}") if is_task_id(run_id) else (f"RUN#{run_id}", "PROGRESS")
-
-
-def counters(item: Record) -> Record:
-    return {k: v for k, v in item.items() if k not in ("pk", "sk", "expires_at")}
 
 
 def typed_key(item: Record, *attributes: str) -> dict[str, Any]:

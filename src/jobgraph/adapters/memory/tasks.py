@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from jobgraph.adapters.memory.table import MemoryAccess, counters, number, task_key
+from jobgraph.adapters.memory.table import MemoryAccess, number
+from jobgraph.adapters.table_layout import client_key_key, counters, task_key, tasks_progress_key
 from jobgraph.core.errors import TaskNotFoundError
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.ports import Record
@@ -11,7 +12,7 @@ from jobgraph.core.progress import Progress
 
 class MemoryTaskStore(MemoryAccess):
     def claim_task(self, client_key: str, task_id: str, fingerprint: str) -> Record | None:
-        key = (f"TASKKEY#{client_key}", "KEY")
+        key = client_key_key(client_key)
         with self.memory.lock:
             earlier = self.memory.get(key)
             if earlier is not None:
@@ -48,7 +49,7 @@ class MemoryTaskStore(MemoryAccess):
     def task_progress(self, hours: list[str]) -> Progress:
         progress = Progress()
         for hour in hours:
-            item = self.memory.get(("TASKS", f"PROGRESS#{hour}"))
+            item = self.memory.get(tasks_progress_key(hour))
             if item is not None:
                 progress = progress.merged(Progress.from_counters(counters(item)))
         return progress

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from jobgraph.adapters.memory.table import Key, MemoryAccess, number
+from jobgraph.adapters.memory.table import MemoryAccess, number
+from jobgraph.adapters.table_layout import trigger_key, trigger_partition
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.ports import Record, TriggerClaim
 
 
-def _key(run_id: str, sk: str) -> Key:
-    return (f"TRIGGER#{run_id}", sk)
-
-
 class MemoryTriggerStore(MemoryAccess):
     def claim_trigger(self, run_id: str, sk: str, owner: str, now: float, stale_s: float, **about: str) -> TriggerClaim:
-        key = _key(run_id, sk)
+        key = trigger_key(run_id, sk)
         with self.memory.lock:
             item = self.memory.get(key)
             if item is None or item.get("status") == "RELEASED":
@@ -45,11 +42,11 @@ class MemoryTriggerStore(MemoryAccess):
     def _finish(self, run_id: str, sk: str, owner: str, status: str, **values: str) -> bool:
         """CLAIMED (by ``owner``) -> ``status`` with ``values``; False if the claim is no longer ours."""
         with self.memory.lock:
-            item = self.memory.get(_key(run_id, sk))
+            item = self.memory.get(trigger_key(run_id, sk))
             if item is None or item.get("status") != "CLAIMED" or item.get("owner") != owner:
                 return False
             changes = {k: str(v)[:2000] for k, v in values.items()}
-            self.memory.update(_key(run_id, sk), {"status": status, "finished_at": utc_now_iso(), **changes})
+            self.memory.update(trigger_key(run_id, sk), {"status": status, "finished_at": utc_now_iso(), **changes})
             return True
 
     def trigger_fired(self, run_id: str, sk: str, owner: str, receipt: str) -> bool:
@@ -63,4 +60,4 @@ class MemoryTriggerStore(MemoryAccess):
 
     def triggers_of_run(self, run_id: str) -> list[Record]:
         with self.memory.lock:
-            return self.memory.partition(f"TRIGGER#{run_id}")
+            return self.memory.partition(trigger_partition(run_id))

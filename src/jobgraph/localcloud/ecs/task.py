@@ -40,9 +40,9 @@ class TaskFaults:
 
     def _client(self):
         if self.sqs is None:
-            from jobgraph.adapters.sqs import default_sqs_client
+            from jobgraph.adapters.clients import default_client
 
-            self.sqs, self.queue_url = default_sqs_client(), os.environ["INCOMING_QUEUE_URL"]
+            self.sqs, self.queue_url = default_client("sqs"), os.environ["INCOMING_QUEUE_URL"]
         return self.sqs
 
     def run_batch(self, messages: list[dict], process) -> set[str]:
