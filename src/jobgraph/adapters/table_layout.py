@@ -14,8 +14,25 @@ Key = tuple[str, str]  # (pk, sk)
 RUN_INDEXES = {"status": ("gsi1", "by-status", "RUN#"), "test_run": ("gsi2", "by-test-run", "TESTRUN#")}
 
 
+def run_partition(run_id: str) -> str:
+    """A run's partition: its record, its counters and its jobs' records (sort keys JOB#<job_id>)."""
+    return f"RUN#{run_id}"
+
+
+JOB_SK_PREFIX = "JOB#"
+
+
 def run_key(run_id: str) -> Key:
-    return (f"RUN#{run_id}", "RUN")
+    return (run_partition(run_id), "RUN")
+
+
+def run_progress_key(run_id: str) -> Key:
+    return (run_partition(run_id), "PROGRESS")
+
+
+def tasks_progress_key(hour: str) -> Key:
+    """The tasks' counters of one hour (``YYYY-MM-DDTHH``)."""
+    return ("TASKS", f"PROGRESS#{hour}")
 
 
 def task_key(task_id: str) -> Key:
@@ -24,12 +41,12 @@ def task_key(task_id: str) -> Key:
 
 def job_key(run_id: str, job_id: str) -> Key:
     """A job's record; a task's job (run id = task id, core.ids.is_task_id) is its task record."""
-    return task_key(run_id) if is_task_id(run_id) else (f"RUN#{run_id}", f"JOB#{job_id}")
+    return task_key(run_id) if is_task_id(run_id) else (run_partition(run_id), f"{JOB_SK_PREFIX}{job_id}")
 
 
 def progress_key(run_id: str, at: str) -> Key:
     """Where a job's change is counted: its run's counters, or the tasks' counters of the hour ``at``."""
-    return ("TASKS", f"PROGRESS#{at[:13]}") if is_task_id(run_id) else (f"RUN#{run_id}", "PROGRESS")
+    return tasks_progress_key(at[:13]) if is_task_id(run_id) else run_progress_key(run_id)
 
 
 def client_key_key(client_key: str) -> Key:

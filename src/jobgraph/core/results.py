@@ -37,8 +37,17 @@ def synthetic_key(run_id: str, job_id: str) -> str:
     return f"{run_id}/synthetic/{job_id}.bin"
 
 
+def percentiles_prefix(run_id: str) -> str:
+    return f"{run_id}/percentiles/"
+
+
 def percentiles_key(run_id: str, sequence_id: int) -> str:
-    return f"{run_id}/percentiles/{sequence_id}.json"
+    return f"{percentiles_prefix(run_id)}{sequence_id}.json"
+
+
+def sequence_of_percentiles_key(key: str) -> str:
+    """The sequence id (as written) that a percentiles_key names."""
+    return key.rsplit("/", 1)[1].removesuffix(".json")
 
 
 def merged_key(run_id: str) -> str:

@@ -30,7 +30,13 @@ from jobgraph.core.ids import is_task_id, run_id_of_job
 from jobgraph.core.models import ExecType, IncomingJob, Sequence, utc_now_iso
 from jobgraph.core.ports import JobsTablePort
 from jobgraph.core.progress import estimate_seconds
-from jobgraph.core.results import ResultStore, merged_key, request_key
+from jobgraph.core.results import (
+    ResultStore,
+    merged_key,
+    percentiles_prefix,
+    request_key,
+    sequence_of_percentiles_key,
+)
 from jobgraph.core.run import RunSpec, RunStarted
 from jobgraph.services.data import data_layer
 from jobgraph.services.settings import ApiSettings, load_settings
@@ -237,15 +243,13 @@ def result_links(deps: ApiDeps, run_id: str) -> dict[str, Any]:
     run = deps.table.get_run(run_id)
     expiry = deps.settings.url_expiry_s
     merged = merged_key(run_id)
-    per_sequence = deps.blobs.list(f"{run_id}/percentiles/")
+    per_sequence = deps.blobs.list(percentiles_prefix(run_id))
     return {
         "run_id": run_id,
         "status": run["status"],
         "expires_in_s": expiry,
         "merged_percentiles": deps.blobs.presigned_url(merged, expiry) if deps.blobs.exists(merged) else None,
-        "sequences": {
-            key.rsplit("/", 1)[1].removesuffix(".json"): deps.blobs.presigned_url(key, expiry) for key in per_sequence
-        },
+        "sequences": {sequence_of_percentiles_key(key): deps.blobs.presigned_url(key, expiry) for key in per_sequence},
     }
 
 

@@ -21,7 +21,8 @@ one index per stack update).
 Each kind of record has its store behind a port (core/ports.py): DynamoRunStore (runs.py), DynamoJobStore
 (jobs.py), DynamoTaskStore (tasks.py), DynamoTriggerStore (triggers.py), DynamoApprovalStore (approvals.py), DynamoConfigStore (config.py).
 ``JobsTable`` is all of them over one table, for the tools that look at every kind (the CLI, run drivers).
-adapters/memory/ holds their in-memory fakes; tests/contract/ holds both to the same behaviour.
+adapters/memory/ holds their in-memory fakes; tests/contract/ holds both to the same behaviour. The keys and run
+indexes above are made in adapters/table_layout.py, for both.
 """
 
 from __future__ import annotations

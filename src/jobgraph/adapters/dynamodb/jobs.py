@@ -19,6 +19,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
+from jobgraph.adapters import table_layout as layout
 from jobgraph.adapters.dynamodb.table import (
     TableAccess,
     condition_failed_first,
@@ -256,7 +257,7 @@ class DynamoJobStore(TableAccess):
     def jobs_of_run(self, run_id: str) -> list[dict[str, Any]]:
         return self._query_all(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
-            ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":job": {"S": "JOB#"}},
+            ExpressionAttributeValues={":pk": {"S": layout.run_partition(run_id)}, ":job": {"S": layout.JOB_SK_PREFIX}},
         )
 
     def job_page(
@@ -271,7 +272,10 @@ class DynamoJobStore(TableAccess):
             response = self.client.query(
                 TableName=self.table_name,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
-                ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":job": {"S": "JOB#"}},
+                ExpressionAttributeValues={
+                    ":pk": {"S": layout.run_partition(run_id)},
+                    ":job": {"S": layout.JOB_SK_PREFIX},
+                },
                 Limit=limit,
                 **kwargs,
             )

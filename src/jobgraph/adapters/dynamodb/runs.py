@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from jobgraph.adapters.dynamodb.table import TableAccess, plain, run_key
-from jobgraph.adapters.table_layout import RUN_INDEXES, counters
+from jobgraph.adapters.dynamodb.table import TableAccess, plain, run_key, typed_key
+from jobgraph.adapters.table_layout import RUN_INDEXES, counters, run_progress_key
 from jobgraph.core.errors import RunExistsError, RunNotFoundError
 from jobgraph.core.ids import is_task_id
 from jobgraph.core.models import RunStatus, utc_now_iso
@@ -174,10 +174,11 @@ class DynamoRunStore(TableAccess):
     def run_with_progress(self, run_id: str) -> tuple[dict[str, Any], Progress]:
         """The run record and its counters in one query (the two items of its partition that sort from
         PROGRESS on: PROGRESS, RUN; the JOB# items sort before). RunNotFoundError for an unknown run."""
+        progress = typed_key(run_progress_key(run_id))
         response = self.client.query(
             TableName=self.table_name,
             KeyConditionExpression="pk = :pk AND sk >= :progress",
-            ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":progress": {"S": "PROGRESS"}},
+            ExpressionAttributeValues={":pk": progress["pk"], ":progress": progress["sk"]},
             ConsistentRead=True,
         )
         items = {item["sk"]["S"]: plain(item) for item in response.get("Items", [])}
@@ -191,7 +192,7 @@ class DynamoRunStore(TableAccess):
             raise ValueError(f"only COMPLETED and FAILED jobs are counted, not {status!r}")
         response = self.client.get_item(
             TableName=self.table_name,
-            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "PROGRESS"}},
+            Key=typed_key(run_progress_key(run_id)),
             ConsistentRead=True,
         )
         return int(response.get("Item", {}).get(f"n{status[0]}", {}).get("N", "0"))

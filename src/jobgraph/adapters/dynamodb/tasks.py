@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobgraph.adapters.dynamodb.table import TableAccess, plain, task_key, typed_key
-from jobgraph.adapters.table_layout import client_key_key, counters
+from jobgraph.adapters.table_layout import client_key_key, counters, tasks_progress_key
 from jobgraph.core.errors import TaskNotFoundError
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.progress import Progress
@@ -72,7 +72,7 @@ class DynamoTaskStore(TableAccess):
 
     def task_progress(self, hours: list[str]) -> Progress:
         """The tasks' counters of these hours (ISO prefixes "YYYY-MM-DDTHH"), added up."""
-        keys = [{"pk": {"S": "TASKS"}, "sk": {"S": f"PROGRESS#{hour}"}} for hour in hours]
+        keys = [typed_key(tasks_progress_key(hour)) for hour in hours]
         response = self.client.batch_get_item(RequestItems={self.table_name: {"Keys": keys}})
         progress = Progress()
         for item in response.get("Responses", {}).get(self.table_name, []):

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from jobgraph.adapters.memory.table import MemoryAccess, number, page_of
-from jobgraph.adapters.table_layout import job_key, progress_key
+from jobgraph.adapters.table_layout import JOB_SK_PREFIX, job_key, progress_key, run_partition
 from jobgraph.core.ids import is_task_id
 from jobgraph.core.models import CompletedJob, IncomingJob, utc_now_iso
 from jobgraph.core.ports import JobClaim, PageKey, Record
@@ -111,14 +111,16 @@ class MemoryJobStore(MemoryAccess):
 
     def jobs_of_run(self, run_id: str) -> list[Record]:
         with self.memory.lock:
-            return self.memory.partition(f"RUN#{run_id}", "JOB#")
+            return self.memory.partition(run_partition(run_id), JOB_SK_PREFIX)
 
     def job_page(
         self, run_id: str, status: str | None, limit: int, start_key: PageKey | None = None
     ) -> tuple[list[Record], PageKey | None]:
         with self.memory.lock:
             if status is None:
-                return page_of(self.memory.partition(f"RUN#{run_id}", "JOB#"), limit, start_key, ("pk", "sk"))
+                return page_of(
+                    self.memory.partition(run_partition(run_id), JOB_SK_PREFIX), limit, start_key, ("pk", "sk")
+                )
             index = f"JOBS#{run_id}#{status}"
             found = [dict(item) for item in self.memory.items.values() if item.get("gsi1pk") == index]
         order = sorted(found, key=lambda item: (str(item["gsi1sk"]), str(item["pk"]), str(item["sk"])))

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from jobgraph.adapters.memory.table import MemoryAccess, number, page_of
-from jobgraph.adapters.table_layout import RUN_INDEXES, counters, run_key
+from jobgraph.adapters.table_layout import RUN_INDEXES, counters, run_key, run_progress_key
 from jobgraph.core.errors import RunExistsError, RunNotFoundError
 from jobgraph.core.ids import is_task_id
 from jobgraph.core.models import RunStatus, utc_now_iso
@@ -136,11 +136,11 @@ class MemoryRunStore(MemoryAccess):
     def run_with_progress(self, run_id: str) -> tuple[Record, Progress]:
         with self.memory.lock:
             run = self.get_run(run_id)
-            progress = self.memory.get((f"RUN#{run_id}", "PROGRESS")) or {}
+            progress = self.memory.get(run_progress_key(run_id)) or {}
         return run, Progress.from_counters(counters(progress))
 
     def count_jobs(self, run_id: str, status: str = "COMPLETED") -> int:
         if status not in ("COMPLETED", "FAILED"):
             raise ValueError(f"only COMPLETED and FAILED jobs are counted, not {status!r}")
-        progress = self.memory.get((f"RUN#{run_id}", "PROGRESS")) or {}
+        progress = self.memory.get(run_progress_key(run_id)) or {}
         return int(progress.get(f"n{status[0]}", 0))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobgraph.adapters.memory.table import MemoryAccess, number
-from jobgraph.adapters.table_layout import client_key_key, counters, task_key
+from jobgraph.adapters.table_layout import client_key_key, counters, task_key, tasks_progress_key
 from jobgraph.core.errors import TaskNotFoundError
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.ports import Record
@@ -49,7 +49,7 @@ class MemoryTaskStore(MemoryAccess):
     def task_progress(self, hours: list[str]) -> Progress:
         progress = Progress()
         for hour in hours:
-            item = self.memory.get(("TASKS", f"PROGRESS#{hour}"))
+            item = self.memory.get(tasks_progress_key(hour))
             if item is not None:
                 progress = progress.merged(Progress.from_counters(counters(item)))
         return progress
