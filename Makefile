@@ -158,7 +158,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## make typecheck: mypy --strict over the packages listed in pyproject.toml [tool.mypy] files (core/ today)
+## make typecheck: mypy --strict over the packages listed in pyproject.toml [tool.mypy] files (core/, services/, adapters/)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 

@@ -4,8 +4,11 @@ No moto: the queue and the bus are recording doubles, the table the fake that te
 
 from __future__ import annotations
 
+import pytest
+
 from jobgraph.adapters.local_disk import LocalDiskBlobStore
 from jobgraph.adapters.memory import MemoryJobsTable
+from jobgraph.core.errors import InvalidJobError
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import aggregation_job, merge_job, route_job
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus
@@ -89,3 +92,19 @@ def test_a_job_failed_on_its_last_attempt_fails_its_run_once(tmp_path) -> None:
     run = deps.table.get_run(SPEC.run_id)
     assert run["status"] == "FAILED" and job.job_id in run["error"]
     assert [e["outcome"] for e in deps.events.published] == ["FAILED"]  # type: ignore[union-attr]
+
+
+def test_a_completion_without_its_sequence_is_refused_by_name_and_counts_nothing(tmp_path) -> None:
+    """A route or AGGREGATION completion that names no sequence (not made from a job) fails with an error
+    saying so, instead of reading sequences/None.json or counting a sequence "None" down."""
+    deps = deps_on_fakes(tmp_path)
+    deps.table.create_run(SPEC.run_id, SPEC.test_run_id, 2, 9, SPEC.scenarios, SPEC.seed)
+    sequence = next(s for s in generate_sequences(3, seed=2) if len(s.routes) >= 3)
+    deps.results.put_sequence(SPEC.run_id, sequence)
+    sent: list[IncomingJob] = []
+    for job in (route_job(SPEC, sequence, 0), aggregation_job(SPEC, 0, 3)):
+        nameless = done(job).model_copy(update={"sequence_id": None})
+        with pytest.raises(InvalidJobError, match=f"{job.job_id}: {job.exec_type} completion lacks sequence_id"):
+            schedule(nameless, deps, sent.append)
+    assert sent == []
+    assert deps.table.get_run(SPEC.run_id)["sequences_remaining"] == 2

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 from jobgraph.adapters.clients import LazyClient
 from jobgraph.core.errors import StoreError
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
 
 SOURCE = "jobgraph"
 DETAIL_TYPES = {
@@ -19,13 +23,13 @@ DETAIL_TYPES = {
 
 
 class RunEvents:
-    client = LazyClient("events")
+    client: LazyClient[EventBridgeClient] = LazyClient("events")
 
-    def __init__(self, bus_name: str, client=None):
+    def __init__(self, bus_name: str, client: EventBridgeClient | None = None):
         self.bus_name = bus_name
         self._client = client
 
-    def publish(self, detail: dict) -> str:
+    def publish(self, detail: dict[str, Any]) -> str:
         response = self.client.put_events(
             Entries=[
                 {

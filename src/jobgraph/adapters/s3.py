@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from jobgraph.adapters.clients import LazyClient
 from jobgraph.core.errors import ObjectNotFoundError, StoreError
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 
 class S3BlobStore:
-    client = LazyClient("s3")
+    client: LazyClient[S3Client] = LazyClient("s3")
 
-    def __init__(self, bucket: str, prefix: str = "", client=None):
+    def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None):
         if not bucket:
             raise StoreError("S3 bucket name is empty")
         self.bucket = bucket
@@ -42,7 +47,7 @@ class S3BlobStore:
         return True
 
     def list(self, prefix: str) -> list[str]:
-        keys = []
+        keys: list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
             keys.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", ()))

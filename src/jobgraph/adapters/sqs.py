@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from jobgraph.adapters.clients import LazyClient, default_client
 from jobgraph.core.errors import StoreError
 from jobgraph.core.models import CompletedJob, IncomingJob
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef, SendMessageBatchRequestEntryTypeDef
 
 MAX_BATCH = 10  # SQS SendMessageBatch limit
 # SendMessageBatch: the bodies of one call add up to at most 1 MiB (a route state carried in the messages
@@ -21,15 +26,15 @@ def dedup_id(*parts: str) -> str:
 
 
 class FifoQueue:
-    client = LazyClient("sqs")
+    client: LazyClient[SQSClient] = LazyClient("sqs")
 
-    def __init__(self, queue_url: str, client=None):
+    def __init__(self, queue_url: str, client: SQSClient | None = None):
         self.queue_url = queue_url
         self._client = client
 
-    def _send_batches(self, entries: list[dict]) -> None:
+    def _send_batches(self, entries: list[SendMessageBatchRequestEntryTypeDef]) -> None:
         """Entries in calls of at most 10 messages and 1 MiB of bodies, in order."""
-        batch: list[dict] = []
+        batch: list[SendMessageBatchRequestEntryTypeDef] = []
         size = 0
         for entry in entries:
             body = len(entry["MessageBody"].encode())
@@ -41,7 +46,7 @@ class FifoQueue:
         if batch:
             self._send_batch(batch)
 
-    def _send_batch(self, entries: list[dict]) -> None:
+    def _send_batch(self, entries: list[SendMessageBatchRequestEntryTypeDef]) -> None:
         """SendMessageBatch with one retry of entries SQS reports as failed (throttling, internal)."""
         for _attempt in range(3):
             response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
@@ -56,7 +61,7 @@ class FifoQueue:
 
     def send_jobs(self, jobs: Iterable[IncomingJob]) -> int:
         """Send incoming jobs, 10 per call; message group = correlation_id, dedup = job_id."""
-        entries = [
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {
                 "Id": str(i),
                 "MessageBody": job.model_dump_json(exclude_none=True),
@@ -74,7 +79,7 @@ class FifoQueue:
 
     def send_completions(self, completions: Iterable[CompletedJob], attempt: int = 1) -> int:
         """Completions, 10 per call. Deduplicated per job and status; failures per attempt, so each is reported."""
-        entries = []
+        entries: list[SendMessageBatchRequestEntryTypeDef] = []
         for i, completed in enumerate(completions):
             parts = [completed.job_id, completed.status.value]
             if completed.status.value == "failed":
@@ -125,7 +130,7 @@ class FifoQueue:
         return response["MessageId"]
 
 
-def queue_url_for_arn(queue_arn: str, client=None) -> str:
+def queue_url_for_arn(queue_arn: str, client: SQSClient | None = None) -> str:
     """A queue's URL from its ARN (an SQS record's eventSourceARN), on the endpoint the client talks to:
     ``https://sqs.<region>.amazonaws.com/<account>/<name>`` on AWS, the local cloud's under it."""
     parts = queue_arn.split(":")
@@ -135,7 +140,7 @@ def queue_url_for_arn(queue_arn: str, client=None) -> str:
     return f"{endpoint}/{parts[4]}/{parts[5]}"
 
 
-def sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:
+def sqs_event(messages: list[MessageTypeDef], queue_arn: str, region: str) -> dict[str, Any]:
     """The SQS event Lambda's event source mapping would pass for ReceiveMessage ``messages``.
 
     The ECS worker (services/worker.py) hands its batches to the Processor's Powertools batch processor in

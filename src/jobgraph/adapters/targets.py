@@ -15,10 +15,11 @@ clients make no retries of their own, so no request is silently sent twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from jobgraph.adapters.clients import ClientFactory
 from jobgraph.core.errors import TargetRefusedError
 from jobgraph.core.triggers import (
     EventBridgeTarget,
@@ -28,6 +29,7 @@ from jobgraph.core.triggers import (
     SqsMwaaTarget,
     SqsTarget,
     StepFunctionTarget,
+    Trigger,
     WorkflowConfig,
     dag_conf,
     glue_arguments,
@@ -35,30 +37,40 @@ from jobgraph.core.triggers import (
     sqs_mwaa_message,
 )
 
+if TYPE_CHECKING:
+    from mypy_boto3_glue.type_defs import GetJobRunsResponseTypeDef
+    from mypy_boto3_sns.type_defs import PublishInputTypeDef
+    from mypy_boto3_sqs.type_defs import SendMessageRequestTypeDef
+
 GLUE_LOOKUP_PAGES = 5  # GetJobRuns pages (up to 200 runs each) searched for a run of an earlier attempt
 
 
 @cache
-def default_client(service: str, region: str | None = None):
+def default_client(service: str, region: str | None = None) -> Any:
+    """boto3's client of ``service`` in ``region``; Any as in adapters.clients.default_client (Targets holds
+    it as a ClientFactory, typed per service)."""
     import boto3
     from botocore.config import Config
 
     # one attempt per call: a retry after an ambiguous failure is the claim's decision, not the SDK's
-    return boto3.client(service, region_name=region, config=Config(retries={"mode": "standard", "max_attempts": 1}))
+    return boto3.client(  # type: ignore[call-overload]  # boto3-stubs overloads on literal service names
+        service, region_name=region, config=Config(retries={"mode": "standard", "max_attempts": 1})
+    )
 
 
 class Targets:
     """Fires one trigger on its target; ``client(service, region)`` gives the boto3 client (injected in tests)."""
 
-    def __init__(self, client: Callable[..., object] = default_client):
+    def __init__(self, client: ClientFactory = default_client):
         self.client = client
 
-    def fire(self, trigger, event: dict, token: str, config: WorkflowConfig) -> str:
+    def fire(self, trigger: Trigger, event: dict[str, Any], token: str, config: WorkflowConfig) -> str:
         from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
 
         handler = getattr(self, f"_{trigger.type}")
         try:
-            return handler(trigger, event, token, config)
+            receipt: str = handler(trigger, event, token, config)
+            return receipt
         except ClientError as exc:
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
             if status >= 500:
@@ -68,14 +80,14 @@ class Targets:
         except (ParamValidationError, EndpointConnectionError) as exc:
             raise TargetRefusedError(str(exc)) from exc  # never sent
 
-    def find(self, trigger, token: str) -> str | None:
+    def find(self, trigger: Trigger, token: str) -> str | None:
         """The receipt of an earlier attempt with this token, where the target can be asked (Glue); else None."""
         if not isinstance(trigger, GlueJobTarget):
             return None
         glue = self.client("glue", trigger.region)
-        kwargs: dict = {}
+        kwargs: dict[str, str] = {}
         for _ in range(GLUE_LOOKUP_PAGES):
-            response = glue.get_job_runs(JobName=trigger.job_name, MaxResults=200, **kwargs)
+            response: GetJobRunsResponseTypeDef = glue.get_job_runs(JobName=trigger.job_name, MaxResults=200, **kwargs)
             for run in response.get("JobRuns", []):
                 if (run.get("Arguments") or {}).get("--jobgraph_trigger_id") == token:
                     return run["Id"]
@@ -84,13 +96,15 @@ class Targets:
             kwargs = {"NextToken": response["NextToken"]}
         return None
 
-    def _glue_job(self, trigger: GlueJobTarget, event: dict, token: str, _config) -> str:
+    def _glue_job(self, trigger: GlueJobTarget, event: dict[str, Any], token: str, _config: WorkflowConfig) -> str:
         response = self.client("glue", trigger.region).start_job_run(
             JobName=trigger.job_name, Arguments=glue_arguments(trigger, event, token)
         )
         return response["JobRunId"]
 
-    def _step_function(self, trigger: StepFunctionTarget, event: dict, token: str, _config) -> str:
+    def _step_function(
+        self, trigger: StepFunctionTarget, event: dict[str, Any], token: str, _config: WorkflowConfig
+    ) -> str:
         from botocore.exceptions import ClientError
 
         region = trigger.arn.split(":")[3]
@@ -105,7 +119,9 @@ class Targets:
             return trigger.arn.replace(":stateMachine:", ":execution:") + f":{token}"
         return response["executionArn"]
 
-    def _eventbridge(self, trigger: EventBridgeTarget, event: dict, _token: str, _config) -> str:
+    def _eventbridge(
+        self, trigger: EventBridgeTarget, event: dict[str, Any], _token: str, _config: WorkflowConfig
+    ) -> str:
         client = self.client(
             "events", trigger.event_bus.split(":")[3] if trigger.event_bus.startswith("arn:") else None
         )
@@ -124,7 +140,7 @@ class Targets:
             raise TargetRefusedError(f"PutEvents: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
         return response["Entries"][0]["EventId"]
 
-    def _mwaa_dag(self, trigger: MwaaDagTarget, event: dict, token: str, _config) -> str:
+    def _mwaa_dag(self, trigger: MwaaDagTarget, event: dict[str, Any], token: str, _config: WorkflowConfig) -> str:
         from botocore.exceptions import ClientError
 
         try:
@@ -141,25 +157,32 @@ class Targets:
             raise
         return str((response.get("RestApiResponse") or {}).get("dag_run_id", token))
 
-    def _send(self, queue_url: str, body: dict, group: str | None, token: str) -> str:
-        extra = {"MessageGroupId": group, "MessageDeduplicationId": token} if queue_url.endswith(".fifo") else {}
+    def _send(self, queue_url: str, body: dict[str, Any], group: str | None, token: str) -> str:
+        request: SendMessageRequestTypeDef = {"QueueUrl": queue_url, "MessageBody": json.dumps(body)}
+        if queue_url.endswith(".fifo"):
+            assert group is not None, "a FIFO queue's target has a message group (core.triggers validates it)"
+            request |= {"MessageGroupId": group, "MessageDeduplicationId": token}
         host = urlparse(queue_url).hostname or ""
         region = host.split(".")[1] if host.startswith("sqs.") else None
-        response = self.client("sqs", region).send_message(QueueUrl=queue_url, MessageBody=json.dumps(body), **extra)
+        response = self.client("sqs", region).send_message(**request)
         return response["MessageId"]
 
-    def _sqs_mwaa(self, trigger: SqsMwaaTarget, event: dict, token: str, config: WorkflowConfig) -> str:
+    def _sqs_mwaa(self, trigger: SqsMwaaTarget, event: dict[str, Any], token: str, config: WorkflowConfig) -> str:
         message = sqs_mwaa_message(trigger, event, token)
         return self._send(config.queue_url_of(trigger), message, trigger.message_group_id or trigger.dag_id, token)
 
-    def _sqs(self, trigger: SqsTarget, event: dict, token: str, _config) -> str:
+    def _sqs(self, trigger: SqsTarget, event: dict[str, Any], token: str, _config: WorkflowConfig) -> str:
         return self._send(trigger.queue_url, orchestration_input(event), trigger.message_group_id, token)
 
-    def _sns(self, trigger: SnsTarget, event: dict, token: str, _config) -> str:
-        extra: dict = {"Subject": trigger.subject} if trigger.subject else {}
+    def _sns(self, trigger: SnsTarget, event: dict[str, Any], token: str, _config: WorkflowConfig) -> str:
+        request: PublishInputTypeDef = {
+            "TopicArn": trigger.topic_arn,
+            "Message": json.dumps(orchestration_input(event)),
+        }
+        if trigger.subject:
+            request["Subject"] = trigger.subject
         if trigger.topic_arn.endswith(".fifo"):
-            extra |= {"MessageGroupId": trigger.message_group_id, "MessageDeduplicationId": token}
-        response = self.client("sns", trigger.topic_arn.split(":")[3]).publish(
-            TopicArn=trigger.topic_arn, Message=json.dumps(orchestration_input(event)), **extra
-        )
+            assert trigger.message_group_id is not None, "SnsTarget validates it for a FIFO topic"
+            request |= {"MessageGroupId": trigger.message_group_id, "MessageDeduplicationId": token}
+        response = self.client("sns", trigger.topic_arn.split(":")[3]).publish(**request)
         return response["MessageId"]

@@ -13,10 +13,16 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from jobgraph.adapters.clients import default_client
+from jobgraph.adapters.clients import ClientFactory, default_client
 from jobgraph.core.loader import validate_document
 from jobgraph.core.triggers import WorkflowConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef
+    from mypy_boto3_ssm import SSMClient
 
 JSON = "application/json"
 
@@ -52,7 +58,7 @@ class TriggerConfigStore:
         parameter: str,
         default_json: str,
         cache_s: float = 10.0,
-        client: Callable[[str], object] = default_client,
+        client: ClientFactory = default_client,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.bucket, self.key, self.parameter = bucket, key, parameter
@@ -87,9 +93,11 @@ class TriggerConfigStore:
         from botocore.exceptions import BotoCoreError, ClientError
 
         previous = self._loaded if self._loaded and self._loaded.source == self.uri else None
-        extra = {"IfNoneMatch": previous.version} if previous and previous.version else {}
+        request: GetObjectRequestTypeDef = {"Bucket": self.bucket, "Key": self.key}
+        if previous and previous.version:
+            request["IfNoneMatch"] = previous.version
         try:
-            response = self.client("s3").get_object(Bucket=self.bucket, Key=self.key, **extra)
+            response = self.client("s3").get_object(**request)
         except ClientError as exc:
             if previous is not None and _error_code(exc) in ("304", "NotModified"):
                 return LoadedConfig(previous.config, self.uri, previous.version)
@@ -125,20 +133,20 @@ class TriggerConfigStore:
         return LoadedConfig(config, source, str(parameter.get("Version")), list(skipped))
 
 
-def put_config(s3, bucket: str, key: str, text: str) -> str:
+def put_config(s3: S3Client, bucket: str, key: str, text: str) -> str:
     """Upload a (validated) config document; returns its ETag (and version id, if the bucket keeps versions)."""
     response = s3.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=JSON)
     version = response.get("VersionId")
     return response["ETag"] + (f" (version {version})" if version else "")
 
 
-def put_parameter(ssm, name: str, text: str) -> int:
+def put_parameter(ssm: SSMClient, name: str, text: str) -> int:
     """The SSM fallback copy: Intelligent-Tiering picks Standard (4 KB) or Advanced (8 KB) by size."""
     response = ssm.put_parameter(Name=name, Value=text, Type="String", Overwrite=True, Tier="Intelligent-Tiering")
     return int(response["Version"])
 
 
-def expiring_rules(s3, bucket: str, key: str) -> list[str]:
+def expiring_rules(s3: S3Client, bucket: str, key: str) -> list[str]:
     """Lifecycle rules of the bucket that would expire the config object (an expired config silently falls back)."""
     from botocore.exceptions import ClientError
 

@@ -187,6 +187,11 @@ class ApprovalStore(Protocol):
 class ConfigStore(Protocol):
     """The deployment's own settings kept in its table (pk CONFIG#<name>)."""
 
+    @property
+    def table_name(self) -> str:
+        """The table's name: what a per-table cache of these settings is keyed by."""
+        ...
+
     def page_token_secret(self) -> bytes:
         """The status API's pagination-token secret: made once per table, the same bytes ever after."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from jobgraph.core.errors import ApprovalConflictError, ApprovalExpiredError, ApprovalNotFoundError
 from jobgraph.core.ports import ApprovalStore, EventPublisher
@@ -27,7 +28,7 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def approval_view(item: dict, now: float) -> dict:
+def approval_view(item: dict[str, Any], now: float) -> dict[str, Any]:
     """An approval as the API and the CLI show it; a pending one past its expiry shows EXPIRED."""
     status = str(item["status"])
     expires = float(item["expires_epoch"])
@@ -47,7 +48,7 @@ def approval_view(item: dict, now: float) -> dict:
     }
 
 
-def get_approval(table: ApprovalStore, run_id: str, now: float | None = None) -> dict:
+def get_approval(table: ApprovalStore, run_id: str, now: float | None = None) -> dict[str, Any]:
     item = table.get_approval(run_id)
     if item is None:
         raise ApprovalNotFoundError(f"run {run_id!r} has no approval (its workflow did not ask for one)")
@@ -62,7 +63,7 @@ def decide(
     decided_by: str,
     comment: str = "",
     now: float | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Approve or reject a pending approval; the same decision again is a no-op (and re-announces if needed)."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
@@ -95,6 +96,7 @@ def decide(
     return approval_view(item, now)
 
 
-def kept_event(item: dict) -> dict:
+def kept_event(item: dict[str, Any]) -> dict[str, Any]:
     """The source event stored with the approval request (what on_approval triggers get, plus the decision)."""
-    return json.loads(str(item["source_event"]))
+    event: dict[str, Any] = json.loads(str(item["source_event"]))
+    return event

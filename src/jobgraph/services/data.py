@@ -12,10 +12,9 @@ instead: ``DataLayer.in_memory``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from jobgraph.adapters.clients import ClientFactory
 from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.memory import MemoryJobsTable, MemoryTable
 from jobgraph.adapters.s3 import S3BlobStore
@@ -24,12 +23,6 @@ from jobgraph.core.errors import ConfigurationError
 from jobgraph.core.ports import BlobStore, JobsTablePort
 from jobgraph.core.results import ResultStore
 from jobgraph.services.settings import CommonSettings
-
-ClientFactory = Callable[[str], Any]  # service name -> boto3 client (None: the adapter's default, made lazily)
-
-
-def _default_client(_service: str) -> Any:
-    return None
 
 
 @dataclass(frozen=True)
@@ -57,15 +50,15 @@ class DataLayer:
 
 def data_layer(settings: CommonSettings, client: ClientFactory | None = None) -> DataLayer:
     """Build the data layer ``settings`` name: bucket + prefix, table + records' time to live, and the
-    incoming/outgoing queues when the settings have their URLs."""
-    make = client or _default_client
-    blobs = S3BlobStore(settings.bucket_name, settings.results_prefix, client=make("s3"))
+    incoming/outgoing queues when the settings have their URLs. ``client``: the boto3 clients to use (None:
+    each adapter's default, made lazily)."""
+    blobs = S3BlobStore(settings.bucket_name, settings.results_prefix, client=client("s3") if client else None)
     incoming_url: str = getattr(settings, "incoming_queue_url", "")
     outgoing_url: str = getattr(settings, "outgoing_queue_url", "")
     return DataLayer(
         blobs=blobs,
         results=ResultStore(blobs),
-        table=JobsTable(settings.table_name, settings.record_ttl_days, client=make("dynamodb")),
-        incoming=FifoQueue(incoming_url, client=make("sqs")) if incoming_url else None,
-        outgoing=FifoQueue(outgoing_url, client=make("sqs")) if outgoing_url else None,
+        table=JobsTable(settings.table_name, settings.record_ttl_days, client=client("dynamodb") if client else None),
+        incoming=FifoQueue(incoming_url, client=client("sqs") if client else None) if incoming_url else None,
+        outgoing=FifoQueue(outgoing_url, client=client("sqs") if client else None) if outgoing_url else None,
     )

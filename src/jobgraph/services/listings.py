@@ -8,6 +8,7 @@ BadTokenError (400), never a query of someone else's keys.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from jobgraph.core.errors import BadTokenError
 from jobgraph.core.models import RunStatus
@@ -30,12 +31,12 @@ def _token_secret(deps: ApiDeps) -> bytes:
     return _TOKEN_SECRETS[table.table_name]
 
 
-def _encode_token(deps: ApiDeps, payload: dict) -> str:
+def _encode_token(deps: ApiDeps, payload: dict[str, Any]) -> str:
     """A token signed with this deployment's secret (services/page_tokens.py)."""
     return page_tokens.encode(_token_secret(deps), payload)
 
 
-def _decode_token(deps: ApiDeps, token: str, expected: dict) -> dict:
+def _decode_token(deps: ApiDeps, token: str, expected: dict[str, Any]) -> dict[str, Any]:
     """The token's payload if this API signed it for the listing ``expected`` describes, else BadTokenError:
     a forged or edited token is refused before its start key reaches DynamoDB."""
     try:
@@ -47,7 +48,7 @@ def _decode_token(deps: ApiDeps, token: str, expected: dict) -> dict:
     return payload
 
 
-def _key_of(value) -> dict | None:
+def _key_of(value: object) -> dict[str, Any] | None:
     """A token's DynamoDB key: a map of attribute name to {"S": ...} (nothing else this API hands out)."""
     if value is None:
         return None
@@ -65,7 +66,7 @@ RUN_FIELDS = ("status", "test_run_id", "created_at", "started_at", "completed_at
               "jobs_total", "scenarios", "error")  # fmt: skip
 
 
-def _run_summary(item: dict) -> dict:
+def _run_summary(item: dict[str, Any]) -> dict[str, Any]:
     summary = {"run_id": item["run_id"], **{field: item[field] for field in RUN_FIELDS if field in item}}
     summary.setdefault("created_at", item.get("started_at"))
     for field in ("sequences_total", "jobs_total", "scenarios"):
@@ -84,10 +85,12 @@ def list_runs(
     until: str | None,
     limit: int,
     next_token: str | None,
-) -> dict:
+) -> dict[str, Any]:
     """Runs newest first, by status (the status index), by test run (by-test-run), or all in a date range
     (the status index's three run partitions, merged), paginated."""
-    filters = {"f": [status, test_run_id, since, until]}  # as asked: a token is valid for the same question
+    filters: dict[str, Any] = {
+        "f": [status, test_run_id, since, until]
+    }  # as asked: a token is valid for the same question
     state = _decode_token(deps, next_token, filters) if next_token else None
     if since is None and until is None and status is None and test_run_id is None:
         # the last week, as of the first page (the token carries it: later pages list the same runs)
@@ -97,10 +100,12 @@ def list_runs(
             raise BadTokenError(FOREIGN_TOKEN)
         filters["since"] = since
     until_bound = (until or "") + "~" if until and len(until) == 10 else until  # a date: all of that day
-    if test_run_id is not None or status is not None:
-        index, value = ("test_run", test_run_id) if test_run_id is not None else ("status", status)
+    value = test_run_id if test_run_id is not None else status
+    if value is not None:
+        index = "test_run" if test_run_id is not None else "status"
         start = _key_of(state.get("k")) if state else None
-        items, last = [], start
+        items: list[dict[str, Any]] = []
+        last = start
         while len(items) < limit:  # a status filter on the test-run index may thin a page
             page, last = deps.table.run_page(index, value, limit - len(items), last, since, until_bound)
             items += [i for i in page if status is None or i.get("status") == status]
@@ -138,7 +143,7 @@ def list_runs(
 
 
 # --- GET /runs/{run_id}/jobs --------------------------------------------------------------------------
-def list_jobs(deps: ApiDeps, run_id: str, status: str | None, limit: int, next_token: str | None) -> dict:
+def list_jobs(deps: ApiDeps, run_id: str, status: str | None, limit: int, next_token: str | None) -> dict[str, Any]:
     listing = {"r": run_id, "s": status}
     start = _key_of(_decode_token(deps, next_token, listing).get("k")) if next_token else None
     if start is not None and start.get("pk") != {"S": f"RUN#{run_id}"}:

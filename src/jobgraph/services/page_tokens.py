@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import json
+from typing import Any
 
 MAX_TOKEN_CHARS = 4096
 _SIGNATURE_BYTES = 16
@@ -35,12 +36,12 @@ def _signature(secret: bytes, payload: bytes) -> bytes:
     return hmac.new(secret, payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
 
 
-def encode(secret: bytes, document: dict) -> str:
+def encode(secret: bytes, document: dict[str, Any]) -> str:
     payload = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
     return f"{_b64(payload)}.{_b64(_signature(secret, payload))}"
 
 
-def decode(secret: bytes, token: str) -> dict:
+def decode(secret: bytes, token: str) -> dict[str, Any]:
     """The document of a token this deployment made; ForgedTokenError for anything else."""
     body, dot, signature = token.partition(".")
     if not dot or len(token) > MAX_TOKEN_CHARS:

@@ -5,8 +5,10 @@ Exactly once, on the job record: services/idempotency.py claims the job, runs it
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.models import CompletedJob
@@ -14,7 +16,14 @@ from jobgraph.core.ports import JobStore
 from jobgraph.core.results import ResultStore
 from jobgraph.services.data import data_layer
 from jobgraph.services.idempotency import lease_of, run_claimed
-from jobgraph.services.records import FifoBatch, JobRecord, process_batch_then_send, receive_count, retry_backoff
+from jobgraph.services.records import (
+    FifoBatch,
+    InvocationContext,
+    JobRecord,
+    process_batch_then_send,
+    receive_count,
+    retry_backoff,
+)
 from jobgraph.services.settings import ProcessorSettings, load_settings
 
 
@@ -47,7 +56,7 @@ class ProcessorRuntime:
 
     pending: list[CompletedJob] = field(default_factory=list)  # this invocation's completions, not yet sent
 
-    def handle_record(self, record: JobRecord, lambda_context=None) -> dict:
+    def handle_record(self, record: JobRecord, lambda_context: InvocationContext | None = None) -> dict[str, Any]:
         deps = self.deps
 
         def report_failure(completed: CompletedJob, attempt: int = 1) -> None:
@@ -70,7 +79,12 @@ class ProcessorRuntime:
         self.pending.append(completed)
         return {"job_id": completed.job_id, "status": completed.status.value}
 
-    def run_batch(self, event: dict, context, release=None) -> dict:
+    def run_batch(
+        self,
+        event: dict[str, Any],
+        context: InvocationContext | None,
+        release: Callable[[Iterable[str]], None] | None = None,
+    ) -> dict[str, Any]:
         """Process an SQS batch (message groups concurrently, FIFO partial failures, backoff), then report
         its successes: up to 10 per call.
 

@@ -19,9 +19,10 @@ import random
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError, ExceptionInfo
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
 from pydantic import ValidationError
@@ -31,10 +32,28 @@ from jobgraph.core.models import CompletedJob, IncomingJob, ProducerJob
 from jobgraph.core.retry import backoff_s
 from jobgraph.services.observability import MetricUnit, add_metric, logger
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.base import FailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_sqs import SQSClient
+
+    from jobgraph.services.settings import QueueConsumerSettings
+
+
+class InvocationContext(Protocol):
+    """What a consumer reads from its context (the claim's lease: services.idempotency.lease_of): a Lambda's
+    LambdaContext, or the ECS worker's WorkerContext."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+# a record handler: one parsed record (JobRecord, CompletionRecord) in, its outcome out (what Powertools calls)
+RecordHandler = Callable[[Any], object]
+
 
 class JobRecord(SqsRecordModel):
     # a job as jobgraph sends it, or seed 001's producer message (a SYNTHETIC job: ProducerJob)
-    body: Json[IncomingJob | ProducerJob]  # type: ignore[assignment]
+    body: Json[IncomingJob | ProducerJob]
 
     def job(self, test_run_id: str) -> IncomingJob:
         """The job to run: the body itself, or the SYNTHETIC job a producer's message stands for."""
@@ -44,7 +63,7 @@ class JobRecord(SqsRecordModel):
 
 
 class CompletionRecord(SqsRecordModel):
-    body: Json[CompletedJob]  # type: ignore[assignment]
+    body: Json[CompletedJob]
 
 
 def receive_count(record: SqsRecordModel) -> int:
@@ -59,13 +78,13 @@ class ReportingFifoProcessor(SqsFifoPartialProcessor):
     Skipping only the failed group keeps per-aircraft order and lets every other aircraft proceed.
     """
 
-    def __init__(self, model, on_poison=None):
+    def __init__(self, model: type[SqsRecordModel], on_poison: Callable[[str, str, str], None] | None = None) -> None:
         super().__init__(model=model, skip_group_on_error=True)
         self.on_poison = on_poison
         # FifoBatch decides about the whole batch; one group failing entirely is a partial failure
         self.raise_on_entire_batch_failure = False
 
-    def failure_handler(self, record, exception):
+    def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
         _type, error, _tb = exception
         if isinstance(error, ValidationError):
             # the body is not a job at all: keep it for inspection; it is retried (with backoff) until
@@ -91,13 +110,13 @@ class RetryBackoff:
     base_s: float
     max_s: int
     rng: random.Random = field(default_factory=random.Random, compare=False)
-    sqs: object = None  # an injected client (tests); default: the cached boto3 client
+    sqs: SQSClient | None = None  # an injected client (tests); default: the cached boto3 client
 
-    def delays(self, records: list[dict]) -> list[tuple[dict, int]]:
+    def delays(self, records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
         """(record, seconds) per failed record: a group's records share its first failed record's delay,
         so the group comes back together and in order."""
         by_group: dict[str, int] = {}
-        out = []
+        out: list[tuple[dict[str, Any], int]] = []
         for record in records:
             attributes = record.get("attributes", {})
             group = attributes.get("MessageGroupId") or record["messageId"]
@@ -107,7 +126,7 @@ class RetryBackoff:
             out.append((record, by_group[group]))
         return out
 
-    def apply(self, records: list[dict]) -> None:
+    def apply(self, records: list[dict[str, Any]]) -> None:
         """Before the batch returns: each failed record visible again after its backoff."""
         by_queue: dict[str, list[tuple[str, int]]] = {}
         for record, seconds in self.delays(records):
@@ -125,15 +144,15 @@ class RetryBackoff:
             )
 
 
-def retry_backoff(settings) -> RetryBackoff:
+def retry_backoff(settings: QueueConsumerSettings) -> RetryBackoff:
     """The consumer's backoff from its settings (QueueConsumerSettings); base 0: visible again at once."""
     return RetryBackoff(settings.retry_backoff_base_s, settings.retry_backoff_max_s)
 
 
-def message_groups(records: list[dict]) -> list[list[dict]]:
+def message_groups(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """The batch's records by FIFO message group, each group in its order (a record without a group, from a
     standard queue, is a group of its own)."""
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         group = record.get("attributes", {}).get("MessageGroupId") or f"message:{record.get('messageId')}"
         groups.setdefault(group, []).append(record)
@@ -150,17 +169,26 @@ class FifoBatch:
     max_concurrency: int = 1
     backoff: RetryBackoff | None = None
 
-    def _run_group(self, records: list[dict], handler, context) -> tuple[list[dict], list]:
+    def _run_group(
+        self, records: list[dict[str, Any]], handler: RecordHandler, context: InvocationContext | None
+    ) -> tuple[list[dict[str, Any]], list[ExceptionInfo]]:
         processor = ReportingFifoProcessor(self.model, self.on_poison)
         try:
-            with processor(records, handler, context):
+            # Powertools only hands the context on to a handler that takes lambda_context: any context will do
+            with processor(records, handler, cast("LambdaContext | None", context)):
                 processor.process()
         finally:
             logger.thread_safe_clear_keys()  # the group's job keys, on a pooled thread
         failed = {item["itemIdentifier"] for item in processor.response()["batchItemFailures"]}
         return [r for r in records if r["messageId"] in failed], list(processor.exceptions)
 
-    def process(self, event: dict, context, handler, release: Callable[[Iterable[str]], None] | None = None) -> dict:
+    def process(
+        self,
+        event: dict[str, Any],
+        context: InvocationContext | None,
+        handler: RecordHandler,
+        release: Callable[[Iterable[str]], None] | None = None,
+    ) -> dict[str, Any]:
         """Run ``handler`` over the batch (groups concurrently, each in order); back failed records off.
 
         Returns the partial batch response; raises BatchProcessingError when every record failed (the
@@ -190,15 +218,15 @@ class FifoBatch:
         return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in failed]}
 
 
-def process_batch_then_send(
-    event: dict,
-    context,
+def process_batch_then_send[T](
+    event: dict[str, Any],
+    context: InvocationContext | None,
     batch: FifoBatch,
-    record_handler,
-    pending: list,
-    send: Callable[[list], object],
+    record_handler: RecordHandler,
+    pending: list[T],
+    send: Callable[[list[T]], object],
     release: Callable[[Iterable[str]], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Process an SQS batch whose record handler appends to ``pending``, then ``send`` what was appended in
     one go. A failed send fails the invocation, so SQS redelivers the batch."""
     pending.clear()

@@ -7,6 +7,8 @@ died in between). The trigger function fires each trigger once per run whatever 
 
 from __future__ import annotations
 
+from typing import Any
+
 from jobgraph.adapters.events import RunEvents
 from jobgraph.core.ids import is_task_id
 from jobgraph.core.ports import EventPublisher, RunStore
@@ -14,7 +16,7 @@ from jobgraph.core.results import merged_key
 from jobgraph.services.settings import RunEndSettings
 
 
-def run_end_events(settings: RunEndSettings) -> tuple[RunEvents | None, dict]:
+def run_end_events(settings: RunEndSettings) -> tuple[RunEvents | None, dict[str, Any]]:
     """The bus a function announces run ends on (None: this stack has none) and the context of its events."""
     events = RunEvents(settings.event_bus_name) if settings.event_bus_name else None
     context = {
@@ -26,7 +28,7 @@ def run_end_events(settings: RunEndSettings) -> tuple[RunEvents | None, dict]:
     return events, context
 
 
-def run_detail(run: dict, *, scenario: int, stack: str, bucket: str, prefix: str) -> dict:
+def run_detail(run: dict[str, Any], *, scenario: int, stack: str, bucket: str, prefix: str) -> dict[str, Any]:
     root = f"s3://{bucket}/{prefix.strip('/') + '/' if prefix.strip('/') else ''}"
     run_id = str(run["run_id"])
     outcome = str(run["status"])
@@ -50,7 +52,7 @@ def run_detail(run: dict, *, scenario: int, stack: str, bucket: str, prefix: str
 
 
 def announce_run_end(
-    table: RunStore, events: EventPublisher, run_id: str, run: dict | None = None, **context
+    table: RunStore, events: EventPublisher, run_id: str, run: dict[str, Any] | None = None, **context: Any
 ) -> str | None:
     """Publish the run's end unless it was announced before; returns the event id or None (also for an API
     task's run id: a task is no run, nothing downstream waits for it). ``run``: its record, if the caller

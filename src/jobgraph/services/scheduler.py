@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from typing import Any
 
 from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.sqs import FifoQueue
+from jobgraph.core.errors import InvalidJobError
 from jobgraph.core.graph import is_last_route, merge_job, next_for_sequence
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, Sequence
 from jobgraph.core.ports import JobsTablePort
@@ -19,7 +21,13 @@ from jobgraph.core.results import ResultStore
 from jobgraph.core.run import RunSpec
 from jobgraph.services.data import data_layer
 from jobgraph.services.observability import MetricUnit, add_metric, logger
-from jobgraph.services.records import CompletionRecord, FifoBatch, process_batch_then_send, retry_backoff
+from jobgraph.services.records import (
+    CompletionRecord,
+    FifoBatch,
+    InvocationContext,
+    process_batch_then_send,
+    retry_backoff,
+)
 from jobgraph.services.run_events import announce_run_end, run_end_events
 from jobgraph.services.settings import SchedulerSettings, load_settings
 
@@ -33,11 +41,11 @@ class SchedulerDeps:
     incoming: FifoQueue
     # the run's end goes to this bus for the downstream triggers (None: no bus in this stack)
     events: RunEvents | None = None
-    event_context: dict = field(default_factory=dict)
+    event_context: dict[str, Any] = field(default_factory=dict)
     job_max_attempts: int = 0  # 0: a failed job never fails its run (SQS retries it; the DLQ keeps it)
     sequence: Callable[[str, int], Sequence] = field(init=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # A run's sequences never change once StartRun stored them, so a warm Scheduler reads each once
         # (one S3 GET less per route job).
         object.__setattr__(self, "sequence", lru_cache(maxsize=SEQUENCE_CACHE_SIZE)(self.results.get_sequence))
@@ -61,7 +69,11 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
 
     ``send`` takes the next job; by default it is sent at once. The Scheduler Lambda collects them and
     sends one batch per invocation (SchedulerRuntime.run_batch)."""
-    send = send or (lambda job: deps.incoming.send_jobs([job]))
+    if send is None:
+
+        def send(job: IncomingJob) -> None:
+            deps.incoming.send_jobs([job])
+
     logger.thread_safe_append_keys(correlation_id=completed.correlation_id, job_id=completed.job_id)
     if completed.status is JobStatus.FAILED:
         # the Processor recorded the failure; SQS retries the job itself — nothing to schedule, unless this
@@ -80,13 +92,14 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
         return "synthetic job done"  # the perf runner's load has no follow-up job
 
     if completed.exec_type.is_route:
-        sequence = None if is_last_route(completed) else deps.sequence(completed.run_id, completed.sequence_id)
+        sequence = None if is_last_route(completed) else deps.sequence(completed.run_id, sequence_of(completed))
         job = next_for_sequence(RunSpec.of(completed), completed, sequence)
+        assert job is not None  # a route completion always unlocks a job (next_for_sequence raises otherwise)
         send(job)
         return f"sent {job.exec_type} {job.job_id}"
 
     if completed.exec_type is ExecType.AGGREGATION:
-        counted = deps.table.count_down_sequence(completed.run_id, completed.sequence_id)
+        counted = deps.table.count_down_sequence(completed.run_id, sequence_of(completed))
         if deps.table.claim_merge(completed.run_id, completed.job_id):
             job = merge_job(RunSpec.of(completed))
             send(job)
@@ -94,7 +107,7 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
         return "sequence counted" if counted else "duplicate aggregation ignored"
 
     completed_now = deps.table.complete_run(completed.run_id, completed.output_key or "")
-    run: dict | None = None
+    run: dict[str, Any] | None = None
     if completed_now:
         run = deps.table.get_run(completed.run_id)
         add_metric(name="RunDurationSeconds", unit=MetricUnit.Seconds, value=float(run["duration_s"]))
@@ -104,7 +117,15 @@ def schedule(completed: CompletedJob, deps: SchedulerDeps, send: Callable[[Incom
     return "run completed" if completed_now else "run already completed"
 
 
-def announce(run_id: str, deps: SchedulerDeps, run: dict | None = None) -> None:
+def sequence_of(completed: CompletedJob) -> int:
+    """The sequence a route or AGGREGATION completion belongs to; InvalidJobError when it names none (the
+    message was not made from a job: the sequence's next step cannot be found)."""
+    if completed.sequence_id is None:
+        raise InvalidJobError(f"{completed.job_id}: {completed.exec_type} completion lacks sequence_id")
+    return completed.sequence_id
+
+
+def announce(run_id: str, deps: SchedulerDeps, run: dict[str, Any] | None = None) -> None:
     """The run's end on the stack's bus for the downstream triggers (no-op without a bus or if done before);
     ``run``: the record just read after completing it (one read per MERGE completion, not two)."""
     if deps.events is None:
@@ -125,7 +146,7 @@ class SchedulerRuntime:
     def handle_record(self, record: CompletionRecord) -> str:
         return schedule(record.body, self.deps, self.pending.append)
 
-    def run_batch(self, event: dict, context) -> dict:
+    def run_batch(self, event: dict[str, Any], context: InvocationContext | None) -> dict[str, Any]:
         """Act on a batch of completions (groups concurrently, FIFO partial failures, backoff), then send
         the next jobs: 10 per call.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -16,7 +17,7 @@ from jobgraph.core.loader import check_unique, format_validation_error, parse_se
 from jobgraph.core.models import RunId, Sequence
 from jobgraph.core.ports import RunStore
 from jobgraph.core.results import ResultStore
-from jobgraph.core.run import RunSpec, RunStarted
+from jobgraph.core.run import Implementation, RunSpec, RunStarted
 from jobgraph.services.data import data_layer
 from jobgraph.services.observability import logger
 from jobgraph.services.settings import RunSettings, StartRunSettings, load_settings
@@ -28,7 +29,7 @@ class StartRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_id: RunId
-    sequences: list[dict] = Field(min_length=1)
+    sequences: list[dict[str, Any]] = Field(min_length=1)
     scenarios: Scenarios | None = None
     seed: Seed = 42
     test_run_id: str | None = Field(default=None, max_length=256)
@@ -62,7 +63,7 @@ def run_request(sequences: list[Sequence], spec: RunSpec) -> dict[str, object]:
     return {**spec.fields(), "sequences": [sequence.model_dump(mode="json") for sequence in sequences]}
 
 
-def rejected(errors: list[str]) -> dict[str, object]:
+def rejected(errors: list[str]) -> dict[str, Any]:
     return {"status": "REJECTED", "errors": errors}
 
 
@@ -75,9 +76,10 @@ def unique_ids(sequences: list[Sequence]) -> list[Sequence]:
     return sequences
 
 
-def parse_sequences(documents: list[dict]) -> list[Sequence]:
+def parse_sequences(documents: list[dict[str, Any]]) -> list[Sequence]:
     """Every document validated (GUIDE §2) and sequence ids unique; InvalidSequenceError lists every problem."""
-    parsed, problems = [], []
+    parsed: list[tuple[str, Sequence]] = []
+    problems: list[str] = []
     for index, document in enumerate(documents):
         try:
             parsed.append((f"sequences[{index}]", parse_sequence(document, f"sequences[{index}]")))
@@ -89,7 +91,7 @@ def parse_sequences(documents: list[dict]) -> list[Sequence]:
     return [s for _, s in parsed]
 
 
-def parse_request(event: dict) -> tuple[StartRunRequest, list[Sequence]]:
+def parse_request(event: dict[str, Any]) -> tuple[StartRunRequest, list[Sequence]]:
     try:
         request = StartRunRequest.model_validate(event)
     except ValidationError as exc:
@@ -124,7 +126,7 @@ def run_spec(settings: RunSettings, run_id: str, scenarios: int | None, seed: in
 
 
 def register(
-    spec: RunSpec, sequences: list[Sequence], results: ResultStore, table: RunStore, implementation: str
+    spec: RunSpec, sequences: list[Sequence], results: ResultStore, table: RunStore, implementation: Implementation
 ) -> RegisteredRun:
     """Run record, stored sequences and manifest. The run record is the uniqueness gate: a repeated run_id
     raises RunExistsError before anything is written or sent, so a run never half-starts twice."""
@@ -137,8 +139,8 @@ def register(
 
 
 def register_run(
-    event: dict, results: ResultStore, table: RunStore, settings: RunSettings, implementation: str
-) -> RegisteredRun | dict:
+    event: dict[str, Any], results: ResultStore, table: RunStore, settings: RunSettings, implementation: Implementation
+) -> RegisteredRun | dict[str, Any]:
     """Validate a run request and register it (``register``).
 
     Shared by StartRun (scenario 1) and PrepareRun (scenario 3). Returns the registered run, or
@@ -166,7 +168,7 @@ def send_first_jobs(registered: RegisteredRun, deps: StartRunDeps) -> RunStarted
     return registered.started(deps.incoming.send_jobs(route_job(registered.spec, s, 0) for s in registered.sequences))
 
 
-def start_run(event: dict, deps: StartRunDeps) -> dict[str, object]:
+def start_run(event: dict[str, Any], deps: StartRunDeps) -> dict[str, object]:
     """RunStarted's fields or {"status": "REJECTED", "errors": [...]}; never half-starts."""
     registered = register_run(event, deps.results, deps.table, deps.settings, implementation="lambda")
     if isinstance(registered, dict):

@@ -10,11 +10,11 @@ its record and counters (core/progress.py), one job record, or one page of an in
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
+from jobgraph.adapters.clients import ClientFactory
 from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.runners import AsyncFunction, StateMachine
 from jobgraph.adapters.s3 import S3BlobStore
@@ -119,10 +119,9 @@ class ApiDeps:
     events: RunEvents | None = None  # where an approval is announced (api/approvals.py); None: no bus
 
     @classmethod
-    def from_settings(cls, settings: ApiSettings, client: Callable[[str], object] | None = None) -> ApiDeps:
+    def from_settings(cls, settings: ApiSettings, client: ClientFactory | None = None) -> ApiDeps:
         """``client(service)``: the boto3 clients to use (default: each adapter's own, built lazily)."""
-        make = client or (lambda _service: None)
-        data = data_layer(settings, make)
+        data = data_layer(settings, client)
         blobs, table, results = data.blobs, data.table, data.results
         if not isinstance(blobs, S3BlobStore):  # the API hands out presigned URLs
             raise TypeError(f"the status API needs an S3 bucket, not {blobs.describe()}")
@@ -131,13 +130,17 @@ class ApiDeps:
             runner = StateMachineRunner(
                 results,
                 table,
-                StateMachine(settings.state_machine_arn, client=make("stepfunctions")),
-                AsyncFunction(settings.step_task_function, client=make("lambda")),
+                StateMachine(settings.state_machine_arn, client=client("stepfunctions") if client else None),
+                AsyncFunction(settings.step_task_function, client=client("lambda") if client else None),
             )
         else:
             incoming = data.queue("incoming")
             runner = QueueRunner(StartRunDeps(results=results, table=table, incoming=incoming, settings=settings))
-        events = RunEvents(settings.event_bus_name, client=make("events")) if settings.event_bus_name else None
+        events = (
+            RunEvents(settings.event_bus_name, client=client("events") if client else None)
+            if settings.event_bus_name
+            else None
+        )
         return cls(table=table, blobs=blobs, settings=settings, runner=runner, events=events)
 
     @property
@@ -155,7 +158,7 @@ def new_run_id() -> str:
 
 
 # --- GET /runs/{run_id} -------------------------------------------------------------------------------
-def run_status(deps: ApiDeps, run_id: str) -> dict:
+def run_status(deps: ApiDeps, run_id: str) -> dict[str, Any]:
     """Run record + progress by stage and status + timings + estimate, from two items; RunNotFoundError."""
     run, progress = deps.table.run_with_progress(run_id)
     jobs_total = int(run.get("jobs_total", 0))
@@ -222,8 +225,8 @@ JOB_FIELDS = (
 )
 
 
-def job_view(job_id: str, run_id: str, item: dict) -> dict:
-    job = {"job_id": job_id, "run_id": run_id}
+def job_view(job_id: str, run_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    job: dict[str, Any] = {"job_id": job_id, "run_id": run_id}
     for field in JOB_FIELDS:
         if field in item:
             job[field] = item[field]
@@ -236,7 +239,7 @@ def job_view(job_id: str, run_id: str, item: dict) -> dict:
 
 
 # --- GET /runs/{run_id}/results -----------------------------------------------------------------------
-def result_links(deps: ApiDeps, run_id: str) -> dict:
+def result_links(deps: ApiDeps, run_id: str) -> dict[str, Any]:
     run = deps.table.get_run(run_id)
     expiry = deps.settings.url_expiry_s
     merged = merged_key(run_id)
@@ -251,16 +254,16 @@ def result_links(deps: ApiDeps, run_id: str) -> dict:
 
 
 # --- GET /status/{job_id}, GET /download/{job_id}/{file_type} ------------------------------------------
-def _job_record(deps: ApiDeps, job_id: str) -> tuple[str, dict]:
+def _job_record(deps: ApiDeps, job_id: str) -> tuple[str, dict[str, Any]]:
     """(run id, record) of any job: a run's (its run id is in its job id) or a task's. JobNotFoundError."""
     run_id = job_id if is_task_id(job_id) else run_id_of_job(job_id)
     record = deps.table.get_job(run_id, job_id) if run_id else None
-    if not record or "exec_type" not in record:
+    if run_id is None or not record or "exec_type" not in record:
         raise JobNotFoundError(f"job {job_id!r} has no record: it has not started yet, or there is no such job")
     return run_id, record
 
 
-def job_files(deps: ApiDeps, record: dict) -> dict[str, str]:
+def job_files(deps: ApiDeps, record: dict[str, Any]) -> dict[str, str]:
     """The job's files (type -> presigned GET URL) once it completed."""
     if record.get("status") != "COMPLETED" or not record.get("output_key"):
         return {}
@@ -268,7 +271,7 @@ def job_files(deps: ApiDeps, record: dict) -> dict[str, str]:
     return {FILE_TYPES[ExecType(record["exec_type"])]: url}
 
 
-def job_status(deps: ApiDeps, job_id: str) -> dict:
+def job_status(deps: ApiDeps, job_id: str) -> dict[str, Any]:
     run_id, record = _job_record(deps, job_id)
     return {
         **job_view(job_id, run_id, record),

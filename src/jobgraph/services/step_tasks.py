@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,15 +28,18 @@ from jobgraph.core.graph import aggregation_job, merge_job, route_job
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, RunId, Sequence
 from jobgraph.core.ports import JobsTablePort, RunStore
 from jobgraph.core.results import ResultStore, request_key
-from jobgraph.core.run import RunSpec
+from jobgraph.core.run import Implementation, RunSpec
 from jobgraph.services.data import data_layer
 from jobgraph.services.idempotency import DEFAULT_LEASE_MS, lease_of, run_claimed
 from jobgraph.services.observability import logger
 from jobgraph.services.run_events import announce_run_end, run_end_events
 from jobgraph.services.settings import PrepareRunSettings, StepTaskSettings, load_settings
-from jobgraph.services.start_run import register_run, rejected
+from jobgraph.services.start_run import RegisteredRun, register_run, rejected
 
-IMPLEMENTATION = "stepfunctions"
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+IMPLEMENTATION: Implementation = "stepfunctions"
 # A job's claimant in scenario 3: the state machine's task for it (one try at a time; a retry re-claims)
 CLAIMANT_PREFIX = "stepfunctions:"
 
@@ -53,7 +57,7 @@ class PrepareRunDeps:
         return cls(results=data.results, table=data.table, settings=settings)
 
 
-def plan_item(spec: RunSpec, sequence: Sequence) -> dict:
+def plan_item(spec: RunSpec, sequence: Sequence) -> dict[str, Any]:
     """One Map item: a sequence's route jobs in order, then its AGGREGATION (the same jobs as scenario 1)."""
     return {
         "sequence_id": sequence.sequence_id,
@@ -62,7 +66,7 @@ def plan_item(spec: RunSpec, sequence: Sequence) -> dict:
     }
 
 
-def load_request(event: dict, results: ResultStore) -> dict:
+def load_request(event: dict[str, Any], results: ResultStore) -> dict[str, Any]:
     """The run request: the execution input itself, or the one it points to in the results bucket.
 
     ``{"run_id": R, "request_key": "_jobgraph/requests/R.json"}`` reads a request stored by the run driver
@@ -86,8 +90,9 @@ def load_request(event: dict, results: ResultStore) -> dict:
     return stored
 
 
-def prepare_run(event: dict, deps: PrepareRunDeps) -> dict:
+def prepare_run(event: dict[str, Any], deps: PrepareRunDeps) -> dict[str, Any]:
     """{"status": "RUNNING", ..., "bucket", "plan_key", "merge"} or {"status": "REJECTED", "errors", "cause"}."""
+    registered: RegisteredRun | dict[str, Any]
     try:
         request = load_request(event, deps.results)
     except ValueError as exc:
@@ -97,12 +102,16 @@ def prepare_run(event: dict, deps: PrepareRunDeps) -> dict:
     if isinstance(registered, dict):
         # the state machine's RunRejected Fail state shows "cause" (CausePath)
         return {**registered, "cause": "\n".join(registered["errors"])[:30000]}
+    # the state machine's Distributed Map reads the plan from S3: its key there is under the bucket's prefix
+    prefix = getattr(deps.results.blobs, "prefix", None)
+    if not isinstance(prefix, str):
+        raise TypeError(f"PrepareRun needs an S3 bucket, not {deps.results.blobs.describe()}")
     spec = registered.spec
     key = deps.results.put_plan(spec.run_id, [plan_item(spec, s) for s in registered.sequences])
     return {
         **registered.started(first_jobs_sent=None).model_dump(),
         "bucket": deps.settings.bucket_name,
-        "plan_key": deps.results.blobs.prefix + key,
+        "plan_key": prefix + key,
         "merge": merge_job(spec).model_dump(mode="json"),
     }
 
@@ -137,7 +146,7 @@ class StepTaskDeps:
     table: JobsTablePort  # jobs (claims, outcomes) and runs (the MERGE completes its run; the run's end)
     # the run's end goes to this bus for the downstream triggers (None: no bus in this stack)
     events: RunEvents | None = None
-    event_context: dict = field(default_factory=dict)
+    event_context: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: StepTaskSettings) -> StepTaskDeps:
@@ -171,9 +180,10 @@ class StepTaskRuntime:
     settings: StepTaskSettings
     deps: StepTaskDeps
 
-    def handle(self, event: StepTaskEvent, context=None) -> dict:
+    def handle(self, event: StepTaskEvent, context: LambdaContext | None = None) -> dict[str, Any]:
         if event.announce_run_end is not None:
             return {"run_id": event.announce_run_end, "event_id": self.announce(event.announce_run_end)}
+        assert event.job is not None  # StepTaskEvent._one_task: a job when there is no run end to announce
         completed = run_step_job(event.job, self.deps, attempt=event.retry_count + 1, lease_ms=lease_of(context))
         return completed.model_dump(mode="json", exclude_none=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from jobgraph.core.errors import TaskConflictError, TaskNotFoundError
 from jobgraph.core.graph import synthetic_job
@@ -17,7 +18,7 @@ from jobgraph.services.status import ApiDeps, job_files
 
 def submit_task(
     deps: ApiDeps, client_key: str, work_duration_ms: int, data_size_kb: int, correlation_id: str | None
-) -> tuple[dict, bool]:
+) -> tuple[dict[str, Any], bool]:
     """One SYNTHETIC job on the scenario's runner, once per client key; returns (task, created).
 
     A task is its own namespace (no run can be named like it, no task can name a run). The key is claimed
@@ -34,7 +35,7 @@ def submit_task(
         if earlier.get("fingerprint") != fingerprint:
             raise TaskConflictError("client key: already used for a different task body")
         task_id = str(earlier["task_id"])
-    record: dict | None = None
+    record: dict[str, Any] | None = None
     try:
         record = deps.table.get_task(task_id)
     except TaskNotFoundError:  # not queued yet (new, or the first attempt died before recording it)
@@ -51,7 +52,7 @@ def _recent_hours(now: datetime | None = None) -> list[str]:
     return [(now - timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in (0, 1)]
 
 
-def task_status(deps: ApiDeps, task_id: str, record: dict | None = None) -> dict:
+def task_status(deps: ApiDeps, task_id: str, record: dict[str, Any] | None = None) -> dict[str, Any]:
     """A task's record as the API shows it (``record``: read just before, else read here); TaskNotFoundError
     for an unknown task."""
     record = record if record is not None else deps.table.get_task(task_id)
@@ -82,5 +83,5 @@ def task_status(deps: ApiDeps, task_id: str, record: dict | None = None) -> dict
     }
 
 
-def _int_or_none(value) -> int | None:
+def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -47,7 +47,7 @@ from jobgraph.core.errors import (
 from jobgraph.core.ports import ApprovalStore, BlobStore, TriggerStore
 from jobgraph.core.results import merged_key
 from jobgraph.core.trigger_event import approved_event, source_event
-from jobgraph.core.triggers import WorkflowConfig, dedup_token, plan
+from jobgraph.core.triggers import Trigger, WorkflowConfig, dedup_token, plan
 from jobgraph.services.approvals import kept_event
 from jobgraph.services.data import data_layer
 from jobgraph.services.observability import MetricUnit, logger, metrics
@@ -61,11 +61,11 @@ class RunEvent(BaseModel):
 
     source: str
     detail_type: str = Field(alias="detail-type")
-    detail: dict
+    detail: dict[str, Any]
 
 
 class RunEventRecord(SqsRecordModel):
-    body: Json[RunEvent]  # type: ignore[assignment]
+    body: Json[RunEvent]
 
 
 class TriggerTable(TriggerStore, ApprovalStore, Protocol):
@@ -77,13 +77,13 @@ class TriggerDeps:
     configs: TriggerConfigStore
     table: TriggerTable
     targets: Targets
-    merged: Callable[[str], dict | None]  # run_id -> merged percentiles (None: not there)
+    merged: Callable[[str], dict[str, Any] | None]  # run_id -> merged percentiles (None: not there)
     stale_s: float = 90.0
     clock: Callable[[], float] = field(default=time.time)
     events: RunEvents | None = None  # where "Run Pending Approval" is published (None: not published)
 
 
-def handle_event(event: RunEvent, deps: TriggerDeps) -> list[dict]:
+def handle_event(event: RunEvent, deps: TriggerDeps) -> list[dict[str, Any]]:
     if event.detail_type == "Run Approved":
         return on_approved(str(event.detail["run_id"]), deps)
     if event.detail_type in ("Run Completed", "Run Failed"):
@@ -100,7 +100,7 @@ def current_config(deps: TriggerDeps) -> LoadedConfig:
     return loaded
 
 
-def on_run_end(detail: dict, deps: TriggerDeps) -> list[dict]:
+def on_run_end(detail: dict[str, Any], deps: TriggerDeps) -> list[dict[str, Any]]:
     config = current_config(deps).config
     run_id = str(detail["run_id"])
     merged = deps.merged(run_id) if detail.get("outcome") == "COMPLETED" else None
@@ -126,7 +126,7 @@ def on_run_end(detail: dict, deps: TriggerDeps) -> list[dict]:
     return fire_all(run_id, chosen.workflow, chosen.kind or "success", chosen.triggers, event, config, deps)
 
 
-def on_approved(run_id: str, deps: TriggerDeps) -> list[dict]:
+def on_approved(run_id: str, deps: TriggerDeps) -> list[dict[str, Any]]:
     approval = deps.table.get_approval(run_id)
     if approval is None or approval.get("status") != "APPROVED":
         logger.warning("approval event without an approved approval", extra={"run_id": run_id})
@@ -141,8 +141,14 @@ def on_approved(run_id: str, deps: TriggerDeps) -> list[dict]:
 
 
 def fire_all(
-    run_id: str, workflow: str, kind: str, triggers: list, event: dict, config: WorkflowConfig, deps: TriggerDeps
-) -> list[dict]:
+    run_id: str,
+    workflow: str,
+    kind: str,
+    triggers: list[Trigger],
+    event: dict[str, Any],
+    config: WorkflowConfig,
+    deps: TriggerDeps,
+) -> list[dict[str, Any]]:
     """Fire each trigger once; the others still fire when one fails, and then the message is retried."""
     done, failures = [], []
     for trigger in triggers:
@@ -160,7 +166,13 @@ def fire_all(
 
 
 def fire_one(
-    run_id: str, workflow: str, kind: str, trigger, event: dict, config: WorkflowConfig, deps: TriggerDeps
+    run_id: str,
+    workflow: str,
+    kind: str,
+    trigger: Trigger,
+    event: dict[str, Any],
+    config: WorkflowConfig,
+    deps: TriggerDeps,
 ) -> tuple[str, str | None]:
     """(what happened, the target's receipt) for one trigger; raises when it must be retried."""
     sk = f"FIRED#{kind}#{trigger.trigger_id}"
@@ -204,7 +216,7 @@ def fire_one(
 
 
 def takeover(
-    run_id: str, sk: str, owner: str, trigger, token: str, since_first_s: float, deps: TriggerDeps
+    run_id: str, sk: str, owner: str, trigger: Trigger, token: str, since_first_s: float, deps: TriggerDeps
 ) -> tuple[str, str | None] | None:
     """A dead holder's claim: None when firing again cannot duplicate, else what was done instead."""
     how = trigger.dedup(since_first_s)
@@ -239,10 +251,11 @@ class TriggerRuntime:
         return json.dumps(handle_event(record.body, self.deps))
 
 
-def merged_reader(blobs: BlobStore) -> Callable[[str], dict | None]:
-    def read(run_id: str) -> dict | None:
+def merged_reader(blobs: BlobStore) -> Callable[[str], dict[str, Any] | None]:
+    def read(run_id: str) -> dict[str, Any] | None:
         try:
-            return json.loads(blobs.get(merged_key(run_id)))
+            merged: dict[str, Any] = json.loads(blobs.get(merged_key(run_id)))
+            return merged
         except ObjectNotFoundError:
             return None
 

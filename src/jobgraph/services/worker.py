@@ -25,8 +25,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
@@ -37,14 +39,18 @@ from jobgraph.services.observability import MetricUnit, logger, metrics
 from jobgraph.services.processor import ProcessorRuntime, build_processor_runtime
 from jobgraph.services.settings import WorkerSettings, load_settings
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
 EXIT_CONFIGURATION = 2
 
 # (messages, process) -> ids of the messages to retry; ``process`` runs messages through the Processor.
 # The seam the local cloud's fault injector wraps (localcloud/ecs/task.py); the default just calls it.
-BatchRunner = Callable[[list[dict], Callable[[list[dict]], set[str]]], set[str]]
+type BatchRunner = Callable[[list[MessageTypeDef], Callable[[list[MessageTypeDef]], set[str]]], set[str]]
 
 
-def run_batch(messages: list[dict], process: Callable[[list[dict]], set[str]]) -> set[str]:
+def run_batch(messages: list[MessageTypeDef], process: Callable[[list[MessageTypeDef]], set[str]]) -> set[str]:
     return process(messages)
 
 
@@ -67,7 +73,7 @@ class WorkerContext:
 class VisibilityHeartbeat:
     """Keeps the messages of the batch in hand invisible while it is processed (a daemon thread)."""
 
-    def __init__(self, sqs, queue_url: str, interval_s: float, visibility_timeout_s: int):
+    def __init__(self, sqs: SQSClient, queue_url: str, interval_s: float, visibility_timeout_s: int) -> None:
         self.sqs, self.queue_url = sqs, queue_url
         self.interval_s, self.visibility_timeout_s = interval_s, visibility_timeout_s
         self._held: dict[str, str] = {}  # message id -> receipt handle
@@ -82,18 +88,18 @@ class VisibilityHeartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         with self._lock:
             self._held.clear()
 
-    def hold(self, messages: list[dict]) -> None:
+    def hold(self, messages: list[MessageTypeDef]) -> None:
         with self._lock:
             self._held.update((m["MessageId"], m["ReceiptHandle"]) for m in messages)
 
-    def release(self, message_ids) -> None:
+    def release(self, message_ids: Iterable[str]) -> None:
         """Stop extending these messages; a beat in progress finishes first (it holds the lock), so no
         later beat can undo a visibility set after this returns."""
         with self._lock:
@@ -142,12 +148,12 @@ class QueueWorker:
         settings: WorkerSettings,
         runtime: ProcessorRuntime,
         *,
-        sqs=None,
+        sqs: SQSClient | None = None,
         batch_runner: BatchRunner = run_batch,
         region: str | None = None,
-    ):
+    ) -> None:
         self.settings, self.runtime = settings, runtime
-        self.sqs = sqs or default_client("sqs")
+        self.sqs: SQSClient = sqs or default_client("sqs")
         self.batch_runner = batch_runner
         self.region = region or self.sqs.meta.region_name
         self.stopping = threading.Event()
@@ -167,7 +173,7 @@ class QueueWorker:
             self._queue_arn = attributes["Attributes"]["QueueArn"]
         return self._queue_arn
 
-    def stop(self, signum: int | None = None, _frame=None) -> None:
+    def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         """Finish the batch in hand, then exit the loop (the SIGTERM handler)."""
         if not self.stopping.is_set():
             logger.info("stopping: finishing the batch in hand", extra={"signal": signum})
@@ -190,7 +196,7 @@ class QueueWorker:
                 break
         logger.info("worker stopped", extra={"batches": self.batches})
 
-    def receive(self) -> list[dict]:
+    def receive(self) -> list[MessageTypeDef]:
         return self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.settings.max_messages,
@@ -200,11 +206,12 @@ class QueueWorker:
             MessageAttributeNames=["All"],
         ).get("Messages", [])
 
-    def handle(self, messages: list[dict]) -> BatchOutcome:
+    def handle(self, messages: list[MessageTypeDef]) -> BatchOutcome:
         """Process one batch; delete what succeeded, return the rest for redelivery in order."""
         started = time.perf_counter()
         now_ms = time.time() * 1000
-        waits, redeliveries = [], 0
+        waits: list[float] = []
+        redeliveries = 0
         for message in messages:
             if int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) == 1:
                 waits.append(round(now_ms - int(message["Attributes"]["SentTimestamp"]), 1))
@@ -244,7 +251,7 @@ class QueueWorker:
         logger.info("batch processed", extra={"batch": outcome.__dict__})
         return outcome
 
-    def process(self, messages: list[dict]) -> set[str]:
+    def process(self, messages: list[MessageTypeDef]) -> set[str]:
         """Run messages through the Processor's batch path (ProcessorRuntime.run_batch); returns the ids to
         retry, whose backoff the batch path has set (after the heartbeat let go of them)."""
         heartbeat = self._heartbeat
@@ -257,7 +264,7 @@ class QueueWorker:
             return {m["MessageId"] for m in messages}
         return {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
 
-    def delete(self, messages: list[dict]) -> None:
+    def delete(self, messages: list[MessageTypeDef]) -> None:
         for start in range(0, len(messages), MAX_BATCH):
             chunk = messages[start : start + MAX_BATCH]
             response = self.sqs.delete_message_batch(
@@ -268,7 +275,7 @@ class QueueWorker:
                 # the job is done and recorded; a redelivery is answered from its job record (refused claim)
                 logger.warning("processed messages not deleted", extra={"failed": response["Failed"][:3]})
 
-    def retry_later(self, messages: list[dict], backoff: bool = True) -> None:
+    def retry_later(self, messages: list[MessageTypeDef], backoff: bool = True) -> None:
         """Make messages visible again after their backoff (or at once): SQS redelivers a group's in order.
 
         For a batch that failed as a whole (its report could not be sent, an injected fault); failed
@@ -279,7 +286,9 @@ class QueueWorker:
         FifoQueue(self.queue_url, self.sqs).set_visibility([(r["receiptHandle"], s) for r, s in delays])
 
 
-def main(batch_runner: BatchRunner = run_batch, signals=(signal.SIGTERM, signal.SIGINT)) -> int:
+def main(
+    batch_runner: BatchRunner = run_batch, signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+) -> int:
     """Entry point of the container: settings from the environment, then poll until SIGTERM."""
     try:
         settings = load_settings(WorkerSettings)

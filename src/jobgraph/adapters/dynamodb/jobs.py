@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobgraph.adapters import table_layout as layout
 from jobgraph.adapters.dynamodb.table import (
@@ -34,6 +34,9 @@ from jobgraph.core.ids import is_task_id
 from jobgraph.core.models import CompletedJob, IncomingJob, utc_now_iso
 from jobgraph.core.ports import JobClaim
 from jobgraph.core.progress import counter_deltas
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import UpdateTypeDef
 
 MAX_OUTCOME_TRIES = 5  # a job record changed between reading and writing it this often: give up loudly
 
@@ -101,7 +104,8 @@ class DynamoJobStore(TableAccess):
             )
         except ClientError as exc:
             if conditional_failed(exc):
-                return plain(exc.response.get("Item") or {})
+                item = exc.response.get("Item")
+                return plain(item if isinstance(item, dict) else {})
             raise
         return None
 
@@ -141,19 +145,17 @@ class DynamoJobStore(TableAccess):
             expected = {":old": {"S": old_status}} if old_status else {}
             condition = "#status = :old" if old_status else "attribute_not_exists(#status)"
             deltas = counter_deltas(completed.exec_type, old_status, status, completed.processing_time_ms)
+            conditioned: UpdateTypeDef = {
+                **update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": {**values, **expected},
+            }
             try:
                 if not deltas:
-                    self.client.update_item(
-                        **update, ConditionExpression=condition, ExpressionAttributeValues={**values, **expected}
-                    )
+                    self.client.update_item(**conditioned)
                     return None
-                self.client.transact_write_items(
-                    TransactItems=[
-                        {"Update": {**update, "ConditionExpression": condition,
-                                    "ExpressionAttributeValues": {**values, **expected}}},
-                        {"Update": self._counter_update(progress_key(completed.run_id, completed.completed_at), deltas)},
-                    ]
-                )  # fmt: skip
+                counted = self._counter_update(progress_key(completed.run_id, completed.completed_at), deltas)
+                self.client.transact_write_items(TransactItems=[{"Update": conditioned}, {"Update": counted}])
                 return None
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")
@@ -169,7 +171,7 @@ class DynamoJobStore(TableAccess):
             f"job {completed.job_id}: its record kept changing while its outcome was written ({MAX_OUTCOME_TRIES} tries)"
         )
 
-    def _outcome_update(self, completed: CompletedJob, attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _outcome_update(self, completed: CompletedJob, attempt: int) -> tuple[UpdateTypeDef, dict[str, Any]]:
         """The job record's UpdateItem for its outcome (all but its condition) and its expression values."""
         status = completed.status.value.upper()
         values = {
@@ -200,7 +202,7 @@ class DynamoJobStore(TableAccess):
             if value is not None:
                 values[f":{name}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)[:2000]}
                 sets.append(f"{name} = :{name}")
-        update = {
+        update: UpdateTypeDef = {
             "TableName": self.table_name,
             "Key": job_key(completed.run_id, completed.job_id),
             "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE claimed_by, lease_until_ms ADD reports :one",
@@ -208,7 +210,7 @@ class DynamoJobStore(TableAccess):
         }
         return update, values
 
-    def _counter_update(self, key: dict[str, Any], deltas: dict[str, int | float]) -> dict[str, Any]:
+    def _counter_update(self, key: dict[str, Any], deltas: dict[str, int | float]) -> UpdateTypeDef:
         """One ADD of every delta to a counters item (created by the first ADD)."""
         names = {f"#c{i}": name for i, name in enumerate(deltas)}
         values = {f":c{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
@@ -265,7 +267,7 @@ class DynamoJobStore(TableAccess):
 
         With a status it is one query of the status index's partition of exactly that run and status.
         Returns (items, the key to continue from or None at the end)."""
-        kwargs = {"ExclusiveStartKey": start_key} if start_key else {}
+        kwargs: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
         if status is None:
             response = self.client.query(
                 TableName=self.table_name,

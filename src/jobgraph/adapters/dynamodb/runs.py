@@ -159,7 +159,7 @@ class DynamoRunStore(TableAccess):
             condition += f" AND {attribute}sk BETWEEN :since AND :until"
             # "~" sorts after every character of an ISO time: an open end includes all of that day
             values[":since"], values[":until"] = {"S": since or "0"}, {"S": until or "~"}
-        kwargs = {"ExclusiveStartKey": start_key} if start_key else {}
+        kwargs: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
         response = self.client.query(
             TableName=self.table_name,
             IndexName=name,

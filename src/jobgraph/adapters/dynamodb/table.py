@@ -4,11 +4,14 @@ answers are read (typed attribute values to plain values, a failed condition tol
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobgraph.adapters import table_layout as layout
 from jobgraph.adapters.clients import LazyClient
 from jobgraph.core.ports import Record
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 Item = dict[str, Any]  # an item in DynamoDB's typed form: {"pk": {"S": "RUN#r"}, ...}
 
@@ -59,9 +62,9 @@ def progress_key(run_id: str, at: str) -> dict[str, Any]:
 class TableAccess:
     """One jobs table: its name, records' time to live, and a boto3 client (the default one, made lazily)."""
 
-    client = LazyClient("dynamodb")
+    client: LazyClient[DynamoDBClient] = LazyClient("dynamodb")
 
-    def __init__(self, table_name: str, ttl_days: int = 30, client: Any = None):
+    def __init__(self, table_name: str, ttl_days: int = 30, client: DynamoDBClient | None = None):
         self.table_name = table_name
         self.ttl_days = ttl_days
         self._client = client
