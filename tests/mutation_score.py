@@ -34,11 +34,16 @@ SCOPE: dict[str, set[str] | None] = {
     "jobgraph.services.records": None,
     "jobgraph.core.retry": None,
     # the run's countdown/MERGE claim/completion and the job record's claim and completion (issue 19.6), in the
-    # table adapter's modules (adapters/dynamodb/: table.py's condition helpers, runs.py, jobs.py)
-    "jobgraph.adapters.dynamodb.table": {"conditional_failed", "condition_failed_first", "transaction_conflict"},
+    # table adapter's modules (adapters/dynamodb/: table.py's condition helpers and the stores' one conditional
+    # update, TableAccess, runs.py, jobs.py)
+    "jobgraph.adapters.dynamodb.table": {
+        "conditional_failed",
+        "condition_failed_first",
+        "transaction_conflict",
+        *(f"TableAccess.{method}" for method in ("_update", "_update_if", "_update_new")),
+    },
     "jobgraph.adapters.dynamodb.runs": {
-        f"DynamoRunStore.{method}"
-        for method in ("_update_if", "count_down_sequence", "claim_merge", "complete_run", "fail_run")
+        f"DynamoRunStore.{method}" for method in ("count_down_sequence", "claim_merge", "complete_run", "fail_run")
     },
     "jobgraph.adapters.dynamodb.jobs": {
         f"DynamoJobStore.{method}"
