@@ -139,3 +139,13 @@ def test_the_merge_completion_reads_its_run_once_to_time_and_announce_it(tmp_pat
     assert schedule(merge, deps) == "run already completed"
     assert table.run_reads == 2
     assert len(deps.events.published) == 1  # type: ignore[union-attr]
+
+
+def test_a_merge_reported_without_an_output_completes_the_run_naming_no_result(tmp_path) -> None:
+    """The run's record must not point at a merged result that was never written."""
+    deps = deps_on_fakes(tmp_path)
+    deps.table.create_run(SPEC.run_id, SPEC.test_run_id, 1, 5, SPEC.scenarios, SPEC.seed)
+    merge = done(merge_job(SPEC)).model_copy(update={"output_key": None})
+    assert schedule(merge, deps) == "run completed"
+    run = deps.table.get_run(SPEC.run_id)
+    assert run["status"] == "COMPLETED" and not run["merged_key"]
