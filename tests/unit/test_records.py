@@ -27,6 +27,7 @@ from jobgraph.services.records import (
     retry_backoff,
 )
 from tests.fifo_records import Recorder, interleaved, record
+from tests.log_lines import log_lines
 
 JOB = route_job(RunSpec("r", "default", 10, 1), generate_sequences(1, seed=4)[0], 0)
 
@@ -113,8 +114,16 @@ def test_the_backoff_goes_to_the_queue_each_failed_record_came_from():
 def test_a_queue_refusing_the_backoff_does_not_keep_the_others_from_theirs():
     sqs = FakeSqs(broken=frozenset({"q1.fifo"}))
     records = [on_queue(record("a", 0), "q1.fifo"), on_queue(record("b", 0), "q2.fifo")]
-    RetryBackoff(4, 300, sqs=sqs).apply(records)
+    with log_lines() as logged:
+        RetryBackoff(4, 300, rng=random.Random(3), sqs=sqs).apply(records)
     assert [url.rsplit("/", 1)[1] for url, _ in sqs.calls] == ["q2.fifo"]
+    # the operator reads which queue kept its messages' old visibility, and why; and what the others got
+    broken, applied = logged["could not set the retry backoff"], logged["failed messages return after backoff"]
+    assert (broken["level"], broken["queue"]) == ("ERROR", records[0]["eventSourceARN"])
+    assert broken["exception_name"] == "RuntimeError" and "q1.fifo is gone" in broken["exception"]
+    ((_, [(_, wait)]),) = sqs.calls
+    assert (applied["level"], applied["queue"]) == ("INFO", records[1]["eventSourceARN"])
+    assert (applied["delays_s"], applied["refused"]) == ([wait], 0)
 
 
 def test_a_consumers_backoff_comes_from_its_settings():
