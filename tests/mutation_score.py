@@ -70,6 +70,8 @@ _ONE_GROUP_PER_PROCESSOR = (
     "FifoBatch gives each processor one message group: failing every later record is failing the rest of the group"
 )
 _FALSY = "Powertools reads raise_on_entire_batch_failure by truthiness: None and False alike"
+_THREAD_NAMES = "the pool threads' name prefix shows only in thread dumps, never in a result or a log line"
+_ONE_GROUP_INLINE = "one group on a one-thread pool or inline: the same records, in the same order, the same outcome"
 _CONTEXT_NOT_READ = (
     "the context reaches only Powertools, which hands it to no record handler of ours (no lambda_context)"
 )
@@ -92,6 +94,9 @@ EQUIVALENT: dict[str, str] = {
         for n in (8, 11, 12, 13, 16, 17)
     },
     "jobgraph.services.records.x_process_batch_then_send__mutmut_3": _CONTEXT_NOT_READ,
+    **{f"jobgraph.services.records.xǁFifoBatchǁprocess__mutmut_{n}": _CONTEXT_NOT_READ for n in (33, 40)},
+    **{f"jobgraph.services.records.xǁFifoBatchǁprocess__mutmut_{n}": _THREAD_NAMES for n in (19, 21, 22, 23)},
+    "jobgraph.services.records.xǁFifoBatchǁprocess__mutmut_16": _ONE_GROUP_INLINE,
     **{f"jobgraph.core.stats.x_describe__mutmut_{n}": _ZIP_SAME_LENGTH for n in (10, 13, 14)},
     **{f"jobgraph.core.stats.x_describe_histogram__mutmut_{n}": _ZIP_SAME_LENGTH for n in (72, 75, 76)},
     **{f"jobgraph.core.stats.x_merge_histograms__mutmut_{n}": _DTYPE_INFERRED for n in (17, 19, 25, 27)},

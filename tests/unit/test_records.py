@@ -207,3 +207,7 @@ def test_the_jitter_is_drawn_from_the_policys_own_generator():
     # second receive at base 8 s: 16 s nominal, a quarter off = 12 s (any other draw gives 13..16)
     ((_, seconds),) = RetryBackoff(8, 300, rng=LargestJitter()).delays([record("a", 0, receives=2)])
     assert seconds == 12
+
+
+def test_an_event_without_records_is_an_empty_batch():
+    assert FifoBatch(SqsRecordModel).process({}, None, Recorder()) == {"batchItemFailures": []}
