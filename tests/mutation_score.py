@@ -64,7 +64,39 @@ _EXPONENT_BOUND = (
     "(maxReceiveCount), and past 32 any base over 10.1 µs meets SQS's 12 h ceiling either way"
 )
 _CASE_INSENSITIVE = "DynamoDB's expression keywords (SET, ADD, REMOVE, AND...) are case-insensitive"
+_SQS_RECORD_FIELDS = "Powertools hands failure_handler an SQSRecord, whose message_id and body always exist: getattr's default is never read"
+_BODY_IS_STR = "an SQSRecord's body is always a str: str(body) is body"
+_ONE_GROUP_PER_PROCESSOR = (
+    "FifoBatch gives each processor one message group: failing every later record is failing the rest of the group"
+)
+_FALSY = "Powertools reads raise_on_entire_batch_failure by truthiness: None and False alike"
+_THREAD_NAMES = "the pool threads' name prefix shows only in thread dumps, never in a result or a log line"
+_ONE_GROUP_INLINE = "one group on a one-thread pool or inline: the same records, in the same order, the same outcome"
+_CONTEXT_NOT_READ = (
+    "the context reaches only Powertools, which hands it to no record handler of ours (no lambda_context)"
+)
 EQUIVALENT: dict[str, str] = {
+    **{
+        f"jobgraph.services.records.xǁReportingFifoProcessorǁfailure_handler__mutmut_{n}": _SQS_RECORD_FIELDS
+        for n in (5, 8, 11, 14, 17, 20)
+    },
+    **{
+        f"jobgraph.services.records.xǁReportingFifoProcessorǁfailure_handler__mutmut_{n}": _BODY_IS_STR
+        for n in (52, 53, 54)
+    },
+    **{
+        f"jobgraph.services.records.xǁReportingFifoProcessorǁ__init____mutmut_{n}": _ONE_GROUP_PER_PROCESSOR
+        for n in (2, 4, 5)
+    },
+    "jobgraph.services.records.xǁReportingFifoProcessorǁ__init____mutmut_7": _FALSY,
+    **{
+        f"jobgraph.services.records.xǁFifoBatchǁ_run_group__mutmut_{n}": _CONTEXT_NOT_READ
+        for n in (8, 11, 12, 13, 16, 17)
+    },
+    "jobgraph.services.records.x_process_batch_then_send__mutmut_3": _CONTEXT_NOT_READ,
+    **{f"jobgraph.services.records.xǁFifoBatchǁprocess__mutmut_{n}": _CONTEXT_NOT_READ for n in (33, 40)},
+    **{f"jobgraph.services.records.xǁFifoBatchǁprocess__mutmut_{n}": _THREAD_NAMES for n in (19, 21, 22, 23)},
+    "jobgraph.services.records.xǁFifoBatchǁprocess__mutmut_16": _ONE_GROUP_INLINE,
     **{f"jobgraph.core.stats.x_describe__mutmut_{n}": _ZIP_SAME_LENGTH for n in (10, 13, 14)},
     **{f"jobgraph.core.stats.x_describe_histogram__mutmut_{n}": _ZIP_SAME_LENGTH for n in (72, 75, 76)},
     **{f"jobgraph.core.stats.x_merge_histograms__mutmut_{n}": _DTYPE_INFERRED for n in (17, 19, 25, 27)},

@@ -8,8 +8,6 @@ that used up its attempts failing its run once, a synthetic job with no follow-u
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from datetime import datetime
 
@@ -27,10 +25,11 @@ from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus
 from jobgraph.core.results import ResultStore, sequence_key
 from jobgraph.core.run import RunSpec
 from jobgraph.services import scheduler
-from jobgraph.services.observability import logger, metrics
+from jobgraph.services.observability import metrics
 from jobgraph.services.scheduler import SchedulerDeps, schedule
 from jobgraph.services.settings import SchedulerSettings, load_settings
 from tests.doubles import report_on
+from tests.log_lines import log_lines
 
 SPEC = RunSpec("sched", "default", 50, 7)
 SEQUENCES = [s for s in generate_sequences(8, seed=3) if len(s.routes) >= 3][:2]
@@ -261,25 +260,10 @@ def test_a_completed_run_reports_its_duration_as_a_metric(stack):
         metrics.clear_metrics()
 
 
-class LogLines(logging.Handler):
-    """The Scheduler's structured log lines, formatted as Powertools writes them (JSON), by message."""
-
-    def __init__(self):
-        super().__init__()
-        self.setFormatter(logger.registered_formatter)
-        self.by_message: dict[str, dict] = {}
-
-    def emit(self, record):
-        line = json.loads(self.format(record))
-        self.by_message[line["message"]] = line
-
-
 @pytest.fixture
 def logged():
-    handler = LogLines()
-    logger.addHandler(handler)
-    yield handler.by_message
-    logger.removeHandler(handler)
+    with log_lines() as lines:
+        yield lines
 
 
 def test_the_log_says_what_was_decided_about_which_job_of_which_run(stack, logged):

@@ -27,6 +27,7 @@ from jobgraph.services.records import (
     retry_backoff,
 )
 from tests.fifo_records import Recorder, interleaved, record
+from tests.log_lines import log_lines
 
 JOB = route_job(RunSpec("r", "default", 10, 1), generate_sequences(1, seed=4)[0], 0)
 
@@ -78,13 +79,17 @@ def test_a_poison_record_is_handed_over_counted_and_failed_alone():
     bad = record("g0", 0, body='{"job": "x"}')
     metrics.clear_metrics()
     try:
-        response = batch.process({"Records": [bad, good]}, None, lambda record: record.body.job_id)
+        with log_lines() as logged:
+            response = batch.process({"Records": [bad, good]}, None, lambda record: record.body.job_id)
         assert metrics.metric_set["PoisonMessages"] == {"Unit": "Count", "Value": [1.0], "StorageResolution": 60}
     finally:
         metrics.clear_metrics()
     assert response == {"batchItemFailures": [{"itemIdentifier": "g0-0"}]}
     ((message_id, error, body),) = poisoned
     assert (message_id, body) == ("g0-0", '{"job": "x"}') and "validation error" in error
+    line = logged["poison message: it goes to the DLQ after the queue's maxReceiveCount receives"]
+    assert (line["level"], line["message_id"]) == ("ERROR", "g0-0")
+    assert 1 <= len(line["errors"]) <= 5 and all(e["type"] and e["loc"] and "url" not in e for e in line["errors"])
 
 
 def test_a_poison_record_that_cannot_be_stored_still_fails_only_itself():
@@ -93,8 +98,11 @@ def test_a_poison_record_that_cannot_be_stored_still_fails_only_itself():
 
     batch = FifoBatch(JobRecord, on_poison=refuse)
     good = record("g1", 0, body=JOB.model_dump_json())
-    response = batch.process({"Records": [record("g0", 0, body="{}"), good]}, None, lambda record: "ok")
+    with log_lines() as logged:
+        response = batch.process({"Records": [record("g0", 0, body="{}"), good]}, None, lambda record: "ok")
     assert response == {"batchItemFailures": [{"itemIdentifier": "g0-0"}]}
+    line = logged["could not record the poison message"]
+    assert line["level"] == "ERROR" and "table unreachable" in line["exception"]
 
 
 def test_the_backoff_goes_to_the_queue_each_failed_record_came_from():
@@ -113,8 +121,16 @@ def test_the_backoff_goes_to_the_queue_each_failed_record_came_from():
 def test_a_queue_refusing_the_backoff_does_not_keep_the_others_from_theirs():
     sqs = FakeSqs(broken=frozenset({"q1.fifo"}))
     records = [on_queue(record("a", 0), "q1.fifo"), on_queue(record("b", 0), "q2.fifo")]
-    RetryBackoff(4, 300, sqs=sqs).apply(records)
+    with log_lines() as logged:
+        RetryBackoff(4, 300, rng=random.Random(3), sqs=sqs).apply(records)
     assert [url.rsplit("/", 1)[1] for url, _ in sqs.calls] == ["q2.fifo"]
+    # the operator reads which queue kept its messages' old visibility, and why; and what the others got
+    broken, applied = logged["could not set the retry backoff"], logged["failed messages return after backoff"]
+    assert (broken["level"], broken["queue"]) == ("ERROR", records[0]["eventSourceARN"])
+    assert broken["exception_name"] == "RuntimeError" and "q1.fifo is gone" in broken["exception"]
+    ((_, [(_, wait)]),) = sqs.calls
+    assert (applied["level"], applied["queue"]) == ("INFO", records[1]["eventSourceARN"])
+    assert (applied["delays_s"], applied["refused"]) == ([wait], 0)
 
 
 def test_a_consumers_backoff_comes_from_its_settings():
@@ -160,3 +176,38 @@ def test_the_next_messages_are_sent_once_after_the_batch_and_not_at_all_without_
     assert sent == [["g0-0", "g0-1"]] and pending == []
     process_batch_then_send({"Records": [record("x", 0)]}, None, batch, lambda record: None, pending, sent.append)
     assert sent == [["g0-0", "g0-1"]]
+
+
+def test_a_record_without_attributes_is_poison_that_fails_alone_and_backs_off_as_a_first_attempt():
+    """No MessageGroupId, no receive count: it is its own group and comes back after the base delay, and the
+    batch's other records are still done."""
+    sqs = FakeSqs()
+    bare = on_queue(record("g0", 0, body=JOB.model_dump_json()), "q.fifo")
+    del bare["attributes"]
+    done: list[str] = []
+
+    def handler(record):
+        done.append(record.body.job_id)
+
+    batch = FifoBatch(JobRecord, backoff=RetryBackoff(4, 300, rng=random.Random(3), sqs=sqs))
+    response = batch.process({"Records": [bare, record("g1", 0, body=JOB.model_dump_json())]}, None, handler)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "g0-0"}]} and done == [JOB.job_id]
+    ((url, [(handle, wait)]),) = sqs.calls
+    assert (url.rsplit("/", 1)[1], handle) == ("q.fifo", "handle-g0-0") and 3 <= wait <= 4  # 4 x 2^0, a quarter off
+
+
+class LargestJitter(random.Random):
+    """Always draws the largest jitter: a quarter off the nominal delay."""
+
+    def random(self) -> float:
+        return 1.0
+
+
+def test_the_jitter_is_drawn_from_the_policys_own_generator():
+    # second receive at base 8 s: 16 s nominal, a quarter off = 12 s (any other draw gives 13..16)
+    ((_, seconds),) = RetryBackoff(8, 300, rng=LargestJitter()).delays([record("a", 0, receives=2)])
+    assert seconds == 12
+
+
+def test_an_event_without_records_is_an_empty_batch():
+    assert FifoBatch(SqsRecordModel).process({}, None, Recorder()) == {"batchItemFailures": []}

@@ -108,3 +108,44 @@ def test_a_completion_without_its_sequence_is_refused_by_name_and_counts_nothing
             schedule(nameless, deps, sent.append)
     assert sent == []
     assert deps.table.get_run(SPEC.run_id)["sequences_remaining"] == 2
+
+
+class CountingReads:
+    """The in-memory table seen from outside, counting the run records read (a DynamoDB GetItem each)."""
+
+    def __init__(self, table: MemoryJobsTable) -> None:
+        self.table = table
+        self.run_reads = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.table, name)
+
+    def get_run(self, run_id: str) -> dict:
+        self.run_reads += 1
+        return self.table.get_run(run_id)
+
+
+def test_the_merge_completion_reads_its_run_once_to_time_and_announce_it(tmp_path) -> None:
+    """complete_run, then one read of the record for RunDurationSeconds and the announcement (not a second read
+    inside announce_run_end); a redelivery, which completed nothing, reads it once to see it was announced."""
+    deps = deps_on_fakes(tmp_path)
+    table = CountingReads(MemoryJobsTable())
+    deps = SchedulerDeps(deps.results, table, deps.incoming, deps.events, deps.event_context)
+    table.create_run(SPEC.run_id, SPEC.test_run_id, 1, 5, SPEC.scenarios, SPEC.seed)
+    merge = done(merge_job(SPEC))
+    assert schedule(merge, deps) == "run completed"
+    assert table.run_reads == 1
+    assert [e["outcome"] for e in deps.events.published] == ["COMPLETED"]  # type: ignore[union-attr]
+    assert schedule(merge, deps) == "run already completed"
+    assert table.run_reads == 2
+    assert len(deps.events.published) == 1  # type: ignore[union-attr]
+
+
+def test_a_merge_reported_without_an_output_completes_the_run_naming_no_result(tmp_path) -> None:
+    """The run's record must not point at a merged result that was never written."""
+    deps = deps_on_fakes(tmp_path)
+    deps.table.create_run(SPEC.run_id, SPEC.test_run_id, 1, 5, SPEC.scenarios, SPEC.seed)
+    merge = done(merge_job(SPEC)).model_copy(update={"output_key": None})
+    assert schedule(merge, deps) == "run completed"
+    run = deps.table.get_run(SPEC.run_id)
+    assert run["status"] == "COMPLETED" and not run["merged_key"]
