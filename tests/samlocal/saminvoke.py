@@ -488,7 +488,6 @@ class SamLocalInvoker:
         self.endpoint = LocalEndpoint(region=self.region, container_hosts=(self.gateway,)).start()
         try:
             self.stack = deploy(self.endpoint, self.root / self.app.template, stack_name=self.app.stack_name)
-            self.disable_moto_triggers()
             self.env_file = self.log_dir / "env-vars.json"
             self.env_file.write_text(json.dumps(self.env_vars(), indent=2, sort_keys=True) + "\n")
         except BaseException:
@@ -502,16 +501,6 @@ class SamLocalInvoker:
         self._workers.clear()
         if self.endpoint is not None:
             self.endpoint.stop()
-
-    def disable_moto_triggers(self) -> None:
-        """Switch moto's own SQS->Lambda trigger off: here only sam local invoke runs functions.
-
-        Left on, a message StartRun sends would make moto run the Processor itself, in a container of
-        its own image, pulled from a registry (GUIDE §7: it ignores FIFO groups anyway).
-        """
-        lambda_client = self.endpoint.client("lambda")
-        for mapping in lambda_client.list_event_source_mappings()["EventSourceMappings"]:
-            lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
 
     def env_vars(self) -> dict[str, dict[str, str]]:
         """The --env-vars content: per function, its deployed environment, pointed at the local server."""

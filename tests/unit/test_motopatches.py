@@ -207,17 +207,9 @@ def test_moto_never_starts_docker_for_a_function(monkeypatch):
     assert document == {"errorType": "Runtime.Unavailable", "errorMessage": f"f: {motopatches.NO_DOCKER}"}
 
 
-def test_motos_own_sqs_trigger_never_receives_once_the_hooks_are_installed(monkeypatch):
-    # Given the service hooks installed and then detached (a controller that has stopped)
-    from jobgraph.localcloud import servicehooks
-
-    class Stopped:
-        def sfn_invoker(self):
-            return None
-
-    stopped = Stopped()
-    servicehooks.attach(stopped)
-    servicehooks.detach(stopped)
+def test_motos_own_sqs_trigger_never_receives_in_a_local_server(monkeypatch):
+    # Given the local server's patches, with no controller attached (none yet, or one that has stopped)
+    assert "moto's own SQS trigger off" in motopatches.apply()
     with mock_aws():
         lam = _function_f()
         sqs = boto3.client("sqs", region_name="eu-west-1")

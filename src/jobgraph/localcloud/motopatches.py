@@ -49,7 +49,11 @@ And one about correctness under the serialised server (server.py runs one reques
    subscriptions). The local cloud runs functions in its own runtime (servicehooks.py); where a Docker
    engine is up but no registry is reachable, each such call blocked the serialised server on an image pull
    (a stopping run's reset timed out behind them). ``_no_docker`` answers at once with Lambda's error
-   document naming why, and starts nothing.
+   document naming why, and starts nothing. moto's own SQS → Lambda trigger (in SendMessage: it receives
+   the message, ignoring FIFO groups and ReportBatchItemFailures, GUIDE §7) is off in every local server,
+   with a controller attached or not: ``_NoMappings`` shows it none, the controller's pollers do the work,
+   and with no controller messages wait unreceived, as on AWS when no poller runs. The mapping still reads
+   ``Enabled``.
 
 All are applied only if moto still has the shape they replace (``apply()`` returns what it applied);
 ``tests/unit/test_motopatches.py`` checks that the lazy mapping equals moto's own property and that a
@@ -220,6 +224,9 @@ def apply() -> list[str]:
     if callable(function_class.__dict__.get("_invoke_lambda")):
         function_class._invoke_lambda = _no_docker
         _APPLIED.append("functions never run in moto's Docker")
+    if callable(queue_class.__dict__.get("__init__")):
+        queue_class.__init__ = _queue_without_moto_trigger(queue_class.__init__)
+        _APPLIED.append("moto's own SQS trigger off")
     if isinstance(function_class.__dict__.get("update_from_cloudformation_json"), classmethod) and hasattr(
         function_class, "_create_zipfile_from_plaintext_code"
     ):
@@ -254,6 +261,21 @@ def _no_docker(self, event=None) -> tuple[str, bool, str]:
     """moto's ``LambdaFunction._invoke_lambda``: (response, errored, log tail) — an error at once, no container."""
     document = {"errorType": "Runtime.Unavailable", "errorMessage": f"{self.function_name}: {NO_DOCKER}"}
     return json.dumps(document), True, ""
+
+
+class _NoMappings(dict):
+    """A queue's event source mappings as moto's own trigger (in SendMessage) sees them: none."""
+
+    def items(self):
+        return []
+
+
+def _queue_without_moto_trigger(original):
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.lambda_event_source_mappings = _NoMappings(self.lambda_event_source_mappings)
+
+    return __init__
 
 
 def _inline_code_zipped(update):

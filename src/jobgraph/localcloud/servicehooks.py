@@ -5,17 +5,13 @@
    with Lambda's error document, and the log tail when ``LogType=Tail``), Event queues it (202) with Lambda's
    two retries, DryRun answers 204 — so `aws lambda invoke`, `sam remote invoke` and the AWS run path work
    unchanged. The server's lock is given up while the function runs: its own calls come back to this server.
-2. **SQS → Lambda**: moto's own trigger hands messages to a function as they are sent, ignoring FIFO groups
-   and ReportBatchItemFailures (GUIDE §7), and runs it in Docker. Once the hooks are installed it never runs:
-   while a controller is attached its pollers do the work; while none is (a controller stopping, its workers
-   still sending) messages wait in the queue, unreceived, as on AWS when no poller runs. The mapping still
-   reads ``Enabled`` as on AWS.
+2. **SQS → Lambda**: the controller's pollers (moto's own trigger is off in every local server: motopatches 7).
 3. **ECS**: moto reports ``runningCount`` = desired count the moment UpdateService is called; the local cloud
    reports the tasks really running (``report_running``, from the controller) and the service's events, and
    an UpdateService or DeleteService wakes the controller at once.
 
 ``attach(controller)`` installs the patches (once per process) and routes them to ``controller``;
-``detach(controller)`` unroutes them (moto's own SQS trigger stays off, see 2).
+``detach(controller)`` unroutes them.
 """
 
 from __future__ import annotations
@@ -94,22 +90,6 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):
 
 def _document(value) -> bytes:
     return json.dumps(value).encode()
-
-
-# --- SQS --------------------------------------------------------------------------------------------------------
-class _Mappings(dict):
-    """A queue's event source mappings; moto's own trigger (in SendMessage) sees none, the controller polls."""
-
-    def items(self):
-        return []
-
-
-def _queue_init(original):
-    def __init__(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self.lambda_event_source_mappings = _Mappings(self.lambda_event_source_mappings)
-
-    return __init__
 
 
 # --- ECS --------------------------------------------------------------------------------------------------------
@@ -214,12 +194,9 @@ def _apply() -> None:
         return
     from moto.awslambda.models import LambdaBackend
     from moto.ecs.models import EC2ContainerServiceBackend
-    from moto.sqs.models import Queue
 
     _ORIGINAL["invoke"] = LambdaBackend.invoke
     LambdaBackend.invoke = _invoke
-    _ORIGINAL["queue_init"] = Queue.__init__
-    Queue.__init__ = _queue_init(Queue.__init__)
     _ORIGINAL["update_service"] = EC2ContainerServiceBackend.update_service
     EC2ContainerServiceBackend.update_service = _update_service
     _ORIGINAL["delete_service"] = EC2ContainerServiceBackend.delete_service

@@ -7,8 +7,8 @@
    source mappings, roles, topic and its KMS key, log groups, dashboard);
 4. what moto's CloudFormation skips is created through the APIs: the CloudWatch alarms (properties
    resolved by moto's own intrinsic-function resolver against the stack), so their state can be read;
-5. moto's own SQS→Lambda trigger is switched off (it ignores FIFO groups and ReportBatchItemFailures,
-   GUIDE §7): the local runtime (runtime.py) polls each mapping's queue instead.
+5. moto's own SQS→Lambda trigger is off in every local server (it ignores FIFO groups and
+   ReportBatchItemFailures, GUIDE §7; motopatches 7): the local runtime polls each mapping's queue instead.
 
 Nested applications (the shared pieces under templates/shared/) are transformed too and uploaded as
 templates to the artifacts bucket, their stack resources pointed at them, as `sam deploy` does on AWS;
