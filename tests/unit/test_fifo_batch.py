@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 
 from jobgraph.core.retry import backoff_s
+from jobgraph.services import records
 from jobgraph.services.records import FifoBatch, RetryBackoff, message_groups
 from tests.fifo_records import Recorder, interleaved, record
 
@@ -29,6 +30,38 @@ def test_concurrency_is_bounded():
     handler = Recorder()
     FifoBatch(SqsRecordModel, max_concurrency=2).process({"Records": interleaved(6, 2)}, None, handler)
     assert handler.peak <= 2 and len(handler.seen) == 12
+
+
+def test_the_bound_holds_when_every_group_is_ready_at_once(monkeypatch):
+    """Six groups, bound 2, and no group may finish before all six are handed to the pool: a pool wider than
+    the bound would then start a thread for each group. The pool's threads are counted by the initializer the
+    executor runs once in each thread it starts."""
+    handed_over = threading.Event()
+    started: list[str] = []
+
+    class CountingPool(records.ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, initializer=lambda: started.append(threading.current_thread().name), **kwargs)
+
+        def map(self, fn, *iterables, **kwargs):
+            results = super().map(fn, *iterables, **kwargs)  # every group submitted
+            handed_over.set()
+            return results
+
+    monkeypatch.setattr(records, "ThreadPoolExecutor", CountingPool)
+    recorder = Recorder()
+    gate_opened: list[bool] = []
+
+    def handler(record):
+        if record.messageId.endswith("-0"):
+            gate_opened.append(handed_over.wait(timeout=10))
+        return recorder(record)
+
+    FifoBatch(SqsRecordModel, max_concurrency=2).process({"Records": interleaved(6, 2)}, None, handler)
+    assert gate_opened == [True] * 6
+    assert len(started) == 2 and recorder.peak <= 2
+    for group in (f"g{g}" for g in range(6)):
+        assert [m for m in recorder.seen if m.startswith(group)] == [f"{group}-0", f"{group}-1"]
 
 
 def test_one_at_a_time_when_the_bound_is_one():

@@ -178,6 +178,26 @@ def test_the_next_messages_are_sent_once_after_the_batch_and_not_at_all_without_
     assert sent == [["g0-0", "g0-1"]]
 
 
+def test_the_failed_records_are_released_through_process_batch_then_send():
+    """The ECS worker hands ``release`` to process_batch_then_send: the failed group's messages (and only
+    them) reach it once, so their visibility heartbeat stops before the backoff is set."""
+    released: list[list[str]] = []
+    pending: list[str] = []
+    batch = FifoBatch(SqsRecordModel, max_concurrency=2)
+    handler = Recorder(fail={"g1-0"})
+    response = process_batch_then_send(
+        {"Records": interleaved(2, 2)},
+        None,
+        batch,
+        handler,
+        pending,
+        lambda batch_: None,
+        release=lambda ids: released.append(sorted(ids)),
+    )
+    assert released == [["g1-0", "g1-1"]]
+    assert response == {"batchItemFailures": [{"itemIdentifier": "g1-0"}, {"itemIdentifier": "g1-1"}]}
+
+
 def test_a_record_without_attributes_is_poison_that_fails_alone_and_backs_off_as_a_first_attempt():
     """No MessageGroupId, no receive count: it is its own group and comes back after the base delay, and the
     batch's other records are still done."""
