@@ -178,19 +178,26 @@ def test_fargate_on_arm64_is_priced_at_the_arm64_rates():
 
 
 class EcsTasks:
-    """ListTasks / DescribeTasks / DescribeTaskDefinition over fixed tasks (ECS's shapes)."""
+    """ListTasks / DescribeTasks / DescribeTaskDefinition over fixed tasks of one cluster (ECS's shapes and limits:
+    a cluster other than the tasks' has none of them, DescribeTasks takes at most 100 tasks)."""
 
-    def __init__(self, tasks: list[dict]):
+    def __init__(self, tasks: list[dict], cluster: str = "c"):
         self.tasks = {t["taskArn"]: t for t in tasks}
+        self.cluster = cluster
 
     def get_paginator(self, name):
         assert name == "list_tasks"
         return SimpleNamespace(paginate=self._pages)
 
     def _pages(self, cluster, desiredStatus):
-        return [{"taskArns": [a for a, t in self.tasks.items() if t["lastStatus"] == desiredStatus]}]
+        mine = cluster == self.cluster
+        return [{"taskArns": [a for a, t in self.tasks.items() if mine and t["lastStatus"] == desiredStatus]}]
 
     def describe_tasks(self, cluster, tasks):
+        if len(tasks) > 100:
+            raise ValueError("InvalidParameterException: tasks can have at most 100 items")
+        if cluster != self.cluster:
+            return {"tasks": [], "failures": [{"arn": a, "reason": "MISSING"} for a in tasks]}
         return {"tasks": [self.tasks[a] for a in tasks]}
 
     def describe_task_definition(self, taskDefinition):
@@ -225,6 +232,55 @@ def test_fargate_hours_from_ecs_task_records_with_a_minute_minimum():
     assert usage["gb_hours"] == pytest.approx(1.0 + 4 / 60, rel=1e-12)
     assert (usage["architecture"], usage["tasks"]) == ("arm64", 3)
     assert usd({"fargate": usage}) == pytest.approx((0.5 + 2 / 60) * 0.03238 + (1 + 4 / 60) * 0.00356, rel=1e-12)
+
+
+def test_fargate_hours_of_more_tasks_than_one_describe_call_takes():
+    """250 tasks of 0.25 vCPU / 0.5 GB, each running the whole 12-minute run: DescribeTasks takes 100 at a time,
+    and every one of them is billed: 250 × 0.2 h × 0.25 vCPU = 12.5 vCPU-h, 250 × 0.2 h × 0.5 GB = 25 GB-h."""
+    start = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    end = start + timedelta(minutes=12)
+    ecs = EcsTasks([
+        {
+            "taskArn": f"arn:task/{n}", "group": "service:svc", "cpu": "256", "memory": "512", "startedAt": start,
+            "lastStatus": "RUNNING", "taskDefinitionArn": "arn:task-definition/worker:1",
+        }
+        for n in range(250)
+    ])  # fmt: skip
+    by_type = {
+        "AWS::ECS::Service": [("Svc", "arn:aws:ecs:eu-west-1:1:service/c/svc")],
+        "AWS::ECS::Cluster": [("C", "c")],
+    }
+    usage = fargate_usage(ecs, by_type, start, end)
+    assert usage["tasks"] == 250
+    assert usage["vcpu_hours"] == pytest.approx(12.5, rel=1e-12)
+    assert usage["gb_hours"] == pytest.approx(25.0, rel=1e-12)
+
+
+def test_a_task_not_started_yet_is_billed_from_its_creation():
+    """A task still pulling its image has no startedAt: it is billed from createdAt (here 20 min before the end
+    of the run: 1/3 h × 1 vCPU, 1/3 h × 2 GB)."""
+    start = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    end = start + timedelta(minutes=30)
+    pending = {
+        "taskArn": "arn:task/1", "group": "service:svc", "cpu": "1024", "memory": "2048", "lastStatus": "RUNNING",
+        "createdAt": start + timedelta(minutes=10), "taskDefinitionArn": "arn:task-definition/worker:1",
+    }  # fmt: skip
+    by_type = {"AWS::ECS::Service": [("Svc", "arn:aws:ecs:eu-west-1:1:service/svc")], "AWS::ECS::Cluster": [("C", "c")]}
+    usage = fargate_usage(EcsTasks([pending]), by_type, start, end)
+    assert usage["tasks"] == 1
+    assert usage["vcpu_hours"] == pytest.approx(1 / 3, rel=1e-12)
+    assert usage["gb_hours"] == pytest.approx(2 / 3, rel=1e-12)
+
+
+def test_a_stack_without_an_ecs_service_or_cluster_has_no_fargate_hours():
+    start = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    task = {
+        "taskArn": "arn:task/1", "group": "service:svc", "cpu": "1024", "memory": "2048", "lastStatus": "RUNNING",
+        "startedAt": start, "taskDefinitionArn": "arn:task-definition/worker:1",
+    }  # fmt: skip
+    for by_type in ({}, {"AWS::ECS::Cluster": [("C", "c")]}):
+        usage = fargate_usage(EcsTasks([task]), by_type, start, start + timedelta(hours=1))
+        assert (usage["vcpu_hours"], usage["gb_hours"], usage["tasks"], usage["architecture"]) == (0, 0, 0, "x86_64")
 
 
 def test_headline_per_1000_route_jobs_sums_every_service():
