@@ -181,9 +181,12 @@ class EcsTasks:
     """ListTasks / DescribeTasks / DescribeTaskDefinition over fixed tasks of one cluster (ECS's shapes and limits:
     a cluster other than the tasks' has none of them, DescribeTasks takes at most 100 tasks)."""
 
-    def __init__(self, tasks: list[dict], cluster: str = "c"):
+    def __init__(self, tasks: list[dict], cluster: str = "c", platforms: dict[str, dict] | None = None):
         self.tasks = {t["taskArn"]: t for t in tasks}
         self.cluster = cluster
+        self.platforms = (
+            {"arn:task-definition/worker:1": {"cpuArchitecture": "ARM64"}} if platforms is None else platforms
+        )
 
     def get_paginator(self, name):
         assert name == "list_tasks"
@@ -201,7 +204,15 @@ class EcsTasks:
         return {"tasks": [self.tasks[a] for a in tasks]}
 
     def describe_task_definition(self, taskDefinition):
-        return {"taskDefinition": {"runtimePlatform": {"cpuArchitecture": "ARM64"}}}
+        if taskDefinition not in self.platforms:
+            raise ValueError(f"ClientException: unable to describe task definition {taskDefinition!r}")
+        platform = self.platforms[taskDefinition]  # a definition registered without runtimePlatform has none
+        return {
+            "taskDefinition": {
+                "taskDefinitionArn": taskDefinition,
+                **({"runtimePlatform": platform} if platform else {}),
+            }
+        }
 
 
 def test_fargate_hours_from_ecs_task_records_with_a_minute_minimum():
@@ -231,6 +242,7 @@ def test_fargate_hours_from_ecs_task_records_with_a_minute_minimum():
     assert usage["vcpu_hours"] == pytest.approx(0.5 + 2 / 60, rel=1e-12)
     assert usage["gb_hours"] == pytest.approx(1.0 + 4 / 60, rel=1e-12)
     assert (usage["architecture"], usage["tasks"]) == ("arm64", 3)
+    assert usage["source"].startswith("ECS DescribeTasks")
     assert usd({"fargate": usage}) == pytest.approx((0.5 + 2 / 60) * 0.03238 + (1 + 4 / 60) * 0.00356, rel=1e-12)
 
 
@@ -270,6 +282,33 @@ def test_a_task_not_started_yet_is_billed_from_its_creation():
     assert usage["tasks"] == 1
     assert usage["vcpu_hours"] == pytest.approx(1 / 3, rel=1e-12)
     assert usage["gb_hours"] == pytest.approx(2 / 3, rel=1e-12)
+
+
+@pytest.mark.parametrize("platform", [{"cpuArchitecture": "X86_64"}, {}], ids=["X86_64", "no runtimePlatform"])
+def test_fargate_on_x86_64_and_the_smallest_size_when_a_task_record_has_none(platform):
+    """An x86_64 task definition (or one registered without runtimePlatform: Fargate's default is X86_64) is priced
+    at the x86 rates. A task record without cpu/memory counts as Fargate's smallest size, 0.25 vCPU / 0.5 GB.
+    A task that stopped exactly when the run started ran 0 s of it and is not billed."""
+    start = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    end = start + timedelta(hours=1)
+    tasks = [
+        {
+            "taskArn": "arn:task/1", "group": "service:svc", "lastStatus": "RUNNING", "startedAt": start,
+            "taskDefinitionArn": "arn:task-definition/worker:3",
+        },
+        {
+            "taskArn": "arn:task/2", "group": "service:svc", "cpu": "4096", "memory": "8192", "lastStatus": "STOPPED",
+            "startedAt": start - timedelta(minutes=5), "stoppedAt": start, "taskDefinitionArn": "arn:task-definition/worker:3",
+        },
+    ]  # fmt: skip
+    by_type = {
+        "AWS::ECS::Service": [("Svc", "arn:aws:ecs:eu-west-1:1:service/c/svc")],
+        "AWS::ECS::Cluster": [("C", "c")],
+    }
+    usage = fargate_usage(EcsTasks(tasks, platforms={"arn:task-definition/worker:3": platform}), by_type, start, end)
+    assert (usage["architecture"], usage["tasks"]) == ("x86_64", 1)
+    assert usage["vcpu_hours"] == pytest.approx(0.25, rel=1e-12)
+    assert usage["gb_hours"] == pytest.approx(0.5, rel=1e-12)
 
 
 def test_a_stack_without_an_ecs_service_or_cluster_has_no_fargate_hours():
