@@ -175,6 +175,10 @@ def test_fargate_on_arm64_is_priced_at_the_arm64_rates():
     assert usd({"fargate": {**arm, "architecture": "x86_64"}}) == pytest.approx(0.024685, rel=1e-12)
     items = [i.item for i in line_items({"fargate": arm}, EU["prices"])]
     assert items == ["vCPU (arm64)", "memory (arm64)"]
+    # a usage that names no architecture (Fargate's default platform): the x86_64 rates, and said so
+    unnamed = {"vcpu_hours": 0.5, "gb_hours": 1.0}
+    assert usd({"fargate": unnamed}) == pytest.approx(0.024685, rel=1e-12)
+    assert [i.item for i in line_items({"fargate": unnamed}, EU["prices"])] == ["vCPU (x86_64)", "memory (x86_64)"]
 
 
 class EcsTasks:
