@@ -103,17 +103,14 @@ EQUIVALENT: dict[str, str] = {
     **{f"jobgraph.services.records.xǁFifoBatchǁprocess__mutmut_{n}": _THREAD_NAMES for n in (19, 21, 22, 23)},
     "jobgraph.services.records.xǁFifoBatchǁprocess__mutmut_16": _ONE_GROUP_INLINE,
     **{f"jobgraph.core.stats.x_describe__mutmut_{n}": _ZIP_SAME_LENGTH for n in (10, 13, 14)},
-    **{f"jobgraph.core.stats.x_describe_histogram__mutmut_{n}": _ZIP_SAME_LENGTH for n in (72, 75, 76)},
+    **{f"jobgraph.core.stats.x_describe_histogram__mutmut_{n}": _ZIP_SAME_LENGTH for n in (73, 76, 77)},
     **{f"jobgraph.core.stats.x_merge_histograms__mutmut_{n}": _DTYPE_INFERRED for n in (17, 19, 25, 27)},
     **{
-        f"jobgraph.core.stats.x_describe_histogram__mutmut_{n}": _DTYPE_INFERRED for n in (6, 8, 14, 16, 51, 53, 59, 61)
+        f"jobgraph.core.stats.x_describe_histogram__mutmut_{n}": _DTYPE_INFERRED for n in (6, 8, 14, 16, 52, 54, 60, 62)
     },
-    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_78": _UNREACHABLE_MEMORY,
-    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_79": _UNREACHABLE_MEMORY,
-    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_80": _UNREACHABLE_MEMORY,
-    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_113": _LAST_PATH_PART,
-    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_116": _LAST_PATH_PART,
-    "jobgraph.runs.aws_usage.x_stack_usage__mutmut_117": _LAST_PATH_PART,
+    # (mutmut numbers a function's mutants in order: these were renumbered when stack_usage changed)
+    **{f"jobgraph.runs.aws_usage.x_stack_usage__mutmut_{n}": _UNREACHABLE_MEMORY for n in (79, 80, 81)},
+    **{f"jobgraph.runs.aws_usage.x_stack_usage__mutmut_{n}": _LAST_PATH_PART for n in (114, 117, 118)},
     **{f"jobgraph.runs.aws_usage.x_fargate_usage__mutmut_{n}": _SERVICE_NAME for n in (5, 8, 9)},
     "jobgraph.services.scheduler.xǁSchedulerRuntimeǁrun_batch__mutmut_2": _NO_CONTEXT,
     "jobgraph.adapters.dynamodb.runs.xǁDynamoRunStoreǁ_end__mutmut_24": _CASE_INSENSITIVE,

@@ -66,7 +66,8 @@ class StubSession:
 
     def __init__(self):
         self.clients = {
-            name: boto3.client(name, region_name=REGION) for name in ("cloudformation", "logs", "cloudwatch", "lambda")
+            name: boto3.client(name, region_name=REGION)
+            for name in ("cloudformation", "logs", "cloudwatch", "lambda", "ecs")
         }
         self.stubs = {name: Stubber(client) for name, client in self.clients.items()}
 
@@ -272,12 +273,47 @@ def test_a_stack_without_functions_queues_or_tables_used_nothing():
     for stub in session.stubs.values():
         stub.activate()
     usage = stack_usage(session, STACK, STARTED, ENDED)
+    assert "fargate" not in usage
     assert (usage["lambda"], usage["sqs"]["requests_64kb"], usage["dynamodb"]["wru"], usage["dynamodb"]["rru"]) == (
         {},
         0,
         0,
         0,
     )
+
+
+def test_the_fargate_hours_of_a_stack_with_an_ecs_service():
+    """Scenario 2's workers: one task (2 vCPU, 4 GB, arm64) running from before the run to after it is billed
+    for the run's 260.5 s (10:15:42.5 → 10:20:03): 2 × 260.5 / 3600 vCPU-h and 4 × 260.5 / 3600 GB-h."""
+    cluster, service = (
+        "scenario-2-dev-Cluster-a1B2",
+        f"arn:aws:ecs:{REGION}:123456789012:service/scenario-2-dev-Cluster-a1B2/workers",
+    )
+    task_arn = f"arn:aws:ecs:{REGION}:123456789012:task/{cluster}/0123456789abcdef"
+    definition = f"arn:aws:ecs:{REGION}:123456789012:task-definition/scenario-2-dev-worker:7"
+    session = StubSession()
+    ecs = session.stubs["ecs"]
+    ecs.add_response("list_tasks", {"taskArns": [task_arn]}, {"cluster": cluster, "desiredStatus": "RUNNING"})
+    ecs.add_response("list_tasks", {"taskArns": []}, {"cluster": cluster, "desiredStatus": "STOPPED"})
+    task = {
+        "taskArn": task_arn, "group": "service:workers", "cpu": "2048", "memory": "4096", "lastStatus": "RUNNING",
+        "startedAt": datetime(2026, 11, 20, 10, 0, tzinfo=UTC), "taskDefinitionArn": definition,
+    }  # fmt: skip
+    ecs.add_response("describe_tasks", {"tasks": [task], "failures": []}, {"cluster": cluster, "tasks": [task_arn]})
+    ecs.add_response(
+        "describe_task_definition",
+        {"taskDefinition": {"taskDefinitionArn": definition, "runtimePlatform": {"cpuArchitecture": "ARM64"}}},
+        {"taskDefinition": definition},
+    )
+    for stub in session.stubs.values():
+        stub.activate()
+    listed = [("AWS::ECS::Cluster", "Cluster", cluster), ("AWS::ECS::Service", "WorkerService", service)]
+    usage = stack_usage(session, STACK, STARTED, ENDED, listed=listed)
+    ecs.assert_no_pending_responses()
+    fargate = usage["fargate"]
+    assert (fargate["architecture"], fargate["tasks"]) == ("arm64", 1)
+    assert fargate["vcpu_hours"] == pytest.approx(2 * 260.5 / 3600, rel=1e-12)
+    assert fargate["gb_hours"] == pytest.approx(4 * 260.5 / 3600, rel=1e-12)
 
 
 def test_the_capacity_of_every_table_adds_up():
