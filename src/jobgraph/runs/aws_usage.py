@@ -125,9 +125,12 @@ def listed_resources(cloudformation, stack_name: str) -> list[tuple[str, str, st
     while pending:
         for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=pending.pop(0)):
             for r in page["StackResourceSummaries"]:
-                found.append((r["ResourceType"], r["LogicalResourceId"], r["PhysicalResourceId"]))
-                if r["ResourceType"] == "AWS::CloudFormation::Stack" and r.get("PhysicalResourceId"):
-                    pending.append(r["PhysicalResourceId"])
+                physical_id = r.get("PhysicalResourceId")
+                if not physical_id:
+                    continue  # not created yet (or its creation failed): nothing of it to read
+                found.append((r["ResourceType"], r["LogicalResourceId"], physical_id))
+                if r["ResourceType"] == "AWS::CloudFormation::Stack":
+                    pending.append(physical_id)
     return found
 
 
