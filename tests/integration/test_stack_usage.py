@@ -15,7 +15,14 @@ from botocore.stub import Stubber
 
 from jobgraph.bench.cost import run_cost
 from jobgraph.bench.prices import price_table
-from jobgraph.runs.aws_usage import REPORT_LINE, lambda_reports, stack_settings, stack_usage
+from jobgraph.runs.aws_usage import (
+    REPORT_LINE,
+    lambda_reports,
+    listed_resources,
+    metric_sum,
+    stack_settings,
+    stack_usage,
+)
 
 REGION = "eu-west-1"
 STACK = "scenario-1-dev"
@@ -314,6 +321,55 @@ def test_the_fargate_hours_of_a_stack_with_an_ecs_service():
     assert (fargate["architecture"], fargate["tasks"]) == ("arm64", 1)
     assert fargate["vcpu_hours"] == pytest.approx(2 * 260.5 / 3600, rel=1e-12)
     assert fargate["gb_hours"] == pytest.approx(4 * 260.5 / 3600, rel=1e-12)
+
+
+def test_a_nested_stacks_resources_are_listed_after_its_parents():
+    """A SAM application is a nested stack (AWS::CloudFormation::Stack, its physical id the nested stack's ARN):
+    its resources count as the stack's, listed after the parent's. A resource still being created has no physical
+    id yet (ListStackResources leaves it out): nothing of it to read, it is not listed."""
+    nested = f"arn:aws:cloudformation:{REGION}:123456789012:stack/{STACK}-Status-1A2B/0a1b2c3d"
+    session = StubSession()
+    cfn = session.stubs["cloudformation"]
+    creating = {
+        "LogicalResourceId": "Pending", "ResourceType": "AWS::CloudFormation::Stack",
+        "LastUpdatedTimestamp": STARTED, "ResourceStatus": "CREATE_IN_PROGRESS",
+    }  # fmt: skip
+    cfn.add_response(
+        "list_stack_resources",
+        {"StackResourceSummaries": [
+            resource("ProcessorFunction", PROCESSOR, "AWS::Lambda::Function"),
+            resource("Status", nested, "AWS::CloudFormation::Stack"),
+            creating,
+            resource("JobsTable", TABLE, "AWS::DynamoDB::Table"),
+        ]},
+        {"StackName": STACK},
+    )  # fmt: skip
+    cfn.add_response(
+        "list_stack_resources",
+        {"StackResourceSummaries": [resource("StatusFunction", "status-fn", "AWS::Lambda::Function")]},
+        {"StackName": nested},
+    )
+    cfn.activate()
+    assert listed_resources(session.client("cloudformation"), STACK) == [
+        ("AWS::Lambda::Function", "ProcessorFunction", PROCESSOR),
+        ("AWS::CloudFormation::Stack", "Status", nested),
+        ("AWS::DynamoDB::Table", "JobsTable", TABLE),
+        ("AWS::Lambda::Function", "StatusFunction", "status-fn"),
+    ]
+    cfn.assert_no_pending_responses()
+
+
+def test_a_metric_without_datapoints_sums_to_zero():
+    """GetMetricStatistics for a metric with no data in the window: no Datapoints, nothing used."""
+    session = StubSession()
+    query = metric_query("AWS/SQS", "NumberOfMessagesSent", "QueueName", "idle.fifo")
+    session.stubs["cloudwatch"].add_response("get_metric_statistics", {"Label": "NumberOfMessagesSent"}, query)
+    session.stubs["cloudwatch"].activate()
+    window = (query["StartTime"], query["EndTime"])
+    assert (
+        metric_sum(session.client("cloudwatch"), "AWS/SQS", "NumberOfMessagesSent", ("QueueName", "idle.fifo"), *window)
+        == 0
+    )
 
 
 def test_the_capacity_of_every_table_adds_up():
