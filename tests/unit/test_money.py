@@ -292,27 +292,34 @@ def test_a_task_not_started_yet_is_billed_from_its_creation():
 def test_fargate_on_x86_64_and_the_smallest_size_when_a_task_record_has_none(platform):
     """An x86_64 task definition (or one registered without runtimePlatform: Fargate's default is X86_64) is priced
     at the x86 rates. A task record without cpu/memory counts as Fargate's smallest size, 0.25 vCPU / 0.5 GB.
-    A task that stopped exactly when the run started ran 0 s of it and is not billed."""
+    A task that stopped exactly when the run started ran 0 s of it and is not billed (and the tasks listed after it
+    still are); one that ran the run's last second is billed Fargate's one-minute minimum."""
     start = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
     end = start + timedelta(hours=1)
+    worker = "arn:task-definition/worker:3"
     tasks = [
         {
-            "taskArn": "arn:task/1", "group": "service:svc", "lastStatus": "RUNNING", "startedAt": start,
-            "taskDefinitionArn": "arn:task-definition/worker:3",
+            "taskArn": "arn:task/0", "group": "service:svc", "cpu": "1024", "memory": "2048", "lastStatus": "RUNNING",
+            "startedAt": end - timedelta(seconds=1), "taskDefinitionArn": worker,
         },
         {
-            "taskArn": "arn:task/2", "group": "service:svc", "cpu": "4096", "memory": "8192", "lastStatus": "STOPPED",
-            "startedAt": start - timedelta(minutes=5), "stoppedAt": start, "taskDefinitionArn": "arn:task-definition/worker:3",
+            "taskArn": "arn:task/1", "group": "service:svc", "cpu": "4096", "memory": "8192", "lastStatus": "STOPPED",
+            "startedAt": start - timedelta(minutes=5), "stoppedAt": start, "taskDefinitionArn": worker,
+        },
+        {
+            "taskArn": "arn:task/2", "group": "service:svc", "lastStatus": "STOPPED", "startedAt": start,
+            "stoppedAt": end + timedelta(minutes=5), "taskDefinitionArn": worker,
         },
     ]  # fmt: skip
     by_type = {
         "AWS::ECS::Service": [("Svc", "arn:aws:ecs:eu-west-1:1:service/c/svc")],
         "AWS::ECS::Cluster": [("C", "c")],
     }
-    usage = fargate_usage(EcsTasks(tasks, platforms={"arn:task-definition/worker:3": platform}), by_type, start, end)
-    assert (usage["architecture"], usage["tasks"]) == ("x86_64", 1)
-    assert usage["vcpu_hours"] == pytest.approx(0.25, rel=1e-12)
-    assert usage["gb_hours"] == pytest.approx(0.5, rel=1e-12)
+    usage = fargate_usage(EcsTasks(tasks, platforms={worker: platform}), by_type, start, end)
+    assert (usage["architecture"], usage["tasks"]) == ("x86_64", 2)
+    # task 2: 1 h × 0.25 vCPU / 0.5 GB; task 0: a minute × 1 vCPU / 2 GB
+    assert usage["vcpu_hours"] == pytest.approx(0.25 + 1 / 60, rel=1e-12)
+    assert usage["gb_hours"] == pytest.approx(0.5 + 2 / 60, rel=1e-12)
 
 
 def test_a_stack_without_an_ecs_service_or_cluster_has_no_fargate_hours():
