@@ -80,7 +80,12 @@ _ONE_GROUP_INLINE = "one group on a one-thread pool or inline: the same records,
 _CONTEXT_NOT_READ = (
     "the context reaches only Powertools, which hands it to no record handler of ours (no lambda_context)"
 )
+_STATE_NONE = (
+    "route_job/aggregation_job build a job without a state: copying state=None into it gives the same job "
+    "(equal, and no serializer reads which fields were set)"
+)
 EQUIVALENT: dict[str, str] = {
+    "jobgraph.core.graph.x_next_for_sequence__mutmut_30": _STATE_NONE,
     **{
         f"jobgraph.services.records.xǁReportingFifoProcessorǁfailure_handler__mutmut_{n}": _SQS_RECORD_FIELDS
         for n in (5, 8, 11, 14, 17, 20)

@@ -20,7 +20,7 @@ from jobgraph.core.graph import (
     synthetic_jobs,
     total_jobs,
 )
-from jobgraph.core.models import ExecType, Sequence
+from jobgraph.core.models import CarriedState, ExecType, Sequence
 from tests.conftest import THREE_ROUTES, make_route
 from tests.doubles import report_on
 
@@ -100,13 +100,27 @@ def test_the_last_route_needs_no_sequence_and_a_middle_route_does():
     assert not is_last_route(report_on(aggregation_job(SPEC, 7, 3)))  # no route index: not a route
 
 
-def test_a_route_completion_without_its_route_fields_is_named_not_a_type_error():
-    torn = report_on(route_job(SPEC, THREE, 1)).model_copy(update={"total_routes": None})
+@pytest.mark.parametrize("missing", ["sequence_id", "route_index", "total_routes"])
+def test_a_route_completion_without_its_route_fields_is_named_not_a_type_error(missing):
+    torn = report_on(route_job(SPEC, THREE, 1)).model_copy(update={missing: None})
     assert not is_last_route(torn)
     with pytest.raises(
         InvalidJobError, match="g1-s7-r1: INTERMEDIATE completion lacks sequence_id, route_index or total_routes"
     ):
         next_for_sequence(SPEC, torn, THREE)
+
+
+def test_a_state_carried_by_a_completion_goes_on_in_the_job_it_unlocks():
+    """Route r's state travels in the messages (GUIDE §4's hand-over): the next route, or the AGGREGATION after
+    the last route, gets it exactly as the completion carried it; without one, the job has none (read from S3)."""
+    state = CarriedState(
+        route_index=1, scheduled_arrival_min=610.0, arrival_delay="AAAAAAAA8D8=", total_departure_delay="AAAAAAAAAEA="
+    )
+    middle = report_on(route_job(SPEC, THREE, 1)).model_copy(update={"state": state})
+    last = report_on(route_job(SPEC, THREE, 2)).model_copy(update={"state": state})
+    assert next_for_sequence(SPEC, middle, THREE).state == state
+    assert next_for_sequence(SPEC, last, None).state == state
+    assert next_for_sequence(SPEC, report_on(route_job(SPEC, THREE, 1)), THREE).state is None
 
 
 def test_job_counts():
