@@ -322,6 +322,38 @@ def test_fargate_on_x86_64_and_the_smallest_size_when_a_task_record_has_none(pla
     assert usage["gb_hours"] == pytest.approx(0.5 + 2 / 60, rel=1e-12)
 
 
+def test_a_run_whose_tasks_switched_architecture_prices_each_task_at_its_own():
+    """A deploy during the run moved the workers from an x86_64 revision to an arm64 one: half an hour of
+    1 vCPU / 2 GB on each. x86_64: 0.5 × $0.04048 + 1 × $0.004445; arm64: 0.5 × $0.03238 + 1 × $0.00356."""
+    start = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    end = start + timedelta(hours=1)
+    x86, arm = "arn:task-definition/worker:9", "arn:task-definition/worker:10"
+    tasks = [
+        {
+            "taskArn": "arn:task/old", "group": "service:svc", "cpu": "1024", "memory": "2048", "lastStatus": "STOPPED",
+            "startedAt": start, "stoppedAt": start + timedelta(minutes=30), "taskDefinitionArn": x86,
+        },
+        {
+            "taskArn": "arn:task/new", "group": "service:svc", "cpu": "1024", "memory": "2048", "lastStatus": "RUNNING",
+            "startedAt": start + timedelta(minutes=30), "taskDefinitionArn": arm,
+        },
+    ]  # fmt: skip
+    platforms = {x86: {"cpuArchitecture": "X86_64"}, arm: {"cpuArchitecture": "ARM64"}}
+    by_type = {
+        "AWS::ECS::Service": [("Svc", "arn:aws:ecs:eu-west-1:1:service/c/svc")],
+        "AWS::ECS::Cluster": [("C", "c")],
+    }
+    usage = fargate_usage(EcsTasks(tasks, platforms=platforms), by_type, start, end)
+    assert (usage["architecture"], usage["tasks"]) == ("arm64+x86_64", 2)
+    assert usage["by_architecture"] == {
+        "arm64": {"vcpu_hours": pytest.approx(0.5, rel=1e-12), "gb_hours": pytest.approx(1.0, rel=1e-12)},
+        "x86_64": {"vcpu_hours": pytest.approx(0.5, rel=1e-12), "gb_hours": pytest.approx(1.0, rel=1e-12)},
+    }
+    assert usd({"fargate": usage}) == pytest.approx(0.5 * 0.04048 + 0.004445 + 0.5 * 0.03238 + 0.00356, rel=1e-12)
+    items = [(i.item, i.quantity) for i in line_items({"fargate": usage}, EU["prices"])]
+    assert items == [("vCPU (arm64)", 0.5), ("memory (arm64)", 1.0), ("vCPU (x86_64)", 0.5), ("memory (x86_64)", 1.0)]
+
+
 def test_a_stack_without_an_ecs_service_or_cluster_has_no_fargate_hours():
     start = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
     task = {

@@ -4,7 +4,8 @@ Usage (``run.json["usage"]``) is what was measured, by service:
 - ``lambda``: per function ``{"requests", "duration_ms", "init_ms", "memory_mb", "architecture"}`` —
   billed duration is the sum of invocation durations (each rounded up to 1 ms) plus INIT durations;
 - ``sqs``: ``{"requests_64kb"}``; ``dynamodb``: ``{"wru", "rru"}``; ``s3``: ``{"put", "get"}``;
-- ``stepfunctions``: ``{"transitions"}``; ``fargate``: ``{"vcpu_hours", "gb_hours", "architecture"}``.
+- ``stepfunctions``: ``{"transitions"}``; ``fargate``: ``{"vcpu_hours", "gb_hours", "architecture"}``, and
+  ``"by_architecture": {arch: {"vcpu_hours", "gb_hours"}}`` when measured (a run may mix both architectures).
 Every line item says how it was computed, so a report can show the formula next to the figure.
 """
 
@@ -69,13 +70,14 @@ def line_items(usage: dict, prices: dict) -> list[LineItem]:
         )
     fargate = usage.get("fargate", {})
     if fargate.get("vcpu_hours"):
-        arch = fargate.get("architecture", "x86_64")
-        items.append(
-            LineItem("Fargate", f"vCPU ({arch})", fargate["vcpu_hours"], "vCPU-h", prices["fargate_vcpu_hour"][arch])
-        )
-        items.append(
-            LineItem("Fargate", f"memory ({arch})", fargate["gb_hours"], "GB-h", prices["fargate_gb_hour"][arch])
-        )
+        by_architecture = fargate.get("by_architecture") or {fargate.get("architecture", "x86_64"): fargate}
+        for arch, hours in sorted(by_architecture.items()):
+            items.append(
+                LineItem("Fargate", f"vCPU ({arch})", hours["vcpu_hours"], "vCPU-h", prices["fargate_vcpu_hour"][arch])
+            )
+            items.append(
+                LineItem("Fargate", f"memory ({arch})", hours["gb_hours"], "GB-h", prices["fargate_gb_hour"][arch])
+            )
     return items
 
 

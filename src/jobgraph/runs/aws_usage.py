@@ -145,10 +145,11 @@ def resources_by_type(listed: list[tuple[str, str, str]]) -> dict[str, list[tupl
 def fargate_usage(ecs, by_type: dict[str, list[tuple[str, str]]], start: datetime, end: datetime) -> dict:
     """vCPU- and GB-hours of the stack's ECS service tasks within [start, end], from ECS's own task records
     (ListTasks/DescribeTasks: startedAt, stoppedAt, cpu, memory; ECS keeps stopped tasks for an hour at least).
-    Each task is billed from its start (or the run's) to its stop (or the run's end), a minute at least."""
+    Each task is billed from its start (or the run's) to its stop (or the run's end), a minute at least, at its
+    own task definition's architecture (a deploy during the run may switch it)."""
     groups = {f"service:{arn.rsplit('/', 1)[-1]}" for _logical_id, arn in by_type.get("AWS::ECS::Service", [])}
     vcpu_hours = gb_hours = 0.0
-    tasks, definitions = 0, set()
+    tasks, by_definition = 0, {}
     for _logical_id, cluster in by_type.get("AWS::ECS::Cluster", []):
         arns = [
             arn
@@ -165,18 +166,24 @@ def fargate_usage(ecs, by_type: dict[str, list[tuple[str, str]]], start: datetim
                 if seconds <= 0:
                     continue  # stopped before the run, or started after it
                 hours = max(60.0, seconds) / 3600
-                vcpu_hours += hours * int(task.get("cpu") or 256) / 1024
-                gb_hours += hours * int(task.get("memory") or 512) / 1024
+                definition = by_definition.setdefault(task["taskDefinitionArn"], {"vcpu_hours": 0.0, "gb_hours": 0.0})
+                definition["vcpu_hours"] += hours * int(task.get("cpu") or 256) / 1024
+                definition["gb_hours"] += hours * int(task.get("memory") or 512) / 1024
                 tasks += 1
-                definitions.add(task["taskDefinitionArn"])
-    architecture = "x86_64"
-    for arn in sorted(definitions)[:1]:
+    by_architecture: dict[str, dict[str, float]] = {}
+    for arn, hours in sorted(by_definition.items()):
         platform = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"].get("runtimePlatform") or {}
         architecture = "arm64" if platform.get("cpuArchitecture") == "ARM64" else "x86_64"
+        total = by_architecture.setdefault(architecture, {"vcpu_hours": 0.0, "gb_hours": 0.0})
+        total["vcpu_hours"] += hours["vcpu_hours"]
+        total["gb_hours"] += hours["gb_hours"]
+        vcpu_hours += hours["vcpu_hours"]
+        gb_hours += hours["gb_hours"]
     return {
         "vcpu_hours": vcpu_hours,
         "gb_hours": gb_hours,
-        "architecture": architecture,
+        "architecture": "+".join(sorted(by_architecture)) or "x86_64",
+        "by_architecture": by_architecture,
         "tasks": tasks,
         "source": "ECS DescribeTasks: each service task's time within the run (1 minute minimum)",
     }
