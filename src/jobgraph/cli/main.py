@@ -1,7 +1,9 @@
-"""`jobgraph` command line: generate, validate, solve, run."""
+"""`jobgraph` command line: every command of README.md's table (parser.py) and what runs it."""
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import sys
 import threading
@@ -18,6 +20,17 @@ from jobgraph.runs.scenarios import scenario
 
 EXIT_INVALID_INPUT = 2
 EXIT_FAILED = 1
+EXIT_READER_GONE = 141  # 128 + SIGPIPE, what a shell reports for a command whose pipe's reader left
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe nobody reads any more (POLLERR on its write end), not some other broken pipe."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no real file descriptor (captured output), or no poll()
+        return False
 
 
 def cmd_cloud(args) -> int:
@@ -357,7 +370,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader gone shows here, not as an error while Python exits
+        return status
+    except BrokenPipeError as exc:
+        if not _stdout_reader_gone():
+            report_error(args, exc, expected=False)
+            return EXIT_FAILED
+        # `jobgraph cost … | head`: the reader has what it wanted; stop quietly, as cat or grep do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return EXIT_READER_GONE
     except InvalidSequenceError as exc:
         for line in exc.problems:
             print(f"error: {line}" if exc.source in line else f"error: {exc.source}: {line}", file=sys.stderr)
