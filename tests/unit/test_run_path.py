@@ -4,6 +4,7 @@ options on AWS, the one reader of stack outputs, and execute's order of steps, s
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -185,3 +186,22 @@ def test_start_run_goes_through_the_invoker_the_target_is_given_with_the_endpoin
     target = AwsTarget(Clients(), "s", Output(Path(".")), invoker=invoker)
     assert target.start_run("s-start-run")({"run_id": "r"}) == {"status": "RUNNING"}
     assert seen == [("lambda client", "s-start-run", {"run_id": "r"})]
+
+
+def test_a_rejected_start_names_the_first_reason_on_the_line_a_failure_shows():
+    # a failed run's one-line error is the reason's first line: StartRun's first reason must be on it
+    rejected = {"status": "REJECTED", "errors": ["run 'r1' already exists in table t", "second"]}
+    outputs = dict.fromkeys(["IncomingQueueUrl", "OutgoingQueueUrl", "IncomingDlqUrl", "OutgoingDlqUrl",
+                             "JobsTableName", "ResultsBucketName", "StartRunFunctionName"], "x")  # fmt: skip
+    target = SimpleNamespace(
+        outputs=SimpleNamespace(require=lambda *_: outputs),
+        client=lambda _service: object(),
+        start_run=lambda _name: lambda _payload: rejected,
+    )
+    run = QueueGraph(generate_sequences(1, seed=1)).on(target, SPEC)
+    with pytest.raises(RunFailed) as failed:
+        run.start()
+    assert str(failed.value).splitlines() == [
+        "StartRun rejected run r1: run 'r1' already exists in table t",
+        "  second",
+    ]
