@@ -1,5 +1,6 @@
-"""`jobgraph … | head`: a reader that leaves early ends the command quietly (exit 141, as a shell reports SIGPIPE),
-not with "error: BrokenPipeError" and an error log; a broken pipe that is not stdout's stays an error."""
+"""How the command line ends on what is not a bug. `jobgraph … | head`: a reader that leaves early ends the command
+quietly (exit 141, as a shell reports SIGPIPE), not with "error: BrokenPipeError" and an error log; a broken pipe
+that is not stdout's stays an error. No AWS region or credentials: one line saying what to set, no error log."""
 
 from __future__ import annotations
 
@@ -31,3 +32,17 @@ def test_a_broken_pipe_elsewhere_is_still_an_error(monkeypatch, capsys):
     monkeypatch.setitem(cli_main.COMMANDS, "validate", broken)
     assert cli_main.main(["validate"]) == cli_main.EXIT_FAILED
     assert "error: BrokenPipeError" in capsys.readouterr().err
+
+
+def test_a_missing_aws_configuration_says_what_to_set_without_a_log(monkeypatch, capsys, tmp_path):
+    from botocore.exceptions import NoRegionError
+
+    def no_region(_args):
+        raise NoRegionError  # what boto3 raises for `jobgraph run --stack NAME` with no region configured
+
+    monkeypatch.setitem(cli_main.COMMANDS, "validate", no_region)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert cli_main.main(["validate"]) == cli_main.EXIT_FAILED
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: You must specify a region. (--stack/--env/--billed use your AWS configuration")
+    assert "jobgraph cloud env" in line and "details in" not in line

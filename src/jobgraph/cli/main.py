@@ -20,6 +20,15 @@ from jobgraph.runs.scenarios import scenario
 
 EXIT_INVALID_INPUT = 2
 EXIT_FAILED = 1
+# botocore's errors for an AWS configuration that is missing (not a bug: say what to set); matched by name so that
+# the command line does not import botocore before a command needs it
+AWS_CONFIGURATION_ERRORS = frozenset(
+    {"NoRegionError", "NoCredentialsError", "ProfileNotFound", "PartialCredentialsError"}
+)
+AWS_CONFIGURATION_HINT = (
+    "(--stack/--env/--billed use your AWS configuration: set AWS_REGION or --region and credentials, e.g. "
+    'AWS_PROFILE; for the local cloud: eval "$(jobgraph cloud env)")'
+)
 EXIT_READER_GONE = 141  # 128 + SIGPIPE, what a shell reports for a command whose pipe's reader left
 
 
@@ -394,6 +403,9 @@ def _dispatch(args) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug or an untranslated failure: one line, the traceback in a log file
+        if type(exc).__name__ in AWS_CONFIGURATION_ERRORS and type(exc).__module__.startswith("botocore"):
+            print(f"error: {exc} {AWS_CONFIGURATION_HINT}", file=sys.stderr)
+            return EXIT_FAILED
         report_error(args, exc, expected=False)
         return EXIT_FAILED
 
