@@ -50,11 +50,19 @@ def test_serve_is_a_local_target_option(tmp_path):
     assert target_of(["run", "--serve", "--out", str(tmp_path)]).options.api_port == 0  # any free port
 
 
-def test_with_a_stack_the_target_is_aws_through_a_session_of_the_region(tmp_path):
+def test_with_a_stack_the_target_is_aws_through_a_session_of_the_region(tmp_path, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     target = target_of(["run", "--stack", "scenario-1-dev", "--region", "us-east-2", "--out", str(tmp_path)])
     assert type(target) is AwsTarget and target.mode == "AWS" and target.stack_name == "scenario-1-dev"
     assert target.clients.region_name == "us-east-2"
     assert target.settle_s == 0.0 and target.links_to_console and target.interval_s == 2.0
+
+
+def test_a_stack_behind_another_endpoint_links_to_no_aws_console(tmp_path, monkeypatch):
+    # `eval "$(jobgraph cloud env)"` then --stack: the report must not print an AWS console URL for a local stack
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    target = target_of(["run", "--stack", "scenario-1-local", "--region", "eu-west-1", "--out", str(tmp_path)])
+    assert type(target) is AwsTarget and not target.links_to_console
 
 
 def test_the_scenario_says_which_workload_walks_its_graph():
