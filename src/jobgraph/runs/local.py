@@ -262,6 +262,7 @@ class LocalTarget(AwsTarget):
     def finish(self, outcome: RunOutcome, spec: RunSpec) -> None:
         """The AWS target's usage and settings (from what the endpoint reports), then the local cloud's own
         figures beside them, and the downstream triggers."""
+        self._await_run_end_handled(outcome)
         services = self._services()
         if services:  # `make scale-down`: SIGTERM, as ECS stops tasks; their last "batch processed" lines land
             self._scale_services(0)
@@ -294,27 +295,35 @@ class LocalTarget(AwsTarget):
             self.sample_alarms()
             outcome.alarms = alarm_states(self.client("cloudwatch"), self.stack_name)
 
-    def triggers(self, outcome: RunOutcome, timeout_s: float = 30.0) -> dict | None:
-        """What the downstream triggers did for a run with a run record, once its end was announced and the
-        trigger queue is empty (fired, or retried into the trigger DLQ); None when no workflow config was given."""
+    def triggers(self, outcome: RunOutcome) -> dict | None:
+        """What the downstream triggers did for a run with a run record, its end handled (finish() waited: fired,
+        or retried into the trigger DLQ); None when no workflow config was given."""
         from jobgraph.adapters.dynamodb import JobsTable
 
         queue_url = self.stack.physical_ids.get("TriggerQueue")
         dlq_url = self.stack.physical_ids.get("TriggerDlq")
         if queue_url is None or self.options.trigger_config is None or not outcome.run_record:
             return None
-        run_id = outcome.run_id
+        table = JobsTable(self.outputs["JobsTableName"], client=self.client("dynamodb"))
+        dlq_depth = sum(FifoQueue(dlq_url, client=self.client("sqs")).depth()) if dlq_url else 0
+        return {"triggers": local_trigger_report(table, outcome.run_id), "dlq": dlq_depth}
+
+    def _await_run_end_handled(self, outcome: RunOutcome, timeout_s: float = 30.0) -> None:
+        """Until the run's end was announced and the trigger queue is empty: the TriggerFunction handles every run
+        end (a workflow config or not), and the report's figures and usage must count that invocation."""
+        from jobgraph.adapters.dynamodb import JobsTable
+
+        queue_url = self.stack.physical_ids.get("TriggerQueue")
+        if queue_url is None or not outcome.run_record:
+            return
         table = JobsTable(self.outputs["JobsTableName"], client=self.client("dynamodb"))
         queue = FifoQueue(queue_url, client=self.client("sqs"))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.check()
-            announced = "announced_event_id" in table.get_run(run_id)
-            if announced and queue.depth() == (0, 0):
-                break
+            if "announced_event_id" in table.get_run(outcome.run_id) and queue.depth() == (0, 0):
+                return
             time.sleep(0.25)
-        dlq_depth = sum(FifoQueue(dlq_url, client=self.client("sqs")).depth()) if dlq_url else 0
-        return {"triggers": local_trigger_report(table, run_id), "dlq": dlq_depth}
 
     def hold(self, what: str = "run done") -> None:
         """With the status API served: keep the local cloud up until Ctrl-C (or until its runtime fails)."""
