@@ -177,10 +177,10 @@ def push_config(config: WorkflowConfig, where: StackTriggers, s3, ssm=None, forc
         for name, arns in missing.items():
             grants[name] = sorted({*grants.get(name, []), *arns})
         line = " ".join(f"{name}={','.join(arns)}" for name, arns in grants.items() if arns)
-        problems.append(
-            f"stack {where.stack} does not allow the TriggerFunction to call "
+        problems.append(  # the remedy before the long lists: a one-line error is cut at its end
+            f"stack {where.stack} does not allow the TriggerFunction to call this config's {', '.join(missing)}: "
+            f'push with --force, or redeploy once with these grants (make deploy PARAMS="{line}"); not granted: '
             + "; ".join(f"{name}: {', '.join(arns)}" for name, arns in missing.items())
-            + f' - redeploy once with these grants (make deploy PARAMS="{line}"), or push with --force'
         )
     expiring = expiring_rules(s3, where.bucket, where.key)
     if expiring:
