@@ -21,18 +21,12 @@ import time
 import traceback
 from pathlib import Path
 
-MAX_LINE = 300
+from jobgraph.core.errors import one_line
 
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)\n")
-
-
-def one_line(text: str, limit: int = MAX_LINE - 60) -> str:
-    """The first line of ``text``, cut to ``limit`` characters."""
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _log_folder(args: argparse.Namespace) -> Path:

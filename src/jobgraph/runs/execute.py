@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from jobgraph.adapters.local_disk import RUN_RECORD, staged_run
+from jobgraph.core.errors import ONE_LINE_LIMIT, one_line
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.run import RunSpec
 from jobgraph.runs.outcome import FAILED_RUN_SCHEMA, RunFailed, RunOutcome
@@ -65,9 +66,8 @@ def record_failure(run: StackRun, target, failed: RunFailed) -> RunFailed:
     named = f"; {document['unfinished_total']} job(s) not completed, e.g. {jobs[0]['job_id']}" if jobs else ""
     because = f" ({jobs[0]['error'][:60]})" if jobs and jobs[0]["error"] else ""
     tail = f"{named}{because}; details: {target.output.folder / run.run_id / RUN_RECORD}"
-    head = reason.strip().splitlines()[0] if reason.strip() else "the run failed"
-    room = max(60, 240 - len(tail))  # one line: the whole reason is in the record
-    return RunFailed((head if len(head) <= room else head[: room - 1] + "…") + tail)
+    # one line: the whole reason is in the record
+    return RunFailed((one_line(reason, max(60, ONE_LINE_LIMIT - len(tail))) or "the run failed") + tail)
 
 
 def follow(run: StackRun, target) -> dict:
