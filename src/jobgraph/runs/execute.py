@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
-from jobgraph.adapters.local_disk import RUN_RECORD, staged_run
+from jobgraph.adapters.local_disk import RUN_RECORD, staged_run, write_error_log
 from jobgraph.core.errors import ONE_LINE_LIMIT, one_line
 from jobgraph.core.models import utc_now_iso
 from jobgraph.core.run import RunSpec
@@ -44,7 +46,10 @@ def execute(workload: Workload, target, spec: RunSpec, then: Callable[[RunOutcom
 def record_failure(run: StackRun, target, failed: RunFailed) -> RunFailed:
     """Keep why the run failed in ``<out>/<run_id>/run.json`` while its stack is still up (the local cloud's job
     records and queues vanish with it): the reason, the jobs not completed with their errors, the DLQs. Returns
-    the failure to raise: one line naming the failure, the first job not completed and why, and the record."""
+    the failure to raise: one line naming the failure, the first job not completed and why, and the record.
+
+    A record that cannot be written does not replace the failure (it is what the user must see): the line says
+    so and points at the error log holding why, with its traceback."""
     reason = str(failed)
     try:
         document = {
@@ -60,13 +65,27 @@ def record_failure(run: StackRun, target, failed: RunFailed) -> RunFailed:
             document["function_logs"] = str(target.log_dir)
         with staged_run(target.output.folder, run.run_id, overwrite=target.output.overwrite) as store:
             store.put(f"{run.run_id}/{RUN_RECORD}", json.dumps(document, indent=2, default=str).encode())
-    except Exception:  # the failure itself is what the user must see, not a failure to describe it
-        return failed
+    except Exception as exc:  # any: never lose the run's own failure to a failure to describe it
+        return unrecorded_failure(run.run_id, target.output.folder, reason, exc)
     jobs = document["unfinished_jobs"]
     named = f"; {document['unfinished_total']} job(s) not completed, e.g. {jobs[0]['job_id']}" if jobs else ""
     because = f" ({jobs[0]['error'][:60]})" if jobs and jobs[0]["error"] else ""
     tail = f"{named}{because}; details: {target.output.folder / run.run_id / RUN_RECORD}"
-    # one line: the whole reason is in the record
+    return _one_line_failure(reason, tail)
+
+
+def unrecorded_failure(run_id: str, out: Path, reason: str, exc: Exception) -> RunFailed:
+    """The run's failure, saying that its record could not be written and where the traceback of why is."""
+    detail = "".join(traceback.format_exception(exc))
+    log = write_error_log(out, f"run {run_id} failed: {reason}\nwriting its failure record failed:\n\n{detail}")
+    tail = f"; writing its failure record failed ({one_line(f'{type(exc).__name__}: {exc}', 100)}); " + (
+        f"details in {log}" if log else "the traceback could not be written either"
+    )
+    return _one_line_failure(reason, tail)
+
+
+def _one_line_failure(reason: str, tail: str) -> RunFailed:
+    """The reason's first line, cut so that ``tail`` (where the rest is) still fits on the line."""
     return RunFailed((one_line(reason, max(60, ONE_LINE_LIMIT - len(tail))) or "the run failed") + tail)
 
 
