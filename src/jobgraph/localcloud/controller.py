@@ -45,6 +45,7 @@ from jobgraph.localcloud.lambda_runtime.functions import FunctionControl, LocalF
 from jobgraph.localcloud.observability.cloudwatch import MotoCloudWatch, ServiceMetrics
 from jobgraph.localcloud.observability.control import MetricsControl
 from jobgraph.localcloud.server import LocalEndpoint
+from jobgraph.localcloud.timescale import LOCAL_RETRY_DELAY_S
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Controller(FunctionControl, MappingControl, ServiceControl, MetricsControl
         *,
         faults: FaultPlan | None = None,
         max_workers: int | None = None,
-        retry_delay_s: int = 1,
+        retry_delay_s: int = LOCAL_RETRY_DELAY_S,
         log_dir: Path | None = None,
     ):
         self.endpoint = endpoint
