@@ -246,6 +246,15 @@ class Controller(FunctionControl, MappingControl, ServiceControl, MetricsControl
             self._reconcile_functions(functions)
             self._reconcile_mappings(mappings)
             self._reconcile_services(services)
+            self._forget_the_gone(functions, services)
+
+    def _forget_the_gone(self, functions: dict, services: dict) -> None:
+        """A function or service deleted (with its stack) takes its failure along: `cloud status` names only what
+        exists; the stack's events keep the reason."""
+        present = {revision.name for revision in functions.values()} | {arn.rsplit("/", 1)[-1] for arn in services}
+        for name in list(self.failures):
+            if name != "controller" and name not in present:
+                self.failures.pop(name, None)
 
     # --- failures ------------------------------------------------------------------------------------------
     def failure(self, names: set[str] | None = None) -> str | None:
