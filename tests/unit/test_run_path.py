@@ -44,6 +44,15 @@ def test_without_a_stack_the_target_is_the_local_cloud_with_the_scenarios_templa
     assert target.settle_s == 30.0 and not target.links_to_console and not target.child_executions
 
 
+def test_outside_the_checkout_the_default_template_is_named_with_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # `jobgraph run` from another folder: template.yaml is the checkout's
+    assert main(["run", "--generate", "2", "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == (
+        "error: template.yaml: no such file here: the local cloud deploys the jobgraph checkout's SAM template - run "
+        "this from the checkout's folder, or pass --template PATH\n"
+    )
+
+
 def test_serve_is_a_local_target_option(tmp_path):
     target = target_of(["run", "--serve", "--api-port", "8123", "--out", str(tmp_path)])
     assert target.options.api_port == 8123
