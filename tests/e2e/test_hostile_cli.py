@@ -173,7 +173,7 @@ def cases() -> list[tuple[str, list[str], str]]:
         (
             "local-option-on-stack",
             ["run", "--stack", "s", "--fail-rate", "0.5", "--generate", "1"],
-            "apply to the local cloud only",
+            "--fail-rate applies to the local cloud only",
         ),
     ]
     found += [

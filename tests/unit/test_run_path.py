@@ -95,7 +95,8 @@ def test_local_only_options_are_refused_with_a_stack_before_anything_starts(tmp_
     out = tmp_path / "out"
     code = main(["run", "--stack", "scenario-1-dev", "--generate", "1", "--out", str(out), *extra])
     assert code == 1
-    assert f"error: {named} apply to the local cloud only, not to --stack" in capsys.readouterr().err
+    verb = "apply" if "," in named else "applies"  # one option applies, two apply
+    assert f"error: {named} {verb} to the local cloud only, not to --stack" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -46,7 +46,8 @@ def refuse_local_only(args, dests, where: str) -> None:
     """Local-only options given with an AWS target (``where``: --stack, --env) would be silently ignored there."""
     given = [flag for dest, flag in LOCAL_ONLY.items() if dest in dests and getattr(args, dest, None)]
     if given:
-        raise JobGraphError(f"{', '.join(given)} apply to the local cloud only, not to {where}")
+        verb = "applies" if len(given) == 1 else "apply"
+        raise JobGraphError(f"{', '.join(given)} {verb} to the local cloud only, not to {where}")
 
 
 def local_options(args, chosen):
