@@ -48,11 +48,20 @@ def cmd_cloud(args) -> int:
 
     directory = daemon.cloud_dir(args.dir)
     if args.action == "down":
-        print(daemon.down(directory))
+        said = daemon.down(directory)
+        if not args.quiet:
+            print(said)
         return 0
     if args.action == "up":
-        state = daemon.up(directory, port=args.port, region=args.region)
-        print(f"local cloud up: {state.url} (pid {state.pid}); log {state.log}; `jobgraph cloud down` stops it")
+        found = daemon.running(directory)
+        state = found[0] if found else daemon.up(directory, port=args.port, region=args.region)
+        if args.quiet:
+            return 0
+        if found is None:
+            print(f"local cloud up: {state.url} (pid {state.pid}); log {state.log}; `jobgraph cloud down` stops it")
+        else:  # the one running is kept (its stacks and state with it), whatever --port/--region say
+            print(f"the local cloud is already running: {state.url} (pid {state.pid}, region {state.region}); "
+                  "`jobgraph cloud down` first to start another")  # fmt: skip
         print("point AWS tools at it (make does for ENV=local):")
         print(state.shell_exports(), end="")
         return 0

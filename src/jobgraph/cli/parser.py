@@ -247,7 +247,11 @@ def add_cloud_parser(commands) -> None:
     cloud.add_argument("--port", type=_non_negative, default=0, help="port on 127.0.0.1 (default: a free one)")
     cloud.add_argument("--region", default="eu-west-1", help="the endpoint's default region")
     cloud.add_argument("--dir", type=Path, help="state folder (default: $JOBGRAPH_CLOUD_DIR or .jobgraph)")
-    cloud.add_argument("--quiet", action="store_true", help="status: no output, only the exit code")
+    cloud.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no output, only the exit code (status: 0 when the endpoint answers, 1 when not)",
+    )
 
 
 def add_debug_option(commands) -> None:
