@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from jobgraph.cli import billing as cli_billing
+from jobgraph.cli import cloud as cli_cloud
 from jobgraph.cli import triggers as cli_triggers
 from jobgraph.cli.errors import report as report_error
 from jobgraph.cli.parser import build_parser
@@ -40,42 +41,6 @@ def _stdout_reader_gone() -> bool:
         return any(events & select.POLLERR for _, events in poller.poll(0))
     except (AttributeError, OSError, ValueError):  # no real file descriptor (captured output), or no poll()
         return False
-
-
-def cmd_cloud(args) -> int:
-    """`jobgraph cloud up|status|env|down` (localcloud/daemon.py)."""
-    from jobgraph.localcloud import daemon
-
-    directory = daemon.cloud_dir(args.dir)
-    if args.action == "down":
-        said = daemon.down(directory)
-        if not args.quiet:
-            print(said)
-        return 0
-    if args.action == "up":
-        found = daemon.running(directory)
-        state = found[0] if found else daemon.up(directory, port=args.port, region=args.region)
-        if args.quiet:
-            return 0
-        if found is None:
-            print(f"local cloud up: {state.url} (pid {state.pid}); log {state.log}; `jobgraph cloud down` stops it")
-        else:  # the one running is kept (its stacks and state with it), whatever --port/--region say
-            print(f"the local cloud is already running: {state.url} (pid {state.pid}, region {state.region}); "
-                  "`jobgraph cloud down` first to start another")  # fmt: skip
-        print("point AWS tools at it (make does for ENV=local):")
-        print(state.shell_exports(), end="")
-        return 0
-    found = daemon.running(directory)
-    if found is None:
-        if not args.quiet:
-            print(f"the local cloud is not running (no endpoint answers for {directory}); start it: jobgraph cloud up")
-        return 1
-    state, answer = found
-    if args.action == "env":
-        print(state.shell_exports(), end="")
-    elif not args.quiet:
-        print("\n".join(daemon.status_lines(state, answer)))
-    return 0
 
 
 def cmd_generate(args) -> int:
@@ -361,7 +326,7 @@ COMMANDS = {
     "openapi": cmd_openapi,
     "triggers": cli_triggers.cmd_triggers,
     "sweep": cmd_sweep,
-    "cloud": cmd_cloud,
+    "cloud": cli_cloud.cmd_cloud,
     "project": cmd_project,
     "bench": cmd_bench,
 }

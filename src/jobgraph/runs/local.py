@@ -35,6 +35,7 @@ from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isola
 from jobgraph.localcloud.stepfunctions import engine as sfn_engine
 from jobgraph.runs import local_runtime
 from jobgraph.runs.aws import AwsTarget
+from jobgraph.runs.local_triggers import local_trigger_report, push_local_triggers
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 from jobgraph.runs.serve import ApiServer, wait_until_interrupted
 from jobgraph.runs.target import Output, Patience
@@ -341,37 +342,6 @@ class LocalTarget(AwsTarget):
         """`jobgraph serve`: the stack deployed and the status API served on it, no run, until Ctrl-C."""
         with self.attach("serve"):
             self.hold(f"stack {self.stack_name} deployed")
-
-
-def push_local_triggers(endpoint: LocalEndpoint, stack_name: str, config) -> None:
-    """`--triggers CONFIG`: the config goes where the deployed stack reads it at run time, as on AWS."""
-    from jobgraph.sam.triggers import push_config, stack_triggers
-
-    push_config(config, stack_triggers(endpoint.client("cloudformation"), stack_name), endpoint.client("s3"))
-
-
-def local_trigger_report(table, run_id: str) -> list[dict]:
-    """Each trigger the run's workflow claimed (FIRED, IN_DOUBT, or CLAIMED/RELEASED: not fired), and its
-    approval if one was requested."""
-    from jobgraph.services.approvals import approval_view
-
-    report = [
-        {
-            "name": f"{claim.get('workflow')}/on_{claim.get('kind')}/{claim.get('trigger')}",
-            "type": claim.get("target_type"),
-            "status": claim.get("status") if claim.get("status") in ("FIRED", "IN_DOUBT") else "NOT FIRED",
-            "receipt": claim.get("receipt") or claim.get("last_error"),
-        }
-        for claim in sorted(table.triggers_of_run(run_id), key=lambda c: str(c["sk"]))
-    ]
-    approval = table.get_approval(run_id)
-    if approval is not None:
-        view = approval_view(approval, time.time())
-        report.append(
-            {"name": f"{view['workflow']}/approval", "type": "approval", "status": view["status"],
-             "receipt": "; ".join(view["reasons"])}
-        )  # fmt: skip
-    return report
 
 
 class _StackRuntime:
