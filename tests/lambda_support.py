@@ -68,7 +68,7 @@ def reset_cached_clients() -> None:
         step_tasks.step_task_runtime,
         status.api_deps,
         triggers.trigger_runtime,
-        targets.default_client,
+        targets.single_attempt_client,
     ):
         cached.cache_clear()
 

@@ -84,6 +84,10 @@ def status(state) -> dict:
 def test_cloud_status_env_and_a_second_up_name_the_running_endpoint(cloud):
     state, env, directory = cloud
     assert daemon.up(directory).pid == state.pid  # already up: the same endpoint, not a second one
+    again = jobgraph(env, "cloud", "up", "--dir", str(directory)).stdout
+    assert again.startswith(f"the local cloud is already running: {state.url} (pid {state.pid}, region ")
+    assert f"export AWS_ENDPOINT_URL={state.url}\n" in again
+    assert jobgraph(env, "cloud", "up", "--quiet", "--dir", str(directory)).stdout == ""
     status = jobgraph(env, "cloud", "status", "--dir", str(directory)).stdout
     assert f"local cloud: {state.url} (pid {state.pid}" in status and "worker processes" in status
     exports = jobgraph(env, "cloud", "env", "--dir", str(directory)).stdout

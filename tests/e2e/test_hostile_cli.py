@@ -86,7 +86,7 @@ TRIGGER_FILES = {
     "empty": (b"", "the file is empty"),
     "deep": (b"[" * 20_000 + b"]" * 20_000, "nested deeper than 32 levels"),
     "alias-bomb": (alias_bomb().encode(), "once its aliases are expanded"),
-    "binary": (b"\0" * 70_000, "more than the 65536 allowed"),
+    "binary": (b"\0" * 70_000, "larger than 65536 bytes, the limit of a trigger config"),
 }
 
 
@@ -151,8 +151,8 @@ def cases() -> list[tuple[str, list[str], str]]:
         ("cost-of-a-folder", ["cost", "empty"], "no run record"),
         ("compare-nothing", ["compare", "empty", "empty", "--out", "out/c"], "no run record"),
         ("openapi-into-proc", ["openapi", "--out", "/proc/x/y"], "No such file or directory"),
-        ("triggers-a-folder", ["triggers", "validate", "empty"], "Is a directory"),
-        ("triggers-missing", ["triggers", "validate", "nowhere.yaml"], "No such file"),
+        ("triggers-a-folder", ["triggers", "validate", "empty"], "empty: not a file"),
+        ("triggers-missing", ["triggers", "validate", "nowhere.yaml"], "nowhere.yaml: no such file"),
         # the local cloud's template and parameters, refused before anything is deployed
         (
             "template-passwd",
@@ -173,7 +173,7 @@ def cases() -> list[tuple[str, list[str], str]]:
         (
             "local-option-on-stack",
             ["run", "--stack", "s", "--fail-rate", "0.5", "--generate", "1"],
-            "apply to the local cloud only",
+            "--fail-rate applies to the local cloud only",
         ),
     ]
     found += [

@@ -66,6 +66,10 @@ def test_run_cli_matches_the_solver_and_reports(graph, sequence_files, reference
     assert record["stage_ms"]["FIRST"]["count"] == len(graph)
     lambda_usage = record["usage"]["lambda"]
     assert lambda_usage["StartRunFunction"]["requests"] == 1
+    # the run's end, handled by the TriggerFunction before the report (not left in flight, uncounted)
+    assert (
+        lambda_usage["TriggerFunction"]["requests"] == 1 and record["functions"]["TriggerFunction"]["invocations"] == 1
+    )
     assert lambda_usage["ProcessorFunction"]["requests"] >= 1 and lambda_usage["ProcessorFunction"]["duration_ms"] > 0
     requests = record["api_requests"]["requests"]
     # every route job wrote its delays once; its state travelled in the messages, not as an S3 object

@@ -236,3 +236,12 @@ def test_run_listing_tokens_are_signed_too(api, seed_000_sequence):
         refused(api.get("/runs", params={"next_token": bad}), 400)
     # a listing's token is for its own question: another filter refuses it
     refused(api.get("/runs", params={"next_token": first, "status": "RUNNING"}), 400)
+
+
+def test_a_json_body_sent_as_a_form_names_the_missing_content_type(api):
+    # `curl -X POST …/runs -d '{…}'` without -H 'content-type: application/json' sends a form
+    body = refused(api.post("/runs", content=b'{"generate": {"count": 1, "seed": 1}}', headers={
+        "content-type": "application/x-www-form-urlencoded"}), 422)  # fmt: skip
+    assert body["errors"] == [{"field": "body", "message": "send the JSON object with content-type: application/json "
+                               "(this one: 'application/x-www-form-urlencoded')"}]  # fmt: skip
+    nothing_queued(api)

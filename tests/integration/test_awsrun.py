@@ -125,4 +125,4 @@ def test_fault_options_are_refused_with_a_stack(tmp_path, capsys):
     code = main(["run", "--stack", "scenario-1-dev", "--generate", "1", "--seed", "1", "--poison", "2",
                  "--out", str(tmp_path)])  # fmt: skip
     assert code == 1
-    assert "--poison apply to the local cloud only" in capsys.readouterr().err
+    assert "--poison applies to the local cloud only" in capsys.readouterr().err

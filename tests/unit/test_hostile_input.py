@@ -260,14 +260,14 @@ def alias_bomb() -> str:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (b"\xff\xfeversion: 1\n", "is not UTF-8 text: byte 0 cannot be decoded"),
+        (b"\xff\xfeversion: 1\n", ": not UTF-8 text: byte 0 cannot be decoded"),
         (b"", "the file is empty"),
         (b"# only a comment\n", "the file is empty"),
         (b"[" * 20_000 + b"]" * 20_000, "nested deeper than 32 levels"),
         ("\n".join("  " * i + "a:" for i in range(100)).encode(), "nested deeper than 32 levels"),
         (alias_bomb().encode(), "values once its aliases are expanded"),
         (b"version: 1\ntriggers: [\n", "not valid YAML"),
-        (b"x" * (64 * 1024 + 1), "more than the 65536 allowed"),
+        (b"x" * (64 * 1024 + 1), ": larger than 65536 bytes, the limit of a trigger config"),
     ],
     ids=["non-utf8", "empty", "comment-only", "deep-flow", "deep-block", "alias-bomb", "broken", "oversize"],
 )
@@ -282,3 +282,36 @@ def test_hostile_trigger_configs(tmp_path, content, expected):
     (line,) = str(caught.value).splitlines()
     assert line.startswith(f"{path}: ") and expected in line, line
     assert len(line) < MAX_LINE + len(str(path))
+
+
+@pytest.mark.parametrize("kind", ["folder", "missing", "non-utf8", "oversize", "broken"])
+def test_a_template_and_a_trigger_config_are_refused_in_the_same_words(tmp_path, kind):
+    # both are a file a user names (--template, a trigger config): one reader, one wording (core.bounds)
+    from jobgraph.core.errors import ConfigurationError
+    from jobgraph.sam.template import MAX_TEMPLATE_BYTES, load_sam_template
+    from jobgraph.sam.triggers import MAX_CONFIG_FILE_BYTES, load_trigger_config
+
+    words = {
+        "folder": "not a file",
+        "missing": "no such file",
+        "non-utf8": "not UTF-8 text: byte 0 cannot be decoded",
+        "oversize": "larger than ",
+        "broken": "not valid YAML",
+    }[kind]
+    readers = [(load_sam_template, MAX_TEMPLATE_BYTES, ValueError), (load_trigger_config, MAX_CONFIG_FILE_BYTES, ConfigurationError)]  # fmt: skip
+    for load, limit, refused in readers:
+        path = tmp_path / load.__name__ / "file.yaml"
+        path.parent.mkdir()
+        if kind == "folder":
+            path.mkdir()
+        elif kind == "non-utf8":
+            path.write_bytes(b"\xff\xfeversion: 1\n")
+        elif kind == "oversize":
+            path.write_bytes(b"#" * (limit + 1))
+        elif kind == "broken":
+            path.write_text("version: [unclosed\n")
+        with pytest.raises(refused) as caught:
+            load(path)
+        (line,) = str(caught.value).splitlines()
+        assert line.startswith(f"{path}: {words}"), line
+        assert len(line) < MAX_LINE + len(str(path))

@@ -4,6 +4,7 @@ options on AWS, the one reader of stack outputs, and execute's order of steps, s
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -43,17 +44,34 @@ def test_without_a_stack_the_target_is_the_local_cloud_with_the_scenarios_templa
     assert target.settle_s == 30.0 and not target.links_to_console and not target.child_executions
 
 
+def test_outside_the_checkout_the_default_template_is_named_with_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # `jobgraph run` from another folder: template.yaml is the checkout's
+    assert main(["run", "--generate", "2", "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == (
+        "error: template.yaml: no such file here: the local cloud deploys the jobgraph checkout's SAM template - run "
+        "this from the checkout's folder, or pass --template PATH\n"
+    )
+
+
 def test_serve_is_a_local_target_option(tmp_path):
     target = target_of(["run", "--serve", "--api-port", "8123", "--out", str(tmp_path)])
     assert target.options.api_port == 8123
     assert target_of(["run", "--serve", "--out", str(tmp_path)]).options.api_port == 0  # any free port
 
 
-def test_with_a_stack_the_target_is_aws_through_a_session_of_the_region(tmp_path):
+def test_with_a_stack_the_target_is_aws_through_a_session_of_the_region(tmp_path, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     target = target_of(["run", "--stack", "scenario-1-dev", "--region", "us-east-2", "--out", str(tmp_path)])
     assert type(target) is AwsTarget and target.mode == "AWS" and target.stack_name == "scenario-1-dev"
     assert target.clients.region_name == "us-east-2"
     assert target.settle_s == 0.0 and target.links_to_console and target.interval_s == 2.0
+
+
+def test_a_stack_behind_another_endpoint_links_to_no_aws_console(tmp_path, monkeypatch):
+    # `eval "$(jobgraph cloud env)"` then --stack: the report must not print an AWS console URL for a local stack
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    target = target_of(["run", "--stack", "scenario-1-local", "--region", "eu-west-1", "--out", str(tmp_path)])
+    assert type(target) is AwsTarget and not target.links_to_console
 
 
 def test_the_scenario_says_which_workload_walks_its_graph():
@@ -77,7 +95,8 @@ def test_local_only_options_are_refused_with_a_stack_before_anything_starts(tmp_
     out = tmp_path / "out"
     code = main(["run", "--stack", "scenario-1-dev", "--generate", "1", "--out", str(out), *extra])
     assert code == 1
-    assert f"error: {named} apply to the local cloud only, not to --stack" in capsys.readouterr().err
+    verb = "apply" if "," in named else "applies"  # one option applies, two apply
+    assert f"error: {named} {verb} to the local cloud only, not to --stack" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -185,3 +204,22 @@ def test_start_run_goes_through_the_invoker_the_target_is_given_with_the_endpoin
     target = AwsTarget(Clients(), "s", Output(Path(".")), invoker=invoker)
     assert target.start_run("s-start-run")({"run_id": "r"}) == {"status": "RUNNING"}
     assert seen == [("lambda client", "s-start-run", {"run_id": "r"})]
+
+
+def test_a_rejected_start_names_the_first_reason_on_the_line_a_failure_shows():
+    # a failed run's one-line error is the reason's first line: StartRun's first reason must be on it
+    rejected = {"status": "REJECTED", "errors": ["run 'r1' already exists in table t", "second"]}
+    outputs = dict.fromkeys(["IncomingQueueUrl", "OutgoingQueueUrl", "IncomingDlqUrl", "OutgoingDlqUrl",
+                             "JobsTableName", "ResultsBucketName", "StartRunFunctionName"], "x")  # fmt: skip
+    target = SimpleNamespace(
+        outputs=SimpleNamespace(require=lambda *_: outputs),
+        client=lambda _service: object(),
+        start_run=lambda _name: lambda _payload: rejected,
+    )
+    run = QueueGraph(generate_sequences(1, seed=1)).on(target, SPEC)
+    with pytest.raises(RunFailed) as failed:
+        run.start()
+    assert str(failed.value).splitlines() == [
+        "StartRun rejected run r1: run 'r1' already exists in table t",
+        "  second",
+    ]

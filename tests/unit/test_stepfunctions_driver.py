@@ -125,4 +125,4 @@ def test_run_scenario_3_with_a_stack_goes_to_the_state_machine_on_the_aws_target
     assert target.output.folder == tmp_path and not target.output.progress_bar
     # options that only the local cloud has are refused with a stack
     assert main([*argv, "--fail-rate", "0.1"]) == 1
-    assert "--fail-rate apply to the local cloud only" in capsys.readouterr().err
+    assert "--fail-rate applies to the local cloud only" in capsys.readouterr().err

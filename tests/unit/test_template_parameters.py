@@ -92,7 +92,7 @@ def test_long_values_are_cut():
         ("Resources: {}\n", "no `Transform: AWS::Serverless-2016-10-31`"),
         ("Transform: AWS::Serverless-2016-10-31\nResources: []\n", "no Resources mapping"),
         ("Transform: AWS::Serverless-2016-10-31\nResources: {A: 1}\n", "every resource needs a mapping with a Type"),
-        ("key: [unclosed\n", "not a YAML/JSON template"),
+        ("key: [unclosed\n", ": not valid YAML or JSON: "),
     ],
 )
 def test_a_template_that_is_not_sam_is_refused_in_one_line(tmp_path, content, expected):

@@ -1,4 +1,5 @@
-"""BlobStore on a local folder, mirroring the S3 layout key for key."""
+"""BlobStore on a local folder, mirroring the S3 layout key for key; a run's output folder (staged, marked, held);
+the error log a one-line error points at."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -235,3 +238,26 @@ def exclusive_folder(folder: Path, what: str) -> Iterator[Path]:
         yield folder
     finally:
         os.close(fd)
+
+
+def write_error_log(out: Path | None, text: str) -> Path | None:
+    """``text`` in a fresh ``jobgraph-error-<time>-<pid>.log``, after the command that ran: in ``<out>/.logs`` when
+    that folder exists (runs make it for their function logs), else in the system's temporary folder, never a
+    folder jobgraph did not make. The path a one-line error points at; None if even that cannot be written."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    folders = [Path(tempfile.gettempdir())]
+    logs = Path(out) / ".logs" if out is not None else None
+    if logs is not None and logs.is_dir() and not logs.is_symlink() and os.access(logs, os.W_OK):
+        folders.insert(0, logs)
+    for folder in folders:
+        for n in range(10):  # a second error of this process within the second gets its own file
+            path = folder / f"jobgraph-error-{stamp}-{os.getpid()}{f'-{n}' if n else ''}.log"
+            try:
+                with path.open("x") as handle:  # never follows a link someone left under that name
+                    handle.write(f"jobgraph {' '.join(sys.argv[1:])}\n\n{text}")
+                return path
+            except FileExistsError:
+                continue
+            except OSError:
+                break
+    return None

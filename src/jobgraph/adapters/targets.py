@@ -46,9 +46,9 @@ GLUE_LOOKUP_PAGES = 5  # GetJobRuns pages (up to 200 runs each) searched for a r
 
 
 @cache
-def default_client(service: str, region: str | None = None) -> Any:
-    """boto3's client of ``service`` in ``region``; Any as in adapters.clients.default_client (Targets holds
-    it as a ClientFactory, typed per service)."""
+def single_attempt_client(service: str, region: str | None = None) -> Any:
+    """boto3's client of ``service`` in ``region`` that makes one attempt per call (made once per service and
+    region); Any as in adapters.clients.default_client (Targets holds it as a ClientFactory, typed per service)."""
     import boto3
     from botocore.config import Config
 
@@ -61,7 +61,7 @@ def default_client(service: str, region: str | None = None) -> Any:
 class Targets:
     """Fires one trigger on its target; ``client(service, region)`` gives the boto3 client (injected in tests)."""
 
-    def __init__(self, client: ClientFactory = default_client):
+    def __init__(self, client: ClientFactory = single_attempt_client):
         self.client = client
 
     def fire(self, trigger: Trigger, event: dict[str, Any], token: str, config: WorkflowConfig) -> str:

@@ -167,8 +167,16 @@ def add_error_handlers(app: FastAPI) -> None:
     """Client mistakes and domain errors as ErrorBody (4xx naming the field), never a 500."""
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [item for e in exc.errors() for item in field_errors(e)]
+        content_type = request.headers.get("content-type", "")
+        if not content_type.lower().startswith("application/json"):
+            # FastAPI reads a body as JSON only when it says so: `curl -d '{...}'` sends a form, which fails as
+            # "not a valid dictionary" — name the header instead
+            said = f"{content_type[:40]!r}" if content_type else "none"
+            for item in errors:
+                if item["field"] == "body":
+                    item["message"] = f"send the JSON object with content-type: application/json (this one: {said})"
         return error(422, "validation_error", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
 
     @app.exception_handler(StarletteHTTPException)

@@ -8,52 +8,24 @@
   and first line, with its traceback in that log file; ``--debug`` prints the traceback as well.
 
 The log file is ``<--out>/.logs/jobgraph-error-<time>-<pid>.log`` when that ``.logs`` folder exists (runs make
-it for their function logs), else in the system's temporary folder: never a folder jobgraph did not make.
+it for their function logs), else in the system's temporary folder: never a folder jobgraph did not make
+(adapters.local_disk.write_error_log, which a failed run's record also falls back on).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-import time
 import traceback
 from pathlib import Path
 
-MAX_LINE = 300
+from jobgraph.adapters.local_disk import write_error_log
+from jobgraph.core.errors import one_line
 
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)\n")
-
-
-def one_line(text: str, limit: int = MAX_LINE - 60) -> str:
-    """The first line of ``text``, cut to ``limit`` characters."""
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return first if len(first) <= limit else first[: limit - 1] + "…"
-
-
-def _log_folder(args: argparse.Namespace) -> Path:
-    out = getattr(args, "out", None)
-    logs = Path(out) / ".logs" if out is not None else None
-    if logs is not None and logs.is_dir() and not logs.is_symlink() and os.access(logs, os.W_OK):
-        return logs
-    return Path(tempfile.gettempdir())
-
-
-def write_log(args: argparse.Namespace, text: str) -> Path | None:
-    """``text`` into a fresh log file (see the module docstring); None if even that cannot be written."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    for folder in (_log_folder(args), Path(tempfile.gettempdir())):
-        try:
-            path = folder / f"jobgraph-error-{stamp}-{os.getpid()}.log"
-            path.write_text(f"jobgraph {' '.join(sys.argv[1:])}\n\n{text}")
-            return path
-        except OSError:
-            continue
-    return None
 
 
 def report(args: argparse.Namespace, exc: BaseException, *, expected: bool) -> None:
@@ -69,7 +41,8 @@ def report(args: argparse.Namespace, exc: BaseException, *, expected: bool) -> N
         return
     if debug:
         print(detail, file=sys.stderr, end="" if detail.endswith("\n") else "\n")
-    path = write_log(args, detail)
+    out = getattr(args, "out", None)
+    path = write_error_log(Path(out) if out is not None else None, detail)
     where = f"details in {path}" if path else "details could not be written"
     hint = "" if expected or debug else "; --debug prints the traceback"
     print(f"error: {line} ({where}{hint})", file=sys.stderr)

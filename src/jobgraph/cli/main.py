@@ -1,7 +1,9 @@
-"""`jobgraph` command line: generate, validate, solve, run."""
+"""`jobgraph` command line: every command of README.md's table (parser.py) and what runs it."""
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import sys
 import threading
@@ -9,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from jobgraph.cli import billing as cli_billing
+from jobgraph.cli import cloud as cli_cloud
 from jobgraph.cli import triggers as cli_triggers
 from jobgraph.cli.errors import report as report_error
 from jobgraph.cli.parser import build_parser
@@ -18,33 +21,26 @@ from jobgraph.runs.scenarios import scenario
 
 EXIT_INVALID_INPUT = 2
 EXIT_FAILED = 1
+# botocore's errors for an AWS configuration that is missing (not a bug: say what to set); matched by name so that
+# the command line does not import botocore before a command needs it
+AWS_CONFIGURATION_ERRORS = frozenset(
+    {"NoRegionError", "NoCredentialsError", "ProfileNotFound", "PartialCredentialsError"}
+)
+AWS_CONFIGURATION_HINT = (
+    "(--stack/--env/--billed use your AWS configuration: set AWS_REGION or --region and credentials, e.g. "
+    'AWS_PROFILE; for the local cloud: eval "$(jobgraph cloud env)")'
+)
+EXIT_READER_GONE = 141  # 128 + SIGPIPE, what a shell reports for a command whose pipe's reader left
 
 
-def cmd_cloud(args) -> int:
-    """`jobgraph cloud up|status|env|down` (localcloud/daemon.py)."""
-    from jobgraph.localcloud import daemon
-
-    directory = daemon.cloud_dir(args.dir)
-    if args.action == "down":
-        print(daemon.down(directory))
-        return 0
-    if args.action == "up":
-        state = daemon.up(directory, port=args.port, region=args.region)
-        print(f"local cloud up: {state.url} (pid {state.pid}); log {state.log}; `jobgraph cloud down` stops it")
-        print("point AWS tools at it (make does for ENV=local):")
-        print(state.shell_exports(), end="")
-        return 0
-    found = daemon.running(directory)
-    if found is None:
-        if not args.quiet:
-            print(f"the local cloud is not running (no endpoint answers for {directory}); start it: jobgraph cloud up")
-        return 1
-    state, answer = found
-    if args.action == "env":
-        print(state.shell_exports(), end="")
-    elif not args.quiet:
-        print("\n".join(daemon.status_lines(state, answer)))
-    return 0
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe nobody reads any more (POLLERR on its write end), not some other broken pipe."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no real file descriptor (captured output), or no poll()
+        return False
 
 
 def cmd_generate(args) -> int:
@@ -330,7 +326,7 @@ COMMANDS = {
     "openapi": cmd_openapi,
     "triggers": cli_triggers.cmd_triggers,
     "sweep": cmd_sweep,
-    "cloud": cmd_cloud,
+    "cloud": cli_cloud.cmd_cloud,
     "project": cmd_project,
     "bench": cmd_bench,
 }
@@ -357,7 +353,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader gone shows here, not as an error while Python exits
+        return status
+    except BrokenPipeError as exc:
+        if not _stdout_reader_gone():
+            report_error(args, exc, expected=False)
+            return EXIT_FAILED
+        # `jobgraph cost … | head`: the reader has what it wanted; stop quietly, as cat or grep do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return EXIT_READER_GONE
     except InvalidSequenceError as exc:
         for line in exc.problems:
             print(f"error: {line}" if exc.source in line else f"error: {exc.source}: {line}", file=sys.stderr)
@@ -372,6 +377,9 @@ def _dispatch(args) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug or an untranslated failure: one line, the traceback in a log file
+        if type(exc).__name__ in AWS_CONFIGURATION_ERRORS and type(exc).__module__.startswith("botocore"):
+            print(f"error: {exc} {AWS_CONFIGURATION_HINT}", file=sys.stderr)
+            return EXIT_FAILED
         report_error(args, exc, expected=False)
         return EXIT_FAILED
 

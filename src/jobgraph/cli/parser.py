@@ -15,7 +15,7 @@ from jobgraph.runs.scenarios import SCENARIOS
 
 SERVICE_LATENCY_HELP = (
     "hold each AWS request for its service's p50/p99 latency: 'default' (stated assumptions) or a JSON profile "
-    "measured on AWS (README, How a job runs)"
+    "measured on AWS (docs/cli.md, 'Service latency locally')"
 )
 
 
@@ -79,7 +79,11 @@ def _key_value(value: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Every command's options; main.COMMANDS runs them."""
-    parser = OneLineParser(prog="jobgraph", description="`jobgraph` command line: generate, validate, solve, run.")
+    parser = OneLineParser(
+        prog="jobgraph",
+        description="Run and performance-test job graphs: in-process, on the embedded local cloud or on AWS "
+        "(README.md, docs/cli.md). `jobgraph COMMAND --help` for each command.",
+    )
     parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (
@@ -95,14 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
 def add_input_parsers(commands) -> None:
     """`generate` and `validate`: sequence files."""
     generate = commands.add_parser("generate", help="write generated aircraft daily sequences")
-    generate.add_argument("--count", type=opts.generated_count, required=True)
-    generate.add_argument("--seed", type=opts.seed, required=True)
-    generate.add_argument("--out", type=Path, required=True)
+    generate.add_argument("--count", type=opts.generated_count, required=True, help="sequences to write (1..10000)")
+    generate.add_argument("--seed", type=opts.seed, required=True, help="same seed, byte-identical files")
+    generate.add_argument("--out", type=Path, required=True, help="folder for <sequence_id>.json files")
     generate.add_argument("--start-id", type=opts.sequence_id, default=0, help="first sequence_id (to combine sets)")
     generate.add_argument("--airports", help="comma-separated IATA codes to use instead of the default pool")
 
     validate = commands.add_parser("validate", help="check sequence files without running anything")
-    validate.add_argument("--sequences", type=Path, default=Path("sequences"))
+    validate.add_argument("--sequences", type=Path, default=Path("sequences"), help="folder of sequence JSON files")
     validate.add_argument("--strict-generator", action="store_true", help="also check the generator constraints")
 
 
@@ -243,7 +247,11 @@ def add_cloud_parser(commands) -> None:
     cloud.add_argument("--port", type=_non_negative, default=0, help="port on 127.0.0.1 (default: a free one)")
     cloud.add_argument("--region", default="eu-west-1", help="the endpoint's default region")
     cloud.add_argument("--dir", type=Path, help="state folder (default: $JOBGRAPH_CLOUD_DIR or .jobgraph)")
-    cloud.add_argument("--quiet", action="store_true", help="status: no output, only the exit code")
+    cloud.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no output, only the exit code (status: 0 when the endpoint answers, 1 when not)",
+    )
 
 
 def add_debug_option(commands) -> None:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from jobgraph.core.models import ExecType
+
 if TYPE_CHECKING:
     from jobgraph.runs.outcome import RunOutcome
 
@@ -17,7 +19,7 @@ def _fmt_metric(metric: dict) -> str:
 
 def stage_table(stage_ms: dict[str, list[float]]) -> list[str]:
     lines = [f"  {'stage':<13}{'jobs':>6}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}"]
-    for stage in ("FIRST", "INTERMEDIATE", "LAST", "AGGREGATION", "MERGE", "SYNTHETIC"):
+    for stage in ExecType:  # in the graph's order, then the synthetic load's
         values = stage_ms.get(stage)
         if not values:
             continue

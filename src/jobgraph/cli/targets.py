@@ -46,7 +46,8 @@ def refuse_local_only(args, dests, where: str) -> None:
     """Local-only options given with an AWS target (``where``: --stack, --env) would be silently ignored there."""
     given = [flag for dest, flag in LOCAL_ONLY.items() if dest in dests and getattr(args, dest, None)]
     if given:
-        raise JobGraphError(f"{', '.join(given)} apply to the local cloud only, not to {where}")
+        verb = "applies" if len(given) == 1 else "apply"
+        raise JobGraphError(f"{', '.join(given)} {verb} to the local cloud only, not to {where}")
 
 
 def local_options(args, chosen):
@@ -65,9 +66,15 @@ def local_options(args, chosen):
     except ValueError as exc:
         raise JobGraphError(str(exc)) from None
     ecs_workers = getattr(args, "ecs_workers", None)
+    template = getattr(args, "template", None)
+    if template is None and not chosen.template.exists():  # the default is the checkout's, relative to it
+        raise JobGraphError(
+            f"{chosen.template}: no such file here: the local cloud deploys the jobgraph checkout's SAM template "
+            "- run this from the checkout's folder, or pass --template PATH"
+        )
     triggers = local_triggers(getattr(args, "triggers", None))
     return LocalOptions(
-        template=getattr(args, "template", None) or chosen.template,
+        template=template or chosen.template,
         stack_name=getattr(args, "stack_name", None) or chosen.local_stack_name,
         parameters={**triggers["parameters"], **dict(getattr(args, "parameter", []))},
         trigger_config=triggers["trigger_config"],

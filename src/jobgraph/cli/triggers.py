@@ -30,7 +30,7 @@ def add_parser(commands) -> None:
     validate.add_argument("--region", default="eu-west-1", help="region of the stack (ARNs of Glue jobs, MWAA, buses)")
     validate.add_argument("--account", default="123456789012", help="account of the stack")
     push = sub.add_parser("push", help="validate a config and upload it where a deployed stack reads it")
-    push.add_argument("config", type=Path, metavar="CONFIG")
+    push.add_argument("config", type=Path, metavar="CONFIG", help="YAML or JSON workflow config (docs/triggers.md)")
     _stack_options(push)
     push.add_argument("--ssm", action="store_true", help="also write the SSM fallback parameter (8 KB at most)")
     push.add_argument("--force", action="store_true", help="push despite missing grants or an expiring bucket rule")

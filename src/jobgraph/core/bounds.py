@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pydantic import BeforeValidator, Field
@@ -23,6 +24,7 @@ MAX_SEQUENCE_FILE_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
 MAX_NUMBER_DIGITS = 20  # 2**63 has 19 digits; a longer literal is refused before anything converts it
 MAX_QUOTED_CHARS = 80
+MAX_PARSER_MESSAGE = 200  # characters of a parser's own message (it may quote the file's text)
 MAX_SCENARIOS = 100_000
 
 
@@ -106,16 +108,12 @@ def loads_bounded(data: bytes, *, max_bytes: int, max_depth: int = MAX_JSON_DEPT
 MAX_YAML_NODES = 10_000  # after aliases are expanded: "billion laughs" anchors stay small on disk only
 
 
-def loads_yaml_bounded(data: bytes, *, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> object:
-    """Decode a UTF-8 YAML document (safe tags only) within the bounds; JsonBoundsError, UnicodeDecodeError
-    or yaml.YAMLError otherwise. Depth and size are counted while the document is composed, before
-    PyYAML's recursive constructor (or anything walking the result) could fail on it. An empty document is
-    refused: it is a file someone forgot to fill in, not a config."""
+def loads_yaml_bounded(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> object:
+    """Decode a YAML document (safe tags only) within the bounds; JsonBoundsError or yaml.YAMLError otherwise.
+    Depth and size are counted while the document is composed, before PyYAML's recursive constructor (or
+    anything walking the result) could fail on it; the text's own size is its reader's to bound
+    (``read_user_file``). An empty document is refused: it is a file someone forgot to fill in, not a config."""
     import yaml
-
-    if len(data) > max_bytes:
-        raise JsonBoundsError(f"{len(data)} bytes, more than the {max_bytes} allowed")
-    text = data.decode("utf-8")
 
     class BoundedLoader(yaml.SafeLoader):
         depth = 0
@@ -163,6 +161,45 @@ def read_json(
     with Path(path).open("rb") as handle:
         data = handle.read(max_bytes + 1)
     return loads_bounded(data, max_bytes=max_bytes, max_depth=max_depth)
+
+
+def read_user_file[T](
+    path: str | os.PathLike[str],
+    parse: Callable[[str], T],
+    *,
+    max_bytes: int,
+    limit: str,
+    syntax: str,
+    parse_errors: tuple[type[Exception], ...],
+    error: Callable[[str], Exception],
+) -> T:
+    """``parse`` of the text of a file a user named (a template, a trigger config), or ``error`` with one line
+    naming the file and what is wrong, in the same words for every such file: no such file, not a file, larger
+    than ``max_bytes`` (``limit`` says whose; read without trusting the size the file reports), cannot read (the
+    system's reason), not UTF-8 text (the first bad byte), refused before parsing (``parse``'s JsonBoundsError),
+    or not valid ``syntax`` (the parser's message, on one line and cut)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {'not a file' if path.exists() else 'no such file'}")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise error(f"{path}: larger than {max_bytes} bytes, {limit}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text: byte {exc.start} cannot be decoded") from None
+    try:
+        return parse(text)
+    except JsonBoundsError as exc:
+        raise error(f"{path}: refused before parsing: {exc}") from None
+    except parse_errors as exc:
+        raise error(f"{path}: not valid {syntax}: {' '.join(str(exc).split())[:MAX_PARSER_MESSAGE]}") from None
 
 
 def _json_integer(value: object) -> object:

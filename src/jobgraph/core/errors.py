@@ -1,6 +1,15 @@
-"""Domain exceptions: one module, so adapters and handlers translate into these and nothing matches on text."""
+"""Domain exceptions: one module, so adapters and handlers translate into these and nothing matches on text.
+``one_line`` is the one shape their messages take where a user reads them (the CLI, a failed run)."""
 
 from __future__ import annotations
+
+ONE_LINE_LIMIT = 240  # characters of a message a terminal line shows, with room for a path after it
+
+
+def one_line(text: str, limit: int = ONE_LINE_LIMIT) -> str:
+    """The first line of ``text``, cut to ``limit`` characters ("…" ends a cut line); "" for blank text."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 class JobGraphError(Exception):

@@ -21,15 +21,16 @@ def correlation_id(run_id: str, sequence_id: int | None = None, *, lane: int | N
     one per ``lane``, the load's message groups (core.graph.synthetic_jobs)."""
     if sequence_id is not None:
         return f"{run_id}-s{sequence_id}"
-    return f"{run_id}-merge" if lane is None else f"{run_id}-g{lane}"
+    return merge_job_id(run_id) if lane is None else f"{run_id}-g{lane}"
 
 
+# a sequence's job ids extend its correlation id (the MERGE's message group is its job id, above)
 def route_job_id(run_id: str, sequence_id: int, route_index: int) -> str:
-    return f"{run_id}-s{sequence_id}-r{route_index}"
+    return f"{correlation_id(run_id, sequence_id)}-r{route_index}"
 
 
 def aggregation_job_id(run_id: str, sequence_id: int) -> str:
-    return f"{run_id}-s{sequence_id}-agg"
+    return f"{correlation_id(run_id, sequence_id)}-agg"
 
 
 def merge_job_id(run_id: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from jobgraph.core import stages
 from jobgraph.core.graph import aggregation_job, merge_job, route_job, run_manifest, total_jobs
-from jobgraph.core.models import IncomingJob, Sequence
+from jobgraph.core.models import ExecType, IncomingJob, Sequence
 from jobgraph.core.ports import RunStaging
 from jobgraph.core.results import ResultStore
 from jobgraph.core.run import RunSpec
@@ -35,7 +35,7 @@ class SolveReport:
 
     @property
     def route_jobs(self) -> int:
-        return sum(len(v) for k, v in self.stage_ms.items() if k in ("FIRST", "INTERMEDIATE", "LAST"))
+        return sum(len(v) for k, v in self.stage_ms.items() if ExecType(k).is_route)
 
 
 def solve_into(

@@ -45,6 +45,7 @@ from jobgraph.localcloud.lambda_runtime.functions import FunctionControl, LocalF
 from jobgraph.localcloud.observability.cloudwatch import MotoCloudWatch, ServiceMetrics
 from jobgraph.localcloud.observability.control import MetricsControl
 from jobgraph.localcloud.server import LocalEndpoint
+from jobgraph.localcloud.timescale import LOCAL_RETRY_DELAY_S
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Controller(FunctionControl, MappingControl, ServiceControl, MetricsControl
         *,
         faults: FaultPlan | None = None,
         max_workers: int | None = None,
-        retry_delay_s: int = 1,
+        retry_delay_s: int = LOCAL_RETRY_DELAY_S,
         log_dir: Path | None = None,
     ):
         self.endpoint = endpoint
@@ -245,6 +246,15 @@ class Controller(FunctionControl, MappingControl, ServiceControl, MetricsControl
             self._reconcile_functions(functions)
             self._reconcile_mappings(mappings)
             self._reconcile_services(services)
+            self._forget_the_gone(functions, services)
+
+    def _forget_the_gone(self, functions: dict, services: dict) -> None:
+        """A function or service deleted (with its stack) takes its failure along: `cloud status` names only what
+        exists; the stack's events keep the reason."""
+        present = {revision.name for revision in functions.values()} | {arn.rsplit("/", 1)[-1] for arn in services}
+        for name in list(self.failures):
+            if name != "controller" and name not in present:
+                self.failures.pop(name, None)
 
     # --- failures ------------------------------------------------------------------------------------------
     def failure(self, names: set[str] | None = None) -> str | None:

@@ -76,9 +76,14 @@ class AwsTarget:
     @classmethod
     def with_session(cls, stack_name: str, output: Output, patience: Patience | None = None, *, region=None):
         """The stack in ``region`` (default: your AWS configuration), through your own AWS configuration."""
+        import os
+
         import boto3
 
-        return cls(boto3.session.Session(region_name=region), stack_name, output, patience)
+        target = cls(boto3.session.Session(region_name=region), stack_name, output, patience)
+        # AWS_ENDPOINT_URL (the local cloud's `jobgraph cloud env`): no AWS console behind it to link to
+        target.links_to_console = not os.environ.get("AWS_ENDPOINT_URL")
+        return target
 
     def refuse(self, workload) -> None:
         """Raise if this target cannot run ``workload`` as configured (an AWS stack runs what it was deployed for)."""

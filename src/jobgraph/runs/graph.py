@@ -127,7 +127,7 @@ class QueueGraphRun(QueueStackRun):
         if not isinstance(response, dict) or response.get("status") != RunStatus.RUNNING.value:
             errors = response.get("errors") if isinstance(response, dict) else None
             detail = "\n  ".join(errors[:20]) if errors else json.dumps(response)[:2000]
-            raise RunFailed(f"StartRun rejected run {self.run_id}:\n  {detail}")
+            raise RunFailed(f"StartRun rejected run {self.run_id}: {detail}")  # the first reason on the first line
         started = RunStarted.model_validate(response)
         if started.jobs_total != self.jobs:
             raise RunFailed(f"StartRun planned {started.jobs_total} jobs, expected {self.jobs}")

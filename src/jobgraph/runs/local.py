@@ -35,6 +35,7 @@ from jobgraph.localcloud.server import LocalEndpoint, allow_loopback_only, isola
 from jobgraph.localcloud.stepfunctions import engine as sfn_engine
 from jobgraph.runs import local_runtime
 from jobgraph.runs.aws import AwsTarget
+from jobgraph.runs.local_triggers import local_trigger_report, push_local_triggers
 from jobgraph.runs.outcome import Progress, RunFailed, RunOutcome
 from jobgraph.runs.serve import ApiServer, wait_until_interrupted
 from jobgraph.runs.target import Output, Patience
@@ -262,6 +263,7 @@ class LocalTarget(AwsTarget):
     def finish(self, outcome: RunOutcome, spec: RunSpec) -> None:
         """The AWS target's usage and settings (from what the endpoint reports), then the local cloud's own
         figures beside them, and the downstream triggers."""
+        self._await_run_end_handled(outcome)
         services = self._services()
         if services:  # `make scale-down`: SIGTERM, as ECS stops tasks; their last "batch processed" lines land
             self._scale_services(0)
@@ -294,27 +296,35 @@ class LocalTarget(AwsTarget):
             self.sample_alarms()
             outcome.alarms = alarm_states(self.client("cloudwatch"), self.stack_name)
 
-    def triggers(self, outcome: RunOutcome, timeout_s: float = 30.0) -> dict | None:
-        """What the downstream triggers did for a run with a run record, once its end was announced and the
-        trigger queue is empty (fired, or retried into the trigger DLQ); None when no workflow config was given."""
+    def triggers(self, outcome: RunOutcome) -> dict | None:
+        """What the downstream triggers did for a run with a run record, its end handled (finish() waited: fired,
+        or retried into the trigger DLQ); None when no workflow config was given."""
         from jobgraph.adapters.dynamodb import JobsTable
 
         queue_url = self.stack.physical_ids.get("TriggerQueue")
         dlq_url = self.stack.physical_ids.get("TriggerDlq")
         if queue_url is None or self.options.trigger_config is None or not outcome.run_record:
             return None
-        run_id = outcome.run_id
+        table = JobsTable(self.outputs["JobsTableName"], client=self.client("dynamodb"))
+        dlq_depth = sum(FifoQueue(dlq_url, client=self.client("sqs")).depth()) if dlq_url else 0
+        return {"triggers": local_trigger_report(table, outcome.run_id), "dlq": dlq_depth}
+
+    def _await_run_end_handled(self, outcome: RunOutcome, timeout_s: float = 30.0) -> None:
+        """Until the run's end was announced and the trigger queue is empty: the TriggerFunction handles every run
+        end (a workflow config or not), and the report's figures and usage must count that invocation."""
+        from jobgraph.adapters.dynamodb import JobsTable
+
+        queue_url = self.stack.physical_ids.get("TriggerQueue")
+        if queue_url is None or not outcome.run_record:
+            return
         table = JobsTable(self.outputs["JobsTableName"], client=self.client("dynamodb"))
         queue = FifoQueue(queue_url, client=self.client("sqs"))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.check()
-            announced = "announced_event_id" in table.get_run(run_id)
-            if announced and queue.depth() == (0, 0):
-                break
+            if "announced_event_id" in table.get_run(outcome.run_id) and queue.depth() == (0, 0):
+                return
             time.sleep(0.25)
-        dlq_depth = sum(FifoQueue(dlq_url, client=self.client("sqs")).depth()) if dlq_url else 0
-        return {"triggers": local_trigger_report(table, run_id), "dlq": dlq_depth}
 
     def hold(self, what: str = "run done") -> None:
         """With the status API served: keep the local cloud up until Ctrl-C (or until its runtime fails)."""
@@ -332,37 +342,6 @@ class LocalTarget(AwsTarget):
         """`jobgraph serve`: the stack deployed and the status API served on it, no run, until Ctrl-C."""
         with self.attach("serve"):
             self.hold(f"stack {self.stack_name} deployed")
-
-
-def push_local_triggers(endpoint: LocalEndpoint, stack_name: str, config) -> None:
-    """`--triggers CONFIG`: the config goes where the deployed stack reads it at run time, as on AWS."""
-    from jobgraph.sam.triggers import push_config, stack_triggers
-
-    push_config(config, stack_triggers(endpoint.client("cloudformation"), stack_name), endpoint.client("s3"))
-
-
-def local_trigger_report(table, run_id: str) -> list[dict]:
-    """Each trigger the run's workflow claimed (FIRED, IN_DOUBT, or CLAIMED/RELEASED: not fired), and its
-    approval if one was requested."""
-    from jobgraph.services.approvals import approval_view
-
-    report = [
-        {
-            "name": f"{claim.get('workflow')}/on_{claim.get('kind')}/{claim.get('trigger')}",
-            "type": claim.get("target_type"),
-            "status": claim.get("status") if claim.get("status") in ("FIRED", "IN_DOUBT") else "NOT FIRED",
-            "receipt": claim.get("receipt") or claim.get("last_error"),
-        }
-        for claim in sorted(table.triggers_of_run(run_id), key=lambda c: str(c["sk"]))
-    ]
-    approval = table.get_approval(run_id)
-    if approval is not None:
-        view = approval_view(approval, time.time())
-        report.append(
-            {"name": f"{view['workflow']}/approval", "type": "approval", "status": view["status"],
-             "receipt": "; ".join(view["reasons"])}
-        )  # fmt: skip
-    return report
 
 
 class _StackRuntime:

@@ -25,8 +25,13 @@ def _free_port(host: str) -> int:
 def api_deps(environment: dict[str, str], clients):
     """The API's dependencies from the ApiFunction's environment, with clients of ``clients`` (``client(name)``):
     locally the endpoint's, whose lambda:Invoke runs scenario 3's asynchronous task invocations (controller.py)."""
+    from jobgraph.services.observability import logger
     from jobgraph.services.settings import ApiSettings
     from jobgraph.services.status import ApiDeps
+
+    # the API's log lines name its service as the ApiFunction's do on AWS (Powertools read the variable when this
+    # process imported it, and only the API logs through it here: the functions run in their own processes)
+    logger.append_keys(service=environment.get("POWERTOOLS_SERVICE_NAME") or "api")
 
     settings = ApiSettings(**{k: v for k, v in environment.items() if k.isupper()})
     return ApiDeps.from_settings(settings, client=clients.client)

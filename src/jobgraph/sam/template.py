@@ -79,10 +79,15 @@ _CODE_PROPERTY = {
 
 def load_template(path: str | Path) -> dict:
     """Parse a CloudFormation/SAM template file (YAML with short tags, or JSON) into plain Python values."""
+    path = Path(path)
+    return parse_template_text(path.read_text(encoding="utf-8"), path)
+
+
+def parse_template_text(text: str, path: str | Path) -> dict:
+    """A template's text (``path`` names it in cfn-lint's errors) as plain Python values."""
     from cfnlint.decode.cfn_yaml import loads
 
-    path = Path(path)
-    parsed = loads(path.read_text(encoding="utf-8"), str(path))
+    parsed = loads(text, str(path))
     # cfn-lint returns dict/str subclasses carrying line marks; a JSON round trip makes them plain.
     return json.loads(json.dumps(parsed))
 
@@ -215,20 +220,18 @@ def check_sam_template(template: object) -> list[str]:
 
 def load_sam_template(path: str | Path) -> dict:
     """load_template with the checks a user's ``--template`` needs; ValueError with one line otherwise."""
+    from jobgraph.core.bounds import read_user_file
+
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
-    if path.stat().st_size > MAX_TEMPLATE_BYTES:
-        raise ValueError(f"{path}: larger than {MAX_TEMPLATE_BYTES} bytes, CloudFormation's template limit")
-    try:
-        template = load_template(path)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except Exception as exc:  # cfn-lint's decoder: YAML/JSON syntax, duplicate keys, bad tags
-        message = " ".join(str(exc).split())
-        raise ValueError(f"{path}: not a YAML/JSON template: {message[:200]}") from None
+    template = read_user_file(
+        path,
+        lambda text: parse_template_text(text, path),
+        max_bytes=MAX_TEMPLATE_BYTES,
+        limit="CloudFormation's template limit",
+        syntax="YAML or JSON",
+        parse_errors=(Exception,),  # cfn-lint's decoder: YAML/JSON syntax, duplicate keys, bad tags
+        error=ValueError,
+    )
     problems = check_sam_template(template)
     if problems:
         raise ValueError(f"{path}: " + "; ".join(problems))

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobgraph.core.bounds import JsonBoundsError, loads_yaml_bounded
+from jobgraph.core.bounds import loads_yaml_bounded, read_user_file
 from jobgraph.core.errors import ConfigurationError
 from jobgraph.core.loader import validate_document
 from jobgraph.core.triggers import WorkflowConfig, queue_arn
@@ -36,19 +36,15 @@ def load_trigger_config(path: Path) -> WorkflowConfig:
     """YAML (or JSON) file → WorkflowConfig; ConfigurationError names the file and every bad field."""
     import yaml
 
-    try:
-        with Path(path).open("rb") as handle:
-            document = loads_yaml_bounded(handle.read(MAX_CONFIG_FILE_BYTES + 1), max_bytes=MAX_CONFIG_FILE_BYTES)
-    except JsonBoundsError as exc:
-        raise ConfigurationError(f"{path}: trigger config refused: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(
-            f"{path}: trigger config is not UTF-8 text: byte {exc.start} cannot be decoded"
-        ) from None
-    except OSError as exc:
-        raise ConfigurationError(f"{path}: cannot read trigger config: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
+    document = read_user_file(
+        path,
+        loads_yaml_bounded,
+        max_bytes=MAX_CONFIG_FILE_BYTES,
+        limit="the limit of a trigger config",
+        syntax="YAML",
+        parse_errors=(yaml.YAMLError,),
+        error=ConfigurationError,
+    )
     return validate_document(WorkflowConfig, document, str(path))
 
 
@@ -177,10 +173,10 @@ def push_config(config: WorkflowConfig, where: StackTriggers, s3, ssm=None, forc
         for name, arns in missing.items():
             grants[name] = sorted({*grants.get(name, []), *arns})
         line = " ".join(f"{name}={','.join(arns)}" for name, arns in grants.items() if arns)
-        problems.append(
-            f"stack {where.stack} does not allow the TriggerFunction to call "
+        problems.append(  # the remedy before the long lists: a one-line error is cut at its end
+            f"stack {where.stack} does not allow the TriggerFunction to call this config's {', '.join(missing)}: "
+            f'push with --force, or redeploy once with these grants (make deploy PARAMS="{line}"); not granted: '
             + "; ".join(f"{name}: {', '.join(arns)}" for name, arns in missing.items())
-            + f' - redeploy once with these grants (make deploy PARAMS="{line}"), or push with --force'
         )
     expiring = expiring_rules(s3, where.bucket, where.key)
     if expiring:

@@ -15,9 +15,10 @@ SIGTERM, wait the container's stopTimeout (at most LOCAL_STOP_TIMEOUT_S), then k
 tied to this process (lifetime.py): its own process group, and it dies with the parent, even a parent killed
 with SIGKILL; a task also exits by itself LOCAL_STOP_TIMEOUT_S after a SIGTERM.
 
-Local differences (the same spirit as the Lambda runtime's 1 s retry delay): the long poll is 2 s instead
-of 20 s, a failed job backs off from 1 s instead of RETRY_BACKOFF_BASE_SECONDS, and a killed task's messages are
-visible again after 4 s instead of VISIBILITY_TIMEOUT_SECONDS, so runs, retries and shutdown take seconds.
+Local differences (the local time scale, localcloud/timescale.py, as for the Lambda runtime): the long poll is
+2 s instead of 20 s, a failed job backs off from 1 s instead of RETRY_BACKOFF_BASE_SECONDS, and a killed task's
+messages are visible again after 4 s instead of VISIBILITY_TIMEOUT_SECONDS, so runs, retries and shutdown take
+seconds.
 The task's own output (Powertools JSON logs) is ``<log_dir>/<service>-<n>.log`` (and its awslogs group in
 CloudWatch Logs); the report reads its "batch processed" lines for queue waits and batch times.
 """
@@ -45,13 +46,14 @@ from jobgraph.localcloud.faults import FaultPlan
 from jobgraph.localcloud.lambda_runtime.interpreters import interpreter_for
 from jobgraph.localcloud.lambda_runtime.sandbox import KILL_EXIT_CODE
 from jobgraph.localcloud.server import LocalEndpoint
+from jobgraph.localcloud.timescale import LOCAL_RETRY_DELAY_S
 
 DEFAULT_TASKS = 2
 # Local time scale (module docstring): short long polls, quick retries, and a killed task's batch visible again
 # after 4 s instead of 2 minutes (the heartbeat keeps a running batch invisible meanwhile).
 LOCAL_OVERRIDES = {
     "WAIT_TIME_SECONDS": "2",
-    "RETRY_BACKOFF_BASE_SECONDS": "1",
+    "RETRY_BACKOFF_BASE_SECONDS": str(LOCAL_RETRY_DELAY_S),
     "VISIBILITY_TIMEOUT_SECONDS": "4",
     "HEARTBEAT_SECONDS": "1",
     "PYTHONUNBUFFERED": "1",

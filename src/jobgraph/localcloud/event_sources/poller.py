@@ -17,7 +17,7 @@ they return (services/records.py), and the poller leaves it so. One deliberate d
 invocation fails as a whole (a crash, an injected fault, a batch whose every record failed), AWS makes
 its messages visible again after the queue's visibility timeout (≥ 6 × the function timeout) unless the
 function shortened it; locally they come back after the same backoff curve from ``retry_delay_s``
-(default 1 s: 1, 2, 4 s…), so a local rehearsal with faults takes seconds, not hours.
+(default localcloud.timescale.LOCAL_RETRY_DELAY_S, 1 s: 1, 2, 4 s…), so a local rehearsal with faults takes seconds, not hours.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from jobgraph.adapters.sqs import sqs_event
 from jobgraph.core.retry import backoff_s
 from jobgraph.localcloud.faults import FaultPlan, on_last_receive
 from jobgraph.localcloud.lambda_runtime.workers import FunctionSpec, Worker
+from jobgraph.localcloud.timescale import LOCAL_RETRY_DELAY_S
 
 IDLE_MIN_S = 0.005
 IDLE_MAX_S = 0.05
@@ -117,7 +118,7 @@ class MappingPoller:
         stop: threading.Event,
         faults: FaultPlan,
         rng_seed: int,
-        retry_delay_s: int = 1,
+        retry_delay_s: int = LOCAL_RETRY_DELAY_S,
         wait_for_messages=None,
     ):
         self.mapping, self.workers, self.sqs, self.stats = mapping, workers, sqs, stats

@@ -20,6 +20,7 @@ from jobgraph.localcloud.cloudformation.stack import DeployedStack
 from jobgraph.localcloud.lambda_runtime.code import layer_path
 from jobgraph.localcloud.lambda_runtime.workers import FunctionSpec, Worker
 from jobgraph.localcloud.server import LocalEndpoint
+from jobgraph.localcloud.timescale import LOCAL_RETRY_DELAY_S
 
 # Lambda scales an SQS mapping without ScalingConfig up to 1000 (FIFO: one per message group); a
 # laptop cannot, so such mappings get this many local workers.
@@ -50,8 +51,8 @@ def function_spec(
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
         # no X-Ray daemon on a laptop: Tracer would fail to emit segments
         "POWERTOOLS_TRACE_DISABLED": "true",
-        # the local time scale: failed messages back off 1, 2, 4 s… (the poller's own retry_delay_s)
-        "RETRY_BACKOFF_BASE_SECONDS": "1",
+        # the local time scale: failed messages back off 1, 2, 4 s…, as the poller's own retries
+        "RETRY_BACKOFF_BASE_SECONDS": str(LOCAL_RETRY_DELAY_S),
     }
     return FunctionSpec(
         logical_id=logical_id,
