@@ -323,28 +323,39 @@ def test_fargate_on_x86_64_and_the_smallest_size_when_a_task_record_has_none(pla
 
 
 def test_a_run_whose_tasks_switched_architecture_prices_each_task_at_its_own():
-    """A deploy during the run moved the workers from an x86_64 revision to an arm64 one: half an hour of
-    1 vCPU / 2 GB on each. x86_64: 0.5 × $0.04048 + 1 × $0.004445; arm64: 0.5 × $0.03238 + 1 × $0.00356."""
+    """Deploys during the run moved the workers from an x86_64 revision to two arm64 ones in turn: half an hour of
+    1 vCPU / 2 GB on x86_64, two quarters on arm64. x86_64: 0.5 × $0.04048 + 1 × $0.004445; arm64: 0.5 × $0.03238
+    + 1 × $0.00356."""
     start = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
     end = start + timedelta(hours=1)
-    x86, arm = "arn:task-definition/worker:9", "arn:task-definition/worker:10"
+    x86, arm, arm2 = "arn:task-definition/worker:9", "arn:task-definition/worker:10", "arn:task-definition/worker:11"
+
+    def task(name, definition, started, stopped=None):
+        return {
+            "taskArn": f"arn:task/{name}", "group": "service:svc", "cpu": "1024", "memory": "2048",
+            "lastStatus": "STOPPED" if stopped else "RUNNING", "startedAt": started, "stoppedAt": stopped,
+            "taskDefinitionArn": definition,
+        }  # fmt: skip
+
+    quarter = timedelta(minutes=15)
     tasks = [
-        {
-            "taskArn": "arn:task/old", "group": "service:svc", "cpu": "1024", "memory": "2048", "lastStatus": "STOPPED",
-            "startedAt": start, "stoppedAt": start + timedelta(minutes=30), "taskDefinitionArn": x86,
-        },
-        {
-            "taskArn": "arn:task/new", "group": "service:svc", "cpu": "1024", "memory": "2048", "lastStatus": "RUNNING",
-            "startedAt": start + timedelta(minutes=30), "taskDefinitionArn": arm,
-        },
-    ]  # fmt: skip
-    platforms = {x86: {"cpuArchitecture": "X86_64"}, arm: {"cpuArchitecture": "ARM64"}}
+        task("old", x86, start, start + 2 * quarter),
+        task("new", arm, start + 2 * quarter, start + 3 * quarter),
+        task("newer", arm2, start + 3 * quarter),
+    ]
+    platforms = {
+        x86: {"cpuArchitecture": "X86_64"},
+        arm: {"cpuArchitecture": "ARM64"},
+        arm2: {"cpuArchitecture": "ARM64"},
+    }
     by_type = {
         "AWS::ECS::Service": [("Svc", "arn:aws:ecs:eu-west-1:1:service/c/svc")],
         "AWS::ECS::Cluster": [("C", "c")],
     }
     usage = fargate_usage(EcsTasks(tasks, platforms=platforms), by_type, start, end)
-    assert (usage["architecture"], usage["tasks"]) == ("arm64+x86_64", 2)
+    assert (usage["architecture"], usage["tasks"]) == ("arm64+x86_64", 3)
+    assert usage["vcpu_hours"] == pytest.approx(1.0, rel=1e-12)
+    assert usage["gb_hours"] == pytest.approx(2.0, rel=1e-12)
     assert usage["by_architecture"] == {
         "arm64": {"vcpu_hours": pytest.approx(0.5, rel=1e-12), "gb_hours": pytest.approx(1.0, rel=1e-12)},
         "x86_64": {"vcpu_hours": pytest.approx(0.5, rel=1e-12), "gb_hours": pytest.approx(1.0, rel=1e-12)},
