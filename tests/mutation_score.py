@@ -162,17 +162,19 @@ def main(argv: list[str] | None = None) -> int:
         scope = SCOPE.get(module)
         counted = {m: c for m, c in codes.items() if scope is None or function_of(m) in scope}
         killed = sum(c in KILLED for c in counted.values())
-        equivalent = [m for m, c in counted.items() if c not in KILLED and m in EQUIVALENT]
-        left = [m for m, c in counted.items() if c not in KILLED and m not in EQUIVALENT]
+        # a listed mutant counts as equivalent once it ran and survived (until then it is unchecked)
+        equivalent = [m for m, c in counted.items() if c is not None and c not in KILLED and m in EQUIVALENT]
+        left = [m for m, c in counted.items() if c not in KILLED and m not in equivalent]
         unchecked = [m for m in left if counted[m] is None]
         no_tests = sum(counted[m] in NO_TESTS for m in left)
         checked = len(counted) - len(unchecked) - len(equivalent)
         score = killed / checked if checked else 1.0
+        shown = f"{score:.1%}" if checked else "–"  # nothing checked yet: no score to show
         verdict = "PASS" if score >= TARGET and not unchecked else "MISS"
         failed |= verdict == "MISS"
         print(
             f"{module:<34} {len(counted):>7} {len(counted) - len(unchecked):>7} {killed:>7} {len(equivalent):>6} "
-            f"{sum(counted[m] in SURVIVED for m in left):>8} {no_tests:>7} {len(unchecked):>9} {score:>6.1%}  {verdict}"
+            f"{sum(counted[m] in SURVIVED for m in left):>8} {no_tests:>7} {len(unchecked):>9} {shown:>7}  {verdict}"
         )
         unjustified.extend(m for m in left if counted[m] is not None and counted[m] not in NO_TESTS)
         unjustified.extend(m for m in left if counted[m] in NO_TESTS)
