@@ -84,8 +84,16 @@ _STATE_NONE = (
     "route_job/aggregation_job build a job without a state: copying state=None into it gives the same job "
     "(equal, and no serializer reads which fields were set)"
 )
+_RNG_CACHE = (
+    "the per-thread generator is a cache: a new one re-keyed with the same state draws the same numbers, only slower"
+)
+_NO_32_BIT_DRAWS = (
+    "the model draws only doubles (random, exponential, normal: 64-bit words), never the buffered 32-bit half"
+)
 EQUIVALENT: dict[str, str] = {
     "jobgraph.core.graph.x_next_for_sequence__mutmut_30": _STATE_NONE,
+    **{f"jobgraph.core.delay_model.x_route_rng__mutmut_{n}": _RNG_CACHE for n in (7, 8, 13, 14)},
+    **{f"jobgraph.core.delay_model.x_route_rng__mutmut_{n}": _NO_32_BIT_DRAWS for n in (47, 50)},
     **{
         f"jobgraph.services.records.xǁReportingFifoProcessorǁfailure_handler__mutmut_{n}": _SQS_RECORD_FIELDS
         for n in (5, 8, 11, 14, 17, 20)

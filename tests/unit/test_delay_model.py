@@ -107,6 +107,23 @@ def test_route_needs_the_previous_state(three_route_sequence):
         simulate_route(sequence.routes[1], route_index=1, sequence_id=7, seed=1, scenarios=10, previous=wrong)
 
 
+def test_a_wrong_state_is_refused_naming_what_was_given(three_route_sequence):
+    """The whole messages: they reach the job's error record and the run's failure line."""
+    sequence = Sequence.model_validate(three_route_sequence)
+    state = RouteState(
+        route_index=0, scheduled_arrival_min=0.0, arrival_delay=np.zeros(10), total_departure_delay=np.zeros(10)
+    )
+    with pytest.raises(ValueError) as first:
+        simulate_route(sequence.routes[0], route_index=0, sequence_id=7, seed=1, scenarios=10, previous=state)
+    assert str(first.value) == "route 0 takes no previous state"
+    with pytest.raises(MissingStateError) as none:
+        simulate_route(sequence.routes[2], route_index=2, sequence_id=7, seed=1, scenarios=10, previous=None)
+    assert str(none.value) == "route 2 needs the state of route 1, got none"
+    with pytest.raises(MissingStateError) as skipped:
+        simulate_route(sequence.routes[2], route_index=2, sequence_id=7, seed=1, scenarios=10, previous=state)
+    assert str(skipped.value) == "route 2 needs the state of route 1, got route 0"
+
+
 def test_total_departure_delay_accumulates_and_curfew(three_route_sequence):
     sequence = Sequence.model_validate(three_route_sequence)
     results = simulate_sequence(sequence, seed=9, scenarios=2000)

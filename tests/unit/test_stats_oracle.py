@@ -109,3 +109,10 @@ def test_merge_keeps_the_width_and_refuses_mixed_or_no_parts():
         stats.merge_histograms([stats.histogram(np.arange(5.0)), a])
     with pytest.raises(ValueError, match=r"^nothing to merge$"):
         stats.merge_histograms(iter(()))
+
+
+def test_histogram_bins_are_integers_in_the_json():
+    """Bin indices are ints: a float index would write `2.0` into every percentiles file."""
+    summary = stats.histogram(np.array([0.5, 2.7, 2.2, -0.5]), bin_width=1.0)
+    assert json.dumps(summary["bins"]) == "[-1, 0, 2]"
+    assert summary["counts"] == [1, 1, 2]
