@@ -171,3 +171,21 @@ def test_when_both_places_hold_completed_runs_nothing_is_replaced_and_the_line_s
     assert f"runs that did not fail in both {tmp_path / 'r1'} and {tmp_path / 'r1.failed'}" in log.read_text()
     assert {p.name: p.read_bytes() for p in (tmp_path / "r1").iterdir()} == kept
     assert {p.name: p.read_bytes() for p in (tmp_path / "r1.failed").iterdir()} == also_kept
+
+
+def test_a_run_that_succeeds_after_a_kept_failure_removes_that_stale_failure_record(tmp_path):
+    completed_run(tmp_path / "r1")
+    failing_overwrite_run(tmp_path)
+    assert (tmp_path / "r1.failed" / "run.json").is_file()
+    target = FakeTarget([], tmp_path, Patience(timeout_s=60, stall_s=0))
+    target.output = Output(tmp_path, overwrite=True)
+    execute(FakeWorkload(FakeRun([], polls=[4], ends_at=4)), target, SPEC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r1"]
+
+
+def test_a_success_keeps_a_folder_named_like_a_failure_record_that_holds_a_completed_run(tmp_path):
+    also_kept = completed_run(tmp_path / "r1.failed")  # a run whose id is "r1.failed"
+    target = FakeTarget([], tmp_path, Patience(timeout_s=60, stall_s=0))
+    target.output = Output(tmp_path, overwrite=True)
+    execute(FakeWorkload(FakeRun([], polls=[4], ends_at=4)), target, SPEC)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r1.failed").iterdir()} == also_kept

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -40,6 +41,7 @@ def execute(workload: Workload, target, spec: RunSpec, then: Callable[[RunOutcom
         target.before_report()
         outcome = run.outcome(record, wall_seconds)
         target.finish(outcome, spec)
+        forget_failure(target.output.folder, spec.run_id)
         if then is not None:
             then(outcome)
         target.hold()
@@ -91,6 +93,14 @@ def failure_folder(out: Path, run_id: str) -> Path:
         if not (folder.exists() or folder.is_symlink()) or _holds_failure_record(folder):
             return folder
     raise JobGraphError(f"runs that did not fail in both {out / run_id} and {out / f'{run_id}{FAILED_SUFFIX}'}")
+
+
+def forget_failure(out: Path, run_id: str) -> None:
+    """Once a run of ``run_id`` succeeded, the record of an earlier failed one kept beside the run it did not
+    replace (``<out>/<run_id>.failed``) is stale: removed, if it is one (a folder holding anything else stays)."""
+    folder = out / f"{run_id}{FAILED_SUFFIX}"
+    if _holds_failure_record(folder):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _holds_failure_record(folder: Path) -> bool:
