@@ -147,6 +147,7 @@ def cases() -> list[tuple[str, list[str], str]]:
         ("sequences-is-a-file", ["validate", "--sequences", "a-file"], "not a folder"),
         ("sequences-empty-folder", ["validate", "--sequences", "empty"], "no *.json sequence files"),
         ("solve-41-digit-id", ["solve", "--sequences", "seqs-id-41-digits", "--out", "out"], "41 digits"),
+        ("cost-of-nothing", ["cost"], "give one or more RUN_DIR"),
         ("cost-of-a-file", ["cost", "a-file"], "Not a directory"),
         ("cost-of-a-folder", ["cost", "empty"], "no run record"),
         ("compare-nothing", ["compare", "empty", "empty", "--out", "out/c"], "no run record"),

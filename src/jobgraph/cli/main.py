@@ -166,8 +166,12 @@ def cmd_cost(args) -> int:
 
     if args.activate_tags:
         return cli_billing.activate(args)
-    if not args.runs:
-        raise JobGraphError("give one or more RUN_DIR (or --activate-tags)")
+    if not args.runs:  # a missing argument, as argparse says it (exit 2)
+        print(
+            "error: jobgraph cost: give one or more RUN_DIR (or --activate-tags) (see jobgraph cost --help)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID_INPUT
     status = 0
     for run_dir in args.runs:
         try:
