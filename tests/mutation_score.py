@@ -69,6 +69,7 @@ _EXPONENT_BOUND = (
     "(maxReceiveCount), and past 32 any base over 10.1 µs meets SQS's 12 h ceiling either way"
 )
 _CASE_INSENSITIVE = "DynamoDB's expression keywords (SET, ADD, REMOVE, AND...) are case-insensitive"
+_ERROR_ALWAYS = "botocore's parsed error responses always hold an Error mapping: the {} default is never read"
 _SQS_RECORD_FIELDS = "Powertools hands failure_handler an SQSRecord, whose message_id and body always exist: getattr's default is never read"
 _BODY_IS_STR = "an SQSRecord's body is always a str: str(body) is body"
 _ONE_GROUP_PER_PROCESSOR = (
@@ -127,6 +128,21 @@ EQUIVALENT: dict[str, str] = {
     **{f"jobgraph.runs.aws_usage.x_fargate_usage__mutmut_{n}": _SERVICE_NAME for n in (5, 8, 9)},
     "jobgraph.services.scheduler.xǁSchedulerRuntimeǁrun_batch__mutmut_2": _NO_CONTEXT,
     "jobgraph.adapters.dynamodb.runs.xǁDynamoRunStoreǁ_end__mutmut_24": _CASE_INSENSITIVE,
+    **{
+        f"jobgraph.adapters.dynamodb.runs.xǁDynamoRunStoreǁcount_down_sequence__mutmut_{n}": _CASE_INSENSITIVE
+        for n in (12, 15)
+    },
+    **{
+        f"jobgraph.adapters.dynamodb.runs.xǁDynamoRunStoreǁclaim_merge__mutmut_{n}": _CASE_INSENSITIVE for n in (11, 14)
+    },
+    "jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁclaim_job__mutmut_60": _CASE_INSENSITIVE,
+    **{f"jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁrecord_job__mutmut_{n}": _ERROR_ALWAYS for n in (106, 108)},
+    **{
+        f"jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_outcome_update__mutmut_{n}": _CASE_INSENSITIVE
+        for n in (107, 111)
+    },
+    "jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_counter_update__mutmut_19": _CASE_INSENSITIVE,
+    **{f"jobgraph.adapters.dynamodb.table.x_conditional_failed__mutmut_{n}": _ERROR_ALWAYS for n in (4, 6)},
     "jobgraph.core.retry.x_backoff_s__mutmut_30": _EXPONENT_BOUND,
 }
 

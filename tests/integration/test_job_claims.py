@@ -20,6 +20,7 @@ from jobgraph.core.errors import JobInProgressError
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import route_job
 from jobgraph.core.models import CompletedJob, JobStatus
+from jobgraph.core.ports import JobClaim
 from jobgraph.core.results import ResultStore
 from jobgraph.core.run import RunSpec
 from jobgraph.localcloud.server import LocalEndpoint
@@ -234,3 +235,187 @@ def test_an_outcome_whose_transaction_meets_another_on_the_counters_is_written_o
         )
         with pytest.raises(ClientError, match="TransactionCanceledException"):
             table.record_job(completed(job), 1, "PROCESSING")
+
+
+def test_a_first_claim_is_attempt_one_leased_from_now(table):
+    """Without ``attempt`` and ``now_ms`` a claim is the job's first attempt, its lease counted from the clock in
+    milliseconds (a retry's claim passes its attempt; tests pass the time)."""
+    job = a_job()
+    before = int(time.time() * 1000)
+    assert table.claim_job(job, "m", lease_ms=60_000).granted
+    after = time.time() * 1000
+    record = _record(table, job)
+    assert record["last_attempt"] == {"N": "1"} and table.job_attempts(job.run_id, job.job_id) == 1
+    assert before + 60_000 <= int(record["lease_until_ms"]["N"]) <= after + 60_000
+
+
+def test_the_attempt_is_read_strongly_consistent_and_alone():
+    """job_attempts follows a claim or a report at once (a retry's backoff is counted from it): an eventually
+    consistent read could miss that write on DynamoDB (moto's reads are always consistent, so the request is
+    checked as sent), and it reads the one attribute it needs."""
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    table = JobsTable("jobs", client=client)
+    key = {"pk": {"S": "RUN#r"}, "sk": {"S": "JOB#j"}}
+    expected = {"TableName": "jobs", "Key": key, "ProjectionExpression": "last_attempt", "ConsistentRead": True}
+    with Stubber(client) as stub:
+        stub.add_response("get_item", {"Item": {"last_attempt": {"N": "3"}}}, expected)
+        stub.add_response("get_item", {}, expected)
+        assert table.job_attempts("r", "j") == 3
+        assert table.job_attempts("r", "j") == 0
+        stub.assert_no_pending_responses()
+
+
+def test_a_lease_of_zero_or_less_ends_at_the_claim_and_is_taken_over_a_millisecond_later(table):
+    job = a_job()
+    now = int(time.time() * 1000)
+    assert table.claim_job(job, "m1", lease_ms=-5_000, now_ms=now).granted
+    assert _record(table, job)["lease_until_ms"] == {"N": str(now)}  # clamped to the claim's time, never before it
+    assert not table.claim_job(job, "m2", lease_ms=60_000, now_ms=now).granted  # still m1's at that millisecond
+    assert table.claim_job(job, "m2", lease_ms=60_000, now_ms=now + 1).granted
+
+
+def _plain_record(table, job) -> dict:
+    from jobgraph.adapters.dynamodb.table import plain
+
+    return plain(_record(table, job))
+
+
+def test_each_refused_claim_says_why_with_the_record_that_refused_it(table):
+    """The Processor acts on a refusal's status: COMPLETED → the stored completion is the answer, anything else →
+    the job is in progress elsewhere; so each refusal is stated whole."""
+    running, done, retried = a_job(0), a_job(1), a_job(2)
+    now = int(time.time() * 1000)
+    # another claimant's lease runs
+    assert table.claim_job(running, "m1", lease_ms=60_000, now_ms=now).granted
+    assert table.claim_job(running, "m2", lease_ms=60_000, now_ms=now) == JobClaim(
+        False, "PROCESSING", _plain_record(table, running)
+    )
+    # the job completed: the refusal holds the stored completion
+    assert table.claim_job(done, "m1", lease_ms=60_000).granted
+    assert table.record_job(completed(done, key="out/k"), 1, "PROCESSING") is None
+    refusal = table.claim_job(done, "m2", lease_ms=60_000)
+    assert (
+        refusal == JobClaim(False, "COMPLETED", _plain_record(table, done)) and refusal.record["output_key"] == "out/k"
+    )
+    # a failed job's retry, claimed by m2 whose lease runs: m3's retry claim is refused (the second update)
+    first = table.claim_job(retried, "m1", lease_ms=60_000, now_ms=now)
+    failed = completed(retried).model_copy(update={"status": JobStatus.FAILED, "error_message": "boom"})
+    assert table.record_job(failed, 1, first.status) is None
+    assert table.claim_job(retried, "m2", lease_ms=60_000, attempt=2, now_ms=now).granted
+    assert table.claim_job(retried, "m3", lease_ms=60_000, attempt=3, now_ms=now) == JobClaim(
+        False, "FAILED", _plain_record(table, retried)
+    )
+
+
+def test_an_outcome_recorded_without_its_attempt_is_the_first(table):
+    job = a_job()
+    assert table.claim_job(job, "m", lease_ms=60_000).granted
+    assert table.record_job(completed(job)) is None
+    assert _record(table, job)["last_attempt"] == {"N": "1"} and table.job_attempts(job.run_id, job.job_id) == 1
+
+
+def test_a_refusal_that_returns_no_record_is_a_refusal_with_an_empty_record():
+    """DynamoDB returns the refusing item only with ReturnValuesOnConditionCheckFailure (older endpoints and
+    emulators leave it out): the claim is still refused, with no status and an empty record."""
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    table = JobsTable("jobs", client=client)
+    with Stubber(client) as stub:
+        stub.add_client_error("update_item", service_error_code="ConditionalCheckFailedException")
+        assert table.claim_job(a_job(), "m", lease_ms=60_000, now_ms=1) == JobClaim(False, None, {})
+        stub.assert_no_pending_responses()
+
+
+def test_the_status_is_read_strongly_consistent_and_conflicts_back_off_doubling(monkeypatch):
+    """Without the claim's status, record_job reads the job's status (strongly consistent: the outcome is
+    conditioned on it) and, while its transaction meets others on the run's counters, waits a random 10–50 ms
+    doubling each time before reading and trying again."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from jobgraph.adapters.dynamodb import jobs as dynamodb
+
+    slept, drawn = [], []
+    monkeypatch.setattr(dynamodb.time, "sleep", slept.append)
+    monkeypatch.setattr(dynamodb.random, "uniform", lambda low, high: drawn.append((low, high)) or high)
+    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    table = JobsTable("jobs", client=client)
+    job = a_job()
+    read = {
+        "TableName": "jobs",
+        "Key": {"pk": {"S": f"RUN#{job.run_id}"}, "sk": {"S": f"JOB#{job.job_id}"}},
+        "ConsistentRead": True,
+        "ProjectionExpression": "#status",
+        "ExpressionAttributeNames": {"#status": "status"},
+    }
+    with Stubber(client) as stub:
+        for _ in range(3):
+            stub.add_response("get_item", {"Item": {"status": {"S": "PROCESSING"}}}, read)
+            stub.add_client_error(
+                "transact_write_items",
+                service_error_code="TransactionCanceledException",
+                modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]},
+            )
+        stub.add_response("get_item", {"Item": {"status": {"S": "PROCESSING"}}}, read)
+        stub.add_response("transact_write_items", {})
+        assert table.record_job(completed(job), 1) is None
+        stub.assert_no_pending_responses()
+    assert drawn == [(0.01, 0.05)] * 3 and slept == [0.05, 0.1, 0.2]
+
+
+def test_the_outcome_record_keeps_numbers_as_numbers_and_is_listed_by_run_and_status(table):
+    """The job record as the status API and the indexes read it: numbers typed N, and a run's job in the index
+    keyed by run and status (gsi1), sorted by its end time; a task's job is not listed per run."""
+    from jobgraph.core.ids import new_task_id
+
+    job = a_job(1)
+    assert table.claim_job(job, "m", lease_ms=60_000).granted
+    done = completed(job, key="out/k").model_copy(
+        update={"sequence_id": 3, "route_index": 1, "input_size_bytes": 2048, "completed_at": "2026-12-03T02:00:00Z"}
+    )
+    assert table.record_job(done, 1, "PROCESSING") is None
+    record = _record(table, job)
+    assert (record["sequence_id"], record["route_index"], record["input_size_bytes"]) == (
+        {"N": "3"}, {"N": "1"}, {"N": "2048"},
+    )  # fmt: skip
+    assert record["output_key"] == {"S": "out/k"}
+    assert (record["gsi1pk"], record["gsi1sk"]) == (
+        {"S": f"JOBS#{job.run_id}#COMPLETED"},
+        {"S": "2026-12-03T02:00:00Z"},
+    )
+    task_id = new_task_id()
+    task = completed(job).model_copy(update={"job_id": task_id, "run_id": task_id, "correlation_id": task_id})
+    assert table.record_job(task) is None
+    key = {"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}}  # a task's job is its task record
+    item = table.client.get_item(TableName=table.table_name, Key=key, ConsistentRead=True)["Item"]
+    assert item["status"] == {"S": "COMPLETED"} and "gsi1pk" not in item and "gsi1sk" not in item
+
+
+def test_a_record_that_keeps_changing_gives_up_after_five_tries_naming_the_job(monkeypatch):
+    import boto3
+    from botocore.stub import Stubber
+
+    from jobgraph.adapters.dynamodb import jobs as dynamodb
+    from jobgraph.core.errors import JobGraphError
+
+    monkeypatch.setattr(dynamodb.time, "sleep", lambda s: None)
+    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    table = JobsTable("jobs", client=client)
+    job = a_job()
+    with Stubber(client) as stub:
+        for _ in range(dynamodb.MAX_OUTCOME_TRIES):
+            stub.add_response("get_item", {"Item": {"status": {"S": "PROCESSING"}}})
+            stub.add_client_error(
+                "transact_write_items",
+                service_error_code="TransactionCanceledException",
+                modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]},
+            )
+        with pytest.raises(JobGraphError) as caught:
+            table.record_job(completed(job), 1)
+        stub.assert_no_pending_responses()
+    assert str(caught.value) == (f"job {job.job_id}: its record kept changing while its outcome was written (5 tries)")

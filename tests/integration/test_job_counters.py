@@ -125,3 +125,19 @@ def test_counters_match_the_job_records_when_claimants_race_fail_and_take_over(t
     assert (progress.completed, progress.failed) == (truth["COMPLETED"], truth["FAILED"])
     stage = progress.stages[jobs[0].exec_type]
     assert sum(stage.histogram.values()) == stage.completed == truth["COMPLETED"]
+
+
+def test_a_task_is_counted_in_the_hour_it_ended(table):
+    """Tasks (POST /tasks) belong to no run: their outcomes are counted per hour of their completion time."""
+    from jobgraph.core.ids import new_task_id
+
+    task_id = new_task_id()
+    done = CompletedJob(
+        job_id=task_id, status=JobStatus.COMPLETED, processing_time_ms=12.5, test_run_id="t", run_id=task_id,
+        correlation_id=task_id, exec_type=ExecType.SYNTHETIC, completed_at="2026-12-03T02:59:59.999Z",
+    )  # fmt: skip
+    assert table.record_job(done) is None
+    assert (table.task_progress(["2026-12-03T02"]).completed, table.task_progress(["2026-12-03T03"]).completed) == (
+        1,
+        0,
+    )
