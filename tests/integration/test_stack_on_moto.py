@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from jobgraph.localcloud.cloudformation.stack import DeployedStack, deploy
@@ -46,3 +48,32 @@ def test_each_function_logs_to_the_stacks_log_group_of_its_name(deployed):
         f"/aws/lambda/{_function_name(stack, f)}": 14
         for f in ("ProcessorFunction", "SchedulerFunction", "StartRunFunction", "ApiFunction", "TriggerFunction")
     }
+
+
+def test_each_function_is_created_with_its_layers_and_runs_on_them(deployed):
+    """As Lambda's CreateFunction: a function lists the layers the template gives it (moto's CloudFormation
+    left them out on create), and the local runtime puts those layers' folders on the handler's path — a
+    template of another checkout runs its own jobgraph, not the one running the CLI."""
+    from jobgraph.localcloud.inventory import read_functions
+    from jobgraph.localcloud.lambda_runtime.code import CodeStore, layer_path
+
+    endpoint, stack = deployed
+    lambda_client = endpoint.client("lambda")
+    layer_names = {
+        f: [
+            # arn:aws:lambda:<region>:<account>:layer:<stack>-<logical id><hash>-<suffix>:<version> (moto's name)
+            re.match(r"scenario-1-moto-([A-Za-z]+Layer)", layer["Arn"].split(":")[-2]).group(1)
+            for layer in lambda_client.get_function_configuration(FunctionName=_function_name(stack, f))["Layers"]
+        ]
+        for f in ("ProcessorFunction", "SchedulerFunction")
+    }
+    assert layer_names == {
+        "ProcessorFunction": ["CoreLayer", "ScientificLayer"],
+        "SchedulerFunction": ["CoreLayer"],
+    }
+    store = CodeStore(ROOT / ".unused")  # source layers run from their folders: nothing is unpacked
+    revisions = {r.name: r for r in read_functions().values()}
+    processor = revisions[_function_name(stack, "ProcessorFunction")]
+    assert [layer_path(store.folder(sha, package)) for sha, package in processor.layers] == [
+        ROOT / "src", ROOT / "layers" / "scientific",
+    ]  # fmt: skip

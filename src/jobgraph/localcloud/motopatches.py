@@ -221,6 +221,11 @@ def apply() -> list[str]:
     if callable(function_class.__dict__.get("_get_layers_data")):
         function_class._get_layers_data = _layers_by_arn(function_class._get_layers_data)
         _APPLIED.append("function layers updated by CloudFormation")
+    if isinstance(function_class.__dict__.get("create_from_cloudformation_json"), classmethod):
+        function_class.create_from_cloudformation_json = _function_created_with_layers(
+            function_class.create_from_cloudformation_json
+        )
+        _APPLIED.append("function layers created by CloudFormation")
     if callable(function_class.__dict__.get("_invoke_lambda")):
         function_class._invoke_lambda = _no_docker
         _APPLIED.append("functions never run in moto's Docker")
@@ -293,6 +298,22 @@ def _inline_code_zipped(update):
         return update(original_resource, new_resource_name, cloudformation_json, *args, **kw)
 
     return classmethod(update_from_cloudformation_json)
+
+
+def _function_created_with_layers(create):
+    """moto's CloudFormation creates a function without its ``Layers`` (its create reads neither them nor a
+    layer's ARN; only an update does): the local runtime then ran every function on the interpreter's own
+    packages — for a template of another checkout, on this jobgraph instead of the layer it deployed. The
+    layers are attached as the Lambda API would on CreateFunction (an unknown one fails the resource)."""
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, *args, **kw):
+        function = create.__func__(cls, resource_name, cloudformation_json, *args, **kw)
+        layers = cloudformation_json.get("Properties", {}).get("Layers")
+        if layers and not function.layers:
+            function.layers = function._get_layers_data(layers)
+        return function
+
+    return classmethod(create_from_cloudformation_json)
 
 
 def _layers_by_arn(original):
