@@ -23,9 +23,14 @@ from jobgraph.adapters.local_disk import write_error_log
 from jobgraph.core.errors import one_line
 
 
+def usage_line(prog: str, message: str) -> str:
+    """A usage error as argparse's are printed (exit 2): also for a check argparse cannot express."""
+    return f"error: {prog}: {one_line(message)} (see {prog} --help)"
+
+
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
-        self.exit(2, f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+        self.exit(2, usage_line(self.prog, message) + "\n")
 
 
 def report(args: argparse.Namespace, exc: BaseException, *, expected: bool) -> None:

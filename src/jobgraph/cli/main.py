@@ -14,6 +14,7 @@ from jobgraph.cli import billing as cli_billing
 from jobgraph.cli import cloud as cli_cloud
 from jobgraph.cli import triggers as cli_triggers
 from jobgraph.cli.errors import report as report_error
+from jobgraph.cli.errors import usage_line
 from jobgraph.cli.parser import build_parser
 from jobgraph.cli.targets import BENCH_LOCAL, local_options, refuse_local_only, run_output, run_target
 from jobgraph.core.errors import InvalidSequenceError, JobGraphError
@@ -166,11 +167,8 @@ def cmd_cost(args) -> int:
 
     if args.activate_tags:
         return cli_billing.activate(args)
-    if not args.runs:  # a missing argument, as argparse says it (exit 2)
-        print(
-            "error: jobgraph cost: give one or more RUN_DIR (or --activate-tags) (see jobgraph cost --help)",
-            file=sys.stderr,
-        )
+    if not args.runs:  # a missing argument (argparse's nargs cannot say "unless --activate-tags")
+        print(usage_line("jobgraph cost", "give one or more RUN_DIR (or --activate-tags)"), file=sys.stderr)
         return EXIT_INVALID_INPUT
     status = 0
     for run_dir in args.runs:
