@@ -13,6 +13,7 @@ import time
 from collections import Counter
 
 import pytest
+from botocore.stub import Stubber
 
 from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.s3 import S3BlobStore
@@ -67,6 +68,23 @@ def completed(job, key: str = "k", ms: float = 1.0) -> CompletedJob:
         run_id=job.run_id,
         correlation_id=job.correlation_id,
         exec_type=job.exec_type,
+    )
+
+
+def stubbed_table() -> tuple[JobsTable, object]:
+    """The table on a client botocore's Stubber answers (``with Stubber(client)``): what moto cannot do."""
+    import boto3
+
+    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    return JobsTable("jobs", client=client), client
+
+
+def add_cancellation(stub, reason: str = "TransactionConflict") -> None:
+    """DynamoDB cancelling the transaction: it met another on an item (the run's counters), or ``reason``."""
+    stub.add_client_error(
+        "transact_write_items",
+        service_error_code="TransactionCanceledException",
+        modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": reason}]},
     )
 
 
@@ -206,33 +224,22 @@ def test_an_outcome_whose_transaction_meets_another_on_the_counters_is_written_o
     """DynamoDB cancels a transaction that collides with another on an item (TransactionConflict: every job
     of a run adds to its one counters item) rather than waiting; moto never does, so botocore's Stubber
     answers as DynamoDB would. The outcome is written on the next try, after reading the status again."""
-    import boto3
     from botocore.exceptions import ClientError
-    from botocore.stub import Stubber
 
     from jobgraph.adapters.dynamodb import jobs as dynamodb
 
     monkeypatch.setattr(dynamodb.time, "sleep", lambda s: None)
-    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    table = JobsTable("jobs", client=client)
+    table, client = stubbed_table()
     job = a_job()
     with Stubber(client) as stub:
-        stub.add_client_error(
-            "transact_write_items",
-            service_error_code="TransactionCanceledException",
-            modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]},
-        )
+        add_cancellation(stub)
         stub.add_response("get_item", {"Item": {"status": {"S": "PROCESSING"}}})
         stub.add_response("transact_write_items", {})
         assert table.record_job(completed(job), 1, "PROCESSING") is None
         stub.assert_no_pending_responses()
     # any other cancellation (say, the counters item's own condition) is not retried
     with Stubber(client) as stub:
-        stub.add_client_error(
-            "transact_write_items",
-            service_error_code="TransactionCanceledException",
-            modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": "ValidationError"}]},
-        )
+        add_cancellation(stub, reason="ValidationError")
         with pytest.raises(ClientError, match="TransactionCanceledException"):
             table.record_job(completed(job), 1, "PROCESSING")
 
@@ -253,11 +260,8 @@ def test_the_attempt_is_read_strongly_consistent_and_alone():
     """job_attempts follows a claim or a report at once (a retry's backoff is counted from it): an eventually
     consistent read could miss that write on DynamoDB (moto's reads are always consistent, so the request is
     checked as sent), and it reads the one attribute it needs."""
-    import boto3
-    from botocore.stub import Stubber
 
-    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    table = JobsTable("jobs", client=client)
+    table, client = stubbed_table()
     key = {"pk": {"S": "RUN#r"}, "sk": {"S": "JOB#j"}}
     expected = {"TableName": "jobs", "Key": key, "ProjectionExpression": "last_attempt", "ConsistentRead": True}
     with Stubber(client) as stub:
@@ -320,11 +324,8 @@ def test_an_outcome_recorded_without_its_attempt_is_the_first(table):
 def test_a_refusal_that_returns_no_record_is_a_refusal_with_an_empty_record():
     """DynamoDB returns the refusing item only with ReturnValuesOnConditionCheckFailure (older endpoints and
     emulators leave it out): the claim is still refused, with no status and an empty record."""
-    import boto3
-    from botocore.stub import Stubber
 
-    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    table = JobsTable("jobs", client=client)
+    table, client = stubbed_table()
     with Stubber(client) as stub:
         stub.add_client_error("update_item", service_error_code="ConditionalCheckFailedException")
         assert table.claim_job(a_job(), "m", lease_ms=60_000, now_ms=1) == JobClaim(False, None, {})
@@ -335,16 +336,13 @@ def test_the_status_is_read_strongly_consistent_and_conflicts_back_off_doubling(
     """Without the claim's status, record_job reads the job's status (strongly consistent: the outcome is
     conditioned on it) and, while its transaction meets others on the run's counters, waits a random 10–50 ms
     doubling each time before reading and trying again."""
-    import boto3
-    from botocore.stub import Stubber
 
     from jobgraph.adapters.dynamodb import jobs as dynamodb
 
     slept, drawn = [], []
     monkeypatch.setattr(dynamodb.time, "sleep", slept.append)
     monkeypatch.setattr(dynamodb.random, "uniform", lambda low, high: drawn.append((low, high)) or high)
-    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    table = JobsTable("jobs", client=client)
+    table, client = stubbed_table()
     job = a_job()
     read = {
         "TableName": "jobs",
@@ -356,11 +354,7 @@ def test_the_status_is_read_strongly_consistent_and_conflicts_back_off_doubling(
     with Stubber(client) as stub:
         for _ in range(3):
             stub.add_response("get_item", {"Item": {"status": {"S": "PROCESSING"}}}, read)
-            stub.add_client_error(
-                "transact_write_items",
-                service_error_code="TransactionCanceledException",
-                modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]},
-            )
+            add_cancellation(stub)
         stub.add_response("get_item", {"Item": {"status": {"S": "PROCESSING"}}}, read)
         stub.add_response("transact_write_items", {})
         assert table.record_job(completed(job), 1) is None
@@ -397,24 +391,17 @@ def test_the_outcome_record_keeps_numbers_as_numbers_and_is_listed_by_run_and_st
 
 
 def test_a_record_that_keeps_changing_gives_up_after_five_tries_naming_the_job(monkeypatch):
-    import boto3
-    from botocore.stub import Stubber
 
     from jobgraph.adapters.dynamodb import jobs as dynamodb
     from jobgraph.core.errors import JobGraphError
 
     monkeypatch.setattr(dynamodb.time, "sleep", lambda s: None)
-    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    table = JobsTable("jobs", client=client)
+    table, client = stubbed_table()
     job = a_job()
     with Stubber(client) as stub:
         for _ in range(dynamodb.MAX_OUTCOME_TRIES):
             stub.add_response("get_item", {"Item": {"status": {"S": "PROCESSING"}}})
-            stub.add_client_error(
-                "transact_write_items",
-                service_error_code="TransactionCanceledException",
-                modeled_fields={"CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]},
-            )
+            add_cancellation(stub)
         with pytest.raises(JobGraphError) as caught:
             table.record_job(completed(job), 1)
         stub.assert_no_pending_responses()
