@@ -97,3 +97,18 @@ def test_a_tasks_job_is_its_task_record_and_counts_in_the_tasks_hour(table) -> N
 
 def test_a_poison_message_is_kept(table: JobStore) -> None:
     table.record_poison("m-1", "not a job", "{}" * 3000)  # kept for inspection; no port reads it back
+
+
+def test_outcomes_recorded_together_answer_in_order_and_count_once(table) -> None:
+    from jobgraph.core.ports import JobOutcome
+
+    jobs = [a_job(0, "together"), a_job(1, "together"), a_job(2, "together")]
+    claims = [table.claim_job(job, f"m{i}", lease_ms=60_000) for i, job in enumerate(jobs)]
+    assert table.record_job(outcome(jobs[1], key="first"), 1, "PROCESSING") is None  # completed before
+    answers = table.record_jobs(
+        [JobOutcome(outcome(job, key="batch"), 1, c.status) for job, c in zip(jobs, claims, strict=True)]
+    )
+    assert answers[0] is None and answers[2] is None
+    assert answers[1] is not None and answers[1]["output_key"] == "first"
+    assert [table.get_job("together", job.job_id)["output_key"] for job in jobs] == ["batch", "first", "batch"]
+    assert table.count_jobs("together") == 3 and table.record_jobs([]) == []

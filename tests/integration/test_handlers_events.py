@@ -270,3 +270,89 @@ def test_when_reporting_fails_the_batch_fails_and_its_retry_reports(handlers, fa
     (report,) = fake_stack.drain(fake_stack.outgoing_url)
     assert report["body"]["job_id"] == f"{RUN}-s0-r0" and report["body"]["status"] == "completed"
     assert fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s0-r0")["reports"] == 1
+
+
+def three_firsts(handlers, fake_stack) -> dict:
+    three = event("start-run")
+    three["sequences"] = [{**three["sequences"][0], "sequence_id": i} for i in range(3)]
+    assert handlers["start_run"](three, FakeLambdaContext())["status"] == "RUNNING"
+    return sqs_event(fake_stack.drain(fake_stack.incoming_url), "processor-first")
+
+
+def test_a_batchs_outcomes_are_recorded_together_before_their_completions_go_out(handlers, fake_stack, monkeypatch):
+    from jobgraph.adapters.dynamodb.jobs import DynamoJobStore
+    from jobgraph.adapters.sqs import FifoQueue
+
+    processor_event = three_firsts(handlers, fake_stack)
+    steps: list[tuple[str, int]] = []
+    record_jobs, send = DynamoJobStore.record_jobs, FifoQueue.send_completions
+    monkeypatch.setattr(
+        DynamoJobStore, "record_jobs", lambda t, o: steps.append(("record", len(o))) or record_jobs(t, o)
+    )
+    monkeypatch.setattr(DynamoJobStore, "record_job", lambda *a, **k: pytest.fail("a success recorded alone"))
+    monkeypatch.setattr(
+        FifoQueue, "send_completions", lambda q, c, *a: steps.append(("send", len(c))) or send(q, c, *a)
+    )
+    assert handlers["processor"](processor_event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert steps == [("record", 3), ("send", 3)]
+    for i in range(3):
+        record = fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s{i}-r0")
+        assert record["status"] == "COMPLETED" and record["reports"] == 1 and "claimed_by" not in record
+    assert len(fake_stack.drain(fake_stack.outgoing_url)) == 3
+
+
+def test_when_recording_the_batch_fails_nothing_is_reported_and_its_retry_records_and_reports(
+    handlers, fake_stack, monkeypatch
+):
+    from jobgraph.adapters.dynamodb.jobs import DynamoJobStore
+    from jobgraph.core.errors import StoreError
+
+    processor_event = three_firsts(handlers, fake_stack)
+    record_jobs = DynamoJobStore.record_jobs
+
+    def down(table, outcomes):
+        raise StoreError("DynamoDB unavailable")
+
+    monkeypatch.setattr(DynamoJobStore, "record_jobs", down)
+    with pytest.raises(StoreError):
+        handlers["processor"](processor_event, FakeLambdaContext())  # SQS redelivers the whole batch
+    assert fake_stack.drain(fake_stack.outgoing_url) == []
+    assert {fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s{i}-r0")["status"] for i in range(3)} == {"PROCESSING"}
+    monkeypatch.setattr(DynamoJobStore, "record_jobs", record_jobs)
+    # the same message ids claim their jobs again, run them and record them
+    assert handlers["processor"](processor_event, FakeLambdaContext()) == {"batchItemFailures": []}
+    reports = fake_stack.drain(fake_stack.outgoing_url)
+    assert sorted(r["body"]["job_id"] for r in reports) == [f"{RUN}-s{i}-r0" for i in range(3)]
+    assert {fake_stack.item(f"RUN#{RUN}", f"JOB#{RUN}-s{i}-r0")["status"] for i in range(3)} == {"COMPLETED"}
+
+
+def test_a_job_another_claimant_completed_first_reports_that_completion(handlers, fake_stack, monkeypatch):
+    """A claimant whose lease ran out (taken over) and completed the job before this batch recorded it: the
+    batch's transaction is refused, and the completion that stands is the one sent."""
+    from jobgraph.adapters.dynamodb import JobsTable
+    from jobgraph.adapters.dynamodb.jobs import DynamoJobStore
+    from jobgraph.core.models import CompletedJob, IncomingJob, JobStatus
+
+    processor_event = three_firsts(handlers, fake_stack)
+    record_jobs = DynamoJobStore.record_jobs
+    other = JobsTable(fake_stack.table, client=fake_stack.dynamodb)
+
+    def taken_over_first(table, outcomes):
+        bodies = [json.loads(r["body"]) for r in processor_event["Records"]]
+        job = IncomingJob.model_validate(next(b for b in bodies if b["job_id"] == outcomes[1].completed.job_id))
+        later = outcomes[1].completed.model_copy(update={"processing_time_ms": 4321.0})
+        assert other.claim_job(job, "other", lease_ms=60_000, now_ms=2**52).granted  # long after our lease
+        assert other.record_job(later, 1, "PROCESSING") is None
+        return record_jobs(table, outcomes)
+
+    monkeypatch.setattr(DynamoJobStore, "record_jobs", taken_over_first)
+    assert handlers["processor"](processor_event, FakeLambdaContext()) == {"batchItemFailures": []}
+    sent = {
+        r["body"]["job_id"]: CompletedJob.model_validate(r["body"]) for r in fake_stack.drain(fake_stack.outgoing_url)
+    }
+    assert len(sent) == 3 and all(c.status is JobStatus.COMPLETED for c in sent.values())
+    times = sorted(c.processing_time_ms for c in sent.values())
+    assert times[-1] == 4321.0 and times[-2] < 4321.0
+    assert (
+        sorted(float(fake_stack.item(f"RUN#{RUN}", f"JOB#{job_id}")["processing_time_ms"]) for job_id in sent) == times
+    )

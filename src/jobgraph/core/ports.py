@@ -56,6 +56,15 @@ class JobClaim:
 
 
 @dataclass(frozen=True)
+class JobOutcome:
+    """One job's outcome for JobStore.record_jobs: what record_job takes, as one value."""
+
+    completed: CompletedJob
+    attempt: int = 1
+    expected_status: str | None = None
+
+
+@dataclass(frozen=True)
 class TriggerClaim:
     """What claim_trigger found: fresh | takeover (the caller holds the claim) | fired | in_doubt | busy."""
 
@@ -119,6 +128,10 @@ class JobStore(Protocol):
     ) -> Record | None:
         """Write the outcome with its run's counters (one transaction); None, or the COMPLETED record
         that refused it."""
+
+    def record_jobs(self, outcomes: list[JobOutcome]) -> list[Record | None]:
+        """record_job for each outcome, answers in their order; their counters may be written together
+        (a batch's jobs: one counters item per run, not one per job)."""
 
     def get_job(self, run_id: str, job_id: str) -> Record | None: ...
 

@@ -13,6 +13,7 @@ PrepareRun's function imports services/step_tasks.py, and so this module, withou
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -20,7 +21,7 @@ from typing import Any
 
 from jobgraph.core.errors import JobInProgressError
 from jobgraph.core.models import CompletedJob, IncomingJob, JobStatus
-from jobgraph.core.ports import JobStore, Record
+from jobgraph.core.ports import JobOutcome, JobStore, Record
 from jobgraph.core.results import ResultStore
 from jobgraph.services.observability import MetricUnit, add_metric, logger
 
@@ -68,6 +69,67 @@ def stored_completion(job: IncomingJob, record: Record, results: ResultStore, ca
     return _completion(job, JobStatus.COMPLETED, float(record.get("processing_time_ms", 0)), **extra)
 
 
+def answered(job: IncomingJob, completed: CompletedJob, refused: Record | None, results: ResultStore,
+             carry_max_bytes: int) -> CompletedJob:  # fmt: skip
+    """The completion that stands once ``completed`` was recorded: itself, or (``refused``: the record of a
+    claimant whose lease had run out and that completed the job first) the stored one."""
+    if refused is not None:
+        logger.warning(
+            "job completed by another claimant first",
+            extra={"job_id": job.job_id, "claimed_by": refused.get("claimed_by")},
+        )
+        return stored_completion(job, refused, results, carry_max_bytes)
+    add_metric(name="ProcessingTimeMs", unit=MetricUnit.Milliseconds, value=completed.processing_time_ms)
+    add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "job completed",
+        extra={
+            "job_id": job.job_id,
+            "output_key": completed.output_key,
+            "processing_time_ms": completed.processing_time_ms,
+        },
+    )
+    return completed
+
+
+class HeldOutcomes:
+    """A batch's successful outcomes, held until its jobs have run and then recorded together
+    (JobStore.record_jobs: one transaction, the run's counters written once), before their completions are
+    sent. Thread-safe: a batch's message groups run at once.
+
+    A failure is recorded at once (it is reported at once). If recording fails the caller fails its
+    invocation: SQS redelivers the batch, and the same claimants (message ids) claim and run the jobs again.
+    """
+
+    def __init__(self, table: JobStore, results: ResultStore, carry_max_bytes: int = 0):
+        self.table, self.results, self.carry_max_bytes = table, results, carry_max_bytes
+        self._held: list[tuple[IncomingJob, JobOutcome]] = []
+        self._lock = threading.Lock()
+
+    def hold(self, job: IncomingJob, outcome: JobOutcome) -> None:
+        with self._lock:
+            self._held.append((job, outcome))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._held.clear()
+
+    def record(self) -> dict[str, CompletedJob]:
+        """Record what is held (then hold nothing); returns, by job id, each completion that differs from the
+        held one (another claimant's, which stands)."""
+        with self._lock:
+            held, self._held = self._held, []
+        if not held:
+            return {}
+        refusals = self.table.record_jobs([outcome for _, outcome in held])
+        changed = {}
+        for (job, outcome), refused in zip(held, refusals, strict=True):
+            stands = answered(job, outcome.completed, refused, self.results, self.carry_max_bytes)
+            if stands is not outcome.completed:
+                changed[job.job_id] = stands
+        return changed
+
+
 def run_recorded(
     job: IncomingJob,
     results: ResultStore,
@@ -76,9 +138,11 @@ def run_recorded(
     report: Callable[..., None] | None = None,
     carry_max_bytes: int = 0,
     claimed_status: str | None = None,
+    held: HeldOutcomes | None = None,
 ) -> CompletedJob:
     """Run the job's stage and record its outcome in the jobs table (and ``report`` a failure, if given).
     ``claimed_status``: the status the job's claim left on its record (record_job's expected_status).
+    ``held``: a success is held there, recorded with its batch (HeldOutcomes), not at once.
 
     On failure the failure is recorded (releasing the claim) and reported, then re-raised so the caller's
     retry mechanism (SQS redelivery in scenarios 1 and 2, a Step Functions Retry in scenario 3) runs the
@@ -112,15 +176,12 @@ def run_recorded(
         state=output.state,
         input_size_bytes=output.input_size_bytes,
     )
+    if held is not None:
+        held.hold(job, JobOutcome(completed, attempt, claimed_status))
+        return completed
+    # refused: a claimant whose lease had run out and this one both ran it; the first completion stands
     refused = table.record_job(completed, attempt, claimed_status)
-    if refused is not None:
-        # a claimant whose lease had run out and this one both ran it: the first completion stands
-        logger.warning("job completed by another claimant first", extra={"claimed_by": refused.get("claimed_by")})
-        return stored_completion(job, refused, results, carry_max_bytes)
-    add_metric(name="ProcessingTimeMs", unit=MetricUnit.Milliseconds, value=completed.processing_time_ms)
-    add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
-    logger.info("job completed", extra={"output_key": output.key, "processing_time_ms": completed.processing_time_ms})
-    return completed
+    return answered(job, completed, refused, results, carry_max_bytes)
 
 
 def run_claimed(
@@ -132,15 +193,17 @@ def run_claimed(
     attempt: int = 1,
     report: Callable[..., None] | None = None,
     carry_max_bytes: int = 0,
+    held: HeldOutcomes | None = None,
 ) -> CompletedJob:
-    """Claim the job on its record, then run and record it; a completed job answers from its record.
+    """Claim the job on its record, then run and record it (a success with its batch, if ``held``); a
+    completed job answers from its record.
 
     ``claimant`` names who runs it (an SQS message id: its redelivery after a crash re-claims at once);
     ``lease_ms`` is how long the claim holds off others (the invocation's remaining time, after which
     Lambda has stopped it anyway). Raises JobInProgressError while another claimant's lease runs."""
     claim = table.claim_job(job, claimant, lease_ms, attempt)
     if claim.granted:
-        return run_recorded(job, results, table, attempt, report, carry_max_bytes, claim.status)
+        return run_recorded(job, results, table, attempt, report, carry_max_bytes, claim.status, held)
     refused = claim.record
     if refused.get("status") == JobStatus.COMPLETED.value.upper():
         logger.info("job completed before: answering from its record", extra={"job_id": job.job_id})

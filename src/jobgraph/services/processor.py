@@ -15,7 +15,7 @@ from jobgraph.core.models import CompletedJob
 from jobgraph.core.ports import JobStore
 from jobgraph.core.results import ResultStore
 from jobgraph.services.data import data_layer
-from jobgraph.services.idempotency import lease_of, run_claimed
+from jobgraph.services.idempotency import HeldOutcomes, lease_of, run_claimed
 from jobgraph.services.records import (
     FifoBatch,
     InvocationContext,
@@ -53,6 +53,7 @@ class ProcessorRuntime:
     settings: ProcessorSettings
     deps: ProcessorDeps
     batch: FifoBatch
+    held: HeldOutcomes  # this invocation's successes, recorded together before their completions go out
 
     pending: list[CompletedJob] = field(default_factory=list)  # this invocation's completions, not yet sent
 
@@ -72,6 +73,7 @@ class ProcessorRuntime:
             attempt=receive_count(record),
             report=report_failure,
             carry_max_bytes=deps.carry_state_max_bytes,
+            held=self.held,
         )
         # also when the record answered (a redelivery): the first attempt may have stopped before its
         # completion went out; the outgoing queue's deduplication and the Scheduler's idempotence make a
@@ -85,13 +87,20 @@ class ProcessorRuntime:
         context: InvocationContext | None,
         release: Callable[[Iterable[str]], None] | None = None,
     ) -> dict[str, Any]:
-        """Process an SQS batch (message groups concurrently, FIFO partial failures, backoff), then report
-        its successes: up to 10 per call.
+        """Process an SQS batch (message groups concurrently, FIFO partial failures, backoff), record its
+        successes together (one transaction), then report them: up to 10 per call.
 
-        If reporting fails the invocation fails, and SQS redelivers the whole batch: its jobs answer from
-        their job records and their completions are sent again."""
+        If recording or reporting fails the invocation fails, and SQS redelivers the whole batch: its jobs
+        are claimed again by the same message ids (or answer from their job records) and their completions
+        are sent again."""
+        self.held.clear()  # a previous invocation that failed part-way may have left some
+
+        def record_then_send(completions: list[CompletedJob]) -> None:
+            stands = self.held.record()  # another claimant's completion, where one came first
+            self.deps.outgoing.send_completions([stands.get(c.job_id, c) for c in completions])
+
         return process_batch_then_send(
-            event, context, self.batch, self.handle_record, self.pending, self.deps.outgoing.send_completions, release
+            event, context, self.batch, self.handle_record, self.pending, record_then_send, release
         )
 
 
@@ -114,4 +123,5 @@ def build_processor_runtime(settings: ProcessorSettings) -> ProcessorRuntime:
         max_concurrency=settings.group_concurrency,
         backoff=retry_backoff(settings),
     )
-    return ProcessorRuntime(settings=settings, deps=deps, batch=batch)
+    held = HeldOutcomes(deps.table, deps.results, deps.carry_state_max_bytes)
+    return ProcessorRuntime(settings=settings, deps=deps, batch=batch, held=held)

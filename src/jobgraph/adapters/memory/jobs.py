@@ -14,7 +14,7 @@ from jobgraph.adapters.memory.table import MemoryAccess, number, page_of
 from jobgraph.adapters.table_layout import JOB_SK_PREFIX, job_key, progress_key, run_partition
 from jobgraph.core.ids import is_task_id
 from jobgraph.core.models import CompletedJob, IncomingJob, utc_now_iso
-from jobgraph.core.ports import JobClaim, PageKey, Record
+from jobgraph.core.ports import JobClaim, JobOutcome, PageKey, Record
 from jobgraph.core.progress import counter_deltas
 
 OPTIONAL = ("sequence_id", "route_index", "output_key", "error_message", "correlation_id", "input_size_bytes")
@@ -85,6 +85,10 @@ class MemoryJobStore(MemoryAccess):
                 self.memory.add(counters_key, deltas)
                 self.memory.items[counters_key]["expires_at"] = self.memory.expires_at()
             return None
+
+    def record_jobs(self, outcomes: list[JobOutcome]) -> list[Record | None]:
+        """One at a time: each is already one step under the table's lock."""
+        return [self.record_job(o.completed, o.attempt, o.expected_status) for o in outcomes]
 
     def get_job(self, run_id: str, job_id: str) -> Record | None:
         return self.memory.get(job_key(run_id, job_id)) or None
