@@ -143,7 +143,7 @@ def test_start_run_from_the_build_stores_the_run_and_seeds_the_first_job(smoke, 
     assert result["response"]["status"] == "RUNNING" and result["response"]["first_jobs_sent"] == 1
     assert [m["body"]["job_id"] for m in smoke["first_jobs"]] == [f"{RUN}-s0-r0"]
     keys = [o["Key"] for o in stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix="_jobgraph/runs/")["Contents"]]
-    assert sorted(keys) == [f"_jobgraph/runs/{RUN}/manifest.json", f"_jobgraph/runs/{RUN}/sequences/0.json"]
+    assert sorted(keys) == [f"_jobgraph/runs/{RUN}/manifest.json", f"_jobgraph/runs/{RUN}/sequences/0-99.json"]
     assert stack.item(f"RUN#{RUN}", "RUN")["status"] == "RUNNING"
 
 

@@ -47,7 +47,7 @@ def test_start_run_stores_inputs_and_seeds_first_jobs(handlers, fake_stack):
     run = fake_stack.item(f"RUN#{RUN}", "RUN")
     assert run["status"] == "RUNNING" and run["sequences_remaining"] == 1 and run["gsi1pk"] == "RUN#RUNNING"
     keys = [o["Key"] for o in fake_stack.s3.list_objects_v2(Bucket=fake_stack.bucket)["Contents"]]
-    assert sorted(keys) == [f"_jobgraph/runs/{RUN}/manifest.json", f"_jobgraph/runs/{RUN}/sequences/0.json"]
+    assert sorted(keys) == [f"_jobgraph/runs/{RUN}/manifest.json", f"_jobgraph/runs/{RUN}/sequences/0-99.json"]
     # the same run_id again is rejected, and nothing more is sent
     again = invoke(handlers, "start_run", "start-run")
     assert again["status"] == "REJECTED" and "already exists" in again["errors"][0]

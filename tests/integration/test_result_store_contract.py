@@ -102,9 +102,21 @@ def test_state_round_trip_is_exact(store):
 def test_manifest_and_sequences(store, seed_000_sequence):
     manifest = RunManifest(run_id="run", scenarios=10, seed=1, sequence_ids=[0], total_route_jobs=2)
     store.put_manifest(manifest)
-    store.put_sequence("run", Sequence.model_validate(seed_000_sequence))
+    sequence = Sequence.model_validate(seed_000_sequence)
     assert store.get_manifest("run") == manifest
-    assert store.get_sequence("run", 0).routes[1].destination_iata == "DME"
+    # one object per block of 100 sequence ids, each sequence found from its id alone
+    ids = [250, 0, 99, 100]
+    keys = store.put_sequences("run", [sequence.model_copy(update={"sequence_id": i}) for i in ids])
+    assert keys == [f"_jobgraph/runs/run/sequences/{a}-{a + 99}.json" for a in (0, 100, 200)]
+    assert sorted(store.blobs.list("_jobgraph/runs/run/sequences/")) == sorted(keys)
+    for i in ids:
+        assert store.get_sequence("run", i).sequence_id == i
+        assert store.get_sequence("run", i).routes[1].destination_iata == "DME"
+    assert sorted(store.get_sequences("run", 0)) == [0, 99]
+    with pytest.raises(ObjectNotFoundError, match="run run stored no sequence 5"):
+        store.get_sequence("run", 5)  # its block is stored, it is not in it
+    with pytest.raises(ObjectNotFoundError):
+        store.get_sequence("run", 300)  # its block is not stored
 
 
 def test_local_keys_cannot_escape_the_root(tmp_path):

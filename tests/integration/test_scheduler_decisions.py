@@ -22,7 +22,7 @@ from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import aggregation_job, merge_job, route_job
 from jobgraph.core.ids import new_task_id
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus
-from jobgraph.core.results import ResultStore, sequence_key
+from jobgraph.core.results import ResultStore, sequence_block, sequences_key
 from jobgraph.core.run import RunSpec
 from jobgraph.services import scheduler
 from jobgraph.services.observability import metrics
@@ -36,20 +36,19 @@ SEQUENCES = [s for s in generate_sequences(8, seed=3) if len(s.routes) >= 3][:2]
 
 
 class CountingResults(ResultStore):
-    """The run's result store, counting the sequence reads the Scheduler makes."""
+    """The run's result store, counting the sequence reads (of a block of sequences) the Scheduler makes."""
 
     reads = 0
 
-    def get_sequence(self, run_id, sequence_id):
+    def get_sequences(self, run_id, block):
         self.reads += 1
-        return super().get_sequence(run_id, sequence_id)
+        return super().get_sequences(run_id, block)
 
 
 @pytest.fixture
 def stack(fake_stack):
     results = CountingResults(S3BlobStore(fake_stack.bucket, client=fake_stack.s3))
-    for sequence in SEQUENCES:
-        results.put_sequence(SPEC.run_id, sequence)
+    results.put_sequences(SPEC.run_id, SEQUENCES)
     table = JobsTable(fake_stack.table, client=fake_stack.dynamodb)
     routes = sum(len(s.routes) for s in SEQUENCES)
     table.create_run(SPEC.run_id, "default", len(SEQUENCES), routes + len(SEQUENCES) + 1, SPEC.scenarios, SPEC.seed)
@@ -102,14 +101,16 @@ def test_a_route_completion_sends_the_next_route_and_the_last_route_its_aggregat
     assert outcome == f"sent AGGREGATION {expected.job_id}" and [fields(j) for j in sent] == [fields(expected)]
 
 
-def test_a_warm_scheduler_reads_each_sequence_once_and_never_for_its_last_route(stack):
+def test_a_warm_scheduler_reads_each_block_of_sequences_once_and_never_for_a_last_route(stack):
     deps = deps_of(stack)
-    sequence = SEQUENCES[1]
-    for index in range(len(sequence.routes)):
-        schedule(done(route_job(SPEC, sequence, index)), deps, lambda job: None)
-    assert stack.results.reads == 1
+    assert len({sequence_block(s.sequence_id) for s in SEQUENCES}) == 1
+    for sequence in SEQUENCES:
+        for index in range(len(sequence.routes)):
+            schedule(done(route_job(SPEC, sequence, index)), deps, lambda job: None)
+    assert stack.results.reads == 1  # both sequences' routes, one S3 GET
     # the last route needs no sequence: its AGGREGATION is scheduled even if the stored copy is gone
-    key = sequence_key(SPEC.run_id, sequence.sequence_id)
+    sequence = SEQUENCES[1]
+    key = sequences_key(SPEC.run_id, sequence_block(sequence.sequence_id))
     assert stack.results.blobs.exists(key)
     stack.s3.delete_object(Bucket=stack.bucket, Key=key)
     fresh = deps_of(stack)
@@ -325,10 +326,16 @@ def test_errors_are_kept_to_2000_characters_and_attempts_start_at_zero(stack):
 
 
 def test_the_sequence_cache_is_bounded(stack, monkeypatch):
-    """A warm Scheduler serves many runs: it keeps at most SEQUENCE_CACHE_SIZE sequences (here 1)."""
-    monkeypatch.setattr(scheduler, "SEQUENCE_CACHE_SIZE", 1)
+    """A warm Scheduler serves many runs: it keeps at most SEQUENCE_CACHE_BLOCKS blocks of sequences."""
+    first = SEQUENCES[0]
+    far = SEQUENCES[1].model_copy(update={"sequence_id": SEQUENCES[1].sequence_id + 100})  # in the next block
+    stack.results.put_sequences(SPEC.run_id, [far])
     deps = deps_of(stack)
-    first, second = SEQUENCES
-    for sequence in (first, second, first):
+    for sequence in (first, far, first):
         schedule(done(route_job(SPEC, sequence, 0)), deps, lambda job: None)
-    assert stack.results.reads == 3
+    assert stack.results.reads == 2
+    monkeypatch.setattr(scheduler, "SEQUENCE_CACHE_BLOCKS", 1)
+    deps = deps_of(stack)
+    for sequence in (first, far, first):
+        schedule(done(route_job(SPEC, sequence, 0)), deps, lambda job: None)
+    assert stack.results.reads == 2 + 3

@@ -131,7 +131,7 @@ def check_start_run(observed: Observed) -> str:
     expect(observed.jobs_sent() == [("FIRST", f"{RUN}-s0-r0")], f"sent {observed.jobs_sent()}")
     run = observed.state.item(f"RUN#{RUN}", "RUN")
     expect(run is not None and run["status"] == "RUNNING", f"run record {run}")
-    expect(observed.state.exists(f"_jobgraph/runs/{RUN}/sequences/0.json"), "sequence 0 not stored")
+    expect(observed.state.exists(f"_jobgraph/runs/{RUN}/sequences/0-99.json"), "sequence 0 not stored")
     return "run RUNNING, sequence stored, FIRST job sent"
 
 

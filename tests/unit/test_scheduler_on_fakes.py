@@ -45,7 +45,7 @@ def done(job: IncomingJob, status: JobStatus = JobStatus.COMPLETED) -> Completed
 def test_a_route_completion_sends_the_next_route(tmp_path) -> None:
     deps = deps_on_fakes(tmp_path)
     sequence = next(s for s in generate_sequences(3, seed=2) if len(s.routes) >= 3)
-    deps.results.put_sequence(SPEC.run_id, sequence)
+    deps.results.put_sequences(SPEC.run_id, [sequence])
     sent: list[IncomingJob] = []
     assert schedule(done(route_job(SPEC, sequence, 0)), deps, sent.append).startswith("sent INTERMEDIATE")
     assert [(j.exec_type, j.route_index) for j in sent] == [(ExecType.INTERMEDIATE, 1)]
@@ -100,7 +100,7 @@ def test_a_completion_without_its_sequence_is_refused_by_name_and_counts_nothing
     deps = deps_on_fakes(tmp_path)
     deps.table.create_run(SPEC.run_id, SPEC.test_run_id, 2, 9, SPEC.scenarios, SPEC.seed)
     sequence = next(s for s in generate_sequences(3, seed=2) if len(s.routes) >= 3)
-    deps.results.put_sequence(SPEC.run_id, sequence)
+    deps.results.put_sequences(SPEC.run_id, [sequence])
     sent: list[IncomingJob] = []
     for job in (route_job(SPEC, sequence, 0), aggregation_job(SPEC, 0, 3)):
         nameless = done(job).model_copy(update={"sequence_id": None})

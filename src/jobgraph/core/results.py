@@ -7,7 +7,7 @@
 Working data lives beside it under ``_jobgraph/`` (run ids cannot start with "_"):
 
     _jobgraph/runs/<run_id>/manifest.json            the run: scenarios, seed, sequence ids
-    _jobgraph/runs/<run_id>/sequences/<id>.json      the run's input sequences
+    _jobgraph/runs/<run_id>/sequences/<a>-<b>.json   the run's input sequences whose ids are a..b (100 ids a file)
     _jobgraph/runs/<run_id>/state/<sequence_id>/route_<r>.parquet   state after route r (write-once per r)
     _jobgraph/requests/<run_id>.json                 scenario 3: a run request too large for an execution input
     _jobgraph/runs/<run_id>/plan.json                scenario 3: the jobs of each sequence (the Map's ItemReader)
@@ -19,14 +19,19 @@ reads the same input and rewrites identical outputs: retries and duplicates cann
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from jobgraph.core.errors import ObjectNotFoundError
 from jobgraph.core.models import Sequence
 from jobgraph.core.ports import BlobStore
 from jobgraph.core.run import RunManifest
 
 JSON = "application/json"
 PARQUET = "application/vnd.apache.parquet"
+_SEQUENCE_BLOCK = TypeAdapter(list[Sequence])
 
 
 def delays_key(run_id: str, job_id: str) -> str:
@@ -58,8 +63,28 @@ def manifest_key(run_id: str) -> str:
     return f"_jobgraph/runs/{run_id}/manifest.json"
 
 
-def sequence_key(run_id: str, sequence_id: int) -> str:
-    return f"_jobgraph/runs/{run_id}/sequences/{sequence_id}.json"
+# A run's sequences are stored a block of ids to an object: StartRun writes one object per 100 sequence ids
+# (not one per sequence: an S3 PUT costs as much as 12 GETs), and a Scheduler reads a block once and keeps
+# it for every route of those sequences. The block of a sequence follows from its id alone.
+SEQUENCE_IDS_PER_OBJECT = 100
+
+
+def sequence_block(sequence_id: int) -> int:
+    return sequence_id // SEQUENCE_IDS_PER_OBJECT
+
+
+def find_sequence(blocks: Callable[[str, int], dict[int, Sequence]], run_id: str, sequence_id: int) -> Sequence:
+    """A sequence from its block, as ``blocks`` (ResultStore.get_sequences, or a cache of it) gives them."""
+    found = blocks(run_id, sequence_block(sequence_id)).get(sequence_id)
+    if found is None:
+        raise ObjectNotFoundError(f"run {run_id} stored no sequence {sequence_id}")
+    return found
+
+
+def sequences_key(run_id: str, block: int) -> str:
+    """The object holding the run's sequences whose ids are in ``block`` (sequence_block)."""
+    first = block * SEQUENCE_IDS_PER_OBJECT
+    return f"_jobgraph/runs/{run_id}/sequences/{first}-{first + SEQUENCE_IDS_PER_OBJECT - 1}.json"
 
 
 def request_key(run_id: str) -> str:
@@ -132,13 +157,25 @@ class ResultStore:
     def get_manifest(self, run_id: str) -> RunManifest:
         return RunManifest.model_validate_json(self.blobs.get(manifest_key(run_id)))
 
-    def put_sequence(self, run_id: str, sequence: Sequence) -> str:
-        key = sequence_key(run_id, sequence.sequence_id)
-        self.blobs.put(key, sequence.model_dump_json().encode(), JSON)
-        return key
+    def put_sequences(self, run_id: str, sequences: Iterable[Sequence]) -> list[str]:
+        """Store a run's sequences, one object per block of ids (sequences_key); returns the keys written."""
+        blocks: dict[int, list[Sequence]] = {}
+        for sequence in sequences:
+            blocks.setdefault(sequence_block(sequence.sequence_id), []).append(sequence)
+        keys = []
+        for block, members in sorted(blocks.items()):
+            keys.append(sequences_key(run_id, block))
+            self.blobs.put(keys[-1], _SEQUENCE_BLOCK.dump_json(members), JSON)
+        return keys
+
+    def get_sequences(self, run_id: str, block: int) -> dict[int, Sequence]:
+        """The run's sequences whose ids are in ``block``, by id."""
+        members = _SEQUENCE_BLOCK.validate_json(self.blobs.get(sequences_key(run_id, block)))
+        return {sequence.sequence_id: sequence for sequence in members}
 
     def get_sequence(self, run_id: str, sequence_id: int) -> Sequence:
-        return Sequence.model_validate_json(self.blobs.get(sequence_key(run_id, sequence_id)))
+        """One stored sequence (ObjectNotFoundError if the run stored none with that id)."""
+        return find_sequence(self.get_sequences, run_id, sequence_id)
 
     def put_request(self, run_id: str, request: dict[str, Any]) -> str:
         key = request_key(run_id)

@@ -17,7 +17,7 @@ from jobgraph.core.errors import InvalidJobError
 from jobgraph.core.graph import is_last_route, merge_job, next_for_sequence
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, Sequence
 from jobgraph.core.ports import JobsTablePort
-from jobgraph.core.results import ResultStore
+from jobgraph.core.results import ResultStore, find_sequence
 from jobgraph.core.run import RunSpec
 from jobgraph.services.data import data_layer
 from jobgraph.services.observability import MetricUnit, add_metric, logger
@@ -31,7 +31,7 @@ from jobgraph.services.records import (
 from jobgraph.services.run_events import announce_run_end, run_end_events
 from jobgraph.services.settings import SchedulerSettings, load_settings
 
-SEQUENCE_CACHE_SIZE = 4096
+SEQUENCE_CACHE_BLOCKS = 64  # blocks of a run's sequences a warm Scheduler keeps (100 ids each: results.py)
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,10 @@ class SchedulerDeps:
     sequence: Callable[[str, int], Sequence] = field(init=False)
 
     def __post_init__(self) -> None:
-        # A run's sequences never change once StartRun stored them, so a warm Scheduler reads each once
-        # (one S3 GET less per route job).
-        object.__setattr__(self, "sequence", lru_cache(maxsize=SEQUENCE_CACHE_SIZE)(self.results.get_sequence))
+        # A run's sequences never change once StartRun stored them, so a warm Scheduler reads each block of
+        # them once (one S3 GET per 100 sequences, not one per route job).
+        blocks = lru_cache(maxsize=SEQUENCE_CACHE_BLOCKS)(self.results.get_sequences)
+        object.__setattr__(self, "sequence", lambda run_id, sequence_id: find_sequence(blocks, run_id, sequence_id))
 
     @classmethod
     def from_settings(cls, settings: SchedulerSettings) -> SchedulerDeps:

@@ -132,8 +132,7 @@ def register(
     raises RunExistsError before anything is written or sent, so a run never half-starts twice."""
     jobs = total_jobs(sequences)
     table.create_run(spec.run_id, spec.test_run_id, len(sequences), jobs, spec.scenarios, spec.seed)
-    for sequence in sequences:
-        results.put_sequence(spec.run_id, sequence)
+    results.put_sequences(spec.run_id, sequences)
     results.put_manifest(run_manifest(spec, sequences, implementation))
     return RegisteredRun(spec, sequences, jobs)
 
