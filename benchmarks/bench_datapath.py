@@ -72,6 +72,11 @@ def figures(run_dir: Path) -> dict:
     lam = usage["lambda"]
     processor_ms = lam.get("ProcessorFunction", {}).get("duration_ms", 0)
     requests = record["api_requests"]["requests"]
+    # the SQS line is priced from CloudWatch's message counts (an upper bound on requests: runs/aws_usage.py);
+    # the request meter counts the billed 64 KB requests themselves: the cost with SQS priced from those
+    sqs = [item for item in record["cost"]["items"] if item["service"] == "SQS"]
+    metered_sqs = record["api_requests"]["units"].get("sqs_requests_64kb", 0)
+    metered_cost = record["cost"]["usd"] + sum(metered_sqs * i["unit_price_usd"] - i["usd"] for i in sqs)
     return {
         "wall_s": record["wall_seconds"],
         "jobs": jobs,
@@ -84,6 +89,7 @@ def figures(run_dir: Path) -> dict:
         },
         "cost_per_1000_route_jobs_usd": record["cost"]["per_1000_route_jobs_usd"],
         "cost_by_service_usd": record["cost"]["by_service_usd"],
+        "cost_per_1000_route_jobs_sqs_metered_usd": metered_cost / route_jobs * 1000,
         "processor_billed_ms_per_route_job": processor_ms / route_jobs,
         "lambda_billed_ms_per_route_job": sum(f["duration_ms"] for f in lam.values()) / route_jobs,
         "processor_invocations": lam.get("ProcessorFunction", {}).get("requests", 0),
@@ -92,6 +98,7 @@ def figures(run_dir: Path) -> dict:
             "s3_put": usage["s3"]["put"] / jobs,
             "s3_get": usage["s3"]["get"] / jobs,
             "sqs_64kb": usage["sqs"]["requests_64kb"] / jobs,
+            "sqs_64kb_metered": metered_sqs / jobs,
         },
     }
 
@@ -163,6 +170,7 @@ def main() -> int:
     keys = [
         ("requests_per_job", "AWS requests per job", "{:.2f}"),
         ("cost_per_1000_route_jobs_usd", "cost per 1,000 route jobs (USD)", "{:.5f}"),
+        ("cost_per_1000_route_jobs_sqs_metered_usd", "  the same, SQS from the request meter", "{:.5f}"),
         ("processor_billed_ms_per_route_job", "Processor billed ms per route job", "{:.1f}"),
         ("lambda_billed_ms_per_route_job", "all Lambda billed ms per route job", "{:.1f}"),
         ("processor_invocations", "Processor invocations", "{:.0f}"),

@@ -48,7 +48,16 @@ SCOPE: dict[str, set[str] | None] = {
     },
     "jobgraph.adapters.dynamodb.jobs": {
         f"DynamoJobStore.{method}"
-        for method in ("claim_job", "_claim", "record_job", "_outcome_update", "_counter_update", "job_attempts")
+        for method in (
+            "claim_job",
+            "_claim",
+            "record_job",
+            "record_jobs",
+            "_record_together",
+            "_outcome_update",
+            "_counter_update",
+            "job_attempts",
+        )
     },
 }
 
@@ -70,6 +79,11 @@ _EXPONENT_BOUND = (
 )
 _CASE_INSENSITIVE = "DynamoDB's expression keywords (SET, ADD, REMOVE, AND...) are case-insensitive"
 _ERROR_ALWAYS = "botocore's parsed error responses always hold an Error mapping: the {} default is never read"
+_ROUND_INT = "round(n, 3) of an int is that int: rounding the counts too changes nothing"
+_ROUNDED_TIMES = (
+    "each job's time is rounded to 3 decimals (counter_deltas): their float sum is within 1e-12 of a 3-decimal "
+    "number, which round(·, 3) and round(·, 4) both give"
+)
 _SQS_RECORD_FIELDS = "Powertools hands failure_handler an SQSRecord, whose message_id and body always exist: getattr's default is never read"
 _BODY_IS_STR = "an SQSRecord's body is always a str: str(body) is body"
 _ONE_GROUP_PER_PROCESSOR = (
@@ -137,6 +151,12 @@ EQUIVALENT: dict[str, str] = {
     },
     "jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁclaim_job__mutmut_60": _CASE_INSENSITIVE,
     **{f"jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁrecord_job__mutmut_{n}": _ERROR_ALWAYS for n in (106, 108)},
+    **{
+        f"jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_record_together__mutmut_{n}": _ERROR_ALWAYS
+        for n in (77, 79)
+    },
+    "jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_record_together__mutmut_56": _ROUND_INT,
+    "jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_record_together__mutmut_61": _ROUNDED_TIMES,
     **{
         f"jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_outcome_update__mutmut_{n}": _CASE_INSENSITIVE
         for n in (107, 111)

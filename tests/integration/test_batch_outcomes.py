@@ -111,21 +111,64 @@ def test_outcomes_that_cannot_go_together_are_written_alone(endpoint, table):
     for i, job in enumerate(batch):
         table.claim_job(job, f"m{i}", lease_ms=60_000)
     failure = completed(batch[2]).model_copy(update={"status": JobStatus.FAILED, "error_message": "boom"})
+    assert table.record_job(failure, 1, "PROCESSING") is None
+    again = table.claim_job(batch[2], "m2-again", lease_ms=60_000, attempt=2)
+    assert again.granted and again.status == "FAILED"
     outcomes = [
         JobOutcome(completed(batch[0]), 1, None),  # its previous status unknown: read, then written
         JobOutcome(completed(batch[1], key="once"), 1, "PROCESSING"),
         JobOutcome(completed(batch[1], key="twice"), 1, "PROCESSING"),  # the same job again: after, refused
-        JobOutcome(failure, 1, "PROCESSING"),
+        JobOutcome(failure, 2, again.status),  # a failure after a failure: no counter moves, a plain update
     ]
     before = endpoint.meter.snapshot("harness")
     answers = table.record_jobs(outcomes)
     assert answers[0] is None and answers[1] is None and answers[3] is None
     assert answers[2] is not None and answers[2]["output_key"] == "once"
     requests, _ = spent(endpoint, before)
-    # together: job 1 and the failure (2 outcomes); alone: the unknown one (read + write) and the duplicate
-    # (its refused write, then a read of the record that refused it)
-    assert requests == {"TransactWriteItems": 3, "GetItem": 3}
+    # alone: the unknown one (read + transaction), job 1 (the only one left to go together: as record_job
+    # does it), its duplicate (refused, then its status and record read), the failure again (an UpdateItem)
+    assert requests == {"TransactWriteItems": 3, "GetItem": 3, "UpdateItem": 1}
     assert _progress(table, spec.run_id) == {"nC": 2, "nF": 1}
+    assert _record(table, batch[2])["last_attempt"]["N"] == "2"
+
+
+def test_a_batchs_times_are_summed_to_the_millisecond_thousandth_and_tasks_counted_by_their_hour(endpoint, table):
+    from jobgraph.core.ids import new_task_id
+    from jobgraph.core.models import CompletedJob, ExecType
+
+    spec = RunSpec("times", "default", 200, 11)
+    batch = jobs(2, spec)
+    for i, job in enumerate(batch):
+        table.claim_job(job, f"m{i}", lease_ms=60_000)
+    outcomes = [JobOutcome(completed(job, ms=ms), 1, "PROCESSING") for job, ms in zip(batch, (1.1, 2.2), strict=True)]
+    assert table.record_jobs(outcomes) == [None, None]
+    assert counters(table, spec.run_id)["tF"] == 3.3  # 1.1 + 2.2 is 3.3000000000000003 as floats
+    # tasks (POST /tasks) belong to no run: each batch's are counted in the hour each ended
+    tasks = [new_task_id() for _ in range(3)]
+    ended = ["2026-12-03T04:10:00.000Z", "2026-12-03T04:59:59.999Z", "2026-12-03T05:00:00.000Z"]
+    done = [
+        CompletedJob(job_id=task, status=JobStatus.COMPLETED, processing_time_ms=5.0, test_run_id="t", run_id=task,
+                     correlation_id=task, exec_type=ExecType.SYNTHETIC, completed_at=at)
+        for task, at in zip(tasks, ended, strict=True)
+    ]  # fmt: skip
+    assert table.record_jobs([JobOutcome(task, 1, None) for task in done]) == [None] * 3  # unknown: alone
+    assert table.record_jobs([]) == []
+    more = [task.model_copy(update={"job_id": new_task_id()}) for task in done]
+    more = [task.model_copy(update={"run_id": task.job_id, "correlation_id": task.job_id}) for task in more]
+    for task in more:
+        assert table.claim_job(task_job(task), "m", lease_ms=60_000).granted
+    assert table.record_jobs([JobOutcome(task, 1, "PROCESSING") for task in more]) == [None] * 3
+    hours = table.task_progress(["2026-12-03T04"]), table.task_progress(["2026-12-03T05"])
+    assert (hours[0].completed, hours[1].completed) == (4, 2)
+
+
+def task_job(task):
+    """The incoming job of a task's completion (what the Processor claimed)."""
+    from jobgraph.core.models import IncomingJob
+
+    return IncomingJob(job_id=task.job_id, run_id=task.run_id, test_run_id="t", correlation_id=task.job_id,
+                       exec_type=task.exec_type, scenarios=1, seed=0, submitted_at="2026-12-03T04:00:00.000Z",
+                       work_duration_ms=1, data_size_kb=1)  # fmt: skip
 
 
 def test_more_outcomes_than_a_transaction_holds_go_in_several(endpoint, table):

@@ -1,7 +1,8 @@
 """Once per job: a job is claimed on its own record, run, and its outcome recorded exactly once.
 
 The claim and the completion are two conditional writes of the job record (core.ports.JobStore: DynamoDB in
-adapters/dynamodb/jobs.py, the in-memory fake in adapters/memory/jobs.py). A duplicate (a redelivery, a second
+adapters/dynamodb/jobs.py, the in-memory fake in adapters/memory/jobs.py); a queue consumer's batch completes
+its successes together (HeldOutcomes: one transaction, the run's counters written once). A duplicate (a redelivery, a second
 copy of the message, a Step Functions retry) whose job completed before is answered from that record — the
 stored completion — without running or writing again; one whose job another claimant is running now fails
 with JobInProgressError and is retried after its backoff. Shared by the Processor (and the ECS worker) and
