@@ -1,5 +1,6 @@
-"""A moto-backed copy of the stack's data plane (bucket, table, FIFO queues with DLQs) for handler tests, and the
-status API served on it."""
+"""A moto-backed copy of the stack's data plane (bucket, table, FIFO queues with DLQs) for handler tests, the
+status API served on it, and the local cloud's moto server with a fresh jobs table per test (the table adapter's
+exactly-once tests: a module may define its own ``endpoint``/``table`` instead)."""
 
 from __future__ import annotations
 
@@ -120,3 +121,22 @@ def api(fake_stack):
     client.stack, client.deps = fake_stack, deps
     yield client
     status.api_deps.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    """The local cloud's moto server (one per module): each request atomic, as DynamoDB's."""
+    from jobgraph.localcloud.server import LocalEndpoint
+
+    with LocalEndpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def table(endpoint, request):
+    """A fresh jobs table on ``endpoint`` for each test (its name from the test's, parameters included)."""
+    from jobgraph.adapters.dynamodb import JobsTable
+
+    name = f"jobs-{abs(hash(request.node.name)) % 10**8}"
+    create_table(endpoint.client("dynamodb"), name)
+    return JobsTable(name, client=endpoint.client("dynamodb"))

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.stub import Stubber
 
-from jobgraph.adapters.dynamodb import JobsTable
 from jobgraph.adapters.dynamodb.jobs import MAX_OUTCOMES_TOGETHER
 from jobgraph.core.generator import generate_sequences
 from jobgraph.core.graph import route_job
@@ -20,24 +19,9 @@ from jobgraph.core.models import JobStatus
 from jobgraph.core.ports import JobOutcome
 from jobgraph.core.progress import time_bucket
 from jobgraph.core.run import RunSpec
-from jobgraph.localcloud.server import LocalEndpoint
-from tests.integration.conftest import create_table
 from tests.integration.test_job_claims import _progress, _record, add_cancellation, completed, stubbed_table
 
 SPEC = RunSpec("batched", "default", 200, 11)
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    with LocalEndpoint() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def table(endpoint, request):
-    name = f"jobs-{abs(hash(request.node.name)) % 10**8}"
-    create_table(endpoint.client("dynamodb"), name)
-    return JobsTable(name, client=endpoint.client("dynamodb"))
 
 
 def jobs(count: int, spec: RunSpec = SPEC):

@@ -24,26 +24,11 @@ from jobgraph.core.models import CompletedJob, JobStatus
 from jobgraph.core.ports import JobClaim
 from jobgraph.core.results import ResultStore
 from jobgraph.core.run import RunSpec
-from jobgraph.localcloud.server import LocalEndpoint
 from jobgraph.services.idempotency import run_claimed
 from tests.concurrency import at_once
-from tests.integration.conftest import create_table
 
 SPEC = RunSpec("claims", "default", 200, 11)
 CLAIMANTS = 16
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    with LocalEndpoint() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def table(endpoint, request):
-    name = f"jobs-{request.node.name[:40].replace('[', '-').replace(']', '')}"
-    create_table(endpoint.client("dynamodb"), name)
-    return JobsTable(name, client=endpoint.client("dynamodb"))
 
 
 @pytest.fixture
