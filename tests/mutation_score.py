@@ -153,10 +153,10 @@ EQUIVALENT: dict[str, str] = {
     **{f"jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁrecord_job__mutmut_{n}": _ERROR_ALWAYS for n in (106, 108)},
     **{
         f"jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_record_together__mutmut_{n}": _ERROR_ALWAYS
-        for n in (77, 79)
+        for n in (66, 68)
     },
-    "jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_record_together__mutmut_56": _ROUND_INT,
-    "jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_record_together__mutmut_61": _ROUNDED_TIMES,
+    "jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_record_together__mutmut_45": _ROUND_INT,
+    "jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_record_together__mutmut_50": _ROUNDED_TIMES,
     **{
         f"jobgraph.adapters.dynamodb.jobs.xǁDynamoJobStoreǁ_outcome_update__mutmut_{n}": _CASE_INSENSITIVE
         for n in (107, 111)

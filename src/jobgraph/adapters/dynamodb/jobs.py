@@ -188,7 +188,7 @@ class DynamoJobStore(TableAccess):
         reads what changed and answers with the completion that stands). Outcomes whose previous status is
         unknown, or that change no counter, are recorded alone from the start."""
         answers: list[dict[str, Any] | None] = [None] * len(outcomes)
-        together: list[int] = []
+        together: list[tuple[int, dict[str, int | float]]] = []  # (index, the counters it moves)
         alone: list[int] = []
         seen: set[tuple[str, str]] = set()
         for index, outcome in enumerate(outcomes):
@@ -200,27 +200,27 @@ class DynamoJobStore(TableAccess):
             if outcome.expected_status is None or not deltas or key in seen:
                 alone.append(index)
             else:
-                together.append(index)
+                together.append((index, deltas))
                 seen.add(key)
         for start in range(0, len(together), MAX_OUTCOMES_TOGETHER):
             chunk = together[start : start + MAX_OUTCOMES_TOGETHER]
-            if len(chunk) == 1 or not self._record_together([outcomes[i] for i in chunk]):
-                alone.extend(chunk)
+            if len(chunk) == 1 or not self._record_together([(outcomes[i], deltas) for i, deltas in chunk]):
+                alone.extend(i for i, _ in chunk)
         for index in sorted(alone):
             outcome = outcomes[index]
             answers[index] = self.record_job(outcome.completed, outcome.attempt, outcome.expected_status)
         return answers
 
-    def _record_together(self, outcomes: list[JobOutcome]) -> bool:
-        """One transaction of the outcomes and their summed counters; False if a job's condition failed (or
-        the counters kept meeting other transactions): then nothing was written."""
+    def _record_together(self, outcomes: list[tuple[JobOutcome, dict[str, int | float]]]) -> bool:
+        """One transaction of the outcomes (each with the counter deltas it moves) and their summed counters;
+        False if a job's condition failed (or the counters kept meeting other transactions): then nothing
+        was written."""
         from botocore.exceptions import ClientError
 
         items: list[dict[str, Any]] = []
         counters: dict[layout.Key, dict[str, int | float]] = {}
-        for outcome in outcomes:
+        for outcome, deltas in outcomes:
             completed = outcome.completed
-            status = completed.status.value.upper()
             update, values = self._outcome_update(completed, outcome.attempt)
             conditioned: UpdateTypeDef = {
                 **update,
@@ -229,7 +229,6 @@ class DynamoJobStore(TableAccess):
             }
             items.append({"Update": conditioned})
             summed = counters.setdefault(layout.progress_key(completed.run_id, completed.completed_at), {})
-            deltas = counter_deltas(completed.exec_type, outcome.expected_status, status, completed.processing_time_ms)
             for name, delta in deltas.items():
                 summed[name] = summed.get(name, 0) + delta
         for key, summed in counters.items():
