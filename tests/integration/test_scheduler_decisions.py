@@ -28,6 +28,7 @@ from jobgraph.services import scheduler
 from jobgraph.services.observability import metrics
 from jobgraph.services.scheduler import SchedulerDeps, schedule
 from jobgraph.services.settings import SchedulerSettings, load_settings
+from tests.concurrency import at_once
 from tests.doubles import report_on
 from tests.log_lines import log_lines
 
@@ -323,6 +324,21 @@ def test_errors_are_kept_to_2000_characters_and_attempts_start_at_zero(stack):
     assert stack.item(f"RUN#{SPEC.run_id}", "RUN")["error"] == long_error[:2000]
     # an API task's job has no run to fail (its own record says FAILED)
     assert stack.jobs.fail_run(new_task_id(), "boom") is False
+
+
+def test_a_batch_of_group_threads_asking_for_one_block_together_reads_it_once(stack, monkeypatch):
+    """A batch's message groups run in threads: on a cold Scheduler they all ask for the block at once."""
+    get_sequences = CountingResults.get_sequences
+
+    def slow_read(self, run_id, block):
+        time.sleep(0.05)  # a GET in flight while the other threads ask
+        return get_sequences(self, run_id, block)
+
+    monkeypatch.setattr(CountingResults, "get_sequences", slow_read)
+    deps = deps_of(stack)
+    found = at_once(8, lambda i: deps.sequence(SPEC.run_id, SEQUENCES[i % 2].sequence_id))
+    assert found == [SEQUENCES[i % 2] for i in range(8)]
+    assert stack.results.reads == 1
 
 
 def test_the_sequence_cache_is_bounded(stack, monkeypatch):

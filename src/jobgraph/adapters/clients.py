@@ -1,5 +1,7 @@
 """The AWS clients the adapters talk through: one boto3 client per service and process, made on first use
-(boto3 is imported then, not at a Lambda's cold start), unless the adapter was given its own.
+(boto3 is imported then, not at a Lambda's cold start), unless the adapter was given its own. Made once even
+when a batch's group threads first ask together: boto3's default session is not to be shared by threads
+while it makes clients, and ten clients made at once cost a cold invocation ten times the time.
 
 Their types come from boto3-stubs (a dev dependency: the ``mypy_boto3_*`` modules are imported only while
 type checking). ``ClientFactory`` names, per service jobgraph calls, the client a ``client(service)``
@@ -8,8 +10,9 @@ callable returns; an adapter's ``client`` attribute (``LazyClient``) is typed by
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
+
+from jobgraph.core.memo import shared_cache
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 
-@cache
+@shared_cache()
 def default_client(service: str) -> Any:
     """boto3's client of ``service``; Any because the name is a plain string here: callers hold it under the
     service's client type (``LazyClient``'s annotation, a typed parameter)."""

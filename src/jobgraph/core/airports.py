@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from functools import cache
 from typing import TYPE_CHECKING
+
+from jobgraph.core.memo import shared_cache
 
 if TYPE_CHECKING:
     from airportsdata import Airport
@@ -21,9 +22,9 @@ DEFAULT_AIRPORT_POOL: tuple[str, ...] = (
 )  # fmt: skip
 
 
-@cache
+@shared_cache()
 def _iata_table() -> dict[str, Airport]:
-    import airportsdata  # loaded once per process; ~0.1 s
+    import airportsdata  # loaded once per process (also when a batch's group threads first ask together); ~0.1 s
 
     return airportsdata.load("IATA")
 

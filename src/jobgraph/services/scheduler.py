@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 from jobgraph.adapters.events import RunEvents
 from jobgraph.adapters.sqs import FifoQueue
 from jobgraph.core.errors import InvalidJobError
 from jobgraph.core.graph import is_last_route, merge_job, next_for_sequence
+from jobgraph.core.memo import SharedCache
 from jobgraph.core.models import CompletedJob, ExecType, IncomingJob, JobStatus, Sequence
 from jobgraph.core.ports import JobsTablePort
 from jobgraph.core.results import ResultStore, find_sequence
@@ -47,8 +48,9 @@ class SchedulerDeps:
 
     def __post_init__(self) -> None:
         # A run's sequences never change once StartRun stored them, so a warm Scheduler reads each block of
-        # them once (one S3 GET per 100 sequences, not one per route job).
-        blocks = lru_cache(maxsize=SEQUENCE_CACHE_BLOCKS)(self.results.get_sequences)
+        # them once (one S3 GET per 100 sequences, not one per route job), also when a batch's group threads
+        # ask for it together (core/memo.py)
+        blocks = SharedCache(self.results.get_sequences, maxsize=SEQUENCE_CACHE_BLOCKS)
         object.__setattr__(self, "sequence", lambda run_id, sequence_id: find_sequence(blocks, run_id, sequence_id))
 
     @classmethod
