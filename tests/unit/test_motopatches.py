@@ -221,3 +221,67 @@ def test_motos_own_sqs_trigger_never_receives_in_a_local_server(monkeypatch):
         # Then moto did not receive it for its own trigger: it is still the first receive that gets it
         got = sqs.receive_message(QueueUrl=url, AttributeNames=["ApproximateReceiveCount"])["Messages"]
     assert [m["Attributes"]["ApproximateReceiveCount"] for m in got] == ["1"]
+
+
+def test_dynamodb_update_expression_speed_ups_give_motos_own_answers():
+    """tests/dynamodb_updates.py's updates and transactions, on moto as it is and after motopatches.apply():
+    every answer (items returned, errors with their messages) and every item at the end are the same."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from jobgraph.localcloud.dynamodb import expressions
+
+    assert set(expressions.NAMES) <= set(motopatches.apply())
+    root = Path(__file__).resolve().parents[2]
+    outputs = {}
+    for mode in ("moto", "patched"):
+        ran = subprocess.run(
+            [sys.executable, "-m", "tests.dynamodb_updates", mode],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        outputs[mode] = json.loads(ran.stdout)
+    assert outputs["patched"] == outputs["moto"]
+    answers = [answer for _label, answer in outputs["moto"]["updates"] + outputs["moto"]["transactions"]]
+    refusals = " ".join(str(answer[2]) for answer in answers if answer[0] == "refused")
+    # every rule the remembered checks enforce was broken, and plenty of updates went through
+    for rule in (
+        '"SET" section can only be used once',
+        '"REMOVE" section',
+        "Two document paths overlap",
+        "part of the key",
+    ):
+        assert rule in refusals
+    assert sum(answer[0] == "ok" for answer in answers) >= 15
+
+
+def test_a_parsed_update_expression_is_shared_and_never_changed_by_its_use():
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    motopatches.apply()
+    expression = "SET #s = :s, a = if_not_exists(a, :s) REMOVE b ADD n :one"
+    tree = UpdateExpressionParser.make(expression)
+    before = pickle_of(tree)
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="eu-west-1")
+        db.create_table(
+            TableName="t", BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        )  # fmt: skip
+        for pk in ("1", "1", "2"):
+            db.update_item(
+                TableName="t", Key={"pk": {"S": pk}}, UpdateExpression=expression,
+                ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "x"}, ":one": {"N": "1"}},
+            )  # fmt: skip
+        assert db.get_item(TableName="t", Key={"pk": {"S": "1"}})["Item"]["n"] == {"N": "2"}
+    assert UpdateExpressionParser.make(expression) is tree and pickle_of(tree) == before
+
+
+def pickle_of(tree) -> bytes:
+    import pickle
+
+    return pickle.dumps(tree)

@@ -1,7 +1,7 @@
 """Patches to moto's server, applied in-process by the local cloud: two speed-ups that leave behaviour
-unchanged, fixes for tagged KMS keys, function layers and nested stack outputs from CloudFormation, and
-DynamoDB transactions that copy items rather than tables; what moto's Step Functions engine needs to run a
-deployed stack's state machine is in stepfunctions/engine.py (apply() applies both).
+unchanged, fixes for tagged KMS keys, function layers and nested stack outputs from CloudFormation; DynamoDB's
+patches are in dynamodb/, what moto's Step Functions engine needs to run a deployed stack's state machine is in
+stepfunctions/engine.py (apply() applies them all).
 
 Profiling `jobgraph run` (py-spy, 100 sequences) showed the single-threaded moto server spending most
 of its time on two things that do not depend on the request:
@@ -37,12 +37,8 @@ And one about correctness under the serialised server (server.py runs one reques
    up while it waits: the long poll sleeps a short step with the lock released, then scans again under it,
    so the ECS worker's real long polls (scenario 2) work while other clients carry on.
 
-6. DynamoDB transactions: moto backs a TransactWriteItems up by deep-copying each table it writes, once
-   per item, to roll back a cancelled one — O(table) per transaction, under the serial server's lock (18 ms
-   for 300 job records, 160 ms for 3,000, twice per job once every outcome is a transaction with the run's
-   counters): a run would slow down with its table, which DynamoDB does not. ``_transaction_item_backup``
-   backs up only the items the transaction names and puts them back if moto raises; the tables are not
-   copied. Same results: tests/unit/test_motopatches.py cancels transactions half-applied.
+6. DynamoDB: transactions that back up their items, not their tables, and update expressions parsed and
+   checked once: localcloud/dynamodb/ (one module per patch; ``apply()`` applies them here).
 
 7. No Docker: moto runs a function's code by pulling a Lambda image and starting a container, on every
    path that reaches ``LambdaFunction._invoke_lambda`` (Invoke with no controller attached, SNS and log
@@ -244,15 +240,9 @@ def apply() -> list[str]:
     if "get_cfn_attribute" not in cloudformation_models.Stack.__dict__:
         cloudformation_models.Stack.get_cfn_attribute = _nested_stack_output
         _APPLIED.append("nested stack outputs for Fn::GetAtt")
-    from moto.dynamodb import models as dynamodb_models
+    from jobgraph.localcloud import dynamodb
 
-    if callable(getattr(dynamodb_models.DynamoDBBackend, "transact_write_items", None)) and hasattr(
-        dynamodb_models, "copy"
-    ):
-        dynamodb_models.DynamoDBBackend.transact_write_items = _transaction_item_backup(
-            dynamodb_models.DynamoDBBackend.transact_write_items
-        )
-        _APPLIED.append("DynamoDB transactions back up their items, not their tables")
+    _APPLIED.extend(dynamodb.apply())
     from jobgraph.localcloud.stepfunctions import engine
 
     _APPLIED.extend(engine.apply())
@@ -324,63 +314,6 @@ def _layers_by_arn(original):
         return original(self, [getattr(layer, "arn", layer) for layer in layers_versions_arns])
 
     return _get_layers_data
-
-
-_TRANSACTION_LOCK = threading.Lock()
-
-
-def _transaction_item_backup(original):
-    import copy
-
-    from moto.dynamodb import models as dynamodb_models
-    from moto.dynamodb.models.dynamo_type import DynamoType
-    from moto.dynamodb.models.table import Table
-
-    class TablesUncopied:
-        """What moto's module sees as ``copy`` during a transaction: a table is its own backup."""
-
-        @staticmethod
-        def deepcopy(value, memo=None):
-            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
-
-    def named_items(backend, transact_items) -> list[tuple]:
-        items = []
-        for entry in transact_items:
-            for op in entry.values():
-                table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
-                if table is None:
-                    continue
-                key = op.get("Key") or op.get("Item") or {}
-                hash_value = DynamoType(key[table.hash_key_attr])
-                range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
-                items.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
-        return items
-
-    def restore(table, hash_value, range_value, item) -> None:
-        if item is None:
-            table.delete_item(hash_value, range_value)
-        elif range_value is not None:
-            table.items[hash_value][range_value] = item
-        else:
-            table.items[hash_value] = item
-
-    def transact_write_items(self, transact_items):
-        try:
-            backup = named_items(self, transact_items)
-        except Exception:  # a malformed request: moto's own code says what is wrong with it
-            return original(self, transact_items)
-        with _TRANSACTION_LOCK:
-            dynamodb_models.copy = TablesUncopied
-            try:
-                return original(self, transact_items)
-            except Exception:
-                for saved in reversed(backup):
-                    restore(*saved)
-                raise
-            finally:
-                dynamodb_models.copy = copy
-
-    return transact_write_items
 
 
 def _nested_stack_output(self, attribute_name: str):
