@@ -5,6 +5,8 @@ S3 runs under moto's ``mock_aws``; the local-disk twin must behave identically, 
 
 from __future__ import annotations
 
+import threading
+
 import boto3
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from jobgraph.core import parquet_codec
 from jobgraph.core.delay_model import RouteState
 from jobgraph.core.errors import ObjectNotFoundError, StoreError
 from jobgraph.core.models import Sequence
-from jobgraph.core.results import ResultStore
+from jobgraph.core.results import READS_IN_FLIGHT, ResultStore
 from jobgraph.core.run import RunManifest
 
 
@@ -124,3 +126,44 @@ def test_local_keys_cannot_escape_the_root(tmp_path):
     for key in ("../x", "/etc/passwd", "a//b", "a/./b"):
         with pytest.raises(StoreError, match="invalid key"):
             blobs.put(key, b"")
+
+
+class MeetingReads:
+    """A BlobStore wrapper whose GETs wait (up to 5 s) until ``meet`` of them are in flight together."""
+
+    def __init__(self, blobs, meet: int):
+        self.blobs, self.meet = blobs, meet
+        self._changed = threading.Condition()
+        self.in_flight = self.most_in_flight = 0
+
+    def __getattr__(self, name):
+        return getattr(self.blobs, name)
+
+    def get(self, key: str) -> bytes:
+        with self._changed:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self._changed.notify_all()
+            if not self._changed.wait_for(lambda: self.most_in_flight >= self.meet, timeout=5):
+                self.meet = 0  # they never met: the reads go on without waiting (and the test fails)
+        try:
+            return self.blobs.get(key)
+        finally:
+            with self._changed:
+                self.in_flight -= 1
+
+
+def test_percentiles_of_many_sequences_are_read_together_in_their_order(blobs):
+    """MERGE's read: the documents in the manifest's order, the sequences without one named, the reads in flight
+    together (READS_IN_FLIGHT at most)."""
+    store = ResultStore(blobs)
+    ids = list(range(3, 40))
+    for sequence_id in ids:
+        if sequence_id % 7:
+            store.put_percentiles("run", sequence_id, {"sequence_id": sequence_id})
+    meeting = MeetingReads(blobs, meet=READS_IN_FLIGHT)
+    documents, missing = ResultStore(meeting).percentiles_of("run", reversed(ids))
+    assert [d["sequence_id"] for d in documents] == [i for i in reversed(ids) if i % 7]
+    assert missing == [35, 28, 21, 14, 7]
+    assert meeting.most_in_flight == READS_IN_FLIGHT
+    assert store.percentiles_of("run", []) == ([], []) and store.percentiles_of("run", [7]) == ([], [7])

@@ -136,13 +136,7 @@ def merge_documents(run_id: str, documents: list[dict[str, Any]]) -> dict[str, A
 def run_merge(job: IncomingJob, store: ResultStore) -> str:
     """MERGE: one per run, over every sequence listed in the run manifest."""
     manifest = store.get_manifest(job.run_id)
-    documents = []
-    missing = []
-    for sequence_id in manifest.sequence_ids:
-        try:
-            documents.append(store.get_percentiles(job.run_id, sequence_id))
-        except ObjectNotFoundError:
-            missing.append(sequence_id)
+    documents, missing = store.percentiles_of(job.run_id, manifest.sequence_ids)
     if missing:
         raise MissingStateError(f"{job.job_id}: no percentiles yet for sequences {missing[:10]}")
     return store.put_merged(job.run_id, merge_documents(job.run_id, documents))
