@@ -108,6 +108,12 @@ def test_a_projection_from_the_small_runs_predicts_the_larger_runs(small, large,
                   f"{raw:.1f} s raw, {normalised:.1f} s at the larger run's speed (x{speed:.2f}): "
                   f"{errors[measured['scenario']]:+.0%}")  # fmt: skip
     assert all(abs(error) <= TOLERANCE for error in errors.values()), errors
+    # scenario 1's event sources recorded each batch's time in its slot, one per invocation, never shorter
+    scenario_1 = read(small[1][0])
+    for function in ("ProcessorFunction", "SchedulerFunction"):
+        slots, invocations = (scenario_1["samples"][kind][function] for kind in ("slot_ms", "invocation_ms"))
+        assert len(slots) == len(invocations) == scenario_1["functions"][function]["invocations"]
+        assert sorted(slots)[len(slots) // 2] >= sorted(invocations)[len(invocations) // 2]
     assert main(["project", str(small[1][0]), "--sequences", str(LARGE), "100"]) == 0
     assert "replay at the run's size" in capsys.readouterr().out
 

@@ -133,6 +133,8 @@ def build(outcome, table: dict) -> dict:
         "samples": {
             "stage_ms": {stage: [round(v, 3) for v in outcome.stage_ms.get(stage, [])] for stage in STAGES},
             "invocation_ms": {name: _rounded(f["invocation_ms"]) for name, f in functions.items()},
+            # per batch of an event source, the time it held its slot (local runs; poller.PollerStats.slot_ms)
+            "slot_ms": {name: _rounded(f["slot_ms"]) for name, f in functions.items() if f.get("slot_ms")},
             "queue_wait_ms": {name: _rounded(f["queue_wait_ms"]) for name, f in functions.items()},
             "batch_ms": {name: _rounded(s["batch_ms"]) for name, s in services.items()},
         },

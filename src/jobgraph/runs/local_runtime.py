@@ -29,6 +29,7 @@ def _mapped_figures(stats, mapping) -> dict:
         "last_error": stats.last_error.get(logical_id),
         "queue_wait_ms": list(stats.queue_wait_ms[logical_id]),
         "invocation_ms": list(stats.invocation_ms[logical_id]),
+        "slot_ms": list(stats.slot_ms[logical_id]),
     }
 
 

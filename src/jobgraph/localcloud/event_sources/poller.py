@@ -70,6 +70,9 @@ class RuntimeStats:
     duplicates: Counter = field(default_factory=Counter)
     queue_wait_ms: dict = field(default_factory=lambda: defaultdict(list))
     invocation_ms: dict = field(default_factory=lambda: defaultdict(list))
+    # per batch, how long it held its worker slot: from the receive that got it to the slot free again (the
+    # invocation, the event's way to the worker and the result's back, the log lines, the deletes)
+    slot_ms: dict = field(default_factory=lambda: defaultdict(list))
     init_ms: dict = field(default_factory=lambda: defaultdict(list))  # one per cold start
     in_flight: Counter = field(default_factory=Counter)
     last_error: dict = field(default_factory=dict)
@@ -161,6 +164,7 @@ class MappingPoller:
                 slot = self._free.get(timeout=0.1)
             except queue.Empty:
                 continue
+            received_at = time.monotonic()
             messages = self.sqs.receive_message(
                 QueueUrl=self.mapping.queue_url,
                 MaxNumberOfMessages=self.mapping.batch_size,
@@ -178,7 +182,7 @@ class MappingPoller:
                 continue
             idle = IDLE_MIN_S
             self._note_received(messages)
-            self._inboxes[slot].put(messages)
+            self._inboxes[slot].put((messages, received_at))
 
     def _note_received(self, messages: list[dict]) -> None:
         name = self.mapping.function.logical_id
@@ -211,12 +215,16 @@ class MappingPoller:
         try:
             while not self.stop_event.is_set():
                 try:
-                    messages = self._inboxes[slot].get(timeout=0.2)
+                    messages, received_at = self._inboxes[slot].get(timeout=0.2)
                 except queue.Empty:
                     continue
                 try:
                     self.dispatch(worker, rng, messages)
                 finally:
+                    with self.stats.lock:
+                        self.stats.slot_ms[self.mapping.function.logical_id].append(
+                            (time.monotonic() - received_at) * 1000
+                        )
                     self._free.put(slot)
         finally:
             worker.stop()
