@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobgraph.bench.project import TEMPLATE_DEFAULTS, model_of, project
-from jobgraph.bench.simulation import ProjectionError, simulate
+from jobgraph.bench.simulation import ProjectionError, on_lanes, simulate
 from jobgraph.sam.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,3 +165,54 @@ def test_the_template_defaults_a_projection_falls_back_on_are_the_templates_own(
             if name in TEMPLATE_DEFAULTS:
                 declared.setdefault(name, set()).add(str(spec["Default"]))
     assert declared == {name: {value} for name, value in TEMPLATE_DEFAULTS.items()}
+
+
+def test_jobs_on_lanes_take_the_first_lane_free():
+    assert on_lanes([100.0, 100.0, 100.0], 1) == 300.0
+    assert on_lanes([100.0, 100.0, 100.0], 10) == 100.0  # all at once: the slowest
+    assert on_lanes([100.0, 50.0, 50.0, 50.0], 2) == 150.0  # lanes 100 and 50+50, the last 50 on the first
+    assert on_lanes([30.0], 4) == 30.0 and on_lanes([], 4) == 0.0
+
+
+def overlapping_record() -> dict:
+    """Two sequences of 3 routes, every job 100 ms, run by one Processor whose ten lanes ran a batch's groups at
+    once under a latency profile: four batches of two jobs (100 ms on the lanes + 20 ms of the batch's own) and
+    the MERGE (200 + 20)."""
+    rec = record(chains=(3, 3))
+    rec["settings"]["stack_parameters"]["GroupConcurrency"] = "10"
+    rec["settings"]["service_latency"] = {"label": "default", "source": "assumptions"}
+    rec["functions"]["ProcessorFunction"].update(batch_size=10, received=9)
+    rec["samples"]["invocation_ms"]["ProcessorFunction"] = [120.0, 120.0, 120.0, 120.0, 220.0]
+    return rec
+
+
+def test_a_runner_whose_batch_jobs_waited_apart_is_modelled_as_lanes_plus_a_time_per_batch():
+    model = model_of(overlapping_record())
+    # busy 700 ms against 1,000 ms of processing: the lanes, not a scale; 20 ms per batch beyond its jobs
+    assert (model.lanes, model.job_scale, model.job_overhead_ms) == (10, 1.0, 0.0)
+    assert model.batch_overhead_ms == pytest.approx(20.0)
+    # both sequences' jobs in one batch at each step: 4 x (20 + 100) ms, then MERGE 20 + 200 ms
+    assert simulate(model, 2)["makespan_s"] == pytest.approx(0.7)
+    words = " ".join(project(overlapping_record(), [4])["assumptions"])
+    assert "on 10 lanes at once" in words and "20.0 ms per batch" in words
+    # without a latency profile the one local server served the batch's jobs in turn: their times add up, scaled
+    rec = overlapping_record()
+    del rec["settings"]["service_latency"]
+    model = model_of(rec)
+    assert (model.lanes, model.job_scale, model.batch_overhead_ms) == (1, pytest.approx(0.7), 0.0)
+    assert model_of(rec, on="aws").lanes == 10  # on AWS a batch's jobs wait on their services apart
+
+
+def test_the_local_event_sources_time_per_batch_is_added_on_the_run_but_not_on_aws():
+    """slot_ms: how long each batch held its event source slot; beyond the invocation it is the local poller's."""
+    rec = record(chains=(3,))
+    rec["samples"]["invocation_ms"]["ProcessorFunction"] = [100.0] * 4 + [100.0]
+    rec["functions"]["ProcessorFunction"]["received"] = 5
+    rec["samples"]["slot_ms"] = {"ProcessorFunction": [130.0] * 5, "SchedulerFunction": [40.0] * 4}
+    model = model_of(rec)
+    assert model.batch_overhead_ms == pytest.approx(30.0)
+    assert model.scheduler_ms_per_message == pytest.approx(160.0 / 4)  # the slots' time per message received
+    # five jobs, one after another, each batch 30 ms longer; four Scheduler messages of 40 ms between them
+    assert simulate(model, 1)["makespan_s"] == pytest.approx(0.5 + 5 * 0.03 + 4 * 0.04)
+    on_aws = model_of(rec, on="aws")
+    assert on_aws.batch_overhead_ms == 0.0 and on_aws.scheduler_ms_per_message == pytest.approx(0.0)

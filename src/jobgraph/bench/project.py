@@ -31,13 +31,14 @@ from __future__ import annotations
 import numpy as np
 
 from jobgraph.bench.record import ROUTE_STAGES
-from jobgraph.bench.simulation import Model, ProjectionError, simulate
+from jobgraph.bench.simulation import Model, ProjectionError, on_lanes, simulate
 from jobgraph.core.models import ExecType
 
 # a sequence's jobs: its routes, then its AGGREGATION
 SEQUENCE_STAGES = (*ROUTE_STAGES, ExecType.AGGREGATION.value)
 STARTERS = ("StartRunFunction", "PrepareRunFunction")
 RUNNER_FUNCTION = {1: "ProcessorFunction", 3: "StepTaskFunction"}
+SCENARIO_2_GROUP_CONCURRENCY = 10  # templates/scenario-2.yaml: the worker's GROUP_CONCURRENCY
 SCHEDULER = "SchedulerFunction"
 
 # Documented AWS defaults (per account and region) that can bound a run of this graph; each one a rate a
@@ -86,6 +87,44 @@ def _parameter(record: dict, key: str) -> str:
     settings = record.get("settings", {})
     found = {**settings.get("stack_parameters", {}), **settings.get("parameters", {})}
     return str(found.get(key, TEMPLATE_DEFAULTS[key]))
+
+
+def _lanes(record: dict) -> int:
+    """Message groups of a batch the runner ran at once: the stack's GroupConcurrency (scenario 1), the ECS
+    task definition's GROUP_CONCURRENCY (scenario 2: 10); 1 where the record has neither (before 16.2)."""
+    settings = record.get("settings", {})
+    found = {**settings.get("stack_parameters", {}), **settings.get("parameters", {})}.get("GroupConcurrency")
+    if found is not None:
+        return int(found)
+    return SCENARIO_2_GROUP_CONCURRENCY if record["scenario"] == 2 else 1
+
+
+def _jobs_wait_apart(record: dict, on: str) -> bool:
+    """Whether a batch's jobs waited on their services each on its own: on AWS, or in a local run under a service
+    latency profile (their requests' service times overlap). A local run without one is bound by the one serial
+    server: a batch's jobs take turns on it, so their times add up (the scale of busy over processing time)."""
+    return on == "aws" or record.get("mode") == "AWS" or bool(record.get("settings", {}).get("service_latency"))
+
+
+def expected_batch_ms(samples: np.ndarray, jobs_per_batch: float, lanes: int, draws: int = 400) -> float:
+    """The mean time of a batch of ``jobs_per_batch`` jobs (a fraction: batches of its floor and ceiling in
+    proportion) drawn from ``samples`` and laid out on ``lanes`` lanes."""
+    rng = np.random.default_rng(0)
+    low, high = int(np.floor(jobs_per_batch)), int(np.ceil(jobs_per_batch))
+    total = 0.0
+    for _ in range(draws):
+        size = high if rng.random() < jobs_per_batch - low else low
+        total += on_lanes(list(rng.choice(samples, size=max(1, size))), lanes)
+    return total / draws
+
+
+def _slot_overhead_ms(record: dict, function: str) -> float:
+    """Per batch, the local event source's time beyond the invocation (0 where the record has no slot times)."""
+    slots, invocations = _samples(record, "slot_ms", function), _samples(record, "invocation_ms", function)
+    if not slots or not invocations:
+        return 0.0
+    # medians: a cold start's slot also holds the worker's start and INIT, which the model adds on its own
+    return max(0.0, float(np.median(slots)) - float(np.median(invocations)))
 
 
 def _init_ms(record: dict, function: str) -> float:
@@ -141,6 +180,8 @@ def model_of(record: dict, on: str = "run") -> Model:
         busy_ms = sum(_samples(record, "batch_ms", service_name))
         concurrency, init = int(service["tasks"]), 0.0
         batch_size = 10  # the worker receives up to 10 messages per call
+        batches = len(_samples(record, "batch_ms", service_name)) or int(service.get("batches") or 1)
+        received = int(service.get("received") or jobs)
     else:
         runner = RUNNER_FUNCTION[scenario]
         busy_ms = _busy_ms(record, runner)
@@ -149,6 +190,10 @@ def model_of(record: dict, on: str = "run") -> Model:
         concurrency = int(_mapping(record, runner, "workers") or functions.get(runner, {}).get("workers") or 1)
         batch_size = int(_mapping(record, runner, "batch_size") or 1)
         init = _init_ms(record, runner)
+        batches = len(_samples(record, "invocation_ms", runner)) or int(
+            functions.get(runner, {}).get("invocations") or 1
+        )
+        received = int(functions.get(runner, {}).get("received") or jobs)
     starter = next((s for s in STARTERS if _busy_ms(record, s) is not None), None)
     starter_ms = _busy_ms(record, starter) if starter else 0.0
     model = Model(
@@ -165,6 +210,20 @@ def model_of(record: dict, on: str = "run") -> Model:
         batch_size=batch_size,
         on=on,
     )
+    if on == "run" and scenario == 1:
+        # what the local event source adds to each batch beyond the invocation (the event's way to the worker
+        # and back, the log lines, the deletes): the slot's time less the invocation's, per batch
+        model.batch_overhead_ms = _slot_overhead_ms(record, runner)
+    lanes = _lanes(record) if scenario in (1, 2) and _jobs_wait_apart(record, on) else 1
+    if lanes > 1 and model.job_scale < 1 and batches > 1:
+        # the runner overlapped a batch's jobs: a batch is its jobs on the lanes plus what it does once (the
+        # outcomes written together, the completions sent), that part estimated as the mean batch's time less
+        # its jobs' laid out on the lanes (the MERGE taken out: its own batch of one, its time measured)
+        pooled = np.concatenate([stage_ms[s] for s in SEQUENCE_STAGES])
+        jobs_per_batch = max(1.0, (received - 1) / (batches - 1))
+        expected = expected_batch_ms(pooled, jobs_per_batch, lanes) * (batches - 1) + float(np.mean(merge))
+        model.lanes, model.job_scale, model.job_overhead_ms = lanes, 1.0, 0.0
+        model.batch_overhead_ms += max(0.0, (busy_ms - expected) / batches)
     if scenario in (1, 2):
         scheduler_ms = _busy_ms(record, SCHEDULER)
         if scheduler_ms is None:
@@ -172,6 +231,10 @@ def model_of(record: dict, on: str = "run") -> Model:
         # every job's completion is one message to the Scheduler (as many as it received, where that is recorded)
         received = functions.get(SCHEDULER, {}).get("received") or record["jobs"]
         model.scheduler_concurrency = int(_mapping(record, SCHEDULER, "workers") or 1)
+        slots = _samples(record, "slot_ms", SCHEDULER)
+        if slots and on == "run":  # the slots' time, less the cold starts' INIT (the model adds INIT itself)
+            colds = int(functions.get(SCHEDULER, {}).get("cold_starts") or 0)
+            scheduler_ms = max(scheduler_ms, sum(slots) - colds * _init_ms(record, SCHEDULER))
         model.scheduler_ms_per_message = scheduler_ms / received
         model.scheduler_init_ms = _init_ms(record, SCHEDULER)
         # the Scheduler keeps up (its queue holds at most a few batches): its median queue wait is a queue hop's
@@ -211,6 +274,7 @@ def scaled(model: Model, factor: float) -> Model:
         starter_ms_per_sequence=model.starter_ms_per_sequence * factor,
         starter_init_ms=model.starter_init_ms * factor,
         runner_init_ms=model.runner_init_ms * factor,
+        batch_overhead_ms=model.batch_overhead_ms * factor,
         scheduler_ms_per_message=model.scheduler_ms_per_message * factor,
         scheduler_init_ms=model.scheduler_init_ms * factor,
     )
@@ -292,6 +356,21 @@ def assumptions(record: dict, model: Model) -> list[str]:
             f", times {model.job_scale:.2f} (the runner overlapped a batch's jobs: busy time / processing time)"
             if model.job_scale < 1
             else ""
+        )
+        + (
+            f"; a batch's jobs on {model.lanes} lanes at once (its message groups), each job on the first lane free"
+            if model.lanes > 1
+            else ""
+        )
+        + (
+            f"; {model.batch_overhead_ms:.1f} ms per batch beyond its jobs (written and sent together"
+            + (
+                ", and the local event source's own time per batch: its slot's time less the invocation's)"
+                if model.on == "run" and model.scenario == 1
+                else ")"
+            )
+            if model.batch_overhead_ms
+            else ""
         ),
         f"MERGE: {model.merge_ms_per_sequence:.2f} ms per sequence (it reads every sequence's percentiles); "
         f"starter: {model.starter_ms_per_sequence:.2f} ms per sequence + INIT {model.starter_init_ms:.0f} ms",
@@ -305,8 +384,10 @@ def assumptions(record: dict, model: Model) -> list[str]:
         runner = "ECS tasks" if model.scenario == 2 else "Processor workers"
         said.append(
             f"queue graph: {model.runner_concurrency} {runner} taking batches of up to {model.batch_size} (one job per "
-            f"aircraft in flight: FIFO groups), jobs of a batch one after another, completions sent at the batch's end; "
-            f"{model.scheduler_concurrency} Scheduler workers at {model.scheduler_ms_per_message:.1f} ms per message"
+            f"aircraft in flight: FIFO groups), "
+            + ("jobs of a batch on its lanes" if model.lanes > 1 else "jobs of a batch one after another")
+            + ", completions sent at the batch's end; "
+            + f"{model.scheduler_concurrency} Scheduler workers at {model.scheduler_ms_per_message:.1f} ms per message"
         )
     else:
         said.append(

@@ -33,6 +33,11 @@ class Model:
     runner_concurrency: int
     runner_init_ms: float  # 0 where the runner was running before the run (ECS tasks)
     batch_size: int = 10
+    # message groups of a batch the runner runs at once (GROUP_CONCURRENCY), each job on the first free lane,
+    # and its time per batch beyond its jobs' (the outcomes written together, the completions sent): with
+    # lanes > 1 a batch takes batch_overhead_ms + its jobs laid out on the lanes, not their sum
+    lanes: int = 1
+    batch_overhead_ms: float = 0.0
     scheduler_concurrency: int = 0
     scheduler_ms_per_message: float = 0.0
     scheduler_init_ms: float = 0.0
@@ -128,7 +133,8 @@ class _Sim:
                 if init_ms:
                     self.cold_starts += 1
                 init_ms = 0.0
-                busy += sum(self.merge_ms() if job == merge else self.service_ms(*job) for job in batch)
+                times = [self.merge_ms() if job == merge else self.service_ms(*job) for job in batch]
+                busy += model.batch_overhead_ms + on_lanes(times, model.lanes)
                 yield env.timeout(busy / 1000)
                 if merge in batch:
                     self.finished.succeed()
@@ -187,6 +193,18 @@ class _Sim:
         yield env.timeout(model.gap_ms / 1000)
         yield env.process(task(self.merge_ms()))
         self.finished.succeed()
+
+
+def on_lanes(times: list[float], lanes: int) -> float:
+    """How long jobs of these times take on ``lanes`` lanes, each taken in order by the first lane free (a
+    batch's message groups on a pool of ``lanes`` threads); one lane: their sum."""
+    if lanes <= 1 or len(times) <= 1:
+        return float(sum(times))
+    ends = [0.0] * min(lanes, len(times))
+    for time in times:
+        first = ends.index(min(ends))
+        ends[first] += time
+    return max(ends)
 
 
 def simulate(model: Model, sequences: int, seed: int = 0) -> dict:
