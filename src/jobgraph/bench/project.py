@@ -83,17 +83,20 @@ def _samples(record: dict, kind: str, name: str) -> list[float]:
     return record.get("samples", {}).get(kind, {}).get(name) or []
 
 
-def _parameter(record: dict, key: str) -> str:
+def _parameters(record: dict) -> dict:
+    """The stack's template parameters as the record has them (deployed values, then `--parameter` overrides)."""
     settings = record.get("settings", {})
-    found = {**settings.get("stack_parameters", {}), **settings.get("parameters", {})}
-    return str(found.get(key, TEMPLATE_DEFAULTS[key]))
+    return {**settings.get("stack_parameters", {}), **settings.get("parameters", {})}
+
+
+def _parameter(record: dict, key: str) -> str:
+    return str(_parameters(record).get(key, TEMPLATE_DEFAULTS[key]))
 
 
 def _lanes(record: dict) -> int:
     """Message groups of a batch the runner ran at once: the stack's GroupConcurrency (scenario 1), the ECS
     task definition's GROUP_CONCURRENCY (scenario 2: 10); 1 where the record has neither (before 16.2)."""
-    settings = record.get("settings", {})
-    found = {**settings.get("stack_parameters", {}), **settings.get("parameters", {})}.get("GroupConcurrency")
+    found = _parameters(record).get("GroupConcurrency")
     if found is not None:
         return int(found)
     return SCENARIO_2_GROUP_CONCURRENCY if record["scenario"] == 2 else 1
@@ -181,7 +184,7 @@ def model_of(record: dict, on: str = "run") -> Model:
         concurrency, init = int(service["tasks"]), 0.0
         batch_size = 10  # the worker receives up to 10 messages per call
         batches = len(_samples(record, "batch_ms", service_name)) or int(service.get("batches") or 1)
-        received = int(service.get("received") or jobs)
+        runner_received = int(service.get("received") or jobs)
     else:
         runner = RUNNER_FUNCTION[scenario]
         busy_ms = _busy_ms(record, runner)
@@ -193,7 +196,7 @@ def model_of(record: dict, on: str = "run") -> Model:
         batches = len(_samples(record, "invocation_ms", runner)) or int(
             functions.get(runner, {}).get("invocations") or 1
         )
-        received = int(functions.get(runner, {}).get("received") or jobs)
+        runner_received = int(functions.get(runner, {}).get("received") or jobs)
     starter = next((s for s in STARTERS if _busy_ms(record, s) is not None), None)
     starter_ms = _busy_ms(record, starter) if starter else 0.0
     model = Model(
@@ -220,7 +223,7 @@ def model_of(record: dict, on: str = "run") -> Model:
         # outcomes written together, the completions sent), that part estimated as the mean batch's time less
         # its jobs' laid out on the lanes (the MERGE taken out: its own batch of one, its time measured)
         pooled = np.concatenate([stage_ms[s] for s in SEQUENCE_STAGES])
-        jobs_per_batch = max(1.0, (received - 1) / (batches - 1))
+        jobs_per_batch = max(1.0, (runner_received - 1) / (batches - 1))
         expected = expected_batch_ms(pooled, jobs_per_batch, lanes) * (batches - 1) + float(np.mean(merge))
         model.lanes, model.job_scale, model.job_overhead_ms = lanes, 1.0, 0.0
         model.batch_overhead_ms += max(0.0, (busy_ms - expected) / batches)
